@@ -1,0 +1,138 @@
+/* Forward sweeps: values (zero order) and one tangent (first order). */
+#include "rules.h"
+#include "sweep.h"
+
+int forward_range(const pyad_tape *t, const double *x, double *v,
+                  int64_t begin, int64_t end, int64_t *bad_op)
+{
+    const uint8_t *op = t->op;
+    const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
+    const double *consts = t->consts;
+    for (int64_t k = begin; k < end; ++k) {
+        switch (op[k]) {
+#define SPECIAL(name)
+#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) \
+        case OP_##name: { FETCH_##kind v[k] = (value); break; }
+#define COMPARE(name, value) \
+        case OP_##name: { FETCH_BINARY v[k] = (value) ? 1.0 : 0.0; break; }
+#define COMPARE_C(name, value) \
+        case OP_##name: { FETCH_WITH_CONST v[k] = (value) ? 1.0 : 0.0; break; }
+#include "ops.def"
+#undef SPECIAL
+#undef PRIMITIVE
+#undef COMPARE
+#undef COMPARE_C
+        case OP_input: if (x) v[k] = x[A[k]]; break;
+        case OP_constant: v[k] = consts[B[k]]; break;
+        case OP_select: v[k] = v[A[k]] != 0.0 ? v[B[k]] : v[C[k]]; break;
+        case OP_axpy_c: v[k] = v[A[k]] + consts[C[k]] * v[B[k]]; break;
+        case OP_guard_true:
+        case OP_guard_false:
+            v[k] = v[A[k]];
+            if ((v[k] != 0.0) != (op[k] == OP_guard_true)) {
+                *bad_op = k;
+                return PYAD_EBRANCH;
+            }
+            break;
+        }
+    }
+    return PYAD_OK;
+}
+
+static void gather_outputs(const pyad_tape *t, const double *v, double *y)
+{
+    if (y)
+        for (int64_t i = 0; i < t->n_outputs; ++i)
+            y[i] = v[t->outputs[i]];
+}
+
+int pyad_forward(pyad_tape *t, const double *x, double *v, double *y, int64_t *bad_op)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (!v || !bad_op || (t->n_inputs && !x))
+        return PYAD_EINVAL;
+    int s = tape_begin_sweep(t);
+    if (s)
+        return s;
+    s = forward_range(t, x, v, 0, t->n_ops, bad_op);
+    if (s == PYAD_OK)
+        gather_outputs(t, v, y);
+    tape_end_sweep(t);
+    return s;
+}
+
+static int tangent_range(const pyad_tape *t, const double *x, const double *xdot,
+                         double *v, double *vd, int64_t *bad_op)
+{
+    const uint8_t *op = t->op;
+    const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
+    const double *consts = t->consts;
+    for (int64_t k = 0; k < t->n_ops; ++k) {
+        switch (op[k]) {
+#define SPECIAL(name)
+#define TANGENT_RULE_UNARY(d_x, d_y) (d_x) * xd
+#define TANGENT_RULE_WITH_CONST(d_x, d_y) (d_x) * xd
+#define TANGENT_RULE_BINARY(d_x, d_y) (d_x) * xd + (d_y) * yd
+#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)          \
+        case OP_##name: {                                           \
+            FETCH_##kind TANGENT_##kind                             \
+            double z = (value);                                     \
+            v[k] = z;                                               \
+            vd[k] = TANGENT_RULE_##kind(d_x, d_y);                  \
+            (void)z;                                                \
+            break;                                                  \
+        }
+#define COMPARE(name, value) \
+        case OP_##name: { FETCH_BINARY v[k] = (value) ? 1.0 : 0.0; vd[k] = 0.0; break; }
+#define COMPARE_C(name, value) \
+        case OP_##name: { FETCH_WITH_CONST v[k] = (value) ? 1.0 : 0.0; vd[k] = 0.0; break; }
+#include "ops.def"
+#undef SPECIAL
+#undef PRIMITIVE
+#undef COMPARE
+#undef COMPARE_C
+        case OP_input: v[k] = x[A[k]]; vd[k] = xdot[A[k]]; break;
+        case OP_constant: v[k] = consts[B[k]]; vd[k] = 0.0; break;
+        case OP_select: {
+            int64_t pick = v[A[k]] != 0.0 ? B[k] : C[k];
+            v[k] = v[pick];
+            vd[k] = vd[pick];
+            break;
+        }
+        case OP_axpy_c:
+            v[k] = v[A[k]] + consts[C[k]] * v[B[k]];
+            vd[k] = vd[A[k]] + consts[C[k]] * vd[B[k]];
+            break;
+        case OP_guard_true:
+        case OP_guard_false:
+            v[k] = v[A[k]];
+            vd[k] = 0.0;
+            if ((v[k] != 0.0) != (op[k] == OP_guard_true)) {
+                *bad_op = k;
+                return PYAD_EBRANCH;
+            }
+            break;
+        }
+    }
+    return PYAD_OK;
+}
+
+int pyad_forward_tangent(pyad_tape *t, const double *x, const double *xd,
+                         double *v, double *vd, double *y, double *yd, int64_t *bad_op)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (!v || !vd || !bad_op || (t->n_inputs && (!x || !xd)))
+        return PYAD_EINVAL;
+    int s = tape_begin_sweep(t);
+    if (s)
+        return s;
+    s = tangent_range(t, x, xd, v, vd, bad_op);
+    if (s == PYAD_OK) {
+        gather_outputs(t, v, y);
+        gather_outputs(t, vd, yd);
+    }
+    tape_end_sweep(t);
+    return s;
+}

@@ -1,0 +1,113 @@
+/* pyad's C core: a Wengert tape and the sweeps over it.
+ *
+ * Every function that can fail returns a status (PYAD_OK or a negative PYAD_E*);
+ * recording functions return the new slot index (>= 0) or a negative status.
+ * Nothing here aborts, prints or keeps global state: the tape is passed in.
+ * A NULL tape is reported as PYAD_ECLOSED, so a closed Python tape is never
+ * dereferenced.
+ */
+#ifndef PYAD_H
+#define PYAD_H
+
+#include <stdint.h>
+
+typedef struct pyad_tape pyad_tape;
+
+enum pyad_status {
+    PYAD_OK = 0,
+    PYAD_ENOMEM = -1,   /* an allocation failed; the tape is unchanged */
+    PYAD_EINVAL = -2,   /* an argument is out of range (op code, count, kind) */
+    PYAD_EINDEX = -3,   /* an operand index does not name an earlier slot */
+    PYAD_ETOOBIG = -4,  /* the tape would pass its size limit */
+    PYAD_EBRANCH = -5,  /* a recorded guard does not hold at this point */
+    PYAD_ECLOSED = -6,  /* the tape was freed */
+    PYAD_EBUSY = -7,    /* another thread is recording on, or sweeping, this tape */
+    PYAD_EFORMAT = -8   /* a serialized tape is corrupt */
+};
+
+enum pyad_kind {
+    PYAD_KIND_SPECIAL = 0,
+    PYAD_KIND_UNARY = 1,
+    PYAD_KIND_BINARY = 2,
+    PYAD_KIND_WITH_CONST = 3,
+    PYAD_KIND_COMPARE = 4,
+    PYAD_KIND_COMPARE_C = 5
+};
+
+const char *pyad_strerror(int status);
+
+/* The primitive table, for Python to read (no second list of names there). */
+int pyad_op_count(void);
+const char *pyad_op_name(int op);
+int pyad_op_kind(int op);
+
+/* Lifetime and size. */
+int pyad_tape_new(pyad_tape **out);
+void pyad_tape_free(pyad_tape *t);
+int pyad_set_max_ops(pyad_tape *t, int64_t max_ops);
+/* Releases spare capacity once recording is done, so nbytes is what is used. */
+int pyad_shrink(pyad_tape *t);
+int64_t pyad_n_ops(const pyad_tape *t);
+int64_t pyad_n_inputs(const pyad_tape *t);
+int64_t pyad_n_outputs(const pyad_tape *t);
+int64_t pyad_n_consts(const pyad_tape *t);
+int64_t pyad_nbytes(const pyad_tape *t);
+
+/* Recording: each op defines exactly one new slot, its index is returned. */
+int pyad_rec_input(pyad_tape *t, double value);
+int pyad_rec_const(pyad_tape *t, double value);
+int pyad_rec1(pyad_tape *t, int op, int a);
+int pyad_rec2(pyad_tape *t, int op, int a, int b);
+int pyad_rec_c(pyad_tape *t, int op, int a, double c);
+int pyad_rec_select(pyad_tape *t, int cond, int a, int b);
+int pyad_rec_guard(pyad_tape *t, int cond, int expected);
+int pyad_rec_output(pyad_tape *t, int slot);
+
+/* Vectorized recording: n ops, results in the consecutive slots first..first+n-1.
+ * Each returns the first new slot or a negative status; on error nothing is recorded. */
+int pyad_rec_input_n(pyad_tape *t, const double *values, int64_t n);
+int pyad_rec1_n(pyad_tape *t, int op, const int32_t *a, int64_t n);
+int pyad_rec2_n(pyad_tape *t, int op, const int32_t *a, const int32_t *b, int64_t n);
+/* c holds n_c constants: n (one per row) or 1 (shared by every row). */
+int pyad_rec_c_n(pyad_tape *t, int op, const int32_t *a, const double *c, int64_t n_c,
+                 int64_t n);
+int pyad_rec_const_n(pyad_tape *t, const double *values, int64_t n);
+int pyad_rec_select_n(pyad_tape *t, const int32_t *cond, const int32_t *a,
+                      const int32_t *b, int64_t n);
+int pyad_rec_output_n(pyad_tape *t, const int32_t *slots, int64_t n);
+
+/* Reductions and products, written to out[] (their slots are not consecutive).
+ * Each row i of the m x k slot matrix x (row-major) is reduced with the binary
+ * op by a pairwise tree: k - 1 ops per row, out[i] its root (k >= 1). */
+int pyad_rec_reduce(pyad_tape *t, int op, const int32_t *x, int64_t m, int64_t k,
+                    int32_t *out);
+/* out (m x p) = x (m x k slots) @ w (k x p constants, row-major): k ops per
+ * output (a mul_c then k - 1 axpy_c), and w enters the constant pool once. */
+int pyad_rec_matmul_c(pyad_tape *t, const int32_t *x, int64_t m, int64_t k,
+                      const double *w, int64_t p, int32_t *out);
+
+/* Reading what was recorded. */
+int pyad_values(const pyad_tape *t, const int32_t *slots, int64_t n, double *out);
+int pyad_op_at(const pyad_tape *t, int64_t k);
+int pyad_input_slots(const pyad_tape *t, int32_t *out);
+int pyad_output_slots(const pyad_tape *t, int32_t *out);
+
+/* Sweeps. Work arrays are the caller's, so one tape can be swept by many
+ * threads at once: v, vd, adj, adjd hold n_ops doubles each.
+ * On PYAD_EBRANCH, *bad_op is the index of the guard that failed. */
+int pyad_forward(pyad_tape *t, const double *x, double *v, double *y,
+                 int64_t *bad_op);
+int pyad_forward_tangent(pyad_tape *t, const double *x, const double *xd,
+                         double *v, double *vd, double *y, double *yd,
+                         int64_t *bad_op);
+/* Reverse at the values v of a forward sweep (NULL: the recorded values):
+ * seeds the outputs with u, returns the input adjoints in xbar (adj is scratch). */
+int pyad_reverse(pyad_tape *t, const double *v, const double *u, double *adj,
+                 double *xbar);
+/* Forward-over-reverse: v, vd from pyad_forward_tangent; returns xbar = u^T J
+ * and xbard = its derivative along the tangent (for u = 1: H xd). */
+int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd,
+                        const double *u, double *adj, double *adjd,
+                        double *xbar, double *xbard);
+
+#endif

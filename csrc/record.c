@@ -1,0 +1,251 @@
+/* Recording: append rows to the tape, then evaluate them with the forward sweep. */
+#include <string.h>
+
+#include "record.h"
+#include "sweep.h"
+
+/* ---- argument checks ---- */
+
+static int is_kind(int op, int kind) { return op >= 0 && op < OP_COUNT && pyad_op_kind(op) == kind; }
+
+int tape_check_slots(const pyad_tape *t, const int32_t *s, int64_t n)
+{
+    for (int64_t i = 0; i < n; ++i)
+        if (s[i] < 0 || s[i] >= t->n_ops)
+            return PYAD_EINDEX;
+    return PYAD_OK;
+}
+
+/* ---- recording: append rows, then evaluate them with the forward sweep ---- */
+
+void tape_finish_rows(pyad_tape *t, int64_t first, int64_t n)
+{
+    int64_t bad = -1;
+    forward_range(t, NULL, t->val, first, first + n, &bad);
+    t->n_ops = first + n;
+}
+
+int pyad_rec_input_n(pyad_tape *t, const double *values, int64_t n)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (n < 0 || (n > 0 && !values))
+        return PYAD_EINVAL;
+    int s = tape_begin_record(t);
+    if (s)
+        return s;
+    if (!(s = tape_reserve_ops(t, n))
+        && !(s = tape_reserve_list(&t->inputs, &t->cap_inputs, t->n_inputs, n))) {
+        int64_t first = t->n_ops;
+        for (int64_t i = 0; i < n; ++i) {
+            int64_t k = first + i;
+            tape_put_row(t, k, OP_input, (int32_t)(t->n_inputs + i), 0, 0);
+            t->val[k] = values[i];
+            t->inputs[t->n_inputs + i] = (int32_t)k;
+        }
+        t->n_inputs += n;
+        t->n_ops += n;
+        s = (int)first;
+    }
+    tape_end_record(t);
+    return s;
+}
+
+int pyad_rec_input(pyad_tape *t, double value) { return pyad_rec_input_n(t, &value, 1); }
+
+/* Appends the n_c constants c to the pool (n_c is n, or 1 for one constant
+ * shared by every row) and n rows `op` with a = a[i] (0 when a is NULL) and
+ * b = the index of the row's constant. */
+static int record_with_consts(pyad_tape *t, int op, const int32_t *a, const double *c,
+                              int64_t n_c, int64_t n)
+{
+    int s = tape_begin_record(t);
+    if (s)
+        return s;
+    if (!(s = tape_reserve_ops(t, n)) && !(s = tape_reserve_consts(t, n_c))
+        && !(s = a ? tape_check_slots(t, a, n) : PYAD_OK)) {
+        int64_t first = t->n_ops, base = t->n_consts;
+        memcpy(t->consts + base, c, (size_t)n_c * sizeof *c);
+        int64_t step = n_c == n ? 1 : 0;
+        for (int64_t i = 0; i < n; ++i)
+            tape_put_row(t, first + i, op, a ? a[i] : 0, (int32_t)(base + i * step), 0);
+        t->n_consts += n_c;
+        tape_finish_rows(t, first, n);
+        s = (int)first;
+    }
+    tape_end_record(t);
+    return s;
+}
+
+int pyad_rec_const_n(pyad_tape *t, const double *values, int64_t n)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (n < 0 || (n > 0 && !values))
+        return PYAD_EINVAL;
+    return record_with_consts(t, OP_constant, NULL, values, n, n);
+}
+
+int pyad_rec_const(pyad_tape *t, double value) { return pyad_rec_const_n(t, &value, 1); }
+
+int pyad_rec_c_n(pyad_tape *t, int op, const int32_t *a, const double *c, int64_t n_c,
+                 int64_t n)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (!(is_kind(op, PYAD_KIND_WITH_CONST) || is_kind(op, PYAD_KIND_COMPARE_C))
+        || n < 0 || !(n_c == n || n_c == 1) || (n > 0 && (!a || !c)))
+        return PYAD_EINVAL;
+    return record_with_consts(t, op, a, c, n_c, n);
+}
+
+int pyad_rec_c(pyad_tape *t, int op, int a, double c)
+{
+    int32_t a32 = a;
+    return pyad_rec_c_n(t, op, &a32, &c, 1, 1);
+}
+
+/* Rows whose operands are all slots: a, b, c may be NULL for unused fields. */
+static int record_slot_rows(pyad_tape *t, int op, const int32_t *a, const int32_t *b,
+                            const int32_t *c, int64_t n)
+{
+    int s = tape_begin_record(t);
+    if (s)
+        return s;
+    if (!(s = tape_reserve_ops(t, n)) && !(s = tape_check_slots(t, a, n))
+        && !(s = b ? tape_check_slots(t, b, n) : PYAD_OK)
+        && !(s = c ? tape_check_slots(t, c, n) : PYAD_OK)) {
+        int64_t first = t->n_ops;
+        for (int64_t i = 0; i < n; ++i)
+            tape_put_row(t, first + i, op, a[i], b ? b[i] : 0, c ? c[i] : 0);
+        tape_finish_rows(t, first, n);
+        s = (int)first;
+    }
+    tape_end_record(t);
+    return s;
+}
+
+int pyad_rec1_n(pyad_tape *t, int op, const int32_t *a, int64_t n)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (!is_kind(op, PYAD_KIND_UNARY) || n < 0 || (n > 0 && !a))
+        return PYAD_EINVAL;
+    return record_slot_rows(t, op, a, NULL, NULL, n);
+}
+
+int pyad_rec1(pyad_tape *t, int op, int a)
+{
+    int32_t a32 = a;
+    return pyad_rec1_n(t, op, &a32, 1);
+}
+
+int pyad_rec2_n(pyad_tape *t, int op, const int32_t *a, const int32_t *b, int64_t n)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (!(is_kind(op, PYAD_KIND_BINARY) || is_kind(op, PYAD_KIND_COMPARE))
+        || n < 0 || (n > 0 && (!a || !b)))
+        return PYAD_EINVAL;
+    return record_slot_rows(t, op, a, b, NULL, n);
+}
+
+int pyad_rec2(pyad_tape *t, int op, int a, int b)
+{
+    int32_t a32 = a, b32 = b;
+    return pyad_rec2_n(t, op, &a32, &b32, 1);
+}
+
+int pyad_rec_select_n(pyad_tape *t, const int32_t *cond, const int32_t *a,
+                      const int32_t *b, int64_t n)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (n < 0 || (n > 0 && (!cond || !a || !b)))
+        return PYAD_EINVAL;
+    return record_slot_rows(t, OP_select, cond, a, b, n);
+}
+
+int pyad_rec_select(pyad_tape *t, int cond, int a, int b)
+{
+    int32_t c32 = cond, a32 = a, b32 = b;
+    return pyad_rec_select_n(t, &c32, &a32, &b32, 1);
+}
+
+int pyad_rec_guard(pyad_tape *t, int cond, int expected)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    int32_t c32 = cond;
+    return record_slot_rows(t, expected ? OP_guard_true : OP_guard_false, &c32, NULL, NULL, 1);
+}
+
+int pyad_rec_output_n(pyad_tape *t, const int32_t *slots, int64_t n)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (n < 0 || (n > 0 && !slots))
+        return PYAD_EINVAL;
+    int s = tape_begin_record(t);
+    if (s)
+        return s;
+    if (!(s = tape_check_slots(t, slots, n))
+        && !(s = tape_reserve_list(&t->outputs, &t->cap_outputs, t->n_outputs, n))) {
+        memcpy(t->outputs + t->n_outputs, slots, (size_t)n * sizeof *slots);
+        s = (int)t->n_outputs;
+        t->n_outputs += n;
+    }
+    tape_end_record(t);
+    return s;
+}
+
+int pyad_rec_output(pyad_tape *t, int slot)
+{
+    int32_t s32 = slot;
+    return pyad_rec_output_n(t, &s32, 1);
+}
+
+
+/* ---- reading ---- */
+
+int pyad_values(const pyad_tape *t, const int32_t *slots, int64_t n, double *out)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (n < 0 || (n > 0 && (!slots || !out)))
+        return PYAD_EINVAL;
+    int s = tape_check_slots(t, slots, n);
+    if (s)
+        return s;
+    for (int64_t i = 0; i < n; ++i)
+        out[i] = t->val[slots[i]];
+    return PYAD_OK;
+}
+
+int pyad_input_slots(const pyad_tape *t, int32_t *out)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (t->n_inputs)
+        memcpy(out, t->inputs, (size_t)t->n_inputs * sizeof *out);
+    return PYAD_OK;
+}
+
+int pyad_output_slots(const pyad_tape *t, int32_t *out)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (t->n_outputs)
+        memcpy(out, t->outputs, (size_t)t->n_outputs * sizeof *out);
+    return PYAD_OK;
+}
+
+
+int pyad_op_at(const pyad_tape *t, int64_t k)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (k < 0 || k >= t->n_ops)
+        return PYAD_EINDEX;
+    return t->op[k];
+}

@@ -1,0 +1,143 @@
+/* Reverse sweep: one adjoint (a vector-Jacobian product). */
+#include <string.h>
+
+#include "rules.h"
+#include "sweep.h"
+
+/* Zero the adjoints and seed each output with its weight in u. */
+static void seed_outputs(const pyad_tape *t, const double *u, double *adj)
+{
+    memset(adj, 0, (size_t)t->n_ops * sizeof *adj);
+    for (int64_t i = 0; i < t->n_outputs; ++i)
+        adj[t->outputs[i]] += u[i];
+}
+
+static void gather_inputs(const pyad_tape *t, const double *adj, double *xbar)
+{
+    for (int64_t j = 0; j < t->n_inputs; ++j)
+        xbar[j] = adj[t->inputs[j]];
+}
+
+static void reverse_range(const pyad_tape *t, const double *v, double *adj)
+{
+    const uint8_t *op = t->op;
+    const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
+    const double *consts = t->consts;
+    for (int64_t k = t->n_ops - 1; k >= 0; --k) {
+        double g = adj[k];
+        switch (op[k]) {
+#define SPECIAL(name)
+#define ADJOINT_UNARY(d_x, d_y) adj[A[k]] += g * (d_x);
+#define ADJOINT_WITH_CONST(d_x, d_y) adj[A[k]] += g * (d_x);
+#define ADJOINT_BINARY(d_x, d_y) adj[A[k]] += g * (d_x); adj[B[k]] += g * (d_y);
+#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)   \
+        case OP_##name: {                                    \
+            FETCH_##kind                                     \
+            double z = v[k];                                 \
+            (void)z;                                         \
+            ADJOINT_##kind(d_x, d_y)                         \
+            break;                                           \
+        }
+#define COMPARE(name, value)
+#define COMPARE_C(name, value)
+#include "ops.def"
+#undef SPECIAL
+#undef PRIMITIVE
+#undef COMPARE
+#undef COMPARE_C
+        case OP_select:
+            adj[v[A[k]] != 0.0 ? B[k] : C[k]] += g;
+            break;
+        case OP_axpy_c:
+            adj[A[k]] += g;
+            adj[B[k]] += g * consts[C[k]];
+            break;
+        default: /* inputs, constants, comparisons and guards pass nothing back */
+            break;
+        }
+    }
+}
+
+int pyad_reverse(pyad_tape *t, const double *v, const double *u, double *adj, double *xbar)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (!adj || !xbar || (t->n_outputs && !u))
+        return PYAD_EINVAL;
+    int s = tape_begin_sweep(t);
+    if (s)
+        return s;
+    seed_outputs(t, u, adj);
+    reverse_range(t, v ? v : t->val, adj);
+    gather_inputs(t, adj, xbar);
+    tape_end_sweep(t);
+    return PYAD_OK;
+}
+
+static void reverse_second_range(const pyad_tape *t, const double *v, const double *vd,
+                                 double *adj, double *adjd)
+{
+    const uint8_t *op = t->op;
+    const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
+    const double *consts = t->consts;
+    for (int64_t k = t->n_ops - 1; k >= 0; --k) {
+        double g = adj[k], gd = adjd[k];
+        switch (op[k]) {
+#define SPECIAL(name)
+#define SECOND_UNARY(d_x, d_y, dd_x, dd_y)                          \
+            { double p = (d_x); adj[A[k]] += g * p; adjd[A[k]] += gd * p + g * (dd_x); }
+#define SECOND_WITH_CONST SECOND_UNARY
+#define SECOND_BINARY(d_x, d_y, dd_x, dd_y)                         \
+            SECOND_UNARY(d_x, d_y, dd_x, dd_y)                      \
+            { double q = (d_y); adj[B[k]] += g * q; adjd[B[k]] += gd * q + g * (dd_y); }
+#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)          \
+        case OP_##name: {                                           \
+            FETCH_##kind TANGENT_##kind                             \
+            double z = v[k];                                        \
+            (void)z;                                      \
+            SECOND_##kind(d_x, d_y, dd_x, dd_y)                     \
+            break;                                                  \
+        }
+#define COMPARE(name, value)
+#define COMPARE_C(name, value)
+#include "ops.def"
+#undef SPECIAL
+#undef PRIMITIVE
+#undef COMPARE
+#undef COMPARE_C
+        case OP_select: {
+            int64_t pick = v[A[k]] != 0.0 ? B[k] : C[k];
+            adj[pick] += g;
+            adjd[pick] += gd;
+            break;
+        }
+        case OP_axpy_c:
+            adj[A[k]] += g;
+            adjd[A[k]] += gd;
+            adj[B[k]] += g * consts[C[k]];
+            adjd[B[k]] += gd * consts[C[k]];
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd, const double *u,
+                        double *adj, double *adjd, double *xbar, double *xbard)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (!v || !vd || !adj || !adjd || !xbar || !xbard || (t->n_outputs && !u))
+        return PYAD_EINVAL;
+    int s = tape_begin_sweep(t);
+    if (s)
+        return s;
+    seed_outputs(t, u, adj);
+    memset(adjd, 0, (size_t)t->n_ops * sizeof *adjd);
+    reverse_second_range(t, v, vd, adj, adjd);
+    gather_inputs(t, adj, xbar);
+    gather_inputs(t, adjd, xbard);
+    tape_end_sweep(t);
+    return PYAD_OK;
+}

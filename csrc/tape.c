@@ -1,0 +1,229 @@
+/* Tape lifetime, growth and recording. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sweep.h"
+#include "record.h"
+
+#define DEFAULT_MAX_OPS ((int64_t)INT32_MAX)
+
+static const unsigned char op_kind[OP_COUNT] = {
+#define SPECIAL(name) PYAD_KIND_SPECIAL,
+#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) PYAD_KIND_##kind,
+#define COMPARE(name, value) PYAD_KIND_COMPARE,
+#define COMPARE_C(name, value) PYAD_KIND_COMPARE_C,
+#include "ops.def"
+#undef SPECIAL
+#undef PRIMITIVE
+#undef COMPARE
+#undef COMPARE_C
+};
+
+static const char *const op_name[OP_COUNT] = {
+#define SPECIAL(name) #name,
+#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) #name,
+#define COMPARE(name, value) #name,
+#define COMPARE_C(name, value) #name,
+#include "ops.def"
+#undef SPECIAL
+#undef PRIMITIVE
+#undef COMPARE
+#undef COMPARE_C
+};
+
+int pyad_op_count(void) { return OP_COUNT; }
+
+const char *pyad_op_name(int op)
+{
+    return (op >= 0 && op < OP_COUNT) ? op_name[op] : "";
+}
+
+int pyad_op_kind(int op)
+{
+    return (op >= 0 && op < OP_COUNT) ? op_kind[op] : PYAD_EINVAL;
+}
+
+const char *pyad_strerror(int status)
+{
+    switch (status) {
+    case PYAD_OK: return "ok";
+    case PYAD_ENOMEM: return "out of memory";
+    case PYAD_EINVAL: return "invalid argument";
+    case PYAD_EINDEX: return "operand does not name an earlier slot of this tape";
+    case PYAD_ETOOBIG: return "tape size limit reached";
+    case PYAD_EBRANCH: return "a recorded branch does not hold at this point";
+    case PYAD_ECLOSED: return "tape is closed";
+    case PYAD_EBUSY: return "tape is in use by another thread";
+    case PYAD_EFORMAT: return "corrupt serialized tape";
+    default: return "unknown status";
+    }
+}
+
+/* ---- concurrency guards ---- */
+
+int tape_begin_record(pyad_tape *t)
+{
+    int idle = 0;
+    return atomic_compare_exchange_strong(&t->users, &idle, -1) ? PYAD_OK : PYAD_EBUSY;
+}
+
+void tape_end_record(pyad_tape *t) { atomic_store(&t->users, 0); }
+
+int tape_begin_sweep(pyad_tape *t)
+{
+    int n = atomic_load(&t->users);
+    while (n >= 0) {
+        if (atomic_compare_exchange_weak(&t->users, &n, n + 1))
+            return PYAD_OK;
+    }
+    return PYAD_EBUSY;
+}
+
+void tape_end_sweep(pyad_tape *t) { atomic_fetch_sub(&t->users, 1); }
+
+/* ---- lifetime ---- */
+
+int pyad_tape_new(pyad_tape **out)
+{
+    if (!out)
+        return PYAD_EINVAL;
+    *out = NULL;
+    pyad_tape *t = calloc(1, sizeof *t);
+    if (!t)
+        return PYAD_ENOMEM;
+    t->max_ops = DEFAULT_MAX_OPS;
+    atomic_init(&t->users, 0);
+    *out = t;
+    return PYAD_OK;
+}
+
+void pyad_tape_free(pyad_tape *t)
+{
+    if (!t)
+        return;
+    free(t->op);
+    free(t->arg_a);
+    free(t->arg_b);
+    free(t->arg_c);
+    free(t->val);
+    free(t->consts);
+    free(t->inputs);
+    free(t->outputs);
+    free(t);
+}
+
+int pyad_set_max_ops(pyad_tape *t, int64_t max_ops)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (max_ops < t->n_ops || max_ops > DEFAULT_MAX_OPS)
+        return PYAD_EINVAL;
+    t->max_ops = max_ops;
+    return PYAD_OK;
+}
+
+int64_t pyad_n_ops(const pyad_tape *t) { return t ? t->n_ops : PYAD_ECLOSED; }
+int64_t pyad_n_inputs(const pyad_tape *t) { return t ? t->n_inputs : PYAD_ECLOSED; }
+int64_t pyad_n_outputs(const pyad_tape *t) { return t ? t->n_outputs : PYAD_ECLOSED; }
+int64_t pyad_n_consts(const pyad_tape *t) { return t ? t->n_consts : PYAD_ECLOSED; }
+
+int64_t pyad_nbytes(const pyad_tape *t)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    int64_t per_op = sizeof(uint8_t) + 3 * sizeof(int32_t) + sizeof(double);
+    return (int64_t)sizeof *t + t->cap_ops * per_op + t->cap_consts * (int64_t)sizeof(double)
+           + (t->cap_inputs + t->cap_outputs) * (int64_t)sizeof(int32_t);
+}
+
+/* ---- growth ---- */
+
+/* realloc that leaves *p untouched on failure. */
+static int grow_array(void **p, int64_t count, size_t elem)
+{
+    void *q = realloc(*p, (size_t)count * elem);
+    if (!q)
+        return PYAD_ENOMEM;
+    *p = q;
+    return PYAD_OK;
+}
+
+static int64_t next_capacity(int64_t cap, int64_t need, int64_t limit)
+{
+    int64_t c = cap < 64 ? 64 : cap + cap / 2;
+    if (c < need)
+        c = need;
+    return c > limit ? limit : c;
+}
+
+/* Make room for `extra` more ops; the tape is unchanged on failure. */
+int tape_reserve_ops(pyad_tape *t, int64_t extra)
+{
+    if (extra < 0)
+        return PYAD_EINVAL;
+    int64_t need = t->n_ops + extra;
+    if (need > t->max_ops)
+        return PYAD_ETOOBIG;
+    if (need <= t->cap_ops)
+        return PYAD_OK;
+    int64_t cap = next_capacity(t->cap_ops, need, t->max_ops);
+    if (grow_array((void **)&t->op, cap, sizeof *t->op)
+        || grow_array((void **)&t->arg_a, cap, sizeof *t->arg_a)
+        || grow_array((void **)&t->arg_b, cap, sizeof *t->arg_b)
+        || grow_array((void **)&t->arg_c, cap, sizeof *t->arg_c)
+        || grow_array((void **)&t->val, cap, sizeof *t->val))
+        return PYAD_ENOMEM;
+    t->cap_ops = cap;
+    return PYAD_OK;
+}
+
+int tape_reserve_consts(pyad_tape *t, int64_t extra)
+{
+    int64_t need = t->n_consts + extra;
+    if (need > DEFAULT_MAX_OPS)
+        return PYAD_ETOOBIG;
+    if (need <= t->cap_consts)
+        return PYAD_OK;
+    int64_t cap = next_capacity(t->cap_consts, need, DEFAULT_MAX_OPS);
+    if (grow_array((void **)&t->consts, cap, sizeof *t->consts))
+        return PYAD_ENOMEM;
+    t->cap_consts = cap;
+    return PYAD_OK;
+}
+
+int tape_reserve_list(int32_t **list, int64_t *cap, int64_t n, int64_t extra)
+{
+    int64_t need = n + extra;
+    if (need > DEFAULT_MAX_OPS)
+        return PYAD_ETOOBIG;
+    if (need <= *cap)
+        return PYAD_OK;
+    int64_t c = next_capacity(*cap, need, DEFAULT_MAX_OPS);
+    if (grow_array((void **)list, c, sizeof **list))
+        return PYAD_ENOMEM;
+    *cap = c;
+    return PYAD_OK;
+}
+
+int pyad_shrink(pyad_tape *t)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    int s = tape_begin_record(t);
+    if (s)
+        return s;
+    /* Shrinking realloc may still fail; the tape stays valid at its old size. */
+    int64_t n = t->n_ops > 0 ? t->n_ops : 1;
+    if (n < t->cap_ops
+        && !grow_array((void **)&t->op, n, sizeof *t->op)
+        && !grow_array((void **)&t->arg_a, n, sizeof *t->arg_a)
+        && !grow_array((void **)&t->arg_b, n, sizeof *t->arg_b)
+        && !grow_array((void **)&t->arg_c, n, sizeof *t->arg_c)
+        && !grow_array((void **)&t->val, n, sizeof *t->val))
+        t->cap_ops = n;
+    int64_t nc = t->n_consts > 0 ? t->n_consts : 1;
+    if (nc < t->cap_consts && !grow_array((void **)&t->consts, nc, sizeof *t->consts))
+        t->cap_consts = nc;
+    tape_end_record(t);
+    return PYAD_OK;
+}

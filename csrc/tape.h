@@ -1,0 +1,50 @@
+/* The tape's storage, shared by the recorder and the sweeps (not public). */
+#ifndef PYAD_TAPE_H
+#define PYAD_TAPE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "pyad.h"
+
+/* The opcode enum, expanded from the primitive table. */
+enum pyad_op {
+#define SPECIAL(name) OP_##name,
+#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) OP_##name,
+#define COMPARE(name, value) OP_##name,
+#define COMPARE_C(name, value) OP_##name,
+#include "ops.def"
+#undef SPECIAL
+#undef PRIMITIVE
+#undef COMPARE
+#undef COMPARE_C
+    OP_COUNT
+};
+
+/* Struct of arrays: op k defines slot k, so a result index is implicit.
+ * Per op: 1 byte op code, three 32-bit operand fields, one recorded value. */
+struct pyad_tape {
+    int64_t n_ops, cap_ops, max_ops;
+    uint8_t *op;
+    int32_t *arg_a, *arg_b, *arg_c;
+    double *val;
+
+    int64_t n_consts, cap_consts;
+    double *consts;
+
+    int64_t n_inputs, cap_inputs;
+    int32_t *inputs;  /* slot of each input, in input order */
+    int64_t n_outputs, cap_outputs;
+    int32_t *outputs; /* slot of each output */
+
+    /* 0: idle; -1: a recorder holds the tape; n > 0: n sweeps are running. */
+    atomic_int users;
+};
+
+/* Concurrency guards: recording is exclusive, sweeps may overlap each other. */
+int tape_begin_record(pyad_tape *t);
+void tape_end_record(pyad_tape *t);
+int tape_begin_sweep(pyad_tape *t);
+void tape_end_sweep(pyad_tape *t);
+
+#endif

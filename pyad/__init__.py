@@ -1,0 +1,23 @@
+"""pyad: automatic differentiation on a compact Wengert tape in C.
+
+    import pyad, numpy as np
+    f = lambda x: np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+    pyad.grad(f)(np.zeros(5))            # gradient, traced and swept once
+    tape = pyad.trace(f, np.zeros(5))    # record once ...
+    tape.gradient(np.ones(5))            # ... replay at C speed
+"""
+from . import ops
+from .array import Array, BoolArray
+from .errors import (BranchError, MixedTapeError, PyadError, TapeBusyError, TapeClosedError,
+                     TapeFormatError)
+from .functions import *  # noqa: F401,F403  (pyad.sin, pyad.exp, ..., pyad.where)
+from .functions import __all__ as _function_names
+from .scalar import Bool, Scalar
+from .tape import Tape
+from .transforms import grad, hvp, jvp, trace, value_and_grad, vjp
+
+__version__ = "0.1.0"
+
+__all__ = ["Tape", "Scalar", "Bool", "Array", "BoolArray", "trace", "grad", "value_and_grad",
+           "jvp", "vjp", "hvp", "PyadError", "BranchError", "MixedTapeError", "TapeClosedError",
+           "TapeBusyError", "TapeFormatError", "ops"] + list(_function_names)

@@ -1,0 +1,40 @@
+"""cffi builder (out-of-line, API mode): compiles csrc/ into pyad._pyad_c.
+
+The declarations are read from csrc/pyad.h itself, so the C header is the only
+description of the API.
+"""
+import os
+import re
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CSRC_ABS = os.path.join(os.path.dirname(HERE), "csrc")
+CSRC = os.path.relpath(CSRC_ABS)
+SOURCES = ["tape.c", "record.c", "record_linalg.c", "forward.c", "reverse.c"]
+
+
+def _declarations(header):
+    """pyad.h without preprocessor lines: what cffi's cdef can parse."""
+    with open(header) as f:
+        text = f.read()
+    return re.sub(r"^\s*#.*$", "", text, flags=re.MULTILINE)
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(_declarations(os.path.join(CSRC_ABS, "pyad.h")))
+ffibuilder.set_source(
+    "pyad._pyad_c",
+    '#include "pyad.h"',
+    sources=[os.path.join(CSRC, name) for name in SOURCES],
+    include_dirs=[CSRC],
+    depends=[os.path.join(CSRC, name) for name in
+             ("pyad.h", "tape.h", "record.h", "sweep.h", "rules.h", "ops.def")],
+    extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra"]
+    + os.environ.get("PYAD_CFLAGS", "").split(),
+    extra_link_args=os.environ.get("PYAD_LDFLAGS", "").split(),
+    libraries=["m"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,168 @@
+"""Value and derivative rules of every primitive, in Python.
+
+This is the pure-Python backend's twin of csrc/ops.def, written independently so
+that the two backends check each other. Each rule is
+    (value(m, x, y), partials(m, x, y, z) -> (d_x, d_y),
+     second(m, x, y, z, xd, yd) -> (dd_x, dd_y))
+with the same meaning as the columns of ops.def. `m` is a math namespace: the
+fast one uses the math module; when it raises (math.log(0), 1/0, overflow), the
+rule is evaluated again with numpy scalars, which follow IEEE like the C core.
+"""
+import math
+from types import SimpleNamespace
+
+import numpy as np
+
+FAST = SimpleNamespace(
+    exp=math.exp, log=math.log, log1p=math.log1p, expm1=math.expm1, sqrt=math.sqrt,
+    sin=math.sin, cos=math.cos, tan=math.tan, asin=math.asin, acos=math.acos,
+    atan=math.atan, atan2=math.atan2, sinh=math.sinh, cosh=math.cosh, tanh=math.tanh,
+    fabs=math.fabs, pow=math.pow,
+)
+IEEE = SimpleNamespace(
+    exp=np.exp, log=np.log, log1p=np.log1p, expm1=np.expm1, sqrt=np.sqrt,
+    sin=np.sin, cos=np.cos, tan=np.tan, asin=np.arcsin, acos=np.arccos,
+    atan=np.arctan, atan2=np.arctan2, sinh=np.sinh, cosh=np.cosh, tanh=np.tanh,
+    fabs=np.fabs, pow=np.power,
+)
+
+
+def call(f, *args):
+    """f(FAST, *args), or with IEEE numpy scalars where plain math raises."""
+    try:
+        return f(FAST, *args)
+    except (ArithmeticError, ValueError):
+        with np.errstate(all="ignore"):
+            r = f(IEEE, *(np.float64(a) for a in args))
+        return tuple(float(e) for e in r) if isinstance(r, tuple) else float(r)
+
+
+# ---- helpers mirroring csrc/rules.h (JAX's conventions at kinks) ----
+
+def sign_of(x):
+    return 1.0 if x > 0 else (-1.0 if x < 0 else x)
+
+
+def max_nan(x, y):
+    return x if (x != x or x >= y) else y
+
+
+def min_nan(x, y):
+    return x if (x != x or x <= y) else y
+
+
+def tie_share(x, y):
+    return 1.0 if x > y else (0.5 if x == y else 0.0)
+
+
+def log_or_zero(m, x):
+    return 0.0 if x == 0 else m.log(x)
+
+
+def pow_d_base(m, x, y):
+    return 0.0 if y == 0 else y * m.pow(x, y - 1.0)
+
+
+def pow_dd_base(m, x, y, xd, yd):
+    second = 0.0 if y in (0.0, 1.0) else y * (y - 1.0) * m.pow(x, y - 2.0)
+    cross = 0.0 if yd == 0 else yd * (m.pow(x, y - 1.0) + pow_d_base(m, x, y) * log_or_zero(m, x))
+    return second * xd + cross
+
+
+def pow_dd_exponent(m, x, y, z, xd, yd):
+    lx = log_or_zero(m, x)
+    cross = 0.0 if xd == 0 else xd * (m.pow(x, y - 1.0) + pow_d_base(m, x, y) * lx)
+    return cross + yd * z * lx * lx
+
+
+def _zero2(m, x, y, z, xd, yd):
+    return 0.0, 0.0
+
+
+def unary(value, d, dd=None):
+    """A rule for z = f(x): d(m, x, z) is f'(x); dd(m, x, z, xd) is f''(x) xd."""
+    return (
+        lambda m, x, y: value(m, x),
+        lambda m, x, y, z: (d(m, x, z), 0.0),
+        (lambda m, x, y, z, xd, yd: (dd(m, x, z, xd), 0.0)) if dd else _zero2,
+    )
+
+
+def linear(value, d_x, d_y=0.0):
+    """A rule whose partials are constants."""
+    return (value, lambda m, x, y, z: (d_x, d_y), _zero2)
+
+
+RULES = {
+    # binary
+    "add": linear(lambda m, x, y: x + y, 1.0, 1.0),
+    "sub": linear(lambda m, x, y: x - y, 1.0, -1.0),
+    "mul": (lambda m, x, y: x * y, lambda m, x, y, z: (y, x),
+            lambda m, x, y, z, xd, yd: (yd, xd)),
+    "div": (lambda m, x, y: x / y, lambda m, x, y, z: (1.0 / y, -z / y),
+            lambda m, x, y, z, xd, yd: (-yd / (y * y), (2.0 * z * yd - xd) / (y * y))),
+    "pow": (lambda m, x, y: m.pow(x, y),
+            lambda m, x, y, z: (pow_d_base(m, x, y), z * log_or_zero(m, x)),
+            lambda m, x, y, z, xd, yd: (pow_dd_base(m, x, y, xd, yd),
+                                        pow_dd_exponent(m, x, y, z, xd, yd))),
+    "arctan2": (lambda m, x, y: m.atan2(x, y),
+                lambda m, x, y, z: (y / (x * x + y * y), -x / (x * x + y * y)),
+                lambda m, x, y, z, xd, yd: (
+                    yd / (x * x + y * y) - y * (2 * x * xd + 2 * y * yd) / (x * x + y * y) ** 2,
+                    -xd / (x * x + y * y) + x * (2 * x * xd + 2 * y * yd) / (x * x + y * y) ** 2)),
+    "maximum": (lambda m, x, y: max_nan(x, y),
+                lambda m, x, y, z: (tie_share(x, y), tie_share(y, x)), _zero2),
+    "minimum": (lambda m, x, y: min_nan(x, y),
+                lambda m, x, y, z: (tie_share(y, x), tie_share(x, y)), _zero2),
+    # one constant operand (y is the constant)
+    "add_c": linear(lambda m, x, y: x + y, 1.0),
+    "sub_c": linear(lambda m, x, y: x - y, 1.0),
+    "mul_c": (lambda m, x, y: x * y, lambda m, x, y, z: (y, 0.0), _zero2),
+    "div_c": (lambda m, x, y: x / y, lambda m, x, y, z: (1.0 / y, 0.0), _zero2),
+    "rsub_c": linear(lambda m, x, y: y - x, -1.0),
+    "rdiv_c": (lambda m, x, y: y / x, lambda m, x, y, z: (-z / x, 0.0),
+               lambda m, x, y, z, xd, yd: (2.0 * z * xd / (x * x), 0.0)),
+    "pow_c": (lambda m, x, y: m.pow(x, y), lambda m, x, y, z: (pow_d_base(m, x, y), 0.0),
+              lambda m, x, y, z, xd, yd: (pow_dd_base(m, x, y, xd, 0.0), 0.0)),
+    "rpow_c": (lambda m, x, y: m.pow(y, x), lambda m, x, y, z: (z * log_or_zero(m, y), 0.0),
+               lambda m, x, y, z, xd, yd: (z * log_or_zero(m, y) ** 2 * xd, 0.0)),
+    "maximum_c": (lambda m, x, y: max_nan(x, y), lambda m, x, y, z: (tie_share(x, y), 0.0), _zero2),
+    "minimum_c": (lambda m, x, y: min_nan(x, y), lambda m, x, y, z: (tie_share(y, x), 0.0), _zero2),
+    # unary
+    "neg": unary(lambda m, x: -x, lambda m, x, z: -1.0),
+    "square": unary(lambda m, x: x * x, lambda m, x, z: 2.0 * x, lambda m, x, z, xd: 2.0 * xd),
+    "reciprocal": unary(lambda m, x: 1.0 / x, lambda m, x, z: -z * z,
+                        lambda m, x, z, xd: 2.0 * z * z * z * xd),
+    "exp": unary(lambda m, x: m.exp(x), lambda m, x, z: z, lambda m, x, z, xd: z * xd),
+    "log": unary(lambda m, x: m.log(x), lambda m, x, z: 1.0 / x,
+                 lambda m, x, z, xd: -xd / (x * x)),
+    "log1p": unary(lambda m, x: m.log1p(x), lambda m, x, z: 1.0 / (1.0 + x),
+                   lambda m, x, z, xd: -xd / ((1.0 + x) * (1.0 + x))),
+    "expm1": unary(lambda m, x: m.expm1(x), lambda m, x, z: m.exp(x),
+                   lambda m, x, z, xd: m.exp(x) * xd),
+    "sqrt": unary(lambda m, x: m.sqrt(x), lambda m, x, z: 0.5 / z,
+                  lambda m, x, z, xd: -0.25 * xd / (z * z * z)),
+    "sin": unary(lambda m, x: m.sin(x), lambda m, x, z: m.cos(x), lambda m, x, z, xd: -z * xd),
+    "cos": unary(lambda m, x: m.cos(x), lambda m, x, z: -m.sin(x), lambda m, x, z, xd: -z * xd),
+    "tan": unary(lambda m, x: m.tan(x), lambda m, x, z: 1.0 + z * z,
+                 lambda m, x, z, xd: 2.0 * z * (1.0 + z * z) * xd),
+    "arcsin": unary(lambda m, x: m.asin(x), lambda m, x, z: 1.0 / m.sqrt(1.0 - x * x),
+                    lambda m, x, z, xd: x * xd / ((1.0 - x * x) * m.sqrt(1.0 - x * x))),
+    "arccos": unary(lambda m, x: m.acos(x), lambda m, x, z: -1.0 / m.sqrt(1.0 - x * x),
+                    lambda m, x, z, xd: -x * xd / ((1.0 - x * x) * m.sqrt(1.0 - x * x))),
+    "arctan": unary(lambda m, x: m.atan(x), lambda m, x, z: 1.0 / (1.0 + x * x),
+                    lambda m, x, z, xd: -2.0 * x * xd / ((1.0 + x * x) * (1.0 + x * x))),
+    "sinh": unary(lambda m, x: m.sinh(x), lambda m, x, z: m.cosh(x), lambda m, x, z, xd: z * xd),
+    "cosh": unary(lambda m, x: m.cosh(x), lambda m, x, z: m.sinh(x), lambda m, x, z, xd: z * xd),
+    "tanh": unary(lambda m, x: m.tanh(x), lambda m, x, z: 1.0 - z * z,
+                  lambda m, x, z, xd: -2.0 * z * (1.0 - z * z) * xd),
+    "abs": unary(lambda m, x: m.fabs(x), lambda m, x, z: sign_of(x)),
+}
+
+COMPARISONS = {
+    "lt": lambda x, y: x < y, "le": lambda x, y: x <= y,
+    "gt": lambda x, y: x > y, "ge": lambda x, y: x >= y,
+    "eq": lambda x, y: x == y, "ne": lambda x, y: x != y,
+}
+for _name, _cmp in list(COMPARISONS.items()):
+    COMPARISONS[_name + "_c"] = _cmp

@@ -1,0 +1,576 @@
+"""Active n-d arrays: a numpy array of tape-slot indices plus the tape.
+
+Structural operations (indexing, reshape, transpose, concatenate, ...) only move
+indices and record nothing. Elementwise operations record one op per element in
+one call to the store; reductions record k - 1 ops per k elements; products with
+constant matrices record one multiply-add per term.
+"""
+import numbers
+
+import numpy as np
+
+from . import ops
+from .scalar import (COMPARISONS, CONSTANT_FORMS, Bool, Scalar, _FLOAT_HINT,
+                     mixed_tapes, record_truth)
+
+C = ops.CODE
+_INDEX = np.int32
+
+
+def is_array_operand(x):
+    """A constant that takes part in array arithmetic (not an active value)."""
+    return isinstance(x, (np.ndarray, list, tuple)) and not isinstance(x, Array)
+
+
+def is_active(x):
+    return isinstance(x, (Scalar, Array))
+
+
+def wrap(store, idx, boolean=False):
+    """An active value over slots idx: a Scalar for a 0-d idx, else an Array."""
+    idx = np.asarray(idx)
+    if idx.ndim == 0:
+        return (Bool if boolean else Scalar)(store, int(idx))
+    return (BoolArray if boolean else Array)(store, idx)
+
+
+def slots_of(x):
+    """The slot index array of an active value (0-d for a Scalar)."""
+    if isinstance(x, Array):
+        return x._i
+    return np.array(x._i, dtype=_INDEX)
+
+
+def store_of(*xs):
+    """The one store all active values among xs share; None if none is active."""
+    store = None
+    for x in xs:
+        if isinstance(x, (list, tuple)):
+            s = store_of(*x)
+        elif is_active(x):
+            s = x._s
+        elif isinstance(x, np.ndarray) and x.dtype == object:
+            s = store_of(*x.ravel().tolist())
+        else:
+            continue
+        if s is None:
+            continue
+        if store is not None and s is not store:
+            raise mixed_tapes()
+        store = s
+    return store
+
+
+def as_constant(x):
+    """A float64 ndarray for a constant operand, with a clear error otherwise."""
+    try:
+        a = np.asarray(x)
+    except TypeError:
+        raise
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+        raise TypeError(f"cannot use {type(x).__name__} of dtype {a.dtype} as a constant "
+                        "in a pyad computation: expected real numbers")
+    if np.iscomplexobj(a):
+        raise TypeError("pyad differentiates real functions: complex constants are not supported")
+    return a.astype(np.float64, copy=False)
+
+
+def to_slots(store, x):
+    """Slot indices for x on `store`: active values as they are, constants as
+    constant slots (one per element), nested lists of either stacked."""
+    if is_active(x):
+        if x._s is not store:
+            raise mixed_tapes()
+        return slots_of(x)
+    if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype == object):
+        if any(is_active(e) or isinstance(e, (list, tuple)) for e in np.asarray(x, dtype=object).ravel()):
+            return np.stack([to_slots(store, e) for e in x]) if len(x) else np.zeros(0, _INDEX)
+    c = as_constant(x)
+    flat = np.ascontiguousarray(c.ravel())
+    first = store.const_n(flat) if flat.size else 0
+    return np.arange(first, first + flat.size, dtype=_INDEX).reshape(c.shape)
+
+
+def _fresh(store, first, shape, boolean=False):
+    n = int(np.prod(shape, dtype=np.int64))
+    return wrap(store, np.arange(first, first + n, dtype=_INDEX).reshape(shape), boolean)
+
+
+def _flat(idx, shape):
+    return np.ascontiguousarray(np.broadcast_to(idx, shape).ravel(), dtype=_INDEX)
+
+
+def elementwise_unary(x, op):
+    idx = slots_of(x)
+    flat = np.ascontiguousarray(idx.ravel())
+    first = x._s.rec1_n(op, flat) if flat.size else 0
+    return _fresh(x._s, first, idx.shape)
+
+
+def elementwise_binary(x, y, name):
+    """Record x ∘ y elementwise with numpy broadcasting; one of x, y is active."""
+    store = store_of(x, y)
+    boolean = name in COMPARISONS
+    if not is_active(x) and isinstance(x, (list, tuple)) and store_of(x) is not None:
+        x = wrap(store, to_slots(store, x))
+    if not is_active(y) and isinstance(y, (list, tuple)) and store_of(y) is not None:
+        y = wrap(store, to_slots(store, y))
+    x_active, y_active = is_active(x), is_active(y)
+    if x_active and y_active:
+        a, b = slots_of(x), slots_of(y)
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        first = store.rec2_n(C[name], _flat(a, shape), _flat(b, shape)) if 0 not in shape else 0
+        return _fresh(store, first, shape, boolean)
+    active, const = (x, y) if x_active else (y, x)
+    c = as_constant(const)
+    a = slots_of(active)
+    shape = np.broadcast_shapes(a.shape, c.shape)
+    if 0 in shape:
+        return _fresh(store, 0, shape, boolean)
+    form = CONSTANT_FORMS[name][0 if x_active else 1]
+    if form is None:
+        cs = to_slots(store, c)
+        pair = (a, cs) if x_active else (cs, a)
+        first = store.rec2_n(C[name], _flat(pair[0], shape), _flat(pair[1], shape))
+    else:
+        cflat = c.reshape(1) if c.size == 1 else _flat_const(c, shape)
+        first = store.rec_c_n(C[form], _flat(a, shape), cflat)
+    return _fresh(store, first, shape, boolean)
+
+
+def _flat_const(c, shape):
+    return np.ascontiguousarray(np.broadcast_to(c, shape).ravel(), dtype=np.float64)
+
+
+def _normalize_axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    out = []
+    for ax in axes:
+        if not isinstance(ax, (int, np.integer)):
+            raise TypeError(f"axis must be an int or a tuple of ints, not {type(ax).__name__}")
+        if not -ndim <= ax < ndim:
+            raise np.exceptions.AxisError(ax, ndim) if hasattr(np, "exceptions") else ValueError(
+                f"axis {ax} is out of bounds for array of dimension {ndim}")
+        out.append(ax % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError("duplicate value in 'axis'")
+    return tuple(out)
+
+
+_EMPTY_REDUCTION = {"add": 0.0, "mul": 1.0}
+
+
+def reduce(x, name, axis=None, keepdims=False):
+    """Reduce an active value over axes with a binary op (add, mul, maximum, minimum)."""
+    store, idx = x._s, slots_of(x)
+    axes = _normalize_axes(axis, idx.ndim)
+    keep = [d for d in range(idx.ndim) if d not in axes]
+    moved = np.transpose(idx, keep + list(axes))
+    out_shape = tuple(idx.shape[d] for d in keep)
+    m = int(np.prod(out_shape, dtype=np.int64))
+    k = int(np.prod([idx.shape[d] for d in axes], dtype=np.int64))
+    if k == 0:
+        if name not in _EMPTY_REDUCTION:
+            raise ValueError(f"zero-size array to reduction operation {name} which has no identity")
+        res = to_slots(store, np.full(out_shape, _EMPTY_REDUCTION[name]))
+    elif m == 0:
+        res = np.zeros(out_shape, dtype=_INDEX)
+    else:
+        res = store.reduce(C[name], np.ascontiguousarray(moved.reshape(m, k), dtype=_INDEX))
+        res = res.reshape(out_shape)
+    if keepdims:
+        res = res.reshape([1 if d in axes else n for d, n in enumerate(idx.shape)])
+    return wrap(store, res)
+
+
+def mean(x, axis=None, keepdims=False):
+    idx = slots_of(x)
+    axes = _normalize_axes(axis, idx.ndim)
+    k = int(np.prod([idx.shape[d] for d in axes], dtype=np.int64))
+    return reduce(x, "add", axis, keepdims) / float(k)
+
+
+def cumulative(x, name, axis=None):
+    """Running reduction (cumsum, cumprod) along an axis: one op per element after the first."""
+    idx = slots_of(x)
+    if axis is None:
+        idx, axis = idx.ravel(), 0
+    axis = _normalize_axes(axis, idx.ndim)[0]
+    moved = np.moveaxis(idx, axis, 0).copy()
+    store = x._s
+    for j in range(1, moved.shape[0]):
+        a, b = np.ascontiguousarray(moved[j - 1].ravel()), np.ascontiguousarray(moved[j].ravel())
+        if a.size:
+            first = store.rec2_n(C[name], a, b)
+            moved[j] = np.arange(first, first + a.size, dtype=_INDEX).reshape(moved[j].shape)
+    return wrap(store, np.moveaxis(moved, 0, axis))
+
+
+def matmul(x, y):
+    """x @ y with numpy's matmul rules; one or both operands active."""
+    store = store_of(x, y)
+    if is_active(x) and is_active(y):
+        a, b = slots_of(x), slots_of(y)
+        return _matmul_active(store, a, b)
+    if is_active(x):
+        a, w = slots_of(x), as_constant(y)
+        if a.ndim >= 1 and w.ndim in (1, 2) and a.shape[-1] == w.shape[0]:
+            return _matmul_const_right(store, a, w)
+    else:
+        w, b = as_constant(x), slots_of(y)
+        if w.ndim in (1, 2) and b.ndim in (1, 2) and w.shape[-1] == b.shape[0]:
+            # w @ b = (b^T @ w^T)^T
+            bt = b.T if b.ndim == 2 else b
+            res = _matmul_const_right(store, bt, w.T)
+            return wrap(store, slots_of(res).T) if isinstance(res, Array) else res
+    # Remaining shapes (stacks of matrices with a constant): general route.
+    return _matmul_active(store, to_slots(store, x), to_slots(store, y))
+
+
+def _matmul_const_right(store, a, w):
+    """a (..., k) slots @ w (k,) or (k, p) constants."""
+    w2 = w.reshape(w.shape[0], -1)
+    lead = a.shape[:-1]
+    k = a.shape[-1]
+    m = int(np.prod(lead, dtype=np.int64))
+    if k == 0:
+        return wrap(store, to_slots(store, np.zeros(lead + w.shape[1:])))
+    out = store.matmul_c(np.ascontiguousarray(a.reshape(m, k), dtype=_INDEX),
+                         np.ascontiguousarray(w2, dtype=np.float64))
+    return wrap(store, out.reshape(lead + w.shape[1:]))
+
+
+def _matmul_active(store, a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError("matmul: input operand does not have enough dimensions (use * for scalars)")
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    if a2.shape[-1] != b2.shape[-2]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned "
+                         f"({a2.shape[-1]} != {b2.shape[-2]})")
+    prod = elementwise_binary(wrap(store, a2[..., :, :, None]), wrap(store, b2[..., None, :, :]), "mul")
+    res = slots_of(reduce(prod, "add", axis=-2))
+    if a.ndim == 1:
+        res = res[..., 0, :]
+    if b.ndim == 1:
+        res = res[..., 0]
+    return wrap(store, res)
+
+
+def where(cond, a, b):
+    """Elementwise select; an active condition is recorded and replays both ways."""
+    store = store_of(cond, a, b)
+    if store is None:
+        return np.where(cond, a, b)
+    sa, sb = to_slots(store, a), to_slots(store, b)
+    if is_active(cond):
+        sc = slots_of(cond)
+        shape = np.broadcast_shapes(sc.shape, sa.shape, sb.shape)
+        if 0 in shape:
+            return _fresh(store, 0, shape)
+        first = store.select_n(_flat(sc, shape), _flat(sa, shape), _flat(sb, shape))
+        return _fresh(store, first, shape)
+    c = np.asarray(cond)
+    if c.dtype == object:
+        raise TypeError("pyad.where: the condition must be a comparison of active values or a "
+                        "constant boolean array")
+    return wrap(store, np.where(c.astype(bool), sa, sb).astype(_INDEX))
+
+
+def stack_values(xs, axis=0):
+    """pyad.stack: join active scalars/arrays (and constants) along a new axis."""
+    xs = list(xs)
+    store = store_of(*xs)
+    if store is None:
+        return np.stack([np.asarray(x, dtype=np.float64) for x in xs], axis=axis)
+    return wrap(store, np.stack([to_slots(store, x) for x in xs], axis=axis))
+
+
+def _joined(fn):
+    def join(xs, *args, **kwargs):
+        xs = list(xs)
+        store = store_of(*xs)
+        if store is None:
+            return fn([np.asarray(x, dtype=np.float64) for x in xs], *args, **kwargs)
+        return wrap(store, fn([to_slots(store, x) for x in xs], *args, **kwargs))
+    join.__name__ = fn.__name__
+    return join
+
+
+concatenate = _joined(np.concatenate)
+hstack = _joined(np.hstack)
+vstack = _joined(np.vstack)
+
+
+class Array:
+    """An active n-d array of float64 values, each element a tape slot."""
+
+    __slots__ = ("_s", "_i")
+    __array_priority__ = 1000
+
+    def __init__(self, store, idx):
+        self._s = store
+        self._i = idx
+
+    # ---- numpy-like attributes ----
+
+    @property
+    def shape(self):
+        return self._i.shape
+
+    @property
+    def ndim(self):
+        return self._i.ndim
+
+    @property
+    def size(self):
+        return self._i.size
+
+    dtype = np.dtype(np.float64)
+
+    @property
+    def value(self):
+        """The recorded values as a float64 ndarray (no derivative)."""
+        flat = np.ascontiguousarray(self._i.ravel())
+        return self._s.values(flat).reshape(self._i.shape)
+
+    @property
+    def slots(self):
+        return self._i
+
+    def __repr__(self):
+        try:
+            body = np.array2string(self.value, separator=", ", prefix="Array(")
+        except Exception:
+            body = "<closed tape>"
+        return f"{type(self).__name__}({body})"
+
+    def __len__(self):
+        if self._i.ndim == 0:
+            raise TypeError("len() of unsized object")
+        return len(self._i)
+
+    def __iter__(self):
+        boolean = isinstance(self, BoolArray)
+        for row in self._i:
+            yield wrap(self._s, row, boolean)
+
+    def __getitem__(self, key):
+        if any(is_active(k) for k in (key if isinstance(key, tuple) else (key,))):
+            raise TypeError("cannot index with an active value: indices must be constant "
+                            "(use pyad.where for data-dependent selection)")
+        return wrap(self._s, self._i[key], isinstance(self, BoolArray))
+
+    def __setitem__(self, key, value):
+        # Only the index array changes: later reads see the new slots.
+        new = to_slots(self._s, value)
+        self._i = self._i.copy() if not self._i.flags.writeable else self._i
+        self._i[key] = new
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError("an active pyad array cannot become a plain numpy array: that would drop "
+                        f"its derivative; {_FLOAT_HINT}")
+
+    def __float__(self):
+        raise TypeError(f"float() of an active pyad value would drop its derivative: {_FLOAT_HINT}")
+
+    def __int__(self):
+        raise TypeError(f"int() of an active pyad value would drop its derivative: {_FLOAT_HINT}")
+
+    __index__ = __complex__ = __int__
+    __hash__ = None
+
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError("The truth value of an array with more than one element is "
+                             "ambiguous. Use a.any() or a.all()")
+        return bool(wrap(self._s, self._i.reshape(()), isinstance(self, BoolArray)))
+
+    # ---- structure (no recording) ----
+
+    def _restructure(self, idx):
+        return wrap(self._s, idx, isinstance(self, BoolArray))
+
+    def reshape(self, *shape, order="C"):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return self._restructure(self._i.reshape(shape, order=order))
+
+    def ravel(self, order="C"):
+        return self._restructure(self._i.ravel(order=order))
+
+    flatten = ravel
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return self._restructure(self._i.transpose(*axes) if axes else self._i.T)
+
+    @property
+    def T(self):
+        return self._restructure(self._i.T)
+
+    def swapaxes(self, a, b):
+        return self._restructure(self._i.swapaxes(a, b))
+
+    def squeeze(self, axis=None):
+        return self._restructure(self._i.squeeze(axis))
+
+    def copy(self):
+        return self._restructure(self._i.copy())
+
+    def astype(self, dtype, copy=True):
+        if np.dtype(dtype) != np.float64:
+            raise TypeError("active pyad arrays are float64; astype to another dtype would drop "
+                            "derivatives (use .value for plain numbers)")
+        return self.copy() if copy else self
+
+    # ---- arithmetic ----
+
+    def __neg__(self):
+        return elementwise_unary(self, C["neg"])
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return elementwise_unary(self, C["abs"])
+
+    def __add__(self, o):
+        return elementwise_binary(self, o, "add")
+
+    def __radd__(self, o):
+        return elementwise_binary(o, self, "add")
+
+    def __sub__(self, o):
+        return elementwise_binary(self, o, "sub")
+
+    def __rsub__(self, o):
+        return elementwise_binary(o, self, "sub")
+
+    def __mul__(self, o):
+        return elementwise_binary(self, o, "mul")
+
+    def __rmul__(self, o):
+        return elementwise_binary(o, self, "mul")
+
+    def __truediv__(self, o):
+        return elementwise_binary(self, o, "div")
+
+    def __rtruediv__(self, o):
+        return elementwise_binary(o, self, "div")
+
+    def __pow__(self, o):
+        if isinstance(o, numbers.Real) and not is_active(o) and o == 2:
+            return elementwise_unary(self, C["square"])
+        return elementwise_binary(self, o, "pow")
+
+    def __rpow__(self, o):
+        return elementwise_binary(o, self, "pow")
+
+    def __matmul__(self, o):
+        return matmul(self, o)
+
+    def __rmatmul__(self, o):
+        return matmul(o, self)
+
+    def __lt__(self, o):
+        return elementwise_binary(self, o, "lt")
+
+    def __le__(self, o):
+        return elementwise_binary(self, o, "le")
+
+    def __gt__(self, o):
+        return elementwise_binary(self, o, "gt")
+
+    def __ge__(self, o):
+        return elementwise_binary(self, o, "ge")
+
+    def __eq__(self, o):
+        return elementwise_binary(self, o, "eq")
+
+    def __ne__(self, o):
+        return elementwise_binary(self, o, "ne")
+
+    # ---- reductions and products ----
+
+    def sum(self, axis=None, keepdims=False):
+        return reduce(self, "add", axis, keepdims)
+
+    def prod(self, axis=None, keepdims=False):
+        return reduce(self, "mul", axis, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return reduce(self, "maximum", axis, keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return reduce(self, "minimum", axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return mean(self, axis, keepdims)
+
+    def cumsum(self, axis=None):
+        return cumulative(self, "add", axis)
+
+    def cumprod(self, axis=None):
+        return cumulative(self, "mul", axis)
+
+    def dot(self, o):
+        from .numpy_api import dot
+        return dot(self, o)
+
+    # ---- numpy protocols ----
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from .numpy_api import array_ufunc
+        return array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from .numpy_api import array_function
+        return array_function(func, types, args, kwargs)
+
+
+class BoolArray(Array):
+    """Active elementwise comparison outcomes (1.0 / 0.0 per element).
+
+    `pyad.where` selects with it; `.all()` / `.any()` give an active Bool whose
+    use in a Python `if` records a guard.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self):
+        try:
+            return f"BoolArray({np.array2string(self.value != 0, separator=', ')})"
+        except Exception:
+            return "BoolArray(<closed tape>)"
+
+    def all(self, axis=None, keepdims=False):
+        return _as_bool(reduce(self, "minimum", axis, keepdims))
+
+    def any(self, axis=None, keepdims=False):
+        return _as_bool(reduce(self, "maximum", axis, keepdims))
+
+    def __invert__(self):
+        return _as_bool(elementwise_binary(1.0, self, "sub"))
+
+    def __and__(self, o):
+        return _as_bool(elementwise_binary(self, o, "mul"))
+
+    __rand__ = __and__
+
+    def __or__(self, o):
+        return _as_bool(elementwise_binary(self, o, "maximum"))
+
+    __ror__ = __or__
+
+
+def _as_bool(x):
+    if isinstance(x, Array):
+        return BoolArray(x._s, x._i)
+    return Bool(x._s, x._i)
+
+
+__all__ = ["Array", "BoolArray", "where", "stack_values", "record_truth"]

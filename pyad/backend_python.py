@@ -1,0 +1,353 @@
+"""The pure-Python backend: the same tape as csrc/, in Python lists.
+
+It is the readable twin of the C core (same layout, same sweeps, one loop and
+one branch per kind) and the baseline the C core is measured against. Op codes
+and kinds come from the shared primitive table (pyad.ops); the value and
+derivative rules are written independently in pyad/_python_rules.py.
+"""
+import numpy as np
+
+from . import ops
+from ._python_rules import COMPARISONS, RULES, call
+from .errors import BranchError, TapeClosedError
+
+_INPUT, _CONST, _SELECT = ops.CODE["input"], ops.CODE["constant"], ops.CODE["select"]
+_GUARD_T, _GUARD_F, _AXPY = ops.CODE["guard_true"], ops.CODE["guard_false"], ops.CODE["axpy_c"]
+_MAX_OPS = 2**31 - 1
+
+# Per op code: its kind, and its rule (or comparison) for the sweeps.
+_KIND = [ops.KIND[name] for name in ops.NAME]
+_RULE = [RULES.get(name) for name in ops.NAME]
+_CMP = [COMPARISONS.get(name) for name in ops.NAME]
+
+_missing = [n for n in ops.names_of_kind("unary", "binary", "with_const") if n not in RULES]
+_missing += [n for n in ops.names_of_kind("compare", "compare_c") if n not in COMPARISONS]
+if _missing:
+    raise ImportError(f"pure-Python backend has no rule for primitives {_missing}")
+
+
+class PyStore:
+    backend = "python"
+
+    def __init__(self):
+        self.op, self.a, self.b, self.c = [], [], [], []
+        self.val = []        # recorded values, one per slot
+        self.consts = []
+        self.inputs = []     # slot of each input
+        self.outputs = []    # slot of each output
+        self.max_ops = _MAX_OPS
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+        self.op = self.a = self.b = self.c = self.val = self.consts = None
+
+    def _live(self):
+        if self.closed:
+            raise TapeClosedError("tape is closed")
+
+    @property
+    def n_ops(self):
+        self._live()
+        return len(self.op)
+
+    @property
+    def n_inputs(self):
+        self._live()
+        return len(self.inputs)
+
+    @property
+    def n_outputs(self):
+        self._live()
+        return len(self.outputs)
+
+    @property
+    def nbytes(self):
+        """What the same tape occupies in the C layout (the lists cost more)."""
+        self._live()
+        return len(self.op) * 21 + len(self.consts) * 8 + (len(self.inputs) + len(self.outputs)) * 4
+
+    def shrink(self):
+        self._live()
+
+    def set_max_ops(self, n):
+        self._live()
+        if n < len(self.op) or n > _MAX_OPS:
+            raise ValueError("invalid argument")
+        self.max_ops = n
+
+    # ---- recording ----
+
+    def _append(self, op, a, b, c, value):
+        if len(self.op) >= self.max_ops:
+            raise OverflowError("tape size limit reached (a tape holds at most 2**31 - 1 slots)")
+        self.op.append(op)
+        self.a.append(a)
+        self.b.append(b)
+        self.c.append(c)
+        self.val.append(value)
+        return len(self.op) - 1
+
+    def _slot(self, i):
+        i = int(i)
+        if not 0 <= i < len(self.op):
+            raise IndexError("operand does not name an earlier slot of this tape")
+        return i
+
+    def input(self, value):
+        self._live()
+        k = self._append(_INPUT, len(self.inputs), 0, 0, float(value))
+        self.inputs.append(k)
+        return k
+
+    def const(self, value):
+        self._live()
+        self.consts.append(float(value))
+        return self._append(_CONST, 0, len(self.consts) - 1, 0, float(value))
+
+    def rec1(self, op, a):
+        self._live()
+        a = self._slot(a)
+        return self._append(op, a, 0, 0, call(_RULE[op][0], self.val[a], 0.0))
+
+    def rec2(self, op, a, b):
+        self._live()
+        a, b = self._slot(a), self._slot(b)
+        x, y = self.val[a], self.val[b]
+        cmp = _CMP[op]
+        value = (1.0 if cmp(x, y) else 0.0) if cmp else call(_RULE[op][0], x, y)
+        return self._append(op, a, b, 0, value)
+
+    def rec_c(self, op, a, c):
+        self._live()
+        a, c = self._slot(a), float(c)
+        x = self.val[a]
+        cmp = _CMP[op]
+        value = (1.0 if cmp(x, c) else 0.0) if cmp else call(_RULE[op][0], x, c)
+        self.consts.append(c)
+        return self._append(op, a, len(self.consts) - 1, 0, value)
+
+    def select(self, cond, a, b):
+        self._live()
+        cond, a, b = self._slot(cond), self._slot(a), self._slot(b)
+        return self._append(_SELECT, cond, a, b, self.val[a] if self.val[cond] != 0 else self.val[b])
+
+    def guard(self, cond, expected):
+        self._live()
+        cond = self._slot(cond)
+        return self._append(_GUARD_T if expected else _GUARD_F, cond, 0, 0, self.val[cond])
+
+    def value(self, slot):
+        self._live()
+        return self.val[self._slot(slot)]
+
+    # Vectorized recording is a loop here; results are consecutive slots.
+
+    def input_n(self, values):
+        first = len(self.op) if not self.closed else 0
+        for v in values.tolist():
+            self.input(v)
+        return first
+
+    def rec1_n(self, op, a):
+        first = self.n_ops
+        for i in a.tolist():
+            self.rec1(op, i)
+        return first
+
+    def rec2_n(self, op, a, b):
+        first = self.n_ops
+        for i, j in zip(a.tolist(), b.tolist()):
+            self.rec2(op, i, j)
+        return first
+
+    def rec_c_n(self, op, a, c):
+        first = self.n_ops
+        cs = c.tolist() if c.size == a.size else [float(c[0])] * a.size
+        for i, v in zip(a.tolist(), cs):
+            self.rec_c(op, i, v)
+        return first
+
+    def const_n(self, values):
+        first = self.n_ops
+        for v in values.tolist():
+            self.const(v)
+        return first
+
+    def reduce(self, op, x):
+        """Reduce each row of the (m, k) slot matrix x by a pairwise tree, as the C core does."""
+        out = []
+        for row in x.tolist():
+            level = row
+            while len(level) > 1:
+                pairs = [self.rec2(op, level[j], level[j + 1]) for j in range(0, len(level) - 1, 2)]
+                level = pairs + (level[-1:] if len(level) % 2 else [])
+            out.append(level[0])
+        return np.array(out, dtype=np.int32)
+
+    def matmul_c(self, x, w):
+        """Slots of x (m, k) @ w (k, p) for constant w: a mul_c, then axpy_c terms."""
+        self._live()
+        base = len(self.consts)
+        self.consts.extend(w.ravel().tolist())
+        p = w.shape[1]
+        out = np.empty((x.shape[0], p), dtype=np.int32)
+        for i, row in enumerate(x.tolist()):
+            row = [self._slot(r) for r in row]
+            for j in range(p):
+                acc = self._append(ops.CODE["mul_c"], row[0], base + j, 0,
+                                   self.val[row[0]] * self.consts[base + j])
+                for l in range(1, len(row)):
+                    c = base + l * p + j
+                    acc = self._append(_AXPY, acc, row[l], c,
+                                       self.val[acc] + self.consts[c] * self.val[row[l]])
+                out[i, j] = acc
+        return out
+
+    def select_n(self, cond, a, b):
+        first = self.n_ops
+        for k, i, j in zip(cond.tolist(), a.tolist(), b.tolist()):
+            self.select(k, i, j)
+        return first
+
+    def output_n(self, slots):
+        self._live()
+        slots = [self._slot(s) for s in slots.tolist()]
+        self.outputs.extend(slots)
+
+    def values(self, slots):
+        self._live()
+        return np.array([self.val[self._slot(s)] for s in slots.tolist()], dtype=np.float64)
+
+    def op_at(self, k):
+        self._live()
+        return self.op[self._slot(k)]
+
+    def input_slots(self):
+        self._live()
+        return np.array(self.inputs, dtype=np.int32)
+
+    def output_slots(self):
+        self._live()
+        return np.array(self.outputs, dtype=np.int32)
+
+    # ---- sweeps ----
+
+    def _forward(self, x, xd=None):
+        """Values (and tangents along xd) of every slot at inputs x."""
+        n = len(self.op)
+        v = [0.0] * n
+        vd = [0.0] * n if xd is not None else None
+        for k in range(n):
+            op, a, b, c = self.op[k], self.a[k], self.b[k], self.c[k]
+            kind = _KIND[op]
+            if op == _INPUT:
+                v[k] = float(x[a])
+                if vd is not None:
+                    vd[k] = float(xd[a])
+                continue
+            if op == _CONST:
+                v[k] = self.consts[b]
+                continue
+            if op == _SELECT:
+                pick = b if v[a] != 0 else c
+                v[k] = v[pick]
+                if vd is not None:
+                    vd[k] = vd[pick]
+                continue
+            if op == _AXPY:
+                v[k] = v[a] + self.consts[c] * v[b]
+                if vd is not None:
+                    vd[k] = vd[a] + self.consts[c] * vd[b]
+                continue
+            if op in (_GUARD_T, _GUARD_F):
+                v[k] = v[a]
+                if (v[k] != 0) != (op == _GUARD_T):
+                    raise BranchError(k)
+                continue
+            xv = v[a]
+            yv = v[b] if kind in ("binary", "compare") else (
+                self.consts[b] if kind in ("with_const", "compare_c") else 0.0)
+            if _CMP[op]:
+                v[k] = 1.0 if _CMP[op](xv, yv) else 0.0
+                continue
+            value, partials, _ = _RULE[op]
+            z = v[k] = call(value, xv, yv)
+            if vd is not None:
+                d_x, d_y = call(partials, xv, yv, z)
+                t = d_x * vd[a]
+                if kind == "binary":
+                    t += d_y * vd[b]
+                vd[k] = t
+        return v, vd
+
+    def _reverse(self, v, u, vd=None):
+        """Adjoints (and their tangents, given the tangents vd) seeded with u."""
+        n = len(self.op)
+        adj = [0.0] * n
+        adjd = [0.0] * n if vd is not None else None
+        for i, s in enumerate(self.outputs):
+            adj[s] += float(u[i])
+        for k in range(n - 1, -1, -1):
+            op, a, b, c = self.op[k], self.a[k], self.b[k], self.c[k]
+            kind = _KIND[op]
+            g = adj[k]
+            gd = adjd[k] if adjd is not None else 0.0
+            if op == _SELECT:
+                pick = b if v[a] != 0 else c
+                adj[pick] += g
+                if adjd is not None:
+                    adjd[pick] += gd
+                continue
+            if op == _AXPY:
+                adj[a] += g
+                adj[b] += g * self.consts[c]
+                if adjd is not None:
+                    adjd[a] += gd
+                    adjd[b] += gd * self.consts[c]
+                continue
+            if kind not in ("unary", "binary", "with_const"):
+                continue
+            xv = v[a]
+            yv = v[b] if kind == "binary" else (self.consts[b] if kind == "with_const" else 0.0)
+            _, partials, second = _RULE[op]
+            d_x, d_y = call(partials, xv, yv, v[k])
+            adj[a] += g * d_x
+            if kind == "binary":
+                adj[b] += g * d_y
+            if adjd is not None:
+                xd = vd[a]
+                yd = vd[b] if kind == "binary" else 0.0
+                dd_x, dd_y = call(second, xv, yv, v[k], xd, yd)
+                adjd[a] += gd * d_x + g * dd_x
+                if kind == "binary":
+                    adjd[b] += gd * d_y + g * dd_y
+        return adj, adjd
+
+    def _outputs(self, v):
+        return np.array([v[s] for s in self.outputs], dtype=np.float64)
+
+    def _at_inputs(self, adj):
+        return np.array([adj[s] for s in self.inputs], dtype=np.float64)
+
+    def forward(self, x):
+        self._live()
+        v, _ = self._forward(x)
+        return self._outputs(v)
+
+    def jvp(self, x, xd):
+        self._live()
+        v, vd = self._forward(x, xd)
+        return self._outputs(v), self._outputs(vd)
+
+    def vjp(self, x, u):
+        self._live()
+        v = self.val if x is None else self._forward(x)[0]
+        adj, _ = self._reverse(v, u)
+        return self._outputs(v), self._at_inputs(adj)
+
+    def hvp(self, x, xd, u):
+        self._live()
+        v, vd = self._forward(x, xd)
+        adj, adjd = self._reverse(v, u, vd)
+        return self._outputs(v), self._at_inputs(adj), self._at_inputs(adjd)

@@ -1,0 +1,63 @@
+"""pyad.sin, pyad.exp, ...: elementary functions for floats, arrays and active values.
+
+On plain numbers and arrays they are numpy's functions; on active values they
+record the primitive of the same name. They are generated from the primitive
+table, so every unary and binary primitive has one.
+"""
+from . import numpy_api, ops
+from .array import stack_values, where as _where
+
+__all__ = []
+
+
+def _make_unary(name):
+    def f(x):
+        return numpy_api.unary(name, x)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"Elementwise {name}(x) of a float, array or active value."
+    return f
+
+
+def _make_binary(name):
+    def f(x, y):
+        return numpy_api.binary_op(name, x, y)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"Elementwise {name}(x, y) with numpy broadcasting; either may be active."
+    return f
+
+
+for _name in ops.names_of_kind("unary"):
+    globals()[_name] = _make_unary(_name)
+    __all__.append(_name)
+for _name in ("pow", "arctan2", "maximum", "minimum"):
+    globals()[_name] = _make_binary(_name)
+    __all__.append(_name)
+
+power = globals()["pow"]
+absolute = globals()["abs"]
+negative = globals()["neg"]
+
+
+def where(cond, a, b):
+    """Branch-free select: a where cond is true, else b. An active condition
+    (a comparison of active values) is recorded and replays correctly on both
+    sides, with no guard."""
+    return _where(cond, a, b)
+
+
+def stack(xs, axis=0):
+    """Join active scalars/arrays (and constants) into one active array along a new axis."""
+    return stack_values(xs, axis)
+
+
+def array(xs):
+    """An active array from a (nested) list of active scalars and numbers."""
+    return stack_values(xs, 0) if isinstance(xs, (list, tuple)) else xs
+
+
+def value(x):
+    """The plain number(s) of an active value (no derivative); other values unchanged."""
+    return x.value if hasattr(x, "_s") else x
+
+
+__all__ += ["power", "absolute", "negative", "where", "stack", "array", "value"]

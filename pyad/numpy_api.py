@@ -1,0 +1,291 @@
+"""numpy's protocols on active values: which ufuncs and array functions pyad
+records, and how. Anything not listed raises TypeError naming the function, so
+active values never silently turn into object arrays or plain floats."""
+import numpy as np
+
+from . import array as A
+from . import ops
+from .scalar import Scalar, binary
+
+C = ops.CODE
+
+UNARY_UFUNCS = {
+    np.negative: "neg", np.absolute: "abs", np.fabs: "abs", np.square: "square",
+    np.reciprocal: "reciprocal", np.exp: "exp", np.log: "log", np.log1p: "log1p",
+    np.expm1: "expm1", np.sqrt: "sqrt", np.sin: "sin", np.cos: "cos", np.tan: "tan",
+    np.arcsin: "arcsin", np.arccos: "arccos", np.arctan: "arctan", np.sinh: "sinh",
+    np.cosh: "cosh", np.tanh: "tanh",
+}
+BINARY_UFUNCS = {
+    np.add: "add", np.subtract: "sub", np.multiply: "mul", np.true_divide: "div",
+    np.power: "pow", np.float_power: "pow", np.arctan2: "arctan2",
+    np.maximum: "maximum", np.minimum: "minimum",
+    np.less: "lt", np.less_equal: "le", np.greater: "gt", np.greater_equal: "ge",
+    np.equal: "eq", np.not_equal: "ne",
+}
+REDUCING_UFUNCS = {np.add: "add", np.multiply: "mul", np.maximum: "maximum",
+                   np.minimum: "minimum"}
+
+
+def unary(name, x):
+    """Apply a unary primitive to a float, ndarray or active value."""
+    if isinstance(x, Scalar):
+        return Scalar(x._s, x._s.rec1(C[name], x._i))
+    if isinstance(x, A.Array):
+        return A.elementwise_unary(x, C[name])
+    if isinstance(x, (list, tuple)) and A.store_of(x) is not None:
+        store = A.store_of(x)
+        return A.elementwise_unary(A.wrap(store, A.to_slots(store, x)), C[name])
+    return getattr(np, _NUMPY_NAME.get(name, name))(A.as_constant(x))[()]
+
+
+def binary_op(name, x, y):
+    """Apply a binary primitive to any mix of floats, ndarrays and active values."""
+    if isinstance(x, Scalar) or isinstance(y, Scalar):
+        r = binary(x, y, name)
+        if r is not NotImplemented:
+            return r
+    if A.is_active(x) or A.is_active(y) or A.store_of(x, y) is not None:
+        return A.elementwise_binary(x, y, name)
+    return getattr(np, _NUMPY_NAME.get(name, name))(A.as_constant(x), A.as_constant(y))[()]
+
+
+_NUMPY_NAME = {"neg": "negative", "abs": "absolute", "sub": "subtract", "mul": "multiply",
+               "div": "true_divide", "pow": "power", "lt": "less", "le": "less_equal",
+               "gt": "greater", "ge": "greater_equal", "eq": "equal", "ne": "not_equal"}
+
+
+def _unsupported_ufunc(ufunc, method):
+    what = ufunc.__name__ + ("" if method == "__call__" else "." + method)
+    return TypeError(f"pyad does not support numpy.{what} on active values "
+                     "(see the numpy coverage table in the README)")
+
+
+def array_ufunc(ufunc, method, inputs, kwargs):
+    if kwargs.get("out") is not None:
+        raise TypeError(f"numpy.{ufunc.__name__}: pyad cannot write into an out= array; "
+                        "use the returned value")
+    extra = set(kwargs) - {"out", "axis", "keepdims", "dtype"}
+    if extra:
+        raise TypeError(f"numpy.{ufunc.__name__}: pyad does not support the arguments {sorted(extra)}")
+    if method == "__call__":
+        if ufunc in UNARY_UFUNCS:
+            return unary(UNARY_UFUNCS[ufunc], inputs[0])
+        if ufunc in BINARY_UFUNCS:
+            return binary_op(BINARY_UFUNCS[ufunc], inputs[0], inputs[1])
+        if ufunc is np.positive:
+            return inputs[0]
+        if ufunc in COMPOSED_UFUNCS:
+            return COMPOSED_UFUNCS[ufunc](*inputs)
+    elif method == "reduce" and ufunc in REDUCING_UFUNCS:
+        return A.reduce(_active(inputs[0]), REDUCING_UFUNCS[ufunc], kwargs.get("axis", 0),
+                        kwargs.get("keepdims", False))
+    elif method == "accumulate" and ufunc in (np.add, np.multiply):
+        return A.cumulative(_active(inputs[0]), REDUCING_UFUNCS[ufunc], kwargs.get("axis", 0))
+    elif method == "outer" and ufunc in BINARY_UFUNCS:
+        x, y = inputs
+        return binary_op(BINARY_UFUNCS[ufunc], _expand(x, np.ndim(y)), y)
+    raise _unsupported_ufunc(ufunc, method)
+
+
+def _expand(x, extra_dims):
+    """x with `extra_dims` trailing axes of length 1 (for ufunc.outer)."""
+    if A.is_active(x):
+        return A.wrap(x._s, A.slots_of(x).reshape(np.shape(A.slots_of(x)) + (1,) * extra_dims))
+    return np.reshape(x, np.shape(x) + (1,) * extra_dims)
+
+
+def _active(x):
+    """x as an active value (constant lists of active elements stacked)."""
+    if A.is_active(x):
+        return x
+    store = A.store_of(x)
+    if store is None:
+        raise TypeError("expected an active pyad value")
+    return A.wrap(store, A.to_slots(store, x))
+
+
+def _log_base(base):
+    inv = 1.0 / np.log(base)
+    return lambda x: unary("log", x) * inv
+
+
+def _sign(x):
+    # (x > 0) - (x < 0): the right values, and derivative zero as comparisons carry none.
+    return binary_op("gt", x, 0.0) - binary_op("lt", x, 0.0)
+
+
+COMPOSED_UFUNCS = {
+    np.log2: _log_base(2.0),
+    np.log10: _log_base(10.0),
+    np.exp2: lambda x: binary_op("pow", 2.0, x),
+    np.hypot: lambda x, y: unary("sqrt", x * x + y * y),
+    np.sign: _sign,
+    np.logical_not: lambda x: binary_op("eq", x, 0.0),
+    np.logical_and: lambda x, y: binary_op("ne", x, 0.0) & binary_op("ne", y, 0.0),
+    np.logical_or: lambda x, y: binary_op("ne", x, 0.0) | binary_op("ne", y, 0.0),
+    np.bitwise_and: lambda x, y: binary_op("mul", x, y),
+    np.bitwise_or: lambda x, y: binary_op("maximum", x, y),
+}
+
+
+# ---- array functions ----
+
+def _reduction(name):
+    def f(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        if out is not None:
+            raise TypeError("pyad cannot write into an out= array; use the returned value")
+        return A.reduce(_active(a), name, axis, keepdims)
+    return f
+
+
+def _mean(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
+    if out is not None:
+        raise TypeError("pyad cannot write into an out= array; use the returned value")
+    return A.mean(_active(a), axis, keepdims)
+
+
+def dot(a, b):
+    if np.ndim(_shape_source(a)) == 0 or np.ndim(_shape_source(b)) == 0:
+        return binary_op("mul", a, b)
+    if np.ndim(_shape_source(a)) > 2 or np.ndim(_shape_source(b)) > 2:
+        raise TypeError("pyad supports numpy.dot for operands of at most 2 dimensions; "
+                        "use numpy.matmul or numpy.einsum for stacks")
+    return A.matmul(a, b)
+
+
+def _shape_source(x):
+    return A.slots_of(x) if A.is_active(x) else np.asarray(x)
+
+
+def inner(a, b):
+    return binary_op("mul", a, b).sum(axis=-1) if np.ndim(_shape_source(a)) else binary_op("mul", a, b)
+
+
+def outer(a, b, out=None):
+    a = _active(a).ravel() if A.is_active(a) or A.store_of(a) else np.ravel(a)
+    b = _active(b).ravel() if A.is_active(b) or A.store_of(b) else np.ravel(b)
+    return binary_op("mul", _expand(a, 1), b)
+
+
+def norm(x, ord=None, axis=None, keepdims=False):
+    if ord not in (None, 2, "fro") or (ord == 2 and axis is None and np.ndim(_shape_source(x)) == 2):
+        raise TypeError(f"pyad supports numpy.linalg.norm with ord=None (2-norm / Frobenius), "
+                        f"not ord={ord!r}")
+    x = _active(x)
+    return unary("sqrt", A.reduce(x * x, "add", axis, keepdims))
+
+
+def _structural(fn):
+    """An index-only numpy function applied to the slot array."""
+    def f(a, *args, **kwargs):
+        a = _active(a)
+        return A.wrap(a._s, fn(A.slots_of(a), *args, **kwargs), isinstance(a, A.BoolArray))
+    f.__name__ = fn.__name__
+    return f
+
+
+def _split(fn):
+    def f(a, *args, **kwargs):
+        a = _active(a)
+        return [A.wrap(a._s, part) for part in fn(A.slots_of(a), *args, **kwargs)]
+    return f
+
+
+def _clip(a, a_min=None, a_max=None, out=None, **kw):
+    if out is not None:
+        raise TypeError("pyad cannot write into an out= array; use the returned value")
+    r = a
+    if a_min is not None:
+        r = binary_op("maximum", r, a_min)
+    if a_max is not None:
+        r = binary_op("minimum", r, a_max)
+    return r
+
+
+def _diff(a, n=1, axis=-1):
+    a = _active(a)
+    for _ in range(n):
+        idx = A.slots_of(a)
+        ax = axis % idx.ndim
+        hi = [slice(None)] * idx.ndim
+        lo = [slice(None)] * idx.ndim
+        hi[ax], lo[ax] = slice(1, None), slice(None, -1)
+        a = a[tuple(hi)] - a[tuple(lo)]
+    return a
+
+
+def _einsum(subscripts, *operands, **kwargs):
+    """Two-operand einsum by broadcasting and summing (no optimization)."""
+    if kwargs or len(operands) != 2 or "->" not in subscripts or "..." in subscripts:
+        raise TypeError("pyad supports numpy.einsum for two operands with an explicit '->' "
+                        "output and no ellipsis")
+    ins, out = subscripts.replace(" ", "").split("->")
+    sa, sb = ins.split(",")
+    letters = list(dict.fromkeys(sa + sb))
+    x, y = operands
+
+    def aligned(v, s):
+        if len(set(s)) != len(s):
+            raise TypeError("pyad's einsum does not support repeated indices within one operand")
+        perm = sorted(range(len(s)), key=lambda i: letters.index(s[i]))
+        shape_src = _shape_source(v)
+        vt = (A.wrap(v._s, A.slots_of(v).transpose(perm)) if A.is_active(v)
+              else np.transpose(shape_src, perm))
+        present = [s[i] for i in perm]
+        shape = [shape_src.shape[s.index(ch)] if ch in present else 1 for ch in letters]
+        return vt.reshape(shape) if A.is_active(vt) else np.reshape(vt, shape)
+
+    prod = binary_op("mul", aligned(x, sa), aligned(y, sb))
+    summed = tuple(i for i, ch in enumerate(letters) if ch not in out)
+    r = A.reduce(_active(prod), "add", summed) if summed else prod
+    kept = [ch for ch in letters if ch in out]
+    perm = [kept.index(ch) for ch in out]
+    if A.is_active(r):
+        return A.wrap(r._s, A.slots_of(r).transpose(perm))
+    return np.transpose(r, perm)
+
+
+FUNCTIONS = {
+    np.sum: _reduction("add"), np.prod: _reduction("mul"),
+    np.max: _reduction("maximum"), np.min: _reduction("minimum"),
+    np.amax: _reduction("maximum"), np.amin: _reduction("minimum"),
+    np.mean: _mean,
+    np.cumsum: lambda a, axis=None, dtype=None, out=None: A.cumulative(_active(a), "add", axis),
+    np.cumprod: lambda a, axis=None, dtype=None, out=None: A.cumulative(_active(a), "mul", axis),
+    np.dot: dot, np.matmul: lambda a, b, **kw: A.matmul(a, b), np.inner: inner,
+    np.outer: outer, np.einsum: _einsum, np.linalg.norm: norm,
+    np.where: lambda c, a=None, b=None: A.where(c, a, b) if a is not None else _no("where with one argument"),
+    np.concatenate: lambda xs, axis=0, **kw: A.concatenate(xs, axis),
+    np.stack: lambda xs, axis=0, **kw: A.stack_values(xs, axis),
+    np.hstack: lambda xs, **kw: A.hstack(xs), np.vstack: lambda xs, **kw: A.vstack(xs),
+    np.split: _split(np.split), np.array_split: _split(np.array_split),
+    np.reshape: _structural(np.reshape), np.ravel: _structural(np.ravel),
+    np.transpose: _structural(np.transpose), np.swapaxes: _structural(np.swapaxes),
+    np.moveaxis: _structural(np.moveaxis), np.flip: _structural(np.flip),
+    np.fliplr: _structural(np.fliplr), np.flipud: _structural(np.flipud),
+    np.broadcast_to: _structural(np.broadcast_to), np.expand_dims: _structural(np.expand_dims),
+    np.squeeze: _structural(np.squeeze), np.atleast_1d: _structural(np.atleast_1d),
+    np.atleast_2d: _structural(np.atleast_2d), np.diagonal: _structural(np.diagonal),
+    np.roll: _structural(np.roll), np.tile: _structural(np.tile),
+    np.repeat: _structural(np.repeat), np.take: _structural(np.take),
+    np.shape: lambda a: np.shape(A.slots_of(_active(a))),
+    np.ndim: lambda a: np.ndim(A.slots_of(_active(a))),
+    np.size: lambda a, axis=None: np.size(A.slots_of(_active(a)), axis),
+    np.clip: _clip, np.diff: _diff, np.trace: lambda a, offset=0, axis1=0, axis2=1: A.reduce(
+        A.wrap(_active(a)._s, np.diagonal(A.slots_of(_active(a)), offset, axis1, axis2)), "add", -1),
+    np.zeros_like: lambda a, dtype=None, **kw: np.zeros(np.shape(A.slots_of(_active(a))), dtype or float),
+    np.ones_like: lambda a, dtype=None, **kw: np.ones(np.shape(A.slots_of(_active(a))), dtype or float),
+}
+
+
+def _no(what):
+    raise TypeError(f"pyad does not support numpy.{what} on active values")
+
+
+def array_function(func, types, args, kwargs):
+    impl = FUNCTIONS.get(func)
+    if impl is None:
+        raise TypeError(f"pyad does not support numpy.{func.__name__} on active values "
+                        "(see the numpy coverage table in the README)")
+    return impl(*args, **kwargs)

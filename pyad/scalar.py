@@ -1,0 +1,238 @@
+"""Active scalars: a tape slot that records every operation done to it.
+
+A Scalar holds its tape's store and its slot index, nothing else; each operator
+is a short call into the recorder. Operations with an Array or an ndarray go to
+the array recorder (pyad.array), which broadcasts.
+"""
+import numbers
+
+import numpy as np
+
+from . import ops
+from .errors import MixedTapeError
+
+C = ops.CODE
+
+# For x ∘ c and c ∘ x with a constant c: the *_c op that records it with c as
+# the row's constant, or None where a constant slot is recorded instead.
+CONSTANT_FORMS = {
+    "add": ("add_c", "add_c"), "sub": ("sub_c", "rsub_c"),
+    "mul": ("mul_c", "mul_c"), "div": ("div_c", "rdiv_c"),
+    "pow": ("pow_c", "rpow_c"),
+    "maximum": ("maximum_c", "maximum_c"), "minimum": ("minimum_c", "minimum_c"),
+    "lt": ("lt_c", "gt_c"), "le": ("le_c", "ge_c"), "gt": ("gt_c", "lt_c"),
+    "ge": ("ge_c", "le_c"), "eq": ("eq_c", "eq_c"), "ne": ("ne_c", "ne_c"),
+    "arctan2": (None, None),
+}
+COMPARISONS = frozenset(("lt", "le", "gt", "ge", "eq", "ne"))
+
+_PLAIN_NUMBERS = (float, int, np.float64)
+_FLOAT_HINT = ("use pyad functions (pyad.sin, pyad.exp, ...) or numpy ufuncs on active "
+               "values; read the untracked number with .value")
+
+
+def mixed_tapes():
+    return MixedTapeError("values from two different tapes met in one operation; "
+                          "record the whole computation on one tape")
+
+
+def is_constant_number(c):
+    return isinstance(c, (numbers.Real, np.bool_)) and not isinstance(c, Scalar)
+
+
+class Scalar:
+    """An active float: one slot of a tape."""
+
+    __slots__ = ("_s", "_i")
+    __array_priority__ = 1000  # numpy defers binary operators to us
+
+    def __init__(self, store, slot):
+        self._s = store
+        self._i = slot
+
+    # ---- the untracked number ----
+
+    @property
+    def value(self):
+        """The value recorded in this slot (a float, with no derivative)."""
+        return self._s.value(self._i)
+
+    @property
+    def slot(self):
+        return self._i
+
+    shape = ()
+    ndim = 0
+    size = 1
+
+    def __repr__(self):
+        try:
+            return f"Scalar({self.value!r}, slot={self._i})"
+        except Exception:
+            return f"Scalar(<closed tape>, slot={self._i})"
+
+    def __float__(self):
+        raise TypeError(f"float() of an active pyad value would drop its derivative: {_FLOAT_HINT}")
+
+    def __int__(self):
+        raise TypeError(f"int() of an active pyad value would drop its derivative: {_FLOAT_HINT}")
+
+    __index__ = __complex__ = __int__
+
+    def __bool__(self):
+        return record_truth(self, C["ne_c"])
+
+    __hash__ = None
+
+    # ---- recording ----
+
+    def _unary(self, op):
+        return Scalar(self._s, self._s.rec1(op, self._i))
+
+    def __neg__(self):
+        return Scalar(self._s, self._s.rec1(_NEG, self._i))
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return Scalar(self._s, self._s.rec1(_ABS, self._i))
+
+    def __add__(self, o):
+        return binary(self, o, "add")
+
+    def __radd__(self, o):
+        return binary(o, self, "add")
+
+    def __sub__(self, o):
+        return binary(self, o, "sub")
+
+    def __rsub__(self, o):
+        return binary(o, self, "sub")
+
+    def __mul__(self, o):
+        return binary(self, o, "mul")
+
+    def __rmul__(self, o):
+        return binary(o, self, "mul")
+
+    def __truediv__(self, o):
+        return binary(self, o, "div")
+
+    def __rtruediv__(self, o):
+        return binary(o, self, "div")
+
+    def __pow__(self, o):
+        if o.__class__ in _PLAIN_NUMBERS and o == 2:
+            return Scalar(self._s, self._s.rec1(_SQUARE, self._i))
+        return binary(self, o, "pow")
+
+    def __rpow__(self, o):
+        return binary(o, self, "pow")
+
+    def __lt__(self, o):
+        return binary(self, o, "lt")
+
+    def __le__(self, o):
+        return binary(self, o, "le")
+
+    def __gt__(self, o):
+        return binary(self, o, "gt")
+
+    def __ge__(self, o):
+        return binary(self, o, "ge")
+
+    def __eq__(self, o):
+        return binary(self, o, "eq")
+
+    def __ne__(self, o):
+        return binary(self, o, "ne")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from .numpy_api import array_ufunc
+        return array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from .numpy_api import array_function
+        return array_function(func, types, args, kwargs)
+
+
+class Bool(Scalar):
+    """The active outcome of a comparison: a slot holding 1.0 or 0.0.
+
+    `pyad.where` selects with it and replays both ways; using it in a Python
+    `if` records a guard, so replay at a point where it flips is caught. As a
+    number it is 1.0 or 0.0 with derivative zero, like numpy's bools.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self):
+        try:
+            return f"Bool({self.value != 0}, slot={self._i})"
+        except Exception:
+            return f"Bool(<closed tape>, slot={self._i})"
+
+    def __bool__(self):
+        outcome = self._s.value(self._i) != 0
+        self._s.guard(self._i, outcome)
+        return outcome
+
+    def __invert__(self):
+        return Bool(self._s, self._s.rec_c(C["rsub_c"], self._i, 1.0))
+
+    def __and__(self, o):
+        return logical(self, o, "mul")
+
+    __rand__ = __and__
+
+    def __or__(self, o):
+        return logical(self, o, "maximum")
+
+    __ror__ = __or__
+
+
+_NEG, _ABS, _SQUARE = C["neg"], C["abs"], C["square"]
+
+
+def record_truth(x, op_ne_c):
+    """`if x:` on an active scalar: record x != 0 and a guard on it."""
+    cond = x._s.rec_c(op_ne_c, x._i, 0.0)
+    outcome = x._s.value(cond) != 0
+    x._s.guard(cond, outcome)
+    return outcome
+
+
+def logical(x, o, name):
+    r = binary(x, o, name)
+    if isinstance(r, Scalar) and not isinstance(r, Bool):
+        r = Bool(r._s, r._i)
+    return r
+
+
+def binary(x, y, name):
+    """Record x ∘ y where at least one of x, y is an active Scalar."""
+    cls = Bool if name in COMPARISONS else Scalar
+    xs, ys = isinstance(x, Scalar), isinstance(y, Scalar)
+    if xs and ys:
+        s = x._s
+        if y._s is not s:
+            raise mixed_tapes()
+        return cls(s, s.rec2(C[name], x._i, y._i))
+    if xs and is_constant_number(y):
+        form = CONSTANT_FORMS[name][0]
+        s = x._s
+        if form is None:
+            return cls(s, s.rec2(C[name], x._i, s.const(float(y))))
+        return cls(s, s.rec_c(C[form], x._i, float(y)))
+    if ys and is_constant_number(x):
+        form = CONSTANT_FORMS[name][1]
+        s = y._s
+        if form is None:
+            return cls(s, s.rec2(C[name], s.const(float(x)), y._i))
+        return cls(s, s.rec_c(C[form], y._i, float(x)))
+    from .array import Array, is_array_operand
+    if isinstance(x, Array) or isinstance(y, Array) or is_array_operand(x) or is_array_operand(y):
+        from .array import elementwise_binary
+        return elementwise_binary(x, y, name)
+    return NotImplemented

@@ -1,0 +1,117 @@
+"""Functional transforms: trace f at the given point, sweep, return numpy values."""
+import functools
+import numbers
+
+import numpy as np
+
+from .array import is_active
+from .errors import PyadError
+from .tape import Tape
+
+
+def _argnums_tuple(argnums, nargs):
+    single = isinstance(argnums, (int, np.integer))
+    nums = (argnums,) if single else tuple(argnums)
+    for i in nums:
+        if not isinstance(i, (int, np.integer)):
+            raise TypeError(f"argnums must be an int or a tuple of ints, got {argnums!r}")
+        if not -nargs <= i < nargs:
+            raise ValueError(f"argnums {i} is out of range for a call with {nargs} positional "
+                             "argument(s)")
+    return tuple(i % nargs for i in nums), single
+
+
+def record(f, args, argnums, backend=None, retrace=False):
+    """A Tape of f(*args) whose inputs are args[i] for i in argnums."""
+    tape = Tape(backend)
+    with tape:
+        call_args = list(args)
+        for i in argnums:
+            call_args[i] = tape.input(args[i])
+        out = f(*call_args)
+        _check_output(out)
+        tape.output(out)
+    if retrace:
+        tape._fn = f
+    return tape
+
+
+def _check_output(out):
+    if is_active(out) or isinstance(out, (numbers.Real, np.ndarray, list, tuple)):
+        return
+    raise TypeError(f"the differentiated function must return a number or an array, "
+                    f"not {type(out).__name__}")
+
+
+def trace(f, *args, backend=None, retrace=True):
+    """Record f(*args) once; the returned Tape replays it at new points.
+
+    With retrace=True the tape keeps f and re-records when replay reaches a
+    point where one of f's Python branches goes the other way (counted in
+    tape.retraces); with retrace=False such a replay raises pyad.BranchError.
+    """
+    if not callable(f):
+        raise TypeError(f"pyad.trace needs a function, got {type(f).__name__}")
+    return record(f, args, range(len(args)), backend, retrace)
+
+
+def _scalar_tape(f, args, argnums, backend, who):
+    nums, single = _argnums_tuple(argnums, len(args))
+    tape = record(f, args, nums, backend)
+    if tape._out_shapes != [()]:
+        shape = tape._out_shapes[0] if len(tape._out_shapes) == 1 else "several outputs"
+        raise TypeError(f"{who} requires a function with one scalar output; the output had "
+                        f"shape {shape} (use pyad.jacobian or pyad.vjp)")
+    return tape, single
+
+
+def value_and_grad(f, argnums=0, backend=None):
+    """f's value and gradient with respect to args[argnums] (JAX semantics)."""
+    @functools.wraps(f)
+    def value_and_grad_f(*args):
+        tape, single = _scalar_tape(f, args, argnums, backend, "value_and_grad")
+        try:
+            value, g = tape.value_and_gradient()
+        finally:
+            tape.close()
+        return value, (g if single or isinstance(g, tuple) else (g,))
+    return value_and_grad_f
+
+
+def grad(f, argnums=0, backend=None):
+    """The gradient of scalar f with respect to args[argnums]: same shape as that argument."""
+    vg = value_and_grad(f, argnums, backend)
+
+    @functools.wraps(f)
+    def grad_f(*args):
+        return vg(*args)[1]
+    return grad_f
+
+
+def jvp(f, x, v, backend=None):
+    """(f(x), J v): the Jacobian-vector product by one forward sweep."""
+    tape = record(f, (x,), (0,), backend)
+    try:
+        return tape.jvp(x, v)
+    finally:
+        tape.close()
+
+
+def vjp(f, x, u, backend=None):
+    """(f(x), u^T J): the vector-Jacobian product by one reverse sweep."""
+    tape = record(f, (x,), (0,), backend)
+    try:
+        y = tape()
+        _, g = tape.vjp(None, u)
+        return y, g
+    finally:
+        tape.close()
+
+
+def hvp(f, x, v, backend=None):
+    """H v for scalar f at x, by forward-over-reverse (no finite differences)."""
+    tape, _ = _scalar_tape(f, (x,), 0, backend, "hvp")
+    try:
+        return tape.hvp(x, v)
+    finally:
+        tape.close()
