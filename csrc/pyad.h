@@ -63,6 +63,12 @@ int pyad_rec_select(pyad_tape *t, int cond, int a, int b);
 int pyad_rec_guard(pyad_tape *t, int cond, int expected);
 int pyad_rec_output(pyad_tape *t, int slot);
 
+/* Rows buffered by the caller (unary, binary, with-constant and comparison
+ * ops): for a row with a constant, b[i] indexes the consts passed here; slot
+ * operands may name earlier rows of the same batch. Returns the first slot. */
+int pyad_rec_rows(pyad_tape *t, const uint8_t *op, const int32_t *a, const int32_t *b,
+                  int64_t n, const double *consts, int64_t n_consts);
+
 /* Vectorized recording: n ops, results in the consecutive slots first..first+n-1.
  * Each returns the first new slot or a negative status; on error nothing is recorded. */
 int pyad_rec_input_n(pyad_tape *t, const double *values, int64_t n);
@@ -109,5 +115,30 @@ int pyad_reverse(pyad_tape *t, const double *v, const double *u, double *adj,
 int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd,
                         const double *u, double *adj, double *adjd,
                         double *xbar, double *xbard);
+
+
+/* Vector sweeps at one point, directions in rows: xd is p x n_inputs, yd is
+ * p x n_outputs; u is q x n_outputs and xbar q x n_inputs. Work arrays hold
+ * n_ops doubles (v, adj of pyad_second_vector) or n_ops * p (vd, adj, adjd). */
+int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *xd,
+                        double *v, double *vd, double *y, double *yd, int64_t *bad_op);
+int pyad_reverse_vector(pyad_tape *t, int64_t q, const double *v, const double *u,
+                        double *adj, double *xbar);
+int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *vd,
+                       const double *u, double *adj, double *adjd, double *xbar,
+                       double *xbard);
+
+/* Batched sweeps over nb points, points in rows: x is nb x n_inputs, y is
+ * nb x n_outputs, u nb x n_outputs, xbar nb x n_inputs. Work arrays hold
+ * n_ops * nb doubles. bad[b] is -1, or the guard that failed at point b;
+ * *n_bad counts those points (the others are computed as usual). */
+int pyad_forward_batch(pyad_tape *t, int64_t nb, const double *x, double *v, double *y,
+                       int64_t *bad, int64_t *n_bad);
+int pyad_tangent_batch(pyad_tape *t, int64_t nb, const double *x, const double *xd, double *v,
+                       double *vd, double *y, double *yd, int64_t *bad, int64_t *n_bad);
+int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *u, double *adj,
+                       double *xbar);
+int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *vd,
+                      const double *u, double *adj, double *adjd, double *xbar, double *xbard);
 
 #endif

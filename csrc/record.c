@@ -249,3 +249,46 @@ int pyad_op_at(const pyad_tape *t, int64_t k)
         return PYAD_EINDEX;
     return t->op[k];
 }
+
+/* Rows buffered by the caller: n rows of unary, binary, with-constant or
+ * comparison ops. For a row with a constant, b[i] indexes the n_consts
+ * constants passed here; slot operands may name earlier rows of the batch. */
+int pyad_rec_rows(pyad_tape *t, const uint8_t *op, const int32_t *a, const int32_t *b,
+                  int64_t n, const double *consts, int64_t n_consts)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (n < 0 || n_consts < 0 || (n > 0 && (!op || !a || !b)) || (n_consts > 0 && !consts))
+        return PYAD_EINVAL;
+    int s = tape_begin_record(t);
+    if (s)
+        return s;
+    if (!(s = tape_reserve_ops(t, n)) && !(s = tape_reserve_consts(t, n_consts))) {
+        int64_t first = t->n_ops, base = t->n_consts;
+        for (int64_t i = 0; i < n && s == PYAD_OK; ++i) {
+            int kind = pyad_op_kind(op[i]);
+            int64_t k = first + i;
+            int a_ok = a[i] >= 0 && a[i] < k;
+            int with_const = kind == PYAD_KIND_WITH_CONST || kind == PYAD_KIND_COMPARE_C;
+            if (kind == PYAD_KIND_UNARY)
+                s = a_ok ? PYAD_OK : PYAD_EINDEX;
+            else if (kind == PYAD_KIND_BINARY || kind == PYAD_KIND_COMPARE)
+                s = a_ok && b[i] >= 0 && b[i] < k ? PYAD_OK : PYAD_EINDEX;
+            else if (with_const)
+                s = a_ok && b[i] >= 0 && b[i] < n_consts ? PYAD_OK : PYAD_EINDEX;
+            else
+                s = PYAD_EINVAL;
+            if (s == PYAD_OK)
+                tape_put_row(t, k, op[i], a[i], with_const ? (int32_t)(base + b[i]) : b[i], 0);
+        }
+        if (s == PYAD_OK) {
+            if (n_consts)
+                memcpy(t->consts + base, consts, (size_t)n_consts * sizeof *consts);
+            t->n_consts += n_consts;
+            tape_finish_rows(t, first, n);
+            s = (int)first;
+        }
+    }
+    tape_end_record(t);
+    return s;
+}

@@ -11,7 +11,8 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC_ABS = os.path.join(os.path.dirname(HERE), "csrc")
 CSRC = os.path.relpath(CSRC_ABS)
-SOURCES = ["tape.c", "record.c", "record_linalg.c", "forward.c", "reverse.c"]
+SOURCES = ["tape.c", "record.c", "record_linalg.c", "forward.c", "reverse.c", "vector.c",
+           "batch.c"]
 
 
 def _declarations(header):
@@ -30,7 +31,7 @@ ffibuilder.set_source(
     include_dirs=[CSRC],
     depends=[os.path.join(CSRC, name) for name in
              ("pyad.h", "tape.h", "record.h", "sweep.h", "rules.h", "ops.def")],
-    extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra"]
+    extra_compile_args=["-std=c11", "-O3", "-Wall", "-Wextra"]
     + os.environ.get("PYAD_CFLAGS", "").split(),
     extra_link_args=os.environ.get("PYAD_LDFLAGS", "").split(),
     libraries=["m"],

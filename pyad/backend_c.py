@@ -6,11 +6,12 @@ store and used by one sweep at a time; a concurrent sweep gets fresh ones, so
 several threads may replay one tape at once.
 """
 import threading
+from array import array
 
 import numpy as np
 
 from ._pyad_c import ffi, lib
-from .errors import BranchError, status_error
+from .errors import BranchError, TapeClosedError, status_error
 
 _BRANCH = lib.PYAD_EBRANCH
 
@@ -31,6 +32,16 @@ def _i32(a):
     return ffi.from_buffer("int32_t[]", a)
 
 
+class _ClosedBuffer(list):
+    """Stands in for the row buffers of a closed tape: recording on it raises."""
+
+    def append(self, _):
+        raise TapeClosedError("tape is closed")
+
+
+_CLOSED = _ClosedBuffer()
+
+
 class _Work:
     """Scratch arrays of one sweep, with their cffi pointers made once."""
 
@@ -40,6 +51,10 @@ class _Work:
 
 
 class CStore:
+    """One C tape. Scalar ops are buffered in Python lists (push1/push2/push_c,
+    a few list appends each) and handed to C in one call when anything else
+    touches the tape: a cffi call per op would cost more than the op itself."""
+
     backend = "c"
 
     def __init__(self):
@@ -50,15 +65,72 @@ class CStore:
         self._h = ffi.gc(out[0], lib.pyad_tape_free)
         self._slot1 = ffi.new("int32_t[1]")
         self._val1 = ffi.new("double[1]")
-        self._bad = ffi.new("int64_t[1]")
         self._work = None
         self._work_lock = threading.Lock()
+        # Buffered rows: op code, operand a, operand b (or index into _pc), constants.
+        self._po, self._pa, self._pb, self._pc = [], [], [], []
+        self._next = 0  # the slot the next op defines
+
+    # ---- buffered scalar recording ----
+
+    def push1(self, op, a):
+        self._po.append(op)
+        self._pa.append(a)
+        self._pb.append(0)
+        k = self._next
+        self._next = k + 1
+        return k
+
+    def push2(self, op, a, b):
+        self._po.append(op)
+        self._pa.append(a)
+        self._pb.append(b)
+        k = self._next
+        self._next = k + 1
+        return k
+
+    def push_c(self, op, a, c):
+        pc = self._pc
+        self._po.append(op)
+        self._pa.append(a)
+        self._pb.append(len(pc))
+        pc.append(c)
+        k = self._next
+        self._next = k + 1
+        return k
+
+    def _sync(self):
+        """Hand the buffered rows to C (before anything reads or extends the tape)."""
+        if not self._po:
+            return
+        po, pa, pb, pc = self._po, self._pa, self._pb, self._pc
+        self._po, self._pa, self._pb, self._pc = [], [], [], []
+        try:
+            rows = (array("B", po), array("i", pa), array("i", pb), array("d", pc))
+        except (OverflowError, TypeError) as e:
+            self._next = lib.pyad_n_ops(self._h)
+            raise ValueError(f"cannot record: {e}") from None
+        s = lib.pyad_rec_rows(self._h, ffi.from_buffer("uint8_t[]", rows[0]),
+                              ffi.from_buffer("int32_t[]", rows[1]),
+                              ffi.from_buffer("int32_t[]", rows[2]), len(po),
+                              ffi.from_buffer("double[]", rows[3]), len(pc))
+        if s < 0:
+            self._next = max(lib.pyad_n_ops(self._h), 0)
+            _fail(s)
+
+    def _done(self, s):
+        """Finish a direct record call that returned s (a slot or a status)."""
+        if s < 0:
+            _fail(s)
+        self._next = lib.pyad_n_ops(self._h)
+        return s
 
     # ---- lifetime and size ----
 
     def close(self):
         h, self._h = self._h, ffi.NULL
         self._work = None
+        self._po, self._pa, self._pb, self._pc = _CLOSED, _CLOSED, _CLOSED, _CLOSED
         if h != ffi.NULL:
             ffi.release(h)
 
@@ -67,6 +139,7 @@ class CStore:
         return self._h == ffi.NULL
 
     def _count(self, fn):
+        self._sync()
         n = fn(self._h)
         if n < 0:
             _fail(n)
@@ -89,102 +162,110 @@ class CStore:
         return self._count(lib.pyad_nbytes)
 
     def shrink(self):
+        self._sync()
         status = lib.pyad_shrink(self._h)
         if status:
             _fail(status)
 
     def set_max_ops(self, n):
+        self._sync()
         status = lib.pyad_set_max_ops(self._h, n)
         if status:
             _fail(status)
 
-    # ---- recording (one op) ----
+    # ---- direct recording ----
 
     def input(self, value):
-        s = lib.pyad_rec_input(self._h, value)
-        return s if s >= 0 else _fail(s)
+        self._sync()
+        return self._done(lib.pyad_rec_input(self._h, value))
 
     def const(self, value):
-        s = lib.pyad_rec_const(self._h, value)
-        return s if s >= 0 else _fail(s)
+        self._sync()
+        return self._done(lib.pyad_rec_const(self._h, value))
 
     def rec1(self, op, a):
-        s = lib.pyad_rec1(self._h, op, a)
-        return s if s >= 0 else _fail(s)
+        self._sync()
+        return self._done(lib.pyad_rec1(self._h, op, a))
 
     def rec2(self, op, a, b):
-        s = lib.pyad_rec2(self._h, op, a, b)
-        return s if s >= 0 else _fail(s)
+        self._sync()
+        return self._done(lib.pyad_rec2(self._h, op, a, b))
 
     def rec_c(self, op, a, c):
-        s = lib.pyad_rec_c(self._h, op, a, c)
-        return s if s >= 0 else _fail(s)
+        self._sync()
+        return self._done(lib.pyad_rec_c(self._h, op, a, c))
 
     def select(self, cond, a, b):
-        s = lib.pyad_rec_select(self._h, cond, a, b)
-        return s if s >= 0 else _fail(s)
+        self._sync()
+        return self._done(lib.pyad_rec_select(self._h, cond, a, b))
 
     def guard(self, cond, expected):
-        s = lib.pyad_rec_guard(self._h, cond, 1 if expected else 0)
-        return s if s >= 0 else _fail(s)
+        self._sync()
+        return self._done(lib.pyad_rec_guard(self._h, cond, 1 if expected else 0))
 
     def value(self, slot):
+        self._sync()
         self._slot1[0] = slot
         s = lib.pyad_values(self._h, self._slot1, 1, self._val1)
         return self._val1[0] if s == 0 else _fail(s)
 
-    # ---- recording (many ops; arguments are contiguous int32/float64 arrays) ----
+    # ---- recording many ops (arguments: contiguous int32 / float64 arrays) ----
 
     def input_n(self, values):
-        s = lib.pyad_rec_input_n(self._h, _dbl(values), values.size)
-        return s if s >= 0 else _fail(s)
+        self._sync()
+        return self._done(lib.pyad_rec_input_n(self._h, _dbl(values), values.size))
 
     def rec1_n(self, op, a):
-        s = lib.pyad_rec1_n(self._h, op, _i32(a), a.size)
-        return s if s >= 0 else _fail(s)
+        self._sync()
+        return self._done(lib.pyad_rec1_n(self._h, op, _i32(a), a.size))
 
     def rec2_n(self, op, a, b):
-        s = lib.pyad_rec2_n(self._h, op, _i32(a), _i32(b), a.size)
-        return s if s >= 0 else _fail(s)
+        self._sync()
+        return self._done(lib.pyad_rec2_n(self._h, op, _i32(a), _i32(b), a.size))
 
     def rec_c_n(self, op, a, c):
         """c holds one constant per element of a, or one for all."""
-        s = lib.pyad_rec_c_n(self._h, op, _i32(a), _dbl(c), c.size, a.size)
-        return s if s >= 0 else _fail(s)
+        self._sync()
+        return self._done(lib.pyad_rec_c_n(self._h, op, _i32(a), _dbl(c), c.size, a.size))
 
     def const_n(self, values):
-        s = lib.pyad_rec_const_n(self._h, _dbl(values), values.size)
-        return s if s >= 0 else _fail(s)
+        self._sync()
+        return self._done(lib.pyad_rec_const_n(self._h, _dbl(values), values.size))
+
+    def select_n(self, cond, a, b):
+        self._sync()
+        return self._done(lib.pyad_rec_select_n(self._h, _i32(cond), _i32(a), _i32(b), a.size))
 
     def reduce(self, op, x):
         """Reduce each row of the (m, k) slot matrix x with a binary op."""
+        self._sync()
         m, k = x.shape
         out = np.empty(m, dtype=np.int32)
-        s = lib.pyad_rec_reduce(self._h, op, _i32(x), m, k, _i32(out))
-        return out if s == 0 else _fail(s)
+        self._done(lib.pyad_rec_reduce(self._h, op, _i32(x), m, k, _i32(out)))
+        return out
 
     def matmul_c(self, x, w):
         """Slots of x (m, k) @ w (k, p) for constant w."""
+        self._sync()
         (m, k), p = x.shape, w.shape[1]
         out = np.empty((m, p), dtype=np.int32)
-        s = lib.pyad_rec_matmul_c(self._h, _i32(x), m, k, _dbl(w), p, _i32(out))
-        return out if s == 0 else _fail(s)
-
-    def select_n(self, cond, a, b):
-        s = lib.pyad_rec_select_n(self._h, _i32(cond), _i32(a), _i32(b), a.size)
-        return s if s >= 0 else _fail(s)
+        self._done(lib.pyad_rec_matmul_c(self._h, _i32(x), m, k, _dbl(w), p, _i32(out)))
+        return out
 
     def output_n(self, slots):
+        self._sync()
         s = lib.pyad_rec_output_n(self._h, _i32(slots), slots.size)
         if s < 0:
             _fail(s)
 
     def values(self, slots):
+        self._sync()
         out = np.empty(slots.size)
         s = lib.pyad_values(self._h, _i32(slots), slots.size, _dbl(out))
         return out if s == 0 else _fail(s)
 
     def op_at(self, k):
+        self._sync()
         s = lib.pyad_op_at(self._h, k)
         return s if s >= 0 else _fail(s)
 
@@ -201,6 +282,7 @@ class CStore:
     # ---- sweeps ----
 
     def _take_work(self):
+        self._sync()
         if self._work_lock.acquire(blocking=False):
             work = self._work
             if work is None or work.arrays[0].size < self.n_ops:
@@ -281,3 +363,97 @@ class CStore:
             self._give_work(owned)
         self._check(s, bad)
         return y, xbar, xbard
+
+    # ---- vector sweeps (several directions at one point) ----
+
+    def jvp_vec(self, x, xd):
+        """(outputs, J xd_j for each row j of xd) at x."""
+        p, n_ops, m = xd.shape[0], self.n_ops, self.n_outputs
+        v, vd = np.empty(n_ops), np.empty(n_ops * p)
+        y, yd = np.empty(m), np.empty((p, m))
+        bad = ffi.new("int64_t[1]")
+        s = lib.pyad_tangent_vector(self._h, p, _dbl(x), _dbl(xd), _dbl(v), _dbl(vd), _dbl(y),
+                                    _dbl(yd), bad)
+        self._check(s, bad)
+        return y, yd
+
+    def vjp_vec(self, x, u):
+        """(outputs, u_j^T J for each row j of u) at x (None: the recorded point)."""
+        q, n_ops = u.shape[0], self.n_ops
+        xbar = np.empty((q, self.n_inputs))
+        if x is None:
+            y, v = self.values(self.output_slots()), ffi.NULL
+        else:
+            values = np.empty(n_ops)
+            y = np.empty(self.n_outputs)
+            bad = ffi.new("int64_t[1]")
+            self._check(lib.pyad_forward(self._h, _dbl(x), _dbl(values), _dbl(y), bad), bad)
+            v = _dbl(values)
+        s = lib.pyad_reverse_vector(self._h, q, v, _dbl(u), _dbl(np.empty(n_ops * q)), _dbl(xbar))
+        if s:
+            _fail(s)
+        return y, xbar
+
+    def hvp_vec(self, x, xd, u):
+        """(outputs, u^T J, and d(u^T J) along each row of xd) at x."""
+        p, n_ops = xd.shape[0], self.n_ops
+        v, vd = np.empty(n_ops), np.empty(n_ops * p)
+        y, yd = np.empty(self.n_outputs), np.empty((p, self.n_outputs))
+        bad = ffi.new("int64_t[1]")
+        s = lib.pyad_tangent_vector(self._h, p, _dbl(x), _dbl(xd), _dbl(v), _dbl(vd), _dbl(y),
+                                    _dbl(yd), bad)
+        self._check(s, bad)
+        xbar, xbard = np.empty(self.n_inputs), np.empty((p, self.n_inputs))
+        s = lib.pyad_second_vector(self._h, p, _dbl(v), _dbl(vd), _dbl(u), _dbl(np.empty(n_ops)),
+                                   _dbl(np.empty(n_ops * p)), _dbl(xbar), _dbl(xbard))
+        if s:
+            _fail(s)
+        return y, xbar, xbard
+
+    # ---- batched sweeps (one tape at many points; points in rows) ----
+
+    def _batch_values(self, x, xd=None):
+        nb, n_ops, m = x.shape[0], self.n_ops, self.n_outputs
+        v = np.empty(n_ops * nb)
+        y = np.empty((nb, m))
+        bad = np.empty(nb, dtype=np.int64)
+        n_bad = ffi.new("int64_t[1]")
+        if xd is None:
+            s = lib.pyad_forward_batch(self._h, nb, _dbl(x), _dbl(v), _dbl(y),
+                                       ffi.from_buffer("int64_t[]", bad), n_bad)
+            vd = yd = None
+        else:
+            vd, yd = np.empty(n_ops * nb), np.empty((nb, m))
+            s = lib.pyad_tangent_batch(self._h, nb, _dbl(x), _dbl(xd), _dbl(v), _dbl(vd),
+                                       _dbl(y), _dbl(yd), ffi.from_buffer("int64_t[]", bad),
+                                       n_bad)
+        if s:
+            _fail(s)
+        return v, vd, y, yd, bad
+
+    def forward_batch(self, x):
+        _, _, y, _, bad = self._batch_values(x)
+        return y, bad
+
+    def jvp_batch(self, x, xd):
+        _, _, y, yd, bad = self._batch_values(x, xd)
+        return y, yd, bad
+
+    def vjp_batch(self, x, u):
+        v, _, y, _, bad = self._batch_values(x)
+        xbar = np.empty((x.shape[0], self.n_inputs))
+        s = lib.pyad_reverse_batch(self._h, x.shape[0], _dbl(v), _dbl(u), _dbl(np.empty_like(v)),
+                                   _dbl(xbar))
+        if s:
+            _fail(s)
+        return y, xbar, bad
+
+    def hvp_batch(self, x, xd, u):
+        v, vd, y, _, bad = self._batch_values(x, xd)
+        nb = x.shape[0]
+        xbar, xbard = np.empty((nb, self.n_inputs)), np.empty((nb, self.n_inputs))
+        s = lib.pyad_second_batch(self._h, nb, _dbl(v), _dbl(vd), _dbl(u), _dbl(np.empty_like(v)),
+                                  _dbl(np.empty_like(v)), _dbl(xbar), _dbl(xbard))
+        if s:
+            _fail(s)
+        return y, xbar, xbard, bad

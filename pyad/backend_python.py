@@ -26,6 +26,13 @@ if _missing:
     raise ImportError(f"pure-Python backend has no rule for primitives {_missing}")
 
 
+class _ClosedBuffer(list):
+    """Stands in for the row buffers of a closed tape: recording on it raises."""
+
+    def append(self, _):
+        raise TapeClosedError("tape is closed")
+
+
 class PyStore:
     backend = "python"
 
@@ -37,14 +44,33 @@ class PyStore:
         self.outputs = []    # slot of each output
         self.max_ops = _MAX_OPS
         self.closed = False
+        # Rows buffered by the active types, exactly as the C store buffers them.
+        self._po, self._pa, self._pb, self._pc = [], [], [], []
+        self._next = 0
 
     def close(self):
         self.closed = True
         self.op = self.a = self.b = self.c = self.val = self.consts = None
+        self._po = self._pa = self._pb = self._pc = _ClosedBuffer()
 
     def _live(self):
         if self.closed:
             raise TapeClosedError("tape is closed")
+        if self._po:
+            self._sync()
+
+    def _sync(self):
+        """Record the buffered rows (their slots were numbered when buffered)."""
+        po, pa, pb, pc = self._po, self._pa, self._pb, self._pc
+        self._po, self._pa, self._pb, self._pc = [], [], [], []
+        for op, a, b in zip(po, pa, pb):
+            kind = _KIND[op]
+            if kind == "unary":
+                self._rec1(op, a)
+            elif kind in ("binary", "compare"):
+                self._rec2(op, a, b)
+            else:
+                self._rec_c(op, a, pc[b])
 
     @property
     def n_ops(self):
@@ -80,12 +106,14 @@ class PyStore:
 
     def _append(self, op, a, b, c, value):
         if len(self.op) >= self.max_ops:
+            self._next = len(self.op)
             raise OverflowError("tape size limit reached (a tape holds at most 2**31 - 1 slots)")
         self.op.append(op)
         self.a.append(a)
         self.b.append(b)
         self.c.append(c)
         self.val.append(value)
+        self._next = len(self.op)
         return len(self.op) - 1
 
     def _slot(self, i):
@@ -107,19 +135,28 @@ class PyStore:
 
     def rec1(self, op, a):
         self._live()
-        a = self._slot(a)
-        return self._append(op, a, 0, 0, call(_RULE[op][0], self.val[a], 0.0))
+        return self._rec1(op, a)
 
     def rec2(self, op, a, b):
         self._live()
+        return self._rec2(op, a, b)
+
+    def rec_c(self, op, a, c):
+        self._live()
+        return self._rec_c(op, a, c)
+
+    def _rec1(self, op, a):
+        a = self._slot(a)
+        return self._append(op, a, 0, 0, call(_RULE[op][0], self.val[a], 0.0))
+
+    def _rec2(self, op, a, b):
         a, b = self._slot(a), self._slot(b)
         x, y = self.val[a], self.val[b]
         cmp = _CMP[op]
         value = (1.0 if cmp(x, y) else 0.0) if cmp else call(_RULE[op][0], x, y)
         return self._append(op, a, b, 0, value)
 
-    def rec_c(self, op, a, c):
-        self._live()
+    def _rec_c(self, op, a, c):
         a, c = self._slot(a), float(c)
         x = self.val[a]
         cmp = _CMP[op]
@@ -137,6 +174,25 @@ class PyStore:
         cond = self._slot(cond)
         return self._append(_GUARD_T if expected else _GUARD_F, cond, 0, 0, self.val[cond])
 
+    # Buffered recording, as in the C store (the active types append to _po... directly).
+    def push1(self, op, a):
+        return self._push(op, a, 0)
+
+    def push2(self, op, a, b):
+        return self._push(op, a, b)
+
+    def push_c(self, op, a, c):
+        self._pc.append(c)
+        return self._push(op, a, len(self._pc) - 1)
+
+    def _push(self, op, a, b):
+        self._po.append(op)
+        self._pa.append(a)
+        self._pb.append(b)
+        k = self._next
+        self._next = k + 1
+        return k
+
     def value(self, slot):
         self._live()
         return self.val[self._slot(slot)]
@@ -144,7 +200,7 @@ class PyStore:
     # Vectorized recording is a loop here; results are consecutive slots.
 
     def input_n(self, values):
-        first = len(self.op) if not self.closed else 0
+        first = self.n_ops
         for v in values.tolist():
             self.input(v)
         return first
@@ -351,3 +407,56 @@ class PyStore:
         v, vd = self._forward(x, xd)
         adj, adjd = self._reverse(v, u, vd)
         return self._outputs(v), self._at_inputs(adj), self._at_inputs(adjd)
+
+    # ---- vector and batched sweeps: loops over the one-direction sweeps ----
+
+    def jvp_vec(self, x, xd):
+        self._live()
+        v, _ = self._forward(x)
+        ys = [self.jvp(x, row)[1] for row in xd]
+        return self._outputs(v), np.array(ys).reshape(len(xd), self.n_outputs)
+
+    def vjp_vec(self, x, u):
+        self._live()
+        v = self.val if x is None else self._forward(x)[0]
+        rows = [self._at_inputs(self._reverse(v, row)[0]) for row in u]
+        return self._outputs(v), np.array(rows).reshape(len(u), self.n_inputs)
+
+    def hvp_vec(self, x, xd, u):
+        self._live()
+        rows = [self.hvp(x, row, u) for row in xd]
+        y, xbar, _ = self.hvp(x, np.zeros(self.n_inputs), u)
+        return y, xbar, np.array([r[2] for r in rows]).reshape(len(xd), self.n_inputs)
+
+    def _each_point(self, x, sweep):
+        """Apply sweep(b) to every point; a point whose guard fails is marked in bad."""
+        bad = np.full(len(x), -1, dtype=np.int64)
+        results = []
+        for b in range(len(x)):
+            try:
+                results.append(sweep(b))
+            except BranchError as e:
+                bad[b] = e.args[0]
+                results.append(None)
+        return results, bad
+
+    def _stack(self, results, i, width):
+        return np.array([r[i] if r is not None else np.full(width, np.nan) for r in results]
+                        ).reshape(len(results), width)
+
+    def forward_batch(self, x):
+        res, bad = self._each_point(x, lambda b: (self.forward(x[b]),))
+        return self._stack(res, 0, self.n_outputs), bad
+
+    def jvp_batch(self, x, xd):
+        res, bad = self._each_point(x, lambda b: self.jvp(x[b], xd[b]))
+        return self._stack(res, 0, self.n_outputs), self._stack(res, 1, self.n_outputs), bad
+
+    def vjp_batch(self, x, u):
+        res, bad = self._each_point(x, lambda b: self.vjp(x[b], u[b]))
+        return self._stack(res, 0, self.n_outputs), self._stack(res, 1, self.n_inputs), bad
+
+    def hvp_batch(self, x, xd, u):
+        res, bad = self._each_point(x, lambda b: self.hvp(x[b], xd[b], u[b]))
+        n, m = self.n_inputs, self.n_outputs
+        return self._stack(res, 0, m), self._stack(res, 1, n), self._stack(res, 2, n), bad

@@ -30,7 +30,7 @@ REDUCING_UFUNCS = {np.add: "add", np.multiply: "mul", np.maximum: "maximum",
 def unary(name, x):
     """Apply a unary primitive to a float, ndarray or active value."""
     if isinstance(x, Scalar):
-        return Scalar(x._s, x._s.rec1(C[name], x._i))
+        return x._unary(C[name])
     if isinstance(x, A.Array):
         return A.elementwise_unary(x, C[name])
     if isinstance(x, (list, tuple)) and A.store_of(x) is not None:

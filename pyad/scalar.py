@@ -87,66 +87,24 @@ class Scalar:
     # ---- recording ----
 
     def _unary(self, op):
-        return Scalar(self._s, self._s.rec1(op, self._i))
+        r = _new(Scalar)
+        r._s = s = self._s
+        r._i = s.push1(op, self._i)
+        return r
 
     def __neg__(self):
-        return Scalar(self._s, self._s.rec1(_NEG, self._i))
+        return self._unary(_NEG)
 
     def __pos__(self):
         return self
 
     def __abs__(self):
-        return Scalar(self._s, self._s.rec1(_ABS, self._i))
-
-    def __add__(self, o):
-        return binary(self, o, "add")
-
-    def __radd__(self, o):
-        return binary(o, self, "add")
-
-    def __sub__(self, o):
-        return binary(self, o, "sub")
-
-    def __rsub__(self, o):
-        return binary(o, self, "sub")
-
-    def __mul__(self, o):
-        return binary(self, o, "mul")
-
-    def __rmul__(self, o):
-        return binary(o, self, "mul")
-
-    def __truediv__(self, o):
-        return binary(self, o, "div")
-
-    def __rtruediv__(self, o):
-        return binary(o, self, "div")
+        return self._unary(_ABS)
 
     def __pow__(self, o):
-        if o.__class__ in _PLAIN_NUMBERS and o == 2:
-            return Scalar(self._s, self._s.rec1(_SQUARE, self._i))
+        if (o.__class__ is float or o.__class__ is int) and o == 2:
+            return self._unary(_SQUARE)
         return binary(self, o, "pow")
-
-    def __rpow__(self, o):
-        return binary(o, self, "pow")
-
-    def __lt__(self, o):
-        return binary(self, o, "lt")
-
-    def __le__(self, o):
-        return binary(self, o, "le")
-
-    def __gt__(self, o):
-        return binary(self, o, "gt")
-
-    def __ge__(self, o):
-        return binary(self, o, "ge")
-
-    def __eq__(self, o):
-        return binary(self, o, "eq")
-
-    def __ne__(self, o):
-        return binary(self, o, "ne")
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         from .numpy_api import array_ufunc
@@ -179,7 +137,7 @@ class Bool(Scalar):
         return outcome
 
     def __invert__(self):
-        return Bool(self._s, self._s.rec_c(C["rsub_c"], self._i, 1.0))
+        return Bool(self._s, self._s.push_c(C["rsub_c"], self._i, 1.0))
 
     def __and__(self, o):
         return logical(self, o, "mul")
@@ -193,11 +151,63 @@ class Bool(Scalar):
 
 
 _NEG, _ABS, _SQUARE = C["neg"], C["abs"], C["square"]
+_new = object.__new__
+
+
+def _operator(name, reflected=False):
+    """The method for `x <op> o` (or `o <op> x` when reflected) on an active x.
+
+    The common cases (two scalars of one tape, a scalar and a Python float or
+    int) append the row to the store's buffer right here: recording a scalar
+    program is this path once per op, so it avoids every further call.
+    """
+    op = C[name]
+    form = CONSTANT_FORMS[name][1 if reflected else 0]
+    op_c = C[form] if form else None
+    cls = Bool if name in COMPARISONS else Scalar
+
+    def method(self, o):
+        oc = o.__class__
+        s = self._s
+        if oc is Scalar or oc is Bool:
+            if o._s is not s:
+                raise mixed_tapes()
+            s._po.append(op)
+            if reflected:
+                s._pa.append(o._i)
+                s._pb.append(self._i)
+            else:
+                s._pa.append(self._i)
+                s._pb.append(o._i)
+        elif (oc is float or oc is int) and op_c is not None:
+            pc = s._pc
+            s._po.append(op_c)
+            s._pa.append(self._i)
+            s._pb.append(len(pc))
+            pc.append(o)
+        else:
+            return binary(o, self, name) if reflected else binary(self, o, name)
+        r = _new(cls)
+        r._s = s
+        r._i = k = s._next
+        s._next = k + 1
+        return r
+
+    method.__name__ = f"__{'r' if reflected else ''}{name}__"
+    return method
+
+
+for _name, _dunder in (("add", "add"), ("sub", "sub"), ("mul", "mul"), ("div", "truediv")):
+    setattr(Scalar, f"__{_dunder}__", _operator(_name))
+    setattr(Scalar, f"__r{_dunder}__", _operator(_name, reflected=True))
+Scalar.__rpow__ = _operator("pow", reflected=True)
+for _name in ("lt", "le", "gt", "ge", "eq", "ne"):
+    setattr(Scalar, f"__{_name}__", _operator(_name))
 
 
 def record_truth(x, op_ne_c):
     """`if x:` on an active scalar: record x != 0 and a guard on it."""
-    cond = x._s.rec_c(op_ne_c, x._i, 0.0)
+    cond = x._s.push_c(op_ne_c, x._i, 0.0)
     outcome = x._s.value(cond) != 0
     x._s.guard(cond, outcome)
     return outcome
@@ -218,19 +228,19 @@ def binary(x, y, name):
         s = x._s
         if y._s is not s:
             raise mixed_tapes()
-        return cls(s, s.rec2(C[name], x._i, y._i))
+        return cls(s, s.push2(C[name], x._i, y._i))
     if xs and is_constant_number(y):
         form = CONSTANT_FORMS[name][0]
         s = x._s
         if form is None:
-            return cls(s, s.rec2(C[name], x._i, s.const(float(y))))
-        return cls(s, s.rec_c(C[form], x._i, float(y)))
+            return cls(s, s.push2(C[name], x._i, s.const(float(y))))
+        return cls(s, s.push_c(C[form], x._i, float(y)))
     if ys and is_constant_number(x):
         form = CONSTANT_FORMS[name][1]
         s = y._s
         if form is None:
-            return cls(s, s.rec2(C[name], s.const(float(x)), y._i))
-        return cls(s, s.rec_c(C[form], y._i, float(x)))
+            return cls(s, s.push2(C[name], s.const(float(x)), y._i))
+        return cls(s, s.push_c(C[form], y._i, float(x)))
     from .array import Array, is_array_operand
     if isinstance(x, Array) or isinstance(y, Array) or is_array_operand(x) or is_array_operand(y):
         from .array import elementwise_binary

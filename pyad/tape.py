@@ -204,8 +204,15 @@ class Tape:
         self._store, self._out_shapes = fresh._store, fresh._out_shapes
         self.retraces += 1
 
-    def __call__(self, *x):
-        """Output values at a new point."""
+    # ---- replay ----
+
+    def __call__(self, *x, batch=False, threads=None, executor=None):
+        """Output values at a new point (default: the recorded values).
+
+        With batch=True, x[k] (each argument's rows) is the k-th point and the
+        results gain a leading axis; threads= / executor= spread the batch."""
+        if batch:
+            return self._batched("forward_batch", x, (), threads, executor)[0]
         flat = self._point(x) if x else None
         if flat is None:
             return self._outputs(self._store.values(self._store.output_slots()))
@@ -216,9 +223,12 @@ class Tape:
             raise ValueError(f"{what} needs one scalar output; this tape has {self.n_outputs} "
                              "outputs: use tape.vjp or tape.jacobian")
 
-    def gradient(self, *x):
+    def gradient(self, *x, batch=False, threads=None, executor=None):
         """Gradient of the scalar output, at x (default: the recorded point)."""
         self._need_scalar_output("gradient")
+        if batch:
+            ones = np.ones((self._batch_size(x), 1))
+            return self._batched("vjp_batch", x, (ones,), threads, executor, grads=(1,))[1]
         _, xbar = self._sweep("vjp", self._point(x) if x else None, np.ones(1))
         return self._inputs(xbar)
 
@@ -227,28 +237,204 @@ class Tape:
         y, xbar = self._sweep("vjp", self._point(x) if x else None, np.ones(1))
         return float(y[0]), self._inputs(xbar)
 
-    def jvp(self, x, v):
+    def _recorded_point(self):
+        return self._store.values(self._store.input_slots())
+
+    def _dirs(self, v, what, shapes, size):
+        return self._pack(v if isinstance(v, tuple) else (v,), what, shapes, size)
+
+    def jvp(self, x, v, batch=False, threads=None, executor=None):
         """(outputs, J v) at x; for several inputs, x and v are tuples."""
+        if batch:
+            V = self._pack_batch(v, "jvp tangents")
+            y, yd = self._batched("jvp_batch", x, (V,), threads, executor)
+            return y, yd
         flat = self._point(x)
-        if flat is None:
-            flat = self._store.values(self._store.input_slots())
-        vflat = self._pack(v if isinstance(v, tuple) else (v,), "jvp tangent")
-        y, yd = self._sweep("jvp", flat, vflat)
+        flat = self._recorded_point() if flat is None else flat
+        y, yd = self._sweep("jvp", flat, self._dirs(v, "jvp tangent", None, None))
         return self._outputs(y), self._outputs(yd)
 
-    def vjp(self, x, u):
+    def vjp(self, x, u, batch=False, threads=None, executor=None):
         """(outputs, u^T J) at x; u has the outputs' shapes."""
-        uflat = self._pack(u if isinstance(u, tuple) else (u,), "vjp cotangent",
-                           self._out_shapes, self.n_outputs)
+        if batch:
+            U = self._pack_batch(u, "vjp cotangents", self._out_shapes, self.n_outputs)
+            return self._batched("vjp_batch", x, (U,), threads, executor, grads=(1,))
+        uflat = self._dirs(u, "vjp cotangent", self._out_shapes, self.n_outputs)
         y, xbar = self._sweep("vjp", self._point(x), uflat)
         return self._outputs(y), self._inputs(xbar)
 
-    def hvp(self, x, v):
+    def hvp(self, x, v, batch=False, threads=None, executor=None):
         """Hessian of the scalar output times v, at x (forward-over-reverse)."""
         self._need_scalar_output("hvp")
+        if batch:
+            V = self._pack_batch(v, "hvp directions")
+            ones = np.ones((V.shape[0], 1))
+            return self._batched("hvp_batch", x, (V, ones), threads, executor, grads=(2,))[2]
         flat = self._point(x)
-        if flat is None:
-            flat = self._store.values(self._store.input_slots())
-        vflat = self._pack(v if isinstance(v, tuple) else (v,), "hvp direction")
-        _, _, hv = self._sweep("hvp", flat, vflat, np.ones(1))
+        flat = self._recorded_point() if flat is None else flat
+        _, _, hv = self._sweep("hvp", flat, self._dirs(v, "hvp direction", None, None),
+                               np.ones(1))
         return self._inputs(hv)
+
+    # ---- whole derivative objects ----
+
+    def _jacobian_shape(self, rows):
+        """Shape a (m, n) matrix (or batch of them) as outputs.shape + inputs.shape."""
+        if len(self._in_shapes) == 1 and len(self._out_shapes) == 1:
+            return rows.reshape(rows.shape[:-2] + tuple(self._out_shapes[0]) +
+                                tuple(self._in_shapes[0]))
+        return rows
+
+    def jacobian(self, x=None, mode="auto", batch=False):
+        """The Jacobian, shape outputs.shape + inputs.shape (a 2-D matrix when the tape
+        has several input or output arguments).
+
+        mode="forward" sweeps n tangent directions, "reverse" m adjoints; "auto"
+        takes forward when n_inputs <= n_outputs (a forward sweep is the cheaper
+        pass), else reverse."""
+        n, m = self.n_inputs, self.n_outputs
+        if mode not in ("auto", "forward", "reverse"):
+            raise ValueError(f"mode must be 'auto', 'forward' or 'reverse', not {mode!r}")
+        forward = mode == "forward" or (mode == "auto" and n <= m)
+        if batch:
+            return self._jacobian_shape(self._batch_jacobian(x, forward))
+        flat = self._point(x) if x is not None else None
+        if forward:
+            flat = self._recorded_point() if flat is None else flat
+            J = np.empty((m, n))
+            for lo, hi in self._direction_blocks(n):
+                _, yd = self._sweep("jvp_vec", flat, np.eye(n)[lo:hi].copy())
+                J[:, lo:hi] = yd.T
+        else:
+            J = np.empty((m, n))
+            for lo, hi in self._direction_blocks(m):
+                _, xbar = self._sweep("vjp_vec", flat, np.eye(m)[lo:hi].copy())
+                J[lo:hi] = xbar
+        return self._jacobian_shape(J)
+
+    def hessian(self, x=None, batch=False):
+        """The Hessian of the scalar output (shape inputs.shape * 2), from n
+        forward-over-reverse directions swept together; exactly symmetric."""
+        self._need_scalar_output("hessian")
+        n = self.n_inputs
+        if batch:
+            X = self._pack_batch(x, "hessian points", self._in_shapes, n)
+            nb = X.shape[0]
+            H = np.empty((nb, n, n))
+            for i in range(n):
+                E = np.zeros((nb, n))
+                E[:, i] = 1.0
+                H[:, :, i] = self._batched("hvp_batch", X, (E, np.ones((nb, 1))), None, None,
+                                           grads=(2,), packed=True)[2]
+        else:
+            flat = self._point(x) if x is not None else None
+            flat = self._recorded_point() if flat is None else flat
+            H = np.empty((n, n))
+            for lo, hi in self._direction_blocks(n):
+                _, _, hv = self._sweep("hvp_vec", flat, np.eye(n)[lo:hi].copy(), np.ones(1))
+                H[lo:hi] = hv
+        H = 0.5 * (H + np.swapaxes(H, -1, -2))
+        if len(self._in_shapes) == 1:
+            shape = tuple(self._in_shapes[0])
+            H = H.reshape(H.shape[:-2] + shape + shape)
+        return H
+
+    def _direction_blocks(self, count):
+        """Blocks of directions per vector sweep, keeping work arrays near 32 MB."""
+        step = max(1, min(count, 2**22 // max(self.n_ops, 1)))
+        return [(lo, min(count, lo + step)) for lo in range(0, count, step)] or [(0, 0)]
+
+    def _batch_jacobian(self, x, forward):
+        X = self._pack_batch(x, "jacobian points", self._in_shapes, self.n_inputs)
+        nb, n, m = X.shape[0], self.n_inputs, self.n_outputs
+        J = np.empty((nb, m, n))
+        if forward:
+            for i in range(n):
+                E = np.zeros((nb, n))
+                E[:, i] = 1.0
+                J[:, :, i] = self._batched("jvp_batch", X, (E,), None, None, packed=True)[1]
+        else:
+            for j in range(m):
+                E = np.zeros((nb, m))
+                E[:, j] = 1.0
+                J[:, j, :] = self._batched("vjp_batch", X, (E,), None, None, grads=(1,),
+                                           packed=True)[1]
+        return J
+
+    # ---- batches ----
+
+    def _pack_batch(self, xs, what, shapes=None, size=None):
+        """(nb, size) float64 rows from per-argument arrays with a leading batch axis."""
+        shapes = self._in_shapes if shapes is None else shapes
+        size = self.n_inputs if size is None else size
+        xs = xs if isinstance(xs, tuple) else (xs,)
+        if len(xs) == 1 and len(shapes) != 1:
+            a = as_input(xs[0], what)
+            if a.ndim == 2 and a.shape[1] == size:
+                return np.ascontiguousarray(a)
+        if len(xs) != len(shapes):
+            raise ValueError(f"{what}: the tape has {len(shapes)} argument(s); got {len(xs)}")
+        parts = []
+        for i, (x, shape) in enumerate(zip(xs, shapes)):
+            a = as_input(x, what)
+            if a.shape[1:] != tuple(shape) or a.ndim != len(shape) + 1:
+                raise ValueError(f"{what}: argument {i} has shape {a.shape}; a batch needs "
+                                 f"(n_points,) + {tuple(shape)}")
+            parts.append(a.reshape(a.shape[0], -1))
+        if len({p.shape[0] for p in parts}) != 1:
+            raise ValueError(f"{what}: the arguments have different numbers of points")
+        return np.ascontiguousarray(np.concatenate(parts, axis=1))
+
+    def _batch_size(self, x):
+        return self._pack_batch(x, "batch points").shape[0]
+
+    def _batched(self, method, x, extra, threads, executor, grads=(), packed=False):
+        """Sweep a batch; points whose guards fail are re-recorded (pyad.trace)
+        or reported with BranchError. Results are shaped per point."""
+        from . import batch
+        X = x if packed else self._pack_batch(x, "batch points")
+        tape_bytes = None
+        if executor is not None:
+            from .serialize import dumps
+            tape_bytes = dumps(self)
+        *results, bad = batch.run(self._store, method, (X,) + tuple(extra), threads, executor,
+                                  tape_bytes)
+        for b in np.flatnonzero(bad >= 0):
+            self._fix_point(method, X, extra, results, b, int(bad[b]))
+        if packed:
+            return results
+        shaped = []
+        for j, r in enumerate(results):
+            if j in grads:
+                shaped.append(self._batch_unpack(r, self._in_shapes))
+            else:
+                shaped.append(self._batch_unpack(r, self._out_shapes))
+        return shaped
+
+    @staticmethod
+    def _batch_unpack(rows, shapes):
+        parts, start = [], 0
+        for shape in shapes:
+            n = int(np.prod(shape, dtype=np.int64))
+            parts.append(rows[:, start:start + n].reshape((rows.shape[0],) + tuple(shape)))
+            start += n
+        return parts[0] if len(parts) == 1 else tuple(parts)
+
+    def _fix_point(self, method, X, extra, results, b, op):
+        """One point of a batch where a recorded branch flips."""
+        if self._fn is None:
+            raise BranchError(self._branch_message(op, X[b]))
+        from .transforms import record
+        args = self._unpack(X[b], self._in_shapes)
+        args = args if len(self._in_shapes) > 1 else (args,)
+        fresh = record(self._fn, args, range(len(args)), self.backend)
+        try:
+            if fresh.n_outputs != self.n_outputs:
+                raise BranchError(f"re-recording at batch point {b} gave {fresh.n_outputs} "
+                                  f"outputs instead of {self.n_outputs}")
+            single = getattr(fresh._store, method)(X[b:b + 1], *(e[b:b + 1] for e in extra))
+        finally:
+            fresh.close()
+        self.retraces += 1
+        for j, r in enumerate(results):
+            r[b] = single[j][0]

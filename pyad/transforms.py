@@ -115,3 +115,27 @@ def hvp(f, x, v, backend=None):
         return tape.hvp(x, v)
     finally:
         tape.close()
+
+
+def jacobian(f, mode="auto", backend=None):
+    """x -> the Jacobian of f at x, shape f(x).shape + x.shape (see Tape.jacobian)."""
+    @functools.wraps(f)
+    def jacobian_f(x):
+        tape = record(f, (x,), (0,), backend)
+        try:
+            return tape.jacobian(None, mode=mode)
+        finally:
+            tape.close()
+    return jacobian_f
+
+
+def hessian(f, backend=None):
+    """x -> the Hessian of scalar f at x, shape x.shape + x.shape (forward-over-reverse)."""
+    @functools.wraps(f)
+    def hessian_f(x):
+        tape, _ = _scalar_tape(f, (x,), 0, backend, "hessian")
+        try:
+            return tape.hessian()
+        finally:
+            tape.close()
+    return hessian_f

@@ -1,0 +1,343 @@
+/* Batched sweeps: the same tape at nb points in one pass. Every slot holds nb
+ * values (slot-major, v[k * nb + b]), so each op is one loop over the points,
+ * which the compiler vectorizes. A guard that fails at a point marks that point
+ * (bad[b] = the op) and the sweep goes on for the others. */
+#include <string.h>
+
+#include "rules.h"
+#include "sweep.h"
+
+/* Operand fetches of point b (the columns are A, B, C; the batch size is nb). */
+#define BFETCH_UNARY      double x = v[(int64_t)A[k] * nb + b]; double y = 0.0; (void)x; (void)y;
+#define BFETCH_BINARY     double x = v[(int64_t)A[k] * nb + b]; double y = v[(int64_t)B[k] * nb + b]; (void)x; (void)y;
+#define BFETCH_WITH_CONST double x = v[(int64_t)A[k] * nb + b]; double y = consts[B[k]]; (void)x; (void)y;
+#define BTANGENT_UNARY      double xd = vd[(int64_t)A[k] * nb + b]; double yd = 0.0; (void)xd; (void)yd;
+#define BTANGENT_BINARY     double xd = vd[(int64_t)A[k] * nb + b]; double yd = vd[(int64_t)B[k] * nb + b]; (void)xd; (void)yd;
+#define BTANGENT_WITH_CONST BTANGENT_UNARY
+
+#define FOR_POINTS for (int64_t b = 0; b < nb; ++b)
+
+static int check_batch(const pyad_tape *t, int64_t nb)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    return nb < 1 ? PYAD_EINVAL : PYAD_OK;
+}
+
+static void mark_guards(const pyad_tape *t, int64_t k, int64_t nb, const double *v,
+                        int64_t *bad)
+{
+    int want = t->op[k] == OP_guard_true;
+    const double *c = v + (int64_t)t->arg_a[k] * nb;
+    FOR_POINTS {
+        if ((c[b] != 0.0) != want && bad[b] < 0)
+            bad[b] = k;
+    }
+}
+
+static int64_t count_bad(const int64_t *bad, int64_t nb)
+{
+    int64_t n = 0;
+    FOR_POINTS n += bad[b] >= 0;
+    return n;
+}
+
+static void gather_batch_outputs(const pyad_tape *t, int64_t nb, const double *v, double *y)
+{
+    if (!y)
+        return;
+    for (int64_t i = 0; i < t->n_outputs; ++i) {
+        const double *src = v + (int64_t)t->outputs[i] * nb;
+        FOR_POINTS y[b * t->n_outputs + i] = src[b];
+    }
+}
+
+static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double *v,
+                         double *vd, const double *xd, int64_t *bad)
+{
+    const uint8_t *op = t->op;
+    const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
+    const double *consts = t->consts;
+    int64_t n_in = t->n_inputs;
+    for (int64_t k = 0; k < t->n_ops; ++k) {
+        double *out = v + k * nb;
+        double *outd = vd ? vd + k * nb : NULL;
+        switch (op[k]) {
+#define SPECIAL(name)
+#define BTANGENT_RULE_UNARY(d_x, d_y) (d_x) * xd
+#define BTANGENT_RULE_WITH_CONST(d_x, d_y) (d_x) * xd
+#define BTANGENT_RULE_BINARY(d_x, d_y) (d_x) * xd + (d_y) * yd
+#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)                  \
+        case OP_##name:                                                     \
+            if (outd) {                                                     \
+                FOR_POINTS {                                                \
+                    BFETCH_##kind BTANGENT_##kind                           \
+                    double z = (value);                                     \
+                    out[b] = z;                                             \
+                    outd[b] = BTANGENT_RULE_##kind(d_x, d_y);               \
+                }                                                           \
+            } else {                                                        \
+                FOR_POINTS { BFETCH_##kind out[b] = (value); }              \
+            }                                                               \
+            break;
+#define COMPARE(name, value) \
+        case OP_##name: FOR_POINTS { BFETCH_BINARY out[b] = (value) ? 1.0 : 0.0; } goto no_tangent;
+#define COMPARE_C(name, value) \
+        case OP_##name: FOR_POINTS { BFETCH_WITH_CONST out[b] = (value) ? 1.0 : 0.0; } goto no_tangent;
+#include "ops.def"
+#undef SPECIAL
+#undef PRIMITIVE
+#undef COMPARE
+#undef COMPARE_C
+        case OP_input:
+            FOR_POINTS out[b] = x[b * n_in + A[k]];
+            if (outd)
+                FOR_POINTS outd[b] = xd[b * n_in + A[k]];
+            break;
+        case OP_constant:
+            FOR_POINTS out[b] = consts[B[k]];
+            goto no_tangent;
+        case OP_select: {
+            const double *c = v + (int64_t)A[k] * nb;
+            const double *pa = v + (int64_t)B[k] * nb, *pb = v + (int64_t)C[k] * nb;
+            FOR_POINTS out[b] = c[b] != 0.0 ? pa[b] : pb[b];
+            if (outd) {
+                const double *da = vd + (int64_t)B[k] * nb, *db = vd + (int64_t)C[k] * nb;
+                FOR_POINTS outd[b] = c[b] != 0.0 ? da[b] : db[b];
+            }
+            break;
+        }
+        case OP_axpy_c: {
+            double c = consts[C[k]];
+            const double *pa = v + (int64_t)A[k] * nb, *pb = v + (int64_t)B[k] * nb;
+            FOR_POINTS out[b] = pa[b] + c * pb[b];
+            if (outd) {
+                const double *da = vd + (int64_t)A[k] * nb, *db = vd + (int64_t)B[k] * nb;
+                FOR_POINTS outd[b] = da[b] + c * db[b];
+            }
+            break;
+        }
+        case OP_guard_true:
+        case OP_guard_false:
+            memcpy(out, v + (int64_t)A[k] * nb, (size_t)nb * sizeof *out);
+            mark_guards(t, k, nb, v, bad);
+            goto no_tangent;
+        }
+        continue;
+    no_tangent:
+        if (outd)
+            memset(outd, 0, (size_t)nb * sizeof *outd);
+    }
+}
+
+int pyad_forward_batch(pyad_tape *t, int64_t nb, const double *x, double *v, double *y,
+                       int64_t *bad, int64_t *n_bad)
+{
+    int s = check_batch(t, nb);
+    if (s)
+        return s;
+    if (!v || !bad || !n_bad || (t->n_inputs && !x))
+        return PYAD_EINVAL;
+    if ((s = tape_begin_sweep(t)))
+        return s;
+    FOR_POINTS bad[b] = -1;
+    batch_values(t, nb, x, v, NULL, NULL, bad);
+    gather_batch_outputs(t, nb, v, y);
+    *n_bad = count_bad(bad, nb);
+    tape_end_sweep(t);
+    return PYAD_OK;
+}
+
+int pyad_tangent_batch(pyad_tape *t, int64_t nb, const double *x, const double *xd, double *v,
+                       double *vd, double *y, double *yd, int64_t *bad, int64_t *n_bad)
+{
+    int s = check_batch(t, nb);
+    if (s)
+        return s;
+    if (!v || !vd || !bad || !n_bad || (t->n_inputs && (!x || !xd)))
+        return PYAD_EINVAL;
+    if ((s = tape_begin_sweep(t)))
+        return s;
+    FOR_POINTS bad[b] = -1;
+    batch_values(t, nb, x, v, vd, xd, bad);
+    gather_batch_outputs(t, nb, v, y);
+    gather_batch_outputs(t, nb, vd, yd);
+    *n_bad = count_bad(bad, nb);
+    tape_end_sweep(t);
+    return PYAD_OK;
+}
+
+static void seed_batch(const pyad_tape *t, int64_t nb, const double *u, double *adj)
+{
+    memset(adj, 0, (size_t)(t->n_ops * nb) * sizeof *adj);
+    for (int64_t i = 0; i < t->n_outputs; ++i) {
+        double *dst = adj + (int64_t)t->outputs[i] * nb;
+        FOR_POINTS dst[b] += u[b * t->n_outputs + i];
+    }
+}
+
+static void gather_batch_inputs(const pyad_tape *t, int64_t nb, const double *adj, double *xbar)
+{
+    for (int64_t i = 0; i < t->n_inputs; ++i) {
+        const double *src = adj + (int64_t)t->inputs[i] * nb;
+        FOR_POINTS xbar[b * t->n_inputs + i] = src[b];
+    }
+}
+
+int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *u, double *adj,
+                       double *xbar)
+{
+    int s = check_batch(t, nb);
+    if (s)
+        return s;
+    if (!v || !adj || !xbar || (t->n_outputs && !u))
+        return PYAD_EINVAL;
+    if ((s = tape_begin_sweep(t)))
+        return s;
+    const uint8_t *op = t->op;
+    const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
+    const double *consts = t->consts;
+    seed_batch(t, nb, u, adj);
+    for (int64_t k = t->n_ops - 1; k >= 0; --k) {
+        const double *g = adj + k * nb;
+        double *ga = adj + (int64_t)A[k] * nb;
+        switch (op[k]) {
+#define SPECIAL(name)
+#define BADJ_UNARY(d_x, d_y) FOR_POINTS { BFETCH_UNARY double z = v[k * nb + b]; (void)z; ga[b] += g[b] * (d_x); }
+#define BADJ_WITH_CONST(d_x, d_y) FOR_POINTS { BFETCH_WITH_CONST double z = v[k * nb + b]; (void)z; ga[b] += g[b] * (d_x); }
+#define BADJ_BINARY(d_x, d_y)                                                   \
+            {                                                                   \
+                double *gb = adj + (int64_t)B[k] * nb;                          \
+                FOR_POINTS {                                                    \
+                    BFETCH_BINARY double z = v[k * nb + b];                     \
+                    (void)z;                                                    \
+                    double da = (d_x), db = (d_y);                              \
+                    ga[b] += g[b] * da;                                         \
+                    gb[b] += g[b] * db;                                         \
+                }                                                               \
+            }
+#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) \
+        case OP_##name: BADJ_##kind(d_x, d_y) break;
+#define COMPARE(name, value)
+#define COMPARE_C(name, value)
+#include "ops.def"
+#undef SPECIAL
+#undef PRIMITIVE
+#undef COMPARE
+#undef COMPARE_C
+        case OP_select: {
+            const double *c = v + (int64_t)A[k] * nb;
+            double *pa = adj + (int64_t)B[k] * nb, *pb = adj + (int64_t)C[k] * nb;
+            FOR_POINTS {
+                if (c[b] != 0.0)
+                    pa[b] += g[b];
+                else
+                    pb[b] += g[b];
+            }
+            break;
+        }
+        case OP_axpy_c: {
+            double c = consts[C[k]];
+            double *gb = adj + (int64_t)B[k] * nb;
+            FOR_POINTS {
+                ga[b] += g[b];
+                gb[b] += g[b] * c;
+            }
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    gather_batch_inputs(t, nb, adj, xbar);
+    tape_end_sweep(t);
+    return PYAD_OK;
+}
+
+int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *vd,
+                      const double *u, double *adj, double *adjd, double *xbar, double *xbard)
+{
+    int s = check_batch(t, nb);
+    if (s)
+        return s;
+    if (!v || !vd || !adj || !adjd || !xbar || !xbard || (t->n_outputs && !u))
+        return PYAD_EINVAL;
+    if ((s = tape_begin_sweep(t)))
+        return s;
+    const uint8_t *op = t->op;
+    const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
+    const double *consts = t->consts;
+    seed_batch(t, nb, u, adj);
+    memset(adjd, 0, (size_t)(t->n_ops * nb) * sizeof *adjd);
+    for (int64_t k = t->n_ops - 1; k >= 0; --k) {
+        const double *g = adj + k * nb, *gd = adjd + k * nb;
+        double *ga = adj + (int64_t)A[k] * nb, *gda = adjd + (int64_t)A[k] * nb;
+        switch (op[k]) {
+#define SPECIAL(name)
+#define BSEC_ONE(kind, d_x, dd_x)                                               \
+            FOR_POINTS {                                                        \
+                BFETCH_##kind BTANGENT_##kind double z = v[k * nb + b];         \
+                (void)z;                                                        \
+                double da = (d_x);                                              \
+                ga[b] += g[b] * da;                                             \
+                gda[b] += gd[b] * da + g[b] * (dd_x);                           \
+            }
+#define BSEC_UNARY(d_x, d_y, dd_x, dd_y) BSEC_ONE(UNARY, d_x, dd_x)
+#define BSEC_WITH_CONST(d_x, d_y, dd_x, dd_y) BSEC_ONE(WITH_CONST, d_x, dd_x)
+#define BSEC_BINARY(d_x, d_y, dd_x, dd_y)                                       \
+            {                                                                   \
+                double *gb = adj + (int64_t)B[k] * nb, *gdb = adjd + (int64_t)B[k] * nb; \
+                FOR_POINTS {                                                    \
+                    BFETCH_BINARY BTANGENT_BINARY double z = v[k * nb + b];     \
+                    (void)z;                                                    \
+                    double da = (d_x), db = (d_y);                              \
+                    ga[b] += g[b] * da;                                         \
+                    gb[b] += g[b] * db;                                         \
+                    gda[b] += gd[b] * da + g[b] * (dd_x);                       \
+                    gdb[b] += gd[b] * db + g[b] * (dd_y);                       \
+                }                                                               \
+            }
+#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) \
+        case OP_##name: BSEC_##kind(d_x, d_y, dd_x, dd_y) break;
+#define COMPARE(name, value)
+#define COMPARE_C(name, value)
+#include "ops.def"
+#undef SPECIAL
+#undef PRIMITIVE
+#undef COMPARE
+#undef COMPARE_C
+        case OP_select: {
+            const double *c = v + (int64_t)A[k] * nb;
+            double *pa = adj + (int64_t)B[k] * nb, *pb = adj + (int64_t)C[k] * nb;
+            double *qa = adjd + (int64_t)B[k] * nb, *qb = adjd + (int64_t)C[k] * nb;
+            FOR_POINTS {
+                if (c[b] != 0.0) {
+                    pa[b] += g[b];
+                    qa[b] += gd[b];
+                } else {
+                    pb[b] += g[b];
+                    qb[b] += gd[b];
+                }
+            }
+            break;
+        }
+        case OP_axpy_c: {
+            double c = consts[C[k]];
+            double *gb = adj + (int64_t)B[k] * nb, *gdb = adjd + (int64_t)B[k] * nb;
+            FOR_POINTS {
+                ga[b] += g[b];
+                gb[b] += g[b] * c;
+                gda[b] += gd[b];
+                gdb[b] += gd[b] * c;
+            }
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    gather_batch_inputs(t, nb, adj, xbar);
+    gather_batch_inputs(t, nb, adjd, xbard);
+    tape_end_sweep(t);
+    return PYAD_OK;
+}
