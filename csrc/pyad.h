@@ -117,6 +117,21 @@ int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd,
                         double *xbar, double *xbard);
 
 
+/* The tape as plain arrays (sizes from pyad_n_ops, pyad_n_consts, ...). */
+int pyad_tape_export(pyad_tape *t, uint8_t *op, int32_t *a, int32_t *b, int32_t *c,
+                     double *val, double *consts, int32_t *inputs, int32_t *outputs);
+/* PYAD_OK if the arrays form a valid tape: op codes in range, every operand
+ * naming an earlier slot (or a constant / input, as its kind says), inputs and
+ * outputs consistent; PYAD_EFORMAT otherwise. */
+int pyad_validate(int64_t n_ops, const uint8_t *op, const int32_t *a, const int32_t *b,
+                  const int32_t *c, int64_t n_consts, int64_t n_inputs, const int32_t *inputs,
+                  int64_t n_outputs, const int32_t *outputs);
+/* A new tape from validated copies of the arrays. */
+int pyad_tape_import(pyad_tape **out, int64_t n_ops, const uint8_t *op, const int32_t *a,
+                     const int32_t *b, const int32_t *c, const double *val, int64_t n_consts,
+                     const double *consts, int64_t n_inputs, const int32_t *inputs,
+                     int64_t n_outputs, const int32_t *outputs);
+
 /* Vector sweeps at one point, directions in rows: xd is p x n_inputs, yd is
  * p x n_outputs; u is q x n_outputs and xbar q x n_inputs. Work arrays hold
  * n_ops doubles (v, adj of pyad_second_vector) or n_ops * p (vd, adj, adjd). */

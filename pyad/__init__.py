@@ -13,11 +13,12 @@ from .errors import (BranchError, MixedTapeError, PyadError, TapeBusyError, Tape
 from .functions import *  # noqa: F401,F403  (pyad.sin, pyad.exp, ..., pyad.where)
 from .functions import __all__ as _function_names
 from .scalar import Bool, Scalar
+from .serialize import load, loads
 from .tape import Tape
 from .transforms import grad, hessian, hvp, jacobian, jvp, trace, value_and_grad, vjp
 
 __version__ = "0.1.0"
 
 __all__ = ["Tape", "Scalar", "Bool", "Array", "BoolArray", "trace", "grad", "value_and_grad",
-           "jvp", "vjp", "hvp", "jacobian", "hessian", "PyadError", "BranchError", "MixedTapeError", "TapeClosedError",
+           "jvp", "vjp", "hvp", "jacobian", "hessian", "load", "loads", "PyadError", "BranchError", "MixedTapeError", "TapeClosedError",
            "TapeBusyError", "TapeFormatError", "ops"] + list(_function_names)

@@ -457,3 +457,40 @@ class CStore:
         if s:
             _fail(s)
         return y, xbar, xbard, bad
+
+    # ---- plain arrays (saving and loading) ----
+
+    def export(self):
+        self._sync()
+        n = self.n_ops
+        arrays = {"op": np.empty(n, np.uint8), "a": np.empty(n, np.int32),
+                  "b": np.empty(n, np.int32), "c": np.empty(n, np.int32),
+                  "val": np.empty(n), "consts": np.empty(lib.pyad_n_consts(self._h)),
+                  "inputs": np.empty(self.n_inputs, np.int32),
+                  "outputs": np.empty(self.n_outputs, np.int32)}
+        p = {k: ffi.from_buffer(v) for k, v in arrays.items()}
+        s = lib.pyad_tape_export(self._h, ffi.cast("uint8_t *", p["op"]),
+                                 ffi.cast("int32_t *", p["a"]), ffi.cast("int32_t *", p["b"]),
+                                 ffi.cast("int32_t *", p["c"]), ffi.cast("double *", p["val"]),
+                                 ffi.cast("double *", p["consts"]),
+                                 ffi.cast("int32_t *", p["inputs"]),
+                                 ffi.cast("int32_t *", p["outputs"]))
+        return arrays if s == 0 else _fail(s)
+
+    @classmethod
+    def from_arrays(cls, a):
+        """A store holding a validated copy of the arrays."""
+        store = cls()
+        out = ffi.new("pyad_tape **")
+        s = lib.pyad_tape_import(
+            out, a["op"].size, ffi.from_buffer("uint8_t[]", a["op"]),
+            _i32(a["a"]), _i32(a["b"]), _i32(a["c"]), _dbl(a["val"]), a["consts"].size,
+            _dbl(a["consts"]), a["inputs"].size, _i32(a["inputs"]), a["outputs"].size,
+            _i32(a["outputs"]))
+        if s:
+            _fail(s, "loading a tape")
+        empty = store._h
+        store._h = ffi.gc(out[0], lib.pyad_tape_free)
+        ffi.release(empty)
+        store._next = lib.pyad_n_ops(store._h)
+        return store

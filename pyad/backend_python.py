@@ -460,3 +460,24 @@ class PyStore:
         res, bad = self._each_point(x, lambda b: self.hvp(x[b], xd[b], u[b]))
         n, m = self.n_inputs, self.n_outputs
         return self._stack(res, 0, m), self._stack(res, 1, n), self._stack(res, 2, n), bad
+
+    # ---- plain arrays (saving and loading) ----
+
+    def export(self):
+        self._live()
+        return {"op": np.array(self.op, np.uint8), "a": np.array(self.a, np.int32),
+                "b": np.array(self.b, np.int32), "c": np.array(self.c, np.int32),
+                "val": np.array(self.val, np.float64),
+                "consts": np.array(self.consts, np.float64),
+                "inputs": np.array(self.inputs, np.int32),
+                "outputs": np.array(self.outputs, np.int32)}
+
+    @classmethod
+    def from_arrays(cls, a):
+        """A store from arrays already checked by pyad.serialize.validate."""
+        store = cls()
+        store.op, store.a, store.b, store.c = (a[k].tolist() for k in ("op", "a", "b", "c"))
+        store.val, store.consts = a["val"].tolist(), a["consts"].tolist()
+        store.inputs, store.outputs = a["inputs"].tolist(), a["outputs"].tolist()
+        store._next = len(store.op)
+        return store

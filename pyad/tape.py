@@ -119,6 +119,18 @@ class Tape:
         """Free the tape's storage now; using the tape afterwards raises TapeClosedError."""
         self._store.close()
 
+    def save(self, path):
+        """Write the tape to a file (pyad.load reads it back; see pyad.serialize)."""
+        from .serialize import save
+        save(self, path)
+
+    def __reduce__(self):
+        # A pickle holds the tape's validated binary form, not Python objects;
+        # the traced function is not kept, so a loaded tape raises BranchError
+        # where the original would re-record.
+        from .serialize import dumps, loads
+        return (loads, (dumps(self), self.backend))
+
     def __repr__(self):
         if self.closed:
             return f"<pyad.Tape backend={self.backend!r} closed>"
