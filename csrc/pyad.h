@@ -45,6 +45,9 @@ int pyad_op_kind(int op);
 int pyad_tape_new(pyad_tape **out);
 void pyad_tape_free(pyad_tape *t);
 int pyad_set_max_ops(pyad_tape *t, int64_t max_ops);
+/* Caps the bytes the tape may allocate: growth past it fails with PYAD_ENOMEM,
+ * as a failed malloc would (a hook for testing out-of-memory handling). */
+int pyad_set_max_bytes(pyad_tape *t, int64_t max_bytes);
 /* Releases spare capacity once recording is done, so nbytes is what is used. */
 int pyad_shrink(pyad_tape *t);
 int64_t pyad_n_ops(const pyad_tape *t);

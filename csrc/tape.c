@@ -92,6 +92,7 @@ int pyad_tape_new(pyad_tape **out)
     if (!t)
         return PYAD_ENOMEM;
     t->max_ops = DEFAULT_MAX_OPS;
+    t->max_bytes = INT64_MAX;
     atomic_init(&t->users, 0);
     *out = t;
     return PYAD_OK;
@@ -122,21 +123,43 @@ int pyad_set_max_ops(pyad_tape *t, int64_t max_ops)
     return PYAD_OK;
 }
 
+int pyad_set_max_bytes(pyad_tape *t, int64_t max_bytes)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (max_bytes < 0)
+        return PYAD_EINVAL;
+    t->max_bytes = max_bytes;
+    return PYAD_OK;
+}
+
 int64_t pyad_n_ops(const pyad_tape *t) { return t ? t->n_ops : PYAD_ECLOSED; }
 int64_t pyad_n_inputs(const pyad_tape *t) { return t ? t->n_inputs : PYAD_ECLOSED; }
 int64_t pyad_n_outputs(const pyad_tape *t) { return t ? t->n_outputs : PYAD_ECLOSED; }
 int64_t pyad_n_consts(const pyad_tape *t) { return t ? t->n_consts : PYAD_ECLOSED; }
 
+static int64_t per_op_bytes(void)
+{
+    return (int64_t)(sizeof(uint8_t) + 3 * sizeof(int32_t) + sizeof(double));
+}
+
 int64_t pyad_nbytes(const pyad_tape *t)
 {
     if (!t)
         return PYAD_ECLOSED;
-    int64_t per_op = sizeof(uint8_t) + 3 * sizeof(int32_t) + sizeof(double);
-    return (int64_t)sizeof *t + t->cap_ops * per_op + t->cap_consts * (int64_t)sizeof(double)
+    return (int64_t)sizeof *t + t->cap_ops * per_op_bytes() + t->cap_consts * (int64_t)sizeof(double)
            + (t->cap_inputs + t->cap_outputs) * (int64_t)sizeof(int32_t);
 }
 
 /* ---- growth ---- */
+
+/* Would the tape stay within its allocation budget with these capacities? */
+static int within_budget(const pyad_tape *t, int64_t cap_ops, int64_t cap_consts, int64_t cap_lists)
+{
+    int64_t bytes = cap_ops * per_op_bytes() + cap_consts * (int64_t)sizeof(double)
+                    + cap_lists * (int64_t)sizeof(int32_t);
+    return bytes <= t->max_bytes;
+}
 
 /* realloc that leaves *p untouched on failure. */
 static int grow_array(void **p, int64_t count, size_t elem)
@@ -167,6 +190,8 @@ int tape_reserve_ops(pyad_tape *t, int64_t extra)
     if (need <= t->cap_ops)
         return PYAD_OK;
     int64_t cap = next_capacity(t->cap_ops, need, t->max_ops);
+    if (!within_budget(t, cap, t->cap_consts, t->cap_inputs + t->cap_outputs))
+        return PYAD_ENOMEM;
     if (grow_array((void **)&t->op, cap, sizeof *t->op)
         || grow_array((void **)&t->arg_a, cap, sizeof *t->arg_a)
         || grow_array((void **)&t->arg_b, cap, sizeof *t->arg_b)
@@ -185,6 +210,8 @@ int tape_reserve_consts(pyad_tape *t, int64_t extra)
     if (need <= t->cap_consts)
         return PYAD_OK;
     int64_t cap = next_capacity(t->cap_consts, need, DEFAULT_MAX_OPS);
+    if (!within_budget(t, t->cap_ops, cap, t->cap_inputs + t->cap_outputs))
+        return PYAD_ENOMEM;
     if (grow_array((void **)&t->consts, cap, sizeof *t->consts))
         return PYAD_ENOMEM;
     t->cap_consts = cap;

@@ -25,6 +25,7 @@ enum pyad_op {
  * Per op: 1 byte op code, three 32-bit operand fields, one recorded value. */
 struct pyad_tape {
     int64_t n_ops, cap_ops, max_ops;
+    int64_t max_bytes; /* allocation budget (a test hook for out-of-memory paths) */
     uint8_t *op;
     int32_t *arg_a, *arg_b, *arg_c;
     double *val;

@@ -8,6 +8,7 @@
 """
 from . import ops
 from .array import Array, BoolArray
+from .diagnostics import debug_nans
 from .errors import (BranchError, MixedTapeError, PyadError, TapeBusyError, TapeClosedError,
                      TapeFormatError)
 from .functions import *  # noqa: F401,F403  (pyad.sin, pyad.exp, ..., pyad.where)
@@ -20,5 +21,5 @@ from .transforms import grad, hessian, hvp, jacobian, jvp, trace, value_and_grad
 __version__ = "0.1.0"
 
 __all__ = ["Tape", "Scalar", "Bool", "Array", "BoolArray", "trace", "grad", "value_and_grad",
-           "jvp", "vjp", "hvp", "jacobian", "hessian", "load", "loads", "PyadError", "BranchError", "MixedTapeError", "TapeClosedError",
+           "jvp", "vjp", "hvp", "jacobian", "hessian", "load", "loads", "debug_nans", "PyadError", "BranchError", "MixedTapeError", "TapeClosedError",
            "TapeBusyError", "TapeFormatError", "ops"] + list(_function_names)

@@ -494,3 +494,30 @@ class CStore:
         ffi.release(empty)
         store._next = lib.pyad_n_ops(store._h)
         return store
+
+    # ---- every slot's value, tangent or adjoint (teaching views, diagnostics) ----
+
+    def slot_values(self, x, xd=None):
+        """(values, tangents or None) of every slot at x."""
+        n_ops = self.n_ops
+        v, vd = np.empty(n_ops), np.empty(n_ops)
+        bad = ffi.new("int64_t[1]")
+        if xd is None:
+            self._check(lib.pyad_forward(self._h, _dbl(x), _dbl(v), ffi.NULL, bad), bad)
+            return v, None
+        self._check(lib.pyad_forward_tangent(self._h, _dbl(x), _dbl(xd), _dbl(v), _dbl(vd),
+                                             ffi.NULL, ffi.NULL, bad), bad)
+        return v, vd
+
+    def slot_adjoints(self, x, u):
+        """(values, adjoints) of every slot at x for output weights u."""
+        v, _ = self.slot_values(x)
+        adj = np.empty(self.n_ops)
+        s = lib.pyad_reverse(self._h, _dbl(v), _dbl(u), _dbl(adj), _dbl(np.empty(self.n_inputs)))
+        return (v, adj) if s == 0 else _fail(s)
+
+    def set_max_bytes(self, n):
+        self._sync()
+        status = lib.pyad_set_max_bytes(self._h, n)
+        if status:
+            _fail(status)

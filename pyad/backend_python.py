@@ -481,3 +481,21 @@ class PyStore:
         store.inputs, store.outputs = a["inputs"].tolist(), a["outputs"].tolist()
         store._next = len(store.op)
         return store
+
+    # ---- every slot's value, tangent or adjoint (teaching views, diagnostics) ----
+
+    def slot_values(self, x, xd=None):
+        self._live()
+        v, vd = self._forward(x, xd)
+        return np.array(v), (np.array(vd) if vd is not None else None)
+
+    def slot_adjoints(self, x, u):
+        self._live()
+        v, _ = self._forward(x)
+        adj, _ = self._reverse(v, u)
+        return np.array(v), np.array(adj)
+
+    def set_max_bytes(self, n):
+        """Only the C core allocates; the Python backend has no byte budget."""
+        self._live()
+        raise NotImplementedError("set_max_bytes is a hook of the C backend")

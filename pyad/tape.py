@@ -3,7 +3,7 @@ import os
 
 import numpy as np
 
-from . import ops
+from . import diagnostics, ops
 from .array import Array, is_active, slots_of, to_slots, wrap
 from .errors import BranchError, PyadError
 from .scalar import Scalar
@@ -58,8 +58,8 @@ class Tape:
         self._in_shapes = []
         self._out_shapes = []
         self._fn = None          # the traced function, for re-recording (pyad.trace)
-        self._fn_args = None
         self.retraces = 0
+        self.sweeps = 0          # sweeps run on this tape (optimizer glue shares them)
 
     # ---- recording ----
 
@@ -118,6 +118,24 @@ class Tape:
     def close(self):
         """Free the tape's storage now; using the tape afterwards raises TapeClosedError."""
         self._store.close()
+
+    # ---- views for people (pyad.teaching) ----
+
+    def table(self, x=None, mode="forward", seed=None):
+        """The Wengert table at x: one row per op with its value and its tangent
+        (mode="forward", along seed) or adjoint (mode="reverse")."""
+        from .teaching import table
+        return table(self, x, mode, seed)
+
+    def to_dot(self, values=False):
+        """Graphviz DOT text of the computational graph."""
+        from .teaching import to_dot
+        return to_dot(self, values)
+
+    def stats(self):
+        """Op counts by primitive, slots, bytes and guards."""
+        from .teaching import stats
+        return stats(self)
 
     def save(self, path):
         """Write the tape to a file (pyad.load reads it back; see pyad.serialize)."""
@@ -185,8 +203,12 @@ class Tape:
     # ---- sweeps, with guards checked ----
 
     def _sweep(self, method, x, *args):
+        self.sweeps += 1
         try:
-            return getattr(self._store, method)(x, *args)
+            result = getattr(self._store, method)(x, *args)
+            if diagnostics.DEBUG_NANS.enabled:
+                diagnostics.check_finite(self, method, x, result)
+            return result
         except BranchError as e:
             if x is None:
                 raise
