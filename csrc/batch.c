@@ -6,6 +6,7 @@
 
 #include "rules.h"
 #include "sweep.h"
+#include "variadic.h"
 
 /* Operand fetches of point b (the columns are A, B, C; the batch size is nb). */
 #define BFETCH_UNARY      double x = v[(int64_t)A[k] * nb + b]; double y = 0.0; (void)x; (void)y;
@@ -114,6 +115,22 @@ static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double
             if (outd) {
                 const double *da = vd + (int64_t)A[k] * nb, *db = vd + (int64_t)B[k] * nb;
                 FOR_POINTS outd[b] = da[b] + c * db[b];
+            }
+            break;
+        }
+        case OP_max_n:
+        case OP_min_n: {
+            const int32_t *idx = t->pool + C[k];
+            FOR_POINTS {
+                double m = extremum(v, idx, B[k], op[k] == OP_max_n, nb, b);
+                out[b] = m;
+                if (outd) {
+                    double sum = 0.0;
+                    for (int64_t i = 0; i < B[k]; ++i)
+                        if (is_tie(v[(int64_t)idx[i] * nb + b], m))
+                            sum += vd[(int64_t)idx[i] * nb + b];
+                    outd[b] = sum / (double)tie_count(v, idx, B[k], m, nb, b);
+                }
             }
             break;
         }
@@ -245,6 +262,18 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
             }
             break;
         }
+        case OP_max_n:
+        case OP_min_n: {
+            const int32_t *idx = t->pool + C[k];
+            FOR_POINTS {
+                double m = v[k * nb + b];
+                double share = g[b] / (double)tie_count(v, idx, B[k], m, nb, b);
+                for (int64_t i = 0; i < B[k]; ++i)
+                    if (is_tie(v[(int64_t)idx[i] * nb + b], m))
+                        adj[(int64_t)idx[i] * nb + b] += share;
+            }
+            break;
+        }
         default:
             break;
         }
@@ -329,6 +358,20 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
                 gb[b] += g[b] * c;
                 gda[b] += gd[b];
                 gdb[b] += gd[b] * c;
+            }
+            break;
+        }
+        case OP_max_n:
+        case OP_min_n: {
+            const int32_t *idx = t->pool + C[k];
+            FOR_POINTS {
+                double m = v[k * nb + b];
+                double c = (double)tie_count(v, idx, B[k], m, nb, b);
+                for (int64_t i = 0; i < B[k]; ++i)
+                    if (is_tie(v[(int64_t)idx[i] * nb + b], m)) {
+                        adj[(int64_t)idx[i] * nb + b] += g[b] / c;
+                        adjd[(int64_t)idx[i] * nb + b] += gd[b] / c;
+                    }
             }
             break;
         }

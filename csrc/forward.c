@@ -1,6 +1,7 @@
 /* Forward sweeps: values (zero order) and one tangent (first order). */
 #include "rules.h"
 #include "sweep.h"
+#include "variadic.h"
 
 int forward_range(const pyad_tape *t, const double *x, double *v,
                   int64_t begin, int64_t end, int64_t *bad_op)
@@ -26,6 +27,8 @@ int forward_range(const pyad_tape *t, const double *x, double *v,
         case OP_constant: v[k] = consts[B[k]]; break;
         case OP_select: v[k] = v[A[k]] != 0.0 ? v[B[k]] : v[C[k]]; break;
         case OP_axpy_c: v[k] = v[A[k]] + consts[C[k]] * v[B[k]]; break;
+        case OP_max_n:
+        case OP_min_n: v[k] = extremum(v, t->pool + C[k], B[k], op[k] == OP_max_n, 1, 0); break;
         case OP_guard_true:
         case OP_guard_false:
             v[k] = v[A[k]];
@@ -104,6 +107,17 @@ static int tangent_range(const pyad_tape *t, const double *x, const double *xdot
             v[k] = v[A[k]] + consts[C[k]] * v[B[k]];
             vd[k] = vd[A[k]] + consts[C[k]] * vd[B[k]];
             break;
+        case OP_max_n:
+        case OP_min_n: {
+            const int32_t *idx = t->pool + C[k];
+            double m = extremum(v, idx, B[k], op[k] == OP_max_n, 1, 0), sum = 0.0;
+            for (int64_t i = 0; i < B[k]; ++i)
+                if (is_tie(v[idx[i]], m))
+                    sum += vd[idx[i]];
+            v[k] = m;
+            vd[k] = sum / (double)tie_count(v, idx, B[k], m, 1, 0);
+            break;
+        }
         case OP_guard_true:
         case OP_guard_false:
             v[k] = v[A[k]];

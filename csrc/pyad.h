@@ -54,6 +54,7 @@ int64_t pyad_n_ops(const pyad_tape *t);
 int64_t pyad_n_inputs(const pyad_tape *t);
 int64_t pyad_n_outputs(const pyad_tape *t);
 int64_t pyad_n_consts(const pyad_tape *t);
+int64_t pyad_n_pool(const pyad_tape *t);
 int64_t pyad_nbytes(const pyad_tape *t);
 
 /* Recording: each op defines exactly one new slot, its index is returned. */
@@ -87,7 +88,9 @@ int pyad_rec_output_n(pyad_tape *t, const int32_t *slots, int64_t n);
 
 /* Reductions and products, written to out[] (their slots are not consecutive).
  * Each row i of the m x k slot matrix x (row-major) is reduced with the binary
- * op by a pairwise tree: k - 1 ops per row, out[i] its root (k >= 1). */
+ * op by a pairwise tree: k - 1 ops per row, out[i] its root (k >= 1); maximum
+ * and minimum record one variadic max_n / min_n op per row instead, whose
+ * derivative is shared evenly by tied elements. */
 int pyad_rec_reduce(pyad_tape *t, int op, const int32_t *x, int64_t m, int64_t k,
                     int32_t *out);
 /* out (m x p) = x (m x k slots) @ w (k x p constants, row-major): k ops per
@@ -122,18 +125,21 @@ int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd,
 
 /* The tape as plain arrays (sizes from pyad_n_ops, pyad_n_consts, ...). */
 int pyad_tape_export(pyad_tape *t, uint8_t *op, int32_t *a, int32_t *b, int32_t *c,
-                     double *val, double *consts, int32_t *inputs, int32_t *outputs);
+                     double *val, double *consts, int32_t *pool, int32_t *inputs,
+                     int32_t *outputs);
 /* PYAD_OK if the arrays form a valid tape: op codes in range, every operand
  * naming an earlier slot (or a constant / input, as its kind says), inputs and
  * outputs consistent; PYAD_EFORMAT otherwise. */
 int pyad_validate(int64_t n_ops, const uint8_t *op, const int32_t *a, const int32_t *b,
-                  const int32_t *c, int64_t n_consts, int64_t n_inputs, const int32_t *inputs,
-                  int64_t n_outputs, const int32_t *outputs);
+                  const int32_t *c, int64_t n_consts, int64_t n_pool, const int32_t *pool,
+                  int64_t n_inputs, const int32_t *inputs, int64_t n_outputs,
+                  const int32_t *outputs);
 /* A new tape from validated copies of the arrays. */
 int pyad_tape_import(pyad_tape **out, int64_t n_ops, const uint8_t *op, const int32_t *a,
                      const int32_t *b, const int32_t *c, const double *val, int64_t n_consts,
-                     const double *consts, int64_t n_inputs, const int32_t *inputs,
-                     int64_t n_outputs, const int32_t *outputs);
+                     const double *consts, int64_t n_pool, const int32_t *pool,
+                     int64_t n_inputs, const int32_t *inputs, int64_t n_outputs,
+                     const int32_t *outputs);
 
 /* Vector sweeps at one point, directions in rows: xd is p x n_inputs, yd is
  * p x n_outputs; u is q x n_outputs and xbar q x n_inputs. Work arrays hold

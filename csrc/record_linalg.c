@@ -10,6 +10,27 @@ static int is_binary(int op)
     return kind == PYAD_KIND_BINARY;
 }
 
+/* max / min: one variadic op per row, its operands listed in the pool. */
+static int record_extrema(pyad_tape *t, int op, const int32_t *x, int64_t m, int64_t k,
+                          int32_t *out)
+{
+    int s;
+    if ((s = tape_reserve_ops(t, m)) || (s = tape_reserve_list(&t->pool, &t->cap_pool,
+                                                                  t->n_pool, m * k))
+        || (s = tape_check_slots(t, x, m * k)))
+        return s;
+    int64_t first = t->n_ops;
+    int variadic = op == OP_maximum ? OP_max_n : OP_min_n;
+    memcpy(t->pool + t->n_pool, x, (size_t)(m * k) * sizeof *x);
+    for (int64_t i = 0; i < m; ++i) {
+        tape_put_row(t, first + i, variadic, x[i * k], (int32_t)k, (int32_t)(t->n_pool + i * k));
+        out[i] = (int32_t)(first + i);
+    }
+    t->n_pool += m * k;
+    tape_finish_rows(t, first, m);
+    return PYAD_OK;
+}
+
 int pyad_rec_reduce(pyad_tape *t, int op, const int32_t *x, int64_t m, int64_t k, int32_t *out)
 {
     if (!t)
@@ -20,6 +41,11 @@ int pyad_rec_reduce(pyad_tape *t, int op, const int32_t *x, int64_t m, int64_t k
     int s = tape_begin_record(t);
     if (s)
         return s;
+    if (op == OP_maximum || op == OP_minimum) {
+        s = record_extrema(t, op, x, m, k, out);
+        tape_end_record(t);
+        return s;
+    }
     int32_t *level = NULL;
     if (!(s = tape_reserve_ops(t, m * (k - 1))) && !(s = tape_check_slots(t, x, m * k))) {
         level = malloc((size_t)k * sizeof *level);

@@ -3,6 +3,7 @@
 
 #include "rules.h"
 #include "sweep.h"
+#include "variadic.h"
 
 /* Zero the adjoints and seed each output with its weight in u. */
 static void seed_outputs(const pyad_tape *t, const double *u, double *adj)
@@ -52,6 +53,15 @@ static void reverse_range(const pyad_tape *t, const double *v, double *adj)
             adj[A[k]] += g;
             adj[B[k]] += g * consts[C[k]];
             break;
+        case OP_max_n:
+        case OP_min_n: {
+            const int32_t *idx = t->pool + C[k];
+            double share = g / (double)tie_count(v, idx, B[k], v[k], 1, 0);
+            for (int64_t i = 0; i < B[k]; ++i)
+                if (is_tie(v[idx[i]], v[k]))
+                    adj[idx[i]] += share;
+            break;
+        }
         default: /* inputs, constants, comparisons and guards pass nothing back */
             break;
         }
@@ -117,6 +127,18 @@ static void reverse_second_range(const pyad_tape *t, const double *v, const doub
             adj[B[k]] += g * consts[C[k]];
             adjd[B[k]] += gd * consts[C[k]];
             break;
+        case OP_max_n:
+        case OP_min_n: {
+            /* piecewise linear: no curvature term */
+            const int32_t *idx = t->pool + C[k];
+            double c = (double)tie_count(v, idx, B[k], v[k], 1, 0);
+            for (int64_t i = 0; i < B[k]; ++i)
+                if (is_tie(v[idx[i]], v[k])) {
+                    adj[idx[i]] += g / c;
+                    adjd[idx[i]] += gd / c;
+                }
+            break;
+        }
         default:
             break;
         }

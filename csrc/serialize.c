@@ -7,12 +7,13 @@
 #include "record.h"
 
 int pyad_tape_export(pyad_tape *t, uint8_t *op, int32_t *a, int32_t *b, int32_t *c,
-                     double *val, double *consts, int32_t *inputs, int32_t *outputs)
+                     double *val, double *consts, int32_t *pool, int32_t *inputs,
+                     int32_t *outputs)
 {
     if (!t)
         return PYAD_ECLOSED;
     if ((t->n_ops && (!op || !a || !b || !c || !val)) || (t->n_consts && !consts)
-        || (t->n_inputs && !inputs) || (t->n_outputs && !outputs))
+        || (t->n_pool && !pool) || (t->n_inputs && !inputs) || (t->n_outputs && !outputs))
         return PYAD_EINVAL;
     int s = tape_begin_sweep(t);
     if (s)
@@ -27,6 +28,8 @@ int pyad_tape_export(pyad_tape *t, uint8_t *op, int32_t *a, int32_t *b, int32_t 
     }
     if (t->n_consts)
         memcpy(consts, t->consts, (size_t)t->n_consts * sizeof *consts);
+    if (t->n_pool)
+        memcpy(pool, t->pool, (size_t)t->n_pool * sizeof *pool);
     if (t->n_inputs)
         memcpy(inputs, t->inputs, (size_t)t->n_inputs * sizeof *inputs);
     if (t->n_outputs)
@@ -37,11 +40,25 @@ int pyad_tape_export(pyad_tape *t, uint8_t *op, int32_t *a, int32_t *b, int32_t 
 
 static int in_range(int64_t i, int64_t n) { return i >= 0 && i < n; }
 
+/* Every pool entry of a variadic op at k names an earlier slot. */
+static int pool_ok(int64_t k, int32_t a, int32_t count, int32_t offset, int64_t n_pool,
+                   const int32_t *pool)
+{
+    if (count < 1 || offset < 0 || (int64_t)offset + count > n_pool || pool[offset] != a)
+        return 0;
+    for (int64_t i = offset; i < (int64_t)offset + count; ++i)
+        if (!in_range(pool[i], k))
+            return 0;
+    return 1;
+}
+
 int pyad_validate(int64_t n_ops, const uint8_t *op, const int32_t *a, const int32_t *b,
-                  const int32_t *c, int64_t n_consts, int64_t n_inputs, const int32_t *inputs,
-                  int64_t n_outputs, const int32_t *outputs)
+                  const int32_t *c, int64_t n_consts, int64_t n_pool, const int32_t *pool,
+                  int64_t n_inputs, const int32_t *inputs, int64_t n_outputs,
+                  const int32_t *outputs)
 {
     if (n_ops < 0 || n_ops > INT32_MAX || n_consts < 0 || n_consts > INT32_MAX
+        || n_pool < 0 || n_pool > INT32_MAX || (n_pool && !pool)
         || n_inputs < 0 || n_inputs > n_ops || n_outputs < 0 || n_outputs > INT32_MAX)
         return PYAD_EFORMAT;
     if ((n_ops && (!op || !a || !b || !c)) || (n_inputs && !inputs) || (n_outputs && !outputs))
@@ -78,6 +95,10 @@ int pyad_validate(int64_t n_ops, const uint8_t *op, const int32_t *a, const int3
             case OP_axpy_c:
                 ok = in_range(a[k], k) && in_range(b[k], k) && in_range(c[k], n_consts);
                 break;
+            case OP_max_n:
+            case OP_min_n:
+                ok = in_range(a[k], k) && pool_ok(k, a[k], b[k], c[k], n_pool, pool);
+                break;
             default:
                 ok = 0;
             }
@@ -100,13 +121,15 @@ int pyad_validate(int64_t n_ops, const uint8_t *op, const int32_t *a, const int3
 
 int pyad_tape_import(pyad_tape **out, int64_t n_ops, const uint8_t *op, const int32_t *a,
                      const int32_t *b, const int32_t *c, const double *val, int64_t n_consts,
-                     const double *consts, int64_t n_inputs, const int32_t *inputs,
-                     int64_t n_outputs, const int32_t *outputs)
+                     const double *consts, int64_t n_pool, const int32_t *pool,
+                     int64_t n_inputs, const int32_t *inputs, int64_t n_outputs,
+                     const int32_t *outputs)
 {
     if (!out)
         return PYAD_EINVAL;
     *out = NULL;
-    int s = pyad_validate(n_ops, op, a, b, c, n_consts, n_inputs, inputs, n_outputs, outputs);
+    int s = pyad_validate(n_ops, op, a, b, c, n_consts, n_pool, pool, n_inputs, inputs,
+                          n_outputs, outputs);
     if (s)
         return s;
     if ((n_ops && !val) || (n_consts && !consts))
@@ -115,6 +138,7 @@ int pyad_tape_import(pyad_tape **out, int64_t n_ops, const uint8_t *op, const in
     if ((s = pyad_tape_new(&t)))
         return s;
     if ((s = tape_reserve_ops(t, n_ops)) || (s = tape_reserve_consts(t, n_consts))
+        || (s = tape_reserve_list(&t->pool, &t->cap_pool, 0, n_pool))
         || (s = tape_reserve_list(&t->inputs, &t->cap_inputs, 0, n_inputs))
         || (s = tape_reserve_list(&t->outputs, &t->cap_outputs, 0, n_outputs))) {
         pyad_tape_free(t);
@@ -130,12 +154,15 @@ int pyad_tape_import(pyad_tape **out, int64_t n_ops, const uint8_t *op, const in
     }
     if (n_consts)
         memcpy(t->consts, consts, (size_t)n_consts * sizeof *consts);
+    if (n_pool)
+        memcpy(t->pool, pool, (size_t)n_pool * sizeof *pool);
     if (n_inputs)
         memcpy(t->inputs, inputs, (size_t)n_inputs * sizeof *inputs);
     if (n_outputs)
         memcpy(t->outputs, outputs, (size_t)n_outputs * sizeof *outputs);
     t->n_ops = n_ops;
     t->n_consts = n_consts;
+    t->n_pool = n_pool;
     t->n_inputs = n_inputs;
     t->n_outputs = n_outputs;
     *out = t;

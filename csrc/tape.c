@@ -108,6 +108,7 @@ void pyad_tape_free(pyad_tape *t)
     free(t->arg_c);
     free(t->val);
     free(t->consts);
+    free(t->pool);
     free(t->inputs);
     free(t->outputs);
     free(t);
@@ -137,6 +138,7 @@ int64_t pyad_n_ops(const pyad_tape *t) { return t ? t->n_ops : PYAD_ECLOSED; }
 int64_t pyad_n_inputs(const pyad_tape *t) { return t ? t->n_inputs : PYAD_ECLOSED; }
 int64_t pyad_n_outputs(const pyad_tape *t) { return t ? t->n_outputs : PYAD_ECLOSED; }
 int64_t pyad_n_consts(const pyad_tape *t) { return t ? t->n_consts : PYAD_ECLOSED; }
+int64_t pyad_n_pool(const pyad_tape *t) { return t ? t->n_pool : PYAD_ECLOSED; }
 
 static int64_t per_op_bytes(void)
 {
@@ -148,7 +150,7 @@ int64_t pyad_nbytes(const pyad_tape *t)
     if (!t)
         return PYAD_ECLOSED;
     return (int64_t)sizeof *t + t->cap_ops * per_op_bytes() + t->cap_consts * (int64_t)sizeof(double)
-           + (t->cap_inputs + t->cap_outputs) * (int64_t)sizeof(int32_t);
+           + (t->cap_inputs + t->cap_outputs + t->cap_pool) * (int64_t)sizeof(int32_t);
 }
 
 /* ---- growth ---- */
@@ -190,7 +192,7 @@ int tape_reserve_ops(pyad_tape *t, int64_t extra)
     if (need <= t->cap_ops)
         return PYAD_OK;
     int64_t cap = next_capacity(t->cap_ops, need, t->max_ops);
-    if (!within_budget(t, cap, t->cap_consts, t->cap_inputs + t->cap_outputs))
+    if (!within_budget(t, cap, t->cap_consts, t->cap_inputs + t->cap_outputs + t->cap_pool))
         return PYAD_ENOMEM;
     if (grow_array((void **)&t->op, cap, sizeof *t->op)
         || grow_array((void **)&t->arg_a, cap, sizeof *t->arg_a)
@@ -210,7 +212,7 @@ int tape_reserve_consts(pyad_tape *t, int64_t extra)
     if (need <= t->cap_consts)
         return PYAD_OK;
     int64_t cap = next_capacity(t->cap_consts, need, DEFAULT_MAX_OPS);
-    if (!within_budget(t, t->cap_ops, cap, t->cap_inputs + t->cap_outputs))
+    if (!within_budget(t, t->cap_ops, cap, t->cap_inputs + t->cap_outputs + t->cap_pool))
         return PYAD_ENOMEM;
     if (grow_array((void **)&t->consts, cap, sizeof *t->consts))
         return PYAD_ENOMEM;

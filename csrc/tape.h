@@ -33,6 +33,9 @@ struct pyad_tape {
     int64_t n_consts, cap_consts;
     double *consts;
 
+    int64_t n_pool, cap_pool;
+    int32_t *pool;    /* operand lists of variadic ops (max_n, min_n) */
+
     int64_t n_inputs, cap_inputs;
     int32_t *inputs;  /* slot of each input, in input order */
     int64_t n_outputs, cap_outputs;

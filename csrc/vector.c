@@ -5,6 +5,7 @@
 
 #include "rules.h"
 #include "sweep.h"
+#include "variadic.h"
 
 int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *xd,
                         double *v, double *vd, double *y, double *yd, int64_t *bad_op)
@@ -71,6 +72,21 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
             v[k] = v[A[k]] + c * v[B[k]];
             for (int64_t j = 0; j < p; ++j)
                 out[j] = ta[j] + c * tb[j];
+            break;
+        }
+        case OP_max_n:
+        case OP_min_n: {
+            const int32_t *idx = t->pool + C[k];
+            double m = extremum(v, idx, B[k], op[k] == OP_max_n, 1, 0);
+            double c = (double)tie_count(v, idx, B[k], m, 1, 0);
+            v[k] = m;
+            memset(out, 0, (size_t)p * sizeof *out);
+            for (int64_t i = 0; i < B[k]; ++i)
+                if (is_tie(v[idx[i]], m))
+                    for (int64_t j = 0; j < p; ++j)
+                        out[j] += vd[(int64_t)idx[i] * p + j];
+            for (int64_t j = 0; j < p; ++j)
+                out[j] /= c;
             break;
         }
         case OP_guard_true:
@@ -160,6 +176,16 @@ int pyad_reverse_vector(pyad_tape *t, int64_t q, const double *v, const double *
                 ga[j] += g[j];
                 gb[j] += g[j] * c;
             }
+            break;
+        }
+        case OP_max_n:
+        case OP_min_n: {
+            const int32_t *idx = t->pool + C[k];
+            double c = (double)tie_count(v, idx, B[k], v[k], 1, 0);
+            for (int64_t i = 0; i < B[k]; ++i)
+                if (is_tie(v[idx[i]], v[k]))
+                    for (int64_t j = 0; j < q; ++j)
+                        adj[(int64_t)idx[i] * q + j] += g[j] / c;
             break;
         }
         default:
@@ -253,6 +279,18 @@ int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *v
                 gda[j] += gd[j];
                 gdb[j] += gd[j] * c;
             }
+            break;
+        }
+        case OP_max_n:
+        case OP_min_n: {
+            const int32_t *idx = t->pool + C[k];
+            double c = (double)tie_count(v, idx, B[k], v[k], 1, 0);
+            for (int64_t i = 0; i < B[k]; ++i)
+                if (is_tie(v[idx[i]], v[k])) {
+                    adj[idx[i]] += g / c;
+                    for (int64_t j = 0; j < p; ++j)
+                        adjd[(int64_t)idx[i] * p + j] += gd[j] / c;
+                }
             break;
         }
         default:

@@ -466,6 +466,7 @@ class CStore:
         arrays = {"op": np.empty(n, np.uint8), "a": np.empty(n, np.int32),
                   "b": np.empty(n, np.int32), "c": np.empty(n, np.int32),
                   "val": np.empty(n), "consts": np.empty(lib.pyad_n_consts(self._h)),
+                  "pool": np.empty(lib.pyad_n_pool(self._h), np.int32),
                   "inputs": np.empty(self.n_inputs, np.int32),
                   "outputs": np.empty(self.n_outputs, np.int32)}
         p = {k: ffi.from_buffer(v) for k, v in arrays.items()}
@@ -473,6 +474,7 @@ class CStore:
                                  ffi.cast("int32_t *", p["a"]), ffi.cast("int32_t *", p["b"]),
                                  ffi.cast("int32_t *", p["c"]), ffi.cast("double *", p["val"]),
                                  ffi.cast("double *", p["consts"]),
+                                 ffi.cast("int32_t *", p["pool"]),
                                  ffi.cast("int32_t *", p["inputs"]),
                                  ffi.cast("int32_t *", p["outputs"]))
         return arrays if s == 0 else _fail(s)
@@ -485,7 +487,7 @@ class CStore:
         s = lib.pyad_tape_import(
             out, a["op"].size, ffi.from_buffer("uint8_t[]", a["op"]),
             _i32(a["a"]), _i32(a["b"]), _i32(a["c"]), _dbl(a["val"]), a["consts"].size,
-            _dbl(a["consts"]), a["inputs"].size, _i32(a["inputs"]), a["outputs"].size,
+            _dbl(a["consts"]), a["pool"].size, _i32(a["pool"]), a["inputs"].size, _i32(a["inputs"]), a["outputs"].size,
             _i32(a["outputs"]))
         if s:
             _fail(s, "loading a tape")

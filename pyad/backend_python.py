@@ -13,6 +13,7 @@ from .errors import BranchError, TapeClosedError
 
 _INPUT, _CONST, _SELECT = ops.CODE["input"], ops.CODE["constant"], ops.CODE["select"]
 _GUARD_T, _GUARD_F, _AXPY = ops.CODE["guard_true"], ops.CODE["guard_false"], ops.CODE["axpy_c"]
+_MAX_N, _MIN_N = ops.CODE["max_n"], ops.CODE["min_n"]
 _MAX_OPS = 2**31 - 1
 
 # Per op code: its kind, and its rule (or comparison) for the sweeps.
@@ -24,6 +25,22 @@ _missing = [n for n in ops.names_of_kind("unary", "binary", "with_const") if n n
 _missing += [n for n in ops.names_of_kind("compare", "compare_c") if n not in COMPARISONS]
 if _missing:
     raise ImportError(f"pure-Python backend has no rule for primitives {_missing}")
+
+
+def _extremum(values, is_max):
+    """max / min with numpy's NaN propagation."""
+    m = values[0]
+    for x in values[1:]:
+        if m != m:
+            break
+        if x != x or (x > m if is_max else x < m):
+            m = x
+    return m
+
+
+def _ties(values, m):
+    """Indices of the values equal to the extremum m (NaNs tie with a NaN m)."""
+    return [i for i, x in enumerate(values) if x == m or (x != x and m != m)]
 
 
 class _ClosedBuffer(list):
@@ -40,6 +57,7 @@ class PyStore:
         self.op, self.a, self.b, self.c = [], [], [], []
         self.val = []        # recorded values, one per slot
         self.consts = []
+        self.pool = []       # operand lists of max_n / min_n
         self.inputs = []     # slot of each input
         self.outputs = []    # slot of each output
         self.max_ops = _MAX_OPS
@@ -91,7 +109,8 @@ class PyStore:
     def nbytes(self):
         """What the same tape occupies in the C layout (the lists cost more)."""
         self._live()
-        return len(self.op) * 21 + len(self.consts) * 8 + (len(self.inputs) + len(self.outputs)) * 4
+        return (len(self.op) * 21 + len(self.consts) * 8
+                + (len(self.inputs) + len(self.outputs) + len(self.pool)) * 4)
 
     def shrink(self):
         self._live()
@@ -231,7 +250,20 @@ class PyStore:
         return first
 
     def reduce(self, op, x):
-        """Reduce each row of the (m, k) slot matrix x by a pairwise tree, as the C core does."""
+        """Reduce each row of the (m, k) slot matrix x by a pairwise tree, as the C core
+        does; maximum / minimum record one variadic op per row."""
+        if ops.NAME[op] in ("maximum", "minimum"):
+            self._live()
+            variadic = _MAX_N if ops.NAME[op] == "maximum" else _MIN_N
+            out = []
+            for row in x.tolist():
+                row = [self._slot(r) for r in row]
+                offset = len(self.pool)
+                self.pool.extend(row)
+                vals = [self.val[r] for r in row]
+                out.append(self._append(variadic, row[0], len(row), offset,
+                                        _extremum(vals, variadic == _MAX_N)))
+            return np.array(out, dtype=np.int32)
         out = []
         for row in x.tolist():
             level = row
@@ -321,6 +353,14 @@ class PyStore:
                 if (v[k] != 0) != (op == _GUARD_T):
                     raise BranchError(k)
                 continue
+            if op in (_MAX_N, _MIN_N):
+                operands = self.pool[c:c + b]
+                vals = [v[i] for i in operands]
+                v[k] = m = _extremum(vals, op == _MAX_N)
+                if vd is not None:
+                    ties = _ties(vals, m)
+                    vd[k] = sum(vd[operands[i]] for i in ties) / len(ties)
+                continue
             xv = v[a]
             yv = v[b] if kind in ("binary", "compare") else (
                 self.consts[b] if kind in ("with_const", "compare_c") else 0.0)
@@ -361,6 +401,14 @@ class PyStore:
                 if adjd is not None:
                     adjd[a] += gd
                     adjd[b] += gd * self.consts[c]
+                continue
+            if op in (_MAX_N, _MIN_N):
+                operands = self.pool[c:c + b]
+                ties = _ties([v[i] for i in operands], v[k])
+                for i in ties:
+                    adj[operands[i]] += g / len(ties)
+                    if adjd is not None:
+                        adjd[operands[i]] += gd / len(ties)
                 continue
             if kind not in ("unary", "binary", "with_const"):
                 continue
@@ -469,6 +517,7 @@ class PyStore:
                 "b": np.array(self.b, np.int32), "c": np.array(self.c, np.int32),
                 "val": np.array(self.val, np.float64),
                 "consts": np.array(self.consts, np.float64),
+                "pool": np.array(self.pool, np.int32),
                 "inputs": np.array(self.inputs, np.int32),
                 "outputs": np.array(self.outputs, np.int32)}
 
@@ -478,6 +527,7 @@ class PyStore:
         store = cls()
         store.op, store.a, store.b, store.c = (a[k].tolist() for k in ("op", "a", "b", "c"))
         store.val, store.consts = a["val"].tolist(), a["consts"].tolist()
+        store.pool = a["pool"].tolist()
         store.inputs, store.outputs = a["inputs"].tolist(), a["outputs"].tolist()
         store._next = len(store.op)
         return store

@@ -7,14 +7,15 @@ tape's pickle is these same bytes. Layout, all little-endian:
     0       8           magic b"PYADTAPE"
     8       4           format version (uint32), currently 1
     12      4           reserved flags (uint32), 0
-    16      6 x 8       n_ops, n_consts, n_inputs, n_outputs, n_input_args,
-                        n_output_args (int64)
-    64      ...         for each input argument, then each output argument:
+    16      7 x 8       n_ops, n_consts, n_pool, n_inputs, n_outputs,
+                        n_input_args, n_output_args (int64)
+    72      ...         for each input argument, then each output argument:
                         ndim (int64), then ndim dimensions (int64)
     ...     n_ops       op codes (uint8)
             3 x 4n_ops  operand columns a, b, c (int32)
             8 n_ops     recorded values (float64)
             8 n_consts  constant pool (float64)
+            4 n_pool    operand lists of variadic ops (int32)
             4 n_inputs  slot of each input (int32)
             4 n_outputs slot of each output (int32)
     end-4   4           CRC-32 of all bytes before it (uint32)
@@ -34,14 +35,14 @@ from .errors import TapeFormatError
 
 MAGIC = b"PYADTAPE"
 VERSION = 1
-_HEAD = struct.Struct("<8sII6q")
+_HEAD = struct.Struct("<8sII7q")
 
 
 def dumps(tape):
     """The tape's bytes in the format above."""
     arrays = tape._store.export()
     out = [_HEAD.pack(MAGIC, VERSION, 0, arrays["op"].size, arrays["consts"].size,
-                      arrays["inputs"].size, arrays["outputs"].size, len(tape._in_shapes),
+                      arrays["pool"].size, arrays["inputs"].size, arrays["outputs"].size, len(tape._in_shapes),
                       len(tape._out_shapes))]
     for shape in list(tape._in_shapes) + list(tape._out_shapes):
         out.append(struct.pack(f"<q{len(shape)}q", len(shape), *shape))
@@ -52,9 +53,10 @@ def dumps(tape):
 
 
 _COLUMNS = [("op", "<u1"), ("a", "<i4"), ("b", "<i4"), ("c", "<i4"), ("val", "<f8"),
-            ("consts", "<f8"), ("inputs", "<i4"), ("outputs", "<i4")]
+            ("consts", "<f8"), ("pool", "<i4"), ("inputs", "<i4"), ("outputs", "<i4")]
 _SIZES = {"op": "n_ops", "a": "n_ops", "b": "n_ops", "c": "n_ops", "val": "n_ops",
-          "consts": "n_consts", "inputs": "n_inputs", "outputs": "n_outputs"}
+          "consts": "n_consts", "pool": "n_pool", "inputs": "n_inputs",
+          "outputs": "n_outputs"}
 
 
 def _bad(why):
@@ -75,7 +77,8 @@ def loads(data, backend=None):
     body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
     if zlib.crc32(body) & 0xFFFFFFFF != crc:
         raise _bad("checksum mismatch (the file is damaged or truncated)")
-    n = dict(zip(("n_ops", "n_consts", "n_inputs", "n_outputs", "n_in_args", "n_out_args"),
+    n = dict(zip(("n_ops", "n_consts", "n_pool", "n_inputs", "n_outputs", "n_in_args",
+                  "n_out_args"),
                  counts))
     if min(n.values()) < 0 or n["n_ops"] > 2**31 - 1 or n["n_in_args"] + n["n_out_args"] > 2**20:
         raise _bad("negative or oversized counts")
@@ -118,7 +121,8 @@ def validate(arrays):
     s = lib.pyad_validate(
         a["op"].size, ffi.from_buffer("uint8_t[]", a["op"]), ffi.from_buffer("int32_t[]", a["a"]),
         ffi.from_buffer("int32_t[]", a["b"]), ffi.from_buffer("int32_t[]", a["c"]),
-        a["consts"].size, a["inputs"].size, ffi.from_buffer("int32_t[]", a["inputs"]),
+        a["consts"].size, a["pool"].size, ffi.from_buffer("int32_t[]", a["pool"]),
+        a["inputs"].size, ffi.from_buffer("int32_t[]", a["inputs"]),
         a["outputs"].size, ffi.from_buffer("int32_t[]", a["outputs"]))
     if s:
         raise _bad("an op code or operand index is out of range")
