@@ -231,12 +231,12 @@ def matmul(x, y):
 
 def _matmul_const_right(store, a, w):
     """a (..., k) slots @ w (k,) or (k, p) constants."""
-    w2 = w.reshape(w.shape[0], -1)
     lead = a.shape[:-1]
     k = a.shape[-1]
     m = int(np.prod(lead, dtype=np.int64))
-    if k == 0:
+    if k == 0 or m == 0 or w.size == 0:
         return wrap(store, to_slots(store, np.zeros(lead + w.shape[1:])))
+    w2 = w.reshape(k, -1)
     out = store.matmul_c(np.ascontiguousarray(a.reshape(m, k), dtype=_INDEX),
                          np.ascontiguousarray(w2, dtype=np.float64))
     return wrap(store, out.reshape(lead + w.shape[1:]))

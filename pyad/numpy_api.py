@@ -75,6 +75,8 @@ def array_ufunc(ufunc, method, inputs, kwargs):
             return binary_op(BINARY_UFUNCS[ufunc], inputs[0], inputs[1])
         if ufunc is np.positive:
             return inputs[0]
+        if ufunc is np.matmul:  # a ufunc since numpy 2
+            return A.matmul(inputs[0], inputs[1])
         if ufunc in COMPOSED_UFUNCS:
             return COMPOSED_UFUNCS[ufunc](*inputs)
     elif method == "reduce" and ufunc in REDUCING_UFUNCS:
@@ -131,18 +133,39 @@ COMPOSED_UFUNCS = {
 
 # ---- array functions ----
 
-def _reduction(name):
-    def f(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
-        if out is not None:
-            raise TypeError("pyad cannot write into an out= array; use the returned value")
+def _refuse(what, out=None, **kwargs):
+    """Arguments pyad does not implement raise rather than being ignored."""
+    if out is not None:
+        raise TypeError(f"numpy.{what}: pyad cannot write into an out= array; use the "
+                        "returned value")
+    given = sorted(k for k, v in kwargs.items() if v is not None)
+    if given:
+        raise TypeError(f"numpy.{what}: pyad does not support the arguments {given} on "
+                        "active values")
+
+
+def _reduction(name, what):
+    def f(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+        _refuse(what, out, initial=initial, where=where)
         return A.reduce(_active(a), name, axis, keepdims)
     return f
 
 
-def _mean(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
-    if out is not None:
-        raise TypeError("pyad cannot write into an out= array; use the returned value")
+def _mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
+    _refuse("mean", out, where=where)
     return A.mean(_active(a), axis, keepdims)
+
+
+def _cumulative(name, what):
+    def f(a, axis=None, dtype=None, out=None):
+        _refuse(what, out)
+        return A.cumulative(_active(a), name, axis)
+    return f
+
+
+def _concatenate(xs, axis=0, out=None, dtype=None, casting=None):
+    _refuse("concatenate", out)
+    return A.concatenate(xs, axis)
 
 
 def dot(a, b):
@@ -159,13 +182,32 @@ def _shape_source(x):
 
 
 def inner(a, b):
-    return binary_op("mul", a, b).sum(axis=-1) if np.ndim(_shape_source(a)) else binary_op("mul", a, b)
+    """numpy.inner: a sum over the last axes; shape a.shape[:-1] + b.shape[:-1]."""
+    na, nb = np.ndim(_shape_source(a)), np.ndim(_shape_source(b))
+    if na == 0 or nb == 0:
+        return binary_op("mul", a, b)
+    # a[..., (new axes for b's leading dims), k] * b[(new axes for a's leading dims), ..., k]
+    a_exp = _reshape(a, np.shape(_shape_source(a))[:-1] + (1,) * (nb - 1)
+                     + np.shape(_shape_source(a))[-1:])
+    prod = binary_op("mul", a_exp, b)
+    return A.reduce(_active(prod), "add", -1) if A.is_active(prod) else np.sum(prod, axis=-1)
+
+
+def _reshape(x, shape):
+    if A.is_active(x):
+        return A.wrap(x._s, A.slots_of(x).reshape(shape))
+    return np.reshape(x, shape)
+
+
+def _flat(x):
+    return _reshape(x, (-1,)) if A.is_active(x) else np.ravel(x)
 
 
 def outer(a, b, out=None):
-    a = _active(a).ravel() if A.is_active(a) or A.store_of(a) else np.ravel(a)
-    b = _active(b).ravel() if A.is_active(b) or A.store_of(b) else np.ravel(b)
-    return binary_op("mul", _expand(a, 1), b)
+    _refuse("outer", out)
+    a = _active(a) if not A.is_active(a) and A.store_of(a) else a
+    b = _active(b) if not A.is_active(b) and A.store_of(b) else b
+    return binary_op("mul", _expand(_flat(a), 1), _flat(b))
 
 
 def norm(x, ord=None, axis=None, keepdims=False):
@@ -205,6 +247,8 @@ def _clip(a, a_min=None, a_max=None, out=None, **kw):
 
 def _diff(a, n=1, axis=-1):
     a = _active(a)
+    if np.ndim(A.slots_of(a)) == 0:
+        raise ValueError("diff requires input that is at least one dimensional")
     for _ in range(n):
         idx = A.slots_of(a)
         ax = axis % idx.ndim
@@ -247,16 +291,15 @@ def _einsum(subscripts, *operands, **kwargs):
 
 
 FUNCTIONS = {
-    np.sum: _reduction("add"), np.prod: _reduction("mul"),
-    np.max: _reduction("maximum"), np.min: _reduction("minimum"),
-    np.amax: _reduction("maximum"), np.amin: _reduction("minimum"),
+    np.sum: _reduction("add", "sum"), np.prod: _reduction("mul", "prod"),
+    np.max: _reduction("maximum", "max"), np.min: _reduction("minimum", "min"),
+    np.amax: _reduction("maximum", "amax"), np.amin: _reduction("minimum", "amin"),
     np.mean: _mean,
-    np.cumsum: lambda a, axis=None, dtype=None, out=None: A.cumulative(_active(a), "add", axis),
-    np.cumprod: lambda a, axis=None, dtype=None, out=None: A.cumulative(_active(a), "mul", axis),
+    np.cumsum: _cumulative("add", "cumsum"), np.cumprod: _cumulative("mul", "cumprod"),
     np.dot: dot, np.matmul: lambda a, b, **kw: A.matmul(a, b), np.inner: inner,
     np.outer: outer, np.einsum: _einsum, np.linalg.norm: norm,
     np.where: lambda c, a=None, b=None: A.where(c, a, b) if a is not None else _no("where with one argument"),
-    np.concatenate: lambda xs, axis=0, **kw: A.concatenate(xs, axis),
+    np.concatenate: _concatenate,
     np.stack: lambda xs, axis=0, **kw: A.stack_values(xs, axis),
     np.hstack: lambda xs, **kw: A.hstack(xs), np.vstack: lambda xs, **kw: A.vstack(xs),
     np.split: _split(np.split), np.array_split: _split(np.array_split),
