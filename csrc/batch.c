@@ -8,6 +8,20 @@
 #include "sweep.h"
 #include "variadic.h"
 
+#ifdef PYAD_VECTOR_MATH
+/* glibc's libmvec has SIMD versions of these; declaring them lets the compiler
+ * vectorize the loops over points (results within 4 ulp of the scalar ones). */
+__attribute__((simd("notinbranch"))) double sin(double);
+__attribute__((simd("notinbranch"))) double cos(double);
+__attribute__((simd("notinbranch"))) double exp(double);
+__attribute__((simd("notinbranch"))) double log(double);
+__attribute__((simd("notinbranch"))) double pow(double, double);
+/* Each sweep is compiled for AVX2 and for the baseline, picked at load time. */
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
 /* Operand fetches of point b (the columns are A, B, C; the batch size is nb). */
 #define BFETCH_UNARY      double x = v[(int64_t)A[k] * nb + b]; double y = 0.0; (void)x; (void)y;
 #define BFETCH_BINARY     double x = v[(int64_t)A[k] * nb + b]; double y = v[(int64_t)B[k] * nb + b]; (void)x; (void)y;
@@ -53,6 +67,7 @@ static void gather_batch_outputs(const pyad_tape *t, int64_t nb, const double *v
     }
 }
 
+VECTOR_CLONES
 static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double *v,
                          double *vd, const double *xd, int64_t *bad)
 {
@@ -201,6 +216,7 @@ static void gather_batch_inputs(const pyad_tape *t, int64_t nb, const double *ad
     }
 }
 
+VECTOR_CLONES
 int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *u, double *adj,
                        double *xbar)
 {
@@ -283,6 +299,7 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
     return PYAD_OK;
 }
 
+VECTOR_CLONES
 int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *vd,
                       const double *u, double *adj, double *adjd, double *xbar, double *xbard)
 {

@@ -22,6 +22,19 @@ def _declarations(header):
     return re.sub(r"^\s*#.*$", "", text, flags=re.MULTILINE)
 
 
+def _vector_math():
+    """Use glibc's vector math (libmvec) for batched sweeps where it exists."""
+    import ctypes.util
+    import platform
+    if os.environ.get("PYAD_NO_VECTOR_MATH") or platform.machine() not in ("x86_64", "AMD64"):
+        return [], []
+    if not ctypes.util.find_library("mvec"):
+        return [], []
+    return ["-DPYAD_VECTOR_MATH", "-fno-math-errno"], ["mvec"]
+
+
+VECTOR_FLAGS, VECTOR_LIBS = _vector_math()
+
 ffibuilder = FFI()
 ffibuilder.cdef(_declarations(os.path.join(CSRC_ABS, "pyad.h")))
 ffibuilder.set_source(
@@ -31,10 +44,10 @@ ffibuilder.set_source(
     include_dirs=[CSRC],
     depends=[os.path.join(CSRC, name) for name in
              ("pyad.h", "tape.h", "record.h", "sweep.h", "rules.h", "ops.def")],
-    extra_compile_args=["-std=c11", "-O3", "-Wall", "-Wextra"]
+    extra_compile_args=["-std=c11", "-O3", "-Wall", "-Wextra"] + VECTOR_FLAGS
     + os.environ.get("PYAD_CFLAGS", "").split(),
     extra_link_args=os.environ.get("PYAD_LDFLAGS", "").split(),
-    libraries=["m"],
+    libraries=["m"] + VECTOR_LIBS,
 )
 
 if __name__ == "__main__":

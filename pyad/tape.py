@@ -41,7 +41,7 @@ def as_input(x, what="input"):
                                    or np.issubdtype(a.dtype, np.floating)):
         kind = "complex" if np.iscomplexobj(a) else str(a.dtype)
         raise TypeError(f"{what} must be real numbers (float or int), got dtype {kind}")
-    return a.astype(np.float64)
+    return a.astype(np.float64, copy=False)
 
 
 class Tape:
