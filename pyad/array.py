@@ -45,12 +45,10 @@ def store_of(*xs):
     """The one store all active values among xs share; None if none is active."""
     store = None
     for x in xs:
-        if isinstance(x, (list, tuple)):
-            s = store_of(*x)
-        elif is_active(x):
+        if is_active(x):
             s = x._s
-        elif isinstance(x, np.ndarray) and x.dtype == object:
-            s = store_of(*x.ravel().tolist())
+        elif isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype == object):
+            s = store_of(*x)
         else:
             continue
         if s is None:
@@ -75,6 +73,15 @@ def as_constant(x):
     return a.astype(np.float64, copy=False)
 
 
+def contains_active(x):
+    """Whether x is, or is a (nested) list / object array holding, an active value."""
+    if is_active(x):
+        return True
+    if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype == object):
+        return any(contains_active(e) for e in x)
+    return False
+
+
 def to_slots(store, x):
     """Slot indices for x on `store`: active values as they are, constants as
     constant slots (one per element), nested lists of either stacked."""
@@ -82,9 +89,8 @@ def to_slots(store, x):
         if x._s is not store:
             raise mixed_tapes()
         return slots_of(x)
-    if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype == object):
-        if any(is_active(e) or isinstance(e, (list, tuple)) for e in np.asarray(x, dtype=object).ravel()):
-            return np.stack([to_slots(store, e) for e in x]) if len(x) else np.zeros(0, _INDEX)
+    if contains_active(x):
+        return np.stack([to_slots(store, e) for e in x])
     c = as_constant(x)
     flat = np.ascontiguousarray(c.ravel())
     first = store.const_n(flat) if flat.size else 0

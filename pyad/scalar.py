@@ -82,6 +82,11 @@ class Scalar:
     def __bool__(self):
         return record_truth(self, C["ne_c"])
 
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError("an active pyad value cannot go into a plain numpy array (that would "
+                        "drop its derivative): build active arrays with pyad.stack([...]) or "
+                        "pyad.array([...]); read plain numbers with .value")
+
     __hash__ = None
 
     # ---- recording ----
@@ -180,11 +185,12 @@ def _operator(name, reflected=False):
                 s._pa.append(self._i)
                 s._pb.append(o._i)
         elif (oc is float or oc is int) and op_c is not None:
+            c = o if oc is float else float(o)  # an int too large for a float raises here
             pc = s._pc
             s._po.append(op_c)
             s._pa.append(self._i)
             s._pb.append(len(pc))
-            pc.append(o)
+            pc.append(c)
         else:
             return binary(o, self, name) if reflected else binary(self, o, name)
         r = _new(cls)
