@@ -1,0 +1,235 @@
+"""The speed targets of pyad's issues, measured in the same run as the table.
+
+Each line reads `target: measured (PASS/MISS)`. A number already in the table
+(same problem, task and system) is reused; anything else is measured here with
+the runner's timer. Lines whose feature is not built yet say n/a.
+"""
+import gc
+
+import numpy as np
+
+import problems
+import pyad
+from timing import fmt_time, measure
+
+P3_RECORD = "record (1000 RK4 steps)"
+P3_REPLAY = "gradient, replayed from one tape"
+P1_REPLAY = "grad, replayed from one tape"
+ROSEN_N = 100_000          # Issue 3 / Issue 5: the big Rosenbrock
+SCALAR_LOOP_N = 10_000     # Issue 3: element-by-element recording is measured here
+
+
+class Measurements:
+    """Looks a number up in the table's results, else measures it (and remembers it)."""
+
+    def __init__(self, results, budget):
+        self.budget = budget
+        self.known = {}
+        for r in results:
+            if r.status == "ok":
+                self.known[(r.task.problem, r.task.name, r.cell.label)] = r.median
+        self.failed = {}
+
+    def get(self, key, make):
+        """Median seconds per call of make()'s callable, or None if it failed."""
+        if key in self.known:
+            return self.known[key]
+        if key in self.failed:
+            return None
+        gc.collect()
+        try:
+            fn = make()
+            fn()                                  # warm-up
+            med, _, _ = measure(fn, self.budget, min_reps=3)
+        except Exception as e:
+            self.failed[key] = f"{type(e).__name__}: {e}"
+            return None
+        self.known[key] = med
+        return med
+
+
+def verdict(ok):
+    return "PASS" if ok else "MISS"
+
+
+def _line(target, measured, ok):
+    if ok is None:
+        return f"- {target}: {measured}"
+    return f"- {target}: {measured} ({verdict(ok)})"
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def issue2(m):
+    f, start = problems.lorenz_loss, problems.P3_START
+    x = np.array(start)
+    out = ["### Issue 2: scalar programs (P3 Lorenz, 1000 RK4 steps)"]
+    tapes = {}
+    for be in ("c", "python"):
+        try:
+            tapes[be] = pyad.trace(f, *start, backend=be)
+        except Exception as e:
+            out.append(f"- could not record P3 with backend {be!r}: {type(e).__name__}: {e}")
+            return out, {}
+    n_ops = {be: t.n_ops for be, t in tapes.items()}
+
+    def rec(be):
+        return lambda: (lambda: pyad.trace(f, *start, backend=be).close())
+    label = {"c": "pyad-C", "python": "pyad-python"}
+    rec_t = {be: m.get(("P3", P3_RECORD, label[be]), rec(be)) for be in tapes}
+    per_op = {be: (rec_t[be] / n_ops[be] if rec_t[be] else None) for be in tapes}
+    if None in per_op.values():
+        out.append(_line("recording cost per primitive, C ≤ 400 ns/op and ≤ Python's",
+                         "not measured", None))
+    else:
+        ok = per_op["c"] <= 400e-9 and per_op["c"] <= per_op["python"]
+        out.append(_line("recording cost per primitive, C ≤ 400 ns/op and ≤ Python's",
+                         f"C {per_op['c'] * 1e9:.0f} ns/op, Python {per_op['python'] * 1e9:.0f} "
+                         f"ns/op ({n_ops['c']:,} ops)", ok))
+
+    def replay(be):
+        return lambda: (lambda t=tapes[be]: t.gradient(x))
+    rep = {be: m.get(("P3", P3_REPLAY, label[be]), replay(be)) for be in tapes}
+    r = _ratio(rep["python"], rep["c"])
+    out.append(_line("Lorenz gradient replay, C vs Python ≥ 100x",
+                     f"{r:.0f}x (C {fmt_time(rep['c'])}, Python {fmt_time(rep['python'])})"
+                     if r else "not measured", (r >= 100) if r else None))
+    t = tapes["c"]
+    bpo = t.nbytes / t.n_ops
+    out.append(_line("tape.nbytes / tape.n_ops ≤ 32", f"{bpo:.1f} bytes/op "
+                     f"({t.nbytes:,} bytes, {t.n_ops:,} ops)", bpo <= 32))
+    for t in tapes.values():
+        t.close()
+    return out, rep
+
+
+def issue3(m):
+    n = ROSEN_N
+    x = problems.p2_x0(n)
+    f = problems.rosenbrock
+    out = [f"### Issue 3: vectorised recording (P2 Rosenbrock, n = {n:,})"]
+    try:
+        tape = pyad.trace(f, x)
+    except Exception as e:
+        return out + [f"- could not record: {type(e).__name__}: {e}"], {}
+    rec = m.get(("P2", f"record n={n:,}", "pyad-C"),
+                lambda: (lambda: pyad.trace(f, x).close()))
+    vec_per_op = rec / tape.n_ops if rec else None
+    out.append(_line("recording, C: ns per recorded element-op ≤ 25",
+                     f"{vec_per_op * 1e9:.1f} ns/op ({tape.n_ops:,} ops in {fmt_time(rec)})"
+                     if vec_per_op else "not measured",
+                     (vec_per_op <= 25e-9) if vec_per_op else None))
+
+    # element by element with active scalars, at a smaller n, per op
+    xs_small = problems.p2_x0(SCALAR_LOOP_N)
+
+    def scalar_record():
+        with pyad.Tape() as t:
+            xs = list(t.input(xs_small))      # one input call; then active Scalars
+            t.output(rosenbrock_scalar(xs))
+        return t
+
+    try:
+        probe = scalar_record()
+        scalar_ops = probe.n_ops
+        want = float(problems.rosenbrock(xs_small))
+        got = float(np.asarray(probe()).ravel()[0])
+        probe.close()
+        if abs(got - want) > 1e-9 * abs(want):
+            raise ValueError(f"scalar-loop value {got} != {want}")
+        st = m.get(("issue3", "scalar loop", "pyad-C"), lambda: (lambda: scalar_record().close()))
+    except Exception as e:
+        st, scalar_ops = None, 0
+        out.append(f"- element-by-element recording failed: {type(e).__name__}: {e}")
+    if st and vec_per_op:
+        sp = st / scalar_ops / vec_per_op
+        out.append(_line(f"vectorised vs element-by-element active scalars (n = "
+                         f"{SCALAR_LOOP_N:,}, per op) ≥ 20x",
+                         f"{sp:.1f}x (scalar loop {st / scalar_ops * 1e9:.0f} ns/op, "
+                         f"{scalar_ops:,} ops)", sp >= 20))
+    val = m.get(("P2", f"value n={n:,}", "pyad-C"), lambda: (lambda: tape(x)))
+    grad = m.get(("P2", f"gradient n={n:,}", "pyad-C"), lambda: (lambda: tape.gradient(x)))
+    hand = m.get(("P2", f"gradient n={n:,}", "numpy (hand)"),
+                 lambda: (lambda: problems.rosenbrock_grad_hand(x)))
+    r = _ratio(grad, val)
+    out.append(_line("gradient replay / value replay ≤ 3",
+                     f"{r:.2f} (gradient {fmt_time(grad)}, value {fmt_time(val)})"
+                     if r else "not measured", (r <= 3) if r else None))
+    r2 = _ratio(grad, hand)
+    out.append(_line("gradient replay vs hand-written numpy gradient within 10x",
+                     f"{r2:.1f}x (numpy {fmt_time(hand)})" if r2 else "not measured",
+                     (r2 <= 10) if r2 else None))
+    tape.close()
+    return out, {"grad": grad, "hand": hand}
+
+
+def rosenbrock_scalar(xs):
+    """Rosenbrock element by element: the same 8 primitives per element as the
+    vectorised form (square, sub, square, mul_c, rsub_c, square, add, sum)."""
+    s = 0.0
+    for i in range(len(xs) - 1):
+        a = xs[i]
+        t = xs[i + 1] - a ** 2
+        u = 1.0 - a
+        s = s + (100.0 * t ** 2 + u ** 2)
+    return s
+
+
+def issue5(m, selected, p3_replay, p2):
+    out = ["### Issue 5: replay latency and throughput"]
+    if "P1" in selected:
+        x = np.array(problems.P1_POINT)
+
+        def make():
+            t = pyad.trace(problems.p1_f, *problems.P1_POINT)
+            return lambda: t.gradient(x)
+        t1 = m.get(("P1", P1_REPLAY, "pyad-C"), make)
+        out.append(_line("P1 replayed gradient per call ≤ 3 µs", fmt_time(t1) if t1 else
+                         "not measured", (t1 <= 3e-6) if t1 else None))
+    if "P3" in selected and p3_replay:
+        r = _ratio(p3_replay.get("python"), p3_replay.get("c"))
+        out.append(_line("P3 gradient replay, C vs Python ≥ 100x",
+                         f"{r:.0f}x" if r else "not measured", (r >= 100) if r else None))
+    if "P2" in selected and p2:
+        r = _ratio(p2.get("grad"), p2.get("hand"))
+        out.append(_line(f"P2 n = {ROSEN_N:,} gradient replay vs numpy (hand) within 10x",
+                         f"{r:.1f}x" if r else "not measured", (r <= 10) if r else None))
+    if "P6" in selected:
+        X = problems.p6_points()
+        try:
+            t = pyad.trace(problems.p1_vec, X[0])
+            t.gradient(X[:2], batch=True)
+            have = True
+        except (AttributeError, TypeError, NotImplementedError):
+            have = False
+        if not have:
+            out.append("- P6 batched gradient per point ≤ 30 ns: n/a (tape.gradient(X, "
+                       "batch=True) not implemented)")
+        else:
+            tb = m.get(("P6", f"grad at {problems.P6_N:,} points (batch)", "pyad-C"),
+                       lambda: (lambda: t.gradient(X, batch=True)))
+            per = tb / problems.P6_N if tb else None
+            out.append(_line("P6 batched gradient per point ≤ 30 ns",
+                             fmt_time(per) if per else "not measured",
+                             (per <= 30e-9) if per else None))
+    return out
+
+
+def report(results, selected, quick, budget):
+    """The targets section, as lines of text."""
+    m = Measurements(results, budget)
+    lines = ["## Issue targets (target: measured)", ""]
+    p3_replay, p2 = {}, {}
+    if "P3" in selected:
+        block, p3_replay = issue2(m)
+        lines += block + [""]
+    if "P2" in selected:
+        block, p2 = issue3(m)
+        lines += block + [""]
+    if any(p in selected for p in ("P1", "P2", "P3", "P6")):
+        lines += issue5(m, selected, p3_replay, p2)
+    for key, why in m.failed.items():
+        lines.append(f"- (could not measure {key}: {why})")
+    return lines
