@@ -11,7 +11,7 @@ from array import array
 import numpy as np
 
 from ._pyad_c import ffi, lib
-from .errors import BranchError, TapeClosedError, status_error
+from .errors import INTERLEAVED, BranchError, TapeBusyError, TapeClosedError, status_error
 
 _BRANCH = lib.PYAD_EBRANCH
 
@@ -105,6 +105,9 @@ class CStore:
             return
         po, pa, pb, pc = self._po, self._pa, self._pb, self._pc
         self._po, self._pa, self._pb, self._pc = [], [], [], []
+        if not len(po) == len(pa) == len(pb) == self._next - lib.pyad_n_ops(self._h):
+            self.close()
+            raise TapeBusyError(INTERLEAVED)
         try:
             rows = (array("B", po), array("i", pa), array("i", pb), array("d", pc))
         except (OverflowError, TypeError) as e:

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import ops
 from ._python_rules import COMPARISONS, RULES, call
-from .errors import BranchError, TapeClosedError
+from .errors import INTERLEAVED, BranchError, TapeBusyError, TapeClosedError
 
 _INPUT, _CONST, _SELECT = ops.CODE["input"], ops.CODE["constant"], ops.CODE["select"]
 _GUARD_T, _GUARD_F, _AXPY = ops.CODE["guard_true"], ops.CODE["guard_false"], ops.CODE["axpy_c"]
@@ -81,6 +81,9 @@ class PyStore:
         """Record the buffered rows (their slots were numbered when buffered)."""
         po, pa, pb, pc = self._po, self._pa, self._pb, self._pc
         self._po, self._pa, self._pb, self._pc = [], [], [], []
+        if not len(po) == len(pa) == len(pb) == self._next - len(self.op):
+            self.close()
+            raise TapeBusyError(INTERLEAVED)
         for op, a, b in zip(po, pa, pb):
             kind = _KIND[op]
             if kind == "unary":
