@@ -116,6 +116,10 @@ int pyad_forward_tangent(pyad_tape *t, const double *x, const double *xd,
  * seeds the outputs with u, returns the input adjoints in xbar (adj is scratch). */
 int pyad_reverse(pyad_tape *t, const double *v, const double *u, double *adj,
                  double *xbar);
+/* Forward then reverse for a tape with one output: its gradient in xbar
+ * (one call, for the lowest latency per replayed gradient). */
+int pyad_gradient(pyad_tape *t, const double *x, double *v, double *adj, double *y,
+                  double *xbar, int64_t *bad_op);
 /* Forward-over-reverse: v, vd from pyad_forward_tangent; returns xbar = u^T J
  * and xbard = its derivative along the tangent (for u = 1: H xd). */
 int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd,

@@ -163,3 +163,17 @@ int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd, const d
     tape_end_sweep(t);
     return PYAD_OK;
 }
+
+int pyad_gradient(pyad_tape *t, const double *x, double *v, double *adj, double *y,
+                  double *xbar, int64_t *bad_op)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (t->n_outputs != 1)
+        return PYAD_EINVAL;
+    int s = pyad_forward(t, x, v, y, bad_op);
+    if (s)
+        return s;
+    const double one = 1.0;
+    return pyad_reverse(t, v, &one, adj, xbar);
+}

@@ -9,6 +9,7 @@ from .errors import BranchError, PyadError
 from .scalar import Scalar
 
 BACKENDS = ("c", "python")
+_F64 = np.dtype(np.float64)
 
 
 def resolve_backend(backend):
@@ -60,6 +61,7 @@ class Tape:
         self._fn = None          # the traced function, for re-recording (pyad.trace)
         self.retraces = 0
         self.sweeps = 0          # sweeps run on this tape (optimizer glue shares them)
+        self._facts = None       # cached sizes for the fast replay path (see _fast)
 
     # ---- recording ----
 
@@ -74,6 +76,7 @@ class Tape:
     def input(self, x):
         """Mark x as an input: returns an active Scalar (for a number) or Array."""
         a = as_input(x, "tape.input")
+        self._facts = None
         store = self._store
         if a.ndim == 0:
             slot = store.input(float(a))
@@ -88,6 +91,7 @@ class Tape:
         """Mark y (active, constant, or a list of them) as an output; returns y."""
         if y is None or isinstance(y, (str, bytes, dict)):
             raise TypeError(f"tape.output takes numbers or arrays, not {type(y).__name__}")
+        self._facts = None
         slots = to_slots(self._store, y)
         self._store.output_n(np.ascontiguousarray(slots.ravel(), dtype=np.int32))
         self._out_shapes.append(slots.shape)
@@ -236,6 +240,7 @@ class Tape:
         fresh = record(self._fn, args, range(len(args)), self.backend)
         self._store.close()
         self._store, self._out_shapes = fresh._store, fresh._out_shapes
+        self._facts = None
         self.retraces += 1
 
     # ---- replay ----
@@ -257,8 +262,45 @@ class Tape:
             raise ValueError(f"{what} needs one scalar output; this tape has {self.n_outputs} "
                              "outputs: use tape.vjp or tape.jacobian")
 
+    def _fast(self):
+        """(n_inputs, n_outputs, the one input shape or None, unpack offsets), cached
+        until the tape records more: the replay fast path reads no C sizes."""
+        facts = self._facts
+        if facts is None:
+            sizes = [int(np.prod(s, dtype=np.int64)) for s in self._in_shapes]
+            offsets = np.cumsum([0] + sizes).tolist()
+            single = tuple(self._in_shapes[0]) if len(self._in_shapes) == 1 else None
+            all_scalars = all(tuple(s) == () for s in self._in_shapes)
+            facts = self._facts = (self.n_inputs, self.n_outputs, single,
+                                   list(zip(offsets[:-1], offsets[1:], self._in_shapes)),
+                                   all_scalars)
+        return facts
+
+    def _unpack_inputs(self, flat, facts):
+        single = facts[2]
+        if single is not None:
+            return float(flat[0]) if single == () else flat.reshape(single)
+        if facts[4]:
+            return tuple(flat.tolist())
+        return tuple(float(flat[lo]) if shape == () else flat[lo:hi].reshape(shape)
+                     for lo, hi, shape in facts[3])
+
     def gradient(self, *x, batch=False, threads=None, executor=None):
         """Gradient of the scalar output, at x (default: the recorded point)."""
+        if len(x) == 1 and not batch and type(x[0]) is np.ndarray:
+            # The fast path: one float64 array (of the input's shape, or flat).
+            a, facts = x[0], self._fast()
+            if (a.dtype == _F64 and facts[1] == 1 and a.flags.c_contiguous
+                    and (a.shape == facts[2] or (facts[2] is None and a.shape == (facts[0],)))):
+                self.sweeps += 1
+                try:
+                    flat = self._store.gradient_flat(a, facts[0])
+                except BranchError:
+                    self.sweeps -= 1  # the general path below re-records or explains
+                else:
+                    if diagnostics.DEBUG_NANS.enabled:
+                        diagnostics.check_finite(self, "vjp", a.ravel(), (flat,))
+                    return self._unpack_inputs(flat, facts)
         self._need_scalar_output("gradient")
         if batch:
             ones = np.ones((self._batch_size(x), 1))
