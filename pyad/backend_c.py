@@ -110,18 +110,20 @@ class CStore:
         if not len(po) == len(pa) == len(pb) == self._next - lib.pyad_n_ops(self._h):
             self.close()
             raise TapeBusyError(INTERLEAVED)
+        # Values already handed out name the buffered slots: if the rows cannot be
+        # recorded, no later op may take those slots, so the tape is closed.
         try:
             rows = (array("B", po), array("i", pa), array("i", pb), array("d", pc))
         except (OverflowError, TypeError) as e:
-            self._next = lib.pyad_n_ops(self._h)
-            raise ValueError(f"cannot record: {e}") from None
+            self.close()
+            raise ValueError(f"cannot record: {e}; the tape is now closed") from None
         s = lib.pyad_rec_rows(self._h, ffi.from_buffer("uint8_t[]", rows[0]),
                               ffi.from_buffer("int32_t[]", rows[1]),
                               ffi.from_buffer("int32_t[]", rows[2]), len(po),
                               ffi.from_buffer("double[]", rows[3]), len(pc))
         if s < 0:
-            self._next = max(lib.pyad_n_ops(self._h), 0)
-            _fail(s)
+            self.close()
+            _fail(s, "recording buffered operations (the tape is now closed)")
 
     def _done(self, s):
         """Finish a direct record call that returned s (a slot or a status)."""

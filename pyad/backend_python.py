@@ -84,14 +84,19 @@ class PyStore:
         if not len(po) == len(pa) == len(pb) == self._next - len(self.op):
             self.close()
             raise TapeBusyError(INTERLEAVED)
-        for op, a, b in zip(po, pa, pb):
-            kind = _KIND[op]
-            if kind == "unary":
-                self._rec1(op, a)
-            elif kind in ("binary", "compare"):
-                self._rec2(op, a, b)
-            else:
-                self._rec_c(op, a, pc[b])
+        try:
+            for op, a, b in zip(po, pa, pb):
+                kind = _KIND[op]
+                if kind == "unary":
+                    self._rec1(op, a)
+                elif kind in ("binary", "compare"):
+                    self._rec2(op, a, b)
+                else:
+                    self._rec_c(op, a, pc[b])
+        except Exception as e:
+            # Values already handed out name the buffered slots; none may be reused.
+            self.close()
+            raise type(e)(f"{e} (recording buffered operations; the tape is now closed)") from None
 
     @property
     def n_ops(self):
