@@ -175,7 +175,8 @@ static int grow_array(void **p, int64_t count, size_t elem)
 
 static int64_t next_capacity(int64_t cap, int64_t need, int64_t limit)
 {
-    int64_t c = cap < 64 ? 64 : cap + cap / 2;
+    /* doubling: large tapes grow by few (copying) reallocs */
+    int64_t c = cap < 64 ? 64 : 2 * cap;
     if (c < need)
         c = need;
     return c > limit ? limit : c;
