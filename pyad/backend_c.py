@@ -10,6 +10,7 @@ from array import array
 
 import numpy as np
 
+from . import ops
 from ._pyad_c import ffi, lib
 from .errors import INTERLEAVED, BranchError, TapeBusyError, TapeClosedError, status_error
 
@@ -30,6 +31,22 @@ def _dbl(a):
 
 def _i32(a):
     return ffi.from_buffer("int32_t[]", a)
+
+
+# Whether each op code's b column holds a constant (rows buffered by push_c).
+_HAS_CONST = np.array([ops.KIND[name] in ("with_const", "compare_c") for name in ops.NAME])
+
+
+def split_constants(op, b_mixed):
+    """The b column of buffered rows holds a slot, or (for *_c ops) the constant
+    itself: return the int32 b column with constants replaced by their index in
+    the returned constant array."""
+    has_const = _HAS_CONST[op]
+    consts = np.ascontiguousarray(b_mixed[has_const])
+    b = np.empty(op.size, dtype=np.int32)
+    b[has_const] = np.arange(consts.size, dtype=np.int32)
+    b[~has_const] = b_mixed[~has_const]
+    return b, consts
 
 
 class _ClosedBuffer(list):
@@ -69,8 +86,8 @@ class CStore:
         self._val1 = ffi.new("double[1]")
         self._work = None
         self._work_lock = threading.Lock()
-        # Buffered rows: op code, operand a, operand b (or index into _pc), constants.
-        self._po, self._pa, self._pb, self._pc = [], [], [], []
+        # Buffered rows: op code, operand a, operand b (a slot, or for *_c ops the constant).
+        self._po, self._pa, self._pb = [], [], []
         self._next = 0  # the slot the next op defines
 
     # ---- buffered scalar recording ----
@@ -92,11 +109,9 @@ class CStore:
         return k
 
     def push_c(self, op, a, c):
-        pc = self._pc
         self._po.append(op)
         self._pa.append(a)
-        self._pb.append(len(pc))
-        pc.append(c)
+        self._pb.append(float(c))
         k = self._next
         self._next = k + 1
         return k
@@ -105,22 +120,23 @@ class CStore:
         """Hand the buffered rows to C (before anything reads or extends the tape)."""
         if not self._po:
             return
-        po, pa, pb, pc = self._po, self._pa, self._pb, self._pc
-        self._po, self._pa, self._pb, self._pc = [], [], [], []
+        po, pa, pb = self._po, self._pa, self._pb
+        self._po, self._pa, self._pb = [], [], []
         if not len(po) == len(pa) == len(pb) == self._next - lib.pyad_n_ops(self._h):
             self.close()
             raise TapeBusyError(INTERLEAVED)
         # Values already handed out name the buffered slots: if the rows cannot be
         # recorded, no later op may take those slots, so the tape is closed.
         try:
-            rows = (array("B", po), array("i", pa), array("i", pb), array("d", pc))
+            ops_ = np.frombuffer(array("B", po), dtype=np.uint8)
+            a = np.frombuffer(array("i", pa), dtype=np.int32)
+            b_mixed = np.frombuffer(array("d", pb), dtype=np.float64)
         except (OverflowError, TypeError) as e:
             self.close()
             raise ValueError(f"cannot record: {e}; the tape is now closed") from None
-        s = lib.pyad_rec_rows(self._h, ffi.from_buffer("uint8_t[]", rows[0]),
-                              ffi.from_buffer("int32_t[]", rows[1]),
-                              ffi.from_buffer("int32_t[]", rows[2]), len(po),
-                              ffi.from_buffer("double[]", rows[3]), len(pc))
+        b, consts = split_constants(ops_, b_mixed)
+        s = lib.pyad_rec_rows(self._h, ffi.from_buffer("uint8_t[]", ops_), _i32(a), _i32(b),
+                              len(po), _dbl(consts), consts.size)
         if s < 0:
             self.close()
             _fail(s, "recording buffered operations (the tape is now closed)")
@@ -137,7 +153,7 @@ class CStore:
     def close(self):
         h, self._h = self._h, ffi.NULL
         self._work = None
-        self._po, self._pa, self._pb, self._pc = _CLOSED, _CLOSED, _CLOSED, _CLOSED
+        self._po, self._pa, self._pb = _CLOSED, _CLOSED, _CLOSED
         if h != ffi.NULL:
             ffi.release(h)
 

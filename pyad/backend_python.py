@@ -63,13 +63,13 @@ class PyStore:
         self.max_ops = _MAX_OPS
         self.closed = False
         # Rows buffered by the active types, exactly as the C store buffers them.
-        self._po, self._pa, self._pb, self._pc = [], [], [], []
+        self._po, self._pa, self._pb = [], [], []
         self._next = 0
 
     def close(self):
         self.closed = True
         self.op = self.a = self.b = self.c = self.val = self.consts = None
-        self._po = self._pa = self._pb = self._pc = _ClosedBuffer()
+        self._po = self._pa = self._pb = _ClosedBuffer()
 
     def _live(self):
         if self.closed:
@@ -79,8 +79,8 @@ class PyStore:
 
     def _sync(self):
         """Record the buffered rows (their slots were numbered when buffered)."""
-        po, pa, pb, pc = self._po, self._pa, self._pb, self._pc
-        self._po, self._pa, self._pb, self._pc = [], [], [], []
+        po, pa, pb = self._po, self._pa, self._pb
+        self._po, self._pa, self._pb = [], [], []
         if not len(po) == len(pa) == len(pb) == self._next - len(self.op):
             self.close()
             raise TapeBusyError(INTERLEAVED)
@@ -92,7 +92,7 @@ class PyStore:
                 elif kind in ("binary", "compare"):
                     self._rec2(op, a, b)
                 else:
-                    self._rec_c(op, a, pc[b])
+                    self._rec_c(op, a, b)  # b holds the constant itself
         except Exception as e:
             # Values already handed out name the buffered slots; none may be reused.
             self.close()
@@ -209,8 +209,7 @@ class PyStore:
         return self._push(op, a, b)
 
     def push_c(self, op, a, c):
-        self._pc.append(c)
-        return self._push(op, a, len(self._pc) - 1)
+        return self._push(op, a, float(c))
 
     def _push(self, op, a, b):
         self._po.append(op)

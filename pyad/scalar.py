@@ -185,12 +185,12 @@ def _operator(name, reflected=False):
                 s._pa.append(self._i)
                 s._pb.append(o._i)
         elif (oc is float or oc is int) and op_c is not None:
-            c = o if oc is float else float(o)  # an int too large for a float raises here
-            pc = s._pc
+            # The constant itself goes in the b column, as a float (an int too
+            # large for a float raises here, before anything is buffered).
+            c = o if oc is float else float(o)
             s._po.append(op_c)
             s._pa.append(self._i)
-            s._pb.append(len(pc))
-            pc.append(c)
+            s._pb.append(c)
         else:
             return binary(o, self, name) if reflected else binary(self, o, name)
         r = _new(cls)
