@@ -80,9 +80,9 @@ static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double
         double *outd = vd ? vd + k * nb : NULL;
         switch (op[k]) {
 #define SPECIAL(name)
-#define BTANGENT_RULE_UNARY(d_x, d_y) (d_x) * xd
-#define BTANGENT_RULE_WITH_CONST(d_x, d_y) (d_x) * xd
-#define BTANGENT_RULE_BINARY(d_x, d_y) (d_x) * xd + (d_y) * yd
+#define BTANGENT_RULE_UNARY(d_x, d_y) SCALED(d_x, xd)
+#define BTANGENT_RULE_WITH_CONST(d_x, d_y) SCALED(d_x, xd)
+#define BTANGENT_RULE_BINARY(d_x, d_y) SCALED(d_x, xd) + SCALED(d_y, yd)
 #define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)                  \
         case OP_##name:                                                     \
             if (outd) {                                                     \
@@ -129,7 +129,7 @@ static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double
             FOR_POINTS out[b] = pa[b] + c * pb[b];
             if (outd) {
                 const double *da = vd + (int64_t)A[k] * nb, *db = vd + (int64_t)B[k] * nb;
-                FOR_POINTS outd[b] = da[b] + c * db[b];
+                FOR_POINTS outd[b] = da[b] + SCALED(c, db[b]);
             }
             break;
         }
@@ -236,8 +236,8 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
         double *ga = adj + (int64_t)A[k] * nb;
         switch (op[k]) {
 #define SPECIAL(name)
-#define BADJ_UNARY(d_x, d_y) FOR_POINTS { BFETCH_UNARY double z = v[k * nb + b]; (void)z; ga[b] += g[b] * (d_x); }
-#define BADJ_WITH_CONST(d_x, d_y) FOR_POINTS { BFETCH_WITH_CONST double z = v[k * nb + b]; (void)z; ga[b] += g[b] * (d_x); }
+#define BADJ_UNARY(d_x, d_y) FOR_POINTS { BFETCH_UNARY double z = v[k * nb + b]; (void)z; ga[b] += SCALED(d_x, g[b]); }
+#define BADJ_WITH_CONST(d_x, d_y) FOR_POINTS { BFETCH_WITH_CONST double z = v[k * nb + b]; (void)z; ga[b] += SCALED(d_x, g[b]); }
 #define BADJ_BINARY(d_x, d_y)                                                   \
             {                                                                   \
                 double *gb = adj + (int64_t)B[k] * nb;                          \
@@ -245,8 +245,8 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
                     BFETCH_BINARY double z = v[k * nb + b];                     \
                     (void)z;                                                    \
                     double da = (d_x), db = (d_y);                              \
-                    ga[b] += g[b] * da;                                         \
-                    gb[b] += g[b] * db;                                         \
+                    ga[b] += SCALED(da, g[b]);                                  \
+                    gb[b] += SCALED(db, g[b]);                                  \
                 }                                                               \
             }
 #define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) \
@@ -274,7 +274,7 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
             double *gb = adj + (int64_t)B[k] * nb;
             FOR_POINTS {
                 ga[b] += g[b];
-                gb[b] += g[b] * c;
+                gb[b] += SCALED(c, g[b]);
             }
             break;
         }
@@ -325,8 +325,8 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
                 BFETCH_##kind BTANGENT_##kind double z = v[k * nb + b];         \
                 (void)z;                                                        \
                 double da = (d_x);                                              \
-                ga[b] += g[b] * da;                                             \
-                gda[b] += gd[b] * da + g[b] * (dd_x);                           \
+                ga[b] += SCALED(da, g[b]);                                      \
+                gda[b] += SCALED(da, gd[b]) + SCALED(dd_x, g[b]);               \
             }
 #define BSEC_UNARY(d_x, d_y, dd_x, dd_y) BSEC_ONE(UNARY, d_x, dd_x)
 #define BSEC_WITH_CONST(d_x, d_y, dd_x, dd_y) BSEC_ONE(WITH_CONST, d_x, dd_x)
@@ -337,10 +337,10 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
                     BFETCH_BINARY BTANGENT_BINARY double z = v[k * nb + b];     \
                     (void)z;                                                    \
                     double da = (d_x), db = (d_y);                              \
-                    ga[b] += g[b] * da;                                         \
-                    gb[b] += g[b] * db;                                         \
-                    gda[b] += gd[b] * da + g[b] * (dd_x);                       \
-                    gdb[b] += gd[b] * db + g[b] * (dd_y);                       \
+                    ga[b] += SCALED(da, g[b]);                                  \
+                    gb[b] += SCALED(db, g[b]);                                  \
+                    gda[b] += SCALED(da, gd[b]) + SCALED(dd_x, g[b]);           \
+                    gdb[b] += SCALED(db, gd[b]) + SCALED(dd_y, g[b]);           \
                 }                                                               \
             }
 #define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) \
@@ -372,9 +372,9 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
             double *gb = adj + (int64_t)B[k] * nb, *gdb = adjd + (int64_t)B[k] * nb;
             FOR_POINTS {
                 ga[b] += g[b];
-                gb[b] += g[b] * c;
+                gb[b] += SCALED(c, g[b]);
                 gda[b] += gd[b];
-                gdb[b] += gd[b] * c;
+                gdb[b] += SCALED(c, gd[b]);
             }
             break;
         }

@@ -74,9 +74,9 @@ static int tangent_range(const pyad_tape *t, const double *x, const double *xdot
     for (int64_t k = 0; k < t->n_ops; ++k) {
         switch (op[k]) {
 #define SPECIAL(name)
-#define TANGENT_RULE_UNARY(d_x, d_y) (d_x) * xd
-#define TANGENT_RULE_WITH_CONST(d_x, d_y) (d_x) * xd
-#define TANGENT_RULE_BINARY(d_x, d_y) (d_x) * xd + (d_y) * yd
+#define TANGENT_RULE_UNARY(d_x, d_y) SCALED(d_x, xd)
+#define TANGENT_RULE_WITH_CONST(d_x, d_y) SCALED(d_x, xd)
+#define TANGENT_RULE_BINARY(d_x, d_y) SCALED(d_x, xd) + SCALED(d_y, yd)
 #define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)          \
         case OP_##name: {                                           \
             FETCH_##kind TANGENT_##kind                             \
@@ -105,7 +105,7 @@ static int tangent_range(const pyad_tape *t, const double *x, const double *xdot
         }
         case OP_axpy_c:
             v[k] = v[A[k]] + consts[C[k]] * v[B[k]];
-            vd[k] = vd[A[k]] + consts[C[k]] * vd[B[k]];
+            vd[k] = vd[A[k]] + SCALED(consts[C[k]], vd[B[k]]);
             break;
         case OP_max_n:
         case OP_min_n: {

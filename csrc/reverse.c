@@ -26,6 +26,8 @@ static void reverse_range(const pyad_tape *t, const double *v, double *adj)
     const double *consts = t->consts;
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         double g = adj[k];
+        if (g == 0.0)
+            continue; /* nothing flows back (see SCALED) */
         switch (op[k]) {
 #define SPECIAL(name)
 #define ADJOINT_UNARY(d_x, d_y) adj[A[k]] += g * (d_x);
@@ -92,14 +94,16 @@ static void reverse_second_range(const pyad_tape *t, const double *v, const doub
     const double *consts = t->consts;
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         double g = adj[k], gd = adjd[k];
+        if (g == 0.0 && gd == 0.0)
+            continue;
         switch (op[k]) {
 #define SPECIAL(name)
 #define SECOND_UNARY(d_x, d_y, dd_x, dd_y)                          \
-            { double p = (d_x); adj[A[k]] += g * p; adjd[A[k]] += gd * p + g * (dd_x); }
+            { double p = (d_x); adj[A[k]] += SCALED(p, g); adjd[A[k]] += SCALED(p, gd) + SCALED(dd_x, g); }
 #define SECOND_WITH_CONST SECOND_UNARY
 #define SECOND_BINARY(d_x, d_y, dd_x, dd_y)                         \
             SECOND_UNARY(d_x, d_y, dd_x, dd_y)                      \
-            { double q = (d_y); adj[B[k]] += g * q; adjd[B[k]] += gd * q + g * (dd_y); }
+            { double q = (d_y); adj[B[k]] += SCALED(q, g); adjd[B[k]] += SCALED(q, gd) + SCALED(dd_y, g); }
 #define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)          \
         case OP_##name: {                                           \
             FETCH_##kind TANGENT_##kind                             \
@@ -124,8 +128,8 @@ static void reverse_second_range(const pyad_tape *t, const double *v, const doub
         case OP_axpy_c:
             adj[A[k]] += g;
             adjd[A[k]] += gd;
-            adj[B[k]] += g * consts[C[k]];
-            adjd[B[k]] += gd * consts[C[k]];
+            adj[B[k]] += SCALED(consts[C[k]], g);
+            adjd[B[k]] += SCALED(consts[C[k]], gd);
             break;
         case OP_max_n:
         case OP_min_n: {

@@ -16,6 +16,12 @@ int forward_range(const pyad_tape *t, const double *x, double *v,
 #define FETCH_BINARY     double x = v[A[k]]; double y = v[B[k]]; (void)x; (void)y;
 #define FETCH_WITH_CONST double x = v[A[k]]; double y = consts[B[k]]; (void)x; (void)y;
 
+/* d * t, where a zero tangent or adjoint t is a structural zero: it contributes
+ * nothing even when d is inf or NaN, so an op no output depends on (or an input
+ * that is not varied) never turns a derivative into NaN. JAX's symbolic zeros
+ * and CppAD's skipping of unused ops behave the same way. */
+#define SCALED(d, t) ((t) == 0.0 ? 0.0 : (d) * (t))
+
 /* Tangent fetches by kind (constants and absent operands have tangent 0). */
 #define TANGENT_UNARY      double xd = vd[A[k]]; double yd = 0.0; (void)xd; (void)yd;
 #define TANGENT_BINARY     double xd = vd[A[k]]; double yd = vd[B[k]]; (void)xd; (void)yd;

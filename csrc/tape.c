@@ -102,11 +102,7 @@ void pyad_tape_free(pyad_tape *t)
 {
     if (!t)
         return;
-    free(t->op);
-    free(t->arg_a);
-    free(t->arg_b);
-    free(t->arg_c);
-    free(t->val);
+    free(t->val); /* the block holding every per-op column */
     free(t->consts);
     free(t->pool);
     free(t->inputs);
@@ -182,6 +178,34 @@ static int64_t next_capacity(int64_t cap, int64_t need, int64_t limit)
     return c > limit ? limit : c;
 }
 
+/* The per-op columns live in one block (values first, for alignment), so a
+ * resize either moves all of them or, if allocation fails, none. */
+static int resize_columns(pyad_tape *t, int64_t cap)
+{
+    char *block = malloc((size_t)cap * (size_t)per_op_bytes());
+    if (!block)
+        return PYAD_ENOMEM;
+    double *val = (double *)block;
+    int32_t *a = (int32_t *)(val + cap), *b = a + cap, *c = b + cap;
+    uint8_t *op = (uint8_t *)(c + cap);
+    size_t n = (size_t)t->n_ops;
+    if (n) {
+        memcpy(val, t->val, n * sizeof *val);
+        memcpy(a, t->arg_a, n * sizeof *a);
+        memcpy(b, t->arg_b, n * sizeof *b);
+        memcpy(c, t->arg_c, n * sizeof *c);
+        memcpy(op, t->op, n);
+    }
+    free(t->val);
+    t->val = val;
+    t->arg_a = a;
+    t->arg_b = b;
+    t->arg_c = c;
+    t->op = op;
+    t->cap_ops = cap;
+    return PYAD_OK;
+}
+
 /* Make room for `extra` more ops; the tape is unchanged on failure. */
 int tape_reserve_ops(pyad_tape *t, int64_t extra)
 {
@@ -195,14 +219,7 @@ int tape_reserve_ops(pyad_tape *t, int64_t extra)
     int64_t cap = next_capacity(t->cap_ops, need, t->max_ops);
     if (!within_budget(t, cap, t->cap_consts, t->cap_inputs + t->cap_outputs + t->cap_pool))
         return PYAD_ENOMEM;
-    if (grow_array((void **)&t->op, cap, sizeof *t->op)
-        || grow_array((void **)&t->arg_a, cap, sizeof *t->arg_a)
-        || grow_array((void **)&t->arg_b, cap, sizeof *t->arg_b)
-        || grow_array((void **)&t->arg_c, cap, sizeof *t->arg_c)
-        || grow_array((void **)&t->val, cap, sizeof *t->val))
-        return PYAD_ENOMEM;
-    t->cap_ops = cap;
-    return PYAD_OK;
+    return resize_columns(t, cap);
 }
 
 int tape_reserve_consts(pyad_tape *t, int64_t extra)
@@ -242,15 +259,10 @@ int pyad_shrink(pyad_tape *t)
     int s = tape_begin_record(t);
     if (s)
         return s;
-    /* Shrinking realloc may still fail; the tape stays valid at its old size. */
+    /* If the smaller copies cannot be allocated, the tape stays valid at its old size. */
     int64_t n = t->n_ops > 0 ? t->n_ops : 1;
-    if (n < t->cap_ops
-        && !grow_array((void **)&t->op, n, sizeof *t->op)
-        && !grow_array((void **)&t->arg_a, n, sizeof *t->arg_a)
-        && !grow_array((void **)&t->arg_b, n, sizeof *t->arg_b)
-        && !grow_array((void **)&t->arg_c, n, sizeof *t->arg_c)
-        && !grow_array((void **)&t->val, n, sizeof *t->val))
-        t->cap_ops = n;
+    if (n < t->cap_ops)
+        resize_columns(t, n);
     int64_t nc = t->n_consts > 0 ? t->n_consts : 1;
     if (nc < t->cap_consts && !grow_array((void **)&t->consts, nc, sizeof *t->consts))
         t->cap_consts = nc;

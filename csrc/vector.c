@@ -25,12 +25,12 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
         const double *ta = vd + (int64_t)A[k] * p; /* every op has a slot in A */
         switch (op[k]) {
 #define SPECIAL(name)
-#define LANES_UNARY(d_x, d_y) for (int64_t j = 0; j < p; ++j) out[j] = dx * ta[j];
+#define LANES_UNARY(d_x, d_y) for (int64_t j = 0; j < p; ++j) out[j] = SCALED(dx, ta[j]);
 #define LANES_WITH_CONST LANES_UNARY
 #define LANES_BINARY(d_x, d_y)                                              \
             {                                                               \
                 const double *tb = vd + (int64_t)B[k] * p;                  \
-                for (int64_t j = 0; j < p; ++j) out[j] = dx * ta[j] + dy * tb[j]; \
+                for (int64_t j = 0; j < p; ++j) out[j] = SCALED(dx, ta[j]) + SCALED(dy, tb[j]); \
             }
 #define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)          \
         case OP_##name: {                                           \
@@ -71,7 +71,7 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
             const double *tb = vd + (int64_t)B[k] * p;
             v[k] = v[A[k]] + c * v[B[k]];
             for (int64_t j = 0; j < p; ++j)
-                out[j] = ta[j] + c * tb[j];
+                out[j] = ta[j] + SCALED(c, tb[j]);
             break;
         }
         case OP_max_n:
@@ -138,13 +138,13 @@ int pyad_reverse_vector(pyad_tape *t, int64_t q, const double *v, const double *
         double *ga = adj + (int64_t)A[k] * q;
         switch (op[k]) {
 #define SPECIAL(name)
-#define ADJ_LANES_UNARY for (int64_t j = 0; j < q; ++j) ga[j] += g[j] * dx;
+#define ADJ_LANES_UNARY for (int64_t j = 0; j < q; ++j) ga[j] += SCALED(dx, g[j]);
 #define ADJ_LANES_WITH_CONST ADJ_LANES_UNARY
 #define ADJ_LANES_BINARY                                                    \
             ADJ_LANES_UNARY                                                 \
             {                                                               \
                 double *gb = adj + (int64_t)B[k] * q;                       \
-                for (int64_t j = 0; j < q; ++j) gb[j] += g[j] * dy;         \
+                for (int64_t j = 0; j < q; ++j) gb[j] += SCALED(dy, g[j]);  \
             }
 #define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)          \
         case OP_##name: {                                           \
@@ -174,7 +174,7 @@ int pyad_reverse_vector(pyad_tape *t, int64_t q, const double *v, const double *
             double *gb = adj + (int64_t)B[k] * q;
             for (int64_t j = 0; j < q; ++j) {
                 ga[j] += g[j];
-                gb[j] += g[j] * c;
+                gb[j] += SCALED(c, g[j]);
             }
             break;
         }
@@ -228,23 +228,23 @@ int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *v
         switch (op[k]) {
 #define SPECIAL(name)
 #define SECOND_LANES_UNARY(dd_x, dd_y)                                  \
-            adj[A[k]] += g * dx;                                        \
+            adj[A[k]] += SCALED(dx, g);                                 \
             for (int64_t j = 0; j < p; ++j) {                           \
                 double xd = ta[j], yd = 0.0;                            \
                 (void)xd; (void)yd;                                     \
-                gda[j] += gd[j] * dx + g * (dd_x);                      \
+                gda[j] += SCALED(dx, gd[j]) + SCALED(dd_x, g);          \
             }
 #define SECOND_LANES_WITH_CONST SECOND_LANES_UNARY
 #define SECOND_LANES_BINARY(dd_x, dd_y)                                 \
-            adj[A[k]] += g * dx;                                        \
-            adj[B[k]] += g * dy;                                        \
+            adj[A[k]] += SCALED(dx, g);                                 \
+            adj[B[k]] += SCALED(dy, g);                                 \
             const double *tb = vd + (int64_t)B[k] * p;                  \
             double *gdb = adjd + (int64_t)B[k] * p;                     \
             for (int64_t j = 0; j < p; ++j) {                           \
                 double xd = ta[j], yd = tb[j];                          \
                 (void)xd; (void)yd;                                     \
-                gda[j] += gd[j] * dx + g * (dd_x);                      \
-                gdb[j] += gd[j] * dy + g * (dd_y);                      \
+                gda[j] += SCALED(dx, gd[j]) + SCALED(dd_x, g);          \
+                gdb[j] += SCALED(dy, gd[j]) + SCALED(dd_y, g);          \
             }
 #define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)          \
         case OP_##name: {                                           \
@@ -274,10 +274,10 @@ int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *v
             double c = consts[C[k]];
             double *gdb = adjd + (int64_t)B[k] * p;
             adj[A[k]] += g;
-            adj[B[k]] += g * c;
+            adj[B[k]] += SCALED(c, g);
             for (int64_t j = 0; j < p; ++j) {
                 gda[j] += gd[j];
-                gdb[j] += gd[j] * c;
+                gdb[j] += SCALED(c, gd[j]);
             }
             break;
         }

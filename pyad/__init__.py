@@ -15,11 +15,14 @@ from .functions import *  # noqa: F401,F403  (pyad.sin, pyad.exp, ..., pyad.wher
 from .functions import __all__ as _function_names
 from .scalar import Bool, Scalar
 from .serialize import load, loads
+from .check import check_grads
+from .optimize import least_squares, minimize, scipy_objective
 from .tape import Tape
 from .transforms import grad, hessian, hvp, jacobian, jvp, trace, value_and_grad, vjp
 
 __version__ = "0.1.0"
 
 __all__ = ["Tape", "Scalar", "Bool", "Array", "BoolArray", "trace", "grad", "value_and_grad",
-           "jvp", "vjp", "hvp", "jacobian", "hessian", "load", "loads", "debug_nans", "PyadError", "BranchError", "MixedTapeError", "TapeClosedError",
+           "jvp", "vjp", "hvp", "jacobian", "hessian", "load", "loads", "debug_nans",
+           "minimize", "scipy_objective", "least_squares", "check_grads", "PyadError", "BranchError", "MixedTapeError", "TapeClosedError",
            "TapeBusyError", "TapeFormatError", "ops"] + list(_function_names)

@@ -117,9 +117,8 @@ class CStore:
         return k
 
     def _sync(self):
-        """Hand the buffered rows to C (before anything reads or extends the tape)."""
-        if not self._po:
-            return
+        """Hand the buffered rows to C (before anything reads or extends the tape).
+        Callers test `if self._po:` first: most calls find the buffer empty."""
         po, pa, pb = self._po, self._pa, self._pb
         self._po, self._pa, self._pb = [], [], []
         if not len(po) == len(pa) == len(pb) == self._next - lib.pyad_n_ops(self._h):
@@ -162,7 +161,8 @@ class CStore:
         return self._h == ffi.NULL
 
     def _count(self, fn):
-        self._sync()
+        if self._po:
+            self._sync()
         n = fn(self._h)
         if n < 0:
             _fail(n)
@@ -185,13 +185,15 @@ class CStore:
         return self._count(lib.pyad_nbytes)
 
     def shrink(self):
-        self._sync()
+        if self._po:
+            self._sync()
         status = lib.pyad_shrink(self._h)
         if status:
             _fail(status)
 
     def set_max_ops(self, n):
-        self._sync()
+        if self._po:
+            self._sync()
         status = lib.pyad_set_max_ops(self._h, n)
         if status:
             _fail(status)
@@ -199,35 +201,43 @@ class CStore:
     # ---- direct recording ----
 
     def input(self, value):
-        self._sync()
+        if self._po:
+            self._sync()
         return self._done(lib.pyad_rec_input(self._h, value))
 
     def const(self, value):
-        self._sync()
+        if self._po:
+            self._sync()
         return self._done(lib.pyad_rec_const(self._h, value))
 
     def rec1(self, op, a):
-        self._sync()
+        if self._po:
+            self._sync()
         return self._done(lib.pyad_rec1(self._h, op, a))
 
     def rec2(self, op, a, b):
-        self._sync()
+        if self._po:
+            self._sync()
         return self._done(lib.pyad_rec2(self._h, op, a, b))
 
     def rec_c(self, op, a, c):
-        self._sync()
+        if self._po:
+            self._sync()
         return self._done(lib.pyad_rec_c(self._h, op, a, c))
 
     def select(self, cond, a, b):
-        self._sync()
+        if self._po:
+            self._sync()
         return self._done(lib.pyad_rec_select(self._h, cond, a, b))
 
     def guard(self, cond, expected):
-        self._sync()
+        if self._po:
+            self._sync()
         return self._done(lib.pyad_rec_guard(self._h, cond, 1 if expected else 0))
 
     def value(self, slot):
-        self._sync()
+        if self._po:
+            self._sync()
         self._slot1[0] = slot
         s = lib.pyad_values(self._h, self._slot1, 1, self._val1)
         return self._val1[0] if s == 0 else _fail(s)
@@ -235,33 +245,40 @@ class CStore:
     # ---- recording many ops (arguments: contiguous int32 / float64 arrays) ----
 
     def input_n(self, values):
-        self._sync()
+        if self._po:
+            self._sync()
         return self._done(lib.pyad_rec_input_n(self._h, _dbl(values), values.size))
 
     def rec1_n(self, op, a):
-        self._sync()
+        if self._po:
+            self._sync()
         return self._done(lib.pyad_rec1_n(self._h, op, _i32(a), a.size))
 
     def rec2_n(self, op, a, b):
-        self._sync()
+        if self._po:
+            self._sync()
         return self._done(lib.pyad_rec2_n(self._h, op, _i32(a), _i32(b), a.size))
 
     def rec_c_n(self, op, a, c):
         """c holds one constant per element of a, or one for all."""
-        self._sync()
+        if self._po:
+            self._sync()
         return self._done(lib.pyad_rec_c_n(self._h, op, _i32(a), _dbl(c), c.size, a.size))
 
     def const_n(self, values):
-        self._sync()
+        if self._po:
+            self._sync()
         return self._done(lib.pyad_rec_const_n(self._h, _dbl(values), values.size))
 
     def select_n(self, cond, a, b):
-        self._sync()
+        if self._po:
+            self._sync()
         return self._done(lib.pyad_rec_select_n(self._h, _i32(cond), _i32(a), _i32(b), a.size))
 
     def reduce(self, op, x):
         """Reduce each row of the (m, k) slot matrix x with a binary op."""
-        self._sync()
+        if self._po:
+            self._sync()
         m, k = x.shape
         out = np.empty(m, dtype=np.int32)
         self._done(lib.pyad_rec_reduce(self._h, op, _i32(x), m, k, _i32(out)))
@@ -269,26 +286,30 @@ class CStore:
 
     def matmul_c(self, x, w):
         """Slots of x (m, k) @ w (k, p) for constant w."""
-        self._sync()
+        if self._po:
+            self._sync()
         (m, k), p = x.shape, w.shape[1]
         out = np.empty((m, p), dtype=np.int32)
         self._done(lib.pyad_rec_matmul_c(self._h, _i32(x), m, k, _dbl(w), p, _i32(out)))
         return out
 
     def output_n(self, slots):
-        self._sync()
+        if self._po:
+            self._sync()
         s = lib.pyad_rec_output_n(self._h, _i32(slots), slots.size)
         if s < 0:
             _fail(s)
 
     def values(self, slots):
-        self._sync()
+        if self._po:
+            self._sync()
         out = np.empty(slots.size)
         s = lib.pyad_values(self._h, _i32(slots), slots.size, _dbl(out))
         return out if s == 0 else _fail(s)
 
     def op_at(self, k):
-        self._sync()
+        if self._po:
+            self._sync()
         s = lib.pyad_op_at(self._h, k)
         return s if s >= 0 else _fail(s)
 
@@ -510,7 +531,8 @@ class CStore:
     # ---- plain arrays (saving and loading) ----
 
     def export(self):
-        self._sync()
+        if self._po:
+            self._sync()
         n = self.n_ops
         arrays = {"op": np.empty(n, np.uint8), "a": np.empty(n, np.int32),
                   "b": np.empty(n, np.int32), "c": np.empty(n, np.int32),
@@ -568,7 +590,8 @@ class CStore:
         return (v, adj) if s == 0 else _fail(s)
 
     def set_max_bytes(self, n):
-        self._sync()
+        if self._po:
+            self._sync()
         status = lib.pyad_set_max_bytes(self._h, n)
         if status:
             _fail(status)

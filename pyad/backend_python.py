@@ -27,6 +27,12 @@ if _missing:
     raise ImportError(f"pure-Python backend has no rule for primitives {_missing}")
 
 
+def _scaled(d, t):
+    """d * t where a zero t is a structural zero: an op no output depends on, or
+    an input that is not varied, never turns a derivative into NaN (as csrc's SCALED)."""
+    return 0.0 if t == 0 else d * t
+
+
 def _extremum(values, is_max):
     """max / min with numpy's NaN propagation."""
     m = values[0]
@@ -353,7 +359,7 @@ class PyStore:
             if op == _AXPY:
                 v[k] = v[a] + self.consts[c] * v[b]
                 if vd is not None:
-                    vd[k] = vd[a] + self.consts[c] * vd[b]
+                    vd[k] = vd[a] + _scaled(self.consts[c], vd[b])
                 continue
             if op in (_GUARD_T, _GUARD_F):
                 v[k] = v[a]
@@ -378,9 +384,9 @@ class PyStore:
             z = v[k] = call(value, xv, yv)
             if vd is not None:
                 d_x, d_y = call(partials, xv, yv, z)
-                t = d_x * vd[a]
+                t = _scaled(d_x, vd[a])
                 if kind == "binary":
-                    t += d_y * vd[b]
+                    t += _scaled(d_y, vd[b])
                 vd[k] = t
         return v, vd
 
@@ -396,6 +402,8 @@ class PyStore:
             kind = _KIND[op]
             g = adj[k]
             gd = adjd[k] if adjd is not None else 0.0
+            if g == 0 and gd == 0:
+                continue  # nothing flows back (see _scaled)
             if op == _SELECT:
                 pick = b if v[a] != 0 else c
                 adj[pick] += g
@@ -404,10 +412,10 @@ class PyStore:
                 continue
             if op == _AXPY:
                 adj[a] += g
-                adj[b] += g * self.consts[c]
+                adj[b] += _scaled(self.consts[c], g)
                 if adjd is not None:
                     adjd[a] += gd
-                    adjd[b] += gd * self.consts[c]
+                    adjd[b] += _scaled(self.consts[c], gd)
                 continue
             if op in (_MAX_N, _MIN_N):
                 operands = self.pool[c:c + b]
@@ -423,16 +431,16 @@ class PyStore:
             yv = v[b] if kind == "binary" else (self.consts[b] if kind == "with_const" else 0.0)
             _, partials, second = _RULE[op]
             d_x, d_y = call(partials, xv, yv, v[k])
-            adj[a] += g * d_x
+            adj[a] += _scaled(d_x, g)
             if kind == "binary":
-                adj[b] += g * d_y
+                adj[b] += _scaled(d_y, g)
             if adjd is not None:
                 xd = vd[a]
                 yd = vd[b] if kind == "binary" else 0.0
                 dd_x, dd_y = call(second, xv, yv, v[k], xd, yd)
-                adjd[a] += gd * d_x + g * dd_x
+                adjd[a] += _scaled(d_x, gd) + _scaled(dd_x, g)
                 if kind == "binary":
-                    adjd[b] += gd * d_y + g * dd_y
+                    adjd[b] += _scaled(d_y, gd) + _scaled(dd_y, g)
         return adj, adjd
 
     def _outputs(self, v):

@@ -75,9 +75,13 @@ class Tape:
 
     def input(self, x):
         """Mark x as an input: returns an active Scalar (for a number) or Array."""
-        a = as_input(x, "tape.input")
         self._facts = None
         store = self._store
+        if type(x) is float or type(x) is int:
+            slot = store.input(float(x))
+            self._in_shapes.append(())
+            return Scalar(store, slot)
+        a = as_input(x, "tape.input")
         if a.ndim == 0:
             slot = store.input(float(a))
             self._in_shapes.append(())
@@ -196,7 +200,7 @@ class Tape:
         return self._unpack(flat, self._out_shapes)
 
     def _inputs(self, flat):
-        return self._unpack(flat, self._in_shapes)
+        return self._unpack_inputs(flat, self._fast())
 
     def _point(self, x):
         """The flat input vector for x (a tuple of arguments), or None for the recorded point."""
@@ -469,6 +473,10 @@ class Tape:
         or reported with BranchError. Results are shaped per point."""
         from . import batch
         X = x if packed else self._pack_batch(x, "batch points")
+        for e in extra:
+            if e.shape[0] != X.shape[0]:
+                raise ValueError(f"a batch of {X.shape[0]} points needs {X.shape[0]} rows of "
+                                 f"directions / cotangents, got {e.shape[0]}")
         tape_bytes = None
         if executor is not None:
             from .serialize import dumps

@@ -1,0 +1,331 @@
+"""Views of a tape for people: the Wengert table, a Graphviz graph, statistics.
+
+The table follows the textbook convention (Griewank & Walther, "Evaluating
+Derivatives"): for n inputs the input slots are v_{1-n} .. v_0 (v_{i-n} = x_i)
+and the recorded operations are v_1, v_2, ... in the order they ran. For
+y = ln(x1) + x1*x2 - sin(x2) at (2, 5):
+
+    >>> tape = pyad.trace(lambda x: pyad.log(x[0]) + x[0] * x[1] - pyad.sin(x[1]),
+    ...                   np.array([2.0, 5.0]))
+    >>> print(tape.table())                    # tangents along x1 (forward mode)
+    >>> print(tape.table(mode="reverse"))      # adjoints of y (reverse mode)
+    >>> tape.to_dot(values=True)               # Graphviz text: dot -Tsvg
+    >>> tape.stats()                           # op counts, sizes, guards
+"""
+import numpy as np
+
+from . import ops
+
+
+# ---- reading the tape ----
+
+def _number(c):
+    c = float(c)
+    if c.is_integer() and abs(c) < 1e15:
+        return str(int(c))
+    return repr(c)
+
+
+def _name(k):
+    return f"v_{k}" if 0 <= k <= 9 else f"v_{{{k}}}"
+
+
+class _Graph:
+    """The tape's arrays with a name, an operand list and a text for every slot."""
+
+    def __init__(self, tape):
+        a = tape._store.export()
+        self.arrays = a
+        self.op = a["op"].astype(np.int64)
+        self.a, self.b, self.c = a["a"], a["b"], a["c"]
+        self.consts = a["consts"]
+        self.pool = a.get("pool", np.zeros(0, np.int32))
+        self.inputs, self.outputs = a["inputs"], a["outputs"]
+        n_in = self.inputs.size
+        self.names = []
+        counter = 0
+        for k in range(self.op.size):
+            if ops.NAME[self.op[k]] == "input":
+                self.names.append(_name(int(self.a[k]) + 1 - n_in))
+            else:
+                counter += 1
+                self.names.append(_name(counter))
+        self.output_of = {}
+        m = self.outputs.size
+        for j, s in enumerate(self.outputs.tolist()):
+            self.output_of.setdefault(s, []).append("y" if m == 1 else f"y_{j + 1}")
+
+    def primitive(self, k):
+        return ops.NAME[self.op[k]]
+
+    def operands(self, k):
+        name = self.primitive(k)
+        kind = ops.KIND[name]
+        a, b, c = int(self.a[k]), int(self.b[k]), int(self.c[k])
+        if name in ("input", "constant"):
+            return []
+        if name == "select":
+            return [a, b, c]
+        if name == "axpy_c":
+            return [a, b]
+        if name in ("max_n", "min_n"):
+            return [int(s) for s in self.pool[a:a + b]]
+        if kind in ("binary", "compare"):
+            return [a, b]
+        if kind in ("unary", "with_const", "compare_c") or name.startswith("guard"):
+            return [a]
+        return []
+
+    def constant(self, k):
+        """The recorded constant of a *_c op or constant slot (as text), else None."""
+        name = self.primitive(k)
+        kind = ops.KIND[name]
+        if name == "constant" or kind in ("with_const", "compare_c"):
+            return _number(self.consts[int(self.b[k])])
+        if name == "axpy_c":
+            return _number(self.consts[int(self.c[k])])
+        return None
+
+    def text(self, k):
+        """The operation of slot k as an expression of earlier slots."""
+        name = self.primitive(k)
+        kind = ops.KIND[name]
+        v = [self.names[i] for i in self.operands(k)]
+        c = self.constant(k)
+        if name == "input":
+            return f"x_{int(self.a[k]) + 1}"
+        if name == "constant":
+            return c
+        if name == "select":
+            return f"where({v[0]}, {v[1]}, {v[2]})"
+        if name == "guard_true":
+            return f"guard({v[0]} is true)"
+        if name == "guard_false":
+            return f"guard({v[0]} is false)"
+        if name == "axpy_c":
+            return f"{v[0]} + {c} * {v[1]}"
+        if name in ("max_n", "min_n"):
+            return f"{name[:3]}({', '.join(v)})"
+        if kind in ("binary", "compare"):
+            sym = _INFIX.get(name)
+            return f"{v[0]} {sym} {v[1]}" if sym else f"{name}({v[0]}, {v[1]})"
+        if kind in ("with_const", "compare_c"):
+            base = name[:-2]
+            if name in _REVERSED:
+                return f"{c} {_INFIX[_REVERSED[name]]} {v[0]}"
+            sym = _INFIX.get(base)
+            return f"{v[0]} {sym} {c}" if sym else f"{base}({v[0]}, {c})"
+        if name == "neg":
+            return f"-{v[0]}"
+        if v:
+            return f"{name}({', '.join(v)})"
+        return name
+
+
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**",
+          "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+_REVERSED = {"rsub_c": "sub", "rdiv_c": "div", "rpow_c": "pow"}
+
+
+# ---- the Wengert table ----
+
+class WengertTable:
+    """The Wengert table of a tape at one point.
+
+    rows: one dict per slot, in recording order, with keys
+      index (the slot), name ("v_{-1}", "v_0", "v_1", ...), op (the operation
+      as text, e.g. "log(v_{-1})" or "v_1 + v_2"), primitive (its name, e.g.
+      "log"), value, and "tangent" (mode="forward") or "adjoint"
+      (mode="reverse"), and output (a list like ["y"] for output slots, else []).
+    str(table) is the aligned table; table["v_3"] or table[k] is one row.
+    """
+
+    def __init__(self, rows, mode, x, seed):
+        self.rows = rows
+        self.mode = mode
+        self.derivative = "tangent" if mode == "forward" else "adjoint"
+        self.x = x
+        self.seed = seed
+        self._by_name = {r["name"]: r for r in rows}
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            try:
+                return self._by_name[key]
+            except KeyError:
+                raise KeyError(f"no slot named {key!r}; names run {self.rows[0]['name']} .. "
+                               f"{self.rows[-1]['name']}" if self.rows else "empty table") from None
+        return self.rows[key]
+
+    def column(self, key):
+        """One column as a float array (value, tangent, adjoint) or a list."""
+        col = [r[key] for r in self.rows]
+        return np.array(col) if key in ("value", "tangent", "adjoint", "index") else col
+
+    def _header(self):
+        x = np.array2string(np.asarray(self.x), separator=", ", threshold=8)
+        seed = np.array2string(np.asarray(self.seed), separator=", ", threshold=8)
+        if self.mode == "forward":
+            return f"Wengert table at x = {x}: values and tangents along x_dot = {seed}"
+        return f"Wengert table at x = {x}: values and adjoints for y_bar = {seed}"
+
+    def __str__(self, digits=6):
+        d = self.derivative
+        head = ["v", "op", "value", d, ""]
+        body = [[r["name"], r["op"], f"{r['value'] + 0.0:.{digits}g}", f"{r[d] + 0.0:.{digits}g}",
+                 ("= " + ", ".join(r["output"])) if r["output"] else ""] for r in self.rows]
+        widths = [max(len(row[i]) for row in [head] + body) for i in range(5)]
+
+        def line(row):
+            cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]),
+                     row[2].rjust(widths[2]), row[3].rjust(widths[3]), row[4]]
+            return "  ".join(cells).rstrip()
+
+        rule = "  ".join("-" * w for w in widths[:4])
+        return "\n".join([self._header(), line(head), rule] + [line(r) for r in body])
+
+    def to_markdown(self, digits=6):
+        """The table as Markdown (for notebooks and docs)."""
+        d = self.derivative
+        out = [f"| v | op | value | {d} | output |", "|---|---|---:|---:|---|"]
+        for r in self.rows:
+            out.append(f"| ${r['name']}$ | `{r['op']}` | {r['value']:.{digits}g} | "
+                       f"{r[d]:.{digits}g} | {', '.join(r['output'])} |")
+        return "\n".join(out)
+
+    def __repr__(self):
+        return f"<pyad.WengertTable {self.mode} mode, {len(self.rows)} rows>"
+
+
+def _flat_seed(tape, seed, shapes, size):
+    """A flat seed vector: from one flat array of `size` numbers, or per argument."""
+    if not isinstance(seed, tuple):
+        a = np.asarray(seed, dtype=np.float64)
+        if a.size == size:
+            return np.ascontiguousarray(a.ravel())
+    return tape._pack(seed if isinstance(seed, tuple) else (seed,), "table seed", shapes, size)
+
+
+def table(tape, x=None, mode="forward", seed=None):
+    """The Wengert table of tape at x (default: the recorded point).
+
+    mode="forward": every slot's value and tangent along `seed` (default: the
+    first unit vector, i.e. d/dx_1). mode="reverse": every slot's value and
+    adjoint for output weights `seed` (default: 1 on the first output).
+    """
+    modes = {"forward": "forward", "fwd": "forward", "reverse": "reverse", "rev": "reverse"}
+    if mode not in modes:
+        raise ValueError(f"mode must be 'forward' or 'reverse', not {mode!r}")
+    mode = modes[mode]
+    point = tape._point(x) if x is not None else None
+    point = tape._recorded_point() if point is None else point
+    n, m = tape.n_inputs, tape.n_outputs
+    if mode == "forward":
+        if seed is None:
+            seed = np.zeros(n)
+            seed[:1] = 1.0
+        seed = _flat_seed(tape, seed, tape._in_shapes, n)
+        values, derivs = tape._sweep("slot_values", point, seed)
+    else:
+        if seed is None:
+            seed = np.zeros(m)
+            seed[:1] = 1.0
+        seed = _flat_seed(tape, seed, tape._out_shapes, m)
+        values, derivs = tape._sweep("slot_adjoints", point, seed)
+    g = _Graph(tape)          # after the sweep: a re-recording replaces the store
+    key = "tangent" if mode == "forward" else "adjoint"
+    rows = []
+    for k in range(g.op.size):
+        rows.append({"index": k, "name": g.names[k], "op": g.text(k),
+                     "primitive": g.primitive(k), "value": float(values[k]),
+                     key: float(derivs[k]), "output": list(g.output_of.get(k, []))})
+    return WengertTable(rows, mode, point, seed)
+
+
+# ---- Graphviz ----
+
+def _quote(s):
+    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _label(lines):
+    return '"' + "\\n".join(str(s).replace("\\", "\\\\").replace('"', '\\"')
+                            for s in lines) + '"'
+
+
+_COMMUTATIVE = frozenset(("add", "mul", "maximum", "minimum", "eq", "ne", "max_n", "min_n"))
+
+
+def to_dot(tape, values=False):
+    """Graphviz DOT text of the tape: one node per slot (inputs as boxes, guards
+    as diamonds, outputs with a double border and their y label), an edge from
+    each operand to the op that uses it (numbered where the order matters).
+    values=True adds each slot's recorded value to its label. Render with
+    `dot -Tsvg`."""
+    g = _Graph(tape)
+    vals = g.arrays["val"]
+    out = ["digraph pyad {", "  graph [rankdir=TB];",
+           '  node [shape=ellipse, fontname="Helvetica", fontsize=10];',
+           '  edge [fontname="Helvetica", fontsize=8];']
+    for k in range(g.op.size):
+        name = g.primitive(k)
+        lines = [g.names[k]]
+        if name == "input":
+            lines.append(f"input {g.text(k)}")
+        else:
+            c = g.constant(k)
+            lines.append(name if c is None or name == "constant" else f"{name} {c}")
+            if name == "constant":
+                lines[-1] = f"constant {c}"
+        if values:
+            lines.append(f"= {float(vals[k]):.6g}")
+        attrs = [f"label={_label(lines)}", f"tooltip={_quote(g.names[k] + ' = ' + g.text(k))}"]
+        if name == "input":
+            attrs += ["shape=box", "style=filled", 'fillcolor="#dbe9ff"']
+        elif name == "constant":
+            attrs += ["shape=plaintext"]
+        elif name.startswith("guard"):
+            attrs += ["shape=diamond"]
+        if k in g.output_of:
+            attrs[0] = f"label={_label(lines + [' '.join(g.output_of[k])])}"
+            attrs += ["peripheries=2", "style=filled", 'fillcolor="#ffe8c2"']
+        out.append(f"  s{k} [{', '.join(attrs)}];")
+    for k in range(g.op.size):
+        name = g.primitive(k)
+        operands = g.operands(k)
+        for pos, j in enumerate(operands):
+            attrs = []
+            if name == "select":
+                attrs.append(f"label={_quote(('if', 'then', 'else')[pos])}")
+                if pos == 0:
+                    attrs.append("style=dashed")
+            elif len(operands) > 1 and name not in _COMMUTATIVE:
+                attrs.append(f"label={_quote(pos + 1)}")
+            tail = f" [{', '.join(attrs)}]" if attrs else ""
+            out.append(f"  s{j} -> s{k}{tail};")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+# ---- statistics ----
+
+def stats(tape):
+    """A dict describing the tape: ops (count per primitive name, most frequent
+    first), n_ops (slots, inputs and constants included), n_inputs, n_outputs,
+    n_consts (numbers in the constant pool), nbytes, guards (recorded Python
+    branches) and backend."""
+    a = tape._store.export()
+    counts = np.bincount(a["op"].astype(np.int64), minlength=len(ops.NAME))
+    by_name = {ops.NAME[i]: int(c) for i, c in enumerate(counts) if c}
+    by_name = dict(sorted(by_name.items(), key=lambda kv: (-kv[1], kv[0])))
+    return {"ops": by_name, "n_ops": int(a["op"].size), "n_inputs": int(a["inputs"].size),
+            "n_outputs": int(a["outputs"].size), "n_consts": int(a["consts"].size),
+            "nbytes": int(tape.nbytes),
+            "guards": by_name.get("guard_true", 0) + by_name.get("guard_false", 0),
+            "backend": tape.backend}
