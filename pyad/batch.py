@@ -103,7 +103,8 @@ def run(store, method, arrays, threads=None, executor=None, tape_bytes=None, pro
         if executor is not None:
             spans = _split(nb, max(1, getattr(executor, "_max_workers", 4) or 4))
             futures = [executor.submit(remote_sweep, tape_bytes, method,
-                                       tuple(a[lo:hi] for a in arrays)) for lo, hi in spans]
+                                       tuple(a[lo:hi] for a in arrays), store.backend)
+                       for lo, hi in spans]
             parts = []
             for (lo, hi), f in zip(spans, futures):
                 parts.append(f.result())
@@ -125,10 +126,10 @@ def run(store, method, arrays, threads=None, executor=None, tape_bytes=None, pro
     return tuple(np.concatenate([p[j] for p in parts]) for j in range(len(parts[0])))
 
 
-def remote_sweep(tape_bytes, method, arrays):
+def remote_sweep(tape_bytes, method, arrays, backend=None):
     """Executor task: rebuild the tape from its bytes and sweep a slice of the batch."""
     from .serialize import loads
-    tape = loads(tape_bytes)
+    tape = loads(tape_bytes, backend)
     try:
         return sweep_chunks(tape._store, method, arrays)
     finally:

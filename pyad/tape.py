@@ -249,13 +249,14 @@ class Tape:
 
     # ---- replay ----
 
-    def __call__(self, *x, batch=False, threads=None, executor=None):
+    def __call__(self, *x, batch=False, threads=None, executor=None, progress=False):
         """Output values at a new point (default: the recorded values).
 
         With batch=True, x[k] (each argument's rows) is the k-th point and the
         results gain a leading axis; threads= / executor= spread the batch."""
         if batch:
-            return self._batched("forward_batch", x, (), threads, executor)[0]
+            return self._batched("forward_batch", x, (), threads, executor,
+                                 progress=progress)[0]
         flat = self._point(x) if x else None
         if flat is None:
             return self._outputs(self._store.values(self._store.output_slots()))
@@ -289,7 +290,7 @@ class Tape:
         return tuple(float(flat[lo]) if shape == () else flat[lo:hi].reshape(shape)
                      for lo, hi, shape in facts[3])
 
-    def gradient(self, *x, batch=False, threads=None, executor=None):
+    def gradient(self, *x, batch=False, threads=None, executor=None, progress=False):
         """Gradient of the scalar output, at x (default: the recorded point)."""
         if len(x) == 1 and not batch and type(x[0]) is np.ndarray:
             # The fast path: one float64 array (of the input's shape, or flat).
@@ -308,7 +309,8 @@ class Tape:
         self._need_scalar_output("gradient")
         if batch:
             ones = np.ones((self._batch_size(x), 1))
-            return self._batched("vjp_batch", x, (ones,), threads, executor, grads=(1,))[1]
+            return self._batched("vjp_batch", x, (ones,), threads, executor, grads=(1,),
+                                 progress=progress)[1]
         _, xbar = self._sweep("vjp", self._point(x) if x else None, np.ones(1))
         return self._inputs(xbar)
 
@@ -323,33 +325,35 @@ class Tape:
     def _dirs(self, v, what, shapes, size):
         return self._pack(v if isinstance(v, tuple) else (v,), what, shapes, size)
 
-    def jvp(self, x, v, batch=False, threads=None, executor=None):
+    def jvp(self, x, v, batch=False, threads=None, executor=None, progress=False):
         """(outputs, J v) at x; for several inputs, x and v are tuples."""
         if batch:
             V = self._pack_batch(v, "jvp tangents")
-            y, yd = self._batched("jvp_batch", x, (V,), threads, executor)
+            y, yd = self._batched("jvp_batch", x, (V,), threads, executor, progress=progress)
             return y, yd
         flat = self._point(x)
         flat = self._recorded_point() if flat is None else flat
         y, yd = self._sweep("jvp", flat, self._dirs(v, "jvp tangent", None, None))
         return self._outputs(y), self._outputs(yd)
 
-    def vjp(self, x, u, batch=False, threads=None, executor=None):
+    def vjp(self, x, u, batch=False, threads=None, executor=None, progress=False):
         """(outputs, u^T J) at x; u has the outputs' shapes."""
         if batch:
             U = self._pack_batch(u, "vjp cotangents", self._out_shapes, self.n_outputs)
-            return self._batched("vjp_batch", x, (U,), threads, executor, grads=(1,))
+            return self._batched("vjp_batch", x, (U,), threads, executor, grads=(1,),
+                                 progress=progress)
         uflat = self._dirs(u, "vjp cotangent", self._out_shapes, self.n_outputs)
         y, xbar = self._sweep("vjp", self._point(x), uflat)
         return self._outputs(y), self._inputs(xbar)
 
-    def hvp(self, x, v, batch=False, threads=None, executor=None):
+    def hvp(self, x, v, batch=False, threads=None, executor=None, progress=False):
         """Hessian of the scalar output times v, at x (forward-over-reverse)."""
         self._need_scalar_output("hvp")
         if batch:
             V = self._pack_batch(v, "hvp directions")
             ones = np.ones((V.shape[0], 1))
-            return self._batched("hvp_batch", x, (V, ones), threads, executor, grads=(2,))[2]
+            return self._batched("hvp_batch", x, (V, ones), threads, executor, grads=(2,),
+                                 progress=progress)[2]
         flat = self._point(x)
         flat = self._recorded_point() if flat is None else flat
         _, _, hv = self._sweep("hvp", flat, self._dirs(v, "hvp direction", None, None),
@@ -468,7 +472,8 @@ class Tape:
     def _batch_size(self, x):
         return self._pack_batch(x, "batch points").shape[0]
 
-    def _batched(self, method, x, extra, threads, executor, grads=(), packed=False):
+    def _batched(self, method, x, extra, threads, executor, grads=(), packed=False,
+                 progress=False):
         """Sweep a batch; points whose guards fail are re-recorded (pyad.trace)
         or reported with BranchError. Results are shaped per point."""
         from . import batch
@@ -482,7 +487,7 @@ class Tape:
             from .serialize import dumps
             tape_bytes = dumps(self)
         *results, bad = batch.run(self._store, method, (X,) + tuple(extra), threads, executor,
-                                  tape_bytes)
+                                  tape_bytes, progress)
         for b in np.flatnonzero(bad >= 0):
             self._fix_point(method, X, extra, results, b, int(bad[b]))
         if packed:
