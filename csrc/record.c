@@ -35,7 +35,7 @@ int pyad_rec_input_n(pyad_tape *t, const double *values, int64_t n)
     if (s)
         return s;
     if (!(s = tape_reserve_ops(t, n))
-        && !(s = tape_reserve_list(&t->inputs, &t->cap_inputs, t->n_inputs, n))) {
+        && !(s = tape_reserve_list(t, &t->inputs, &t->cap_inputs, t->n_inputs, n))) {
         int64_t first = t->n_ops;
         for (int64_t i = 0; i < n; ++i) {
             int64_t k = first + i;
@@ -65,7 +65,8 @@ static int record_with_consts(pyad_tape *t, int op, const int32_t *a, const doub
     if (!(s = tape_reserve_ops(t, n)) && !(s = tape_reserve_consts(t, n_c))
         && !(s = a ? tape_check_slots(t, a, n) : PYAD_OK)) {
         int64_t first = t->n_ops, base = t->n_consts;
-        memcpy(t->consts + base, c, (size_t)n_c * sizeof *c);
+        if (n_c)
+            memcpy(t->consts + base, c, (size_t)n_c * sizeof *c);
         int64_t step = n_c == n ? 1 : 0;
         for (int64_t i = 0; i < n; ++i)
             tape_put_row(t, first + i, op, a ? a[i] : 0, (int32_t)(base + i * step), 0);
@@ -190,8 +191,9 @@ int pyad_rec_output_n(pyad_tape *t, const int32_t *slots, int64_t n)
     if (s)
         return s;
     if (!(s = tape_check_slots(t, slots, n))
-        && !(s = tape_reserve_list(&t->outputs, &t->cap_outputs, t->n_outputs, n))) {
-        memcpy(t->outputs + t->n_outputs, slots, (size_t)n * sizeof *slots);
+        && !(s = tape_reserve_list(t, &t->outputs, &t->cap_outputs, t->n_outputs, n))) {
+        if (n)
+            memcpy(t->outputs + t->n_outputs, slots, (size_t)n * sizeof *slots);
         s = (int)t->n_outputs;
         t->n_outputs += n;
     }

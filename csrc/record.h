@@ -7,7 +7,7 @@
 /* Make room for more ops / constants / list entries; the tape is unchanged on failure. */
 int tape_reserve_ops(pyad_tape *t, int64_t extra);
 int tape_reserve_consts(pyad_tape *t, int64_t extra);
-int tape_reserve_list(int32_t **list, int64_t *cap, int64_t n, int64_t extra);
+int tape_reserve_list(pyad_tape *t, int32_t **list, int64_t *cap, int64_t n, int64_t extra);
 
 /* PYAD_OK if every s[i] names an existing slot, else PYAD_EINDEX. */
 int tape_check_slots(const pyad_tape *t, const int32_t *s, int64_t n);

@@ -15,13 +15,14 @@ static int record_extrema(pyad_tape *t, int op, const int32_t *x, int64_t m, int
                           int32_t *out)
 {
     int s;
-    if ((s = tape_reserve_ops(t, m)) || (s = tape_reserve_list(&t->pool, &t->cap_pool,
+    if ((s = tape_reserve_ops(t, m)) || (s = tape_reserve_list(t, &t->pool, &t->cap_pool,
                                                                   t->n_pool, m * k))
         || (s = tape_check_slots(t, x, m * k)))
         return s;
     int64_t first = t->n_ops;
     int variadic = op == OP_maximum ? OP_max_n : OP_min_n;
-    memcpy(t->pool + t->n_pool, x, (size_t)(m * k) * sizeof *x);
+    if (m)
+        memcpy(t->pool + t->n_pool, x, (size_t)(m * k) * sizeof *x);
     for (int64_t i = 0; i < m; ++i) {
         tape_put_row(t, first + i, variadic, x[i * k], (int32_t)k, (int32_t)(t->n_pool + i * k));
         out[i] = (int32_t)(first + i);
@@ -88,7 +89,8 @@ int pyad_rec_matmul_c(pyad_tape *t, const int32_t *x, int64_t m, int64_t k,
     if (!(s = tape_reserve_ops(t, m * p * k)) && !(s = tape_reserve_consts(t, k * p))
         && !(s = tape_check_slots(t, x, m * k))) {
         int64_t first = t->n_ops, next = first, base = t->n_consts;
-        memcpy(t->consts + base, w, (size_t)(k * p) * sizeof *w);
+        if (p)
+            memcpy(t->consts + base, w, (size_t)(k * p) * sizeof *w);
         t->n_consts += k * p;
         for (int64_t i = 0; i < m; ++i) {
             const int32_t *row = x + i * k;

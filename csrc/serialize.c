@@ -138,9 +138,9 @@ int pyad_tape_import(pyad_tape **out, int64_t n_ops, const uint8_t *op, const in
     if ((s = pyad_tape_new(&t)))
         return s;
     if ((s = tape_reserve_ops(t, n_ops)) || (s = tape_reserve_consts(t, n_consts))
-        || (s = tape_reserve_list(&t->pool, &t->cap_pool, 0, n_pool))
-        || (s = tape_reserve_list(&t->inputs, &t->cap_inputs, 0, n_inputs))
-        || (s = tape_reserve_list(&t->outputs, &t->cap_outputs, 0, n_outputs))) {
+        || (s = tape_reserve_list(t, &t->pool, &t->cap_pool, 0, n_pool))
+        || (s = tape_reserve_list(t, &t->inputs, &t->cap_inputs, 0, n_inputs))
+        || (s = tape_reserve_list(t, &t->outputs, &t->cap_outputs, 0, n_outputs))) {
         pyad_tape_free(t);
         return s;
     }

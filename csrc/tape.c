@@ -238,7 +238,7 @@ int tape_reserve_consts(pyad_tape *t, int64_t extra)
     return PYAD_OK;
 }
 
-int tape_reserve_list(int32_t **list, int64_t *cap, int64_t n, int64_t extra)
+int tape_reserve_list(pyad_tape *t, int32_t **list, int64_t *cap, int64_t n, int64_t extra)
 {
     int64_t need = n + extra;
     if (need > DEFAULT_MAX_OPS)
@@ -246,6 +246,9 @@ int tape_reserve_list(int32_t **list, int64_t *cap, int64_t n, int64_t extra)
     if (need <= *cap)
         return PYAD_OK;
     int64_t c = next_capacity(*cap, need, DEFAULT_MAX_OPS);
+    int64_t lists = t->cap_inputs + t->cap_outputs + t->cap_pool - *cap + c;
+    if (!within_budget(t, t->cap_ops, t->cap_consts, lists))
+        return PYAD_ENOMEM;
     if (grow_array((void **)list, c, sizeof **list))
         return PYAD_ENOMEM;
     *cap = c;

@@ -150,11 +150,12 @@ class CStore:
     # ---- lifetime and size ----
 
     def close(self):
-        h, self._h = self._h, ffi.NULL
+        """Later calls get TapeClosedError. The C tape is freed (by ffi.gc) when the
+        last reference to its handle goes: at once, or when a sweep that another
+        thread is running returns (a call holds the handle for its duration)."""
+        self._h = ffi.NULL
         self._work = None
         self._po, self._pa, self._pb = _CLOSED, _CLOSED, _CLOSED
-        if h != ffi.NULL:
-            ffi.release(h)
 
     @property
     def closed(self):
@@ -562,9 +563,7 @@ class CStore:
             _i32(a["outputs"]))
         if s:
             _fail(s, "loading a tape")
-        empty = store._h
         store._h = ffi.gc(out[0], lib.pyad_tape_free)
-        ffi.release(empty)
         store._next = lib.pyad_n_ops(store._h)
         return store
 

@@ -73,8 +73,11 @@ class PyStore:
         self._next = 0
 
     def close(self):
+        # Sweeps hold their own references to the lists, so one that another
+        # thread is running finishes; every later call raises TapeClosedError.
         self.closed = True
-        self.op = self.a = self.b = self.c = self.val = self.consts = None
+        self.op, self.a, self.b, self.c, self.val = [], [], [], [], []
+        self.consts, self.pool, self.inputs, self.outputs = [], [], [], []
         self._po = self._pa = self._pb = _ClosedBuffer()
 
     def _live(self):
@@ -229,35 +232,46 @@ class PyStore:
         self._live()
         return self.val[self._slot(slot)]
 
-    # Vectorized recording is a loop here; results are consecutive slots.
+    # Vectorized recording is a loop here; results are consecutive slots. As in
+    # the C core, a call is refused whole: sizes and indices are checked first.
+
+    def _room(self, n, *slot_arrays):
+        self._live()
+        if len(self.op) + n > self.max_ops:
+            raise OverflowError("tape size limit reached (a tape holds at most 2**31 - 1 slots)")
+        for arr in slot_arrays:
+            arr = np.asarray(arr)
+            if arr.size and (arr.min() < 0 or arr.max() >= len(self.op)):
+                raise IndexError("operand does not name an earlier slot of this tape")
+        return len(self.op)
 
     def input_n(self, values):
-        first = self.n_ops
+        first = self._room(values.size)
         for v in values.tolist():
             self.input(v)
         return first
 
     def rec1_n(self, op, a):
-        first = self.n_ops
+        first = self._room(a.size, a)
         for i in a.tolist():
             self.rec1(op, i)
         return first
 
     def rec2_n(self, op, a, b):
-        first = self.n_ops
+        first = self._room(a.size, a, b)
         for i, j in zip(a.tolist(), b.tolist()):
             self.rec2(op, i, j)
         return first
 
     def rec_c_n(self, op, a, c):
-        first = self.n_ops
+        first = self._room(a.size, a)
         cs = c.tolist() if c.size == a.size else [float(c[0])] * a.size
         for i, v in zip(a.tolist(), cs):
             self.rec_c(op, i, v)
         return first
 
     def const_n(self, values):
-        first = self.n_ops
+        first = self._room(values.size)
         for v in values.tolist():
             self.const(v)
         return first
@@ -265,8 +279,10 @@ class PyStore:
     def reduce(self, op, x):
         """Reduce each row of the (m, k) slot matrix x by a pairwise tree, as the C core
         does; maximum / minimum record one variadic op per row."""
-        if ops.NAME[op] in ("maximum", "minimum"):
-            self._live()
+        m, k = x.shape
+        variadic_op = ops.NAME[op] in ("maximum", "minimum")
+        self._room(m if variadic_op else m * (k - 1), x)
+        if variadic_op:
             variadic = _MAX_N if ops.NAME[op] == "maximum" else _MIN_N
             out = []
             for row in x.tolist():
@@ -288,7 +304,7 @@ class PyStore:
 
     def matmul_c(self, x, w):
         """Slots of x (m, k) @ w (k, p) for constant w: a mul_c, then axpy_c terms."""
-        self._live()
+        self._room(x.shape[0] * w.shape[1] * x.shape[1], x)
         base = len(self.consts)
         self.consts.extend(w.ravel().tolist())
         p = w.shape[1]
@@ -306,7 +322,7 @@ class PyStore:
         return out
 
     def select_n(self, cond, a, b):
-        first = self.n_ops
+        first = self._room(a.size, cond, a, b)
         for k, i, j in zip(cond.tolist(), a.tolist(), b.tolist()):
             self.select(k, i, j)
         return first
@@ -334,13 +350,20 @@ class PyStore:
 
     # ---- sweeps ----
 
-    def _forward(self, x, xd=None):
+    def _snapshot(self):
+        """The tape's lists, taken once per call: a close() from another thread
+        then does not cut a running sweep short."""
+        return (self.op, self.a, self.b, self.c, self.consts, self.pool, self.inputs,
+                self.outputs)
+
+    def _forward(self, x, xd=None, snap=None):
         """Values (and tangents along xd) of every slot at inputs x."""
-        n = len(self.op)
+        ops_, A, B, Cs, consts, pool, _, _ = snap or self._snapshot()
+        n = len(ops_)
         v = [0.0] * n
         vd = [0.0] * n if xd is not None else None
         for k in range(n):
-            op, a, b, c = self.op[k], self.a[k], self.b[k], self.c[k]
+            op, a, b, c = ops_[k], A[k], B[k], Cs[k]
             kind = _KIND[op]
             if op == _INPUT:
                 v[k] = float(x[a])
@@ -348,7 +371,7 @@ class PyStore:
                     vd[k] = float(xd[a])
                 continue
             if op == _CONST:
-                v[k] = self.consts[b]
+                v[k] = consts[b]
                 continue
             if op == _SELECT:
                 pick = b if v[a] != 0 else c
@@ -357,9 +380,9 @@ class PyStore:
                     vd[k] = vd[pick]
                 continue
             if op == _AXPY:
-                v[k] = v[a] + self.consts[c] * v[b]
+                v[k] = v[a] + consts[c] * v[b]
                 if vd is not None:
-                    vd[k] = vd[a] + _scaled(self.consts[c], vd[b])
+                    vd[k] = vd[a] + _scaled(consts[c], vd[b])
                 continue
             if op in (_GUARD_T, _GUARD_F):
                 v[k] = v[a]
@@ -367,7 +390,7 @@ class PyStore:
                     raise BranchError(k)
                 continue
             if op in (_MAX_N, _MIN_N):
-                operands = self.pool[c:c + b]
+                operands = pool[c:c + b]
                 vals = [v[i] for i in operands]
                 v[k] = m = _extremum(vals, op == _MAX_N)
                 if vd is not None:
@@ -376,7 +399,7 @@ class PyStore:
                 continue
             xv = v[a]
             yv = v[b] if kind in ("binary", "compare") else (
-                self.consts[b] if kind in ("with_const", "compare_c") else 0.0)
+                consts[b] if kind in ("with_const", "compare_c") else 0.0)
             if _CMP[op]:
                 v[k] = 1.0 if _CMP[op](xv, yv) else 0.0
                 continue
@@ -390,15 +413,16 @@ class PyStore:
                 vd[k] = t
         return v, vd
 
-    def _reverse(self, v, u, vd=None):
+    def _reverse(self, v, u, vd=None, snap=None):
         """Adjoints (and their tangents, given the tangents vd) seeded with u."""
-        n = len(self.op)
+        ops_, A, B, Cs, consts, pool, _, outputs = snap or self._snapshot()
+        n = len(ops_)
         adj = [0.0] * n
         adjd = [0.0] * n if vd is not None else None
-        for i, s in enumerate(self.outputs):
+        for i, s in enumerate(outputs):
             adj[s] += float(u[i])
         for k in range(n - 1, -1, -1):
-            op, a, b, c = self.op[k], self.a[k], self.b[k], self.c[k]
+            op, a, b, c = ops_[k], A[k], B[k], Cs[k]
             kind = _KIND[op]
             g = adj[k]
             gd = adjd[k] if adjd is not None else 0.0
@@ -412,13 +436,13 @@ class PyStore:
                 continue
             if op == _AXPY:
                 adj[a] += g
-                adj[b] += _scaled(self.consts[c], g)
+                adj[b] += _scaled(consts[c], g)
                 if adjd is not None:
                     adjd[a] += gd
-                    adjd[b] += _scaled(self.consts[c], gd)
+                    adjd[b] += _scaled(consts[c], gd)
                 continue
             if op in (_MAX_N, _MIN_N):
-                operands = self.pool[c:c + b]
+                operands = pool[c:c + b]
                 ties = _ties([v[i] for i in operands], v[k])
                 for i in ties:
                     adj[operands[i]] += g / len(ties)
@@ -428,7 +452,7 @@ class PyStore:
             if kind not in ("unary", "binary", "with_const"):
                 continue
             xv = v[a]
-            yv = v[b] if kind == "binary" else (self.consts[b] if kind == "with_const" else 0.0)
+            yv = v[b] if kind == "binary" else (consts[b] if kind == "with_const" else 0.0)
             _, partials, second = _RULE[op]
             d_x, d_y = call(partials, xv, yv, v[k])
             adj[a] += _scaled(d_x, g)
@@ -443,36 +467,40 @@ class PyStore:
                     adjd[b] += _scaled(d_y, gd) + _scaled(dd_y, g)
         return adj, adjd
 
-    def _outputs(self, v):
-        return np.array([v[s] for s in self.outputs], dtype=np.float64)
-
-    def _at_inputs(self, adj):
-        return np.array([adj[s] for s in self.inputs], dtype=np.float64)
+    @staticmethod
+    def _gather(values, slots):
+        return np.array([values[s] for s in slots], dtype=np.float64)
 
     def gradient_flat(self, x, n_inputs):
         return self.vjp(x.ravel(), (1.0,))[1]
 
+    # Each sweep takes the input/output lists before it starts (see _forward).
+
     def forward(self, x):
         self._live()
-        v, _ = self._forward(x)
-        return self._outputs(v)
+        snap = self._snapshot()
+        v, _ = self._forward(x, None, snap)
+        return self._gather(v, snap[7])
 
     def jvp(self, x, xd):
         self._live()
-        v, vd = self._forward(x, xd)
-        return self._outputs(v), self._outputs(vd)
+        snap = self._snapshot()
+        v, vd = self._forward(x, xd, snap)
+        return self._gather(v, snap[7]), self._gather(vd, snap[7])
 
     def vjp(self, x, u):
         self._live()
-        v = self.val if x is None else self._forward(x)[0]
-        adj, _ = self._reverse(v, u)
-        return self._outputs(v), self._at_inputs(adj)
+        snap, val = self._snapshot(), self.val
+        v = val if x is None else self._forward(x, None, snap)[0]
+        adj, _ = self._reverse(v, u, None, snap)
+        return self._gather(v, snap[7]), self._gather(adj, snap[6])
 
     def hvp(self, x, xd, u):
         self._live()
-        v, vd = self._forward(x, xd)
-        adj, adjd = self._reverse(v, u, vd)
-        return self._outputs(v), self._at_inputs(adj), self._at_inputs(adjd)
+        snap = self._snapshot()
+        v, vd = self._forward(x, xd, snap)
+        adj, adjd = self._reverse(v, u, vd, snap)
+        return self._gather(v, snap[7]), self._gather(adj, snap[6]), self._gather(adjd, snap[6])
 
     # ---- vector and batched sweeps: loops over the one-direction sweeps ----
 
@@ -480,13 +508,13 @@ class PyStore:
         self._live()
         v, _ = self._forward(x)
         ys = [self.jvp(x, row)[1] for row in xd]
-        return self._outputs(v), np.array(ys).reshape(len(xd), self.n_outputs)
+        return self._gather(v, self.outputs), np.array(ys).reshape(len(xd), self.n_outputs)
 
     def vjp_vec(self, x, u):
         self._live()
         v = self.val if x is None else self._forward(x)[0]
-        rows = [self._at_inputs(self._reverse(v, row)[0]) for row in u]
-        return self._outputs(v), np.array(rows).reshape(len(u), self.n_inputs)
+        rows = [self._gather(self._reverse(v, row)[0], self.inputs) for row in u]
+        return self._gather(v, self.outputs), np.array(rows).reshape(len(u), self.n_inputs)
 
     def hvp_vec(self, x, xd, u):
         self._live()

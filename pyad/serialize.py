@@ -66,6 +66,9 @@ def _bad(why):
 def loads(data, backend=None):
     """A Tape from bytes made by dumps / Tape.save; TapeFormatError if they are corrupt."""
     from .tape import Tape
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"pyad.loads takes bytes (from Tape.save / pickle), not "
+                        f"{type(data).__name__}")
     data = bytes(data)
     if len(data) < _HEAD.size + 4:
         raise _bad(f"{len(data)} bytes is shorter than the header")

@@ -221,8 +221,8 @@ class Tape:
             if x is None:
                 raise
             if self._fn is not None:
-                self._retrace(x)
-                return getattr(self._store, method)(x, *args)
+                # Sweep the store recorded here: another thread may re-record too.
+                return getattr(self._retrace(x), method)(x, *args)
             k = e.args[0] if e.args and isinstance(e.args[0], int) else -1
             raise BranchError(self._branch_message(k, x)) from None
 
@@ -242,10 +242,11 @@ class Tape:
         args = self._unpack(flat, self._in_shapes)
         args = args if len(self._in_shapes) > 1 else (args,)
         fresh = record(self._fn, args, range(len(args)), self.backend)
-        self._store.close()
+        # The old store is dropped, not closed: a sweep in another thread may hold it.
         self._store, self._out_shapes = fresh._store, fresh._out_shapes
         self._facts = None
         self.retraces += 1
+        return fresh._store
 
     # ---- replay ----
 
@@ -380,6 +381,8 @@ class Tape:
         if mode not in ("auto", "forward", "reverse"):
             raise ValueError(f"mode must be 'auto', 'forward' or 'reverse', not {mode!r}")
         forward = mode == "forward" or (mode == "auto" and n <= m)
+        if (n == 0 or m == 0) and not batch:
+            return self._jacobian_shape(np.zeros((m, n)))
         if batch:
             return self._jacobian_shape(self._batch_jacobian(x, forward))
         flat = self._point(x) if x is not None else None
@@ -401,6 +404,8 @@ class Tape:
         forward-over-reverse directions swept together; exactly symmetric."""
         self._need_scalar_output("hessian")
         n = self.n_inputs
+        if n == 0 and not batch:
+            return np.zeros((0, 0))
         if batch:
             X = self._pack_batch(x, "hessian points", self._in_shapes, n)
             nb = X.shape[0]
@@ -464,7 +469,7 @@ class Tape:
             if a.shape[1:] != tuple(shape) or a.ndim != len(shape) + 1:
                 raise ValueError(f"{what}: argument {i} has shape {a.shape}; a batch needs "
                                  f"(n_points,) + {tuple(shape)}")
-            parts.append(a.reshape(a.shape[0], -1))
+            parts.append(a.reshape(a.shape[0], int(np.prod(shape, dtype=np.int64))))
         if len({p.shape[0] for p in parts}) != 1:
             raise ValueError(f"{what}: the arguments have different numbers of points")
         return np.ascontiguousarray(np.concatenate(parts, axis=1))
@@ -478,6 +483,8 @@ class Tape:
         or reported with BranchError. Results are shaped per point."""
         from . import batch
         X = x if packed else self._pack_batch(x, "batch points")
+        if X.shape[0] == 0:
+            raise ValueError("a batch needs at least one point (got an array of 0 points)")
         for e in extra:
             if e.shape[0] != X.shape[0]:
                 raise ValueError(f"a batch of {X.shape[0]} points needs {X.shape[0]} rows of "

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The C-backend half of the test suite against a build of the C core with
+# AddressSanitizer and UndefinedBehaviorSanitizer; any report fails it.
+#
+# The build is a throwaway: a copy of the repository installed into a
+# temporary virtual environment (with the system site-packages, for numpy,
+# cffi, pytest and hypothesis). The repository's own build and the installed
+# pyad are not touched. Python is not built with ASan, so libasan is preloaded;
+# its leak check is off because the interpreter leaks at exit by design.
+#
+# Left out: the Python-backend tests (-k "not python"), the RSS measurements of
+# tests/test_memory.py (ASan's shadow memory and quarantine make RSS
+# meaningless) and tests/test_c_driver.py (tests/c/run.sh has its own
+# sanitizer build). Each test file runs in its own pytest process, so that a
+# sanitizer abort ends only that file's run; its report is printed after it.
+# Usage: .ci/sanitize.sh [extra pytest arguments]
+#        SANITIZE_FILES='test_hostile*' .ci/sanitize.sh   (only these test files)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+PYTHON="${PYTHON:-$(command -v python || command -v python3)}"  # the one pytest runs on
+CC="${CC:-gcc}"
+work="$(mktemp -d "${TMPDIR:-/tmp}/pyad-sanitize.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+start=$SECONDS
+
+libasan="$("$CC" -print-file-name=libasan.so)"
+if [ ! -e "$libasan" ]; then
+    echo "sanitize.sh: $CC has no libasan.so" >&2
+    exit 1
+fi
+
+# A copy of the sources without build products.
+mkdir "$work/src" "$work/reports"
+tar -C "$root" --exclude=.git --exclude=build --exclude='*.egg-info' --exclude='*.so' \
+    --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis -cf - . \
+    | tar -C "$work/src" -xf -
+
+"$PYTHON" -m venv --system-site-packages "$work/venv"
+py="$work/venv/bin/python"
+flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -g -O1"
+echo "== building pyad with $flags"
+PYAD_CFLAGS="$flags" PYAD_LDFLAGS="-fsanitize=address,undefined" \
+    "$py" -m pip install --quiet --no-build-isolation --no-deps --no-cache-dir \
+    --disable-pip-version-check "$work/src"
+
+export LD_PRELOAD="$libasan"
+# Reports go to files too: pytest captures stderr, and an abort would lose them.
+export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:strict_string_checks=1:log_path=$work/reports/asan"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$work/reports/ubsan"
+export PYTHONFAULTHANDLER=1
+export PYAD_FUZZ_EXAMPLES="${PYAD_FUZZ_EXAMPLES:-25}"
+unset PYAD_BACKEND
+
+# The tests must import the sanitized build, not the repository's.
+cd "$work"
+"$py" -c '
+import sys
+import pyad
+from pyad import _pyad_c
+venv = sys.argv[1]
+for mod in (pyad, _pyad_c):
+    if not mod.__file__.startswith(venv):
+        sys.exit(f"sanitize.sh: imported {mod.__file__}, not the sanitized build in {venv}")
+with open(_pyad_c.__file__, "rb") as f:
+    if b"__asan_" not in f.read():
+        sys.exit("sanitize.sh: the built extension has no AddressSanitizer instrumentation")
+print("== sanitized extension:", _pyad_c.__file__)
+' "$work/venv"
+
+echo "== C-backend tests under ASan/UBSan"
+failed=()
+out="$work/reports/pytest.out"
+for file in "$work"/src/tests/${SANITIZE_FILES:-test_*.py}; do
+    name="$(basename "$file")"
+    [ "$name" = test_c_driver.py ] && continue
+    deselect=()
+    crashed=()
+    while :; do
+        rc=0
+        # --capture=sys: what C writes to stderr (UBSan's reports) is not swallowed
+        "$py" -m pytest -v -p no:cacheprovider --capture=sys --rootdir="$work/src" "$file" \
+            -k "not python and not rss" "${deselect[@]}" "$@" > "$out" 2>&1 || rc=$?
+        summary="$(grep -E '^=+ .*(passed|failed|error|deselected|no tests ran).* in [0-9.]+s' "$out" \
+                   | tail -1 | tr -d '=' || true)"
+        [ "$rc" != 0 ] && [ -n "$summary" ] || [ "$rc" = 0 ] && break
+        # No summary: the process died in a test (a sanitizer report); note it,
+        # leave it out, and run the rest of the file.
+        id="$(grep -oE '^[^ ]+::[^ ]+' "$out" | tail -1 || true)"
+        id="${id#src/}"  # shown relative to $work, selected relative to the rootdir
+        crashed+=("$id")
+        echo "---- $name: $id ended the process:"
+        grep -E "runtime error|ERROR: AddressSanitizer|^SUMMARY" "$out" | head -5 || true
+        for report in "$work"/reports/asan.*; do
+            [ -e "$report" ] || continue
+            grep -vE "^ +#[0-9]+ 0x[0-9a-f]+ in (_Py|Py|_PyEval|pymain|cfunction|method_vectorcall|_start|__libc)" "$report" | head -25 || true
+            rm -f "$report"
+        done
+        [ -n "$id" ] && [ ${#crashed[@]} -lt 20 ] || break
+        deselect+=(--deselect "$id")
+    done
+    [ "$rc" = 5 ] && [ ${#crashed[@]} = 0 ] && continue  # nothing selected in this file
+    echo "$name: ${summary:-no summary}${crashed:+, ${#crashed[@]} crashed}"
+    if [ "$rc" != 0 ] && [ "$rc" != 5 ] || [ ${#crashed[@]} != 0 ]; then
+        failed+=("$name")
+        grep -E "^(FAILED|ERROR) " "$out" | head -20 || true
+        grep -E "^E  " "$out" | head -10 || true
+    fi
+    for report in "$work"/reports/asan.*; do  # from subprocesses the tests started
+        [ -e "$report" ] || continue
+        echo "---- sanitizer report from a subprocess of $name:"
+        grep -E "ERROR: AddressSanitizer|^SUMMARY|^ +#[0-9]+ 0x[0-9a-f]+ in (pyad|tape|record|forward|reverse|batch|vector|serialize)" \
+            "$report" | head -12 || true
+        rm -f "$report"
+    done
+done
+echo "== sanitized run took $((SECONDS - start)) s"
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "sanitize.sh: failures in ${failed[*]}" >&2
+    exit 1
+fi
