@@ -8,6 +8,8 @@ several threads may replay one tape at once.
 import threading
 from array import array
 
+from _thread import get_ident
+
 import numpy as np
 
 from . import ops
@@ -88,7 +90,8 @@ class CStore:
         self._work_lock = threading.Lock()
         # Buffered rows: op code, operand a, operand b (a slot, or for *_c ops the constant).
         self._po, self._pa, self._pb = [], [], []
-        self._next = 0  # the slot the next op defines
+        self._next = 0
+        self._owner = get_ident()  # the thread recording scalar ops (see scalar.claim)
 
     # ---- buffered scalar recording ----
 

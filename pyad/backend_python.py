@@ -5,6 +5,8 @@ one branch per kind) and the baseline the C core is measured against. Op codes
 and kinds come from the shared primitive table (pyad.ops); the value and
 derivative rules are written independently in pyad/_python_rules.py.
 """
+from _thread import get_ident
+
 import numpy as np
 
 from . import ops
@@ -71,6 +73,7 @@ class PyStore:
         # Rows buffered by the active types, exactly as the C store buffers them.
         self._po, self._pa, self._pb = [], [], []
         self._next = 0
+        self._owner = get_ident()  # the thread recording scalar ops (see scalar.claim)
 
     def close(self):
         # Sweeps hold their own references to the lists, so one that another

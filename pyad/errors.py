@@ -25,9 +25,9 @@ class TapeBusyError(PyadError, RuntimeError):
     """Another thread is recording on, or sweeping, this tape."""
 
 
-INTERLEAVED = ("operations were recorded on this tape from two threads at once, so its "
-               "recording is inconsistent; the tape is now closed. Record each tape in one "
-               "thread (replaying one tape from many threads is safe)")
+INTERLEAVED = ("operations were recorded on this tape from two threads at once; the tape "
+               "is now closed. Record each tape in one thread at a time (replaying one tape "
+               "from many threads is safe)")
 
 # C status code -> exception class (see enum pyad_status in csrc/pyad.h).
 _STATUS_ERRORS = {

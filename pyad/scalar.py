@@ -9,7 +9,9 @@ import numbers
 import numpy as np
 
 from . import ops
-from .errors import MixedTapeError
+from _thread import get_ident
+
+from .errors import INTERLEAVED, MixedTapeError, TapeBusyError
 
 C = ops.CODE
 
@@ -92,8 +94,11 @@ class Scalar:
     # ---- recording ----
 
     def _unary(self, op):
+        s = self._s
+        if s._owner != get_ident():
+            claim(s)
         r = _new(Scalar)
-        r._s = s = self._s
+        r._s = s
         r._i = s.push1(op, self._i)
         return r
 
@@ -174,6 +179,8 @@ def _operator(name, reflected=False):
     def method(self, o):
         oc = o.__class__
         s = self._s
+        if s._owner != get_ident():
+            claim(s)
         if oc is Scalar or oc is Bool:
             if o._s is not s:
                 raise mixed_tapes()
@@ -211,6 +218,16 @@ for _name in ("lt", "le", "gt", "ge", "eq", "ne"):
     setattr(Scalar, f"__{_name}__", _operator(_name))
 
 
+def claim(store):
+    """The calling thread records on `store` from now on. Rows another thread
+    has buffered and not yet handed over mean two threads record at once: the
+    tape is closed, with an error (rather than rows interleaved silently)."""
+    if store._po:
+        store.close()
+        raise TapeBusyError(INTERLEAVED)
+    store._owner = get_ident()
+
+
 def record_truth(x, op_ne_c):
     """`if x:` on an active scalar: record x != 0 and a guard on it."""
     cond = x._s.push_c(op_ne_c, x._i, 0.0)
@@ -230,6 +247,9 @@ def binary(x, y, name):
     """Record x ∘ y where at least one of x, y is an active Scalar."""
     cls = Bool if name in COMPARISONS else Scalar
     xs, ys = isinstance(x, Scalar), isinstance(y, Scalar)
+    for s in {v._s for v in (x, y) if isinstance(v, Scalar)}:
+        if s._owner != get_ident():
+            claim(s)
     if xs and ys:
         s = x._s
         if y._s is not s:
