@@ -100,11 +100,7 @@ static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double
         case OP_##name: FOR_POINTS { BFETCH_BINARY out[b] = (value) ? 1.0 : 0.0; } goto no_tangent;
 #define COMPARE_C(name, value) \
         case OP_##name: FOR_POINTS { BFETCH_WITH_CONST out[b] = (value) ? 1.0 : 0.0; } goto no_tangent;
-#include "ops.def"
-#undef SPECIAL
-#undef PRIMITIVE
-#undef COMPARE
-#undef COMPARE_C
+#include "expand_ops.h"
         case OP_input:
             FOR_POINTS out[b] = x[b * n_in + A[k]];
             if (outd)
@@ -253,11 +249,7 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
         case OP_##name: BADJ_##kind(d_x, d_y) break;
 #define COMPARE(name, value)
 #define COMPARE_C(name, value)
-#include "ops.def"
-#undef SPECIAL
-#undef PRIMITIVE
-#undef COMPARE
-#undef COMPARE_C
+#include "expand_ops.h"
         case OP_select: {
             const double *c = v + (int64_t)A[k] * nb;
             double *pa = adj + (int64_t)B[k] * nb, *pb = adj + (int64_t)C[k] * nb;
@@ -347,11 +339,7 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
         case OP_##name: BSEC_##kind(d_x, d_y, dd_x, dd_y) break;
 #define COMPARE(name, value)
 #define COMPARE_C(name, value)
-#include "ops.def"
-#undef SPECIAL
-#undef PRIMITIVE
-#undef COMPARE
-#undef COMPARE_C
+#include "expand_ops.h"
         case OP_select: {
             const double *c = v + (int64_t)A[k] * nb;
             double *pa = adj + (int64_t)B[k] * nb, *pb = adj + (int64_t)C[k] * nb;

@@ -18,11 +18,7 @@ int forward_range(const pyad_tape *t, const double *x, double *v,
         case OP_##name: { FETCH_BINARY v[k] = (value) ? 1.0 : 0.0; break; }
 #define COMPARE_C(name, value) \
         case OP_##name: { FETCH_WITH_CONST v[k] = (value) ? 1.0 : 0.0; break; }
-#include "ops.def"
-#undef SPECIAL
-#undef PRIMITIVE
-#undef COMPARE
-#undef COMPARE_C
+#include "expand_ops.h"
         case OP_input: if (x) v[k] = x[A[k]]; break;
         case OP_constant: v[k] = consts[B[k]]; break;
         case OP_select: v[k] = v[A[k]] != 0.0 ? v[B[k]] : v[C[k]]; break;
@@ -90,11 +86,7 @@ static int tangent_range(const pyad_tape *t, const double *x, const double *xdot
         case OP_##name: { FETCH_BINARY v[k] = (value) ? 1.0 : 0.0; vd[k] = 0.0; break; }
 #define COMPARE_C(name, value) \
         case OP_##name: { FETCH_WITH_CONST v[k] = (value) ? 1.0 : 0.0; vd[k] = 0.0; break; }
-#include "ops.def"
-#undef SPECIAL
-#undef PRIMITIVE
-#undef COMPARE
-#undef COMPARE_C
+#include "expand_ops.h"
         case OP_input: v[k] = x[A[k]]; vd[k] = xdot[A[k]]; break;
         case OP_constant: v[k] = consts[B[k]]; vd[k] = 0.0; break;
         case OP_select: {

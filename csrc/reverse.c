@@ -43,11 +43,7 @@ static void reverse_range(const pyad_tape *t, const double *v, double *adj)
         }
 #define COMPARE(name, value)
 #define COMPARE_C(name, value)
-#include "ops.def"
-#undef SPECIAL
-#undef PRIMITIVE
-#undef COMPARE
-#undef COMPARE_C
+#include "expand_ops.h"
         case OP_select:
             adj[v[A[k]] != 0.0 ? B[k] : C[k]] += g;
             break;
@@ -114,11 +110,7 @@ static void reverse_second_range(const pyad_tape *t, const double *v, const doub
         }
 #define COMPARE(name, value)
 #define COMPARE_C(name, value)
-#include "ops.def"
-#undef SPECIAL
-#undef PRIMITIVE
-#undef COMPARE
-#undef COMPARE_C
+#include "expand_ops.h"
         case OP_select: {
             int64_t pick = v[A[k]] != 0.0 ? B[k] : C[k];
             adj[pick] += g;

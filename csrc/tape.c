@@ -12,11 +12,7 @@ static const unsigned char op_kind[OP_COUNT] = {
 #define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) PYAD_KIND_##kind,
 #define COMPARE(name, value) PYAD_KIND_COMPARE,
 #define COMPARE_C(name, value) PYAD_KIND_COMPARE_C,
-#include "ops.def"
-#undef SPECIAL
-#undef PRIMITIVE
-#undef COMPARE
-#undef COMPARE_C
+#include "expand_ops.h"
 };
 
 static const char *const op_name[OP_COUNT] = {
@@ -24,11 +20,7 @@ static const char *const op_name[OP_COUNT] = {
 #define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) #name,
 #define COMPARE(name, value) #name,
 #define COMPARE_C(name, value) #name,
-#include "ops.def"
-#undef SPECIAL
-#undef PRIMITIVE
-#undef COMPARE
-#undef COMPARE_C
+#include "expand_ops.h"
 };
 
 int pyad_op_count(void) { return OP_COUNT; }

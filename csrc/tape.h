@@ -13,11 +13,7 @@ enum pyad_op {
 #define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) OP_##name,
 #define COMPARE(name, value) OP_##name,
 #define COMPARE_C(name, value) OP_##name,
-#include "ops.def"
-#undef SPECIAL
-#undef PRIMITIVE
-#undef COMPARE
-#undef COMPARE_C
+#include "expand_ops.h"
     OP_COUNT
 };
 

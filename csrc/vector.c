@@ -46,11 +46,7 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
         case OP_##name: { FETCH_BINARY v[k] = (value) ? 1.0 : 0.0; memset(out, 0, (size_t)p * sizeof *out); break; }
 #define COMPARE_C(name, value) \
         case OP_##name: { FETCH_WITH_CONST v[k] = (value) ? 1.0 : 0.0; memset(out, 0, (size_t)p * sizeof *out); break; }
-#include "ops.def"
-#undef SPECIAL
-#undef PRIMITIVE
-#undef COMPARE
-#undef COMPARE_C
+#include "expand_ops.h"
         case OP_input:
             v[k] = x[A[k]];
             for (int64_t j = 0; j < p; ++j)
@@ -158,11 +154,7 @@ int pyad_reverse_vector(pyad_tape *t, int64_t q, const double *v, const double *
         }
 #define COMPARE(name, value)
 #define COMPARE_C(name, value)
-#include "ops.def"
-#undef SPECIAL
-#undef PRIMITIVE
-#undef COMPARE
-#undef COMPARE_C
+#include "expand_ops.h"
         case OP_select: {
             double *gp = adj + (int64_t)(v[A[k]] != 0.0 ? B[k] : C[k]) * q;
             for (int64_t j = 0; j < q; ++j)
@@ -258,11 +250,7 @@ int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *v
         }
 #define COMPARE(name, value)
 #define COMPARE_C(name, value)
-#include "ops.def"
-#undef SPECIAL
-#undef PRIMITIVE
-#undef COMPARE
-#undef COMPARE_C
+#include "expand_ops.h"
         case OP_select: {
             int64_t pick = v[A[k]] != 0.0 ? B[k] : C[k];
             adj[pick] += g;
