@@ -18,8 +18,7 @@ enum pyad_op {
 };
 
 /* Struct of arrays: op k defines slot k, so a result index is implicit.
- * Per op: 1 byte op code, three 32-bit operand fields, one recorded value;
- * the five columns share one allocation, owned by val. */
+ * Per op: 1 byte op code, three 32-bit operand fields, one recorded value. */
 struct pyad_tape {
     int64_t n_ops, cap_ops, max_ops;
     int64_t max_bytes; /* allocation budget (a test hook for out-of-memory paths) */
