@@ -80,9 +80,12 @@ static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double
         double *outd = vd ? vd + k * nb : NULL;
         switch (op[k]) {
 #define SPECIAL(name)
-#define BTANGENT_RULE_UNARY(d_x, d_y) SCALED(d_x, xd)
-#define BTANGENT_RULE_WITH_CONST(d_x, d_y) SCALED(d_x, xd)
-#define BTANGENT_RULE_BINARY(d_x, d_y) SCALED(d_x, xd) + SCALED(d_y, yd)
+/* The partials are computed unconditionally (then SCALED): a call inside a
+ * condition would keep the loop over points from being vectorized. */
+#define BTANGENT_RULE_UNARY(d_x, d_y) { double da = (d_x); outd[b] = SCALED(da, xd); }
+#define BTANGENT_RULE_WITH_CONST BTANGENT_RULE_UNARY
+#define BTANGENT_RULE_BINARY(d_x, d_y) \
+    { double da = (d_x), db = (d_y); outd[b] = SCALED(da, xd) + SCALED(db, yd); }
 #define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)                  \
         case OP_##name:                                                     \
             if (outd) {                                                     \
@@ -90,7 +93,7 @@ static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double
                     BFETCH_##kind BTANGENT_##kind                           \
                     double z = (value);                                     \
                     out[b] = z;                                             \
-                    outd[b] = BTANGENT_RULE_##kind(d_x, d_y);               \
+                    BTANGENT_RULE_##kind(d_x, d_y)                          \
                 }                                                           \
             } else {                                                        \
                 FOR_POINTS { BFETCH_##kind out[b] = (value); }              \
@@ -232,8 +235,15 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
         double *ga = adj + (int64_t)A[k] * nb;
         switch (op[k]) {
 #define SPECIAL(name)
-#define BADJ_UNARY(d_x, d_y) FOR_POINTS { BFETCH_UNARY double z = v[k * nb + b]; (void)z; ga[b] += SCALED(d_x, g[b]); }
-#define BADJ_WITH_CONST(d_x, d_y) FOR_POINTS { BFETCH_WITH_CONST double z = v[k * nb + b]; (void)z; ga[b] += SCALED(d_x, g[b]); }
+#define BADJ_ONE(kind, d_x)                                                     \
+            FOR_POINTS {                                                        \
+                BFETCH_##kind double z = v[k * nb + b];                         \
+                (void)z;                                                        \
+                double da = (d_x);                                              \
+                ga[b] += SCALED(da, g[b]);                                      \
+            }
+#define BADJ_UNARY(d_x, d_y) BADJ_ONE(UNARY, d_x)
+#define BADJ_WITH_CONST(d_x, d_y) BADJ_ONE(WITH_CONST, d_x)
 #define BADJ_BINARY(d_x, d_y)                                                   \
             {                                                                   \
                 double *gb = adj + (int64_t)B[k] * nb;                          \
@@ -316,9 +326,9 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
             FOR_POINTS {                                                        \
                 BFETCH_##kind BTANGENT_##kind double z = v[k * nb + b];         \
                 (void)z;                                                        \
-                double da = (d_x);                                              \
+                double da = (d_x), dda = (dd_x);                                \
                 ga[b] += SCALED(da, g[b]);                                      \
-                gda[b] += SCALED(da, gd[b]) + SCALED(dd_x, g[b]);               \
+                gda[b] += SCALED(da, gd[b]) + SCALED(dda, g[b]);                \
             }
 #define BSEC_UNARY(d_x, d_y, dd_x, dd_y) BSEC_ONE(UNARY, d_x, dd_x)
 #define BSEC_WITH_CONST(d_x, d_y, dd_x, dd_y) BSEC_ONE(WITH_CONST, d_x, dd_x)
@@ -328,11 +338,11 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
                 FOR_POINTS {                                                    \
                     BFETCH_BINARY BTANGENT_BINARY double z = v[k * nb + b];     \
                     (void)z;                                                    \
-                    double da = (d_x), db = (d_y);                              \
+                    double da = (d_x), db = (d_y), dda = (dd_x), ddb = (dd_y);  \
                     ga[b] += SCALED(da, g[b]);                                  \
                     gb[b] += SCALED(db, g[b]);                                  \
-                    gda[b] += SCALED(da, gd[b]) + SCALED(dd_x, g[b]);           \
-                    gdb[b] += SCALED(db, gd[b]) + SCALED(dd_y, g[b]);           \
+                    gda[b] += SCALED(da, gd[b]) + SCALED(dda, g[b]);            \
+                    gdb[b] += SCALED(db, gd[b]) + SCALED(ddb, g[b]);            \
                 }                                                               \
             }
 #define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) \

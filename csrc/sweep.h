@@ -20,7 +20,12 @@ int forward_range(const pyad_tape *t, const double *x, double *v,
  * nothing even when d is inf or NaN, so an op no output depends on (or an input
  * that is not varied) never turns a derivative into NaN. JAX's symbolic zeros
  * and CppAD's skipping of unused ops behave the same way. */
-#define SCALED(d, t) ((t) == 0.0 ? 0.0 : (d) * (t))
+static inline double scaled(double d, double t)
+{
+    double p = d * t; /* unconditional, so loops over points still vectorize */
+    return t == 0.0 ? 0.0 : p;
+}
+#define SCALED(d, t) scaled((d), (t))
 
 /* Tangent fetches by kind (constants and absent operands have tangent 0). */
 #define TANGENT_UNARY      double xd = vd[A[k]]; double yd = 0.0; (void)xd; (void)yd;

@@ -224,7 +224,8 @@ int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *v
             for (int64_t j = 0; j < p; ++j) {                           \
                 double xd = ta[j], yd = 0.0;                            \
                 (void)xd; (void)yd;                                     \
-                gda[j] += SCALED(dx, gd[j]) + SCALED(dd_x, g);          \
+                double ddx = (dd_x);                                    \
+                gda[j] += SCALED(dx, gd[j]) + SCALED(ddx, g);           \
             }
 #define SECOND_LANES_WITH_CONST SECOND_LANES_UNARY
 #define SECOND_LANES_BINARY(dd_x, dd_y)                                 \
@@ -235,8 +236,9 @@ int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *v
             for (int64_t j = 0; j < p; ++j) {                           \
                 double xd = ta[j], yd = tb[j];                          \
                 (void)xd; (void)yd;                                     \
-                gda[j] += SCALED(dx, gd[j]) + SCALED(dd_x, g);          \
-                gdb[j] += SCALED(dy, gd[j]) + SCALED(dd_y, g);          \
+                double ddx = (dd_x), ddy = (dd_y);                      \
+                gda[j] += SCALED(dx, gd[j]) + SCALED(ddx, g);           \
+                gdb[j] += SCALED(dy, gd[j]) + SCALED(ddy, g);           \
             }
 #define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)          \
         case OP_##name: {                                           \
