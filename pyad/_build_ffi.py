@@ -30,7 +30,7 @@ def _vector_math():
         return [], []
     if not ctypes.util.find_library("mvec"):
         return [], []
-    return ["-DPYAD_VECTOR_MATH", "-fno-math-errno"], ["mvec"]
+    return ["-DPYAD_VECTOR_MATH", "-fno-math-errno", "-fno-trapping-math"], ["mvec"]
 
 
 VECTOR_FLAGS, VECTOR_LIBS = _vector_math()
