@@ -186,9 +186,10 @@ static void *alloc_column(size_t bytes)
     const size_t huge = (size_t)2 << 20;
     if (bytes >= 2 * huge) {
         size_t rounded = (bytes + huge - 1) / huge * huge;
-        void *p = aligned_alloc(huge, rounded);
-        if (p)
-            madvise(p, rounded, MADV_HUGEPAGE);
+        void *p = NULL;
+        if (posix_memalign(&p, huge, rounded))
+            return NULL;
+        madvise(p, rounded, MADV_HUGEPAGE);
         return p;
     }
 #endif
