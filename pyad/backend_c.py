@@ -15,6 +15,7 @@ import numpy as np
 from . import ops
 from ._pyad_c import ffi, lib
 from .errors import INTERLEAVED, BranchError, TapeBusyError, TapeClosedError, status_error
+from .row_buffer import RowBuffer
 
 _BRANCH = lib.PYAD_EBRANCH
 
@@ -71,7 +72,7 @@ class _Work:
         self.bad = ffi.new("int64_t[1]")
 
 
-class CStore:
+class CStore(RowBuffer):
     """One C tape. Scalar ops are buffered in Python lists (push1/push2/push_c,
     a few list appends each) and handed to C in one call when anything else
     touches the tape: a cffi call per op would cost more than the op itself."""
@@ -93,31 +94,7 @@ class CStore:
         self._next = 0
         self._owner = get_ident()  # the thread recording scalar ops (see scalar.claim)
 
-    # ---- buffered scalar recording ----
-
-    def push1(self, op, a):
-        self._po.append(op)
-        self._pa.append(a)
-        self._pb.append(0)
-        k = self._next
-        self._next = k + 1
-        return k
-
-    def push2(self, op, a, b):
-        self._po.append(op)
-        self._pa.append(a)
-        self._pb.append(b)
-        k = self._next
-        self._next = k + 1
-        return k
-
-    def push_c(self, op, a, c):
-        self._po.append(op)
-        self._pa.append(a)
-        self._pb.append(float(c))
-        k = self._next
-        self._next = k + 1
-        return k
+    # ---- buffered scalar recording (push1 / push2 / push_c: RowBuffer) ----
 
     def _sync(self):
         """Hand the buffered rows to C (before anything reads or extends the tape).

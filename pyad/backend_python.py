@@ -12,6 +12,7 @@ import numpy as np
 from . import ops
 from ._python_rules import COMPARISONS, RULES, call
 from .errors import INTERLEAVED, BranchError, TapeBusyError, TapeClosedError
+from .row_buffer import RowBuffer
 
 _INPUT, _CONST, _SELECT = ops.CODE["input"], ops.CODE["constant"], ops.CODE["select"]
 _GUARD_T, _GUARD_F, _AXPY = ops.CODE["guard_true"], ops.CODE["guard_false"], ops.CODE["axpy_c"]
@@ -58,7 +59,7 @@ class _ClosedBuffer(list):
         raise TapeClosedError("tape is closed")
 
 
-class PyStore:
+class PyStore(RowBuffer):
     backend = "python"
 
     def __init__(self):
@@ -212,24 +213,6 @@ class PyStore:
         self._live()
         cond = self._slot(cond)
         return self._append(_GUARD_T if expected else _GUARD_F, cond, 0, 0, self.val[cond])
-
-    # Buffered recording, as in the C store (the active types append to _po... directly).
-    def push1(self, op, a):
-        return self._push(op, a, 0)
-
-    def push2(self, op, a, b):
-        return self._push(op, a, b)
-
-    def push_c(self, op, a, c):
-        return self._push(op, a, float(c))
-
-    def _push(self, op, a, b):
-        self._po.append(op)
-        self._pa.append(a)
-        self._pb.append(b)
-        k = self._next
-        self._next = k + 1
-        return k
 
     def value(self, slot):
         self._live()
