@@ -165,6 +165,35 @@ def issue3(m):
     return out, {"grad": grad, "hand": hand}
 
 
+def issue4(m, selected):
+    """HVP vs gradient (P2 n = 100,000) and the dense Hessian (P4) in gradient-equivalents."""
+    out = ["### Issue 4: second order (P2 Rosenbrock n = 100,000; P4 Hessian n = 100)"]
+    if "P2" in selected:
+        n = ROSEN_N
+        x = problems.p2_x0(n)
+        tape = pyad.trace(problems.rosenbrock, x)
+        v = np.ones_like(x)
+        grad = m.get(("P2", f"gradient n={n:,}", "pyad-C"), lambda: (lambda: tape.gradient(x)))
+        hvp = m.get(("P2", f"hvp n={n:,}", "pyad-C"), lambda: (lambda: tape.hvp(x, v)))
+        r = _ratio(hvp, grad)
+        out.append(_line("HVP ≤ 5x one gradient replay",
+                         f"{r:.2f}x (hvp {fmt_time(hvp)}, gradient {fmt_time(grad)})"
+                         if r else "not measured", (r <= 5) if r else None))
+        tape.close()
+    if "P4" in selected:
+        A, x = problems.p4_data()
+        tape = pyad.trace(lambda x: problems.p4_f(x, A), x)
+        grad = m.get(("issue4", "P4 gradient", "pyad-C"), lambda: (lambda: tape.gradient(x)))
+        hess = m.get(("P4", "hessian 100x100, replayed", "pyad-C"),
+                     lambda: (lambda: tape.hessian(x)))
+        r = _ratio(hess, grad)
+        out.append(_line(f"dense Hessian ≤ 2n = {2 * problems.P4_N} gradient-equivalents",
+                         f"{r:.0f} (hessian {fmt_time(hess)}, gradient {fmt_time(grad)})"
+                         if r else "not measured", (r <= 2 * problems.P4_N) if r else None))
+        tape.close()
+    return out
+
+
 def rosenbrock_scalar(xs):
     """Rosenbrock element by element: the same 8 primitives per element as the
     vectorised form (square, sub, square, mul_c, rsub_c, square, add, sum)."""
@@ -228,6 +257,8 @@ def report(results, selected, quick, budget):
     if "P2" in selected:
         block, p2 = issue3(m)
         lines += block + [""]
+    if "P2" in selected or "P4" in selected:
+        lines += issue4(m, selected) + [""]
     if any(p in selected for p in ("P1", "P2", "P3", "P6")):
         lines += issue5(m, selected, p3_replay, p2)
     for key, why in m.failed.items():
