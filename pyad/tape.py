@@ -482,6 +482,12 @@ class Tape:
         """Sweep a batch; points whose guards fail are re-recorded (pyad.trace)
         or reported with BranchError. Results are shaped per point."""
         from . import batch
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads < 1):
+            raise ValueError(f"threads must be a positive int (or None), not {threads!r}")
+        if executor is not None and not callable(getattr(executor, "submit", None)):
+            raise TypeError("executor must have a submit() method, like concurrent.futures "
+                            f"executors or a dask Client; got {type(executor).__name__}")
         X = x if packed else self._pack_batch(x, "batch points")
         if X.shape[0] == 0:
             raise ValueError("a batch needs at least one point (got an array of 0 points)")

@@ -619,3 +619,14 @@ def test_batch_jacobian_with_constant_and_repeated_outputs(backend):
         assert J.shape == (4, 5, 2)
         np.testing.assert_array_equal(J, expected)
     close(tape(X, batch=True)[:, 2], np.ones(4))
+
+
+def test_bad_threads_and_executors_are_refused_clearly(backend):
+    tape = pyad.trace(lambda x: np.sum(x * x), np.ones(3), backend=backend)
+    X = np.ones((4, 3))
+    for bad in ("a", 2.5, 0, -1, True):
+        with pytest.raises(ValueError, match="threads must be a positive int"):
+            tape.gradient(X, batch=True, threads=bad)
+    with pytest.raises(TypeError, match="submit"):
+        tape.gradient(X, batch=True, executor=object())
+    np.testing.assert_array_equal(tape.gradient(X, batch=True, threads=1), 2 * X)
