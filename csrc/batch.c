@@ -281,17 +281,10 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
             break;
         }
         case OP_max_n:
-        case OP_min_n: {
-            const int32_t *idx = t->pool + C[k];
-            FOR_POINTS {
-                double m = v[k * nb + b];
-                double share = g[b] / (double)tie_count(v, idx, B[k], m, nb, b);
-                for (int64_t i = 0; i < B[k]; ++i)
-                    if (is_tie(v[(int64_t)idx[i] * nb + b], m))
-                        adj[(int64_t)idx[i] * nb + b] += share;
-            }
+        case OP_min_n:
+            FOR_POINTS share_among_ties(v, t->pool + C[k], B[k], v[k * nb + b], nb, b, g[b], 0.0,
+                                        adj, NULL);
             break;
-        }
         default:
             break;
         }
@@ -377,19 +370,10 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
             break;
         }
         case OP_max_n:
-        case OP_min_n: {
-            const int32_t *idx = t->pool + C[k];
-            FOR_POINTS {
-                double m = v[k * nb + b];
-                double c = (double)tie_count(v, idx, B[k], m, nb, b);
-                for (int64_t i = 0; i < B[k]; ++i)
-                    if (is_tie(v[(int64_t)idx[i] * nb + b], m)) {
-                        adj[(int64_t)idx[i] * nb + b] += g[b] / c;
-                        adjd[(int64_t)idx[i] * nb + b] += gd[b] / c;
-                    }
-            }
+        case OP_min_n:
+            FOR_POINTS share_among_ties(v, t->pool + C[k], B[k], v[k * nb + b], nb, b, g[b], gd[b],
+                                        adj, adjd);
             break;
-        }
         default:
             break;
         }

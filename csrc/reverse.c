@@ -52,14 +52,9 @@ static void reverse_range(const pyad_tape *t, const double *v, double *adj)
             adj[B[k]] += g * consts[C[k]];
             break;
         case OP_max_n:
-        case OP_min_n: {
-            const int32_t *idx = t->pool + C[k];
-            double share = g / (double)tie_count(v, idx, B[k], v[k], 1, 0);
-            for (int64_t i = 0; i < B[k]; ++i)
-                if (is_tie(v[idx[i]], v[k]))
-                    adj[idx[i]] += share;
+        case OP_min_n:
+            share_among_ties(v, t->pool + C[k], B[k], v[k], 1, 0, g, 0.0, adj, NULL);
             break;
-        }
         default: /* inputs, constants, comparisons and guards pass nothing back */
             break;
         }
@@ -124,17 +119,9 @@ static void reverse_second_range(const pyad_tape *t, const double *v, const doub
             adjd[B[k]] += SCALED(consts[C[k]], gd);
             break;
         case OP_max_n:
-        case OP_min_n: {
-            /* piecewise linear: no curvature term */
-            const int32_t *idx = t->pool + C[k];
-            double c = (double)tie_count(v, idx, B[k], v[k], 1, 0);
-            for (int64_t i = 0; i < B[k]; ++i)
-                if (is_tie(v[idx[i]], v[k])) {
-                    adj[idx[i]] += g / c;
-                    adjd[idx[i]] += gd / c;
-                }
+        case OP_min_n: /* piecewise linear: no curvature term */
+            share_among_ties(v, t->pool + C[k], B[k], v[k], 1, 0, g, gd, adj, adjd);
             break;
-        }
         default:
             break;
         }

@@ -32,4 +32,22 @@ static inline int64_t tie_count(const double *v, const int32_t *idx, int64_t n, 
     return c;
 }
 
+/* The reverse rule: the adjoint g (and, with gd, its tangent) is shared
+ * evenly by the operands tied with the extremum m; adjd may be NULL. Strides
+ * as in extremum (the adjoints are laid out like the values). */
+static inline void share_among_ties(const double *v, const int32_t *idx, int64_t n, double m,
+                                    int64_t stride, int64_t off, double g, double gd,
+                                    double *adj, double *adjd)
+{
+    double c = (double)tie_count(v, idx, n, m, stride, off);
+    for (int64_t i = 0; i < n; ++i) {
+        int64_t at = (int64_t)idx[i] * stride + off;
+        if (is_tie(v[at], m)) {
+            adj[at] += g / c;
+            if (adjd)
+                adjd[at] += gd / c;
+        }
+    }
+}
+
 #endif
