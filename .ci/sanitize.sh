@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The C-backend half of the test suite against a build of the C core with
-# AddressSanitizer and UndefinedBehaviorSanitizer; any report fails it.
+# AddressSanitizer and UndefinedBehaviorSanitizer (both compiled parts: the core
+# and pyad/_speedups.c); any report fails it.
 #
 # The build is a throwaway: a copy of the repository installed into a
 # temporary virtual environment (with the system site-packages, for numpy,
@@ -56,15 +57,16 @@ cd "$work"
 "$py" -c '
 import sys
 import pyad
-from pyad import _pyad_c
+from pyad import _pyad_c, _speedups
 venv = sys.argv[1]
-for mod in (pyad, _pyad_c):
+for mod in (pyad, _pyad_c, _speedups):
     if not mod.__file__.startswith(venv):
         sys.exit(f"sanitize.sh: imported {mod.__file__}, not the sanitized build in {venv}")
-with open(_pyad_c.__file__, "rb") as f:
-    if b"__asan_" not in f.read():
-        sys.exit("sanitize.sh: the built extension has no AddressSanitizer instrumentation")
-print("== sanitized extension:", _pyad_c.__file__)
+for ext in (_pyad_c, _speedups):
+    with open(ext.__file__, "rb") as f:
+        if b"__asan_" not in f.read():
+            sys.exit(f"sanitize.sh: {ext.__file__} has no AddressSanitizer instrumentation")
+    print("== sanitized extension:", ext.__file__)
 ' "$work/venv"
 
 echo "== C-backend tests under ASan/UBSan"
@@ -108,7 +110,7 @@ for file in "$work"/src/tests/${SANITIZE_FILES:-test_*.py}; do
     for report in "$work"/reports/asan.*; do  # from subprocesses the tests started
         [ -e "$report" ] || continue
         echo "---- sanitizer report from a subprocess of $name:"
-        grep -E "ERROR: AddressSanitizer|^SUMMARY|^ +#[0-9]+ 0x[0-9a-f]+ in (pyad|tape|record|forward|reverse|batch|vector|serialize)" \
+        grep -E "ERROR: AddressSanitizer|^SUMMARY|^ +#[0-9]+ 0x[0-9a-f]+ in (pyad|tape|record|forward|reverse|batch|vector|serialize|scalar|rowstore)" \
             "$report" | head -12 || true
         rm -f "$report"
     done

@@ -6,7 +6,6 @@ store and used by one sweep at a time; a concurrent sweep gets fresh ones, so
 several threads may replay one tape at once.
 """
 import threading
-from array import array
 
 from _thread import get_ident
 
@@ -52,16 +51,6 @@ def split_constants(op, b_mixed):
     return b, consts
 
 
-class _ClosedBuffer(list):
-    """Stands in for the row buffers of a closed tape: recording on it raises."""
-
-    def append(self, _):
-        raise TapeClosedError("tape is closed")
-
-
-_CLOSED = _ClosedBuffer()
-
-
 class _Work:
     """Scratch arrays of one sweep, with their cffi pointers made once."""
 
@@ -89,33 +78,26 @@ class CStore(RowBuffer):
         self._val1 = ffi.new("double[1]")
         self._work = None
         self._work_lock = threading.Lock()
-        # Buffered rows: op code, operand a, operand b (a slot, or for *_c ops the constant).
-        self._po, self._pa, self._pb = [], [], []
-        self._next = 0
+        self._next = 0  # rows are buffered in RowStore (see RowBuffer)
         self._owner = get_ident()  # the thread recording scalar ops (see scalar.claim)
 
     # ---- buffered scalar recording (push1 / push2 / push_c: RowBuffer) ----
 
     def _sync(self):
         """Hand the buffered rows to C (before anything reads or extends the tape).
-        Callers test `if self._po:` first: most calls find the buffer empty."""
-        po, pa, pb = self._po, self._pa, self._pb
-        self._po, self._pa, self._pb = [], [], []
-        if not len(po) == len(pa) == len(pb) == self._next - lib.pyad_n_ops(self._h):
+        Callers test `if self._pending:` first: most calls find the buffer empty."""
+        n = self._pending
+        if n != self._next - lib.pyad_n_ops(self._h):
             self.close()
             raise TapeBusyError(INTERLEAVED)
+        op_bytes, a_bytes, b_bytes = self._take()
+        ops_ = np.frombuffer(op_bytes, dtype=np.uint8)
+        b, consts = split_constants(ops_, np.frombuffer(b_bytes, dtype=np.float64))
         # Values already handed out name the buffered slots: if the rows cannot be
         # recorded, no later op may take those slots, so the tape is closed.
-        try:
-            ops_ = np.frombuffer(array("B", po), dtype=np.uint8)
-            a = np.frombuffer(array("i", pa), dtype=np.int32)
-            b_mixed = np.frombuffer(array("d", pb), dtype=np.float64)
-        except (OverflowError, TypeError) as e:
-            self.close()
-            raise ValueError(f"cannot record: {e}; the tape is now closed") from None
-        b, consts = split_constants(ops_, b_mixed)
-        s = lib.pyad_rec_rows(self._h, ffi.from_buffer("uint8_t[]", ops_), _i32(a), _i32(b),
-                              len(po), _dbl(consts), consts.size)
+        s = lib.pyad_rec_rows(self._h, ffi.from_buffer("uint8_t[]", ops_),
+                              ffi.from_buffer("int32_t[]", a_bytes), _i32(b), n,
+                              _dbl(consts), consts.size)
         if s < 0:
             self.close()
             _fail(s, "recording buffered operations (the tape is now closed)")
@@ -135,14 +117,14 @@ class CStore(RowBuffer):
         thread is running returns (a call holds the handle for its duration)."""
         self._h = ffi.NULL
         self._work = None
-        self._po, self._pa, self._pb = _CLOSED, _CLOSED, _CLOSED
+        self._close_rows()
 
     @property
     def closed(self):
         return self._h == ffi.NULL
 
     def _count(self, fn):
-        if self._po:
+        if self._pending:
             self._sync()
         n = fn(self._h)
         if n < 0:
@@ -166,14 +148,14 @@ class CStore(RowBuffer):
         return self._count(lib.pyad_nbytes)
 
     def shrink(self):
-        if self._po:
+        if self._pending:
             self._sync()
         status = lib.pyad_shrink(self._h)
         if status:
             _fail(status)
 
     def set_max_ops(self, n):
-        if self._po:
+        if self._pending:
             self._sync()
         status = lib.pyad_set_max_ops(self._h, n)
         if status:
@@ -182,42 +164,42 @@ class CStore(RowBuffer):
     # ---- direct recording ----
 
     def input(self, value):
-        if self._po:
+        if self._pending:
             self._sync()
         return self._done(lib.pyad_rec_input(self._h, value))
 
     def const(self, value):
-        if self._po:
+        if self._pending:
             self._sync()
         return self._done(lib.pyad_rec_const(self._h, value))
 
     def rec1(self, op, a):
-        if self._po:
+        if self._pending:
             self._sync()
         return self._done(lib.pyad_rec1(self._h, op, a))
 
     def rec2(self, op, a, b):
-        if self._po:
+        if self._pending:
             self._sync()
         return self._done(lib.pyad_rec2(self._h, op, a, b))
 
     def rec_c(self, op, a, c):
-        if self._po:
+        if self._pending:
             self._sync()
         return self._done(lib.pyad_rec_c(self._h, op, a, c))
 
     def select(self, cond, a, b):
-        if self._po:
+        if self._pending:
             self._sync()
         return self._done(lib.pyad_rec_select(self._h, cond, a, b))
 
     def guard(self, cond, expected):
-        if self._po:
+        if self._pending:
             self._sync()
         return self._done(lib.pyad_rec_guard(self._h, cond, 1 if expected else 0))
 
     def value(self, slot):
-        if self._po:
+        if self._pending:
             self._sync()
         self._slot1[0] = slot
         s = lib.pyad_values(self._h, self._slot1, 1, self._val1)
@@ -226,39 +208,39 @@ class CStore(RowBuffer):
     # ---- recording many ops (arguments: contiguous int32 / float64 arrays) ----
 
     def input_n(self, values):
-        if self._po:
+        if self._pending:
             self._sync()
         return self._done(lib.pyad_rec_input_n(self._h, _dbl(values), values.size))
 
     def rec1_n(self, op, a):
-        if self._po:
+        if self._pending:
             self._sync()
         return self._done(lib.pyad_rec1_n(self._h, op, _i32(a), a.size))
 
     def rec2_n(self, op, a, b):
-        if self._po:
+        if self._pending:
             self._sync()
         return self._done(lib.pyad_rec2_n(self._h, op, _i32(a), _i32(b), a.size))
 
     def rec_c_n(self, op, a, c):
         """c holds one constant per element of a, or one for all."""
-        if self._po:
+        if self._pending:
             self._sync()
         return self._done(lib.pyad_rec_c_n(self._h, op, _i32(a), _dbl(c), c.size, a.size))
 
     def const_n(self, values):
-        if self._po:
+        if self._pending:
             self._sync()
         return self._done(lib.pyad_rec_const_n(self._h, _dbl(values), values.size))
 
     def select_n(self, cond, a, b):
-        if self._po:
+        if self._pending:
             self._sync()
         return self._done(lib.pyad_rec_select_n(self._h, _i32(cond), _i32(a), _i32(b), a.size))
 
     def reduce(self, op, x):
         """Reduce each row of the (m, k) slot matrix x with a binary op."""
-        if self._po:
+        if self._pending:
             self._sync()
         m, k = x.shape
         out = np.empty(m, dtype=np.int32)
@@ -267,7 +249,7 @@ class CStore(RowBuffer):
 
     def matmul_c(self, x, w):
         """Slots of x (m, k) @ w (k, p) for constant w."""
-        if self._po:
+        if self._pending:
             self._sync()
         (m, k), p = x.shape, w.shape[1]
         out = np.empty((m, p), dtype=np.int32)
@@ -275,21 +257,21 @@ class CStore(RowBuffer):
         return out
 
     def output_n(self, slots):
-        if self._po:
+        if self._pending:
             self._sync()
         s = lib.pyad_rec_output_n(self._h, _i32(slots), slots.size)
         if s < 0:
             _fail(s)
 
     def values(self, slots):
-        if self._po:
+        if self._pending:
             self._sync()
         out = np.empty(slots.size)
         s = lib.pyad_values(self._h, _i32(slots), slots.size, _dbl(out))
         return out if s == 0 else _fail(s)
 
     def op_at(self, k):
-        if self._po:
+        if self._pending:
             self._sync()
         s = lib.pyad_op_at(self._h, k)
         return s if s >= 0 else _fail(s)
@@ -307,7 +289,7 @@ class CStore(RowBuffer):
     # ---- sweeps ----
 
     def _take_work(self):
-        if self._po:
+        if self._pending:
             self._sync()
         n_ops = self._next  # the number of ops, once the buffer is synced
         if self._work_lock.acquire(blocking=False):
@@ -331,7 +313,7 @@ class CStore(RowBuffer):
         """The gradient of a one-output tape at x (a contiguous float64 vector).
         This is the lowest-latency replay, so it inlines _take_work."""
         out = np.empty(n_inputs)
-        if self._po:
+        if self._pending:
             self._sync()
         lock, work = self._work_lock, self._work
         owned = lock.acquire(False)
@@ -512,7 +494,7 @@ class CStore(RowBuffer):
     # ---- plain arrays (saving and loading) ----
 
     def export(self):
-        if self._po:
+        if self._pending:
             self._sync()
         n = self.n_ops
         arrays = {"op": np.empty(n, np.uint8), "a": np.empty(n, np.int32),
@@ -569,7 +551,7 @@ class CStore(RowBuffer):
         return (v, adj) if s == 0 else _fail(s)
 
     def set_max_bytes(self, n):
-        if self._po:
+        if self._pending:
             self._sync()
         status = lib.pyad_set_max_bytes(self._h, n)
         if status:

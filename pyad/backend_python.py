@@ -5,6 +5,8 @@ one branch per kind) and the baseline the C core is measured against. Op codes
 and kinds come from the shared primitive table (pyad.ops); the value and
 derivative rules are written independently in pyad/_python_rules.py.
 """
+from array import array
+
 from _thread import get_ident
 
 import numpy as np
@@ -52,13 +54,6 @@ def _ties(values, m):
     return [i for i, x in enumerate(values) if x == m or (x != x and m != m)]
 
 
-class _ClosedBuffer(list):
-    """Stands in for the row buffers of a closed tape: recording on it raises."""
-
-    def append(self, _):
-        raise TapeClosedError("tape is closed")
-
-
 class PyStore(RowBuffer):
     backend = "python"
 
@@ -71,8 +66,7 @@ class PyStore(RowBuffer):
         self.outputs = []    # slot of each output
         self.max_ops = _MAX_OPS
         self.closed = False
-        # Rows buffered by the active types, exactly as the C store buffers them.
-        self._po, self._pa, self._pb = [], [], []
+        # Rows buffered by the active types (in RowStore), as the C store buffers them.
         self._next = 0
         self._owner = get_ident()  # the thread recording scalar ops (see scalar.claim)
 
@@ -82,28 +76,27 @@ class PyStore(RowBuffer):
         self.closed = True
         self.op, self.a, self.b, self.c, self.val = [], [], [], [], []
         self.consts, self.pool, self.inputs, self.outputs = [], [], [], []
-        self._po = self._pa = self._pb = _ClosedBuffer()
+        self._close_rows()
 
     def _live(self):
         if self.closed:
             raise TapeClosedError("tape is closed")
-        if self._po:
+        if self._pending:
             self._sync()
 
     def _sync(self):
         """Record the buffered rows (their slots were numbered when buffered)."""
-        po, pa, pb = self._po, self._pa, self._pb
-        self._po, self._pa, self._pb = [], [], []
-        if not len(po) == len(pa) == len(pb) == self._next - len(self.op):
+        if self._pending != self._next - len(self.op):
             self.close()
             raise TapeBusyError(INTERLEAVED)
+        po, pa, pb = (array(code, rows) for code, rows in zip("Bid", self._take()))
         try:
             for op, a, b in zip(po, pa, pb):
                 kind = _KIND[op]
                 if kind == "unary":
                     self._rec1(op, a)
                 elif kind in ("binary", "compare"):
-                    self._rec2(op, a, b)
+                    self._rec2(op, a, int(b))  # b holds a slot
                 else:
                     self._rec_c(op, a, b)  # b holds the constant itself
         except Exception as e:

@@ -11,7 +11,8 @@ import numpy as np
 from . import ops
 from _thread import get_ident
 
-from .errors import INTERLEAVED, MixedTapeError, TapeBusyError
+from ._speedups import ScalarBase, configure
+from .errors import INTERLEAVED, MixedTapeError, TapeBusyError, TapeClosedError
 
 C = ops.CODE
 
@@ -42,15 +43,16 @@ def is_constant_number(c):
     return isinstance(c, (numbers.Real, np.bool_)) and not isinstance(c, Scalar)
 
 
-class Scalar:
-    """An active float: one slot of a tape."""
+class Scalar(ScalarBase):
+    """An active float: one slot of a tape.
 
-    __slots__ = ("_s", "_i")
+    Scalar(store, slot); the store is in `_s`, the slot in `_i`. The binary
+    operators +, -, *, / and the comparisons come from ScalarBase (pyad/_speedups.c),
+    which records the common cases itself and hands the rest to `binary` below.
+    """
+
+    __slots__ = ()
     __array_priority__ = 1000  # numpy defers binary operators to us
-
-    def __init__(self, store, slot):
-        self._s = store
-        self._i = slot
 
     # ---- the untracked number ----
 
@@ -91,16 +93,24 @@ class Scalar:
 
     __hash__ = None
 
+    # An active value is immutable: a copy is the value itself.
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        raise TypeError("an active pyad value cannot be pickled on its own: save the "
+                        "tape (tape.save, or pickle the Tape) and replay it instead")
+
     # ---- recording ----
 
     def _unary(self, op):
         s = self._s
         if s._owner != get_ident():
             claim(s)
-        r = _new(Scalar)
-        r._s = s
-        r._i = s.push1(op, self._i)
-        return r
+        return Scalar(s, s.push1(op, self._i))
 
     def __neg__(self):
         return self._unary(_NEG)
@@ -115,6 +125,9 @@ class Scalar:
         if (o.__class__ is float or o.__class__ is int) and o == 2:
             return self._unary(_SQUARE)
         return binary(self, o, "pow")
+
+    def __rpow__(self, o):
+        return binary(o, self, "pow")
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         from .numpy_api import array_ufunc
@@ -161,68 +174,13 @@ class Bool(Scalar):
 
 
 _NEG, _ABS, _SQUARE = C["neg"], C["abs"], C["square"]
-_new = object.__new__
-
-
-def _operator(name, reflected=False):
-    """The method for `x <op> o` (or `o <op> x` when reflected) on an active x.
-
-    The common cases (two scalars of one tape, a scalar and a Python float or
-    int) append the row to the store's buffer right here: recording a scalar
-    program is this path once per op, so it avoids every further call.
-    """
-    op = C[name]
-    form = CONSTANT_FORMS[name][1 if reflected else 0]
-    op_c = C[form] if form else None
-    cls = Bool if name in COMPARISONS else Scalar
-
-    def method(self, o):
-        oc = o.__class__
-        s = self._s
-        if s._owner != get_ident():
-            claim(s)
-        if oc is Scalar or oc is Bool:
-            if o._s is not s:
-                raise mixed_tapes()
-            s._po.append(op)
-            if reflected:
-                s._pa.append(o._i)
-                s._pb.append(self._i)
-            else:
-                s._pa.append(self._i)
-                s._pb.append(o._i)
-        elif (oc is float or oc is int) and op_c is not None:
-            # The constant itself goes in the b column, as a float (an int too
-            # large for a float raises here, before anything is buffered).
-            c = o if oc is float else float(o)
-            s._po.append(op_c)
-            s._pa.append(self._i)
-            s._pb.append(c)
-        else:
-            return binary(o, self, name) if reflected else binary(self, o, name)
-        r = _new(cls)
-        r._s = s
-        r._i = k = s._next
-        s._next = k + 1
-        return r
-
-    method.__name__ = f"__{'r' if reflected else ''}{name}__"
-    return method
-
-
-for _name, _dunder in (("add", "add"), ("sub", "sub"), ("mul", "mul"), ("div", "truediv")):
-    setattr(Scalar, f"__{_dunder}__", _operator(_name))
-    setattr(Scalar, f"__r{_dunder}__", _operator(_name, reflected=True))
-Scalar.__rpow__ = _operator("pow", reflected=True)
-for _name in ("lt", "le", "gt", "ge", "eq", "ne"):
-    setattr(Scalar, f"__{_name}__", _operator(_name))
 
 
 def claim(store):
     """The calling thread records on `store` from now on. Rows another thread
     has buffered and not yet handed over mean two threads record at once: the
     tape is closed, with an error (rather than rows interleaved silently)."""
-    if store._po:
+    if store._pending:
         store.close()
         raise TapeBusyError(INTERLEAVED)
     store._owner = get_ident()
@@ -272,3 +230,14 @@ def binary(x, y, name):
         from .array import elementwise_binary
         return elementwise_binary(x, y, name)
     return NotImplemented
+
+
+def _speedup_codes():
+    """{name: (op, op with a constant after, op with a constant before)}, -1 for none."""
+    def code(form):
+        return C[form] if form else -1
+    return {name: (C[name], code(CONSTANT_FORMS[name][0]), code(CONSTANT_FORMS[name][1]))
+            for name in ("add", "sub", "mul", "div") + tuple(sorted(COMPARISONS))}
+
+
+configure(Scalar, Bool, binary, _speedup_codes(), TapeClosedError)

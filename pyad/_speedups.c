@@ -1,0 +1,456 @@
+/*
+ * The one hot path of recording a scalar program, in C: `x op y` on two active
+ * scalars of one tape, or on an active scalar and a Python float or int.
+ *
+ * Why this is C and not Python: a Python-level operator method costs a frame,
+ * attribute look-ups and three list appends, about 300 ns a call on a small
+ * machine; the same work here costs a few tens of ns. It does exactly what the
+ * Python fallback (pyad.scalar.binary) does on these cases: append one row
+ * (op code, operand a, operand b or the constant) to the store's buffer and
+ * return a new Scalar for the next slot. Every other case (arrays, numpy
+ * scalars, two tapes, a closed tape, a call from a thread that does not own
+ * the buffer) goes to that fallback, which raises the errors. Nothing here
+ * touches the C tape: the buffer reaches it through cffi like every other row.
+ *
+ * Types:
+ *   RowStore   - the base of both backends' stores: the buffer of rows (C arrays),
+ *                the next slot number (_next) and the owner thread (_owner).
+ *   ScalarBase - the base of pyad.Scalar: a store (_s) and a slot (_i).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <pythread.h>
+#include <stdint.h>
+
+/* A row waiting in the buffer: b is a slot number (exact in a double) or, for
+ * *_c ops, the constant itself; the store splits the two when it hands over. */
+typedef struct {
+    PyObject_HEAD
+    unsigned char *op;
+    int32_t *a;
+    double *b;
+    Py_ssize_t n, cap;   /* rows buffered, rows there is room for */
+    Py_ssize_t next;     /* the slot the next recorded op takes */
+    unsigned long owner; /* the thread that records scalar ops on this store */
+    int closed;
+} RowStoreObject;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *store;
+    Py_ssize_t slot;
+} ScalarObject;
+
+/* The operators done here, in the order of configure()'s table. */
+enum { K_ADD, K_SUB, K_MUL, K_DIV, K_LT, K_LE, K_GT, K_GE, K_EQ, K_NE, N_KINDS };
+static const char *const KIND_NAMES[N_KINDS] = {
+    "add", "sub", "mul", "div", "lt", "le", "gt", "ge", "eq", "ne"};
+
+/* Per kind: the op code of x op y, and of x op c and c op x with a constant c
+ * (-1 where the constant has no *_c form and the fallback records it). */
+typedef struct {
+    long op, with_const, const_with;
+} OpCodes;
+
+static OpCodes codes[N_KINDS];
+static PyObject *kind_names[N_KINDS];     /* the names, as Python strings */
+static PyTypeObject *scalar_type = NULL;  /* pyad.Scalar, set by configure() */
+static PyTypeObject *bool_type = NULL;    /* pyad.Bool */
+static PyObject *fallback = NULL;         /* pyad.scalar.binary(x, y, name) */
+static PyObject *closed_error = NULL;     /* pyad.TapeClosedError */
+
+static PyTypeObject RowStoreType;
+static PyTypeObject ScalarBaseType;
+
+#define IS_ACTIVE(o) PyObject_TypeCheck((o), &ScalarBaseType)
+#define MAX_SLOT ((Py_ssize_t)INT32_MAX)
+
+/* ---- RowStore ---- */
+
+static void rowstore_free_rows(RowStoreObject *self)
+{
+    PyMem_Free(self->op);
+    PyMem_Free(self->a);
+    PyMem_Free(self->b);
+    self->op = NULL;
+    self->a = NULL;
+    self->b = NULL;
+    self->n = self->cap = 0;
+}
+
+static void rowstore_dealloc(RowStoreObject *self)
+{
+    rowstore_free_rows(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Room for one more row; all three columns grow or none does. */
+static int rowstore_reserve(RowStoreObject *s)
+{
+    if (s->n < s->cap)
+        return 0;
+    Py_ssize_t cap = s->cap ? 2 * s->cap : 1024;
+    unsigned char *op = PyMem_Malloc((size_t)cap);
+    int32_t *a = PyMem_Malloc((size_t)cap * sizeof *a);
+    double *b = PyMem_Malloc((size_t)cap * sizeof *b);
+    if (op == NULL || a == NULL || b == NULL) {
+        PyMem_Free(op);
+        PyMem_Free(a);
+        PyMem_Free(b);
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (s->n) {
+        memcpy(op, s->op, (size_t)s->n);
+        memcpy(a, s->a, (size_t)s->n * sizeof *a);
+        memcpy(b, s->b, (size_t)s->n * sizeof *b);
+    }
+    PyMem_Free(s->op);
+    PyMem_Free(s->a);
+    PyMem_Free(s->b);
+    s->op = op;
+    s->a = a;
+    s->b = b;
+    s->cap = cap;
+    return 0;
+}
+
+static int closed_tape(void)
+{
+    PyErr_SetString(closed_error ? closed_error : PyExc_RuntimeError, "tape is closed");
+    return -1;
+}
+
+/* Buffer one row and number its slot: -1 with an exception set, or 0. */
+static int rowstore_append(RowStoreObject *s, long op, Py_ssize_t a, double b)
+{
+    if (s->closed)
+        return closed_tape();
+    if (s->next >= MAX_SLOT) {
+        PyErr_SetString(PyExc_OverflowError, "a tape holds at most 2**31 - 1 slots");
+        return -1;
+    }
+    if (rowstore_reserve(s) < 0)
+        return -1;
+    s->op[s->n] = (unsigned char)op;
+    s->a[s->n] = (int32_t)a;
+    s->b[s->n] = b;
+    s->n++;
+    s->next++;
+    return 0;
+}
+
+static PyObject *rowstore_push(RowStoreObject *self, PyObject *args)
+{
+    int op;
+    Py_ssize_t a;
+    double b;
+    if (!PyArg_ParseTuple(args, "ind:_push", &op, &a, &b))
+        return NULL;
+    if (op < 0 || op > 255 || a < 0 || a >= self->next) {
+        PyErr_Format(PyExc_ValueError, "cannot buffer op %d on slot %zd: no such op or slot",
+                     op, a);
+        return NULL;
+    }
+    Py_ssize_t slot = self->next;
+    if (rowstore_append(self, op, a, b) < 0)
+        return NULL;
+    return PyLong_FromSsize_t(slot);
+}
+
+static PyObject *rowstore_take(RowStoreObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (self->closed) {
+        closed_tape();
+        return NULL;
+    }
+    Py_ssize_t n = self->n;
+    /* An empty buffer may have no arrays yet: bytes of length 0 then. */
+    PyObject *op = PyBytes_FromStringAndSize(n ? (const char *)self->op : "", n);
+    PyObject *a = PyBytes_FromStringAndSize(n ? (const char *)self->a : "",
+                                            n * (Py_ssize_t)sizeof(int32_t));
+    PyObject *b = PyBytes_FromStringAndSize(n ? (const char *)self->b : "",
+                                            n * (Py_ssize_t)sizeof(double));
+    PyObject *rows = (op && a && b) ? PyTuple_Pack(3, op, a, b) : NULL;
+    Py_XDECREF(op);
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    if (rows == NULL)
+        return NULL;
+    self->n = 0;
+    /* A long recording's buffer goes back, not a few KiB kept for the next rows. */
+    if (self->cap > 65536)
+        rowstore_free_rows(self);
+    return rows;
+}
+
+static PyObject *rowstore_close_rows(RowStoreObject *self, PyObject *unused)
+{
+    (void)unused;
+    rowstore_free_rows(self);
+    self->closed = 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef rowstore_methods[] = {
+    {"_push", (PyCFunction)rowstore_push, METH_VARARGS,
+     "_push(op, a, b) -> slot: buffer one row (b: a slot, or the constant of a *_c op)"},
+    {"_take", (PyCFunction)rowstore_take, METH_NOARGS,
+     "_take() -> (op, a, b): the buffered rows as bytes of uint8, int32 and float64; "
+     "the buffer is emptied"},
+    {"_close_rows", (PyCFunction)rowstore_close_rows, METH_NOARGS,
+     "drop the buffer; recording on this store raises TapeClosedError from now on"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef rowstore_members[] = {
+    {"_pending", T_PYSSIZET, offsetof(RowStoreObject, n), READONLY, "rows buffered"},
+    {"_next", T_PYSSIZET, offsetof(RowStoreObject, next), 0, "the next slot number"},
+    {"_owner", T_ULONG, offsetof(RowStoreObject, owner), 0, "the recording thread"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject RowStoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pyad._speedups.RowStore",
+    .tp_basicsize = sizeof(RowStoreObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "The row buffer of a tape's store (base of both backends' stores).",
+    .tp_dealloc = (destructor)rowstore_dealloc,
+    .tp_methods = rowstore_methods,
+    .tp_members = rowstore_members,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---- ScalarBase ---- */
+
+static int scalar_init(ScalarObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *keywords[] = {"store", "slot", NULL};
+    PyObject *store;
+    Py_ssize_t slot;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "On:Scalar", keywords, &store, &slot))
+        return -1;
+    if (slot < 0) {
+        PyErr_Format(PyExc_ValueError, "a slot is not negative, got %zd", slot);
+        return -1;
+    }
+    Py_INCREF(store);
+    Py_XSETREF(self->store, store);
+    self->slot = slot;
+    return 0;
+}
+
+static int scalar_traverse(ScalarObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->store);
+    return 0;
+}
+
+static int scalar_clear(ScalarObject *self)
+{
+    Py_CLEAR(self->store);
+    return 0;
+}
+
+static void scalar_dealloc(ScalarObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    scalar_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Buffer the row and return a new active value of `type` in its slot. */
+static PyObject *record_row(PyTypeObject *type, RowStoreObject *s, long op, Py_ssize_t a,
+                            double b)
+{
+    ScalarObject *r = (ScalarObject *)type->tp_alloc(type, 0);
+    if (r == NULL)
+        return NULL;
+    Py_ssize_t slot = s->next;
+    if (rowstore_append(s, op, a, b) < 0) {
+        Py_DECREF(r);
+        return NULL;
+    }
+    Py_INCREF(s);
+    r->store = (PyObject *)s;
+    r->slot = slot;
+    return (PyObject *)r;
+}
+
+/* left op right where at least one of them is active. */
+static PyObject *record(PyObject *left, PyObject *right, int kind)
+{
+    int reflected = !IS_ACTIVE(left);
+    ScalarObject *x = (ScalarObject *)(reflected ? right : left);
+    PyObject *other = reflected ? left : right;
+    PyObject *store = x->store;
+    if (scalar_type == NULL || store == NULL || !PyObject_TypeCheck(store, &RowStoreType))
+        goto fallback;
+    RowStoreObject *s = (RowStoreObject *)store;
+    /* Another thread, or a closed tape: the fallback raises. A slot not yet
+     * given out (only a Scalar built by hand has one) is refused there too. */
+    if (s->owner != PyThread_get_thread_ident() || s->closed || x->slot >= s->next)
+        goto fallback;
+    PyTypeObject *type = kind >= K_LT ? bool_type : scalar_type;
+
+    if (IS_ACTIVE(other)) {
+        ScalarObject *y = (ScalarObject *)other;
+        if (y->store != store || y->slot >= s->next)
+            goto fallback;  /* two tapes: the fallback raises */
+        return reflected ? record_row(type, s, codes[kind].op, y->slot, (double)x->slot)
+                         : record_row(type, s, codes[kind].op, x->slot, (double)y->slot);
+    }
+    long op = reflected ? codes[kind].const_with : codes[kind].with_const;
+    if (op < 0)
+        goto fallback;
+    if (PyFloat_CheckExact(other))
+        return record_row(type, s, op, x->slot, PyFloat_AS_DOUBLE(other));
+    if (PyLong_CheckExact(other)) {
+        /* An int too large for a float raises here, before anything is buffered. */
+        double c = PyLong_AsDouble(other);
+        if (c == -1.0 && PyErr_Occurred())
+            return NULL;
+        return record_row(type, s, op, x->slot, c);
+    }
+
+fallback:
+    if (fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "pyad._speedups.configure() was not called");
+        return NULL;
+    }
+    return PyObject_CallFunctionObjArgs(fallback, left, right, kind_names[kind], NULL);
+}
+
+static PyObject *scalar_add(PyObject *l, PyObject *r) { return record(l, r, K_ADD); }
+static PyObject *scalar_sub(PyObject *l, PyObject *r) { return record(l, r, K_SUB); }
+static PyObject *scalar_mul(PyObject *l, PyObject *r) { return record(l, r, K_MUL); }
+static PyObject *scalar_div(PyObject *l, PyObject *r) { return record(l, r, K_DIV); }
+
+static PyObject *scalar_richcompare(PyObject *self, PyObject *other, int op)
+{
+    /* Python calls this with an active first operand, swapping the comparison
+     * for reflected cases (2.0 < x arrives as x > 2.0). */
+    static const int kinds[] = {[Py_LT] = K_LT, [Py_LE] = K_LE, [Py_EQ] = K_EQ,
+                                [Py_NE] = K_NE, [Py_GT] = K_GT, [Py_GE] = K_GE};
+    if (op < Py_LT || op > Py_GE)
+        Py_RETURN_NOTIMPLEMENTED;
+    return record(self, other, kinds[op]);
+}
+
+static PyNumberMethods scalar_number = {
+    .nb_add = scalar_add,
+    .nb_subtract = scalar_sub,
+    .nb_multiply = scalar_mul,
+    .nb_true_divide = scalar_div,
+};
+
+static PyMemberDef scalar_members[] = {
+    {"_s", T_OBJECT_EX, offsetof(ScalarObject, store), READONLY, "the store of the tape"},
+    {"_i", T_PYSSIZET, offsetof(ScalarObject, slot), READONLY, "the slot on the tape"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject ScalarBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pyad._speedups.ScalarBase",
+    .tp_basicsize = sizeof(ScalarObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The recording fast path of pyad.Scalar.",
+    .tp_traverse = (traverseproc)scalar_traverse,
+    .tp_clear = (inquiry)scalar_clear,
+    .tp_dealloc = (destructor)scalar_dealloc,
+    .tp_as_number = &scalar_number,
+    .tp_richcompare = scalar_richcompare,
+    .tp_members = scalar_members,
+    .tp_init = (initproc)scalar_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---- configure(scalar_type, bool_type, fallback, codes) ---- */
+
+static PyObject *configure(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *scalar, *boolean, *fb, *table, *closed;
+    if (!PyArg_ParseTuple(args, "O!O!OOO:configure", &PyType_Type, &scalar, &PyType_Type,
+                          &boolean, &fb, &table, &closed))
+        return NULL;
+    if (!PyType_IsSubtype((PyTypeObject *)scalar, &ScalarBaseType)
+        || !PyType_IsSubtype((PyTypeObject *)boolean, (PyTypeObject *)scalar)) {
+        PyErr_SetString(PyExc_TypeError, "configure: Bool must derive from Scalar, Scalar "
+                                         "from ScalarBase");
+        return NULL;
+    }
+    if (!PyCallable_Check(fb) || !PyDict_Check(table)) {
+        PyErr_SetString(PyExc_TypeError, "configure: fallback must be callable and codes a dict");
+        return NULL;
+    }
+    OpCodes parsed[N_KINDS];
+    for (int k = 0; k < N_KINDS; k++) {
+        PyObject *row = PyDict_GetItemString(table, KIND_NAMES[k]);  /* borrowed */
+        if (row == NULL) {
+            PyErr_Format(PyExc_KeyError, "configure: no op codes for %s", KIND_NAMES[k]);
+            return NULL;
+        }
+        if (!PyArg_ParseTuple(row, "lll", &parsed[k].op, &parsed[k].with_const,
+                              &parsed[k].const_with))
+            return NULL;
+    }
+    memcpy(codes, parsed, sizeof codes);
+    Py_INCREF(scalar);
+    Py_INCREF(boolean);
+    Py_INCREF(fb);
+    Py_INCREF(closed);
+    Py_XSETREF(closed_error, closed);
+    Py_XSETREF(scalar_type, (PyTypeObject *)scalar);
+    Py_XSETREF(bool_type, (PyTypeObject *)boolean);
+    Py_XSETREF(fallback, fb);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"configure", configure, METH_VARARGS,
+     "configure(Scalar, Bool, fallback, codes, TapeClosedError): the classes the fast "
+     "path makes, the function it hands every other case to, {name: (op, op_with_const, "
+     "op_const_with)} for add, sub, mul, div, lt, le, gt, ge, eq, ne, and the error "
+     "recording on a closed tape raises."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "pyad._speedups",
+    .m_doc = "The recording fast path of pyad's active scalars.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void)
+{
+    if (PyType_Ready(&RowStoreType) < 0 || PyType_Ready(&ScalarBaseType) < 0)
+        return NULL;
+    for (int k = 0; k < N_KINDS; k++) {
+        kind_names[k] = PyUnicode_InternFromString(KIND_NAMES[k]);
+        if (kind_names[k] == NULL)
+            return NULL;
+    }
+    PyObject *m = PyModule_Create(&module_def);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&RowStoreType);
+    if (PyModule_AddObject(m, "RowStore", (PyObject *)&RowStoreType) < 0) {
+        Py_DECREF(&RowStoreType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&ScalarBaseType);
+    if (PyModule_AddObject(m, "ScalarBase", (PyObject *)&ScalarBaseType) < 0) {
+        Py_DECREF(&ScalarBaseType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
