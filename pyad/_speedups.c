@@ -59,6 +59,7 @@ static PyTypeObject *scalar_type = NULL;  /* pyad.Scalar, set by configure() */
 static PyTypeObject *bool_type = NULL;    /* pyad.Bool */
 static PyObject *fallback = NULL;         /* pyad.scalar.binary(x, y, name) */
 static PyObject *closed_error = NULL;     /* pyad.TapeClosedError */
+static unsigned char b_is_slot[256];      /* per op code: whether b names a slot */
 
 static PyTypeObject RowStoreType;
 static PyTypeObject ScalarBaseType;
@@ -68,11 +69,16 @@ static PyTypeObject ScalarBaseType;
 
 /* ---- RowStore ---- */
 
+static void free_columns(unsigned char *op, int32_t *a, double *b)
+{
+    PyMem_Free(op);
+    PyMem_Free(a);
+    PyMem_Free(b);
+}
+
 static void rowstore_free_rows(RowStoreObject *self)
 {
-    PyMem_Free(self->op);
-    PyMem_Free(self->a);
-    PyMem_Free(self->b);
+    free_columns(self->op, self->a, self->b);
     self->op = NULL;
     self->a = NULL;
     self->b = NULL;
@@ -95,9 +101,7 @@ static int rowstore_reserve(RowStoreObject *s)
     int32_t *a = PyMem_Malloc((size_t)cap * sizeof *a);
     double *b = PyMem_Malloc((size_t)cap * sizeof *b);
     if (op == NULL || a == NULL || b == NULL) {
-        PyMem_Free(op);
-        PyMem_Free(a);
-        PyMem_Free(b);
+        free_columns(op, a, b);
         PyErr_NoMemory();
         return -1;
     }
@@ -106,9 +110,7 @@ static int rowstore_reserve(RowStoreObject *s)
         memcpy(a, s->a, (size_t)s->n * sizeof *a);
         memcpy(b, s->b, (size_t)s->n * sizeof *b);
     }
-    PyMem_Free(s->op);
-    PyMem_Free(s->a);
-    PyMem_Free(s->b);
+    free_columns(s->op, s->a, s->b);
     s->op = op;
     s->a = a;
     s->b = b;
@@ -151,6 +153,11 @@ static PyObject *rowstore_push(RowStoreObject *self, PyObject *args)
     if (op < 0 || op > 255 || a < 0 || a >= self->next) {
         PyErr_Format(PyExc_ValueError, "cannot buffer op %d on slot %zd: no such op or slot",
                      op, a);
+        return NULL;
+    }
+    if (b_is_slot[op] && !(b >= 0 && b < (double)self->next && b == (double)(int32_t)b)) {
+        PyErr_Format(PyExc_ValueError, "cannot buffer op %d with operand %R: no such slot",
+                     op, PyTuple_GET_ITEM(args, 2));
         return NULL;
     }
     Py_ssize_t slot = self->next;
@@ -233,12 +240,16 @@ static int scalar_init(ScalarObject *self, PyObject *args, PyObject *kwds)
     Py_ssize_t slot;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "On:Scalar", keywords, &store, &slot))
         return -1;
+    if (self->store != NULL) {
+        PyErr_SetString(PyExc_TypeError, "an active value is immutable: __init__ runs once");
+        return -1;
+    }
     if (slot < 0) {
         PyErr_Format(PyExc_ValueError, "a slot is not negative, got %zd", slot);
         return -1;
     }
     Py_INCREF(store);
-    Py_XSETREF(self->store, store);
+    self->store = store;
     self->slot = slot;
     return 0;
 }
@@ -375,9 +386,15 @@ static PyObject *configure(PyObject *module, PyObject *args)
 {
     (void)module;
     PyObject *scalar, *boolean, *fb, *table, *closed;
-    if (!PyArg_ParseTuple(args, "O!O!OOO:configure", &PyType_Type, &scalar, &PyType_Type,
-                          &boolean, &fb, &table, &closed))
+    const char *slot_b;
+    Py_ssize_t n_ops;
+    if (!PyArg_ParseTuple(args, "O!O!OOOy#:configure", &PyType_Type, &scalar, &PyType_Type,
+                          &boolean, &fb, &table, &closed, &slot_b, &n_ops))
         return NULL;
+    if (n_ops > 256) {
+        PyErr_SetString(PyExc_ValueError, "configure: more than 256 op codes");
+        return NULL;
+    }
     if (!PyType_IsSubtype((PyTypeObject *)scalar, &ScalarBaseType)
         || !PyType_IsSubtype((PyTypeObject *)boolean, (PyTypeObject *)scalar)) {
         PyErr_SetString(PyExc_TypeError, "configure: Bool must derive from Scalar, Scalar "
@@ -400,6 +417,8 @@ static PyObject *configure(PyObject *module, PyObject *args)
             return NULL;
     }
     memcpy(codes, parsed, sizeof codes);
+    memset(b_is_slot, 0, sizeof b_is_slot);
+    memcpy(b_is_slot, slot_b, (size_t)n_ops);
     Py_INCREF(scalar);
     Py_INCREF(boolean);
     Py_INCREF(fb);
@@ -413,10 +432,11 @@ static PyObject *configure(PyObject *module, PyObject *args)
 
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS,
-     "configure(Scalar, Bool, fallback, codes, TapeClosedError): the classes the fast "
-     "path makes, the function it hands every other case to, {name: (op, op_with_const, "
-     "op_const_with)} for add, sub, mul, div, lt, le, gt, ge, eq, ne, and the error "
-     "recording on a closed tape raises."},
+     "configure(Scalar, Bool, fallback, codes, TapeClosedError, b_is_slot): the classes "
+     "the fast path makes, the function it hands every other case to, {name: (op, "
+     "op_with_const, op_const_with)} for add, sub, mul, div, lt, le, gt, ge, eq, ne, the "
+     "error recording on a closed tape raises, and bytes with 1 at each op code whose "
+     "operand b is a slot."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -5,6 +5,7 @@ one branch per kind) and the baseline the C core is measured against. Op codes
 and kinds come from the shared primitive table (pyad.ops); the value and
 derivative rules are written independently in pyad/_python_rules.py.
 """
+import functools
 from array import array
 
 from _thread import get_ident
@@ -52,6 +53,24 @@ def _extremum(values, is_max):
 def _ties(values, m):
     """Indices of the values equal to the extremum m (NaNs tie with a NaN m)."""
     return [i for i, x in enumerate(values) if x == m or (x != x and m != m)]
+
+
+def _sweep(method):
+    """A sweep that another thread's close() cuts short raises TapeClosedError, not
+    whatever the emptied lists made of it (close() sets `closed` before it drops them;
+    a sweep that finishes with `closed` still False read the lists whole)."""
+    @functools.wraps(method)
+    def run(self, *args):
+        try:
+            result = method(self, *args)
+        except Exception:
+            if self.closed:
+                raise TapeClosedError("tape was closed during the call") from None
+            raise
+        if self.closed:
+            raise TapeClosedError("tape was closed during the call")
+        return result
+    return run
 
 
 class PyStore(RowBuffer):
@@ -450,23 +469,27 @@ class PyStore(RowBuffer):
     def _gather(values, slots):
         return np.array([values[s] for s in slots], dtype=np.float64)
 
+    @_sweep
     def gradient_flat(self, x, n_inputs):
         return self.vjp(x.ravel(), (1.0,))[1]
 
     # Each sweep takes the input/output lists before it starts (see _forward).
 
+    @_sweep
     def forward(self, x):
         self._live()
         snap = self._snapshot()
         v, _ = self._forward(x, None, snap)
         return self._gather(v, snap[7])
 
+    @_sweep
     def jvp(self, x, xd):
         self._live()
         snap = self._snapshot()
         v, vd = self._forward(x, xd, snap)
         return self._gather(v, snap[7]), self._gather(vd, snap[7])
 
+    @_sweep
     def vjp(self, x, u):
         self._live()
         snap, val = self._snapshot(), self.val
@@ -474,6 +497,7 @@ class PyStore(RowBuffer):
         adj, _ = self._reverse(v, u, None, snap)
         return self._gather(v, snap[7]), self._gather(adj, snap[6])
 
+    @_sweep
     def hvp(self, x, xd, u):
         self._live()
         snap = self._snapshot()
@@ -483,18 +507,21 @@ class PyStore(RowBuffer):
 
     # ---- vector and batched sweeps: loops over the one-direction sweeps ----
 
+    @_sweep
     def jvp_vec(self, x, xd):
         self._live()
         v, _ = self._forward(x)
         ys = [self.jvp(x, row)[1] for row in xd]
         return self._gather(v, self.outputs), np.array(ys).reshape(len(xd), self.n_outputs)
 
+    @_sweep
     def vjp_vec(self, x, u):
         self._live()
         v = self.val if x is None else self._forward(x)[0]
         rows = [self._gather(self._reverse(v, row)[0], self.inputs) for row in u]
         return self._gather(v, self.outputs), np.array(rows).reshape(len(u), self.n_inputs)
 
+    @_sweep
     def hvp_vec(self, x, xd, u):
         self._live()
         rows = [self.hvp(x, row, u) for row in xd]
@@ -517,18 +544,22 @@ class PyStore(RowBuffer):
         return np.array([r[i] if r is not None else np.full(width, np.nan) for r in results]
                         ).reshape(len(results), width)
 
+    @_sweep
     def forward_batch(self, x):
         res, bad = self._each_point(x, lambda b: (self.forward(x[b]),))
         return self._stack(res, 0, self.n_outputs), bad
 
+    @_sweep
     def jvp_batch(self, x, xd):
         res, bad = self._each_point(x, lambda b: self.jvp(x[b], xd[b]))
         return self._stack(res, 0, self.n_outputs), self._stack(res, 1, self.n_outputs), bad
 
+    @_sweep
     def vjp_batch(self, x, u):
         res, bad = self._each_point(x, lambda b: self.vjp(x[b], u[b]))
         return self._stack(res, 0, self.n_outputs), self._stack(res, 1, self.n_inputs), bad
 
+    @_sweep
     def hvp_batch(self, x, xd, u):
         res, bad = self._each_point(x, lambda b: self.hvp(x[b], xd[b], u[b]))
         n, m = self.n_inputs, self.n_outputs
@@ -536,6 +567,7 @@ class PyStore(RowBuffer):
 
     # ---- plain arrays (saving and loading) ----
 
+    @_sweep
     def export(self):
         self._live()
         return {"op": np.array(self.op, np.uint8), "a": np.array(self.a, np.int32),
@@ -559,11 +591,13 @@ class PyStore(RowBuffer):
 
     # ---- every slot's value, tangent or adjoint (teaching views, diagnostics) ----
 
+    @_sweep
     def slot_values(self, x, xd=None):
         self._live()
         v, vd = self._forward(x, xd)
         return np.array(v), (np.array(vd) if vd is not None else None)
 
+    @_sweep
     def slot_adjoints(self, x, u):
         self._live()
         v, _ = self._forward(x)

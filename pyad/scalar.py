@@ -240,4 +240,5 @@ def _speedup_codes():
             for name in ("add", "sub", "mul", "div") + tuple(sorted(COMPARISONS))}
 
 
-configure(Scalar, Bool, binary, _speedup_codes(), TapeClosedError)
+configure(Scalar, Bool, binary, _speedup_codes(), TapeClosedError,
+          bytes(ops.KIND[name] in ("binary", "compare") for name in ops.NAME))
