@@ -13,7 +13,7 @@ import numpy as np
 
 from . import ops
 from ._pyad_c import ffi, lib
-from .errors import INTERLEAVED, BranchError, TapeBusyError, TapeClosedError, status_error
+from .errors import INTERLEAVED, BranchError, TapeBusyError, status_error
 from .row_buffer import RowBuffer
 
 _BRANCH = lib.PYAD_EBRANCH
