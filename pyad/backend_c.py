@@ -496,15 +496,20 @@ class CStore(RowBuffer):
     def export(self):
         if self._pending:
             self._sync()
-        n = self.n_ops
+        # One handle for the whole call: a close() in another thread then either
+        # came first (every count is PYAD_ECLOSED) or frees the tape after us.
+        h = self._h
+        n, n_consts, n_pool, n_in, n_out = (
+            self._size_or_fail(count(h)) for count in (
+                lib.pyad_n_ops, lib.pyad_n_consts, lib.pyad_n_pool, lib.pyad_n_inputs,
+                lib.pyad_n_outputs))
         arrays = {"op": np.empty(n, np.uint8), "a": np.empty(n, np.int32),
                   "b": np.empty(n, np.int32), "c": np.empty(n, np.int32),
-                  "val": np.empty(n), "consts": np.empty(lib.pyad_n_consts(self._h)),
-                  "pool": np.empty(lib.pyad_n_pool(self._h), np.int32),
-                  "inputs": np.empty(self.n_inputs, np.int32),
-                  "outputs": np.empty(self.n_outputs, np.int32)}
+                  "val": np.empty(n), "consts": np.empty(n_consts),
+                  "pool": np.empty(n_pool, np.int32), "inputs": np.empty(n_in, np.int32),
+                  "outputs": np.empty(n_out, np.int32)}
         p = {k: ffi.from_buffer(v) for k, v in arrays.items()}
-        s = lib.pyad_tape_export(self._h, ffi.cast("uint8_t *", p["op"]),
+        s = lib.pyad_tape_export(h, ffi.cast("uint8_t *", p["op"]),
                                  ffi.cast("int32_t *", p["a"]), ffi.cast("int32_t *", p["b"]),
                                  ffi.cast("int32_t *", p["c"]), ffi.cast("double *", p["val"]),
                                  ffi.cast("double *", p["consts"]),
@@ -512,6 +517,10 @@ class CStore(RowBuffer):
                                  ffi.cast("int32_t *", p["inputs"]),
                                  ffi.cast("int32_t *", p["outputs"]))
         return arrays if s == 0 else _fail(s)
+
+    @staticmethod
+    def _size_or_fail(n):
+        return n if n >= 0 else _fail(n)
 
     @classmethod
     def from_arrays(cls, a):
