@@ -1,57 +1,77 @@
 """Saving and loading tapes: a versioned binary format of plain arrays.
 
 No Python code is stored or run on load (unlike a plain pickle of objects); a
-tape's pickle is these same bytes. Layout, all little-endian:
+tape's pickle is these same bytes. Format version 2, all little-endian:
 
     offset  size        field
     0       8           magic b"PYADTAPE"
-    8       4           format version (uint32), currently 1
+    8       4           format version (uint32): 2
     12      4           reserved flags (uint32), 0
     16      7 x 8       n_ops, n_consts, n_pool, n_inputs, n_outputs,
                         n_input_args, n_output_args (int64)
-    72      ...         for each input argument, then each output argument:
+    72      8           n_names (int64), at most 256
+    80      ...         the op-name table: for each name, its length (uint8,
+                        1..255) then its ASCII bytes
+    ...     ...         for each input argument, then each output argument:
                         ndim (int64), then ndim dimensions (int64)
-    ...     n_ops       op codes (uint8)
+    ...     n_ops       op codes (uint8): indices into the op-name table
             3 x 4n_ops  operand columns a, b, c (int32)
             8 n_ops     recorded values (float64)
             8 n_consts  constant pool (float64)
             4 n_pool    operand lists of variadic ops (int32)
             4 n_inputs  slot of each input (int32)
             4 n_outputs slot of each output (int32)
-    end-4   4           CRC-32 of all bytes before it (uint32)
+    end-4   4           CRC-32 of all bytes before it, name table included (uint32)
 
-Loading checks the magic, version, CRC, that every size is consistent with the
-file's length, and then (in C, pyad_validate) that every op code is known and
-every operand names what its kind says: an earlier slot, a constant or an
-input. Anything else raises pyad.TapeFormatError.
+The op-name table holds the names of the ops the tape uses, each once, ordered
+by the writing build's op codes; the op column numbers rows by their place in
+that table, not by any build's codes. So a file means the same thing to every
+build: loading maps each name to the op code of the running build
+(pyad.ops.CODE, read from the C table csrc/ops.def), whatever order or codes the
+writing build had. A reader accepts the names in any order and names it does
+not use; it refuses a name it does not know (a newer pyad's primitive, or one
+since removed) with TapeFormatError naming it, a repeated name, and an op code
+past the end of the table.
+
+Version 1 (written until format 2 existed) has the same layout without n_names
+and the name table: its op column holds the op codes of the C table as it was
+then, which V1_OP_NAMES keeps frozen. Version-1 files load through that list,
+so they keep loading whatever the C table becomes.
+
+After the names are mapped, loading checks in C (pyad_validate) that every
+operand names what its op's kind says: an earlier slot, a constant or an input.
+Anything wrong raises pyad.TapeFormatError.
 """
 import struct
 import zlib
 
 import numpy as np
 
+from . import ops
 from ._pyad_c import ffi, lib
 from .errors import TapeFormatError
 
 MAGIC = b"PYADTAPE"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+MAX_NAMES = 256  # op codes on disk are uint8
+
+# What the op codes of a version-1 file meant: the C table's names in code order
+# from commit 7366cb3 (which added max_n/min_n and the pool column; files from
+# before it do not parse as version 1) until format 2. NEVER CHANGE THIS TUPLE,
+# whatever csrc/ops.def becomes: it is the only record of what v1 files say.
+V1_OP_NAMES = (
+    "input", "constant", "select", "guard_true", "guard_false", "axpy_c", "max_n", "min_n",
+    "add", "sub", "mul", "div", "pow", "arctan2", "maximum", "minimum",
+    "add_c", "sub_c", "mul_c", "div_c", "rsub_c", "rdiv_c", "pow_c", "rpow_c",
+    "maximum_c", "minimum_c",
+    "neg", "square", "reciprocal", "exp", "log", "log1p", "expm1", "sqrt",
+    "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "abs",
+    "lt", "le", "gt", "ge", "eq", "ne", "lt_c", "le_c", "gt_c", "ge_c", "eq_c", "ne_c",
+)
+
 _HEAD = struct.Struct("<8sII7q")
-
-
-def dumps(tape):
-    """The tape's bytes in the format above."""
-    arrays = tape._store.export()
-    out = [_HEAD.pack(MAGIC, VERSION, 0, arrays["op"].size, arrays["consts"].size,
-                      arrays["pool"].size, arrays["inputs"].size, arrays["outputs"].size, len(tape._in_shapes),
-                      len(tape._out_shapes))]
-    for shape in list(tape._in_shapes) + list(tape._out_shapes):
-        out.append(struct.pack(f"<q{len(shape)}q", len(shape), *shape))
-    for name, dtype in _COLUMNS:
-        out.append(np.ascontiguousarray(arrays[name], dtype=dtype).tobytes())
-    body = b"".join(out)
-    return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
-
-
+_COUNTS = ("n_ops", "n_consts", "n_pool", "n_inputs", "n_outputs", "n_in_args", "n_out_args")
 _COLUMNS = [("op", "<u1"), ("a", "<i4"), ("b", "<i4"), ("c", "<i4"), ("val", "<f8"),
             ("consts", "<f8"), ("pool", "<i4"), ("inputs", "<i4"), ("outputs", "<i4")]
 _SIZES = {"op": "n_ops", "a": "n_ops", "b": "n_ops", "c": "n_ops", "val": "n_ops",
@@ -63,30 +83,120 @@ def _bad(why):
     return TapeFormatError(f"not a valid pyad tape: {why}")
 
 
+# ---- writing ----
+
+def dumps(tape):
+    """The tape's bytes in the format above."""
+    return encode(tape._store.export(), tape._in_shapes, tape._out_shapes)
+
+
+def encode(arrays, in_shapes, out_shapes, op_names=None):
+    """The format-2 bytes of a tape's plain arrays (as a store's export() gives them).
+
+    op_names[code] is the name of op code `code` in `arrays["op"]`: the running
+    build's table (pyad.ops.NAME) unless given. Tests pass another table to write
+    a file as a build with other op codes would."""
+    op_names = ops.NAME if op_names is None else op_names
+    used, file_ops = np.unique(np.asarray(arrays["op"], dtype=np.uint8), return_inverse=True)
+    names = [op_names[code].encode("ascii") for code in used]
+    out = [_HEAD.pack(MAGIC, VERSION, 0, arrays["op"].size, arrays["consts"].size,
+                      arrays["pool"].size, arrays["inputs"].size, arrays["outputs"].size,
+                      len(in_shapes), len(out_shapes)),
+           struct.pack("<q", len(names))]
+    out += [struct.pack("<B", len(name)) + name for name in names]
+    for shape in list(in_shapes) + list(out_shapes):
+        out.append(struct.pack(f"<q{len(shape)}q", len(shape), *shape))
+    columns = dict(arrays, op=file_ops.reshape(-1))
+    for name, dtype in _COLUMNS:
+        out.append(np.ascontiguousarray(columns[name], dtype=dtype).tobytes())
+    body = b"".join(out)
+    return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+
+
+# ---- reading ----
+
 def loads(data, backend=None):
     """A Tape from bytes made by dumps / Tape.save; TapeFormatError if they are corrupt."""
     from .tape import Tape
+    arrays, in_shapes, out_shapes = decode(data)
+    validate(arrays)
+    tape = Tape(backend)
+    tape._store.close()
+    tape._store = type(tape._store).from_arrays(arrays)
+    tape._in_shapes, tape._out_shapes = list(in_shapes), list(out_shapes)
+    return tape
+
+
+def decode(data, op_codes=None):
+    """(arrays, input shapes, output shapes) of a saved tape, op codes mapped to
+    op_codes[name]: the running build's codes (pyad.ops.CODE) unless given.
+    Checks everything but the operands (validate does that, in C)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"pyad.loads takes bytes (from Tape.save / pickle), not "
                         f"{type(data).__name__}")
-    data = bytes(data)
+    body, version, n = _checked_body(bytes(data))
+    pos = _HEAD.size
+    if version == 1:
+        names = V1_OP_NAMES
+    else:
+        names, pos = _read_names(body, pos)
+    shapes, pos = _read_shapes(body, pos, n["n_in_args"] + n["n_out_args"])
+    in_shapes, out_shapes = shapes[:n["n_in_args"]], shapes[n["n_in_args"]:]
+    if _total_size(in_shapes) != n["n_inputs"] or _total_size(out_shapes) != n["n_outputs"]:
+        raise _bad("argument shapes do not match the numbers of inputs and outputs")
+    arrays = _read_columns(body, pos, n)
+    arrays["op"] = _current_codes(arrays["op"], names, version,
+                                  ops.CODE if op_codes is None else op_codes)
+    return arrays, in_shapes, out_shapes
+
+
+def _checked_body(data):
+    """(the bytes before the CRC, the version, the counts) once magic, version,
+    CRC and counts are checked."""
     if len(data) < _HEAD.size + 4:
         raise _bad(f"{len(data)} bytes is shorter than the header")
     magic, version, _flags, *counts = _HEAD.unpack_from(data)
     if magic != MAGIC:
         raise _bad("wrong magic bytes")
-    if version != VERSION:
-        raise _bad(f"format version {version}; this pyad reads version {VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise _bad(f"format version {version}; this pyad reads versions "
+                   f"{', '.join(map(str, READABLE_VERSIONS))}")
     body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
     if zlib.crc32(body) & 0xFFFFFFFF != crc:
         raise _bad("checksum mismatch (the file is damaged or truncated)")
-    n = dict(zip(("n_ops", "n_consts", "n_pool", "n_inputs", "n_outputs", "n_in_args",
-                  "n_out_args"),
-                 counts))
+    n = dict(zip(_COUNTS, counts))
     if min(n.values()) < 0 or n["n_ops"] > 2**31 - 1 or n["n_in_args"] + n["n_out_args"] > 2**20:
         raise _bad("negative or oversized counts")
-    pos, shapes = _HEAD.size, []
-    for _ in range(n["n_in_args"] + n["n_out_args"]):
+    return body, version, n
+
+
+def _read_names(body, pos):
+    """The op-name table at pos, and the position after it."""
+    if pos + 8 > len(body):
+        raise _bad("truncated op-name table")
+    (count,) = struct.unpack_from("<q", body, pos)
+    if not 0 <= count <= MAX_NAMES:
+        raise _bad(f"{count} op names (at most {MAX_NAMES})")
+    pos += 8
+    names = []
+    for _ in range(count):
+        length = body[pos] if pos < len(body) else 0
+        raw = body[pos + 1:pos + 1 + length]
+        if length == 0 or len(raw) != length:
+            raise _bad("truncated or empty op name")
+        if not (raw.isascii() and raw.decode().isidentifier()):
+            raise _bad(f"op name {raw!r} is not an identifier")
+        names.append(raw.decode())
+        pos += 1 + length
+    if len(set(names)) != len(names):
+        raise _bad(f"op-name table names an op twice: {names}")
+    return tuple(names), pos
+
+
+def _read_shapes(body, pos, count):
+    """`count` argument shapes at pos, and the position after them."""
+    shapes = []
+    for _ in range(count):
         if pos + 8 > len(body):
             raise _bad("truncated argument shapes")
         (ndim,) = struct.unpack_from("<q", body, pos)
@@ -97,25 +207,41 @@ def loads(data, backend=None):
             raise _bad("negative dimension")
         shapes.append(tuple(shape))
         pos += 8 + 8 * ndim
-    in_shapes, out_shapes = shapes[:n["n_in_args"]], shapes[n["n_in_args"]:]
-    if sum(int(np.prod(s, dtype=object)) for s in in_shapes) != n["n_inputs"] or \
-            sum(int(np.prod(s, dtype=object)) for s in out_shapes) != n["n_outputs"]:
-        raise _bad("argument shapes do not match the numbers of inputs and outputs")
+    return shapes, pos
+
+
+def _total_size(shapes):
+    return sum(int(np.prod(s, dtype=object)) for s in shapes)
+
+
+def _read_columns(body, pos, n):
     expected = pos + sum(n[_SIZES[name]] * np.dtype(dt).itemsize for name, dt in _COLUMNS)
     if expected != len(body):
         raise _bad(f"{len(body)} bytes of body where the counts need {expected}")
     arrays = {}
     for name, dtype in _COLUMNS:
         count = n[_SIZES[name]]
-        arrays[name] = np.frombuffer(body, dtype=dtype, count=count, offset=pos).astype(
-            dtype[1:] if dtype[0] == "<" else dtype)
+        arrays[name] = np.frombuffer(body, dtype=dtype, count=count, offset=pos).astype(dtype[1:])
         pos += count * np.dtype(dtype).itemsize
-    validate(arrays)
-    tape = Tape(backend)
-    tape._store.close()
-    tape._store = type(tape._store).from_arrays(arrays)
-    tape._in_shapes, tape._out_shapes = list(in_shapes), list(out_shapes)
-    return tape
+    return arrays
+
+
+def _current_codes(file_ops, names, version, op_codes):
+    """The op column in the running build's codes: file code k means names[k]."""
+    used = np.unique(file_ops)
+    if used.size and used[-1] >= len(names):
+        row = int(np.argmax(file_ops >= len(names)))
+        raise _bad(f"op code {int(file_ops[row])} at row {row} is outside the file's "
+                   f"table of {len(names)} op names")
+    # A v2 table is the file's own; the v1 list is every v1 op, and only the
+    # ones a file uses need to exist still.
+    named = names if version > 1 else [names[k] for k in used]
+    unknown = [name for name in named if name not in op_codes]
+    if unknown:
+        raise _bad(f"the file names op {unknown[0]!r}, which this pyad does not know "
+                   f"(saved by another pyad version? re-save it with one that knows it)")
+    table = np.array([op_codes.get(name, 0) for name in names], dtype=np.uint8)
+    return table[file_ops]
 
 
 def validate(arrays):
@@ -128,7 +254,7 @@ def validate(arrays):
         a["inputs"].size, ffi.from_buffer("int32_t[]", a["inputs"]),
         a["outputs"].size, ffi.from_buffer("int32_t[]", a["outputs"]))
     if s:
-        raise _bad("an op code or operand index is out of range")
+        raise _bad("an operand, input or output index is out of range")
 
 
 def save(tape, path):
