@@ -45,12 +45,23 @@ def as_input(x, what="input"):
     return a.astype(np.float64, copy=False)
 
 
+# The kind of sweep each store method runs (Tape.sweep_counts); a reverse sweep
+# recomputes values on its way, but it is counted once, as in Tape.sweeps.
+_SWEEP_KINDS = {"forward": "forward", "jvp": "forward", "jvp_vec": "forward",
+                "slot_values": "forward", "vjp": "reverse", "vjp_vec": "reverse",
+                "slot_adjoints": "reverse", "hvp": "forward_over_reverse",
+                "hvp_vec": "forward_over_reverse"}
+
+
 class Tape:
     """A recorded computation: a Wengert list of primitive operations.
 
     Use it as a context manager with `input` and `output`, or get one from
     `pyad.trace(f, *args)`. Replay with `tape(x)`, `tape.gradient(x)`,
     `tape.jvp(x, v)`, `tape.vjp(x, u)`, `tape.hvp(x, v)`.
+
+    `tape.sweeps` counts the (unbatched) sweeps run so far and `tape.sweep_counts`
+    splits them into "forward", "reverse" and "forward_over_reverse".
     """
 
     def __init__(self, backend=None):
@@ -61,6 +72,9 @@ class Tape:
         self._fn = None          # the traced function, for re-recording (pyad.trace)
         self.retraces = 0
         self.sweeps = 0          # sweeps run on this tape (optimizer glue shares them)
+        # tape.sweeps by kind, so one can see which way jacobian(mode="auto") went;
+        # batched sweeps are counted in neither.
+        self.sweep_counts = {"forward": 0, "reverse": 0, "forward_over_reverse": 0}
         self._facts = None       # cached sizes for the fast replay path (see _fast)
 
     # ---- recording ----
@@ -212,6 +226,7 @@ class Tape:
 
     def _sweep(self, method, x, *args):
         self.sweeps += 1
+        self.sweep_counts[_SWEEP_KINDS[method]] += 1
         try:
             result = getattr(self._store, method)(x, *args)
             if diagnostics.DEBUG_NANS.enabled:
@@ -304,6 +319,7 @@ class Tape:
                 except BranchError:
                     self.sweeps -= 1  # the general path below re-records or explains
                 else:
+                    self.sweep_counts["reverse"] += 1
                     if diagnostics.DEBUG_NANS.enabled:
                         diagnostics.check_finite(self, "vjp", a.ravel(), (flat,))
                     return self._unpack_inputs(flat, facts)

@@ -236,11 +236,14 @@ def test_threads_give_the_same_results_as_one_thread(backend):
 
 
 def test_threads_with_branch_flips(backend):
-    X = points(N_POINTS, 3, 14)
-    X[0, 0] = 0.5
+    X = branch_points(14)
+    flips = int(np.sum(X[:, 0] <= 0))
+    # flipping points in both threads' halves, and points that do not flip
+    assert all(0 < np.sum(half[:, 0] <= 0) < len(half) for half in np.split(X, 2))
     tape = pyad.trace(f_branch, X[0], backend=backend)
     g2 = tape.gradient(X, batch=True, threads=2)
     close(g2, np.array([pyad.grad(f_branch, backend=backend)(x) for x in X]))
+    assert tape.retraces == flips
 
 
 # ---------------------------------------------------------------------------

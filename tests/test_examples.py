@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
+import scipy.optimize as so  # in the test extra: a missing scipy is a broken install
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -42,7 +42,6 @@ def load_module(name):
 
 
 def test_rosenbrock_trust_ncg():
-    pytest.importorskip("scipy")
     out = run_example("rosenbrock_trust_ncg.py", "50")
     assert "converged: True" in out
     assert numbers_after(out, "n =")[0] == 50
@@ -54,7 +53,6 @@ def test_rosenbrock_trust_ncg():
 
 
 def test_logistic_newton_cg():
-    so = pytest.importorskip("scipy.optimize")
     out = run_example("logistic_newton_cg.py")
     assert "converged: True" in out
     w = numbers_after(out, "w* =")

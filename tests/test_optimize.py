@@ -8,14 +8,9 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.optimize as so  # in the test extra: a missing scipy is a broken install
 
 import pyad
-
-
-@pytest.fixture
-def so():
-    """scipy.optimize; only the optimizer tests need scipy (pip install "pyad[optimize]")."""
-    return pytest.importorskip("scipy.optimize")
 
 
 def rosen(x):
@@ -24,7 +19,7 @@ def rosen(x):
 
 # ---- the callables scipy gets ----
 
-def test_objective_callables_match_closed_forms(so, backend):
+def test_objective_callables_match_closed_forms(backend):
     rng = np.random.default_rng(3)
     x0 = rng.uniform(-1, 1, 6)
     obj = pyad.scipy_objective(rosen, x0, backend=backend)
@@ -43,7 +38,7 @@ def test_objective_callables_match_closed_forms(so, backend):
         np.testing.assert_array_equal(grad, obj.jac(x))
 
 
-def test_value_and_gradient_share_one_sweep(so, backend):
+def test_value_and_gradient_share_one_sweep(backend):
     obj = pyad.scipy_objective(rosen, np.zeros(5), backend=backend)
     tape = obj.tape
     x = np.array([0.3, -0.2, 0.9, 1.1, 0.4])
@@ -67,7 +62,7 @@ def test_value_and_gradient_share_one_sweep(so, backend):
     assert tape.sweeps == before + 3
 
 
-def test_bfgs_sweeps_once_per_point(so, backend):
+def test_bfgs_sweeps_once_per_point(backend):
     """Every point scipy visits costs one sweep although it asks for value and gradient."""
     obj = pyad.scipy_objective(rosen, np.zeros(4), backend=backend)
     seen = []
@@ -88,7 +83,7 @@ def test_bfgs_sweeps_once_per_point(so, backend):
     assert res.nfev + res.njev > obj.tape.sweeps
 
 
-def test_minimize_reports_fewer_sweeps_than_calls(so, backend):
+def test_minimize_reports_fewer_sweeps_than_calls(backend):
     res = pyad.minimize(rosen, np.zeros(6), method="BFGS", backend=backend)
     assert res.success
     assert res.nsweeps == res.npoints
@@ -111,7 +106,7 @@ OPTIONS = {
 
 
 @pytest.mark.parametrize("method", list(OPTIONS))
-def test_rosenbrock_10(so, backend, method):
+def test_rosenbrock_10(backend, method):
     res = pyad.minimize(rosen, np.zeros(10), method=method, backend=backend,
                         options=OPTIONS[method])
     assert res.success, res.message
@@ -123,7 +118,7 @@ def test_rosenbrock_10(so, backend, method):
 # approximation" or converges depending on the state of the process (seen with the
 # same objective, gradients and Hessian-vector products bit for bit); it runs at n = 10.
 @pytest.mark.parametrize("method", ["trust-ncg", "Newton-CG", "L-BFGS-B"])
-def test_rosenbrock_1000(so, method):
+def test_rosenbrock_1000(method):
     """n = 1000 on the C backend (the pure-Python sweeps take tens of seconds here)."""
     res = pyad.minimize(rosen, np.full(1000, 0.5), method=method, backend="c",
                         options=OPTIONS[method])
@@ -131,7 +126,7 @@ def test_rosenbrock_1000(so, method):
     np.testing.assert_allclose(res.x, np.ones(1000), atol=1e-6)
 
 
-def test_hessian_choice_and_methods_without_derivatives(so, backend):
+def test_hessian_choice_and_methods_without_derivatives(backend):
     res = pyad.minimize(rosen, np.zeros(5), method="trust-ncg", hessian="hess",
                         backend=backend, options={"gtol": 1e-10})
     np.testing.assert_allclose(res.x, np.ones(5), atol=1e-6)
@@ -149,7 +144,7 @@ def test_hessian_choice_and_methods_without_derivatives(so, backend):
         pyad.minimize(rosen, np.zeros(3), method="BFGS", hessian="yes", backend=backend)
 
 
-def test_user_supplied_jac_is_used(so, backend):
+def test_user_supplied_jac_is_used(backend):
     calls = []
 
     def my_jac(x):
@@ -160,7 +155,7 @@ def test_user_supplied_jac_is_used(so, backend):
     assert res.success and calls
 
 
-def test_args_shapes_and_bounds(so, backend):
+def test_args_shapes_and_bounds(backend):
     target = np.array([[1.0, -2.0], [0.5, 3.0]])
 
     def f(m, scale):
@@ -172,7 +167,7 @@ def test_args_shapes_and_bounds(so, backend):
     np.testing.assert_allclose(res.x, np.clip(target, -1, 1), atol=1e-6)
 
 
-def test_objective_must_be_scalar(so, backend):
+def test_objective_must_be_scalar(backend):
     with pytest.raises(ValueError, match="one scalar"):
         pyad.minimize(lambda x: x ** 2, np.ones(3), backend=backend)
 
@@ -189,7 +184,7 @@ def _logistic_data():
 
 
 @pytest.mark.parametrize("method", ["Newton-CG", "trust-ncg", "BFGS"])
-def test_logistic_regression_matches_scipy_finite_differences(so, backend, method):
+def test_logistic_regression_matches_scipy_finite_differences(backend, method):
     X, y = _logistic_data()
 
     def nll(w):
@@ -214,7 +209,7 @@ def test_logistic_regression_matches_scipy_finite_differences(so, backend, metho
 # ---- constraints ----
 
 @pytest.mark.parametrize("method", ["SLSQP", "trust-constr"])
-def test_dict_constraints_get_jacobians(so, backend, method):
+def test_dict_constraints_get_jacobians(backend, method):
     f = lambda x: x[0] ** 2 + x[1] ** 2
     tight = {"gtol": 1e-12, "xtol": 1e-14, "barrier_tol": 1e-12} \
         if method == "trust-constr" else {"ftol": 1e-14}
@@ -235,7 +230,7 @@ def test_dict_constraints_get_jacobians(so, backend, method):
     np.testing.assert_allclose(res.x, [2 ** -0.5, 2 ** -0.5], atol=atol)
 
 
-def test_constraint_jacobian_is_the_tapes(so, backend, monkeypatch):
+def test_constraint_jacobian_is_the_tapes(backend, monkeypatch):
     """scipy receives a callable jac for each dict constraint (no finite differences)."""
     seen = {}
     real = so.minimize
@@ -257,7 +252,7 @@ def test_constraint_jacobian_is_the_tapes(so, backend, monkeypatch):
     np.testing.assert_allclose(res.x, [1.0, 1.0], atol=1e-6)   # min |x|^2 on x0 x1 >= 1
 
 
-def test_nonlinear_constraint_object(so, backend):
+def test_nonlinear_constraint_object(backend):
     con = so.NonlinearConstraint(lambda x: x[0] ** 2 + x[1] ** 2, -np.inf, 1.0)
     res = pyad.minimize(lambda x: -(x[0] + x[1]), [0.1, 0.0], method="trust-constr",
                         backend=backend, constraints=con,
@@ -267,7 +262,7 @@ def test_nonlinear_constraint_object(so, backend):
 
 # ---- least squares ----
 
-def test_least_squares_exponential_fit(so, backend):
+def test_least_squares_exponential_fit(backend):
     t = np.linspace(0, 3, 30)
     y = 2.5 * np.exp(-1.3 * t) + 0.5
     resid = lambda p: p[0] * pyad.exp(-p[1] * t) + p[2] - y
@@ -284,7 +279,7 @@ def test_least_squares_exponential_fit(so, backend):
     np.testing.assert_allclose(res.x, ref.x, atol=1e-6)
 
 
-def test_least_squares_more_parameters_than_residuals(so, backend):
+def test_least_squares_more_parameters_than_residuals(backend):
     # one residual, two parameters: reverse-mode Jacobian of shape (1, 2)
     res = pyad.least_squares(lambda p: p[0] ** 2 + p[1] ** 2 - 4.0, [1.0, 1.0],
                              backend=backend)
