@@ -31,7 +31,54 @@ def wrap(store, idx, boolean=False):
     idx = np.asarray(idx)
     if idx.ndim == 0:
         return (Bool if boolean else Scalar)(store, int(idx))
-    return (BoolArray if boolean else Array)(store, idx)
+    return _new(BoolArray if boolean else Array, store, idx)
+
+
+def _new(cls, store, idx):
+    """An Array over slot indices pyad computed itself: skips the public
+    constructor's validation, which costs a pass over idx."""
+    a = object.__new__(cls)
+    a._s = store
+    a._i = idx
+    return a
+
+
+def _validated_slots(store, idx):
+    """The public constructor's check: int32 slot indices of `store` in range,
+    as the C core reads them without another check."""
+    if not isinstance(getattr(type(store), "n_ops", None), property):
+        raise TypeError(f"pyad.Array(store, idx): store must be a tape's store (the ._s of an "
+                        f"active value), not {type(store).__name__}")
+    idx = np.asarray(idx)
+    if idx.dtype == np.bool_ or not np.issubdtype(idx.dtype, np.integer):
+        raise TypeError(f"pyad.Array(store, idx): idx must hold integer slot indices, "
+                        f"not dtype {idx.dtype}")
+    n = store.n_ops
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n):
+        raise IndexError(f"pyad.Array(store, idx): slot indices must lie in 0 .. {n - 1} "
+                         f"(the tape has {n} slots); got {int(idx.min())} .. {int(idx.max())}")
+    return idx if idx.dtype == _INDEX else idx.astype(_INDEX)
+
+
+def check_dtype(what, dtype):
+    """dtype= of a reduction: active values and their derivatives are float64,
+    so any other result dtype is refused rather than ignored."""
+    if dtype is None:
+        return
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{what}: dtype={dtype!r} is not a numpy dtype") from None
+    if dt != np.float64:
+        raise TypeError(f"{what}: pyad computes active values and derivatives in float64 and "
+                        f"cannot give dtype={dt}; drop dtype= (or convert the plain numbers "
+                        "from .value)")
+
+
+def refuse_masked(x):
+    if isinstance(x, np.ma.MaskedArray):
+        from .numpy_api import MASKED_HINT
+        raise TypeError(MASKED_HINT)
 
 
 def slots_of(x):
@@ -61,10 +108,8 @@ def store_of(*xs):
 
 def as_constant(x):
     """A float64 ndarray for a constant operand, with a clear error otherwise."""
-    try:
-        a = np.asarray(x)
-    except TypeError:
-        raise
+    refuse_masked(x)
+    a = np.asarray(x)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
         raise TypeError(f"cannot use {type(x).__name__} of dtype {a.dtype} as a constant "
                         "in a pyad computation: expected real numbers")
@@ -278,6 +323,7 @@ def where(cond, a, b):
             return _fresh(store, 0, shape)
         first = store.select_n(_flat(sc, shape), _flat(sa, shape), _flat(sb, shape))
         return _fresh(store, first, shape)
+    refuse_masked(cond)
     c = np.asarray(cond)
     if c.dtype == object:
         raise TypeError("pyad.where: the condition must be a comparison of active values or a "
@@ -317,8 +363,9 @@ class Array:
     __array_priority__ = 1000
 
     def __init__(self, store, idx):
+        # The public path: pyad itself builds arrays with _new, unchecked.
+        self._i = _validated_slots(store, idx)
         self._s = store
-        self._i = idx
 
     # ---- numpy-like attributes ----
 
@@ -370,12 +417,33 @@ class Array:
         return wrap(self._s, self._i[key], isinstance(self, BoolArray))
 
     def __setitem__(self, key, value):
-        # Only the index array changes: later reads see the new slots.
-        new = to_slots(self._s, value)
-        self._i = self._i.copy() if not self._i.flags.writeable else self._i
-        self._i[key] = new
+        # Only the index array changes, in place: x and every view sharing its
+        # index buffer see the new slots, as they would see numpy's write.
+        self._writable()
+        self._i[key] = to_slots(self._s, value)
+
+    def _writable(self):
+        if not self._i.flags.writeable:
+            raise ValueError("assignment destination is read-only (a view such as "
+                             "np.broadcast_to or np.diagonal cannot be written to, as in numpy)")
+
+    def _in_place(self, result, op):
+        """numpy's x op= y: the result goes into x's slots, so aliases and the
+        base of a view see it; a result of another shape is refused."""
+        if result is NotImplemented:
+            return result
+        if slots_of(result).shape != self._i.shape:
+            raise ValueError(f"non-broadcastable output operand with shape {self._i.shape} "
+                             f"doesn't match the broadcast shape {slots_of(result).shape} "
+                             f"(x {op}= y writes into x)")
+        self._i[...] = slots_of(result)
+        return self
 
     def __array__(self, dtype=None, copy=None):
+        from .numpy_api import converting_library_function, unsupported
+        name = converting_library_function()
+        if name is not None:
+            raise unsupported(name)
         raise TypeError("an active pyad array cannot become a plain numpy array: that would drop "
                         f"its derivative; {_FLOAT_HINT}")
 
@@ -407,7 +475,9 @@ class Array:
     def ravel(self, order="C"):
         return self._restructure(self._i.ravel(order=order))
 
-    flatten = ravel
+    def flatten(self, order="C"):
+        # numpy's flatten always copies: an in-place write to it must not reach self.
+        return self._restructure(self._i.flatten(order=order))
 
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
@@ -439,7 +509,7 @@ class Array:
         return elementwise_unary(self, C["neg"])
 
     def __pos__(self):
-        return self
+        return self.copy()   # +x is a new array in numpy, not an alias
 
     def __abs__(self):
         return elementwise_unary(self, C["abs"])
@@ -476,6 +546,30 @@ class Array:
     def __rpow__(self, o):
         return elementwise_binary(o, self, "pow")
 
+    def __iadd__(self, o):
+        self._writable()
+        return self._in_place(self.__add__(o), "+")
+
+    def __isub__(self, o):
+        self._writable()
+        return self._in_place(self.__sub__(o), "-")
+
+    def __imul__(self, o):
+        self._writable()
+        return self._in_place(self.__mul__(o), "*")
+
+    def __itruediv__(self, o):
+        self._writable()
+        return self._in_place(self.__truediv__(o), "/")
+
+    def __ipow__(self, o):
+        self._writable()
+        return self._in_place(self.__pow__(o), "**")
+
+    def __imatmul__(self, o):
+        self._writable()
+        return self._in_place(self.__matmul__(o), "@")
+
     def __matmul__(self, o):
         return matmul(self, o)
 
@@ -502,25 +596,34 @@ class Array:
 
     # ---- reductions and products ----
 
-    def sum(self, axis=None, keepdims=False):
+    # numpy's ndarray signatures, so positional dtype / out land where numpy puts them.
+
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        _method_args("sum", dtype, out)
         return reduce(self, "add", axis, keepdims)
 
-    def prod(self, axis=None, keepdims=False):
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False):
+        _method_args("prod", dtype, out)
         return reduce(self, "mul", axis, keepdims)
 
-    def max(self, axis=None, keepdims=False):
+    def max(self, axis=None, out=None, keepdims=False):
+        _method_args("max", None, out)
         return reduce(self, "maximum", axis, keepdims)
 
-    def min(self, axis=None, keepdims=False):
+    def min(self, axis=None, out=None, keepdims=False):
+        _method_args("min", None, out)
         return reduce(self, "minimum", axis, keepdims)
 
-    def mean(self, axis=None, keepdims=False):
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+        _method_args("mean", dtype, out)
         return mean(self, axis, keepdims)
 
-    def cumsum(self, axis=None):
+    def cumsum(self, axis=None, dtype=None, out=None):
+        _method_args("cumsum", dtype, out)
         return cumulative(self, "add", axis)
 
-    def cumprod(self, axis=None):
+    def cumprod(self, axis=None, dtype=None, out=None):
+        _method_args("cumprod", dtype, out)
         return cumulative(self, "mul", axis)
 
     def dot(self, o):
@@ -536,6 +639,13 @@ class Array:
     def __array_function__(self, func, types, args, kwargs):
         from .numpy_api import array_function
         return array_function(func, types, args, kwargs)
+
+
+def _method_args(name, dtype, out):
+    if out is not None:
+        raise TypeError(f"Array.{name}: pyad cannot write into an out= array; use the "
+                        "returned value")
+    check_dtype(f"Array.{name}", dtype)
 
 
 class BoolArray(Array):
@@ -572,10 +682,26 @@ class BoolArray(Array):
 
     __ror__ = __or__
 
+    def __iand__(self, o):
+        self._writable()
+        return self._in_place(self.__and__(o), "&")
+
+    def __ior__(self, o):
+        self._writable()
+        return self._in_place(self.__or__(o), "|")
+
+    def _no_arithmetic_in_place(self, o):
+        raise TypeError("in-place arithmetic on a BoolArray (comparison outcomes) is refused, "
+                        "as numpy refuses to cast a float result into a bool array; write "
+                        "m = m + y for a float array")
+
+    __iadd__ = __isub__ = __imul__ = __itruediv__ = __ipow__ = __imatmul__ = \
+        _no_arithmetic_in_place
+
 
 def _as_bool(x):
     if isinstance(x, Array):
-        return BoolArray(x._s, x._i)
+        return _new(BoolArray, x._s, x._i)
     return Bool(x._s, x._i)
 
 

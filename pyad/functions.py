@@ -5,7 +5,7 @@ record the primitive of the same name. They are generated from the primitive
 table, so every unary and binary primitive has one.
 """
 from . import numpy_api, ops
-from .array import stack_values, where as _where
+from .array import Array, stack_values, where as _where
 
 __all__ = []
 
@@ -51,8 +51,11 @@ def stack(xs, axis=0):
 
 
 def array(xs):
-    """An active array from a (nested) list of active scalars and numbers."""
-    return stack_values(xs, 0) if isinstance(xs, (list, tuple)) else xs
+    """An active array from a (nested) list of active scalars and numbers; like
+    np.array, an active array is copied, so in-place writes do not reach it."""
+    if isinstance(xs, (list, tuple)):
+        return stack_values(xs, 0)
+    return xs.copy() if isinstance(xs, Array) else xs
 
 
 def value(x):

@@ -1,6 +1,9 @@
 """numpy's protocols on active values: which ufuncs and array functions pyad
 records, and how. Anything not listed raises TypeError naming the function, so
 active values never silently turn into object arrays or plain floats."""
+import inspect
+import sys
+
 import numpy as np
 
 from . import array as A
@@ -55,26 +58,134 @@ _NUMPY_NAME = {"neg": "negative", "abs": "absolute", "sub": "subtract", "mul": "
                "gt": "greater", "ge": "greater_equal", "eq": "equal", "ne": "not_equal"}
 
 
+# ---- naming what the user called ----
+
+# Where pyad records the same mathematics another way.
+ALTERNATIVES = {
+    "scipy.special.logsumexp": "m = x.max(); m + np.log(np.sum(np.exp(x - m)))",
+    "scipy.special.expit": "1 / (1 + np.exp(-x))",
+    "scipy.special.log_expit": "-np.log1p(np.exp(-x))",
+    "scipy.special.softmax": "e = np.exp(x - x.max()); e / e.sum()",
+    "scipy.special.log_softmax": "x - (m + np.log(np.sum(np.exp(x - m)))) with m = x.max()",
+    "scipy.special.xlogy": "pyad.where(x == 0, 0.0, x * np.log(y))",
+    "scipy.linalg.norm": "np.linalg.norm",
+    "numpy.linalg.vector_norm": "np.linalg.norm(x, ord, axis)",
+    "numpy.linalg.matrix_norm": "np.linalg.norm(x, ord, axis=(-2, -1))",
+    "numpy.average": "np.sum(w * x) / np.sum(w) for constant weights w",
+    "numpy.nansum": "np.sum(pyad.where(x == x, x, 0.0))",
+    "numpy.tensordot": "np.einsum with two operands",
+    "numpy.vdot": "np.dot(a.ravel(), b.ravel())",
+    "numpy.var": "np.mean((x - np.mean(x)) ** 2)",
+    "numpy.std": "np.sqrt(np.mean((x - np.mean(x)) ** 2))",
+}
+
+
+def _is_public(path):
+    return not any(part.startswith("_") for part in path.split("."))
+
+
+def public_name(obj, module=None, name=None):
+    """The dotted name a user calls obj by (numpy.linalg.inv, scipy.special.erf):
+    the shortest public module that holds it, else its own module, else None."""
+    name = name or getattr(obj, "__name__", None)
+    if name is None:
+        return None
+    own = module or getattr(obj, "__module__", None) or ""
+    candidates = [own] if own else []
+    candidates += ["numpy", "numpy.linalg", "numpy.fft", "scipy.special", "scipy.linalg"]
+    parts = own.split(".")
+    candidates += [".".join(parts[:n]) for n in range(1, len(parts))]
+    public = [c for c in candidates if c and _is_public(c)]
+    for path in sorted(dict.fromkeys(public), key=len):
+        mod = sys.modules.get(path)
+        if mod is not None and getattr(mod, name, None) is obj:
+            return f"{path}.{name}"
+    return f"{own}.{name}" if own else name
+
+
+def _with_alternative(name, message):
+    alt = ALTERNATIVES.get(name)
+    return f"{message}; instead: {alt}" if alt else message
+
+
+MASKED_HINT = ("numpy masked arrays (numpy.ma) are not supported in pyad computations: the "
+               "mask would be dropped silently; select the unmasked elements with a constant "
+               "index or use pyad.where(mask, fill, x)")
+
+
+def unsupported(name):
+    """The TypeError for a numpy/scipy function pyad does not record."""
+    if name is not None and name.startswith("numpy.ma."):
+        return TypeError(f"{name}: {MASKED_HINT}")
+    shown = name or "this numpy/scipy function"
+    return TypeError(_with_alternative(name, f"pyad does not support {shown} on active values "
+                                       "(see the numpy coverage table in the README)"))
+
+
+def converting_library_function():
+    """The public name of the numpy/scipy function, called from user code,
+    that is turning an active value into a plain array (None if not found).
+
+    Functions that are not numpy-dispatched (scipy.linalg.solve,
+    scipy.special.logsumexp) just call np.asarray; the frames between the
+    user's call and __array__ tell which one it was."""
+    frame = sys._getframe(1)
+    library = []
+    while frame is not None:
+        top = frame.f_globals.get("__name__", "").split(".")[0]
+        if top in ("numpy", "scipy"):
+            library.append(frame)
+        elif top != "pyad" and library:
+            break
+        frame = frame.f_back
+    for f in reversed(library):            # outermost first: what the user called
+        name = _function_of_frame(f)
+        if name is not None:
+            return name
+    return None
+
+
+def _function_of_frame(frame):
+    module = frame.f_globals.get("__name__", "")
+    code = frame.f_code
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        path = ".".join(parts[:n])
+        if not _is_public(path):
+            continue
+        obj = getattr(sys.modules.get(path), code.co_name, None)
+        try:
+            target = inspect.unwrap(obj) if callable(obj) else None
+        except ValueError:
+            target = None
+        if getattr(target, "__code__", None) is code:
+            return f"{path}.{code.co_name}"
+    return None
+
+
 def _unsupported_ufunc(ufunc, method):
-    what = ufunc.__name__ + ("" if method == "__call__" else "." + method)
-    return TypeError(f"pyad does not support numpy.{what} on active values "
-                     "(see the numpy coverage table in the README)")
+    name = public_name(ufunc)
+    what = name + ("" if method == "__call__" else "." + method)
+    return TypeError(_with_alternative(name, f"pyad does not support {what} on active values "
+                                       "(see the numpy coverage table in the README)"))
 
 
 def array_ufunc(ufunc, method, inputs, kwargs):
+    name = public_name(ufunc)
     if kwargs.get("out") is not None:
-        raise TypeError(f"numpy.{ufunc.__name__}: pyad cannot write into an out= array; "
+        raise TypeError(f"{name}: pyad cannot write into an out= array; "
                         "use the returned value")
     extra = set(kwargs) - {"out", "axis", "keepdims", "dtype"}
     if extra:
-        raise TypeError(f"numpy.{ufunc.__name__}: pyad does not support the arguments {sorted(extra)}")
+        raise TypeError(f"{name}: pyad does not support the arguments {sorted(extra)}")
+    A.check_dtype(name, kwargs.get("dtype"))
     if method == "__call__":
         if ufunc in UNARY_UFUNCS:
             return unary(UNARY_UFUNCS[ufunc], inputs[0])
         if ufunc in BINARY_UFUNCS:
             return binary_op(BINARY_UFUNCS[ufunc], inputs[0], inputs[1])
-        if ufunc is np.positive:
-            return inputs[0]
+        if ufunc is np.positive:   # a copy, as in numpy: in-place writes must not reach x
+            return _copy(inputs[0])
         if ufunc is np.matmul:  # a ufunc since numpy 2
             return A.matmul(inputs[0], inputs[1])
         if ufunc in COMPOSED_UFUNCS:
@@ -88,6 +199,11 @@ def array_ufunc(ufunc, method, inputs, kwargs):
         x, y = inputs
         return binary_op(BINARY_UFUNCS[ufunc], _expand(x, np.ndim(y)), y)
     raise _unsupported_ufunc(ufunc, method)
+
+
+def _copy(x):
+    """A new active array over the same slots, as numpy returns a new array."""
+    return x.copy() if isinstance(x, A.Array) else x
 
 
 def _expand(x, extra_dims):
@@ -145,20 +261,29 @@ def _refuse(what, out=None, **kwargs):
 
 
 def _reduction(name, what):
-    def f(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
-        _refuse(what, out, initial=initial, where=where)
-        return A.reduce(_active(a), name, axis, keepdims)
+    # numpy's signatures: sum/prod take dtype third, max/min take out third.
+    if name in ("maximum", "minimum"):
+        def f(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+            _refuse(what, out, initial=initial, where=where)
+            return A.reduce(_active(a), name, axis, keepdims)
+    else:
+        def f(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+            _refuse(what, out, initial=initial, where=where)
+            A.check_dtype(f"numpy.{what}", dtype)
+            return A.reduce(_active(a), name, axis, keepdims)
     return f
 
 
 def _mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
     _refuse("mean", out, where=where)
+    A.check_dtype("numpy.mean", dtype)
     return A.mean(_active(a), axis, keepdims)
 
 
 def _cumulative(name, what):
     def f(a, axis=None, dtype=None, out=None):
         _refuse(what, out)
+        A.check_dtype(f"numpy.{what}", dtype)
         return A.cumulative(_active(a), name, axis)
     return f
 
@@ -211,11 +336,91 @@ def outer(a, b, out=None):
 
 
 def norm(x, ord=None, axis=None, keepdims=False):
-    if ord not in (None, 2, "fro") or (ord == 2 and axis is None and np.ndim(_shape_source(x)) == 2):
-        raise TypeError(f"pyad supports numpy.linalg.norm with ord=None (2-norm / Frobenius), "
-                        f"not ord={ord!r}")
+    """numpy.linalg.norm, case by case as numpy computes it; the matrix norms
+    that need singular values (ord 2, -2, 'nuc') are refused, never replaced."""
     x = _active(x)
-    return unary("sqrt", A.reduce(x * x, "add", axis, keepdims))
+    nd = np.ndim(A.slots_of(x))
+    if axis is None and (ord is None or (ord in ("f", "fro") and nd == 2)
+                         or (_is_number(ord) and ord == 2 and nd == 1)):
+        r = unary("sqrt", A.reduce(x * x, "add", None))
+        return _reshape(r, (1,) * nd) if keepdims else r
+    if axis is None:
+        axis = tuple(range(nd))
+    elif not isinstance(axis, tuple):
+        try:
+            axis = (int(axis),)
+        except Exception as e:
+            raise TypeError("'axis' must be None, an integer or a tuple of integers") from e
+    if len(axis) == 1:
+        return _vector_norm(x, ord, axis, keepdims)
+    if len(axis) == 2:
+        return _matrix_norm(x, ord, axis, keepdims, nd)
+    raise ValueError("Improper number of dimensions to norm.")
+
+
+def _is_number(ord):
+    return isinstance(ord, (int, float, np.integer, np.floating)) and not isinstance(ord, bool)
+
+
+def _vector_norm(x, ord, axis, keepdims):
+    if ord is not None and not _is_number(ord):
+        if isinstance(ord, str):
+            raise ValueError(f"Invalid norm order '{ord}' for vectors")
+        raise TypeError(f"numpy.linalg.norm: ord must be a number, None or a string, "
+                        f"not {type(ord).__name__}")
+    if ord is None or ord == 2:
+        return unary("sqrt", A.reduce(x * x, "add", axis, keepdims))
+    if ord == 1:
+        return A.reduce(abs(x), "add", axis, keepdims)
+    if ord == np.inf:
+        return _max_or_zero(abs(x), axis, keepdims)
+    if ord == -np.inf:
+        return A.reduce(abs(x), "minimum", axis, keepdims)
+    if ord == 0:   # a count of nonzeros: constant almost everywhere, derivative 0
+        return A.reduce(binary_op("ne", x, 0.0), "add", axis, keepdims)
+    p = float(ord)
+    return binary_op("pow", A.reduce(binary_op("pow", abs(x), p), "add", axis, keepdims), 1.0 / p)
+
+
+def _max_or_zero(x, axis, keepdims):
+    """max over axis with numpy's initial=0 (an empty vector has norm 0)."""
+    idx = A.slots_of(x)
+    axes = A._normalize_axes(axis, idx.ndim)
+    if any(idx.shape[d] == 0 for d in axes):
+        shape = [1 if d in axes else n for d, n in enumerate(idx.shape)]
+        if not keepdims:
+            shape = [n for d, n in enumerate(shape) if d not in axes]
+        return A.wrap(x._s, A.to_slots(x._s, np.zeros(shape)))
+    return A.reduce(x, "maximum", axis, keepdims)
+
+
+def _extreme(sums, largest, axis):
+    return _max_or_zero(sums, axis, False) if largest else A.reduce(sums, "minimum", axis)
+
+
+def _matrix_norm(x, ord, axis, keepdims, nd):
+    row, col = (A._normalize_axes(ax, nd)[0] for ax in axis)
+    if row == col:
+        raise ValueError("Duplicate axes given.")
+    number = _is_number(ord)
+    if (number and ord in (2, -2)) or ord == "nuc":
+        raise TypeError(f"numpy.linalg.norm: pyad does not support the matrix norm ord={ord!r} "
+                        "(it needs singular values, which pyad does not record); supported "
+                        "over two axes: ord=None, 'fro', 1, -1, inf, -inf")
+    absx = abs(x) if number else None
+    if number and ord in (1, -1):
+        r = _extreme(A.reduce(absx, "add", row), ord > 0, col - 1 if col > row else col)
+    elif number and ord in (np.inf, -np.inf):
+        r = _extreme(A.reduce(absx, "add", col), ord > 0, row - 1 if row > col else row)
+    elif ord is None or ord in ("fro", "f"):
+        r = unary("sqrt", A.reduce(x * x, "add", (row, col)))
+    else:
+        raise ValueError("Invalid norm order for matrices.")
+    if keepdims:
+        shape = list(np.shape(A.slots_of(x)))
+        shape[row] = shape[col] = 1
+        r = _reshape(r, tuple(shape))
+    return r
 
 
 def _structural(fn):
@@ -234,15 +439,26 @@ def _split(fn):
     return f
 
 
-def _clip(a, a_min=None, a_max=None, out=None, **kw):
-    if out is not None:
-        raise TypeError("pyad cannot write into an out= array; use the returned value")
+def _clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue,
+          max=np._NoValue, **kwargs):
+    # numpy's own rules for the numpy 2 keywords min= / max= against a_min / a_max.
+    if a_min is np._NoValue and a_max is np._NoValue:
+        a_min = None if min is np._NoValue else min
+        a_max = None if max is np._NoValue else max
+    elif a_min is np._NoValue:
+        raise TypeError("clip() missing 1 required positional argument: 'a_min'")
+    elif a_max is np._NoValue:
+        raise TypeError("clip() missing 1 required positional argument: 'a_max'")
+    elif min is not np._NoValue or max is not np._NoValue:
+        raise ValueError("Passing `min` or `max` keyword argument when `a_min` and `a_max` "
+                         "are provided is forbidden.")
+    _refuse("clip", out, **kwargs)
     r = a
     if a_min is not None:
         r = binary_op("maximum", r, a_min)
     if a_max is not None:
         r = binary_op("minimum", r, a_max)
-    return r
+    return _copy(r) if r is a else r
 
 
 def _diff(a, n=1, axis=-1):
@@ -329,6 +545,5 @@ def _no(what):
 def array_function(func, types, args, kwargs):
     impl = FUNCTIONS.get(func)
     if impl is None:
-        raise TypeError(f"pyad does not support numpy.{func.__name__} on active values "
-                        "(see the numpy coverage table in the README)")
+        raise unsupported(public_name(func))
     return impl(*args, **kwargs)

@@ -68,8 +68,8 @@ class _Graph:
             return [a, b, c]
         if name == "axpy_c":
             return [a, b]
-        if name in ("max_n", "min_n"):
-            return [int(s) for s in self.pool[a:a + b]]
+        if name in ("max_n", "min_n"):   # b operands listed in the pool from offset c
+            return [int(s) for s in self.pool[c:c + b]]
         if kind in ("binary", "compare"):
             return [a, b]
         if kind in ("unary", "with_const", "compare_c") or name.startswith("guard"):
