@@ -6,6 +6,7 @@ with an error naming the primitive.
 The check is exercised on doctored copies of the rule tables, and once through
 a real import in a subprocess whose registry view gains a row.
 """
+import inspect
 import math
 import subprocess
 import sys
@@ -105,9 +106,8 @@ def test_each_libm_function_and_its_ieee_twin_are_the_same_function(name):
     np.arccos) would change values only where math raises."""
     fast, ieee = getattr(rules.FAST, name), getattr(rules.IEEE, name)
     assert fast is getattr(math, name)
-    for args in ((0.3,), (0.7,), (0.3, 0.7), (0.7, 0.2)):   # in every domain
-        try:
-            want = fast(*args)
-        except TypeError:       # the other arity
-            continue
+    arity = ieee.nin if isinstance(ieee, np.ufunc) else len(inspect.signature(fast).parameters)
+    for args in ((0.3, 0.7), (0.7, 0.2), (0.05, 0.9)):        # inside every domain
+        args = args[:arity]
+        want = fast(*args)
         assert float(ieee(*(np.float64(a) for a in args))) == pytest.approx(want, rel=1e-15)
