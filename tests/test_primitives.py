@@ -386,7 +386,9 @@ def test_special_rows(name, backend):
 # Kinks and IEEE edge values
 # ---------------------------------------------------------------------------
 
-KINKS = [(name, i) for name in DIFFERENTIABLE for i in range(len(TABLE[name].kinks))]
+# (a primitive missing from the table fails test_table_covers_every_reported_primitive)
+KINKS = [(name, i) for name in TABLE if name in DIFFERENTIABLE
+         for i in range(len(TABLE[name].kinks))]
 
 
 @pytest.mark.parametrize("name,i", KINKS, ids=[f"{n}-{i}" for n, i in KINKS])
