@@ -1,30 +1,42 @@
-"""Value and derivative rules of every primitive, in Python.
+"""Value and derivative rules of every primitive, in Python, keyed by op name.
 
 This is the pure-Python backend's twin of csrc/ops.def, written independently so
-that the two backends check each other. Each rule is
-    (value(m, x, y), partials(m, x, y, z) -> (d_x, d_y),
-     second(m, x, y, z, xd, yd) -> (dd_x, dd_y))
-with the same meaning as the columns of ops.def. `m` is a math namespace: the
-fast one uses the math module; when it raises (math.log(0), 1/0, overflow), the
-rule is evaluated again with numpy scalars, which follow IEEE like the C core.
+that the two backends check each other (the one deliberate second list of
+primitives). At import, check_rules_match_registry() compares the names here
+with the registry the C core reports (pyad.ops): a primitive without a rule, or
+a rule for a primitive the registry does not declare, stops the import with an
+error naming it.
+
+Three tables, by the kind of row in ops.def:
+    RULES        unary, binary and with_const rows:
+                 (value(m, x, y), partials(m, x, y, z) -> (d_x, d_y),
+                  second(m, x, y, z, xd, yd) -> (dd_x, dd_y))
+                 with the same meaning as the columns of ops.def;
+    COMPARISONS  compare and compare_c rows: cmp(x, y) -> bool;
+    SPECIAL      special rows, whose sweeps are written out by hand in
+                 backend_python.py (their operands are not (x, y)).
+
+`m` is a math namespace holding the libm functions of LIBM under their C names:
+the fast one uses the math module; when it raises (math.log(0), 1/0, overflow),
+the rule is evaluated again with numpy scalars, which follow IEEE like the C core.
 """
 import math
 from types import SimpleNamespace
 
 import numpy as np
 
-FAST = SimpleNamespace(
-    exp=math.exp, log=math.log, log1p=math.log1p, expm1=math.expm1, sqrt=math.sqrt,
-    sin=math.sin, cos=math.cos, tan=math.tan, asin=math.asin, acos=math.acos,
-    atan=math.atan, atan2=math.atan2, sinh=math.sinh, cosh=math.cosh, tanh=math.tanh,
-    fabs=math.fabs, pow=math.pow,
-)
-IEEE = SimpleNamespace(
-    exp=np.exp, log=np.log, log1p=np.log1p, expm1=np.expm1, sqrt=np.sqrt,
-    sin=np.sin, cos=np.cos, tan=np.tan, asin=np.arcsin, acos=np.arccos,
-    atan=np.arctan, atan2=np.arctan2, sinh=np.sinh, cosh=np.cosh, tanh=np.tanh,
-    fabs=np.fabs, pow=np.power,
-)
+from . import ops
+
+# C name -> its IEEE twin (a numpy ufunc; for a function math never raises on,
+# math's own). The fast version is always math's function of the same C name.
+LIBM = {
+    "exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1, "sqrt": np.sqrt,
+    "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos,
+    "atan": np.arctan, "atan2": np.arctan2, "sinh": np.sinh, "cosh": np.cosh,
+    "tanh": np.tanh, "fabs": np.fabs, "pow": np.power,
+}
+FAST = SimpleNamespace(**{name: getattr(math, name) for name in LIBM})
+IEEE = SimpleNamespace(**LIBM)
 
 
 def call(f, *args):
@@ -164,5 +176,51 @@ COMPARISONS = {
     "gt": lambda x, y: x > y, "ge": lambda x, y: x >= y,
     "eq": lambda x, y: x == y, "ne": lambda x, y: x != y,
 }
-for _name, _cmp in list(COMPARISONS.items()):
-    COMPARISONS[_name + "_c"] = _cmp
+# x compared with a recorded constant y: the same test
+COMPARISONS.update({name + "_c": cmp for name, cmp in list(COMPARISONS.items())})
+
+SPECIAL = frozenset({
+    "input", "constant", "select", "guard_true", "guard_false", "axpy_c", "max_n", "min_n",
+})
+
+# which table must hold the rule of a row of each kind
+TABLE_OF_KIND = {
+    "unary": "RULES", "binary": "RULES", "with_const": "RULES",
+    "compare": "COMPARISONS", "compare_c": "COMPARISONS",
+    "special": "SPECIAL",
+}
+
+
+class RegistryMismatch(ImportError):
+    """The rules here and the primitives csrc/ops.def declares differ."""
+
+
+def check_rules_match_registry(tables, kind_of):
+    """Raise RegistryMismatch naming the first primitive whose rule is missing,
+    extra, or in the wrong table. `tables` maps a table name ("RULES",
+    "COMPARISONS", "SPECIAL") to its names; `kind_of` maps every op name the
+    registry declares to its kind."""
+    for op, kind in kind_of.items():
+        table = TABLE_OF_KIND.get(kind)
+        if table is None:
+            raise RegistryMismatch(
+                f"pyad/_python_rules.py does not know the kind {kind!r} of primitive {op!r} "
+                f"declared in csrc/ops.def")
+        if op not in tables[table]:
+            raise RegistryMismatch(
+                f"pyad/_python_rules.py has no rule for primitive {op!r} declared in "
+                f"csrc/ops.def (a {kind} row: add it to {table})")
+    for table, names in tables.items():
+        for op in names:
+            if op not in kind_of:
+                raise RegistryMismatch(
+                    f"pyad/_python_rules.py has a rule in {table} for {op!r}, a primitive "
+                    f"csrc/ops.def does not declare")
+            if TABLE_OF_KIND.get(kind_of[op]) != table:
+                raise RegistryMismatch(
+                    f"pyad/_python_rules.py has the rule for {op!r} in {table}, but "
+                    f"csrc/ops.def declares it a {kind_of[op]} row")
+
+
+check_rules_match_registry({"RULES": RULES, "COMPARISONS": COMPARISONS, "SPECIAL": SPECIAL},
+                           ops.KIND)

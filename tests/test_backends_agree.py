@@ -2,11 +2,12 @@
 and every derivative, forward and reverse mode agree, and replay equals a fresh
 recording.
 
-A program is a list of nodes; each new node applies one primitive of the table
-(every unary, binary, with-constant and comparison primitive the core reports)
-to earlier nodes or constants, so subexpressions are shared freely. Arguments
-that need a safe domain are wrapped (exp(sin a), a*a + 1, tanh(a) ...), and
-growth is kept at most linear so that nothing overflows.
+A program is a list of nodes; each new node applies one primitive of the
+per-primitive test table (tests/primitive_table.py: every unary, binary,
+with-constant and comparison primitive the core reports), in one of its
+spellings, to earlier nodes or constants, so subexpressions are shared freely.
+Each row's `safe` operands keep arguments in its smooth domain (exp(sin a),
+a*a + 1, tanh(b) ...) and growth at most linear so that nothing overflows.
 """
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -14,25 +15,24 @@ from hypothesis import strategies as st
 
 import pyad
 
+from primitive_table import TABLE
+
 CONSTS = (-2.5, -1.0, -0.5, 0.5, 1.0, 1.5, 3.0)
-POS_CONSTS = (0.5, 2.0, 3.0)
-
-S, T = pyad.sin, pyad.tanh
 
 
-def _cmp(name):
-    return {
-        "lt": lambda a, b: a < b, "le": lambda a, b: a <= b, "gt": lambda a, b: a > b,
-        "ge": lambda a, b: a >= b, "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
-    }[name.replace("_c", "")]
-
-
-def _compare_node(name, with_const):
-    cmp = _cmp(name)
-
+def _node(prim):
+    """node(a, b, c, k) applying the primitive to earlier nodes a, b (or a and
+    the constant c), through its safe operands and its spelling number k."""
     def node(a, b, c, k):
-        rhs = c if with_const else b
-        cond = cmp(a, rhs)
+        build = prim.builds[k % len(prim.builds)]
+        return build(*prim.safe(a, b, c))
+    return node
+
+
+def _compare_node(prim):
+    def node(a, b, c, k):
+        build = prim.builds[(k // 2) % len(prim.builds)]
+        cond = build(*prim.safe(a, b, c))
         if k % 2:
             return pyad.where(cond, a, b)  # a select, replays both ways
         return cond * b + a                # the 1.0/0.0 as a number (derivative 0)
@@ -40,54 +40,8 @@ def _compare_node(name, with_const):
 
 
 # name -> node(a, b, c, k): a, b earlier nodes, c a constant, k a spare random int
-NODES = {
-    # unary
-    "neg": lambda a, b, c, k: -a,
-    "abs": lambda a, b, c, k: abs(a),
-    "square": lambda a, b, c, k: pyad.square(S(a)) if k % 2 else (T(a) * 2.0) ** 2,
-    "reciprocal": lambda a, b, c, k: pyad.reciprocal(a * a + 1.0),
-    "exp": lambda a, b, c, k: pyad.exp(S(a)),
-    "log": lambda a, b, c, k: pyad.log(a * a + 1.0),
-    "log1p": lambda a, b, c, k: pyad.log1p(a * a),
-    "expm1": lambda a, b, c, k: pyad.expm1(S(a)),
-    "sqrt": lambda a, b, c, k: pyad.sqrt(a * a + 0.5),
-    "sin": lambda a, b, c, k: pyad.sin(a),
-    "cos": lambda a, b, c, k: pyad.cos(a),
-    "tan": lambda a, b, c, k: pyad.tan(T(a)),
-    "arcsin": lambda a, b, c, k: pyad.arcsin(T(a) * 0.9),
-    "arccos": lambda a, b, c, k: pyad.arccos(T(a) * 0.9),
-    "arctan": lambda a, b, c, k: pyad.arctan(a),
-    "sinh": lambda a, b, c, k: pyad.sinh(S(a) * 2.0),
-    "cosh": lambda a, b, c, k: pyad.cosh(S(a) * 2.0),
-    "tanh": lambda a, b, c, k: pyad.tanh(a),
-    # binary
-    "add": lambda a, b, c, k: a + b,
-    "sub": lambda a, b, c, k: a - b,
-    "mul": lambda a, b, c, k: a * T(b),
-    "div": lambda a, b, c, k: a / (b * b + 1.0),
-    "pow": lambda a, b, c, k: pyad.exp(S(a)) ** (T(b) * 2.0),
-    # all four quadrants and the branch cut, but |(y, x)| >= 0.5: the partials
-    # 1/r stay bounded (near the origin they are huge and cancel, so that no
-    # two summation orders agree to 1e-12)
-    "arctan2": lambda a, b, c, k: pyad.arctan2(S(a) + S(b) * 1.5, pyad.cos(b) * 1.5),
-    "maximum": lambda a, b, c, k: pyad.maximum(a, b),
-    "minimum": lambda a, b, c, k: pyad.minimum(a, b),
-    # with a constant
-    "add_c": lambda a, b, c, k: a + c,
-    "sub_c": lambda a, b, c, k: a - c,
-    "rsub_c": lambda a, b, c, k: c - a,
-    "mul_c": lambda a, b, c, k: a * c,
-    "div_c": lambda a, b, c, k: a / c,
-    "rdiv_c": lambda a, b, c, k: c / (a * a + 1.0),
-    "pow_c": lambda a, b, c, k: pyad.exp(S(a)) ** c,
-    "rpow_c": lambda a, b, c, k: POS_CONSTS[k % len(POS_CONSTS)] ** S(a),
-    "maximum_c": lambda a, b, c, k: pyad.maximum(a, c),
-    "minimum_c": lambda a, b, c, k: pyad.minimum(a, c),
-}
-for _name in pyad.ops.names_of_kind("compare"):
-    NODES[_name] = _compare_node(_name, False)
-for _name in pyad.ops.names_of_kind("compare_c"):
-    NODES[_name] = _compare_node(_name, True)
+NODES = {name: (_compare_node if prim.kind.startswith("compare") else _node)(prim)
+         for name, prim in TABLE.items()}
 
 PRIMITIVES = pyad.ops.names_of_kind("unary", "binary", "with_const", "compare", "compare_c")
 OP_NAMES = sorted(NODES)

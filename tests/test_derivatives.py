@@ -3,7 +3,9 @@ Hessian-vector products, on both backends.
 
 Oracles are independent of pyad: central differences of plain-numpy versions of
 the same functions (tests/helpers.py), and closed-form derivatives written out
-here (Rosenbrock, quadratic forms, logsumexp, every elementary primitive).
+here (Rosenbrock, quadratic forms, logsumexp). Each primitive's own first and
+second derivatives are checked by tests/test_primitives.py from the one
+per-primitive table.
 """
 import numpy as np
 import pytest
@@ -359,134 +361,9 @@ def test_hvp_is_linear_in_v(backend):
 
 
 # ---------------------------------------------------------------------------
-# Second derivatives of every elementary primitive, through hessian
+# Second derivatives of each primitive: tests/test_primitives.py, driven by the
+# one per-primitive table (tests/primitive_table.py). Here, a worked example:
 # ---------------------------------------------------------------------------
-
-def _sec(x):
-    return 1.0 / np.cos(x) ** 2
-
-
-# name -> (points in the domain, first derivative, second derivative)
-UNARY = {
-    "neg": (np.array([-1.3, 0.2, 2.5]), lambda x: -np.ones_like(x), lambda x: 0 * x),
-    "square": (np.array([-1.3, 0.2, 2.5]), lambda x: 2 * x, lambda x: 2 + 0 * x),
-    "reciprocal": (np.array([-1.7, 0.4, 2.5]), lambda x: -1 / x ** 2, lambda x: 2 / x ** 3),
-    "exp": (np.array([-1.3, 0.2, 1.5]), np.exp, np.exp),
-    "log": (np.array([0.3, 1.2, 4.0]), lambda x: 1 / x, lambda x: -1 / x ** 2),
-    "log1p": (np.array([-0.6, 0.2, 3.0]), lambda x: 1 / (1 + x), lambda x: -1 / (1 + x) ** 2),
-    "expm1": (np.array([-1.3, 0.2, 1.5]), np.exp, np.exp),
-    "sqrt": (np.array([0.3, 1.2, 4.0]), lambda x: 0.5 / np.sqrt(x),
-             lambda x: -0.25 * x ** -1.5),
-    "sin": (np.array([-1.3, 0.2, 2.5]), np.cos, lambda x: -np.sin(x)),
-    "cos": (np.array([-1.3, 0.2, 2.5]), lambda x: -np.sin(x), lambda x: -np.cos(x)),
-    "tan": (np.array([-1.1, 0.2, 1.3]), lambda x: _sec(x),
-            lambda x: 2 * np.tan(x) * _sec(x)),
-    "arcsin": (np.array([-0.8, 0.1, 0.6]), lambda x: 1 / np.sqrt(1 - x ** 2),
-               lambda x: x / (1 - x ** 2) ** 1.5),
-    "arccos": (np.array([-0.8, 0.1, 0.6]), lambda x: -1 / np.sqrt(1 - x ** 2),
-               lambda x: -x / (1 - x ** 2) ** 1.5),
-    "arctan": (np.array([-1.3, 0.2, 2.5]), lambda x: 1 / (1 + x ** 2),
-               lambda x: -2 * x / (1 + x ** 2) ** 2),
-    "sinh": (np.array([-1.3, 0.2, 2.5]), np.cosh, np.sinh),
-    "cosh": (np.array([-1.3, 0.2, 2.5]), np.sinh, np.cosh),
-    "tanh": (np.array([-1.3, 0.2, 2.5]), lambda x: 1 - np.tanh(x) ** 2,
-             lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
-    "abs": (np.array([-1.3, 0.2, 2.5]), np.sign, lambda x: 0 * x),
-}
-
-NUMPY_OF = {"neg": np.negative, "abs": np.abs}
-
-
-def test_every_unary_primitive_is_covered():
-    assert set(pyad.ops.names_of_kind("unary")) == set(UNARY)
-
-
-@pytest.mark.parametrize("name", sorted(UNARY))
-def test_unary_primitive_second_derivative(backend, name):
-    x, d1, d2 = UNARY[name]
-    op = getattr(pyad, name)
-    f = lambda z: np.sum(op(z))
-    tape = pyad.trace(f, x, backend=backend)
-    assert tape.stats()["ops"].get(name, 0) == x.size, tape.stats()["ops"]
-    H = tape.hessian(x)
-    np.testing.assert_allclose(H, np.diag(d2(x)), rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(tape.gradient(x), d1(x), rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(pyad.hessian(f, backend=backend)(x), np.diag(d2(x)),
-                               rtol=1e-13, atol=1e-15)
-    # a tangent flowing through the op into a product: (op^2)'' = 2 op'^2 + 2 op op''
-    y = getattr(np, name, NUMPY_OF.get(name))(x)
-    g = lambda z: np.sum(op(z) * op(z))
-    H2 = pyad.hessian(g, backend=backend)(x)
-    np.testing.assert_allclose(H2, np.diag(2 * d1(x) ** 2 + 2 * y * d2(x)), rtol=1e-12,
-                               atol=1e-14)
-    # off the diagonal: op(x0) * x1 has d2/dx0dx1 = op'(x0)
-    k = lambda z: op(z[0]) * z[1]
-    H3 = pyad.hessian(k, backend=backend)(x[:2])
-    np.testing.assert_allclose(H3, [[d2(x[:1])[0] * x[1], d1(x[:1])[0]],
-                                    [d1(x[:1])[0], 0.0]], rtol=1e-13, atol=1e-15)
-    # and through the numpy protocol, on a scalar input
-    s = float(x[-1])
-    np.testing.assert_allclose(pyad.hessian(lambda z: op(z), backend=backend)(s),
-                               d2(x[-1:])[0], rtol=1e-13, atol=1e-15)
-
-
-def test_sum_of_all_unary_primitives_has_the_analytic_diagonal(backend):
-    names = sorted(UNARY)
-    xs = np.array([UNARY[n][0][1] for n in names])
-
-    def f(x):
-        total = 0.0
-        for i, n in enumerate(names):
-            total = total + getattr(pyad, n)(x[i])
-        return total
-
-    H = pyad.hessian(f, backend=backend)(xs)
-    expected = np.diag([UNARY[n][2](UNARY[n][0][1:2])[0] for n in names])
-    np.testing.assert_allclose(H, expected, rtol=1e-13, atol=1e-15)
-    assert np.array_equal(H, H.T)
-
-
-def _pow_h(a, b):
-    return np.array([[b * (b - 1) * a ** (b - 2), a ** (b - 1) * (1 + b * np.log(a))],
-                     [a ** (b - 1) * (1 + b * np.log(a)), a ** b * np.log(a) ** 2]])
-
-
-def _atan2_h(y, x):
-    r4 = (x * x + y * y) ** 2
-    return np.array([[-2 * x * y / r4, (y * y - x * x) / r4],
-                     [(y * y - x * x) / r4, 2 * x * y / r4]])
-
-
-# name -> (f of a length-2 active vector, point, closed-form 2x2 Hessian)
-BINARY = {
-    "add": (lambda z: z[0] + z[1], [0.7, -1.2], lambda a, b: np.zeros((2, 2))),
-    "sub": (lambda z: z[0] - z[1], [0.7, -1.2], lambda a, b: np.zeros((2, 2))),
-    "mul": (lambda z: z[0] * z[1], [0.7, -1.2], lambda a, b: np.array([[0, 1.0], [1.0, 0]])),
-    "div": (lambda z: z[0] / z[1], [0.7, -1.2],
-            lambda a, b: np.array([[0, -1 / b ** 2], [-1 / b ** 2, 2 * a / b ** 3]])),
-    "pow": (lambda z: z[0] ** z[1], [1.7, 2.3], _pow_h),
-    "arctan2": (lambda z: pyad.arctan2(z[0], z[1]), [0.7, -1.2], _atan2_h),
-    "maximum": (lambda z: pyad.maximum(z[0], z[1]), [0.7, -1.2], lambda a, b: np.zeros((2, 2))),
-    "minimum": (lambda z: pyad.minimum(z[0], z[1]), [0.7, -1.2], lambda a, b: np.zeros((2, 2))),
-}
-
-
-def test_every_binary_primitive_is_covered():
-    assert set(pyad.ops.names_of_kind("binary")) == set(BINARY)
-
-
-@pytest.mark.parametrize("name", sorted(BINARY))
-def test_binary_primitive_hessian(backend, name):
-    f, x, Hf = BINARY[name]
-    x = np.array(x)
-    tape = pyad.trace(f, x, backend=backend)
-    assert tape.stats()["ops"].get(name, 0) == 1, tape.stats()["ops"]
-    H = tape.hessian(x)
-    np.testing.assert_allclose(H, Hf(*x), rtol=1e-13, atol=1e-15)
-    assert np.array_equal(H, H.T)
-    x2 = x * 1.1
-    np.testing.assert_allclose(tape.hessian(x2), Hf(*x2), rtol=1e-13, atol=1e-15)
-
 
 def test_max_min_hessian_carry_the_tangent_of_the_winner(backend):
     # max(a, b)^3 with a > b: d2/da2 = 6 a, nothing for b
@@ -495,34 +372,3 @@ def test_max_min_hessian_carry_the_tangent_of_the_winner(backend):
     np.testing.assert_allclose(H, [[6 * 0.7, 0.0], [0.0, 0.0]], rtol=1e-13, atol=1e-15)
     H = pyad.hessian(lambda z: pyad.minimum(z[0], z[1]) ** 3, backend=backend)(x)
     np.testing.assert_allclose(H, [[0.0, 0.0], [0.0, 6 * -1.2]], rtol=1e-13, atol=1e-15)
-
-
-LN2 = np.log(2.0)
-# name -> (f of one active scalar with a constant, point, closed-form second derivative)
-WITH_CONST = {
-    "add_c": (lambda z: (z + 3.0) * z, 0.7, lambda x: 2.0),
-    "sub_c": (lambda z: (z - 3.0) * z, 0.7, lambda x: 2.0),
-    "mul_c": (lambda z: (z * 3.0) * z, 0.7, lambda x: 6.0),
-    "div_c": (lambda z: (z / 4.0) * z, 0.7, lambda x: 0.5),
-    "rsub_c": (lambda z: (3.0 - z) * z, 0.7, lambda x: -2.0),
-    "rdiv_c": (lambda z: 3.0 / z, 0.7, lambda x: 6.0 / x ** 3),
-    "pow_c": (lambda z: z ** 2.5, 0.7, lambda x: 2.5 * 1.5 * x ** 0.5),
-    "rpow_c": (lambda z: 2.0 ** z, 0.7, lambda x: 2.0 ** x * LN2 ** 2),
-    "maximum_c": (lambda z: pyad.maximum(z, 0.2) ** 3, 0.7, lambda x: 6 * x),
-    "minimum_c": (lambda z: pyad.minimum(z, 0.2) ** 3, -0.7, lambda x: 6 * x),
-}
-
-
-def test_every_with_const_primitive_is_covered():
-    assert set(pyad.ops.names_of_kind("with_const")) == set(WITH_CONST)
-
-
-@pytest.mark.parametrize("name", sorted(WITH_CONST))
-def test_with_const_primitive_second_derivative(backend, name):
-    f, x, d2 = WITH_CONST[name]
-    tape = pyad.trace(f, x, backend=backend)
-    assert tape.stats()["ops"].get(name, 0) == 1, tape.stats()["ops"]
-    for p in (x, x * 1.3):
-        H = tape.hessian(p)
-        assert np.shape(H) == ()          # x.shape + x.shape for a scalar input
-        np.testing.assert_allclose(H, d2(p), rtol=1e-13, atol=1e-15)

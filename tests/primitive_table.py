@@ -1,0 +1,331 @@
+"""The one per-primitive test table, shared by the table-driven tests.
+
+One row per primitive the registry (csrc/ops.def, read through pyad.ops)
+declares as differentiable or comparison: how to record it from active operands
+(several equivalent spellings where pyad has them), its numpy reference, its
+exact first and second derivatives written out here, sample points across the
+domain, kink points with the values and derivatives the conventions of
+DESIGN.md prescribe, and how random programs feed it operands in its smooth
+domain. test_primitives checks every row; test_backends_agree builds its random
+programs from the rows; test_hostile takes its numpy references from them.
+
+A registry row without a row here fails test_primitives
+(test_table_covers_every_reported_primitive). Special rows (input, constant,
+select, guards, axpy_c, max_n / min_n) have no operands of the (x, y) form:
+SPECIAL_TABLE checks each through a function that records it, and a special row
+missing there fails the same test.
+"""
+import math
+
+import numpy as np
+
+import pyad
+
+nan, inf = float("nan"), float("inf")
+
+
+class Prim:
+    """One row of the table.
+
+    kind     "unary" (f(x)), "binary" (f(x, y)), "with_const" (f(x, c), c a
+             constant), "compare" / "compare_c" (1.0 / 0.0, no derivative)
+    builds   functions recording the primitive from active operands
+    ref      numpy reference of the value
+    d1       exact first derivative: unary f'(x); binary (f_x, f_y);
+             with_const df/dx
+    d2       exact second derivative: unary f''(x); binary ((f_xx, f_xy),
+             (f_yx, f_yy)); with_const d2f/dx2
+    points   smooth points: x (unary), (x, y) (binary), (x, c) (with_const)
+    kinks    (point, value, d1, d2) with values prescribed here; d2 None
+             where no second derivative is asserted
+    base     active operands of a point where each tape is also recorded and
+             then replayed at the test points (None: the first point)
+    safe     safe(a, b, c) -> the operands a random program passes to the
+             builds, given earlier nodes a, b (any values in about [-10, 10])
+             and a nonzero constant c: inside the smooth domain, and growing
+             at most linearly so that long programs do not overflow
+    """
+
+    def __init__(self, kind, builds, ref, d1=None, d2=None, points=(), kinks=(), base=None,
+                 safe=None):
+        self.kind, self.builds, self.ref = kind, builds, ref
+        self.d1, self.d2, self.points, self.kinks, self.base = d1, d2, points, kinks, base
+        self.safe = safe or _AS_IS[kind]
+
+
+_AS_IS = {
+    "unary": lambda a, b, c: (a,),
+    "binary": lambda a, b, c: (a, b),
+    "compare": lambda a, b, c: (a, b),
+    "with_const": lambda a, b, c: (a, c),
+    "compare_c": lambda a, b, c: (a, c),
+}
+
+
+def U(builds, ref, d1, d2, points, kinks=(), safe=None):
+    return Prim("unary", builds, ref, d1, d2, points, kinks, safe=safe)
+
+
+def B(builds, ref, d1, d2, points, kinks=(), base=None, safe=None):
+    return Prim("binary", builds, ref, d1, d2, points, kinks, base, safe)
+
+
+def K(builds, ref, d1, d2, points, kinks=(), base=None, safe=None):
+    return Prim("with_const", builds, ref, d1, d2, points, kinks, base, safe)
+
+
+def CMP(kind, builds, ref):
+    pts = [(1.0, 2.0), (2.0, 1.0), (1.5, 1.5), (-0.0, 0.0), (-3.0, -3.5), (nan, 1.0),
+           (1.0, nan)]
+    return Prim(kind, builds, ref, points=pts, base=(0.25,) if kind == "compare_c" else None)
+
+
+S, T = pyad.sin, pyad.tanh   # bounded wrappers for safe operands
+sec = lambda x: 1.0 / np.cos(x)
+sech = lambda x: 1.0 / np.cosh(x)
+ZERO2 = lambda x, y: ((0.0, 0.0), (0.0, 0.0))
+
+
+def _sign(x):
+    return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+
+
+TABLE = {
+    # ---------------- binary ----------------
+    "add": B([lambda x, y: x + y, lambda x, y: np.add(x, y)], np.add,
+             lambda x, y: (1.0, 1.0), ZERO2, [(1.0, 2.0), (-3.5, 0.25), (0.0, 0.0), (0.7, -1.2)]),
+    "sub": B([lambda x, y: x - y, lambda x, y: np.subtract(x, y)], np.subtract,
+             lambda x, y: (1.0, -1.0), ZERO2, [(1.0, 2.0), (-3.5, 0.25), (0.0, 0.0), (0.7, -1.2)]),
+    "mul": B([lambda x, y: x * y, lambda x, y: np.multiply(x, y)], np.multiply,
+             lambda x, y: (y, x), lambda x, y: ((0.0, 1.0), (1.0, 0.0)),
+             [(1.5, -2.0), (0.0, 3.0), (-0.7, -0.2), (0.7, -1.2)],
+             safe=lambda a, b, c: (a, T(b))),
+    "div": B([lambda x, y: x / y, lambda x, y: np.true_divide(x, y)], np.true_divide,
+             lambda x, y: (1.0 / y, -x / y**2),
+             lambda x, y: ((0.0, -1.0 / y**2), (-1.0 / y**2, 2.0 * x / y**3)),
+             [(1.0, 2.0), (-3.0, 0.5), (0.0, -4.0), (7.0, 3.0), (0.7, -1.2)],
+             safe=lambda a, b, c: (a, b * b + 1.0)),
+    "pow": B([lambda x, y: x ** y, lambda x, y: pyad.pow(x, y), lambda x, y: np.power(x, y)],
+             np.power,
+             lambda x, y: (y * x ** (y - 1), x**y * np.log(x)),
+             lambda x, y: ((y * (y - 1) * x ** (y - 2), x ** (y - 1) * (1 + y * np.log(x))),
+                           (x ** (y - 1) * (1 + y * np.log(x)), x**y * np.log(x) ** 2)),
+             [(2.0, 3.0), (0.5, -1.5), (3.0, 0.5), (1.7, 2.3), (1.0, 5.0), (4.0, 1.0)],
+             kinks=[
+                 # d(x**y)/dy = 0 at x = 0; d(0**y)/dx = y 0**(y-1) = 0 for y > 1
+                 ((0.0, 3.0), 0.0, (0.0, 0.0), None),
+                 ((0.0, 2.5), 0.0, (0.0, 0.0), None),
+                 # d(x**0)/dx = 0 even at x = 0; and d/dy = 0 at x = 0
+                 ((0.0, 0.0), 1.0, (0.0, 0.0), None),
+                 # x**0 away from 0: value 1, d/dx = 0, d/dy = log(x)
+                 ((2.0, 0.0), 1.0, (0.0, math.log(2.0)), None),
+             ],
+             safe=lambda a, b, c: (pyad.exp(S(a)), T(b) * 2.0)),
+    "arctan2": B([lambda x, y: pyad.arctan2(x, y), lambda x, y: np.arctan2(x, y)], np.arctan2,
+                 lambda x, y: (y / (x * x + y * y), -x / (x * x + y * y)),
+                 lambda x, y: ((-2 * x * y / (x * x + y * y) ** 2,
+                                (x * x - y * y) / (x * x + y * y) ** 2),
+                               ((x * x - y * y) / (x * x + y * y) ** 2,
+                                2 * x * y / (x * x + y * y) ** 2)),
+                 [(1.0, 2.0), (-1.0, 0.5), (0.3, -2.0), (-2.0, -2.0), (0.0, 1.0), (1.0, 0.0),
+                  (0.7, -1.2)],
+                 # all four quadrants and the branch cut, but |(y, x)| >= 0.5: the partials
+                 # 1/r stay bounded (near the origin they are huge and cancel, so that no
+                 # two summation orders agree to 1e-12)
+                 safe=lambda a, b, c: (S(a) + S(b) * 1.5, pyad.cos(b) * 1.5)),
+    "maximum": B([lambda x, y: pyad.maximum(x, y), lambda x, y: np.maximum(x, y)], np.maximum,
+                 lambda x, y: (1.0, 0.0) if x > y else (0.0, 1.0), ZERO2,
+                 [(1.0, 2.0), (3.0, -1.0), (-0.5, -0.25), (0.7, -1.2)],
+                 kinks=[((1.5, 1.5), 1.5, (0.5, 0.5), ((0.0, 0.0), (0.0, 0.0))),
+                        ((0.0, 0.0), 0.0, (0.5, 0.5), ((0.0, 0.0), (0.0, 0.0)))]),
+    "minimum": B([lambda x, y: pyad.minimum(x, y), lambda x, y: np.minimum(x, y)], np.minimum,
+                 lambda x, y: (1.0, 0.0) if x < y else (0.0, 1.0), ZERO2,
+                 [(1.0, 2.0), (3.0, -1.0), (-0.5, -0.25), (0.7, -1.2)],
+                 kinks=[((1.5, 1.5), 1.5, (0.5, 0.5), ((0.0, 0.0), (0.0, 0.0))),
+                        ((-2.0, -2.0), -2.0, (0.5, 0.5), ((0.0, 0.0), (0.0, 0.0)))]),
+    # ---------------- one active operand, one constant ----------------
+    "add_c": K([lambda x, c: x + c, lambda x, c: c + x, lambda x, c: np.add(x, c)],
+               lambda x, c: np.add(x, c), lambda x, c: 1.0, lambda x, c: 0.0,
+               [(1.0, 2.5), (-3.0, -0.5), (0.0, 0.0), (0.7, 3.0)]),
+    "sub_c": K([lambda x, c: x - c, lambda x, c: np.subtract(x, c)],
+               lambda x, c: np.subtract(x, c), lambda x, c: 1.0, lambda x, c: 0.0,
+               [(1.0, 2.5), (-3.0, -0.5), (0.7, 3.0)]),
+    "mul_c": K([lambda x, c: x * c, lambda x, c: c * x, lambda x, c: np.multiply(c, x)],
+               lambda x, c: np.multiply(x, c), lambda x, c: c, lambda x, c: 0.0,
+               [(1.5, -2.0), (-0.5, 3.0), (2.0, 0.0), (0.7, 3.0)]),
+    "div_c": K([lambda x, c: x / c, lambda x, c: np.true_divide(x, c)],
+               lambda x, c: np.true_divide(x, c), lambda x, c: 1.0 / c, lambda x, c: 0.0,
+               [(1.0, 4.0), (-3.0, -0.5), (1.0, 3.0), (0.7, 4.0)]),
+    "rsub_c": K([lambda x, c: c - x, lambda x, c: np.subtract(c, x)],
+                lambda x, c: np.subtract(c, x), lambda x, c: -1.0, lambda x, c: 0.0,
+                [(1.0, 2.5), (-3.0, -0.5), (0.7, 3.0)]),
+    "rdiv_c": K([lambda x, c: c / x, lambda x, c: np.true_divide(c, x)],
+                lambda x, c: np.true_divide(c, x), lambda x, c: -c / x**2,
+                lambda x, c: 2.0 * c / x**3, [(2.0, 3.0), (-0.5, 1.5), (4.0, -2.0), (0.7, 3.0)],
+                base=(1.25,), safe=lambda a, b, c: (a * a + 1.0, c)),
+    "pow_c": K([lambda x, c: x ** c, lambda x, c: pyad.pow(x, c), lambda x, c: np.power(x, c)],
+               lambda x, c: np.power(x, c), lambda x, c: c * x ** (c - 1),
+               lambda x, c: c * (c - 1) * x ** (c - 2),
+               [(2.0, 3.0), (0.5, -1.5), (3.0, 0.5), (1.7, 2.3), (-1.5, 3.0), (2.0, 1.0),
+                (2.5, 0.0), (-2.0, -1.0), (0.7, 2.5)],
+               kinks=[((0.0, 3.0), 0.0, 0.0, 0.0),
+                      ((0.0, 2.5), 0.0, 0.0, 0.0),
+                      ((0.0, 1.0), 0.0, 1.0, 0.0),
+                      # d(x**0)/dx = 0, also at x = 0
+                      ((0.0, 0.0), 1.0, 0.0, 0.0)],
+               base=(1.25,), safe=lambda a, b, c: (pyad.exp(S(a)), c)),
+    "rpow_c": K([lambda x, c: c ** x, lambda x, c: pyad.pow(c, x), lambda x, c: np.power(c, x)],
+                lambda x, c: np.power(c, x), lambda x, c: c**x * np.log(c),
+                lambda x, c: c**x * np.log(c) ** 2,
+                [(1.5, 2.0), (-1.0, 0.5), (0.3, 10.0), (2.0, 1.0), (-2.5, 3.0), (0.7, 2.0)],
+                kinks=[((1.5, 0.0), 0.0, 0.0, 0.0)],  # d(c**x)/dx = 0 at c = 0
+                safe=lambda a, b, c: (S(a), abs(c))),
+    "maximum_c": K([lambda x, c: pyad.maximum(x, c), lambda x, c: pyad.maximum(c, x),
+                    lambda x, c: np.maximum(x, c)],
+                   lambda x, c: np.maximum(x, c), lambda x, c: 1.0 if x > c else 0.0,
+                   lambda x, c: 0.0, [(1.0, 2.0), (3.0, -1.0), (0.7, 0.2)],
+                   kinks=[((2.0, 2.0), 2.0, 0.5, 0.0), ((-1.0, -1.0), -1.0, 0.5, 0.0)]),
+    "minimum_c": K([lambda x, c: pyad.minimum(x, c), lambda x, c: pyad.minimum(c, x),
+                    lambda x, c: np.minimum(x, c)],
+                   lambda x, c: np.minimum(x, c), lambda x, c: 1.0 if x < c else 0.0,
+                   lambda x, c: 0.0, [(1.0, 2.0), (3.0, -1.0), (-0.7, 0.2)],
+                   kinks=[((2.0, 2.0), 2.0, 0.5, 0.0)]),
+    # ---------------- unary ----------------
+    "neg": U([lambda x: -x, pyad.neg, np.negative], np.negative,
+             lambda x: -1.0, lambda x: 0.0, [-2.5, 0.0, 1.3, 7.0, -1.3, 0.2, 2.5]),
+    "square": U([lambda x: x**2, lambda x: x ** 2.0, pyad.square, np.square], np.square,
+                lambda x: 2.0 * x, lambda x: 2.0, [-3.0, -0.5, 0.0, 2.2, -1.3, 0.2, 2.5],
+                safe=lambda a, b, c: (T(a) * 2.0,)),
+    "reciprocal": U([pyad.reciprocal, np.reciprocal], lambda x: 1.0 / x,
+                    lambda x: -1.0 / x**2, lambda x: 2.0 / x**3,
+                    [-2.0, -0.3, 0.4, 5.0, -1.7, 2.5], safe=lambda a, b, c: (a * a + 1.0,)),
+    "exp": U([pyad.exp, np.exp], np.exp, np.exp, np.exp,
+             [-5.0, -0.5, 0.0, 1.7, 5.0, -1.3, 0.2, 1.5], safe=lambda a, b, c: (S(a),)),
+    "log": U([pyad.log, np.log], np.log, lambda x: 1.0 / x, lambda x: -1.0 / x**2,
+             [0.1, 0.9, 1.0, 2.5, 100.0, 0.3, 1.2, 4.0],
+             # log(0) = -inf with no exception, as numpy; d/dx = 1/x = +inf (IEEE)
+             kinks=[(0.0, -inf, inf, None)], safe=lambda a, b, c: (a * a + 1.0,)),
+    "log1p": U([pyad.log1p, np.log1p], np.log1p, lambda x: 1.0 / (1.0 + x),
+               lambda x: -1.0 / (1.0 + x) ** 2,
+               [-0.9, -1e-3, 0.0, 1e-8, 2.0, 50.0, -0.6, 0.2, 3.0], safe=lambda a, b, c: (a * a,)),
+    "expm1": U([pyad.expm1, np.expm1], np.expm1, np.exp, np.exp,
+               [-3.0, -1e-8, 0.0, 1e-5, 2.0, -1.3, 0.2, 1.5], safe=lambda a, b, c: (S(a),)),
+    "sqrt": U([pyad.sqrt, np.sqrt], np.sqrt, lambda x: 0.5 / np.sqrt(x),
+              lambda x: -0.25 * x**-1.5, [0.1, 1.0, 2.0, 1e4, 0.3, 1.2, 4.0],
+              kinks=[(0.0, 0.0, inf, None)], safe=lambda a, b, c: (a * a + 0.5,)),
+    "sin": U([pyad.sin, np.sin], np.sin, np.cos, lambda x: -np.sin(x),
+             [-3.0, -0.5, 0.0, 1.0, 2.5, 10.0, -1.3, 0.2]),
+    "cos": U([pyad.cos, np.cos], np.cos, lambda x: -np.sin(x), lambda x: -np.cos(x),
+             [-3.0, -0.5, 0.0, 1.0, 2.5, 10.0, -1.3, 0.2]),
+    "tan": U([pyad.tan, np.tan], np.tan, lambda x: sec(x) ** 2,
+             lambda x: 2.0 * np.tan(x) * sec(x) ** 2, [-1.2, -0.3, 0.0, 0.7, 1.3, -1.1, 0.2],
+             safe=lambda a, b, c: (T(a),)),
+    "arcsin": U([pyad.arcsin, np.arcsin], np.arcsin, lambda x: 1.0 / np.sqrt(1.0 - x * x),
+                lambda x: x / (1.0 - x * x) ** 1.5,
+                [-0.9, -0.3, 0.0, 0.5, 0.95, -0.8, 0.1, 0.6], safe=lambda a, b, c: (T(a) * 0.9,)),
+    "arccos": U([pyad.arccos, np.arccos], np.arccos, lambda x: -1.0 / np.sqrt(1.0 - x * x),
+                lambda x: -x / (1.0 - x * x) ** 1.5,
+                [-0.9, -0.3, 0.0, 0.5, 0.95, -0.8, 0.1, 0.6], safe=lambda a, b, c: (T(a) * 0.9,)),
+    "arctan": U([pyad.arctan, np.arctan], np.arctan, lambda x: 1.0 / (1.0 + x * x),
+                lambda x: -2.0 * x / (1.0 + x * x) ** 2,
+                [-10.0, -1.0, 0.0, 0.5, 3.0, -1.3, 0.2, 2.5]),
+    "sinh": U([pyad.sinh, np.sinh], np.sinh, np.cosh, np.sinh,
+              [-3.0, -0.2, 0.0, 1.0, 4.0, -1.3, 2.5], safe=lambda a, b, c: (S(a) * 2.0,)),
+    "cosh": U([pyad.cosh, np.cosh], np.cosh, np.sinh, np.cosh,
+              [-3.0, -0.2, 0.0, 1.0, 4.0, -1.3, 2.5], safe=lambda a, b, c: (S(a) * 2.0,)),
+    "tanh": U([pyad.tanh, np.tanh], np.tanh, lambda x: sech(x) ** 2,
+              lambda x: -2.0 * np.tanh(x) * sech(x) ** 2,
+              [-3.0, -0.4, 0.0, 0.8, 2.5, -1.3, 0.2]),
+    "abs": U([abs, pyad.abs, np.abs, np.fabs], np.abs, _sign, lambda x: 0.0,
+             [-2.5, -1e-3, 1e-3, 3.0, -1.3, 0.2, 2.5],
+             kinks=[(0.0, 0.0, 0.0, 0.0), (-0.0, 0.0, 0.0, 0.0)]),  # abs'(0) = 0
+    # ---------------- comparisons ----------------
+    "lt": CMP("compare", [lambda x, y: x < y, lambda x, y: np.less(x, y)], np.less),
+    "le": CMP("compare", [lambda x, y: x <= y, lambda x, y: np.less_equal(x, y)], np.less_equal),
+    "gt": CMP("compare", [lambda x, y: x > y, lambda x, y: np.greater(x, y)], np.greater),
+    "ge": CMP("compare", [lambda x, y: x >= y, lambda x, y: np.greater_equal(x, y)],
+              np.greater_equal),
+    "eq": CMP("compare", [lambda x, y: x == y, lambda x, y: np.equal(x, y)], np.equal),
+    "ne": CMP("compare", [lambda x, y: x != y, lambda x, y: np.not_equal(x, y)], np.not_equal),
+    "lt_c": CMP("compare_c", [lambda x, c: x < c, lambda x, c: c > x,
+                              lambda x, c: np.less(x, c)], np.less),
+    "le_c": CMP("compare_c", [lambda x, c: x <= c, lambda x, c: c >= x,
+                              lambda x, c: np.less_equal(x, c)], np.less_equal),
+    "gt_c": CMP("compare_c", [lambda x, c: x > c, lambda x, c: c < x,
+                              lambda x, c: np.less(c, x)], np.greater),
+    "ge_c": CMP("compare_c", [lambda x, c: x >= c, lambda x, c: c <= x,
+                              lambda x, c: np.less_equal(c, x)], np.greater_equal),
+    "eq_c": CMP("compare_c", [lambda x, c: x == c, lambda x, c: c == x,
+                              lambda x, c: np.equal(x, c)], np.equal),
+    "ne_c": CMP("compare_c", [lambda x, c: x != c, lambda x, c: c != x,
+                              lambda x, c: np.not_equal(c, x)], np.not_equal),
+}
+
+
+DIFFERENTIABLE = pyad.ops.names_of_kind("unary", "binary", "with_const")
+COMPARISONS = pyad.ops.names_of_kind("compare", "compare_c")
+
+
+class Special:
+    """A special row (its operands are not (x, y)), checked through a function
+    that records it: f of an active vector, points, and the exact value, gradient
+    and Hessian of f there (numpy functions of the point)."""
+
+    def __init__(self, f, points, value, grad, hess):
+        self.f, self.points = f, [np.array(p, dtype=float) for p in points]
+        self.value, self.grad, self.hess = value, grad, hess
+
+
+def _branchy(z):
+    if z[0] > 0:                     # a guard: guard_true for z0 > 0, guard_false else
+        return z[0] * z[1]
+    return z[1] * 3.0
+
+
+_BRANCHY_GRAD = lambda z: np.array([z[1], z[0]]) if z[0] > 0 else np.array([0.0, 3.0])
+_BRANCHY_HESS = lambda z: np.array([[0.0, 1.0], [1.0, 0.0]]) if z[0] > 0 else np.zeros((2, 2))
+_A = np.array([[1.0, 2.0], [3.0, -1.0]])
+_SELECT = lambda z: pyad.where(z[0] < z[1], z[0] * z[1], z[1] * z[1])
+_WITH_CONSTANT = lambda z: pyad.where(z[0] < z[1], z[0] * z[1], 2.0)
+_MUL_HESS = lambda z: np.array([[0.0, 1.0], [1.0, 0.0]])
+
+
+def _tie_share(z, m):
+    """d(max or min)/dz: shared evenly by the elements equal to m (JAX's rule)."""
+    ties = (z == m).astype(float)
+    return ties / ties.sum()
+
+
+SPECIAL_TABLE = {
+    "input": Special(lambda z: z[0] * z[1], [(1.5, -2.0), (0.0, 3.0)],
+                     lambda z: z[0] * z[1], lambda z: np.array([z[1], z[0]]), _MUL_HESS),
+    "constant": Special(_WITH_CONSTANT, [(1.0, 2.0), (3.0, 2.0)],
+                        lambda z: z[0] * z[1] if z[0] < z[1] else 2.0,
+                        lambda z: np.array([z[1], z[0]]) if z[0] < z[1] else np.zeros(2),
+                        lambda z: _MUL_HESS(z) if z[0] < z[1] else np.zeros((2, 2))),
+    "select": Special(_SELECT, [(1.0, 2.0), (3.0, 2.0), (-1.0, 0.5)],
+                      lambda z: z[0] * z[1] if z[0] < z[1] else z[1] * z[1],
+                      lambda z: np.array([z[1], z[0]]) if z[0] < z[1] else
+                      np.array([0.0, 2.0 * z[1]]),
+                      lambda z: _MUL_HESS(z) if z[0] < z[1] else np.array([[0.0, 0.0],
+                                                                           [0.0, 2.0]])),
+    "guard_true": Special(_branchy, [(1.0, 2.0), (0.5, -3.0)], _branchy, _BRANCHY_GRAD,
+                          _BRANCHY_HESS),
+    "guard_false": Special(_branchy, [(-1.0, 2.0), (-0.5, 3.0)], _branchy, _BRANCHY_GRAD,
+                           _BRANCHY_HESS),
+    # A @ z with a constant matrix: one mul_c, then axpy_c terms
+    "axpy_c": Special(lambda z: np.sum((_A @ z) ** 2), [(1.0, 2.0), (-0.5, 0.25)],
+                      lambda z: np.sum((_A @ z) ** 2), lambda z: 2.0 * _A.T @ _A @ z,
+                      lambda z: 2.0 * _A.T @ _A),
+    # max(z)**2, at a tie too
+    "max_n": Special(lambda z: np.max(z) ** 2, [(1.0, 3.0, 2.0), (2.0, 2.0, 1.0)],
+                     lambda z: np.max(z) ** 2,
+                     lambda z: 2.0 * np.max(z) * _tie_share(z, np.max(z)),
+                     lambda z: 2.0 * np.outer(_tie_share(z, np.max(z)),
+                                              _tie_share(z, np.max(z)))),
+    "min_n": Special(lambda z: np.min(z) ** 2, [(1.0, 3.0, 2.0), (-1.0, 2.0, -1.0)],
+                     lambda z: np.min(z) ** 2,
+                     lambda z: 2.0 * np.min(z) * _tie_share(z, np.min(z)),
+                     lambda z: 2.0 * np.outer(_tie_share(z, np.min(z)),
+                                              _tie_share(z, np.min(z)))),
+}
