@@ -99,10 +99,20 @@ static int tangent_range(const pyad_tape *t, const double *x, const double *xdot
             vd[k] = scaled(d_x, xd);                                                        \
             break;                                                                          \
         }
-#define COMPARE(name, numpy, operator, cf, rcf, value) \
-        case OP_##name: { double x = v[A[k]], y = v[B[k]]; v[k] = (value) ? 1.0 : 0.0; vd[k] = 0.0; break; }
-#define COMPARE_C(name, value) \
-        case OP_##name: { double x = v[A[k]], y = consts[B[k]]; v[k] = (value) ? 1.0 : 0.0; vd[k] = 0.0; break; }
+#define COMPARE(name, numpy, operator, cf, rcf, value)                                      \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], y = v[B[k]];                                                \
+            v[k] = (value) ? 1.0 : 0.0;                                                     \
+            vd[k] = 0.0;                                                                    \
+            break;                                                                          \
+        }
+#define COMPARE_C(name, value)                                                              \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], y = consts[B[k]];                                           \
+            v[k] = (value) ? 1.0 : 0.0;                                                     \
+            vd[k] = 0.0;                                                                    \
+            break;                                                                          \
+        }
 #include "expand_ops.h"
         case OP_input: v[k] = x[A[k]]; vd[k] = xdot[A[k]]; break;
         case OP_constant: v[k] = consts[B[k]]; vd[k] = 0.0; break;

@@ -15,7 +15,10 @@
  * The same choice picks the value, the tangent, and where the adjoint goes. */
 static inline double select_value(double cond, double a, double b) { return cond != 0.0 ? a : b; }
 
-static inline int32_t select_taken(double cond, int32_t a, int32_t b) { return cond != 0.0 ? a : b; }
+static inline int32_t select_taken(double cond, int32_t a, int32_t b)
+{
+    return cond != 0.0 ? a : b;
+}
 
 /* ---- guard_true / guard_false: z = cond; replay fails where cond flipped ---- */
 static inline int guard_holds(int op, double cond)

@@ -25,7 +25,7 @@ class Op:
     """One row of the registry."""
     name: str
     code: int
-    kind: str                 # "special" | "unary" | "binary" | "with_const" | "compare" | "compare_c"
+    kind: str                 # "special", "unary", "binary", "with_const", "compare", "compare_c"
     numpy: "str | None"       # the dotted function it implements ("numpy.sin"), or None
     operator: "str | None"    # the Python operator method it implements ("__add__"), or None
     const_form: "str | None"  # the op recording x ∘ c with a constant c ("sub_c"), or None

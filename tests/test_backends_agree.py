@@ -60,6 +60,7 @@ NODES = {
     "sinh": lambda a, b, c, k: pyad.sinh(S(a) * 2.0),
     "cosh": lambda a, b, c, k: pyad.cosh(S(a) * 2.0),
     "tanh": lambda a, b, c, k: pyad.tanh(a),
+    "stop_gradient": lambda a, b, c, k: pyad.stop_gradient(a) * b,
     # binary
     "add": lambda a, b, c, k: a + b,
     "sub": lambda a, b, c, k: a - b,

@@ -221,7 +221,8 @@ TABLE = {
                               lambda x, c: np.not_equal(c, x)], np.not_equal),
 }
 
-DIFFERENTIABLE = pyad.ops.names_of_kind("unary", "binary", "with_const")
+DIFFERENTIABLE = [n for n in pyad.ops.names_of_kind("unary", "binary", "with_const")
+                  if pyad.ops.OPS[n].differentiable]  # stop_gradient: tests/test_value_guard.py
 COMPARISONS = pyad.ops.names_of_kind("compare", "compare_c")
 
 
