@@ -169,6 +169,8 @@ RULES = {
     "tanh": unary(lambda m, x: m.tanh(x), lambda m, x, z: 1.0 - z * z,
                   lambda m, x, z, xd: -2.0 * z * (1.0 - z * z) * xd),
     "abs": unary(lambda m, x: m.fabs(x), lambda m, x, z: sign_of(x)),
+    # the value passes, the derivative is zero by definition (pyad.stop_gradient)
+    "stop_gradient": unary(lambda m, x: x, lambda m, x, z: 0.0),
 }
 
 COMPARISONS = {

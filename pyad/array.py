@@ -11,7 +11,7 @@ import numpy as np
 
 from . import ops
 from .scalar import (COMPARISONS, CONSTANT_FORMS, Bool, Scalar, _FLOAT_HINT,
-                     mixed_tapes, record_truth)
+                     guard_value, mixed_tapes, record_truth)
 
 C = ops.CODE
 _INDEX = np.int32
@@ -385,7 +385,15 @@ class Array:
 
     @property
     def value(self):
-        """The recorded values as a float64 ndarray (no derivative)."""
+        """The recorded values as a float64 ndarray (no derivative). Read while
+        the tape records, each element is guarded as Scalar.value explains."""
+        values = self._recorded_values()
+        if not getattr(self._s, "_sealed", False):
+            for slot, v in zip(self._i.ravel().tolist(), values.ravel().tolist()):
+                guard_value(self._s, slot, v)
+        return values
+
+    def _recorded_values(self):
         flat = np.ascontiguousarray(self._i.ravel())
         return self._s.values(flat).reshape(self._i.shape)
 
@@ -395,7 +403,7 @@ class Array:
 
     def __repr__(self):
         try:
-            body = np.array2string(self.value, separator=", ", prefix="Array(")
+            body = np.array2string(self._recorded_values(), separator=", ", prefix="Array(")
         except Exception:
             body = "<closed tape>"
         return f"{type(self).__name__}({body})"
@@ -659,7 +667,7 @@ class BoolArray(Array):
 
     def __repr__(self):
         try:
-            return f"BoolArray({np.array2string(self.value != 0, separator=', ')})"
+            return f"BoolArray({np.array2string(self._recorded_values() != 0, separator=', ')})"
         except Exception:
             return "BoolArray(<closed tape>)"
 

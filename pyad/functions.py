@@ -5,7 +5,7 @@ record the primitive of the same name. They are generated from the primitive
 table, so every unary and binary primitive has one.
 """
 from . import numpy_api, ops
-from .array import Array, stack_values, where as _where
+from .array import Array, is_active, stack_values, store_of, where as _where
 
 __all__ = []
 
@@ -27,8 +27,9 @@ def _make_binary(name):
 
 
 for _name in ops.names_of_kind("unary"):
-    globals()[_name] = _make_unary(_name)
-    __all__.append(_name)
+    if ops.OPS[_name].numpy is not None:
+        globals()[_name] = _make_unary(_name)
+        __all__.append(_name)
 for _name in ("pow", "arctan2", "maximum", "minimum"):
     globals()[_name] = _make_binary(_name)
     __all__.append(_name)
@@ -59,8 +60,23 @@ def array(xs):
 
 
 def value(x):
-    """The plain number(s) of an active value (no derivative); other values unchanged."""
+    """The plain number(s) of an active value (no derivative); other values unchanged.
+    While the tape records, the number is guarded (see Scalar.value): replay at a
+    point where it differs re-records or raises BranchError."""
     return x.value if hasattr(x, "_s") else x
 
 
-__all__ += ["power", "absolute", "negative", "where", "stack", "array", "value"]
+def stop_gradient(x):
+    """x's value with derivative zero, in every sweep and to every order.
+
+    Unlike reading .value, it is a recorded op: replay at any point computes the
+    value there and needs no re-recording. Plain numbers and arrays are returned
+    unchanged; anything else that is not real numbers raises TypeError, as every
+    elementary function does."""
+    if is_active(x) or (isinstance(x, (list, tuple)) and store_of(x) is not None):
+        return numpy_api.unary("stop_gradient", x)
+    numpy_api.A.as_constant(x)  # refuses strings, complex, objects, ...
+    return x
+
+
+__all__ += ["power", "absolute", "negative", "where", "stack", "array", "value", "stop_gradient"]

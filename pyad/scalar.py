@@ -58,8 +58,18 @@ class Scalar(ScalarBase):
 
     @property
     def value(self):
-        """The value recorded in this slot (a float, with no derivative)."""
-        return self._s.value(self._i)
+        """The number in this slot (a float, with no derivative).
+
+        Read while the tape is still recording, the number enters the recording
+        as a constant, so a guard is recorded that this slot keeps it: replay at
+        a point where it differs re-records (pyad.trace) or raises BranchError,
+        as an `if` on the value would (JAX refuses to concretize under trace).
+        For a number that should follow the point, use pyad.stop_gradient."""
+        s = self._s
+        v = s.value(self._i)
+        if not getattr(s, "_sealed", False):
+            guard_value(s, self._i, v)
+        return v
 
     @property
     def slot(self):
@@ -71,7 +81,7 @@ class Scalar(ScalarBase):
 
     def __repr__(self):
         try:
-            return f"Scalar({self.value!r}, slot={self._i})"
+            return f"Scalar({self._s.value(self._i)!r}, slot={self._i})"
         except Exception:
             return f"Scalar(<closed tape>, slot={self._i})"
 
@@ -150,7 +160,7 @@ class Bool(Scalar):
 
     def __repr__(self):
         try:
-            return f"Bool({self.value != 0}, slot={self._i})"
+            return f"Bool({self._s.value(self._i) != 0}, slot={self._i})"
         except Exception:
             return f"Bool(<closed tape>, slot={self._i})"
 
@@ -192,6 +202,17 @@ def record_truth(x, op_ne_c):
     outcome = x._s.value(cond) != 0
     x._s.guard(cond, outcome)
     return outcome
+
+
+def guard_value(store, slot, v):
+    """Record that `slot` holds v at replay (NaN: that it is NaN)."""
+    if store._owner != get_ident():
+        claim(store)
+    if v != v:
+        cond = store.push2(C["ne"], slot, slot)
+    else:
+        cond = store.push_c(C["eq_c"], slot, v)
+    store.guard(cond, True)
 
 
 def logical(x, o, name):

@@ -83,6 +83,7 @@ class Tape:
         return self
 
     def __exit__(self, *exc):
+        self._store._sealed = True  # recording is over: reading .value records no guard
         if not self._store.closed:
             self._store.shrink()
         return False
@@ -248,9 +249,9 @@ class Tape:
             name = "guard"
         expected = "true" if name == "guard_true" else "false"
         return (f"replay at x = {np.array2string(np.asarray(x), threshold=8)} takes another "
-                f"branch: op {k} ({name}) recorded a Python `if` whose condition was "
-                f"{expected}; record the tape at this point (pyad.trace re-records "
-                "automatically) or use pyad.where for a branch that replays both ways")
+                f"branch: op {k} ({name}) recorded a Python `if` (or a read of .value) "
+                f"whose condition was {expected}; record the tape at this point (pyad.trace "
+                "re-records automatically) or use pyad.where for a branch that replays both ways")
 
     def _retrace(self, flat):
         from .transforms import record

@@ -191,6 +191,9 @@ TABLE = {
                    lambda x, c: 0.0, [(1.0, 2.0), (3.0, -1.0), (-0.7, 0.2)],
                    kinks=[((2.0, 2.0), 2.0, 0.5, 0.0)]),
     # ---------------- unary ----------------
+    # value x, derivative zero by definition (not the identity's 1): see ZERO_BY_DEFINITION
+    "stop_gradient": U([pyad.stop_gradient], np.positive, lambda x: 0.0, lambda x: 0.0,
+                       [-2.5, 0.0, 1.3, 7.0]),
     "neg": U([lambda x: -x, pyad.neg, np.negative], np.negative,
              lambda x: -1.0, lambda x: 0.0, [-2.5, 0.0, 1.3, 7.0, -1.3, 0.2, 2.5]),
     "square": U([lambda x: x**2, lambda x: x ** 2.0, pyad.square, np.square], np.square,
@@ -264,6 +267,9 @@ TABLE = {
 
 DIFFERENTIABLE = pyad.ops.names_of_kind("unary", "binary", "with_const")
 COMPARISONS = pyad.ops.names_of_kind("compare", "compare_c")
+#: rows whose derivative the registry declares zero (stop_gradient): central
+#: differences of their value would say 1, so their oracle is the definition, 0
+ZERO_BY_DEFINITION = [n for n in DIFFERENTIABLE if not pyad.ops.OPS[n].differentiable]
 
 
 class Special:

@@ -49,7 +49,8 @@ SAFE_POINTS = {"arcsin": 0.3, "arccos": 0.3, "arctan": 0.3, "log": 1.7, "log1p":
                "sqrt": 1.3, "reciprocal": 1.4, "tan": 0.4, "abs": -0.8}
 
 
-@pytest.mark.parametrize("name", ops.names_of_kind("unary"))
+@pytest.mark.parametrize("name", [n for n in ops.names_of_kind("unary")
+                                  if ops.OPS[n].differentiable])
 def test_every_unary_primitive_passes(backend, name):
     fn = getattr(pyad, name)
     x = np.array([SAFE_POINTS.get(name, 0.6), SAFE_POINTS.get(name, 0.6) * 0.5])

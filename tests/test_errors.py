@@ -617,7 +617,7 @@ def test_unconvertible_constant_never_corrupts_the_tape(name, backend):
         x = tape.input(2.0)
         y = x * 3.0
         attempt(lambda: HUGE_OPS[name](x))
-        attempt(lambda: y.value)  # a deferred error may surface here, once
+        attempt(lambda: tape.n_ops)  # a deferred error may surface here, once
         w = pyad.sin(x)
         tape.output(pyad.stack([y, w]))
     np.testing.assert_array_equal(tape(), [6.0, np.sin(2.0)])

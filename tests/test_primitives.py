@@ -16,7 +16,8 @@ import pytest
 import pyad
 from helpers import central_diff_grad, central_diff_jvp
 
-from primitive_table import COMPARISONS, DIFFERENTIABLE, SPECIAL_TABLE, TABLE
+from primitive_table import (COMPARISONS, DIFFERENTIABLE, SPECIAL_TABLE, TABLE,
+                             ZERO_BY_DEFINITION)
 
 nan, inf = float("nan"), float("inf")
 
@@ -199,6 +200,8 @@ def test_gradient_matches_central_differences(name, backend):
     for case in cases(name):
         tape = record(case, case.prim.builds[0], backend)
         fd = central_diff_grad(case.ref, case.z)
+        if name in ZERO_BY_DEFINITION:
+            fd = np.zeros_like(fd)
         np.testing.assert_allclose(tape.gradient(), fd, rtol=1e-6, atol=1e-6, err_msg=repr(case))
         # the oracle formula itself is consistent with the numpy reference
         np.testing.assert_allclose(case.grad(case.z), fd, rtol=1e-6, atol=1e-6,
@@ -221,7 +224,7 @@ def test_forward_and_reverse_agree(name, backend, rng):
             rel_close(float(uj @ v), u * jv, 1e-12, repr(case))
         # forward directional derivative against central differences
         v = rng.standard_normal(case.z.shape)
-        fd = central_diff_jvp(case.ref, case.z, v)
+        fd = 0.0 if name in ZERO_BY_DEFINITION else central_diff_jvp(case.ref, case.z, v)
         np.testing.assert_allclose(tape.jvp(case.z, v)[1], fd, rtol=1e-6, atol=1e-6,
                                    err_msg=repr(case))
 

@@ -510,6 +510,47 @@ static void group_table(void)
     }
     CHECK(strcmp(pyad_strerror(-99), "unknown status") == 0);
     CHECK(strcmp(pyad_strerror(7), "unknown status") == 0);
+    const char *const status_names[] = {"PYAD_OK", "PYAD_ENOMEM", "PYAD_EINVAL", "PYAD_EINDEX",
+                                        "PYAD_ETOOBIG", "PYAD_EBRANCH", "PYAD_ECLOSED",
+                                        "PYAD_EBUSY", "PYAD_EFORMAT"};
+    for (size_t i = 0; i < sizeof statuses / sizeof *statuses; ++i)
+        CHECK(strcmp(pyad_status_name(statuses[i]), status_names[i]) == 0);
+    CHECK(pyad_status_name(-99) == NULL && pyad_status_name(7) == NULL);
+}
+
+/* ---- group: the registry's facts about each row ---- */
+
+static void group_registry_facts(void)
+{
+    int count = pyad_op_count();
+    for (int i = 0; i < count; ++i) {
+        int kind = pyad_op_kind(i), forms[2] = {pyad_op_const_form(i), pyad_op_rconst_form(i)};
+        int keyed = kind == PYAD_KIND_BINARY || kind == PYAD_KIND_COMPARE;
+        int constant_kind = kind == PYAD_KIND_COMPARE ? PYAD_KIND_COMPARE_C : PYAD_KIND_WITH_CONST;
+        for (int j = 0; j < 2; ++j) {
+            /* a constant form is an op of the matching constant kind, or -1 */
+            CHECK(forms[j] == -1 || (keyed && pyad_op_kind(forms[j]) == constant_kind));
+        }
+        CHECK(pyad_op_differentiable(i) == 0 || pyad_op_differentiable(i) == 1);
+        if (kind == PYAD_KIND_COMPARE || kind == PYAD_KIND_COMPARE_C)
+            CHECK(pyad_op_differentiable(i) == 0);
+        const char *np = pyad_op_numpy(i), *op = pyad_op_operator(i);
+        CHECK(!np || strncmp(np, "numpy.", 6) == 0 || strncmp(np, "scipy.", 6) == 0);
+        CHECK(!op || (strncmp(op, "__", 2) == 0 && strlen(op) > 4));
+        if (kind == PYAD_KIND_WITH_CONST || kind == PYAD_KIND_COMPARE_C)
+            CHECK(!np && !op);
+    }
+    CHECK(pyad_op_const_form(op_code("sub")) == op_code("sub_c"));
+    CHECK(pyad_op_rconst_form(op_code("sub")) == op_code("rsub_c"));
+    CHECK(pyad_op_rconst_form(op_code("lt")) == op_code("gt_c"));
+    CHECK(pyad_op_const_form(op_code("arctan2")) == -1);
+    CHECK(strcmp(pyad_op_numpy(op_code("neg")), "numpy.negative") == 0);
+    CHECK(strcmp(pyad_op_operator(op_code("div")), "__truediv__") == 0);
+    CHECK(pyad_op_numpy(op_code("rsub_c")) == NULL);
+    CHECK(pyad_op_numpy(-1) == NULL && pyad_op_operator(count) == NULL);
+    CHECK_STATUS(pyad_op_const_form(-1), PYAD_EINVAL);
+    CHECK_STATUS(pyad_op_rconst_form(count), PYAD_EINVAL);
+    CHECK_STATUS(pyad_op_differentiable(count), PYAD_EINVAL);
 }
 
 /* ---- group: every primitive of the table ---- */
@@ -585,6 +626,50 @@ static void check_other_recorders(int op, int kind, const double *xin, int64_t n
     pyad_tape_free(t);
 }
 
+/* A unary row that is not differentiable (stop_gradient) passes its operand's
+ * value and a zero derivative through every sweep: t records z = x * op(x),
+ * whose derivative is op(x) (0.3 at x = 0.3) and whose second derivative is 0
+ * (without the rule, 2x and 2). */
+static void check_zero_derivative_row(int op, const char *name)
+{
+    char ctx[160];
+    const double x0 = 0.3, one = 1.0;
+    pyad_tape *t = new_tape();
+    CHECK_STATUS(pyad_rec_input(t, x0), 0);
+    CHECK_STATUS(pyad_rec1(t, op, 0), 1);
+    CHECK_STATUS(pyad_rec2(t, op_code("mul"), 0, 1), 2);
+    CHECK_STATUS(pyad_rec_output(t, 2), 0);
+    double v[3], vd[3], adj[3], adjd[3], y, yd, xbar, xbard;
+    int64_t bad = -1;
+    snprintf(ctx, sizeof ctx, "%s: value and first derivative", name);
+    CHECK_STATUS(pyad_forward_tangent(t, &x0, &one, v, vd, &y, &yd, &bad), PYAD_OK);
+    CHECK_CLOSE(v[1], x0, 0.0, 0.0, ctx);
+    CHECK_CLOSE(vd[1], 0.0, 0.0, 0.0, ctx);
+    CHECK_CLOSE(yd, x0, 0.0, 0.0, ctx);
+    CHECK_STATUS(pyad_reverse_second(t, v, vd, &one, adj, adjd, &xbar, &xbard), PYAD_OK);
+    CHECK_CLOSE(xbar, x0, 0.0, 0.0, ctx);
+    CHECK_CLOSE(xbard, 0.0, 0.0, 0.0, ctx); /* the derivative stop(x) has derivative 0 */
+    double vv[3], vvd[6], xd2[2] = {1.0, 2.0}, yv, yvd[2], vadj[3], vadjd[6], vxbar, vxbard[2];
+    CHECK_STATUS(pyad_tangent_vector(t, 2, &x0, xd2, vv, vvd, &yv, yvd, &bad), PYAD_OK);
+    CHECK_CLOSE(yvd[0], x0, 0.0, 0.0, ctx);
+    CHECK_CLOSE(yvd[1], 2.0 * x0, 0.0, 0.0, ctx);
+    CHECK_STATUS(pyad_second_vector(t, 2, vv, vvd, &one, vadj, vadjd, &vxbar, vxbard), PYAD_OK);
+    CHECK_CLOSE(vxbard[0], 0.0, 0.0, 0.0, ctx);
+    CHECK_CLOSE(vxbard[1], 0.0, 0.0, 0.0, ctx);
+    double xb[2] = {0.3, -1.5}, xbd[2] = {1.0, 1.0}, bv[6], bvd[6], by[2], byd[2], bu[2] = {1.0, 1.0};
+    double badj[6], badjd[6], bxbar[2], bxbard[2];
+    int64_t bbad[2], n_bad = -1;
+    CHECK_STATUS(pyad_tangent_batch(t, 2, xb, xbd, bv, bvd, by, byd, bbad, &n_bad), PYAD_OK);
+    CHECK(n_bad == 0);
+    CHECK_CLOSE(byd[1], -1.5, 0.0, 0.0, ctx);
+    CHECK_STATUS(pyad_second_batch(t, 2, bv, bvd, bu, badj, badjd, bxbar, bxbard), PYAD_OK);
+    CHECK_CLOSE(bxbar[1], -1.5, 0.0, 0.0, ctx);
+    CHECK_CLOSE(bxbard[1], 0.0, 0.0, 0.0, ctx);
+    CHECK_STATUS(pyad_reverse_batch(t, 2, bv, bu, badj, bxbar), PYAD_OK);
+    CHECK_CLOSE(bxbar[0], 0.3, 0.0, 0.0, ctx);
+    pyad_tape_free(t);
+}
+
 static void group_ops(void)
 {
     char label[96];
@@ -594,7 +679,10 @@ static void group_ops(void)
         const char *name = pyad_op_name(op);
         int kind = pyad_op_kind(op);
         snprintf(label, sizeof label, "op %s", name);
-        if (kind == PYAD_KIND_UNARY) {
+        if (kind == PYAD_KIND_UNARY && !pyad_op_differentiable(op)) {
+            check_zero_derivative_row(op, name);
+            tested++;
+        } else if (kind == PYAD_KIND_UNARY) {
             /* 0.3 is inside every unary domain (log, sqrt, arcsin, arccos, ...) */
             double x0 = 0.3, again = 0.45;
             pyad_tape *t = new_tape();
@@ -1939,6 +2027,7 @@ int main(int argc, char **argv)
     only = argc > 1 ? argv[1] : NULL;
     setvbuf(stdout, NULL, _IOLBF, 0);
     run_group("table", group_table);
+    run_group("registry facts", group_registry_facts);
     run_group("ops", group_ops);
     run_group("specials", group_specials);
     run_group("composite", group_composite);
