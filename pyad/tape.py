@@ -242,6 +242,7 @@ class Tape:
         args = self._unpack(flat, self._in_shapes)
         args = args if len(self._in_shapes) > 1 else (args,)
         fresh = record(self._fn, args, range(len(args)), self.backend)
+        self._check_same_outputs(fresh, f"at x = {np.array2string(np.asarray(flat), threshold=8)}")
         # The old store is dropped, not closed: a sweep in another thread may hold it.
         self._store, self._out_shapes = fresh._store, fresh._out_shapes
         self._facts = None
@@ -522,6 +523,19 @@ class Tape:
             start += n
         return parts[0] if len(parts) == 1 else tuple(parts)
 
+    def _check_same_outputs(self, fresh, where):
+        """A re-recording must give the outputs the tape has (their number and
+        shapes): results are sized and shaped from them."""
+        shapes = [tuple(sh) for sh in fresh._out_shapes]
+        if shapes != [tuple(sh) for sh in self._out_shapes]:
+            fresh.close()
+            raise BranchError(
+                f"re-recording {where} (a Python branch went the other way) gave outputs "
+                f"of shapes {shapes}; the tape was recorded with outputs of shapes "
+                f"{[tuple(sh) for sh in self._out_shapes]}. A function replayed by one tape "
+                "must return the same number and shapes of outputs on every branch "
+                "(use pyad.where to select between branches)")
+
     def _fix_point(self, method, X, extra, results, b, op):
         """One point of a batch where a recorded branch flips."""
         if self._fn is None:
@@ -530,10 +544,8 @@ class Tape:
         args = self._unpack(X[b], self._in_shapes)
         args = args if len(self._in_shapes) > 1 else (args,)
         fresh = record(self._fn, args, range(len(args)), self.backend)
+        self._check_same_outputs(fresh, f"at batch point {b}")
         try:
-            if fresh.n_outputs != self.n_outputs:
-                raise BranchError(f"re-recording at batch point {b} gave {fresh.n_outputs} "
-                                  f"outputs instead of {self.n_outputs}")
             single = getattr(fresh._store, method)(X[b:b + 1], *(e[b:b + 1] for e in extra))
         finally:
             fresh.close()
