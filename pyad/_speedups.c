@@ -104,7 +104,9 @@ static int rowstore_reserve(RowStoreObject *s)
     double *b = PyMem_Malloc((size_t)cap * sizeof *b);
     if (op == NULL || a == NULL || b == NULL) {
         free_columns(op, a, b);
-        PyErr_NoMemory();
+        /* PyErr_NoMemory() would raise a MemoryError without a message. */
+        PyErr_Format(PyExc_MemoryError, "out of memory buffering %zd recorded operations",
+                     cap);
         return -1;
     }
     if (s->n) {
