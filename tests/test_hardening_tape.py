@@ -161,16 +161,19 @@ def test_a_truncated_or_mistyped_executor_result_is_refused(backend):
             t.gradient(X, batch=True, executor=pool)
 
 
-def _rosen(x):
-    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2) + np.sum(
-        pyad.exp(pyad.sin(x)) * pyad.log(x * x + 1.0))
+def _mixed(x):
+    """Transcendental ops, whose vectorized batch math rounds differently at a
+    chunk's ragged end than in its full lanes (a split off the local chunk grid
+    showed up as 1-ulp differences)."""
+    return np.sum(pyad.exp(pyad.sin(x)) * pyad.log(x * x + 1.0) + pyad.tanh(x) * pyad.cos(x)
+                  + pyad.sqrt(x * x + 2.0) + pyad.arctan(x))
 
 
 def test_every_batched_method_takes_an_executor_and_matches_bit_for_bit(backend):
     rng = np.random.default_rng(3)
-    n_points = 700 if backend == "c" else 40
-    X, V = rng.uniform(-2, 2, (n_points, 6)), rng.uniform(-1, 1, (n_points, 6))
-    t = pyad.trace(_rosen, X[0], backend=backend)
+    n_points = 1000 if backend == "c" else 40
+    X, V = rng.uniform(-2, 2, (n_points, 3)), rng.uniform(-1, 1, (n_points, 3))
+    t = pyad.trace(_mixed, X[0], backend=backend)
     calls = {"value": lambda **k: t(X, batch=True, **k),
              "gradient": lambda **k: t.gradient(X, batch=True, **k),
              "jvp": lambda **k: t.jvp(X, V, batch=True, **k),
