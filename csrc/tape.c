@@ -92,6 +92,22 @@ int pyad_begin_sweep(pyad_tape *t, int64_t *n_ops, int64_t *n_inputs, int64_t *n
     return PYAD_OK;
 }
 
+int pyad_gradient_sized(pyad_tape *t, int64_t cap_ops, int64_t n_x, const double *x,
+                        double *v, double *adj, double *y, double *xbar, int64_t *bad_op)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    int s = tape_begin_sweep(t);
+    if (s)
+        return s;
+    if (t->n_ops > cap_ops || t->n_inputs != n_x || t->n_outputs != 1)
+        s = PYAD_EINVAL;
+    else
+        s = pyad_gradient(t, x, v, adj, y, xbar, bad_op);
+    tape_end_sweep(t);
+    return s;
+}
+
 int pyad_end_sweep(pyad_tape *t)
 {
     if (!t)

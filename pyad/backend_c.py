@@ -359,7 +359,32 @@ class CStore(RowBuffer):
             _fail(status)
 
     def gradient_flat(self, x, n_inputs):
-        """The gradient of a one-output tape at x (a contiguous float64 vector)."""
+        """The gradient of a one-output tape at x (a contiguous float64 vector).
+        The lowest-latency replay: one C call, which checks the work arrays against
+        the tape it holds; anything unusual goes the general way (_gradient_held)."""
+        if self._pending:
+            self._sync()
+        lock, work = self._work_lock, self._work
+        owned = lock.acquire(False)
+        if not owned or work is None:
+            work = _Work(self._next)
+            if owned:
+                self._work = work
+        out = np.empty(x.size)
+        try:
+            s = lib.pyad_gradient_sized(self._h, work.arrays[0].size, x.size, _dbl(x),
+                                        work.ptrs[0], work.ptrs[1], work.y, _dbl(out), work.bad)
+            bad = int(work.bad[0])
+        finally:
+            if owned:
+                lock.release()
+        if s == 0:
+            return out
+        if s == _BRANCH:
+            raise BranchError(bad)
+        return self._gradient_held(x)
+
+    def _gradient_held(self, x):
         h, n_ops, n_in, n_out = self._hold()
         try:
             _sizes_match(x, n_in, n_out, 1)
