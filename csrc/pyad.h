@@ -70,6 +70,17 @@ int64_t pyad_n_consts(const pyad_tape *t);
 int64_t pyad_n_pool(const pyad_tape *t);
 int64_t pyad_nbytes(const pyad_tape *t);
 
+/* A caller that sizes work arrays for a sweep brackets the sizes and the sweeps
+ * with these: between them the tape cannot grow (recording returns PYAD_EBUSY),
+ * so the sizes read here stay true. Sweeps may overlap each other. */
+int pyad_begin_sweep(pyad_tape *t, int64_t *n_ops, int64_t *n_inputs, int64_t *n_outputs);
+int pyad_end_sweep(pyad_tape *t);
+/* pyad_gradient for a caller whose v and adj hold cap_ops doubles and whose x and
+ * xbar hold n_x: PYAD_EINVAL (nothing swept) unless the tape, held for the call,
+ * fits them and has one output. The replay fast path: one call. */
+int pyad_gradient_sized(pyad_tape *t, int64_t cap_ops, int64_t n_x, const double *x,
+                        double *v, double *adj, double *y, double *xbar, int64_t *bad_op);
+
 /* Recording: each op defines exactly one new slot, its index is returned. */
 int pyad_rec_input(pyad_tape *t, double value);
 int pyad_rec_const(pyad_tape *t, double value);

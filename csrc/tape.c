@@ -109,6 +109,47 @@ int tape_begin_sweep(pyad_tape *t)
 
 void tape_end_sweep(pyad_tape *t) { atomic_fetch_sub(&t->users, 1); }
 
+int pyad_begin_sweep(pyad_tape *t, int64_t *n_ops, int64_t *n_inputs, int64_t *n_outputs)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (!n_ops || !n_inputs || !n_outputs)
+        return PYAD_EINVAL;
+    int s = tape_begin_sweep(t);
+    if (s)
+        return s;
+    *n_ops = t->n_ops;
+    *n_inputs = t->n_inputs;
+    *n_outputs = t->n_outputs;
+    return PYAD_OK;
+}
+
+int pyad_gradient_sized(pyad_tape *t, int64_t cap_ops, int64_t n_x, const double *x,
+                        double *v, double *adj, double *y, double *xbar, int64_t *bad_op)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    int s = tape_begin_sweep(t);
+    if (s)
+        return s;
+    if (t->n_ops > cap_ops || t->n_inputs != n_x || t->n_outputs != 1)
+        s = PYAD_EINVAL;
+    else
+        s = pyad_gradient(t, x, v, adj, y, xbar, bad_op);
+    tape_end_sweep(t);
+    return s;
+}
+
+int pyad_end_sweep(pyad_tape *t)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (atomic_load(&t->users) <= 0)
+        return PYAD_EINVAL;
+    tape_end_sweep(t);
+    return PYAD_OK;
+}
+
 /* ---- lifetime ---- */
 
 int pyad_tape_new(pyad_tape **out)
@@ -269,9 +310,14 @@ int tape_reserve_ops(pyad_tape *t, int64_t extra)
     if (need <= t->cap_ops)
         return PYAD_OK;
     int64_t cap = next_capacity(t->cap_ops, need, t->max_ops);
-    if (!within_budget(t, cap, t->cap_consts, t->cap_inputs + t->cap_outputs + t->cap_pool))
+    int64_t lists = t->cap_inputs + t->cap_outputs + t->cap_pool;
+    /* Doubling failed: the exact size may still fit, so a tape near its memory
+     * limit keeps recording small ops after a large one was refused. */
+    if (within_budget(t, cap, t->cap_consts, lists) && resize_columns(t, cap) == PYAD_OK)
+        return PYAD_OK;
+    if (cap == need || !within_budget(t, need, t->cap_consts, lists))
         return PYAD_ENOMEM;
-    return resize_columns(t, cap);
+    return resize_columns(t, need);
 }
 
 int tape_reserve_consts(pyad_tape *t, int64_t extra)
@@ -282,10 +328,14 @@ int tape_reserve_consts(pyad_tape *t, int64_t extra)
     if (need <= t->cap_consts)
         return PYAD_OK;
     int64_t cap = next_capacity(t->cap_consts, need, DEFAULT_MAX_OPS);
-    if (!within_budget(t, t->cap_ops, cap, t->cap_inputs + t->cap_outputs + t->cap_pool))
-        return PYAD_ENOMEM;
-    if (grow_array((void **)&t->consts, cap, sizeof *t->consts))
-        return PYAD_ENOMEM;
+    int64_t lists = t->cap_inputs + t->cap_outputs + t->cap_pool;
+    if (!within_budget(t, t->cap_ops, cap, lists)
+        || grow_array((void **)&t->consts, cap, sizeof *t->consts)) {
+        cap = need; /* doubling failed: try the exact size */
+        if (!within_budget(t, t->cap_ops, cap, lists)
+            || grow_array((void **)&t->consts, cap, sizeof *t->consts))
+            return PYAD_ENOMEM;
+    }
     t->cap_consts = cap;
     return PYAD_OK;
 }
@@ -298,11 +348,14 @@ int tape_reserve_list(pyad_tape *t, int32_t **list, int64_t *cap, int64_t n, int
     if (need <= *cap)
         return PYAD_OK;
     int64_t c = next_capacity(*cap, need, DEFAULT_MAX_OPS);
-    int64_t lists = t->cap_inputs + t->cap_outputs + t->cap_pool - *cap + c;
-    if (!within_budget(t, t->cap_ops, t->cap_consts, lists))
-        return PYAD_ENOMEM;
-    if (grow_array((void **)list, c, sizeof **list))
-        return PYAD_ENOMEM;
+    int64_t others = t->cap_inputs + t->cap_outputs + t->cap_pool - *cap;
+    if (!within_budget(t, t->cap_ops, t->cap_consts, others + c)
+        || grow_array((void **)list, c, sizeof **list)) {
+        c = need; /* doubling failed: try the exact size */
+        if (!within_budget(t, t->cap_ops, t->cap_consts, others + c)
+            || grow_array((void **)list, c, sizeof **list))
+            return PYAD_ENOMEM;
+    }
     *cap = c;
     return PYAD_OK;
 }

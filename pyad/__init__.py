@@ -9,8 +9,8 @@
 from . import ops
 from .array import Array, BoolArray
 from .diagnostics import debug_nans
-from .errors import (BranchError, MixedTapeError, PyadError, TapeBusyError, TapeClosedError,
-                     TapeFormatError)
+from .errors import (BranchError, MixedTapeError, PyadError, RetraceWarning, TapeBusyError,
+                     TapeClosedError, TapeFormatError)
 from .functions import *  # noqa: F401,F403  (pyad.sin, pyad.exp, ..., pyad.where)
 from .functions import __all__ as _function_names
 from .scalar import Bool, Scalar
@@ -25,4 +25,4 @@ __version__ = "0.1.0"
 __all__ = ["Tape", "Scalar", "Bool", "Array", "BoolArray", "trace", "grad", "value_and_grad",
            "jvp", "vjp", "hvp", "jacobian", "hessian", "load", "loads", "debug_nans",
            "minimize", "scipy_objective", "least_squares", "check_grads", "PyadError", "BranchError", "MixedTapeError", "TapeClosedError",
-           "TapeBusyError", "TapeFormatError", "ops"] + list(_function_names)
+           "TapeBusyError", "TapeFormatError", "RetraceWarning", "ops"] + list(_function_names)

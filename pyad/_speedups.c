@@ -34,6 +34,8 @@ typedef struct {
     Py_ssize_t next;     /* the slot the next recorded op takes */
     unsigned long owner; /* the thread that records scalar ops on this store */
     int closed;
+    int busy;                 /* depth of _enter() calls of busy_thread (0: none) */
+    unsigned long busy_thread; /* the thread inside a direct record call or a hand-over */
 } RowStoreObject;
 
 typedef struct {
@@ -102,7 +104,9 @@ static int rowstore_reserve(RowStoreObject *s)
     double *b = PyMem_Malloc((size_t)cap * sizeof *b);
     if (op == NULL || a == NULL || b == NULL) {
         free_columns(op, a, b);
-        PyErr_NoMemory();
+        /* PyErr_NoMemory() would raise a MemoryError without a message. */
+        PyErr_Format(PyExc_MemoryError, "out of memory buffering %zd recorded operations",
+                     cap);
         return -1;
     }
     if (s->n) {
@@ -143,6 +147,44 @@ static int rowstore_append(RowStoreObject *s, long op, Py_ssize_t a, double b)
     return 0;
 }
 
+/* Raise pyad.TapeBusyError (looked up when needed: this path is rare). */
+static void busy_error(const char *what)
+{
+    PyObject *errors = PyImport_ImportModule("pyad.errors");
+    PyObject *cls = errors ? PyObject_GetAttrString(errors, "TapeBusyError") : NULL;
+    Py_XDECREF(errors);
+    if (cls == NULL)
+        return;
+    PyErr_Format(cls, "another thread is %s on this tape right now: record each tape in "
+                      "one thread at a time", what);
+    Py_DECREF(cls);
+}
+
+static int busy_elsewhere(const RowStoreObject *s, unsigned long me)
+{
+    return s->busy && s->busy_thread != me;
+}
+
+/* Who may buffer a row: the owner; another thread only while no one else has
+ * rows buffered or is inside a record call (it then becomes the owner). Checked
+ * here, under the GIL, so no other thread can slip in between check and append. */
+static int may_record(RowStoreObject *s)
+{
+    unsigned long me = PyThread_get_thread_ident();
+    if (busy_elsewhere(s, me)) {
+        busy_error("recording");
+        return -1;
+    }
+    if (s->owner != me) {
+        if (s->n) {
+            busy_error("recording (its operations are still buffered)");
+            return -1;
+        }
+        s->owner = me;
+    }
+    return 0;
+}
+
 static PyObject *rowstore_push(RowStoreObject *self, PyObject *args)
 {
     int op;
@@ -160,6 +202,8 @@ static PyObject *rowstore_push(RowStoreObject *self, PyObject *args)
                      op, PyTuple_GET_ITEM(args, 2));
         return NULL;
     }
+    if (may_record(self) < 0)
+        return NULL;
     Py_ssize_t slot = self->next;
     if (rowstore_append(self, op, a, b) < 0)
         return NULL;
@@ -201,7 +245,73 @@ static PyObject *rowstore_close_rows(RowStoreObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* _enter(claim) -> 0, or 1 if claim and another thread has rows buffered, or 2 if
+ * another thread is inside _enter. On 0 the caller is inside (nested calls of
+ * one thread count) until _leave(); with claim it also becomes the owner. Atomic
+ * under the GIL: check and mark happen in one C call. */
+static PyObject *rowstore_enter(RowStoreObject *self, PyObject *arg)
+{
+    int claim = PyObject_IsTrue(arg);
+    if (claim < 0)
+        return NULL;
+    unsigned long me = PyThread_get_thread_ident();
+    if (busy_elsewhere(self, me))
+        return PyLong_FromLong(2);
+    if (claim && self->owner != me) {
+        if (self->n)
+            return PyLong_FromLong(1);
+        self->owner = me;
+    }
+    self->busy++;
+    self->busy_thread = me;
+    return PyLong_FromLong(0);
+}
+
+static PyObject *rowstore_leave(RowStoreObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (self->busy > 0)
+        self->busy--;
+    Py_RETURN_NONE;
+}
+
+static PyObject *rowstore_get_owner(RowStoreObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLong(self->owner);
+}
+
+/* pyad.scalar.claim sets the owner: refused while another thread is inside a
+ * record call, whose slots the new owner's rows would otherwise reuse. */
+static int rowstore_set_owner(RowStoreObject *self, PyObject *value, void *closure)
+{
+    (void)closure;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_owner cannot be deleted");
+        return -1;
+    }
+    unsigned long owner = PyLong_AsUnsignedLong(value);
+    if (owner == (unsigned long)-1 && PyErr_Occurred())
+        return -1;
+    if (busy_elsewhere(self, PyThread_get_thread_ident())) {
+        busy_error("recording");
+        return -1;
+    }
+    self->owner = owner;
+    return 0;
+}
+
+static PyGetSetDef rowstore_getset[] = {
+    {"_owner", (getter)rowstore_get_owner, (setter)rowstore_set_owner,
+     "the recording thread", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyMethodDef rowstore_methods[] = {
+    {"_enter", (PyCFunction)rowstore_enter, METH_O,
+     "_enter(claim) -> 0 | 1 (another thread's rows are buffered) | 2 (another thread "
+     "is recording): mark this thread as recording until _leave()"},
+    {"_leave", (PyCFunction)rowstore_leave, METH_NOARGS, "end an _enter()"},
     {"_push", (PyCFunction)rowstore_push, METH_VARARGS,
      "_push(op, a, b) -> slot: buffer one row (b: a slot, or the constant of a *_c op)"},
     {"_take", (PyCFunction)rowstore_take, METH_NOARGS,
@@ -215,7 +325,6 @@ static PyMethodDef rowstore_methods[] = {
 static PyMemberDef rowstore_members[] = {
     {"_pending", T_PYSSIZET, offsetof(RowStoreObject, n), READONLY, "rows buffered"},
     {"_next", T_PYSSIZET, offsetof(RowStoreObject, next), 0, "the next slot number"},
-    {"_owner", T_ULONG, offsetof(RowStoreObject, owner), 0, "the recording thread"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -228,6 +337,7 @@ static PyTypeObject RowStoreType = {
     .tp_dealloc = (destructor)rowstore_dealloc,
     .tp_methods = rowstore_methods,
     .tp_members = rowstore_members,
+    .tp_getset = rowstore_getset,
     .tp_new = PyType_GenericNew,
 };
 
@@ -303,7 +413,8 @@ static PyObject *record(PyObject *left, PyObject *right, int kind)
     RowStoreObject *s = (RowStoreObject *)store;
     /* Another thread, or a closed tape: the fallback raises. A slot not yet
      * given out (only a Scalar built by hand has one) is refused there too. */
-    if (s->owner != PyThread_get_thread_ident() || s->closed || x->slot >= s->next)
+    unsigned long me = PyThread_get_thread_ident();
+    if (s->owner != me || busy_elsewhere(s, me) || s->closed || x->slot >= s->next)
         goto fallback;
     PyTypeObject *type = kind >= K_LT ? bool_type : scalar_type;
 

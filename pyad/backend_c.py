@@ -6,6 +6,7 @@ store and used by one sweep at a time; a concurrent sweep gets fresh ones, so
 several threads may replay one tape at once.
 """
 import threading
+import time
 
 from _thread import get_ident
 
@@ -14,9 +15,11 @@ import numpy as np
 from . import ops
 from ._pyad_c import ffi, lib
 from .errors import INTERLEAVED, BranchError, TapeBusyError, status_error
-from .row_buffer import RowBuffer
+from .row_buffer import RowBuffer, recording
 
 _BRANCH = lib.PYAD_EBRANCH
+_BUSY = lib.PYAD_EBUSY
+_WAIT_S = 60.0  # how long a call waits for another thread's sweep or record call
 
 
 def _strerror(status):
@@ -33,6 +36,30 @@ def _dbl(a):
 
 def _i32(a):
     return ffi.from_buffer("int32_t[]", a)
+
+
+def _waiting(fn, h, *args):
+    """fn(h, *args), called again while C answers PYAD_EBUSY: a record call waits
+    for running sweeps to end, a sweep for a running record call (each is short,
+    and C refuses it before touching anything)."""
+    s = fn(h, *args)
+    if s != _BUSY:
+        return s
+    deadline, delay = time.monotonic() + _WAIT_S, 1e-5
+    while s == _BUSY and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(2 * delay, 1e-3)
+        s = fn(h, *args)
+    return s
+
+
+def _sizes_match(a, n, *more):
+    """The tape's sizes, read while it is held, against the arrays the caller
+    packed from sizes read earlier: another thread may have recorded in between."""
+    if a.size != n or (more and more[0] != more[1]):
+        raise TapeBusyError("the tape changed size while this call was being prepared "
+                            "(another thread recorded on it): record each tape in one "
+                            "thread at a time, then replay")
 
 
 # Whether each op code's b column holds a constant (rows buffered by push_c).
@@ -63,8 +90,14 @@ class _Work:
 
 class CStore(RowBuffer):
     """One C tape. Scalar ops wait in _speedups.c's row buffer (push1/push2/push_c,
-    or the operators' C fast path) and are handed to C in one call when anything else
-    touches the tape: a cffi call per op would cost more than the op itself."""
+    or the operators' C fast path) and are handed to C in one call when anything
+    else touches the tape: a cffi call per op would cost more than the op itself.
+
+    Threads: every recording call holds the owner rule (row_buffer.recording);
+    every sweep reads the sizes it allocates for and runs its C calls between
+    pyad_begin_sweep and pyad_end_sweep, so the tape cannot grow under it. A
+    recording call that meets running sweeps waits for them, and a sweep that
+    meets a running record call waits for it (both are refused by C meanwhile)."""
 
     backend = "c"
 
@@ -74,8 +107,6 @@ class CStore(RowBuffer):
         if status:
             _fail(status)
         self._h = ffi.gc(out[0], lib.pyad_tape_free)
-        self._slot1 = ffi.new("int32_t[1]")
-        self._val1 = ffi.new("double[1]")
         self._work = None
         self._work_lock = threading.Lock()
         self._next = 0  # rows are buffered in RowStore (see RowBuffer)
@@ -83,9 +114,8 @@ class CStore(RowBuffer):
 
     # ---- buffered scalar recording (push1 / push2 / push_c: RowBuffer) ----
 
-    def _sync(self):
-        """Hand the buffered rows to C (before anything reads or extends the tape).
-        Callers test `if self._pending:` first: most calls find the buffer empty."""
+    def _hand_over(self):
+        """Hand the buffered rows to C (the owner thread, inside _enter)."""
         n = self._pending
         if n != self._next - lib.pyad_n_ops(self._h):
             self.close()
@@ -95,15 +125,16 @@ class CStore(RowBuffer):
         b, consts = split_constants(ops_, np.frombuffer(b_bytes, dtype=np.float64))
         # Values already handed out name the buffered slots: if the rows cannot be
         # recorded, no later op may take those slots, so the tape is closed.
-        s = lib.pyad_rec_rows(self._h, ffi.from_buffer("uint8_t[]", ops_),
-                              ffi.from_buffer("int32_t[]", a_bytes), _i32(b), n,
-                              _dbl(consts), consts.size)
+        s = _waiting(lib.pyad_rec_rows, self._h, ffi.from_buffer("uint8_t[]", ops_),
+                     ffi.from_buffer("int32_t[]", a_bytes), _i32(b), ops_.size,
+                     _dbl(consts), consts.size)
         if s < 0:
             self.close()
             _fail(s, "recording buffered operations (the tape is now closed)")
 
-    def _done(self, s):
-        """Finish a direct record call that returned s (a slot or a status)."""
+    def _rec(self, fn, *args):
+        """A direct record call (inside `recording`): its first slot."""
+        s = _waiting(fn, self._h, *args)
         if s < 0:
             _fail(s)
         self._next = lib.pyad_n_ops(self._h)
@@ -147,151 +178,169 @@ class CStore(RowBuffer):
     def nbytes(self):
         return self._count(lib.pyad_nbytes)
 
+    @recording
     def shrink(self):
-        if self._pending:
-            self._sync()
-        status = lib.pyad_shrink(self._h)
+        status = _waiting(lib.pyad_shrink, self._h)
         if status:
             _fail(status)
 
+    @recording
     def set_max_ops(self, n):
-        if self._pending:
-            self._sync()
         status = lib.pyad_set_max_ops(self._h, n)
+        if status:
+            _fail(status)
+
+    @recording
+    def set_max_bytes(self, n):
+        status = lib.pyad_set_max_bytes(self._h, n)
         if status:
             _fail(status)
 
     # ---- direct recording ----
 
+    @recording
     def input(self, value):
-        if self._pending:
-            self._sync()
-        return self._done(lib.pyad_rec_input(self._h, value))
+        return self._rec(lib.pyad_rec_input, value)
 
+    @recording
     def const(self, value):
-        if self._pending:
-            self._sync()
-        return self._done(lib.pyad_rec_const(self._h, value))
+        return self._rec(lib.pyad_rec_const, value)
 
+    @recording
     def rec1(self, op, a):
-        if self._pending:
-            self._sync()
-        return self._done(lib.pyad_rec1(self._h, op, a))
+        return self._rec(lib.pyad_rec1, op, a)
 
+    @recording
     def rec2(self, op, a, b):
-        if self._pending:
-            self._sync()
-        return self._done(lib.pyad_rec2(self._h, op, a, b))
+        return self._rec(lib.pyad_rec2, op, a, b)
 
+    @recording
     def rec_c(self, op, a, c):
-        if self._pending:
-            self._sync()
-        return self._done(lib.pyad_rec_c(self._h, op, a, c))
+        return self._rec(lib.pyad_rec_c, op, a, c)
 
+    @recording
     def select(self, cond, a, b):
-        if self._pending:
-            self._sync()
-        return self._done(lib.pyad_rec_select(self._h, cond, a, b))
+        return self._rec(lib.pyad_rec_select, cond, a, b)
 
+    @recording
     def guard(self, cond, expected):
-        if self._pending:
-            self._sync()
-        return self._done(lib.pyad_rec_guard(self._h, cond, 1 if expected else 0))
+        return self._rec(lib.pyad_rec_guard, cond, 1 if expected else 0)
 
     def value(self, slot):
-        if self._pending:
-            self._sync()
-        self._slot1[0] = slot
-        s = lib.pyad_values(self._h, self._slot1, 1, self._val1)
-        return self._val1[0] if s == 0 else _fail(s)
+        return float(self.values(np.array([slot], dtype=np.int32))[0])
 
     # ---- recording many ops (arguments: contiguous int32 / float64 arrays) ----
 
+    @recording
     def input_n(self, values):
-        if self._pending:
-            self._sync()
-        return self._done(lib.pyad_rec_input_n(self._h, _dbl(values), values.size))
+        return self._rec(lib.pyad_rec_input_n, _dbl(values), values.size)
 
+    @recording
     def rec1_n(self, op, a):
-        if self._pending:
-            self._sync()
-        return self._done(lib.pyad_rec1_n(self._h, op, _i32(a), a.size))
+        return self._rec(lib.pyad_rec1_n, op, _i32(a), a.size)
 
+    @recording
     def rec2_n(self, op, a, b):
-        if self._pending:
-            self._sync()
-        return self._done(lib.pyad_rec2_n(self._h, op, _i32(a), _i32(b), a.size))
+        return self._rec(lib.pyad_rec2_n, op, _i32(a), _i32(b), a.size)
 
+    @recording
     def rec_c_n(self, op, a, c):
         """c holds one constant per element of a, or one for all."""
-        if self._pending:
-            self._sync()
-        return self._done(lib.pyad_rec_c_n(self._h, op, _i32(a), _dbl(c), c.size, a.size))
+        return self._rec(lib.pyad_rec_c_n, op, _i32(a), _dbl(c), c.size, a.size)
 
+    @recording
     def const_n(self, values):
-        if self._pending:
-            self._sync()
-        return self._done(lib.pyad_rec_const_n(self._h, _dbl(values), values.size))
+        return self._rec(lib.pyad_rec_const_n, _dbl(values), values.size)
 
+    @recording
     def select_n(self, cond, a, b):
-        if self._pending:
-            self._sync()
-        return self._done(lib.pyad_rec_select_n(self._h, _i32(cond), _i32(a), _i32(b), a.size))
+        return self._rec(lib.pyad_rec_select_n, _i32(cond), _i32(a), _i32(b), a.size)
 
+    @recording
     def reduce(self, op, x):
         """Reduce each row of the (m, k) slot matrix x with a binary op."""
-        if self._pending:
-            self._sync()
         m, k = x.shape
         out = np.empty(m, dtype=np.int32)
-        self._done(lib.pyad_rec_reduce(self._h, op, _i32(x), m, k, _i32(out)))
+        self._rec(lib.pyad_rec_reduce, op, _i32(x), m, k, _i32(out))
         return out
 
+    @recording
     def matmul_c(self, x, w):
         """Slots of x (m, k) @ w (k, p) for constant w."""
-        if self._pending:
-            self._sync()
         (m, k), p = x.shape, w.shape[1]
         out = np.empty((m, p), dtype=np.int32)
-        self._done(lib.pyad_rec_matmul_c(self._h, _i32(x), m, k, _dbl(w), p, _i32(out)))
+        self._rec(lib.pyad_rec_matmul_c, _i32(x), m, k, _dbl(w), p, _i32(out))
         return out
 
+    @recording
     def output_n(self, slots):
-        if self._pending:
-            self._sync()
-        s = lib.pyad_rec_output_n(self._h, _i32(slots), slots.size)
+        s = _waiting(lib.pyad_rec_output_n, self._h, _i32(slots), slots.size)
         if s < 0:
             _fail(s)
 
-    def values(self, slots):
+    # ---- reading (held like a sweep: the tape cannot grow meanwhile) ----
+
+    def _hold(self):
+        """(handle, n_ops, n_inputs, n_outputs), the tape held for sweeping until
+        lib.pyad_end_sweep(handle): the sizes stay true while it is held."""
         if self._pending:
             self._sync()
-        out = np.empty(slots.size)
-        s = lib.pyad_values(self._h, _i32(slots), slots.size, _dbl(out))
+        h = self._h
+        sizes = ffi.new("int64_t[3]")
+        s = _waiting(lib.pyad_begin_sweep, h, sizes, sizes + 1, sizes + 2)
+        if s:
+            _fail(s)
+        return h, int(sizes[0]), int(sizes[1]), int(sizes[2])
+
+    def values(self, slots):
+        h, _, _, _ = self._hold()
+        try:
+            out = np.empty(slots.size)
+            s = lib.pyad_values(h, _i32(slots), slots.size, _dbl(out))
+        finally:
+            lib.pyad_end_sweep(h)
         return out if s == 0 else _fail(s)
 
     def op_at(self, k):
-        if self._pending:
-            self._sync()
-        s = lib.pyad_op_at(self._h, k)
+        h, _, _, _ = self._hold()
+        try:
+            s = lib.pyad_op_at(h, k)
+        finally:
+            lib.pyad_end_sweep(h)
         return s if s >= 0 else _fail(s)
 
     def input_slots(self):
-        out = np.empty(self.n_inputs, dtype=np.int32)
-        lib.pyad_input_slots(self._h, _i32(out))
-        return out
+        h, _, n_in, _ = self._hold()
+        try:
+            out = np.empty(n_in, dtype=np.int32)
+            s = lib.pyad_input_slots(h, _i32(out))
+        finally:
+            lib.pyad_end_sweep(h)
+        return out if s == 0 else _fail(s)
 
     def output_slots(self):
-        out = np.empty(self.n_outputs, dtype=np.int32)
-        lib.pyad_output_slots(self._h, _i32(out))
-        return out
+        h, _, _, n_out = self._hold()
+        try:
+            out = np.empty(n_out, dtype=np.int32)
+            s = lib.pyad_output_slots(h, _i32(out))
+        finally:
+            lib.pyad_end_sweep(h)
+        return out if s == 0 else _fail(s)
+
+    def _recorded_outputs(self, h, n_out):
+        """Output values at the recorded point, read under the caller's hold."""
+        slots = np.empty(n_out, dtype=np.int32)
+        y = np.empty(n_out)
+        s = lib.pyad_output_slots(h, _i32(slots))
+        if s == 0:
+            s = lib.pyad_values(h, _i32(slots), n_out, _dbl(y))
+        if s:
+            _fail(s)
+        return y
 
     # ---- sweeps ----
 
-    def _take_work(self):
-        if self._pending:
-            self._sync()
-        n_ops = self._next  # the number of ops, once the buffer is synced
+    def _take_work(self, n_ops):
         if self._work_lock.acquire(blocking=False):
             work = self._work
             if work is None or work.arrays[0].size < n_ops:
@@ -311,89 +360,135 @@ class CStore(RowBuffer):
 
     def gradient_flat(self, x, n_inputs):
         """The gradient of a one-output tape at x (a contiguous float64 vector).
-        This is the lowest-latency replay, so it inlines _take_work."""
-        out = np.empty(n_inputs)
+        The lowest-latency replay: one C call, which checks the work arrays against
+        the tape it holds; anything unusual goes the general way (_gradient_held)."""
         if self._pending:
             self._sync()
         lock, work = self._work_lock, self._work
         owned = lock.acquire(False)
-        if not owned or work is None or work.arrays[0].size < self._next:
+        if not owned or work is None:
             work = _Work(self._next)
             if owned:
                 self._work = work
+        out = np.empty(x.size)
         try:
-            s = lib.pyad_gradient(self._h, _dbl(x), work.ptrs[0], work.ptrs[1], work.y,
-                                  _dbl(out), work.bad)
+            s = lib.pyad_gradient_sized(self._h, work.arrays[0].size, x.size, _dbl(x),
+                                        work.ptrs[0], work.ptrs[1], work.y, _dbl(out), work.bad)
+            bad = int(work.bad[0])
         finally:
             if owned:
                 lock.release()
         if s == 0:
             return out
         if s == _BRANCH:
-            raise BranchError(int(work.bad[0]))
+            raise BranchError(bad)
+        return self._gradient_held(x)
+
+    def _gradient_held(self, x):
+        h, n_ops, n_in, n_out = self._hold()
+        try:
+            _sizes_match(x, n_in, n_out, 1)
+            out = np.empty(n_in)
+            work, owned = self._take_work(n_ops)
+            try:
+                s = lib.pyad_gradient(h, _dbl(x), work.ptrs[0], work.ptrs[1], work.y,
+                                      _dbl(out), work.bad)
+                bad = int(work.bad[0])
+            finally:
+                self._give_work(owned)
+        finally:
+            lib.pyad_end_sweep(h)
+        if s == 0:
+            return out
+        if s == _BRANCH:
+            raise BranchError(bad)
         _fail(s)
 
     def forward(self, x):
         """Output values at inputs x."""
-        y = np.empty(self.n_outputs)
-        bad = ffi.new("int64_t[1]")
-        work, owned = self._take_work()
+        h, n_ops, n_in, n_out = self._hold()
         try:
-            s = lib.pyad_forward(self._h, _dbl(x), work.ptrs[0], _dbl(y), bad)
+            _sizes_match(x, n_in)
+            y = np.empty(n_out)
+            bad = ffi.new("int64_t[1]")
+            work, owned = self._take_work(n_ops)
+            try:
+                s = lib.pyad_forward(h, _dbl(x), work.ptrs[0], _dbl(y), bad)
+            finally:
+                self._give_work(owned)
         finally:
-            self._give_work(owned)
+            lib.pyad_end_sweep(h)
         self._check(s, bad)
         return y
 
     def jvp(self, x, xd):
         """(outputs, J xd) at x."""
-        y, yd = np.empty(self.n_outputs), np.empty(self.n_outputs)
-        bad = ffi.new("int64_t[1]")
-        work, owned = self._take_work()
+        h, n_ops, n_in, n_out = self._hold()
         try:
-            s = lib.pyad_forward_tangent(self._h, _dbl(x), _dbl(xd), work.ptrs[0],
-                                         work.ptrs[1], _dbl(y), _dbl(yd), bad)
+            _sizes_match(x, n_in)
+            _sizes_match(xd, n_in)
+            y, yd = np.empty(n_out), np.empty(n_out)
+            bad = ffi.new("int64_t[1]")
+            work, owned = self._take_work(n_ops)
+            try:
+                s = lib.pyad_forward_tangent(h, _dbl(x), _dbl(xd), work.ptrs[0],
+                                             work.ptrs[1], _dbl(y), _dbl(yd), bad)
+            finally:
+                self._give_work(owned)
         finally:
-            self._give_work(owned)
+            lib.pyad_end_sweep(h)
         self._check(s, bad)
         return y, yd
 
     def vjp(self, x, u):
         """(outputs, u^T J) at x; x None means at the recorded point."""
-        y = np.empty(self.n_outputs)
-        xbar = np.empty(self.n_inputs)
-        bad = ffi.new("int64_t[1]")
-        work, owned = self._take_work()
+        h, n_ops, n_in, n_out = self._hold()
         try:
-            if x is None:
-                s = 0
-                y = self.values(self.output_slots())
-                v = ffi.NULL
-            else:
-                v = work.ptrs[0]
-                s = lib.pyad_forward(self._h, _dbl(x), v, _dbl(y), bad)
-            if s == 0:
-                s = lib.pyad_reverse(self._h, v, _dbl(u), work.ptrs[1], _dbl(xbar))
+            _sizes_match(u, n_out)
+            xbar = np.empty(n_in)
+            bad = ffi.new("int64_t[1]")
+            work, owned = self._take_work(n_ops)
+            try:
+                if x is None:
+                    s = 0
+                    y = self._recorded_outputs(h, n_out)
+                    v = ffi.NULL
+                else:
+                    _sizes_match(x, n_in)
+                    y = np.empty(n_out)
+                    v = work.ptrs[0]
+                    s = lib.pyad_forward(h, _dbl(x), v, _dbl(y), bad)
+                if s == 0:
+                    s = lib.pyad_reverse(h, v, _dbl(u), work.ptrs[1], _dbl(xbar))
+            finally:
+                self._give_work(owned)
         finally:
-            self._give_work(owned)
+            lib.pyad_end_sweep(h)
         self._check(s, bad)
         return y, xbar
 
     def hvp(self, x, xd, u):
         """(outputs, u^T J, d(u^T J)/dt along xd) at x: for scalar f, H xd."""
-        y, yd = np.empty(self.n_outputs), np.empty(self.n_outputs)
-        xbar, xbard = np.empty(self.n_inputs), np.empty(self.n_inputs)
-        bad = ffi.new("int64_t[1]")
-        work, owned = self._take_work()
+        h, n_ops, n_in, n_out = self._hold()
         try:
-            v, vd, adj, adjd = work.ptrs
-            s = lib.pyad_forward_tangent(self._h, _dbl(x), _dbl(xd), v, vd, _dbl(y),
-                                         _dbl(yd), bad)
-            if s == 0:
-                s = lib.pyad_reverse_second(self._h, v, vd, _dbl(u), adj, adjd,
-                                            _dbl(xbar), _dbl(xbard))
+            _sizes_match(x, n_in)
+            _sizes_match(xd, n_in)
+            _sizes_match(u, n_out)
+            y, yd = np.empty(n_out), np.empty(n_out)
+            xbar, xbard = np.empty(n_in), np.empty(n_in)
+            bad = ffi.new("int64_t[1]")
+            work, owned = self._take_work(n_ops)
+            try:
+                v, vd, adj, adjd = work.ptrs
+                s = lib.pyad_forward_tangent(h, _dbl(x), _dbl(xd), v, vd, _dbl(y),
+                                             _dbl(yd), bad)
+                if s == 0:
+                    s = lib.pyad_reverse_second(h, v, vd, _dbl(u), adj, adjd,
+                                                _dbl(xbar), _dbl(xbard))
+            finally:
+                self._give_work(owned)
         finally:
-            self._give_work(owned)
+            lib.pyad_end_sweep(h)
         self._check(s, bad)
         return y, xbar, xbard
 
@@ -401,121 +496,159 @@ class CStore(RowBuffer):
 
     def jvp_vec(self, x, xd):
         """(outputs, J xd_j for each row j of xd) at x."""
-        p, n_ops, m = xd.shape[0], self.n_ops, self.n_outputs
-        v, vd = np.empty(n_ops), np.empty(n_ops * p)
-        y, yd = np.empty(m), np.empty((p, m))
-        bad = ffi.new("int64_t[1]")
-        s = lib.pyad_tangent_vector(self._h, p, _dbl(x), _dbl(xd), _dbl(v), _dbl(vd), _dbl(y),
-                                    _dbl(yd), bad)
+        h, n_ops, n_in, n_out = self._hold()
+        try:
+            p = xd.shape[0]
+            _sizes_match(x, n_in)
+            _sizes_match(xd, p * n_in)
+            v, vd = np.empty(n_ops), np.empty(n_ops * p)
+            y, yd = np.empty(n_out), np.empty((p, n_out))
+            bad = ffi.new("int64_t[1]")
+            s = lib.pyad_tangent_vector(h, p, _dbl(x), _dbl(xd), _dbl(v), _dbl(vd), _dbl(y),
+                                        _dbl(yd), bad)
+        finally:
+            lib.pyad_end_sweep(h)
         self._check(s, bad)
         return y, yd
 
     def vjp_vec(self, x, u):
         """(outputs, u_j^T J for each row j of u) at x (None: the recorded point)."""
-        q, n_ops = u.shape[0], self.n_ops
-        xbar = np.empty((q, self.n_inputs))
-        if x is None:
-            y, v = self.values(self.output_slots()), ffi.NULL
-        else:
-            values = np.empty(n_ops)
-            y = np.empty(self.n_outputs)
-            bad = ffi.new("int64_t[1]")
-            self._check(lib.pyad_forward(self._h, _dbl(x), _dbl(values), _dbl(y), bad), bad)
-            v = _dbl(values)
-        s = lib.pyad_reverse_vector(self._h, q, v, _dbl(u), _dbl(np.empty(n_ops * q)), _dbl(xbar))
+        h, n_ops, n_in, n_out = self._hold()
+        try:
+            q = u.shape[0]
+            _sizes_match(u, q * n_out)
+            xbar = np.empty((q, n_in))
+            if x is None:
+                y, v = self._recorded_outputs(h, n_out), ffi.NULL
+            else:
+                _sizes_match(x, n_in)
+                values = np.empty(n_ops)
+                y = np.empty(n_out)
+                bad = ffi.new("int64_t[1]")
+                self._check(lib.pyad_forward(h, _dbl(x), _dbl(values), _dbl(y), bad), bad)
+                v = _dbl(values)
+            s = lib.pyad_reverse_vector(h, q, v, _dbl(u), _dbl(np.empty(n_ops * q)),
+                                        _dbl(xbar))
+        finally:
+            lib.pyad_end_sweep(h)
         if s:
             _fail(s)
         return y, xbar
 
     def hvp_vec(self, x, xd, u):
         """(outputs, u^T J, and d(u^T J) along each row of xd) at x."""
-        p, n_ops = xd.shape[0], self.n_ops
-        v, vd = np.empty(n_ops), np.empty(n_ops * p)
-        y, yd = np.empty(self.n_outputs), np.empty((p, self.n_outputs))
-        bad = ffi.new("int64_t[1]")
-        s = lib.pyad_tangent_vector(self._h, p, _dbl(x), _dbl(xd), _dbl(v), _dbl(vd), _dbl(y),
-                                    _dbl(yd), bad)
-        self._check(s, bad)
-        xbar, xbard = np.empty(self.n_inputs), np.empty((p, self.n_inputs))
-        s = lib.pyad_second_vector(self._h, p, _dbl(v), _dbl(vd), _dbl(u), _dbl(np.empty(n_ops)),
-                                   _dbl(np.empty(n_ops * p)), _dbl(xbar), _dbl(xbard))
+        h, n_ops, n_in, n_out = self._hold()
+        try:
+            p = xd.shape[0]
+            _sizes_match(x, n_in)
+            _sizes_match(xd, p * n_in)
+            _sizes_match(u, n_out)
+            v, vd = np.empty(n_ops), np.empty(n_ops * p)
+            y, yd = np.empty(n_out), np.empty((p, n_out))
+            bad = ffi.new("int64_t[1]")
+            s = lib.pyad_tangent_vector(h, p, _dbl(x), _dbl(xd), _dbl(v), _dbl(vd), _dbl(y),
+                                        _dbl(yd), bad)
+            self._check(s, bad)
+            xbar, xbard = np.empty(n_in), np.empty((p, n_in))
+            s = lib.pyad_second_vector(h, p, _dbl(v), _dbl(vd), _dbl(u), _dbl(np.empty(n_ops)),
+                                       _dbl(np.empty(n_ops * p)), _dbl(xbar), _dbl(xbard))
+        finally:
+            lib.pyad_end_sweep(h)
         if s:
             _fail(s)
         return y, xbar, xbard
 
     # ---- batched sweeps (one tape at many points; points in rows) ----
 
-    def _batch_values(self, x, xd=None):
-        nb, n_ops, m = x.shape[0], self.n_ops, self.n_outputs
+    def _batch_values(self, h, sizes, x, xd=None):
+        n_ops, n_in, n_out = sizes
+        nb = x.shape[0]
+        _sizes_match(x, nb * n_in)
         v = np.empty(n_ops * nb)
-        y = np.empty((nb, m))
+        y = np.empty((nb, n_out))
         bad = np.empty(nb, dtype=np.int64)
         n_bad = ffi.new("int64_t[1]")
         if xd is None:
-            s = lib.pyad_forward_batch(self._h, nb, _dbl(x), _dbl(v), _dbl(y),
+            s = lib.pyad_forward_batch(h, nb, _dbl(x), _dbl(v), _dbl(y),
                                        ffi.from_buffer("int64_t[]", bad), n_bad)
             vd = yd = None
         else:
-            vd, yd = np.empty(n_ops * nb), np.empty((nb, m))
-            s = lib.pyad_tangent_batch(self._h, nb, _dbl(x), _dbl(xd), _dbl(v), _dbl(vd),
+            _sizes_match(xd, nb * n_in)
+            vd, yd = np.empty(n_ops * nb), np.empty((nb, n_out))
+            s = lib.pyad_tangent_batch(h, nb, _dbl(x), _dbl(xd), _dbl(v), _dbl(vd),
                                        _dbl(y), _dbl(yd), ffi.from_buffer("int64_t[]", bad),
                                        n_bad)
         if s:
             _fail(s)
         return v, vd, y, yd, bad
 
+    def _batch(self, run, *args):
+        h, n_ops, n_in, n_out = self._hold()
+        try:
+            return run(h, (n_ops, n_in, n_out), *args)
+        finally:
+            lib.pyad_end_sweep(h)
+
     def forward_batch(self, x):
-        _, _, y, _, bad = self._batch_values(x)
-        return y, bad
+        def run(h, sizes):
+            _, _, y, _, bad = self._batch_values(h, sizes, x)
+            return y, bad
+        return self._batch(run)
 
     def jvp_batch(self, x, xd):
-        _, _, y, yd, bad = self._batch_values(x, xd)
-        return y, yd, bad
+        def run(h, sizes):
+            _, _, y, yd, bad = self._batch_values(h, sizes, x, xd)
+            return y, yd, bad
+        return self._batch(run)
 
     def vjp_batch(self, x, u):
-        v, _, y, _, bad = self._batch_values(x)
-        xbar = np.empty((x.shape[0], self.n_inputs))
-        s = lib.pyad_reverse_batch(self._h, x.shape[0], _dbl(v), _dbl(u), _dbl(np.empty_like(v)),
-                                   _dbl(xbar))
-        if s:
-            _fail(s)
-        return y, xbar, bad
+        def run(h, sizes):
+            nb = x.shape[0]
+            _sizes_match(u, nb * sizes[2])
+            v, _, y, _, bad = self._batch_values(h, sizes, x)
+            xbar = np.empty((nb, sizes[1]))
+            s = lib.pyad_reverse_batch(h, nb, _dbl(v), _dbl(u), _dbl(np.empty_like(v)),
+                                       _dbl(xbar))
+            if s:
+                _fail(s)
+            return y, xbar, bad
+        return self._batch(run)
 
     def hvp_batch(self, x, xd, u):
-        v, vd, y, _, bad = self._batch_values(x, xd)
-        nb = x.shape[0]
-        xbar, xbard = np.empty((nb, self.n_inputs)), np.empty((nb, self.n_inputs))
-        s = lib.pyad_second_batch(self._h, nb, _dbl(v), _dbl(vd), _dbl(u), _dbl(np.empty_like(v)),
-                                  _dbl(np.empty_like(v)), _dbl(xbar), _dbl(xbard))
-        if s:
-            _fail(s)
-        return y, xbar, xbard, bad
+        def run(h, sizes):
+            nb = x.shape[0]
+            _sizes_match(u, nb * sizes[2])
+            v, vd, y, _, bad = self._batch_values(h, sizes, x, xd)
+            xbar, xbard = np.empty((nb, sizes[1])), np.empty((nb, sizes[1]))
+            s = lib.pyad_second_batch(h, nb, _dbl(v), _dbl(vd), _dbl(u),
+                                      _dbl(np.empty_like(v)), _dbl(np.empty_like(v)),
+                                      _dbl(xbar), _dbl(xbard))
+            if s:
+                _fail(s)
+            return y, xbar, xbard, bad
+        return self._batch(run)
 
     # ---- plain arrays (saving and loading) ----
 
     def export(self):
-        if self._pending:
-            self._sync()
-        # One handle for the whole call: a close() in another thread then either
-        # came first (every count is PYAD_ECLOSED) or frees the tape after us.
-        h = self._h
-        n, n_consts, n_pool, n_in, n_out = (
-            self._size_or_fail(count(h)) for count in (
-                lib.pyad_n_ops, lib.pyad_n_consts, lib.pyad_n_pool, lib.pyad_n_inputs,
-                lib.pyad_n_outputs))
-        arrays = {"op": np.empty(n, np.uint8), "a": np.empty(n, np.int32),
-                  "b": np.empty(n, np.int32), "c": np.empty(n, np.int32),
-                  "val": np.empty(n), "consts": np.empty(n_consts),
-                  "pool": np.empty(n_pool, np.int32), "inputs": np.empty(n_in, np.int32),
-                  "outputs": np.empty(n_out, np.int32)}
-        p = {k: ffi.from_buffer(v) for k, v in arrays.items()}
-        s = lib.pyad_tape_export(h, ffi.cast("uint8_t *", p["op"]),
-                                 ffi.cast("int32_t *", p["a"]), ffi.cast("int32_t *", p["b"]),
-                                 ffi.cast("int32_t *", p["c"]), ffi.cast("double *", p["val"]),
-                                 ffi.cast("double *", p["consts"]),
-                                 ffi.cast("int32_t *", p["pool"]),
-                                 ffi.cast("int32_t *", p["inputs"]),
-                                 ffi.cast("int32_t *", p["outputs"]))
+        h, n, n_in, n_out = self._hold()
+        try:
+            arrays = {"op": np.empty(n, np.uint8), "a": np.empty(n, np.int32),
+                      "b": np.empty(n, np.int32), "c": np.empty(n, np.int32),
+                      "val": np.empty(n), "consts": np.empty(lib.pyad_n_consts(h)),
+                      "pool": np.empty(lib.pyad_n_pool(h), np.int32),
+                      "inputs": np.empty(n_in, np.int32),
+                      "outputs": np.empty(n_out, np.int32)}
+            p = {k: ffi.from_buffer(v) for k, v in arrays.items()}
+            s = lib.pyad_tape_export(h, ffi.cast("uint8_t *", p["op"]),
+                                     ffi.cast("int32_t *", p["a"]), ffi.cast("int32_t *", p["b"]),
+                                     ffi.cast("int32_t *", p["c"]), ffi.cast("double *", p["val"]),
+                                     ffi.cast("double *", p["consts"]),
+                                     ffi.cast("int32_t *", p["pool"]),
+                                     ffi.cast("int32_t *", p["inputs"]),
+                                     ffi.cast("int32_t *", p["outputs"]))
+        finally:
+            lib.pyad_end_sweep(h)
         return arrays if s == 0 else _fail(s)
 
     @staticmethod
@@ -542,26 +675,35 @@ class CStore(RowBuffer):
 
     def slot_values(self, x, xd=None):
         """(values, tangents or None) of every slot at x."""
-        n_ops = self.n_ops
-        v, vd = np.empty(n_ops), np.empty(n_ops)
-        bad = ffi.new("int64_t[1]")
-        if xd is None:
-            self._check(lib.pyad_forward(self._h, _dbl(x), _dbl(v), ffi.NULL, bad), bad)
-            return v, None
-        self._check(lib.pyad_forward_tangent(self._h, _dbl(x), _dbl(xd), _dbl(v), _dbl(vd),
-                                             ffi.NULL, ffi.NULL, bad), bad)
+        h, n_ops, n_in, _ = self._hold()
+        try:
+            _sizes_match(x, n_in)
+            v, vd = np.empty(n_ops), np.empty(n_ops)
+            bad = ffi.new("int64_t[1]")
+            if xd is None:
+                s = lib.pyad_forward(h, _dbl(x), _dbl(v), ffi.NULL, bad)
+                vd = None
+            else:
+                _sizes_match(xd, n_in)
+                s = lib.pyad_forward_tangent(h, _dbl(x), _dbl(xd), _dbl(v), _dbl(vd),
+                                             ffi.NULL, ffi.NULL, bad)
+        finally:
+            lib.pyad_end_sweep(h)
+        self._check(s, bad)
         return v, vd
 
     def slot_adjoints(self, x, u):
         """(values, adjoints) of every slot at x for output weights u."""
-        v, _ = self.slot_values(x)
-        adj = np.empty(self.n_ops)
-        s = lib.pyad_reverse(self._h, _dbl(v), _dbl(u), _dbl(adj), _dbl(np.empty(self.n_inputs)))
-        return (v, adj) if s == 0 else _fail(s)
-
-    def set_max_bytes(self, n):
-        if self._pending:
-            self._sync()
-        status = lib.pyad_set_max_bytes(self._h, n)
-        if status:
-            _fail(status)
+        h, n_ops, n_in, n_out = self._hold()
+        try:
+            _sizes_match(x, n_in)
+            _sizes_match(u, n_out)
+            v, adj = np.empty(n_ops), np.empty(n_ops)
+            bad = ffi.new("int64_t[1]")
+            s = lib.pyad_forward(h, _dbl(x), _dbl(v), ffi.NULL, bad)
+            if s == 0:
+                s = lib.pyad_reverse(h, _dbl(v), _dbl(u), _dbl(adj), _dbl(np.empty(n_in)))
+        finally:
+            lib.pyad_end_sweep(h)
+        self._check(s, bad)
+        return v, adj

@@ -6,6 +6,7 @@ and kinds come from the shared primitive table (pyad.ops); the value and
 derivative rules are written independently in pyad/_python_rules.py.
 """
 import functools
+import threading
 from array import array
 
 from _thread import get_ident
@@ -15,13 +16,14 @@ import numpy as np
 from . import ops
 from ._python_rules import COMPARISONS, RULES, call
 from .errors import INTERLEAVED, BranchError, TapeBusyError, TapeClosedError
-from .row_buffer import RowBuffer
+from .row_buffer import RowBuffer, recording
 
 # The special rows (_python_rules.SPECIAL), swept by the hand-written cases below.
 _INPUT, _CONST, _SELECT = ops.CODE["input"], ops.CODE["constant"], ops.CODE["select"]
 _GUARD_T, _GUARD_F, _AXPY = ops.CODE["guard_true"], ops.CODE["guard_false"], ops.CODE["axpy_c"]
 _MAX_N, _MIN_N = ops.CODE["max_n"], ops.CODE["min_n"]
 _MAX_OPS = 2**31 - 1
+_WAIT_S = 60.0  # how long recording waits for another thread's sweeps
 
 # Per op code: its kind, and its rule (or comparison) for the sweeps. Importing
 # _python_rules has checked that every row of the registry has its rule.
@@ -55,19 +57,45 @@ def _ties(values, m):
 def _sweep(method):
     """A sweep that another thread's close() cuts short raises TapeClosedError, not
     whatever the emptied lists made of it (close() sets `closed` before it drops them;
-    a sweep that finishes with `closed` still False read the lists whole)."""
+    a sweep that finishes with `closed` still False read the lists whole).
+
+    While it runs, the tape does not grow: recording waits (see _records)."""
     @functools.wraps(method)
     def run(self, *args):
+        if self._pending:
+            self._sync()
+        me = get_ident()
+        with self._gate:
+            self._sweeps += 1
+            self._sweepers[me] = self._sweepers.get(me, 0) + 1
         try:
             result = method(self, *args)
         except Exception:
             if self.closed:
                 raise TapeClosedError("tape was closed during the call") from None
             raise
+        finally:
+            with self._gate:
+                self._sweeps -= 1
+                self._sweepers[me] -= 1
+                if not self._sweepers[me]:
+                    del self._sweepers[me]
+                self._gate.notify_all()
         if self.closed:
             raise TapeClosedError("tape was closed during the call")
         return result
     return run
+
+
+def _records(method):
+    """A recording method: the owner rule (row_buffer.recording), and no sweep
+    running while the lists grow (the C store has the same rule in C)."""
+    @functools.wraps(method)
+    def run(self, *args):
+        with self._gate:
+            self._wait_for_sweeps()
+            return method(self, *args)
+    return recording(run)
 
 
 class PyStore(RowBuffer):
@@ -83,6 +111,9 @@ class PyStore(RowBuffer):
         self.max_ops = _MAX_OPS
         self.closed = False
         # Rows buffered by the active types (in RowStore), as the C store buffers them.
+        self._gate = threading.Condition()  # sweeps running vs. recording (see _records)
+        self._sweeps = 0
+        self._sweepers = {}  # thread -> sweeps it runs (a sweep never waits for itself)
         self._next = 0
         self._owner = get_ident()  # the thread recording scalar ops (see scalar.claim)
 
@@ -100,8 +131,21 @@ class PyStore(RowBuffer):
         if self._pending:
             self._sync()
 
-    def _sync(self):
+    def _hand_over(self):
         """Record the buffered rows (their slots were numbered when buffered)."""
+        with self._gate:
+            if get_ident() in self._sweepers:
+                return  # rows another thread buffered during this sweep stay buffered
+            self._wait_for_sweeps()
+            self._record_buffered()
+
+    def _wait_for_sweeps(self):
+        """Called holding the gate: return once no sweep runs."""
+        if not self._gate.wait_for(lambda: self._sweeps == 0, timeout=_WAIT_S):
+            raise TapeBusyError("another thread is replaying this tape; recording waited "
+                                f"{_WAIT_S:.0f} s for it to finish")
+
+    def _record_buffered(self):
         if self._pending != self._next - len(self.op):
             self.close()
             raise TapeBusyError(INTERLEAVED)
@@ -145,6 +189,7 @@ class PyStore(RowBuffer):
     def shrink(self):
         self._live()
 
+    @_records
     def set_max_ops(self, n):
         self._live()
         if n < len(self.op) or n > _MAX_OPS:
@@ -171,25 +216,30 @@ class PyStore(RowBuffer):
             raise IndexError("operand does not name an earlier slot of this tape")
         return i
 
+    @_records
     def input(self, value):
         self._live()
         k = self._append(_INPUT, len(self.inputs), 0, 0, float(value))
         self.inputs.append(k)
         return k
 
+    @_records
     def const(self, value):
         self._live()
         self.consts.append(float(value))
         return self._append(_CONST, 0, len(self.consts) - 1, 0, float(value))
 
+    @_records
     def rec1(self, op, a):
         self._live()
         return self._rec1(op, a)
 
+    @_records
     def rec2(self, op, a, b):
         self._live()
         return self._rec2(op, a, b)
 
+    @_records
     def rec_c(self, op, a, c):
         self._live()
         return self._rec_c(op, a, c)
@@ -213,11 +263,13 @@ class PyStore(RowBuffer):
         self.consts.append(c)
         return self._append(op, a, len(self.consts) - 1, 0, value)
 
+    @_records
     def select(self, cond, a, b):
         self._live()
         cond, a, b = self._slot(cond), self._slot(a), self._slot(b)
         return self._append(_SELECT, cond, a, b, self.val[a] if self.val[cond] != 0 else self.val[b])
 
+    @_records
     def guard(self, cond, expected):
         self._live()
         cond = self._slot(cond)
@@ -240,24 +292,28 @@ class PyStore(RowBuffer):
                 raise IndexError("operand does not name an earlier slot of this tape")
         return len(self.op)
 
+    @_records
     def input_n(self, values):
         first = self._room(values.size)
         for v in values.tolist():
             self.input(v)
         return first
 
+    @_records
     def rec1_n(self, op, a):
         first = self._room(a.size, a)
         for i in a.tolist():
             self.rec1(op, i)
         return first
 
+    @_records
     def rec2_n(self, op, a, b):
         first = self._room(a.size, a, b)
         for i, j in zip(a.tolist(), b.tolist()):
             self.rec2(op, i, j)
         return first
 
+    @_records
     def rec_c_n(self, op, a, c):
         first = self._room(a.size, a)
         cs = c.tolist() if c.size == a.size else [float(c[0])] * a.size
@@ -265,12 +321,14 @@ class PyStore(RowBuffer):
             self.rec_c(op, i, v)
         return first
 
+    @_records
     def const_n(self, values):
         first = self._room(values.size)
         for v in values.tolist():
             self.const(v)
         return first
 
+    @_records
     def reduce(self, op, x):
         """Reduce each row of the (m, k) slot matrix x by a pairwise tree, as the C core
         does; maximum / minimum record one variadic op per row."""
@@ -297,6 +355,7 @@ class PyStore(RowBuffer):
             out.append(level[0])
         return np.array(out, dtype=np.int32)
 
+    @_records
     def matmul_c(self, x, w):
         """Slots of x (m, k) @ w (k, p) for constant w: a mul_c, then axpy_c terms."""
         self._room(x.shape[0] * w.shape[1] * x.shape[1], x)
@@ -316,12 +375,14 @@ class PyStore(RowBuffer):
                 out[i, j] = acc
         return out
 
+    @_records
     def select_n(self, cond, a, b):
         first = self._room(a.size, cond, a, b)
         for k, i, j in zip(cond.tolist(), a.tolist(), b.tolist()):
             self.select(k, i, j)
         return first
 
+    @_records
     def output_n(self, slots):
         self._live()
         slots = [self._slot(s) for s in slots.tolist()]

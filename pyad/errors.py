@@ -25,6 +25,11 @@ class TapeBusyError(PyadError, RuntimeError):
     """Another thread is recording on, or sweeping, this tape."""
 
 
+class RetraceWarning(UserWarning):
+    """Most points of a batch took another Python branch and were re-recorded one
+    by one: correct but slow (pyad.where records both sides of a branch)."""
+
+
 INTERLEAVED = ("operations were recorded on this tape from two threads at once; the tape "
                "is now closed. Record each tape in one thread at a time (replaying one tape "
                "from many threads is safe)")

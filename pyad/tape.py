@@ -1,11 +1,12 @@
 """pyad.Tape: record once, replay many times, in either backend."""
 import os
+import warnings
 
 import numpy as np
 
 from . import diagnostics, ops
 from .array import Array, is_active, slots_of, to_slots, wrap
-from .errors import BranchError, PyadError
+from .errors import BranchError, PyadError, RetraceWarning
 from .scalar import Scalar
 
 BACKENDS = ("c", "python")
@@ -51,6 +52,20 @@ _SWEEP_KINDS = {"forward": "forward", "jvp": "forward", "jvp_vec": "forward",
                 "slot_values": "forward", "vjp": "reverse", "vjp_vec": "reverse",
                 "slot_adjoints": "reverse", "hvp": "forward_over_reverse",
                 "hvp_vec": "forward_over_reverse"}
+
+
+def _identity_rows(lo, hi, n):
+    """Rows lo..hi-1 of the n x n identity, without building the whole identity."""
+    rows = np.zeros((hi - lo, n))
+    rows[np.arange(hi - lo), np.arange(lo, hi)] = 1.0
+    return rows
+
+
+def _unit_columns(nb, n, i):
+    """nb copies of the i-th unit vector of length n."""
+    rows = np.zeros((nb, n))
+    rows[:, i] = 1.0
+    return rows
 
 
 class Tape:
@@ -258,6 +273,7 @@ class Tape:
         args = self._unpack(flat, self._in_shapes)
         args = args if len(self._in_shapes) > 1 else (args,)
         fresh = record(self._fn, args, range(len(args)), self.backend)
+        self._check_same_outputs(fresh, f"at x = {np.array2string(np.asarray(flat), threshold=8)}")
         # The old store is dropped, not closed: a sweep in another thread may hold it.
         self._store, self._out_shapes = fresh._store, fresh._out_shapes
         self._facts = None
@@ -348,7 +364,7 @@ class Tape:
         if batch:
             V = self._pack_batch(v, "jvp tangents")
             y, yd = self._batched("jvp_batch", x, (V,), threads, executor, progress=progress)
-            return y, yd
+            return (y, yd)
         flat = self._point(x)
         flat = self._recorded_point() if flat is None else flat
         y, yd = self._sweep("jvp", flat, self._dirs(v, "jvp tangent", None, None))
@@ -358,8 +374,8 @@ class Tape:
         """(outputs, u^T J) at x; u has the outputs' shapes."""
         if batch:
             U = self._pack_batch(u, "vjp cotangents", self._out_shapes, self.n_outputs)
-            return self._batched("vjp_batch", x, (U,), threads, executor, grads=(1,),
-                                 progress=progress)
+            return tuple(self._batched("vjp_batch", x, (U,), threads, executor, grads=(1,),
+                                       progress=progress))
         uflat = self._dirs(u, "vjp cotangent", self._out_shapes, self.n_outputs)
         y, xbar = self._sweep("vjp", self._point(x), uflat)
         return self._outputs(y), self._inputs(xbar)
@@ -381,19 +397,23 @@ class Tape:
     # ---- whole derivative objects ----
 
     def _jacobian_shape(self, rows):
-        """Shape a (m, n) matrix (or batch of them) as outputs.shape + inputs.shape."""
+        """Shape a (m, n) matrix (or batch of them) as outputs.shape + inputs.shape;
+        a float for a scalar function of a scalar."""
         if len(self._in_shapes) == 1 and len(self._out_shapes) == 1:
-            return rows.reshape(rows.shape[:-2] + tuple(self._out_shapes[0]) +
+            rows = rows.reshape(rows.shape[:-2] + tuple(self._out_shapes[0]) +
                                 tuple(self._in_shapes[0]))
+            return float(rows) if rows.ndim == 0 else rows
         return rows
 
-    def jacobian(self, x=None, mode="auto", batch=False):
+    def jacobian(self, x=None, mode="auto", batch=False, threads=None, executor=None,
+                 progress=False):
         """The Jacobian, shape outputs.shape + inputs.shape (a 2-D matrix when the tape
         has several input or output arguments).
 
         mode="forward" sweeps n tangent directions, "reverse" m adjoints; "auto"
         takes forward when n_inputs <= n_outputs (a forward sweep is the cheaper
-        pass), else reverse."""
+        pass), else reverse. With batch=True, x[k] is the k-th point; threads= /
+        executor= / progress= as for the other batched methods."""
         n, m = self.n_inputs, self.n_outputs
         if mode not in ("auto", "forward", "reverse"):
             raise ValueError(f"mode must be 'auto', 'forward' or 'reverse', not {mode!r}")
@@ -401,24 +421,25 @@ class Tape:
         if (n == 0 or m == 0) and not batch:
             return self._jacobian_shape(np.zeros((m, n)))
         if batch:
-            return self._jacobian_shape(self._batch_jacobian(x, forward))
+            return self._jacobian_shape(self._batch_jacobian(x, forward, threads, executor,
+                                                             progress))
         flat = self._point(x) if x is not None else None
+        J = np.empty((m, n))
         if forward:
             flat = self._recorded_point() if flat is None else flat
-            J = np.empty((m, n))
             for lo, hi in self._direction_blocks(n):
-                _, yd = self._sweep("jvp_vec", flat, np.eye(n)[lo:hi].copy())
+                _, yd = self._sweep("jvp_vec", flat, _identity_rows(lo, hi, n))
                 J[:, lo:hi] = yd.T
         else:
-            J = np.empty((m, n))
             for lo, hi in self._direction_blocks(m):
-                _, xbar = self._sweep("vjp_vec", flat, np.eye(m)[lo:hi].copy())
+                _, xbar = self._sweep("vjp_vec", flat, _identity_rows(lo, hi, m))
                 J[lo:hi] = xbar
         return self._jacobian_shape(J)
 
-    def hessian(self, x=None, batch=False):
-        """The Hessian of the scalar output (shape inputs.shape * 2), from n
-        forward-over-reverse directions swept together; exactly symmetric."""
+    def hessian(self, x=None, batch=False, threads=None, executor=None, progress=False):
+        """The Hessian of the scalar output (shape inputs.shape * 2, a float for a
+        scalar input), from n forward-over-reverse directions swept together;
+        exactly symmetric."""
         self._need_scalar_output("hessian")
         n = self.n_inputs
         if n == 0 and not batch:
@@ -427,22 +448,24 @@ class Tape:
             X = self._pack_batch(x, "hessian points", self._in_shapes, n)
             nb = X.shape[0]
             H = np.empty((nb, n, n))
+            ones = np.ones((nb, 1))
             for i in range(n):
-                E = np.zeros((nb, n))
-                E[:, i] = 1.0
-                H[:, :, i] = self._batched("hvp_batch", X, (E, np.ones((nb, 1))), None, None,
-                                           grads=(2,), packed=True)[2]
+                H[:, :, i] = self._batched("hvp_batch", X, (_unit_columns(nb, n, i), ones),
+                                           threads, executor, grads=(2,), packed=True,
+                                           progress=progress)[2]
         else:
             flat = self._point(x) if x is not None else None
             flat = self._recorded_point() if flat is None else flat
             H = np.empty((n, n))
             for lo, hi in self._direction_blocks(n):
-                _, _, hv = self._sweep("hvp_vec", flat, np.eye(n)[lo:hi].copy(), np.ones(1))
+                _, _, hv = self._sweep("hvp_vec", flat, _identity_rows(lo, hi, n), np.ones(1))
                 H[lo:hi] = hv
         H = 0.5 * (H + np.swapaxes(H, -1, -2))
         if len(self._in_shapes) == 1:
             shape = tuple(self._in_shapes[0])
             H = H.reshape(H.shape[:-2] + shape + shape)
+            if H.ndim == 0:
+                return float(H)
         return H
 
     def _direction_blocks(self, count):
@@ -450,21 +473,19 @@ class Tape:
         step = max(1, min(count, 2**22 // max(self.n_ops, 1)))
         return [(lo, min(count, lo + step)) for lo in range(0, count, step)] or [(0, 0)]
 
-    def _batch_jacobian(self, x, forward):
+    def _batch_jacobian(self, x, forward, threads, executor, progress):
         X = self._pack_batch(x, "jacobian points", self._in_shapes, self.n_inputs)
         nb, n, m = X.shape[0], self.n_inputs, self.n_outputs
         J = np.empty((nb, m, n))
         if forward:
             for i in range(n):
-                E = np.zeros((nb, n))
-                E[:, i] = 1.0
-                J[:, :, i] = self._batched("jvp_batch", X, (E,), None, None, packed=True)[1]
+                J[:, :, i] = self._batched("jvp_batch", X, (_unit_columns(nb, n, i),), threads,
+                                           executor, packed=True, progress=progress)[1]
         else:
             for j in range(m):
-                E = np.zeros((nb, m))
-                E[:, j] = 1.0
-                J[:, j, :] = self._batched("vjp_batch", X, (E,), None, None, grads=(1,),
-                                           packed=True)[1]
+                J[:, j, :] = self._batched("vjp_batch", X, (_unit_columns(nb, m, j),), threads,
+                                           executor, grads=(1,), packed=True,
+                                           progress=progress)[1]
         return J
 
     # ---- batches ----
@@ -499,9 +520,7 @@ class Tape:
         """Sweep a batch; points whose guards fail are re-recorded (pyad.trace)
         or reported with BranchError. Results are shaped per point."""
         from . import batch
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                    or threads < 1):
-            raise ValueError(f"threads must be a positive int (or None), not {threads!r}")
+        batch.n_threads(threads)
         if executor is not None and not callable(getattr(executor, "submit", None)):
             raise TypeError("executor must have a submit() method, like concurrent.futures "
                             f"executors or a dask Client; got {type(executor).__name__}")
@@ -516,10 +535,16 @@ class Tape:
         if executor is not None:
             from .serialize import dumps
             tape_bytes = dumps(self)
-        *results, bad = batch.run(self._store, method, (X,) + tuple(extra), threads, executor,
-                                  tape_bytes, progress)
-        for b in np.flatnonzero(bad >= 0):
-            self._fix_point(method, X, extra, results, b, int(bad[b]))
+        bar = batch.progress_bar(progress, X.shape[0], f"pyad {method}", unit="pt")
+        try:
+            *results, bad = batch.run(self._store, method, (X,) + tuple(extra), threads,
+                                      executor, tape_bytes, bar if bar is not None else False)
+            self._fix_points(method, X, extra, results, bad, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        if diagnostics.DEBUG_NANS.enabled:
+            self._check_finite_batch(method, X, extra, results)
         if packed:
             return results
         shaped = []
@@ -530,6 +555,36 @@ class Tape:
                 shaped.append(self._batch_unpack(r, self._out_shapes))
         return shaped
 
+    def _fix_points(self, method, X, extra, results, bad, bar):
+        """Re-record (or report) the points of a batch where a recorded branch flips."""
+        flipped = np.flatnonzero(bad >= 0)
+        if flipped.size and self._fn is not None and 2 * flipped.size > X.shape[0]:
+            warnings.warn(RetraceWarning(
+                f"{flipped.size} of the {X.shape[0]} points of this batch take another Python "
+                "branch than the recorded one, so each is re-recorded and swept alone "
+                "(slow). Write the branch with pyad.where, which records both sides, so one "
+                "tape replays at every point"), stacklevel=4)
+        for b in flipped:
+            self._fix_point(method, X, extra, results, b, int(bad[b]))
+            if bar is not None:
+                bar.update(1)
+
+    def _check_finite_batch(self, method, X, extra, results):
+        """pyad.debug_nans for a batch: the first point with a NaN or inf result is
+        swept alone, to name the op that made it."""
+        finite = np.ones(X.shape[0], dtype=bool)
+        for r in results:
+            finite &= np.isfinite(r).all(axis=1)
+        if finite.all():
+            return
+        b = int(np.flatnonzero(~finite)[0])
+        try:
+            diagnostics.check_finite(self, method, X[b], tuple(r[b] for r in results))
+        except FloatingPointError as e:
+            raise FloatingPointError(f"batch point {b}: {e}") from None
+        raise FloatingPointError(f"pyad.debug_nans: batch point {b} "
+                                 f"(x = {X[b].tolist()}) gives a non-finite result")
+
     @staticmethod
     def _batch_unpack(rows, shapes):
         parts, start = [], 0
@@ -539,6 +594,19 @@ class Tape:
             start += n
         return parts[0] if len(parts) == 1 else tuple(parts)
 
+    def _check_same_outputs(self, fresh, where):
+        """A re-recording must give the outputs the tape has (their number and
+        shapes): results are sized and shaped from them."""
+        shapes = [tuple(sh) for sh in fresh._out_shapes]
+        if shapes != [tuple(sh) for sh in self._out_shapes]:
+            fresh.close()
+            raise BranchError(
+                f"re-recording {where} (a Python branch went the other way) gave outputs "
+                f"of shapes {shapes}; the tape was recorded with outputs of shapes "
+                f"{[tuple(sh) for sh in self._out_shapes]}. A function replayed by one tape "
+                "must return the same number and shapes of outputs on every branch "
+                "(use pyad.where to select between branches)")
+
     def _fix_point(self, method, X, extra, results, b, op):
         """One point of a batch where a recorded branch flips."""
         if self._fn is None:
@@ -547,10 +615,8 @@ class Tape:
         args = self._unpack(X[b], self._in_shapes)
         args = args if len(self._in_shapes) > 1 else (args,)
         fresh = record(self._fn, args, range(len(args)), self.backend)
+        self._check_same_outputs(fresh, f"at batch point {b}")
         try:
-            if fresh.n_outputs != self.n_outputs:
-                raise BranchError(f"re-recording at batch point {b} gave {fresh.n_outputs} "
-                                  f"outputs instead of {self.n_outputs}")
             single = getattr(fresh._store, method)(X[b:b + 1], *(e[b:b + 1] for e in extra))
         finally:
             fresh.close()

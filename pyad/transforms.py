@@ -1,6 +1,7 @@
 """Functional transforms: trace f at the given point, sweep, return numpy values."""
 import functools
 import numbers
+import operator
 
 import numpy as np
 
@@ -10,15 +11,27 @@ from .tape import Tape
 
 
 def _argnums_tuple(argnums, nargs):
-    single = isinstance(argnums, (int, np.integer))
+    """(argument indices, whether argnums was one int), checked as JAX checks them."""
+    single = not isinstance(argnums, (tuple, list))
     nums = (argnums,) if single else tuple(argnums)
+    if not nums:
+        raise ValueError("argnums is empty: name at least one argument to differentiate")
+    checked = []
     for i in nums:
-        if not isinstance(i, (int, np.integer)):
+        try:
+            i = None if isinstance(i, bool) else operator.index(i)
+        except TypeError:
+            i = None
+        if i is None:
             raise TypeError(f"argnums must be an int or a tuple of ints, got {argnums!r}")
         if not -nargs <= i < nargs:
             raise ValueError(f"argnums {i} is out of range for a call with {nargs} positional "
                              "argument(s)")
-    return tuple(i % nargs for i in nums), single
+        checked.append(i % nargs)
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"argnums {argnums!r} names an argument twice: each argument is "
+                         "differentiated once")
+    return tuple(checked), single
 
 
 def record(f, args, argnums, backend=None, retrace=False):
