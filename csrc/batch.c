@@ -5,8 +5,7 @@
 #include <string.h>
 
 #include "rules.h"
-#include "sweep.h"
-#include "variadic.h"
+#include "special_rules.h"
 
 #ifdef PYAD_VECTOR_MATH
 /* glibc's libmvec has SIMD versions of these; declaring them lets the compiler
@@ -22,13 +21,8 @@ __attribute__((simd("notinbranch"))) double pow(double, double);
 #define VECTOR_CLONES
 #endif
 
-/* Operand fetches of point b (the columns are A, B, C; the batch size is nb). */
-#define BFETCH_UNARY      double x = v[(int64_t)A[k] * nb + b]; double y = 0.0; (void)x; (void)y;
-#define BFETCH_BINARY     double x = v[(int64_t)A[k] * nb + b]; double y = v[(int64_t)B[k] * nb + b]; (void)x; (void)y;
-#define BFETCH_WITH_CONST double x = v[(int64_t)A[k] * nb + b]; double y = consts[B[k]]; (void)x; (void)y;
-#define BTANGENT_UNARY      double xd = vd[(int64_t)A[k] * nb + b]; double yd = 0.0; (void)xd; (void)yd;
-#define BTANGENT_BINARY     double xd = vd[(int64_t)A[k] * nb + b]; double yd = vd[(int64_t)B[k] * nb + b]; (void)xd; (void)yd;
-#define BTANGENT_WITH_CONST BTANGENT_UNARY
+/* Operand fetches at point b: slot s of point b is v[s * nb + b]. */
+#define AT(array, slot) (array)[(int64_t)(slot) * nb + b]
 
 #define FOR_POINTS for (int64_t b = 0; b < nb; ++b)
 
@@ -42,10 +36,9 @@ static int check_batch(const pyad_tape *t, int64_t nb)
 static void mark_guards(const pyad_tape *t, int64_t k, int64_t nb, const double *v,
                         int64_t *bad)
 {
-    int want = t->op[k] == OP_guard_true;
     const double *c = v + (int64_t)t->arg_a[k] * nb;
     FOR_POINTS {
-        if ((c[b] != 0.0) != want && bad[b] < 0)
+        if (!guard_holds(t->op[k], c[b]) && bad[b] < 0)
             bad[b] = k;
     }
 }
@@ -79,30 +72,60 @@ static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double
         double *out = v + k * nb;
         double *outd = vd ? vd + k * nb : NULL;
         switch (op[k]) {
-#define SPECIAL(name)
-/* The partials are computed unconditionally (then SCALED): a call inside a
+/* The partials are computed unconditionally (then scaled): a call inside a
  * condition would keep the loop over points from being vectorized. */
-#define BTANGENT_RULE_UNARY(d_x, d_y) { double da = (d_x); outd[b] = SCALED(da, xd); }
-#define BTANGENT_RULE_WITH_CONST BTANGENT_RULE_UNARY
-#define BTANGENT_RULE_BINARY(d_x, d_y) \
-    { double da = (d_x), db = (d_y); outd[b] = SCALED(da, xd) + SCALED(db, yd); }
-#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)                  \
-        case OP_##name:                                                     \
-            if (outd) {                                                     \
-                FOR_POINTS {                                                \
-                    BFETCH_##kind BTANGENT_##kind                           \
-                    double z = (value);                                     \
-                    out[b] = z;                                             \
-                    BTANGENT_RULE_##kind(d_x, d_y)                          \
-                }                                                           \
-            } else {                                                        \
-                FOR_POINTS { BFETCH_##kind out[b] = (value); }              \
-            }                                                               \
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+        case OP_##name:                                                                     \
+            if (outd) {                                                                     \
+                FOR_POINTS {                                                                \
+                    double x = AT(v, A[k]), xd = AT(vd, A[k]);                              \
+                    double z = (value);                                                     \
+                    out[b] = z;                                                             \
+                    double da = (d_x);                                                      \
+                    outd[b] = scaled(da, xd);                                               \
+                }                                                                           \
+            } else {                                                                        \
+                FOR_POINTS { double x = AT(v, A[k]); out[b] = (value); }                    \
+            }                                                                               \
             break;
-#define COMPARE(name, value) \
-        case OP_##name: FOR_POINTS { BFETCH_BINARY out[b] = (value) ? 1.0 : 0.0; } goto no_tangent;
-#define COMPARE_C(name, value) \
-        case OP_##name: FOR_POINTS { BFETCH_WITH_CONST out[b] = (value) ? 1.0 : 0.0; } goto no_tangent;
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+        case OP_##name:                                                                     \
+            if (outd) {                                                                     \
+                FOR_POINTS {                                                                \
+                    double x = AT(v, A[k]), y = AT(v, B[k]);                                \
+                    double xd = AT(vd, A[k]), yd = AT(vd, B[k]);                            \
+                    double z = (value);                                                     \
+                    out[b] = z;                                                             \
+                    double da = (d_x), db = (d_y);                                          \
+                    outd[b] = scaled(da, xd) + scaled(db, yd);                              \
+                }                                                                           \
+            } else {                                                                        \
+                FOR_POINTS { double x = AT(v, A[k]), y = AT(v, B[k]); out[b] = (value); }   \
+            }                                                                               \
+            break;
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+        case OP_##name:                                                                     \
+            if (outd) {                                                                     \
+                FOR_POINTS {                                                                \
+                    double x = AT(v, A[k]), y = consts[B[k]], xd = AT(vd, A[k]);            \
+                    double z = (value);                                                     \
+                    out[b] = z;                                                             \
+                    double da = (d_x);                                                      \
+                    outd[b] = scaled(da, xd);                                               \
+                }                                                                           \
+            } else {                                                                        \
+                FOR_POINTS { double x = AT(v, A[k]), y = consts[B[k]]; out[b] = (value); }  \
+            }                                                                               \
+            break;
+#define COMPARE(name, numpy, operator, cf, rcf, value)                                      \
+        case OP_##name:                                                                     \
+            FOR_POINTS { double x = AT(v, A[k]), y = AT(v, B[k]); out[b] = (value) ? 1.0 : 0.0; } \
+            goto no_tangent;
+#define COMPARE_C(name, value)                                                              \
+        case OP_##name:                                                                     \
+            FOR_POINTS { double x = AT(v, A[k]), y = consts[B[k]]; out[b] = (value) ? 1.0 : 0.0; } \
+            goto no_tangent;
 #include "expand_ops.h"
         case OP_input:
             FOR_POINTS out[b] = x[b * n_in + A[k]];
@@ -115,20 +138,20 @@ static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double
         case OP_select: {
             const double *c = v + (int64_t)A[k] * nb;
             const double *pa = v + (int64_t)B[k] * nb, *pb = v + (int64_t)C[k] * nb;
-            FOR_POINTS out[b] = c[b] != 0.0 ? pa[b] : pb[b];
+            FOR_POINTS out[b] = select_value(c[b], pa[b], pb[b]);
             if (outd) {
                 const double *da = vd + (int64_t)B[k] * nb, *db = vd + (int64_t)C[k] * nb;
-                FOR_POINTS outd[b] = c[b] != 0.0 ? da[b] : db[b];
+                FOR_POINTS outd[b] = select_value(c[b], da[b], db[b]);
             }
             break;
         }
         case OP_axpy_c: {
             double c = consts[C[k]];
             const double *pa = v + (int64_t)A[k] * nb, *pb = v + (int64_t)B[k] * nb;
-            FOR_POINTS out[b] = pa[b] + c * pb[b];
+            FOR_POINTS out[b] = axpy_value(pa[b], c, pb[b]);
             if (outd) {
                 const double *da = vd + (int64_t)A[k] * nb, *db = vd + (int64_t)B[k] * nb;
-                FOR_POINTS outd[b] = da[b] + SCALED(c, db[b]);
+                FOR_POINTS outd[b] = axpy_tangent(da[b], c, db[b]);
             }
             break;
         }
@@ -138,13 +161,8 @@ static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double
             FOR_POINTS {
                 double m = extremum(v, idx, B[k], op[k] == OP_max_n, nb, b);
                 out[b] = m;
-                if (outd) {
-                    double sum = 0.0;
-                    for (int64_t i = 0; i < B[k]; ++i)
-                        if (is_tie(v[(int64_t)idx[i] * nb + b], m))
-                            sum += vd[(int64_t)idx[i] * nb + b];
-                    outd[b] = sum / (double)tie_count(v, idx, B[k], m, nb, b);
-                }
+                if (outd)
+                    outd[b] = tied_mean(v, idx, B[k], m, nb, b, vd, nb, b);
             }
             break;
         }
@@ -234,40 +252,46 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
         const double *g = adj + k * nb;
         double *ga = adj + (int64_t)A[k] * nb;
         switch (op[k]) {
-#define SPECIAL(name)
-#define BADJ_ONE(kind, d_x)                                                     \
-            FOR_POINTS {                                                        \
-                BFETCH_##kind double z = v[k * nb + b];                         \
-                (void)z;                                                        \
-                double da = (d_x);                                              \
-                ga[b] += SCALED(da, g[b]);                                      \
-            }
-#define BADJ_UNARY(d_x, d_y) BADJ_ONE(UNARY, d_x)
-#define BADJ_WITH_CONST(d_x, d_y) BADJ_ONE(WITH_CONST, d_x)
-#define BADJ_BINARY(d_x, d_y)                                                   \
-            {                                                                   \
-                double *gb = adj + (int64_t)B[k] * nb;                          \
-                FOR_POINTS {                                                    \
-                    BFETCH_BINARY double z = v[k * nb + b];                     \
-                    (void)z;                                                    \
-                    double da = (d_x), db = (d_y);                              \
-                    ga[b] += SCALED(da, g[b]);                                  \
-                    gb[b] += SCALED(db, g[b]);                                  \
-                }                                                               \
-            }
-#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) \
-        case OP_##name: BADJ_##kind(d_x, d_y) break;
-#define COMPARE(name, value)
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+        case OP_##name:                                                                     \
+            FOR_POINTS {                                                                    \
+                double x = AT(v, A[k]), z = AT(v, k);                                       \
+                (void)x; (void)z;                                                           \
+                double da = (d_x);                                                          \
+                ga[b] += scaled(da, g[b]);                                                  \
+            }                                                                               \
+            break;
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+        case OP_##name: {                                                                   \
+            double *gb = adj + (int64_t)B[k] * nb;                                          \
+            FOR_POINTS {                                                                    \
+                double x = AT(v, A[k]), y = AT(v, B[k]), z = AT(v, k);                      \
+                (void)x; (void)y; (void)z;                                                  \
+                double da = (d_x), db = (d_y);                                              \
+                ga[b] += scaled(da, g[b]);                                                  \
+                gb[b] += scaled(db, g[b]);                                                  \
+            }                                                                               \
+            break;                                                                          \
+        }
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+        case OP_##name:                                                                     \
+            FOR_POINTS {                                                                    \
+                double x = AT(v, A[k]), y = consts[B[k]], z = AT(v, k);                     \
+                (void)x; (void)y; (void)z;                                                  \
+                double da = (d_x);                                                          \
+                ga[b] += scaled(da, g[b]);                                                  \
+            }                                                                               \
+            break;
+#define COMPARE(name, numpy, operator, cf, rcf, value)
 #define COMPARE_C(name, value)
 #include "expand_ops.h"
         case OP_select: {
             const double *c = v + (int64_t)A[k] * nb;
             double *pa = adj + (int64_t)B[k] * nb, *pb = adj + (int64_t)C[k] * nb;
             FOR_POINTS {
-                if (c[b] != 0.0)
-                    pa[b] += g[b];
-                else
-                    pb[b] += g[b];
+                pa[b] += select_value(c[b], g[b], 0.0);
+                pb[b] += select_value(c[b], 0.0, g[b]);
             }
             break;
         }
@@ -276,14 +300,13 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
             double *gb = adj + (int64_t)B[k] * nb;
             FOR_POINTS {
                 ga[b] += g[b];
-                gb[b] += SCALED(c, g[b]);
+                gb[b] += axpy_b_adjoint(c, g[b]);
             }
             break;
         }
         case OP_max_n:
         case OP_min_n:
-            FOR_POINTS share_among_ties(v, t->pool + C[k], B[k], v[k * nb + b], nb, b, g[b], 0.0,
-                                        adj, NULL);
+            FOR_POINTS share_among_ties(v, t->pool + C[k], B[k], AT(v, k), nb, b, g[b], adj, nb, b);
             break;
         default:
             break;
@@ -314,33 +337,43 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
         const double *g = adj + k * nb, *gd = adjd + k * nb;
         double *ga = adj + (int64_t)A[k] * nb, *gda = adjd + (int64_t)A[k] * nb;
         switch (op[k]) {
-#define SPECIAL(name)
-#define BSEC_ONE(kind, d_x, dd_x)                                               \
-            FOR_POINTS {                                                        \
-                BFETCH_##kind BTANGENT_##kind double z = v[k * nb + b];         \
-                (void)z;                                                        \
-                double da = (d_x), dda = (dd_x);                                \
-                ga[b] += SCALED(da, g[b]);                                      \
-                gda[b] += SCALED(da, gd[b]) + SCALED(dda, g[b]);                \
-            }
-#define BSEC_UNARY(d_x, d_y, dd_x, dd_y) BSEC_ONE(UNARY, d_x, dd_x)
-#define BSEC_WITH_CONST(d_x, d_y, dd_x, dd_y) BSEC_ONE(WITH_CONST, d_x, dd_x)
-#define BSEC_BINARY(d_x, d_y, dd_x, dd_y)                                       \
-            {                                                                   \
-                double *gb = adj + (int64_t)B[k] * nb, *gdb = adjd + (int64_t)B[k] * nb; \
-                FOR_POINTS {                                                    \
-                    BFETCH_BINARY BTANGENT_BINARY double z = v[k * nb + b];     \
-                    (void)z;                                                    \
-                    double da = (d_x), db = (d_y), dda = (dd_x), ddb = (dd_y);  \
-                    ga[b] += SCALED(da, g[b]);                                  \
-                    gb[b] += SCALED(db, g[b]);                                  \
-                    gda[b] += SCALED(da, gd[b]) + SCALED(dda, g[b]);            \
-                    gdb[b] += SCALED(db, gd[b]) + SCALED(ddb, g[b]);            \
-                }                                                               \
-            }
-#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) \
-        case OP_##name: BSEC_##kind(d_x, d_y, dd_x, dd_y) break;
-#define COMPARE(name, value)
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+        case OP_##name:                                                                     \
+            FOR_POINTS {                                                                    \
+                double x = AT(v, A[k]), xd = AT(vd, A[k]), z = AT(v, k);                    \
+                (void)x; (void)xd; (void)z;                                                 \
+                double da = (d_x), dda = (dd_x);                                            \
+                ga[b] += scaled(da, g[b]);                                                  \
+                gda[b] += scaled(da, gd[b]) + scaled(dda, g[b]);                            \
+            }                                                                               \
+            break;
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+        case OP_##name: {                                                                   \
+            double *gb = adj + (int64_t)B[k] * nb, *gdb = adjd + (int64_t)B[k] * nb;        \
+            FOR_POINTS {                                                                    \
+                double x = AT(v, A[k]), y = AT(v, B[k]), z = AT(v, k);                      \
+                double xd = AT(vd, A[k]), yd = AT(vd, B[k]);                                \
+                (void)x; (void)y; (void)z; (void)xd; (void)yd;                              \
+                double da = (d_x), db = (d_y), dda = (dd_x), ddb = (dd_y);                  \
+                ga[b] += scaled(da, g[b]);                                                  \
+                gb[b] += scaled(db, g[b]);                                                  \
+                gda[b] += scaled(da, gd[b]) + scaled(dda, g[b]);                            \
+                gdb[b] += scaled(db, gd[b]) + scaled(ddb, g[b]);                            \
+            }                                                                               \
+            break;                                                                          \
+        }
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+        case OP_##name:                                                                     \
+            FOR_POINTS {                                                                    \
+                double x = AT(v, A[k]), y = consts[B[k]], xd = AT(vd, A[k]), z = AT(v, k);  \
+                (void)x; (void)y; (void)xd; (void)z;                                        \
+                double da = (d_x), dda = (dd_x);                                            \
+                ga[b] += scaled(da, g[b]);                                                  \
+                gda[b] += scaled(da, gd[b]) + scaled(dda, g[b]);                            \
+            }                                                                               \
+            break;
+#define COMPARE(name, numpy, operator, cf, rcf, value)
 #define COMPARE_C(name, value)
 #include "expand_ops.h"
         case OP_select: {
@@ -348,13 +381,10 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
             double *pa = adj + (int64_t)B[k] * nb, *pb = adj + (int64_t)C[k] * nb;
             double *qa = adjd + (int64_t)B[k] * nb, *qb = adjd + (int64_t)C[k] * nb;
             FOR_POINTS {
-                if (c[b] != 0.0) {
-                    pa[b] += g[b];
-                    qa[b] += gd[b];
-                } else {
-                    pb[b] += g[b];
-                    qb[b] += gd[b];
-                }
+                pa[b] += select_value(c[b], g[b], 0.0);
+                qa[b] += select_value(c[b], gd[b], 0.0);
+                pb[b] += select_value(c[b], 0.0, g[b]);
+                qb[b] += select_value(c[b], 0.0, gd[b]);
             }
             break;
         }
@@ -363,16 +393,18 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
             double *gb = adj + (int64_t)B[k] * nb, *gdb = adjd + (int64_t)B[k] * nb;
             FOR_POINTS {
                 ga[b] += g[b];
-                gb[b] += SCALED(c, g[b]);
+                gb[b] += axpy_b_adjoint(c, g[b]);
                 gda[b] += gd[b];
-                gdb[b] += SCALED(c, gd[b]);
+                gdb[b] += axpy_b_adjoint(c, gd[b]);
             }
             break;
         }
         case OP_max_n:
         case OP_min_n:
-            FOR_POINTS share_among_ties(v, t->pool + C[k], B[k], v[k * nb + b], nb, b, g[b], gd[b],
-                                        adj, adjd);
+            FOR_POINTS {
+                share_among_ties(v, t->pool + C[k], B[k], AT(v, k), nb, b, g[b], adj, nb, b);
+                share_among_ties(v, t->pool + C[k], B[k], AT(v, k), nb, b, gd[b], adjd, nb, b);
+            }
             break;
         default:
             break;
@@ -383,3 +415,6 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
     tape_end_sweep(t);
     return PYAD_OK;
 }
+
+#undef AT
+#undef FOR_POINTS

@@ -1,7 +1,8 @@
-/* Forward sweeps: values (zero order) and one tangent (first order). */
+/* Forward sweeps: values (zero order) and one tangent (first order).
+ * In the registry's rules x, y are the operand values (y the constant of a
+ * row with one) and xd, yd their tangents; see ops.def. */
 #include "rules.h"
-#include "sweep.h"
-#include "variadic.h"
+#include "special_rules.h"
 
 int forward_range(const pyad_tape *t, const double *x, double *v,
                   int64_t begin, int64_t end, int64_t *bad_op)
@@ -11,24 +12,28 @@ int forward_range(const pyad_tape *t, const double *x, double *v,
     const double *consts = t->consts;
     for (int64_t k = begin; k < end; ++k) {
         switch (op[k]) {
-#define SPECIAL(name)
-#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) \
-        case OP_##name: { FETCH_##kind v[k] = (value); break; }
-#define COMPARE(name, value) \
-        case OP_##name: { FETCH_BINARY v[k] = (value) ? 1.0 : 0.0; break; }
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x) \
+        case OP_##name: { double x = v[A[k]]; v[k] = (value); break; }
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y) \
+        case OP_##name: { double x = v[A[k]], y = v[B[k]]; v[k] = (value); break; }
+#define WITH_CONST(name, value, d_x, dd_x) \
+        case OP_##name: { double x = v[A[k]], y = consts[B[k]]; v[k] = (value); break; }
+#define COMPARE(name, numpy, operator, cf, rcf, value) \
+        case OP_##name: { double x = v[A[k]], y = v[B[k]]; v[k] = (value) ? 1.0 : 0.0; break; }
 #define COMPARE_C(name, value) \
-        case OP_##name: { FETCH_WITH_CONST v[k] = (value) ? 1.0 : 0.0; break; }
+        case OP_##name: { double x = v[A[k]], y = consts[B[k]]; v[k] = (value) ? 1.0 : 0.0; break; }
 #include "expand_ops.h"
         case OP_input: if (x) v[k] = x[A[k]]; break;
         case OP_constant: v[k] = consts[B[k]]; break;
-        case OP_select: v[k] = v[A[k]] != 0.0 ? v[B[k]] : v[C[k]]; break;
-        case OP_axpy_c: v[k] = v[A[k]] + consts[C[k]] * v[B[k]]; break;
+        case OP_select: v[k] = select_value(v[A[k]], v[B[k]], v[C[k]]); break;
+        case OP_axpy_c: v[k] = axpy_value(v[A[k]], consts[C[k]], v[B[k]]); break;
         case OP_max_n:
         case OP_min_n: v[k] = extremum(v, t->pool + C[k], B[k], op[k] == OP_max_n, 1, 0); break;
         case OP_guard_true:
         case OP_guard_false:
             v[k] = v[A[k]];
-            if ((v[k] != 0.0) != (op[k] == OP_guard_true)) {
+            if (!guard_holds(op[k], v[k])) {
                 *bad_op = k;
                 return PYAD_EBRANCH;
             }
@@ -69,52 +74,59 @@ static int tangent_range(const pyad_tape *t, const double *x, const double *xdot
     const double *consts = t->consts;
     for (int64_t k = 0; k < t->n_ops; ++k) {
         switch (op[k]) {
-#define SPECIAL(name)
-#define TANGENT_RULE_UNARY(d_x, d_y) SCALED(d_x, xd)
-#define TANGENT_RULE_WITH_CONST(d_x, d_y) SCALED(d_x, xd)
-#define TANGENT_RULE_BINARY(d_x, d_y) SCALED(d_x, xd) + SCALED(d_y, yd)
-#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)          \
-        case OP_##name: {                                           \
-            FETCH_##kind TANGENT_##kind                             \
-            double z = (value);                                     \
-            v[k] = z;                                               \
-            vd[k] = TANGENT_RULE_##kind(d_x, d_y);                  \
-            (void)z;                                                \
-            break;                                                  \
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], xd = vd[A[k]];                                              \
+            double z = (value);                                                             \
+            v[k] = z;                                                                       \
+            vd[k] = scaled(d_x, xd);                                                        \
+            break;                                                                          \
         }
-#define COMPARE(name, value) \
-        case OP_##name: { FETCH_BINARY v[k] = (value) ? 1.0 : 0.0; vd[k] = 0.0; break; }
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], y = v[B[k]], xd = vd[A[k]], yd = vd[B[k]];                  \
+            double z = (value);                                                             \
+            v[k] = z;                                                                       \
+            vd[k] = scaled(d_x, xd) + scaled(d_y, yd);                                      \
+            break;                                                                          \
+        }
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], y = consts[B[k]], xd = vd[A[k]];                            \
+            double z = (value);                                                             \
+            v[k] = z;                                                                       \
+            vd[k] = scaled(d_x, xd);                                                        \
+            break;                                                                          \
+        }
+#define COMPARE(name, numpy, operator, cf, rcf, value) \
+        case OP_##name: { double x = v[A[k]], y = v[B[k]]; v[k] = (value) ? 1.0 : 0.0; vd[k] = 0.0; break; }
 #define COMPARE_C(name, value) \
-        case OP_##name: { FETCH_WITH_CONST v[k] = (value) ? 1.0 : 0.0; vd[k] = 0.0; break; }
+        case OP_##name: { double x = v[A[k]], y = consts[B[k]]; v[k] = (value) ? 1.0 : 0.0; vd[k] = 0.0; break; }
 #include "expand_ops.h"
         case OP_input: v[k] = x[A[k]]; vd[k] = xdot[A[k]]; break;
         case OP_constant: v[k] = consts[B[k]]; vd[k] = 0.0; break;
-        case OP_select: {
-            int64_t pick = v[A[k]] != 0.0 ? B[k] : C[k];
-            v[k] = v[pick];
-            vd[k] = vd[pick];
+        case OP_select:
+            v[k] = select_value(v[A[k]], v[B[k]], v[C[k]]);
+            vd[k] = select_value(v[A[k]], vd[B[k]], vd[C[k]]);
             break;
-        }
         case OP_axpy_c:
-            v[k] = v[A[k]] + consts[C[k]] * v[B[k]];
-            vd[k] = vd[A[k]] + SCALED(consts[C[k]], vd[B[k]]);
+            v[k] = axpy_value(v[A[k]], consts[C[k]], v[B[k]]);
+            vd[k] = axpy_tangent(vd[A[k]], consts[C[k]], vd[B[k]]);
             break;
         case OP_max_n:
         case OP_min_n: {
             const int32_t *idx = t->pool + C[k];
-            double m = extremum(v, idx, B[k], op[k] == OP_max_n, 1, 0), sum = 0.0;
-            for (int64_t i = 0; i < B[k]; ++i)
-                if (is_tie(v[idx[i]], m))
-                    sum += vd[idx[i]];
+            double m = extremum(v, idx, B[k], op[k] == OP_max_n, 1, 0);
             v[k] = m;
-            vd[k] = sum / (double)tie_count(v, idx, B[k], m, 1, 0);
+            vd[k] = tied_mean(v, idx, B[k], m, 1, 0, vd, 1, 0);
             break;
         }
         case OP_guard_true:
         case OP_guard_false:
             v[k] = v[A[k]];
             vd[k] = 0.0;
-            if ((v[k] != 0.0) != (op[k] == OP_guard_true)) {
+            if (!guard_holds(op[k], v[k])) {
                 *bad_op = k;
                 return PYAD_EBRANCH;
             }

@@ -35,11 +35,24 @@ enum pyad_kind {
 };
 
 const char *pyad_strerror(int status);
+/* The status's C name ("PYAD_ENOMEM"), or NULL for a code that is none. */
+const char *pyad_status_name(int status);
 
-/* The primitive table, for Python to read (no second list of names there). */
+/* The registry (csrc/ops.def), for Python to read (no second list of names
+ * there). For an op code out of range: "" / NULL / PYAD_EINVAL. */
 int pyad_op_count(void);
 const char *pyad_op_name(int op);
 int pyad_op_kind(int op);
+/* The dotted numpy/scipy function the op implements ("numpy.sin"), or NULL. */
+const char *pyad_op_numpy(int op);
+/* The Python operator method it implements ("__add__"), or NULL. */
+const char *pyad_op_operator(int op);
+/* The op recording x op c (const_form) or c op x (rconst_form) with a
+ * constant c, or -1 where there is none. */
+int pyad_op_const_form(int op);
+int pyad_op_rconst_form(int op);
+/* 1 if derivatives flow through the op by its rules, 0 if not. */
+int pyad_op_differentiable(int op);
 
 /* Lifetime and size. */
 int pyad_tape_new(pyad_tape **out);

@@ -1,9 +1,10 @@
-/* Reverse sweep: one adjoint (a vector-Jacobian product). */
+/* Reverse sweeps: one adjoint (a vector-Jacobian product), and forward-over-
+ * reverse for second order. The registry's rules read x, y (operand values),
+ * z (the result) and, in the second-order sweep, xd, yd (tangents). */
 #include <string.h>
 
 #include "rules.h"
-#include "sweep.h"
-#include "variadic.h"
+#include "special_rules.h"
 
 /* Zero the adjoints and seed each output with its weight in u. */
 static void seed_outputs(const pyad_tape *t, const double *u, double *adj)
@@ -27,33 +28,44 @@ static void reverse_range(const pyad_tape *t, const double *v, double *adj)
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         double g = adj[k];
         if (g == 0.0)
-            continue; /* nothing flows back (see SCALED) */
+            continue; /* nothing flows back (see scaled) */
         switch (op[k]) {
-#define SPECIAL(name)
-#define ADJOINT_UNARY(d_x, d_y) adj[A[k]] += g * (d_x);
-#define ADJOINT_WITH_CONST(d_x, d_y) adj[A[k]] += g * (d_x);
-#define ADJOINT_BINARY(d_x, d_y) adj[A[k]] += g * (d_x); adj[B[k]] += g * (d_y);
-#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)   \
-        case OP_##name: {                                    \
-            FETCH_##kind                                     \
-            double z = v[k];                                 \
-            (void)z;                                         \
-            ADJOINT_##kind(d_x, d_y)                         \
-            break;                                           \
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], z = v[k];                                                   \
+            (void)x; (void)z;                                                               \
+            adj[A[k]] += g * (d_x);                                                         \
+            break;                                                                          \
         }
-#define COMPARE(name, value)
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], y = v[B[k]], z = v[k];                                      \
+            (void)x; (void)y; (void)z;                                                      \
+            adj[A[k]] += g * (d_x);                                                         \
+            adj[B[k]] += g * (d_y);                                                         \
+            break;                                                                          \
+        }
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], y = consts[B[k]], z = v[k];                                 \
+            (void)x; (void)y; (void)z;                                                      \
+            adj[A[k]] += g * (d_x);                                                         \
+            break;                                                                          \
+        }
+#define COMPARE(name, numpy, operator, cf, rcf, value)
 #define COMPARE_C(name, value)
 #include "expand_ops.h"
         case OP_select:
-            adj[v[A[k]] != 0.0 ? B[k] : C[k]] += g;
+            adj[select_taken(v[A[k]], B[k], C[k])] += g;
             break;
         case OP_axpy_c:
             adj[A[k]] += g;
-            adj[B[k]] += g * consts[C[k]];
+            adj[B[k]] += axpy_b_adjoint(consts[C[k]], g);
             break;
         case OP_max_n:
         case OP_min_n:
-            share_among_ties(v, t->pool + C[k], B[k], v[k], 1, 0, g, 0.0, adj, NULL);
+            share_among_ties(v, t->pool + C[k], B[k], v[k], 1, 0, g, adj, 1, 0);
             break;
         default: /* inputs, constants, comparisons and guards pass nothing back */
             break;
@@ -88,26 +100,41 @@ static void reverse_second_range(const pyad_tape *t, const double *v, const doub
         if (g == 0.0 && gd == 0.0)
             continue;
         switch (op[k]) {
-#define SPECIAL(name)
-#define SECOND_UNARY(d_x, d_y, dd_x, dd_y)                          \
-            { double p = (d_x); adj[A[k]] += SCALED(p, g); adjd[A[k]] += SCALED(p, gd) + SCALED(dd_x, g); }
-#define SECOND_WITH_CONST SECOND_UNARY
-#define SECOND_BINARY(d_x, d_y, dd_x, dd_y)                         \
-            SECOND_UNARY(d_x, d_y, dd_x, dd_y)                      \
-            { double q = (d_y); adj[B[k]] += SCALED(q, g); adjd[B[k]] += SCALED(q, gd) + SCALED(dd_y, g); }
-#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)          \
-        case OP_##name: {                                           \
-            FETCH_##kind TANGENT_##kind                             \
-            double z = v[k];                                        \
-            (void)z;                                      \
-            SECOND_##kind(d_x, d_y, dd_x, dd_y)                     \
-            break;                                                  \
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], xd = vd[A[k]], z = v[k];                                    \
+            (void)x; (void)xd; (void)z;                                                     \
+            double p = (d_x);                                                               \
+            adj[A[k]] += scaled(p, g);                                                      \
+            adjd[A[k]] += scaled(p, gd) + scaled(dd_x, g);                                  \
+            break;                                                                          \
         }
-#define COMPARE(name, value)
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], y = v[B[k]], xd = vd[A[k]], yd = vd[B[k]], z = v[k];       \
+            (void)x; (void)y; (void)xd; (void)yd; (void)z;                                  \
+            double p = (d_x), q = (d_y);                                                    \
+            adj[A[k]] += scaled(p, g);                                                      \
+            adjd[A[k]] += scaled(p, gd) + scaled(dd_x, g);                                  \
+            adj[B[k]] += scaled(q, g);                                                      \
+            adjd[B[k]] += scaled(q, gd) + scaled(dd_y, g);                                  \
+            break;                                                                          \
+        }
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], y = consts[B[k]], xd = vd[A[k]], z = v[k];                  \
+            (void)x; (void)y; (void)xd; (void)z;                                            \
+            double p = (d_x);                                                               \
+            adj[A[k]] += scaled(p, g);                                                      \
+            adjd[A[k]] += scaled(p, gd) + scaled(dd_x, g);                                  \
+            break;                                                                          \
+        }
+#define COMPARE(name, numpy, operator, cf, rcf, value)
 #define COMPARE_C(name, value)
 #include "expand_ops.h"
         case OP_select: {
-            int64_t pick = v[A[k]] != 0.0 ? B[k] : C[k];
+            int32_t pick = select_taken(v[A[k]], B[k], C[k]);
             adj[pick] += g;
             adjd[pick] += gd;
             break;
@@ -115,12 +142,13 @@ static void reverse_second_range(const pyad_tape *t, const double *v, const doub
         case OP_axpy_c:
             adj[A[k]] += g;
             adjd[A[k]] += gd;
-            adj[B[k]] += SCALED(consts[C[k]], g);
-            adjd[B[k]] += SCALED(consts[C[k]], gd);
+            adj[B[k]] += axpy_b_adjoint(consts[C[k]], g);
+            adjd[B[k]] += axpy_b_adjoint(consts[C[k]], gd);
             break;
         case OP_max_n:
-        case OP_min_n: /* piecewise linear: no curvature term */
-            share_among_ties(v, t->pool + C[k], B[k], v[k], 1, 0, g, gd, adj, adjd);
+        case OP_min_n:
+            share_among_ties(v, t->pool + C[k], B[k], v[k], 1, 0, g, adj, 1, 0);
+            share_among_ties(v, t->pool + C[k], B[k], v[k], 1, 0, gd, adjd, 1, 0);
             break;
         default:
             break;

@@ -11,33 +11,49 @@
 
 #define DEFAULT_MAX_OPS ((int64_t)INT32_MAX)
 
-static const unsigned char op_kind[OP_COUNT] = {
-#define SPECIAL(name) PYAD_KIND_SPECIAL,
-#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) PYAD_KIND_##kind,
-#define COMPARE(name, value) PYAD_KIND_COMPARE,
-#define COMPARE_C(name, value) PYAD_KIND_COMPARE_C,
+/* What every layer needs to know about an op, one entry per registry row. */
+struct op_facts {
+    const char *name;
+    unsigned char kind;
+    unsigned char differentiable;
+    short const_form, rconst_form; /* op codes, or OP_NONE */
+    const char *numpy;             /* NULL: implements no numpy function */
+    const char *operator;          /* NULL: implements no Python operator */
+};
+
+static const struct op_facts op_facts[OP_COUNT] = {
+#define SPECIAL(name, differentiable) \
+    { #name, PYAD_KIND_SPECIAL, differentiable, OP_NONE, OP_NONE, NULL, NULL },
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x) \
+    { #name, PYAD_KIND_UNARY, differentiable, OP_NONE, OP_NONE, numpy, operator },
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y) \
+    { #name, PYAD_KIND_BINARY, 1, OP_##cf, OP_##rcf, numpy, operator },
+#define WITH_CONST(name, value, d_x, dd_x) \
+    { #name, PYAD_KIND_WITH_CONST, 1, OP_NONE, OP_NONE, NULL, NULL },
+#define COMPARE(name, numpy, operator, cf, rcf, value) \
+    { #name, PYAD_KIND_COMPARE, 0, OP_##cf, OP_##rcf, numpy, operator },
+#define COMPARE_C(name, value) \
+    { #name, PYAD_KIND_COMPARE_C, 0, OP_NONE, OP_NONE, NULL, NULL },
 #include "expand_ops.h"
 };
 
-static const char *const op_name[OP_COUNT] = {
-#define SPECIAL(name) #name,
-#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) #name,
-#define COMPARE(name, value) #name,
-#define COMPARE_C(name, value) #name,
-#include "expand_ops.h"
-};
+static int is_op(int op) { return op >= 0 && op < OP_COUNT; }
 
 int pyad_op_count(void) { return OP_COUNT; }
 
-const char *pyad_op_name(int op)
-{
-    return (op >= 0 && op < OP_COUNT) ? op_name[op] : "";
-}
+const char *pyad_op_name(int op) { return is_op(op) ? op_facts[op].name : ""; }
 
-int pyad_op_kind(int op)
-{
-    return (op >= 0 && op < OP_COUNT) ? op_kind[op] : PYAD_EINVAL;
-}
+int pyad_op_kind(int op) { return is_op(op) ? op_facts[op].kind : PYAD_EINVAL; }
+
+const char *pyad_op_numpy(int op) { return is_op(op) ? op_facts[op].numpy : NULL; }
+
+const char *pyad_op_operator(int op) { return is_op(op) ? op_facts[op].operator : NULL; }
+
+int pyad_op_const_form(int op) { return is_op(op) ? op_facts[op].const_form : PYAD_EINVAL; }
+
+int pyad_op_rconst_form(int op) { return is_op(op) ? op_facts[op].rconst_form : PYAD_EINVAL; }
+
+int pyad_op_differentiable(int op) { return is_op(op) ? op_facts[op].differentiable : PYAD_EINVAL; }
 
 const char *pyad_strerror(int status)
 {
@@ -52,6 +68,22 @@ const char *pyad_strerror(int status)
     case PYAD_EBUSY: return "tape is in use by another thread";
     case PYAD_EFORMAT: return "corrupt serialized tape";
     default: return "unknown status";
+    }
+}
+
+const char *pyad_status_name(int status)
+{
+    switch (status) {
+    case PYAD_OK: return "PYAD_OK";
+    case PYAD_ENOMEM: return "PYAD_ENOMEM";
+    case PYAD_EINVAL: return "PYAD_EINVAL";
+    case PYAD_EINDEX: return "PYAD_EINDEX";
+    case PYAD_ETOOBIG: return "PYAD_ETOOBIG";
+    case PYAD_EBRANCH: return "PYAD_EBRANCH";
+    case PYAD_ECLOSED: return "PYAD_ECLOSED";
+    case PYAD_EBUSY: return "PYAD_EBUSY";
+    case PYAD_EFORMAT: return "PYAD_EFORMAT";
+    default: return NULL;
     }
 }
 

@@ -7,15 +7,19 @@
 
 #include "pyad.h"
 
-/* The opcode enum, expanded from the primitive table. */
+/* The opcode enum, expanded from the registry. */
 enum pyad_op {
-#define SPECIAL(name) OP_##name,
-#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y) OP_##name,
-#define COMPARE(name, value) OP_##name,
+#define SPECIAL(name, differentiable) OP_##name,
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x) OP_##name,
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y) OP_##name,
+#define WITH_CONST(name, value, d_x, dd_x) OP_##name,
+#define COMPARE(name, numpy, operator, cf, rcf, value) OP_##name,
 #define COMPARE_C(name, value) OP_##name,
 #include "expand_ops.h"
     OP_COUNT
 };
+/* A registry row's constant form "NONE": the op has none. */
+#define OP_NONE (-1)
 
 /* Struct of arrays: op k defines slot k, so a result index is implicit.
  * Per op: 1 byte op code, three 32-bit operand fields, one recorded value. */

@@ -4,8 +4,7 @@
 #include <string.h>
 
 #include "rules.h"
-#include "sweep.h"
-#include "variadic.h"
+#include "special_rules.h"
 
 int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *xd,
                         double *v, double *vd, double *y, double *yd, int64_t *bad_op)
@@ -24,28 +23,49 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
         double *out = vd + k * p;
         const double *ta = vd + (int64_t)A[k] * p; /* every op has a slot in A */
         switch (op[k]) {
-#define SPECIAL(name)
-#define LANES_UNARY(d_x, d_y) for (int64_t j = 0; j < p; ++j) out[j] = SCALED(dx, ta[j]);
-#define LANES_WITH_CONST LANES_UNARY
-#define LANES_BINARY(d_x, d_y)                                              \
-            {                                                               \
-                const double *tb = vd + (int64_t)B[k] * p;                  \
-                for (int64_t j = 0; j < p; ++j) out[j] = SCALED(dx, ta[j]) + SCALED(dy, tb[j]); \
-            }
-#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)          \
-        case OP_##name: {                                           \
-            FETCH_##kind                                            \
-            double z = (value);                                     \
-            v[k] = z;                                               \
-            double dx = (d_x), dy = (d_y);                          \
-            (void)dy;                                               \
-            LANES_##kind(d_x, d_y)                                  \
-            break;                                                  \
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]];                                                             \
+            double z = (value);                                                             \
+            v[k] = z;                                                                       \
+            double dx = (d_x);                                                              \
+            for (int64_t j = 0; j < p; ++j) out[j] = scaled(dx, ta[j]);                     \
+            break;                                                                          \
         }
-#define COMPARE(name, value) \
-        case OP_##name: { FETCH_BINARY v[k] = (value) ? 1.0 : 0.0; memset(out, 0, (size_t)p * sizeof *out); break; }
-#define COMPARE_C(name, value) \
-        case OP_##name: { FETCH_WITH_CONST v[k] = (value) ? 1.0 : 0.0; memset(out, 0, (size_t)p * sizeof *out); break; }
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], y = v[B[k]];                                                \
+            double z = (value);                                                             \
+            v[k] = z;                                                                       \
+            double dx = (d_x), dy = (d_y);                                                  \
+            const double *tb = vd + (int64_t)B[k] * p;                                      \
+            for (int64_t j = 0; j < p; ++j) out[j] = scaled(dx, ta[j]) + scaled(dy, tb[j]); \
+            break;                                                                          \
+        }
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], y = consts[B[k]];                                           \
+            double z = (value);                                                             \
+            v[k] = z;                                                                       \
+            double dx = (d_x);                                                              \
+            for (int64_t j = 0; j < p; ++j) out[j] = scaled(dx, ta[j]);                     \
+            break;                                                                          \
+        }
+#define COMPARE(name, numpy, operator, cf, rcf, value)                                      \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], y = v[B[k]];                                                \
+            v[k] = (value) ? 1.0 : 0.0;                                                     \
+            memset(out, 0, (size_t)p * sizeof *out);                                        \
+            break;                                                                          \
+        }
+#define COMPARE_C(name, value)                                                              \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], y = consts[B[k]];                                           \
+            v[k] = (value) ? 1.0 : 0.0;                                                     \
+            memset(out, 0, (size_t)p * sizeof *out);                                        \
+            break;                                                                          \
+        }
 #include "expand_ops.h"
         case OP_input:
             v[k] = x[A[k]];
@@ -57,7 +77,7 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
             memset(out, 0, (size_t)p * sizeof *out);
             break;
         case OP_select: {
-            int64_t pick = v[A[k]] != 0.0 ? B[k] : C[k];
+            int64_t pick = select_taken(v[A[k]], B[k], C[k]);
             v[k] = v[pick];
             memcpy(out, vd + pick * p, (size_t)p * sizeof *out);
             break;
@@ -65,31 +85,25 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
         case OP_axpy_c: {
             double c = consts[C[k]];
             const double *tb = vd + (int64_t)B[k] * p;
-            v[k] = v[A[k]] + c * v[B[k]];
+            v[k] = axpy_value(v[A[k]], c, v[B[k]]);
             for (int64_t j = 0; j < p; ++j)
-                out[j] = ta[j] + SCALED(c, tb[j]);
+                out[j] = axpy_tangent(ta[j], c, tb[j]);
             break;
         }
         case OP_max_n:
         case OP_min_n: {
             const int32_t *idx = t->pool + C[k];
             double m = extremum(v, idx, B[k], op[k] == OP_max_n, 1, 0);
-            double c = (double)tie_count(v, idx, B[k], m, 1, 0);
             v[k] = m;
-            memset(out, 0, (size_t)p * sizeof *out);
-            for (int64_t i = 0; i < B[k]; ++i)
-                if (is_tie(v[idx[i]], m))
-                    for (int64_t j = 0; j < p; ++j)
-                        out[j] += vd[(int64_t)idx[i] * p + j];
             for (int64_t j = 0; j < p; ++j)
-                out[j] /= c;
+                out[j] = tied_mean(v, idx, B[k], m, 1, 0, vd, p, j);
             break;
         }
         case OP_guard_true:
         case OP_guard_false:
             v[k] = v[A[k]];
             memset(out, 0, (size_t)p * sizeof *out);
-            if ((v[k] != 0.0) != (op[k] == OP_guard_true)) {
+            if (!guard_holds(op[k], v[k])) {
                 *bad_op = k;
                 s = PYAD_EBRANCH;
             }
@@ -133,30 +147,38 @@ int pyad_reverse_vector(pyad_tape *t, int64_t q, const double *v, const double *
         const double *g = adj + k * q;
         double *ga = adj + (int64_t)A[k] * q;
         switch (op[k]) {
-#define SPECIAL(name)
-#define ADJ_LANES_UNARY for (int64_t j = 0; j < q; ++j) ga[j] += SCALED(dx, g[j]);
-#define ADJ_LANES_WITH_CONST ADJ_LANES_UNARY
-#define ADJ_LANES_BINARY                                                    \
-            ADJ_LANES_UNARY                                                 \
-            {                                                               \
-                double *gb = adj + (int64_t)B[k] * q;                       \
-                for (int64_t j = 0; j < q; ++j) gb[j] += SCALED(dy, g[j]);  \
-            }
-#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)          \
-        case OP_##name: {                                           \
-            FETCH_##kind                                            \
-            double z = v[k];                                        \
-            (void)z;                                                \
-            double dx = (d_x), dy = (d_y);                          \
-            (void)dy;                                               \
-            ADJ_LANES_##kind                                        \
-            break;                                                  \
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], z = v[k];                                                   \
+            (void)x; (void)z;                                                               \
+            double dx = (d_x);                                                              \
+            for (int64_t j = 0; j < q; ++j) ga[j] += scaled(dx, g[j]);                      \
+            break;                                                                          \
         }
-#define COMPARE(name, value)
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], y = v[B[k]], z = v[k];                                      \
+            (void)x; (void)y; (void)z;                                                      \
+            double dx = (d_x), dy = (d_y);                                                  \
+            double *gb = adj + (int64_t)B[k] * q;                                           \
+            for (int64_t j = 0; j < q; ++j) ga[j] += scaled(dx, g[j]);                      \
+            for (int64_t j = 0; j < q; ++j) gb[j] += scaled(dy, g[j]);                      \
+            break;                                                                          \
+        }
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], y = consts[B[k]], z = v[k];                                 \
+            (void)x; (void)y; (void)z;                                                      \
+            double dx = (d_x);                                                              \
+            for (int64_t j = 0; j < q; ++j) ga[j] += scaled(dx, g[j]);                      \
+            break;                                                                          \
+        }
+#define COMPARE(name, numpy, operator, cf, rcf, value)
 #define COMPARE_C(name, value)
 #include "expand_ops.h"
         case OP_select: {
-            double *gp = adj + (int64_t)(v[A[k]] != 0.0 ? B[k] : C[k]) * q;
+            double *gp = adj + (int64_t)select_taken(v[A[k]], B[k], C[k]) * q;
             for (int64_t j = 0; j < q; ++j)
                 gp[j] += g[j];
             break;
@@ -166,20 +188,15 @@ int pyad_reverse_vector(pyad_tape *t, int64_t q, const double *v, const double *
             double *gb = adj + (int64_t)B[k] * q;
             for (int64_t j = 0; j < q; ++j) {
                 ga[j] += g[j];
-                gb[j] += SCALED(c, g[j]);
+                gb[j] += axpy_b_adjoint(c, g[j]);
             }
             break;
         }
         case OP_max_n:
-        case OP_min_n: {
-            const int32_t *idx = t->pool + C[k];
-            double c = (double)tie_count(v, idx, B[k], v[k], 1, 0);
-            for (int64_t i = 0; i < B[k]; ++i)
-                if (is_tie(v[idx[i]], v[k]))
-                    for (int64_t j = 0; j < q; ++j)
-                        adj[(int64_t)idx[i] * q + j] += g[j] / c;
+        case OP_min_n:
+            for (int64_t j = 0; j < q; ++j)
+                share_among_ties(v, t->pool + C[k], B[k], v[k], 1, 0, g[j], adj, q, j);
             break;
-        }
         default:
             break;
         }
@@ -218,43 +235,56 @@ int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *v
         const double *ta = vd + (int64_t)A[k] * p;
         double *gda = adjd + (int64_t)A[k] * p;
         switch (op[k]) {
-#define SPECIAL(name)
-#define SECOND_LANES_UNARY(dd_x, dd_y)                                  \
-            adj[A[k]] += SCALED(dx, g);                                 \
-            for (int64_t j = 0; j < p; ++j) {                           \
-                double xd = ta[j], yd = 0.0;                            \
-                (void)xd; (void)yd;                                     \
-                double ddx = (dd_x);                                    \
-                gda[j] += SCALED(dx, gd[j]) + SCALED(ddx, g);           \
-            }
-#define SECOND_LANES_WITH_CONST SECOND_LANES_UNARY
-#define SECOND_LANES_BINARY(dd_x, dd_y)                                 \
-            adj[A[k]] += SCALED(dx, g);                                 \
-            adj[B[k]] += SCALED(dy, g);                                 \
-            const double *tb = vd + (int64_t)B[k] * p;                  \
-            double *gdb = adjd + (int64_t)B[k] * p;                     \
-            for (int64_t j = 0; j < p; ++j) {                           \
-                double xd = ta[j], yd = tb[j];                          \
-                (void)xd; (void)yd;                                     \
-                double ddx = (dd_x), ddy = (dd_y);                      \
-                gda[j] += SCALED(dx, gd[j]) + SCALED(ddx, g);           \
-                gdb[j] += SCALED(dy, gd[j]) + SCALED(ddy, g);           \
-            }
-#define PRIMITIVE(name, kind, value, d_x, d_y, dd_x, dd_y)          \
-        case OP_##name: {                                           \
-            FETCH_##kind                                            \
-            double z = v[k];                                        \
-            (void)z;                                                \
-            double dx = (d_x), dy = (d_y);                          \
-            (void)dy;                                               \
-            SECOND_LANES_##kind(dd_x, dd_y)                         \
-            break;                                                  \
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], z = v[k];                                                   \
+            (void)x; (void)z;                                                               \
+            double dx = (d_x);                                                              \
+            adj[A[k]] += scaled(dx, g);                                                     \
+            for (int64_t j = 0; j < p; ++j) {                                               \
+                double xd = ta[j];                                                          \
+                (void)xd;                                                                   \
+                gda[j] += scaled(dx, gd[j]) + scaled(dd_x, g);                              \
+            }                                                                               \
+            break;                                                                          \
         }
-#define COMPARE(name, value)
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], y = v[B[k]], z = v[k];                                      \
+            (void)x; (void)y; (void)z;                                                      \
+            double dx = (d_x), dy = (d_y);                                                  \
+            adj[A[k]] += scaled(dx, g);                                                     \
+            adj[B[k]] += scaled(dy, g);                                                     \
+            const double *tb = vd + (int64_t)B[k] * p;                                      \
+            double *gdb = adjd + (int64_t)B[k] * p;                                         \
+            for (int64_t j = 0; j < p; ++j) {                                               \
+                double xd = ta[j], yd = tb[j];                                              \
+                (void)xd; (void)yd;                                                         \
+                double ddx = (dd_x), ddy = (dd_y);                                          \
+                gda[j] += scaled(dx, gd[j]) + scaled(ddx, g);                               \
+                gdb[j] += scaled(dy, gd[j]) + scaled(ddy, g);                               \
+            }                                                                               \
+            break;                                                                          \
+        }
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+        case OP_##name: {                                                                   \
+            double x = v[A[k]], y = consts[B[k]], z = v[k];                                 \
+            (void)x; (void)y; (void)z;                                                      \
+            double dx = (d_x);                                                              \
+            adj[A[k]] += scaled(dx, g);                                                     \
+            for (int64_t j = 0; j < p; ++j) {                                               \
+                double xd = ta[j];                                                          \
+                (void)xd;                                                                   \
+                gda[j] += scaled(dx, gd[j]) + scaled(dd_x, g);                              \
+            }                                                                               \
+            break;                                                                          \
+        }
+#define COMPARE(name, numpy, operator, cf, rcf, value)
 #define COMPARE_C(name, value)
 #include "expand_ops.h"
         case OP_select: {
-            int64_t pick = v[A[k]] != 0.0 ? B[k] : C[k];
+            int64_t pick = select_taken(v[A[k]], B[k], C[k]);
             adj[pick] += g;
             for (int64_t j = 0; j < p; ++j)
                 adjd[pick * p + j] += gd[j];
@@ -264,25 +294,19 @@ int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *v
             double c = consts[C[k]];
             double *gdb = adjd + (int64_t)B[k] * p;
             adj[A[k]] += g;
-            adj[B[k]] += SCALED(c, g);
+            adj[B[k]] += axpy_b_adjoint(c, g);
             for (int64_t j = 0; j < p; ++j) {
                 gda[j] += gd[j];
-                gdb[j] += SCALED(c, gd[j]);
+                gdb[j] += axpy_b_adjoint(c, gd[j]);
             }
             break;
         }
         case OP_max_n:
-        case OP_min_n: {
-            const int32_t *idx = t->pool + C[k];
-            double c = (double)tie_count(v, idx, B[k], v[k], 1, 0);
-            for (int64_t i = 0; i < B[k]; ++i)
-                if (is_tie(v[idx[i]], v[k])) {
-                    adj[idx[i]] += g / c;
-                    for (int64_t j = 0; j < p; ++j)
-                        adjd[(int64_t)idx[i] * p + j] += gd[j] / c;
-                }
+        case OP_min_n:
+            share_among_ties(v, t->pool + C[k], B[k], v[k], 1, 0, g, adj, 1, 0);
+            for (int64_t j = 0; j < p; ++j)
+                share_among_ties(v, t->pool + C[k], B[k], v[k], 1, 0, gd[j], adjd, p, j);
             break;
-        }
         default:
             break;
         }

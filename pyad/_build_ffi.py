@@ -43,7 +43,7 @@ ffibuilder.set_source(
     sources=[os.path.join(CSRC, name) for name in SOURCES],
     include_dirs=[CSRC],
     depends=[os.path.join(CSRC, name) for name in
-             ("pyad.h", "tape.h", "record.h", "sweep.h", "rules.h", "variadic.h", "ops.def",
+             ("pyad.h", "tape.h", "record.h", "sweep.h", "rules.h", "special_rules.h", "ops.def",
               "expand_ops.h")],
     extra_compile_args=["-std=c11", "-O3", "-Wall", "-Wextra"] + VECTOR_FLAGS
     + os.environ.get("PYAD_CFLAGS", "").split(),

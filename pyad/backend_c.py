@@ -62,8 +62,8 @@ class _Work:
 
 
 class CStore(RowBuffer):
-    """One C tape. Scalar ops are buffered in Python lists (push1/push2/push_c,
-    a few list appends each) and handed to C in one call when anything else
+    """One C tape. Scalar ops wait in _speedups.c's row buffer (push1/push2/push_c,
+    or the operators' C fast path) and are handed to C in one call when anything else
     touches the tape: a cffi call per op would cost more than the op itself."""
 
     backend = "c"

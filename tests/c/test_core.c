@@ -510,6 +510,47 @@ static void group_table(void)
     }
     CHECK(strcmp(pyad_strerror(-99), "unknown status") == 0);
     CHECK(strcmp(pyad_strerror(7), "unknown status") == 0);
+    const char *const status_names[] = {"PYAD_OK", "PYAD_ENOMEM", "PYAD_EINVAL", "PYAD_EINDEX",
+                                        "PYAD_ETOOBIG", "PYAD_EBRANCH", "PYAD_ECLOSED",
+                                        "PYAD_EBUSY", "PYAD_EFORMAT"};
+    for (size_t i = 0; i < sizeof statuses / sizeof *statuses; ++i)
+        CHECK(strcmp(pyad_status_name(statuses[i]), status_names[i]) == 0);
+    CHECK(pyad_status_name(-99) == NULL && pyad_status_name(7) == NULL);
+}
+
+/* ---- group: the registry's facts about each row ---- */
+
+static void group_registry_facts(void)
+{
+    int count = pyad_op_count();
+    for (int i = 0; i < count; ++i) {
+        int kind = pyad_op_kind(i), forms[2] = {pyad_op_const_form(i), pyad_op_rconst_form(i)};
+        int keyed = kind == PYAD_KIND_BINARY || kind == PYAD_KIND_COMPARE;
+        int constant_kind = kind == PYAD_KIND_COMPARE ? PYAD_KIND_COMPARE_C : PYAD_KIND_WITH_CONST;
+        for (int j = 0; j < 2; ++j) {
+            /* a constant form is an op of the matching constant kind, or -1 */
+            CHECK(forms[j] == -1 || (keyed && pyad_op_kind(forms[j]) == constant_kind));
+        }
+        CHECK(pyad_op_differentiable(i) == 0 || pyad_op_differentiable(i) == 1);
+        if (kind == PYAD_KIND_COMPARE || kind == PYAD_KIND_COMPARE_C)
+            CHECK(pyad_op_differentiable(i) == 0);
+        const char *np = pyad_op_numpy(i), *op = pyad_op_operator(i);
+        CHECK(!np || strncmp(np, "numpy.", 6) == 0 || strncmp(np, "scipy.", 6) == 0);
+        CHECK(!op || (strncmp(op, "__", 2) == 0 && strlen(op) > 4));
+        if (kind == PYAD_KIND_WITH_CONST || kind == PYAD_KIND_COMPARE_C)
+            CHECK(!np && !op);
+    }
+    CHECK(pyad_op_const_form(op_code("sub")) == op_code("sub_c"));
+    CHECK(pyad_op_rconst_form(op_code("sub")) == op_code("rsub_c"));
+    CHECK(pyad_op_rconst_form(op_code("lt")) == op_code("gt_c"));
+    CHECK(pyad_op_const_form(op_code("arctan2")) == -1);
+    CHECK(strcmp(pyad_op_numpy(op_code("neg")), "numpy.negative") == 0);
+    CHECK(strcmp(pyad_op_operator(op_code("div")), "__truediv__") == 0);
+    CHECK(pyad_op_numpy(op_code("rsub_c")) == NULL);
+    CHECK(pyad_op_numpy(-1) == NULL && pyad_op_operator(count) == NULL);
+    CHECK_STATUS(pyad_op_const_form(-1), PYAD_EINVAL);
+    CHECK_STATUS(pyad_op_rconst_form(count), PYAD_EINVAL);
+    CHECK_STATUS(pyad_op_differentiable(count), PYAD_EINVAL);
 }
 
 /* ---- group: every primitive of the table ---- */
@@ -1939,6 +1980,7 @@ int main(int argc, char **argv)
     only = argc > 1 ? argv[1] : NULL;
     setvbuf(stdout, NULL, _IOLBF, 0);
     run_group("table", group_table);
+    run_group("registry facts", group_registry_facts);
     run_group("ops", group_ops);
     run_group("specials", group_specials);
     run_group("composite", group_composite);
