@@ -1,8 +1,9 @@
 """pyad.sin, pyad.exp, ...: elementary functions for floats, arrays and active values.
 
 On plain numbers and arrays they are numpy's functions; on active values they
-record the primitive of the same name. They are generated from the primitive
-table, so every unary and binary primitive has one.
+record the primitive of the same name. They are generated from the registry
+(csrc/ops.def): every unary row, and every binary row that implements a numpy
+function, has one under its own name and under numpy's (pyad.pow, pyad.power).
 """
 from . import numpy_api, ops
 from .array import Array, stack_values, where as _where
@@ -26,16 +27,29 @@ def _make_binary(name):
     return f
 
 
-for _name in ops.names_of_kind("unary"):
-    globals()[_name] = _make_unary(_name)
-    __all__.append(_name)
-for _name in ("pow", "arctan2", "maximum", "minimum"):
-    globals()[_name] = _make_binary(_name)
-    __all__.append(_name)
+def _public_names(op):
+    """pyad.<row name>, and pyad.<numpy name> where numpy calls it otherwise
+    (numpy.power: pyad.power next to pyad.pow)."""
+    names = [op.name]
+    if op.numpy:
+        alias = op.numpy.rpartition(".")[2]
+        if alias != op.name:
+            names.append(alias)
+    return names
 
-power = globals()["pow"]
-absolute = globals()["abs"]
-negative = globals()["neg"]
+
+def _has_a_function(op):
+    """Every unary row, and every binary row that implements a numpy function
+    (pyad.arctan2 as numpy.arctan2; pyad.add as numpy.add, like jax.numpy)."""
+    return op.kind == "unary" or (op.kind == "binary" and op.numpy is not None)
+
+
+for _op in ops.OPS.values():
+    if _has_a_function(_op):
+        _f = (_make_unary if _op.kind == "unary" else _make_binary)(_op.name)
+        for _public in _public_names(_op):
+            globals()[_public] = _f
+            __all__.append(_public)
 
 
 def where(cond, a, b):
@@ -63,4 +77,4 @@ def value(x):
     return x.value if hasattr(x, "_s") else x
 
 
-__all__ += ["power", "absolute", "negative", "where", "stack", "array", "value"]
+__all__ += ["where", "stack", "array", "value"]
