@@ -93,9 +93,9 @@ def _on_constants(name, *args):
         _resolve_rows(import_modules=True)
         f = FUNCTION_OF_ROW.get(name)
     if f is None:
-        raise TypeError(f"pyad.{name} on plain numbers needs {ops.OPS[name].numpy}, "
-                        "which is not installed" if ops.OPS[name].numpy else
-                        f"the primitive {name} implements no numpy function")
+        dotted = (_UNRESOLVED.get(name) or ops.OPS[name]).numpy
+        raise TypeError(f"pyad.{name} on plain numbers needs {dotted}, which is not installed"
+                        if dotted else f"the primitive {name} implements no numpy function")
     return f(*args)[()]
 
 
