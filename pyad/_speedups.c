@@ -66,6 +66,7 @@ static PyTypeObject *scalar_type = NULL;  /* pyad.Scalar, set by configure() */
 static PyTypeObject *bool_type = NULL;    /* pyad.Bool */
 static PyObject *fallback = NULL;         /* pyad.scalar.binary(x, y, name) */
 static PyObject *closed_error = NULL;     /* pyad.TapeClosedError */
+static PyObject *closed_message = NULL;   /* its message: the C core's, for PYAD_ECLOSED */
 static unsigned char b_is_slot[256];      /* per op code: whether b names a slot */
 
 static PyTypeObject RowStoreType;
@@ -127,7 +128,11 @@ static int rowstore_reserve(RowStoreObject *s)
 
 static int closed_tape(void)
 {
-    PyErr_SetString(closed_error ? closed_error : PyExc_RuntimeError, "tape is closed");
+    PyObject *type = closed_error ? closed_error : PyExc_RuntimeError;
+    if (closed_message)
+        PyErr_SetObject(type, closed_message);
+    else
+        PyErr_SetNone(type);
     return -1;
 }
 
@@ -391,7 +396,7 @@ static PyTypeObject ScalarBaseType = {
     .tp_new = PyType_GenericNew,
 };
 
-/* ---- configure(Scalar, Bool, fallback, rows, TapeClosedError, b_is_slot) ---- */
+/* ---- configure(Scalar, Bool, fallback, rows, TapeClosedError, b_is_slot[, message]) ---- */
 
 static int operator_index(PyObject *key)
 {
@@ -437,11 +442,12 @@ static int parse_operator_row(PyObject *key, PyObject *value, const char *slot_b
 static PyObject *configure(PyObject *module, PyObject *args)
 {
     (void)module;
-    PyObject *scalar, *boolean, *fb, *table, *closed;
+    PyObject *scalar, *boolean, *fb, *table, *closed, *message = NULL;
     const char *slot_b;
     Py_ssize_t n_ops;
-    if (!PyArg_ParseTuple(args, "O!O!OO!Oy#:configure", &PyType_Type, &scalar, &PyType_Type,
-                          &boolean, &fb, &PyDict_Type, &table, &closed, &slot_b, &n_ops))
+    if (!PyArg_ParseTuple(args, "O!O!OO!Oy#|U:configure", &PyType_Type, &scalar, &PyType_Type,
+                          &boolean, &fb, &PyDict_Type, &table, &closed, &slot_b, &n_ops,
+                          &message))
         return NULL;
     if (n_ops > 256) {
         PyErr_SetString(PyExc_ValueError, "configure: more than 256 op codes");
@@ -486,6 +492,10 @@ static PyObject *configure(PyObject *module, PyObject *args)
     Py_INCREF(fb);
     Py_INCREF(closed);
     Py_XSETREF(closed_error, closed);
+    if (message) {
+        Py_INCREF(message);
+        Py_XSETREF(closed_message, message);
+    }
     Py_XSETREF(scalar_type, (PyTypeObject *)scalar);
     Py_XSETREF(bool_type, (PyTypeObject *)boolean);
     Py_XSETREF(fallback, fb);
@@ -494,12 +504,14 @@ static PyObject *configure(PyObject *module, PyObject *args)
 
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS,
-     "configure(Scalar, Bool, fallback, rows, TapeClosedError, b_is_slot): the classes "
+     "configure(Scalar, Bool, fallback, rows, TapeClosedError, b_is_slot[, closed_message]): "
+     "the classes "
      "the fast path makes, the function it hands every other case to (called as "
      "fallback(x, y, row name)), {operator: (row name, op, op_with_const, op_const_with, "
      "result is a Bool)} for operators in OPERATORS (-1: no constant form; an operator "
-     "left out answers NotImplemented), the error recording on a closed tape raises, and "
-     "bytes with 1 at each op code whose operand b is a slot."},
+     "left out answers NotImplemented), the error recording on a closed tape raises, "
+     "bytes with 1 at each op code whose operand b is a slot, and that error's message "
+     "(kept from an earlier call if not given)."},
     {NULL, NULL, 0, NULL},
 };
 

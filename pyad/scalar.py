@@ -12,7 +12,7 @@ from . import ops
 from _thread import get_ident
 
 from ._speedups import OPERATORS as FAST_OPERATORS, ScalarBase, configure
-from .errors import INTERLEAVED, MixedTapeError, TapeBusyError, TapeClosedError
+from .errors import INTERLEAVED, MixedTapeError, TapeBusyError, TapeClosedError, status_error
 
 C = ops.CODE
 
@@ -291,4 +291,5 @@ def _fast_operators():
 
 install_operators(Scalar, operator_methods(Scalar._unary, binary), skip=_fast_operators())
 configure(Scalar, Bool, binary, _speedup_codes(), TapeClosedError,
-          bytes(ops.KIND[name] in ("binary", "compare") for name in ops.NAME))
+          bytes(ops.KIND[name] in ("binary", "compare") for name in ops.NAME),
+          str(status_error("PYAD_ECLOSED")))

@@ -411,3 +411,15 @@ def test_both_backends_raise_the_c_messages():
     for what, (cls, message) in got["python"].items():
         want = errors.status_error(what.split()[0])
         assert (cls, message) == (type(want), str(want)), name
+
+
+def test_the_row_buffer_raises_the_c_message_for_a_closed_tape(backend):
+    t = pyad.Tape(backend)
+    x = t.input(1.0)
+    t.close()
+    want = errors.status_error("PYAD_ECLOSED")
+    for call in (lambda: t._store._push(ops.CODE[ops.names_of_kind("unary")[0]], 0, 0.0),
+                 lambda: t._store._take(), lambda: x + 1.0):
+        with pytest.raises(pyad.TapeClosedError) as info:
+            call()
+        assert str(info.value) == str(want)
