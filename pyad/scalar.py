@@ -123,7 +123,7 @@ class Scalar(ScalarBase):
         return self
 
     def __pow__(self, o):
-        # x ** 2 records square, whose rules are cheaper and exact at x = 0
+        # x ** 2 records square: one row with cheaper rules than pow's
         if (o.__class__ is float or o.__class__ is int) and o == 2:
             return self._unary(_SQUARE)
         return binary(self, o, ROW_OF_OPERATOR["__pow__"].name)
