@@ -44,12 +44,17 @@ def _has_a_function(op):
     return op.kind == "unary" or (op.kind == "binary" and op.numpy is not None)
 
 
-for _op in ops.OPS.values():
-    if _has_a_function(_op):
-        _f = (_make_unary if _op.kind == "unary" else _make_binary)(_op.name)
-        for _public in _public_names(_op):
-            globals()[_public] = _f
-            __all__.append(_public)
+def _install_row_functions(namespace, exported):
+    """pyad.<name> for every row that has one, unless this module writes it by
+    hand (a row whose plain-number case is no numpy function)."""
+    for op in ops.OPS.values():
+        if not _has_a_function(op):
+            continue
+        f = (_make_unary if op.kind == "unary" else _make_binary)(op.name)
+        for public in _public_names(op):
+            if public not in namespace:
+                namespace[public] = f
+                exported.append(public)
 
 
 def where(cond, a, b):
@@ -78,3 +83,4 @@ def value(x):
 
 
 __all__ += ["where", "stack", "array", "value"]
+_install_row_functions(globals(), __all__)
