@@ -10,8 +10,9 @@ import numbers
 import numpy as np
 
 from . import ops
-from .scalar import (COMPARISONS, CONSTANT_FORMS, ROW_OF_OPERATOR, Bool, Scalar, _FLOAT_HINT,
-                     install_operators, mixed_tapes, operator_methods, record_truth)
+from .scalar import ROW_OF_OPERATOR, install_operators, operator_methods
+from .scalar import (COMPARISONS, CONSTANT_FORMS, Bool, Scalar, _FLOAT_HINT,
+                     mixed_tapes, record_truth)
 
 C = ops.CODE
 _INDEX = np.int32
