@@ -44,23 +44,31 @@ typedef struct {
     Py_ssize_t slot;
 } ScalarObject;
 
-/* The operators done here, in the order of configure()'s table. */
-enum { K_ADD, K_SUB, K_MUL, K_DIV, K_LT, K_LE, K_GT, K_GE, K_EQ, K_NE, N_KINDS };
-static const char *const KIND_NAMES[N_KINDS] = {
-    "add", "sub", "mul", "div", "lt", "le", "gt", "ge", "eq", "ne"};
+/* The Python operators whose slots this file fills. Which registry row each one
+ * records, its constant forms and its result type come from Python at configure()
+ * time (pyad/scalar.py reads them from csrc/ops.def): no primitive is named here.
+ * An operator the registry gives no row answers NotImplemented. */
+enum { OP_ADD, OP_SUB, OP_MUL, OP_TRUEDIV, OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_NE,
+       N_OPERATORS };
+static const char *const OPERATOR_NAMES[N_OPERATORS] = {
+    "__add__", "__sub__", "__mul__", "__truediv__",
+    "__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"};
 
-/* Per kind: the op code of x op y, and of x op c and c op x with a constant c
- * (-1 where the constant has no *_c form and the fallback records it). */
+/* Per operator: the op code of x op y, of x op c and of c op x with a constant c
+ * (-1 where the constant has no form of its own and the fallback records it),
+ * whether the result is a Bool, and the row's name (NULL: no row). */
 typedef struct {
     long op, with_const, const_with;
-} OpCodes;
+    int boolean;
+    PyObject *name;
+} OperatorRow;
 
-static OpCodes codes[N_KINDS];
-static PyObject *kind_names[N_KINDS];     /* the names, as Python strings */
+static OperatorRow rows[N_OPERATORS];
 static PyTypeObject *scalar_type = NULL;  /* pyad.Scalar, set by configure() */
 static PyTypeObject *bool_type = NULL;    /* pyad.Bool */
 static PyObject *fallback = NULL;         /* pyad.scalar.binary(x, y, name) */
 static PyObject *closed_error = NULL;     /* pyad.TapeClosedError */
+static PyObject *closed_message = NULL;   /* its message: the C core's, for PYAD_ECLOSED */
 static unsigned char b_is_slot[256];      /* per op code: whether b names a slot */
 
 static PyTypeObject RowStoreType;
@@ -124,7 +132,11 @@ static int rowstore_reserve(RowStoreObject *s)
 
 static int closed_tape(void)
 {
-    PyErr_SetString(closed_error ? closed_error : PyExc_RuntimeError, "tape is closed");
+    PyObject *type = closed_error ? closed_error : PyExc_RuntimeError;
+    if (closed_message)
+        PyErr_SetObject(type, closed_message);
+    else
+        PyErr_SetNone(type);
     return -1;
 }
 
@@ -402,8 +414,16 @@ static PyObject *record_row(PyTypeObject *type, RowStoreObject *s, long op, Py_s
 }
 
 /* left op right where at least one of them is active. */
-static PyObject *record(PyObject *left, PyObject *right, int kind)
+static PyObject *record(PyObject *left, PyObject *right, int which)
 {
+    const OperatorRow *row = &rows[which];
+    if (row->name == NULL) {
+        if (fallback == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "pyad._speedups.configure() was not called");
+            return NULL;
+        }
+        Py_RETURN_NOTIMPLEMENTED;
+    }
     int reflected = !IS_ACTIVE(left);
     ScalarObject *x = (ScalarObject *)(reflected ? right : left);
     PyObject *other = reflected ? left : right;
@@ -416,16 +436,16 @@ static PyObject *record(PyObject *left, PyObject *right, int kind)
     unsigned long me = PyThread_get_thread_ident();
     if (s->owner != me || busy_elsewhere(s, me) || s->closed || x->slot >= s->next)
         goto fallback;
-    PyTypeObject *type = kind >= K_LT ? bool_type : scalar_type;
+    PyTypeObject *type = row->boolean ? bool_type : scalar_type;
 
     if (IS_ACTIVE(other)) {
         ScalarObject *y = (ScalarObject *)other;
         if (y->store != store || y->slot >= s->next)
             goto fallback;  /* two tapes: the fallback raises */
-        return reflected ? record_row(type, s, codes[kind].op, y->slot, (double)x->slot)
-                         : record_row(type, s, codes[kind].op, x->slot, (double)y->slot);
+        return reflected ? record_row(type, s, row->op, y->slot, (double)x->slot)
+                         : record_row(type, s, row->op, x->slot, (double)y->slot);
     }
-    long op = reflected ? codes[kind].const_with : codes[kind].with_const;
+    long op = reflected ? row->const_with : row->with_const;
     if (op < 0)
         goto fallback;
     if (PyFloat_CheckExact(other))
@@ -439,27 +459,23 @@ static PyObject *record(PyObject *left, PyObject *right, int kind)
     }
 
 fallback:
-    if (fallback == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "pyad._speedups.configure() was not called");
-        return NULL;
-    }
-    return PyObject_CallFunctionObjArgs(fallback, left, right, kind_names[kind], NULL);
+    return PyObject_CallFunctionObjArgs(fallback, left, right, row->name, NULL);
 }
 
-static PyObject *scalar_add(PyObject *l, PyObject *r) { return record(l, r, K_ADD); }
-static PyObject *scalar_sub(PyObject *l, PyObject *r) { return record(l, r, K_SUB); }
-static PyObject *scalar_mul(PyObject *l, PyObject *r) { return record(l, r, K_MUL); }
-static PyObject *scalar_div(PyObject *l, PyObject *r) { return record(l, r, K_DIV); }
+static PyObject *scalar_add(PyObject *l, PyObject *r) { return record(l, r, OP_ADD); }
+static PyObject *scalar_sub(PyObject *l, PyObject *r) { return record(l, r, OP_SUB); }
+static PyObject *scalar_mul(PyObject *l, PyObject *r) { return record(l, r, OP_MUL); }
+static PyObject *scalar_div(PyObject *l, PyObject *r) { return record(l, r, OP_TRUEDIV); }
 
 static PyObject *scalar_richcompare(PyObject *self, PyObject *other, int op)
 {
     /* Python calls this with an active first operand, swapping the comparison
      * for reflected cases (2.0 < x arrives as x > 2.0). */
-    static const int kinds[] = {[Py_LT] = K_LT, [Py_LE] = K_LE, [Py_EQ] = K_EQ,
-                                [Py_NE] = K_NE, [Py_GT] = K_GT, [Py_GE] = K_GE};
+    static const int operators[] = {[Py_LT] = OP_LT, [Py_LE] = OP_LE, [Py_EQ] = OP_EQ,
+                                    [Py_NE] = OP_NE, [Py_GT] = OP_GT, [Py_GE] = OP_GE};
     if (op < Py_LT || op > Py_GE)
         Py_RETURN_NOTIMPLEMENTED;
-    return record(self, other, kinds[op]);
+    return record(self, other, operators[op]);
 }
 
 static PyNumberMethods scalar_number = {
@@ -491,16 +507,58 @@ static PyTypeObject ScalarBaseType = {
     .tp_new = PyType_GenericNew,
 };
 
-/* ---- configure(scalar_type, bool_type, fallback, codes) ---- */
+/* ---- configure(Scalar, Bool, fallback, rows, TapeClosedError, b_is_slot[, message]) ---- */
+
+static int operator_index(PyObject *key)
+{
+    for (int k = 0; k < N_OPERATORS; k++)
+        if (PyUnicode_Check(key) && PyUnicode_CompareWithASCIIString(key, OPERATOR_NAMES[k]) == 0)
+            return k;
+    return -1;
+}
+
+/* An op code the fast path may buffer: a row whose b is a slot (want_slot) or
+ * a constant; -1 (no constant form) where allowed. */
+static int valid_code(long op, int want_slot, int allow_none, const char *slot_b,
+                      Py_ssize_t n_ops)
+{
+    if (op == -1)
+        return allow_none;
+    return op >= 0 && op < n_ops && (slot_b[op] != 0) == want_slot;
+}
+
+/* One entry of configure()'s rows: (name, op, op_with_const, op_const_with, boolean). */
+static int parse_operator_row(PyObject *key, PyObject *value, const char *slot_b,
+                              Py_ssize_t n_ops, OperatorRow *row)
+{
+    PyObject *name;
+    if (!PyTuple_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "configure: the row of %R must be a tuple", key);
+        return -1;
+    }
+    if (!PyArg_ParseTuple(value, "Ulllp", &name, &row->op, &row->with_const,
+                          &row->const_with, &row->boolean))
+        return -1;
+    if (!valid_code(row->op, 1, 0, slot_b, n_ops)
+        || !valid_code(row->with_const, 0, 1, slot_b, n_ops)
+        || !valid_code(row->const_with, 0, 1, slot_b, n_ops)) {
+        PyErr_Format(PyExc_ValueError, "configure: %R: op codes %R do not name a row with "
+                     "two slot operands and its constant forms", key, value);
+        return -1;
+    }
+    row->name = name;  /* borrowed until configure() takes it */
+    return 0;
+}
 
 static PyObject *configure(PyObject *module, PyObject *args)
 {
     (void)module;
-    PyObject *scalar, *boolean, *fb, *table, *closed;
+    PyObject *scalar, *boolean, *fb, *table, *closed, *message = NULL;
     const char *slot_b;
     Py_ssize_t n_ops;
-    if (!PyArg_ParseTuple(args, "O!O!OOOy#:configure", &PyType_Type, &scalar, &PyType_Type,
-                          &boolean, &fb, &table, &closed, &slot_b, &n_ops))
+    if (!PyArg_ParseTuple(args, "O!O!OO!Oy#|U:configure", &PyType_Type, &scalar, &PyType_Type,
+                          &boolean, &fb, &PyDict_Type, &table, &closed, &slot_b, &n_ops,
+                          &message))
         return NULL;
     if (n_ops > 256) {
         PyErr_SetString(PyExc_ValueError, "configure: more than 256 op codes");
@@ -512,22 +570,32 @@ static PyObject *configure(PyObject *module, PyObject *args)
                                          "from ScalarBase");
         return NULL;
     }
-    if (!PyCallable_Check(fb) || !PyDict_Check(table)) {
-        PyErr_SetString(PyExc_TypeError, "configure: fallback must be callable and codes a dict");
+    if (!PyCallable_Check(fb)) {
+        PyErr_SetString(PyExc_TypeError, "configure: fallback must be callable");
         return NULL;
     }
-    OpCodes parsed[N_KINDS];
-    for (int k = 0; k < N_KINDS; k++) {
-        PyObject *row = PyDict_GetItemString(table, KIND_NAMES[k]);  /* borrowed */
-        if (row == NULL) {
-            PyErr_Format(PyExc_KeyError, "configure: no op codes for %s", KIND_NAMES[k]);
+    /* Parse everything before changing anything: a bad table leaves the old one. */
+    OperatorRow parsed[N_OPERATORS] = {{0}};
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(table, &pos, &key, &value)) {
+        int k = operator_index(key);
+        if (k < 0) {
+            PyErr_Format(PyExc_KeyError, "configure: %R is not an operator of the fast path",
+                         key);
             return NULL;
         }
-        if (!PyArg_ParseTuple(row, "lll", &parsed[k].op, &parsed[k].with_const,
-                              &parsed[k].const_with))
+        if (parse_operator_row(key, value, slot_b, n_ops, &parsed[k]) < 0)
             return NULL;
     }
-    memcpy(codes, parsed, sizeof codes);
+    for (int k = 0; k < N_OPERATORS; k++) {
+        Py_XINCREF(parsed[k].name);
+        Py_XSETREF(rows[k].name, parsed[k].name);
+        rows[k].op = parsed[k].op;
+        rows[k].with_const = parsed[k].with_const;
+        rows[k].const_with = parsed[k].const_with;
+        rows[k].boolean = parsed[k].boolean;
+    }
     memset(b_is_slot, 0, sizeof b_is_slot);
     memcpy(b_is_slot, slot_b, (size_t)n_ops);
     Py_INCREF(scalar);
@@ -535,6 +603,10 @@ static PyObject *configure(PyObject *module, PyObject *args)
     Py_INCREF(fb);
     Py_INCREF(closed);
     Py_XSETREF(closed_error, closed);
+    if (message) {
+        Py_INCREF(message);
+        Py_XSETREF(closed_message, message);
+    }
     Py_XSETREF(scalar_type, (PyTypeObject *)scalar);
     Py_XSETREF(bool_type, (PyTypeObject *)boolean);
     Py_XSETREF(fallback, fb);
@@ -543,11 +615,14 @@ static PyObject *configure(PyObject *module, PyObject *args)
 
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS,
-     "configure(Scalar, Bool, fallback, codes, TapeClosedError, b_is_slot): the classes "
-     "the fast path makes, the function it hands every other case to, {name: (op, "
-     "op_with_const, op_const_with)} for add, sub, mul, div, lt, le, gt, ge, eq, ne, the "
-     "error recording on a closed tape raises, and bytes with 1 at each op code whose "
-     "operand b is a slot."},
+     "configure(Scalar, Bool, fallback, rows, TapeClosedError, b_is_slot[, closed_message]): "
+     "the classes "
+     "the fast path makes, the function it hands every other case to (called as "
+     "fallback(x, y, row name)), {operator: (row name, op, op_with_const, op_const_with, "
+     "result is a Bool)} for operators in OPERATORS (-1: no constant form; an operator "
+     "left out answers NotImplemented), the error recording on a closed tape raises, "
+     "bytes with 1 at each op code whose operand b is a slot, and that error's message "
+     "(kept from an earlier call if not given)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -563,14 +638,22 @@ PyMODINIT_FUNC PyInit__speedups(void)
 {
     if (PyType_Ready(&RowStoreType) < 0 || PyType_Ready(&ScalarBaseType) < 0)
         return NULL;
-    for (int k = 0; k < N_KINDS; k++) {
-        kind_names[k] = PyUnicode_InternFromString(KIND_NAMES[k]);
-        if (kind_names[k] == NULL)
-            return NULL;
-    }
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;
+    PyObject *operators = PyTuple_New(N_OPERATORS);
+    for (int k = 0; operators != NULL && k < N_OPERATORS; k++) {
+        PyObject *name = PyUnicode_InternFromString(OPERATOR_NAMES[k]);
+        if (name == NULL)
+            Py_CLEAR(operators);
+        else
+            PyTuple_SET_ITEM(operators, k, name);
+    }
+    if (operators == NULL || PyModule_AddObject(m, "OPERATORS", operators) < 0) {
+        Py_XDECREF(operators);
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&RowStoreType);
     if (PyModule_AddObject(m, "RowStore", (PyObject *)&RowStoreType) < 0) {
         Py_DECREF(&RowStoreType);

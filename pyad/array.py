@@ -10,6 +10,7 @@ import numbers
 import numpy as np
 
 from . import ops
+from .scalar import ROW_OF_OPERATOR, install_operators, operator_methods
 from .scalar import (COMPARISONS, CONSTANT_FORMS, Bool, Scalar, _FLOAT_HINT,
                      guard_value, mixed_tapes, record_truth)
 
@@ -513,46 +514,16 @@ class Array:
 
     # ---- arithmetic ----
 
-    def __neg__(self):
-        return elementwise_unary(self, C["neg"])
+    # The operators of the registry's rows are installed below the class
+    # (install_operators); these are the ones no row stands for.
 
     def __pos__(self):
         return self.copy()   # +x is a new array in numpy, not an alias
 
-    def __abs__(self):
-        return elementwise_unary(self, C["abs"])
-
-    def __add__(self, o):
-        return elementwise_binary(self, o, "add")
-
-    def __radd__(self, o):
-        return elementwise_binary(o, self, "add")
-
-    def __sub__(self, o):
-        return elementwise_binary(self, o, "sub")
-
-    def __rsub__(self, o):
-        return elementwise_binary(o, self, "sub")
-
-    def __mul__(self, o):
-        return elementwise_binary(self, o, "mul")
-
-    def __rmul__(self, o):
-        return elementwise_binary(o, self, "mul")
-
-    def __truediv__(self, o):
-        return elementwise_binary(self, o, "div")
-
-    def __rtruediv__(self, o):
-        return elementwise_binary(o, self, "div")
-
     def __pow__(self, o):
         if isinstance(o, numbers.Real) and not is_active(o) and o == 2:
             return elementwise_unary(self, C["square"])
-        return elementwise_binary(self, o, "pow")
-
-    def __rpow__(self, o):
-        return elementwise_binary(o, self, "pow")
+        return elementwise_binary(self, o, ROW_OF_OPERATOR["__pow__"].name)
 
     def __iadd__(self, o):
         self._writable()
@@ -583,24 +554,6 @@ class Array:
 
     def __rmatmul__(self, o):
         return matmul(o, self)
-
-    def __lt__(self, o):
-        return elementwise_binary(self, o, "lt")
-
-    def __le__(self, o):
-        return elementwise_binary(self, o, "le")
-
-    def __gt__(self, o):
-        return elementwise_binary(self, o, "gt")
-
-    def __ge__(self, o):
-        return elementwise_binary(self, o, "ge")
-
-    def __eq__(self, o):
-        return elementwise_binary(self, o, "eq")
-
-    def __ne__(self, o):
-        return elementwise_binary(self, o, "ne")
 
     # ---- reductions and products ----
 
@@ -647,6 +600,9 @@ class Array:
     def __array_function__(self, func, types, args, kwargs):
         from .numpy_api import array_function
         return array_function(func, types, args, kwargs)
+
+
+install_operators(Array, operator_methods(elementwise_unary, elementwise_binary))
 
 
 def _method_args(name, dtype, out):

@@ -2,7 +2,8 @@
 
 It is the readable twin of the C core (same layout, same sweeps, one loop and
 one branch per kind) and the baseline the C core is measured against. Op codes
-and kinds come from the shared primitive table (pyad.ops); the value and
+and kinds come from the shared primitive table (pyad.ops), and its errors are
+the C core's statuses and messages (pyad.errors.status_error); the value and
 derivative rules are written independently in pyad/_python_rules.py.
 """
 import functools
@@ -15,7 +16,7 @@ import numpy as np
 
 from . import ops
 from ._python_rules import COMPARISONS, RULES, call
-from .errors import INTERLEAVED, BranchError, TapeBusyError, TapeClosedError
+from .errors import INTERLEAVED, BranchError, TapeBusyError, TapeClosedError, status_error
 from .row_buffer import RowBuffer, recording
 
 # The special rows (_python_rules.SPECIAL), swept by the hand-written cases below.
@@ -72,7 +73,7 @@ def _sweep(method):
             result = method(self, *args)
         except Exception:
             if self.closed:
-                raise TapeClosedError("tape was closed during the call") from None
+                raise status_error("PYAD_ECLOSED") from None
             raise
         finally:
             with self._gate:
@@ -82,7 +83,7 @@ def _sweep(method):
                     del self._sweepers[me]
                 self._gate.notify_all()
         if self.closed:
-            raise TapeClosedError("tape was closed during the call")
+            raise status_error("PYAD_ECLOSED")
         return result
     return run
 
@@ -127,7 +128,7 @@ class PyStore(RowBuffer):
 
     def _live(self):
         if self.closed:
-            raise TapeClosedError("tape is closed")
+            raise status_error("PYAD_ECLOSED")
         if self._pending:
             self._sync()
 
@@ -193,7 +194,7 @@ class PyStore(RowBuffer):
     def set_max_ops(self, n):
         self._live()
         if n < len(self.op) or n > _MAX_OPS:
-            raise ValueError("invalid argument")
+            raise status_error("PYAD_EINVAL")
         self.max_ops = n
 
     # ---- recording ----
@@ -201,7 +202,7 @@ class PyStore(RowBuffer):
     def _append(self, op, a, b, c, value):
         if len(self.op) >= self.max_ops:
             self._next = len(self.op)
-            raise OverflowError("tape size limit reached (a tape holds at most 2**31 - 1 slots)")
+            raise status_error("PYAD_ETOOBIG")
         self.op.append(op)
         self.a.append(a)
         self.b.append(b)
@@ -213,7 +214,7 @@ class PyStore(RowBuffer):
     def _slot(self, i):
         i = int(i)
         if not 0 <= i < len(self.op):
-            raise IndexError("operand does not name an earlier slot of this tape")
+            raise status_error("PYAD_EINDEX")
         return i
 
     @_records
@@ -285,11 +286,11 @@ class PyStore(RowBuffer):
     def _room(self, n, *slot_arrays):
         self._live()
         if len(self.op) + n > self.max_ops:
-            raise OverflowError("tape size limit reached (a tape holds at most 2**31 - 1 slots)")
+            raise status_error("PYAD_ETOOBIG")
         for arr in slot_arrays:
             arr = np.asarray(arr)
             if arr.size and (arr.min() < 0 or arr.max() >= len(self.op)):
-                raise IndexError("operand does not name an earlier slot of this tape")
+                raise status_error("PYAD_EINDEX")
         return len(self.op)
 
     @_records

@@ -7,6 +7,7 @@ import contextlib
 import numpy as np
 
 from . import ops
+from .teaching import row_operands
 
 
 class _Flag:
@@ -55,9 +56,8 @@ def check_finite(tape, method, x, result):
         if name == "input":
             raise FloatingPointError(f"pyad.debug_nans: input {int(arrays['a'][k])} is "
                                      f"{values[k]} at x = {point}")
-        operands = [int(arrays["a"][k])]
-        if ops.KIND[name] in ("binary", "compare") or name in ("select", "axpy_c"):
-            operands.append(int(arrays["b"][k]))
+        operands = row_operands(name, arrays["a"][k], arrays["b"][k], arrays["c"][k],
+                                arrays.get("pool", ()))
         if all(np.isfinite(values[j]) for j in operands if j < k):
             raise FloatingPointError(
                 f"pyad.debug_nans: op {k} ({name}) gives {values[k]} from finite operands "

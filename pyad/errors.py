@@ -1,4 +1,5 @@
 """pyad's exceptions, and the one place where a C status becomes one."""
+from . import ops
 
 
 class PyadError(Exception):
@@ -34,23 +35,45 @@ INTERLEAVED = ("operations were recorded on this tape from two threads at once; 
                "is now closed. Record each tape in one thread at a time (replaying one tape "
                "from many threads is safe)")
 
-# C status code -> exception class (see enum pyad_status in csrc/pyad.h).
-_STATUS_ERRORS = {
-    -1: MemoryError,
-    -2: ValueError,
-    -3: IndexError,
-    -4: OverflowError,
-    -5: BranchError,
-    -6: TapeClosedError,
-    -7: TapeBusyError,
-    -8: TapeFormatError,
+# The exception class of each C status, by its C name (enum pyad_status in
+# csrc/pyad.h); codes and messages come from the C core through pyad.ops.
+_ERROR_OF_STATUS = {
+    "PYAD_ENOMEM": MemoryError,
+    "PYAD_EINVAL": ValueError,
+    "PYAD_EINDEX": IndexError,
+    "PYAD_ETOOBIG": OverflowError,
+    "PYAD_EBRANCH": BranchError,
+    "PYAD_ECLOSED": TapeClosedError,
+    "PYAD_EBUSY": TapeBusyError,
+    "PYAD_EFORMAT": TapeFormatError,
 }
 
 
-def status_error(status, strerror, context=""):
-    """The exception for a negative C status, its message saying what failed."""
+def _errors_by_code(statuses, error_of_status):
+    """{status code: exception class}; a failure status the table does not map
+    fails here, at import, naming it (rather than as a vague error at run time)."""
+    unmapped = [name for code, (name, _) in statuses.items()
+                if code != 0 and name not in error_of_status]
+    if unmapped:
+        raise ImportError(f"pyad.errors maps no exception to the C statuses {unmapped}")
+    return {code: error_of_status[name] for code, (name, _) in statuses.items() if code != 0}
+
+
+_STATUS_ERRORS = _errors_by_code(ops.STATUS, _ERROR_OF_STATUS)
+STATUS_CODE = {name: code for code, (name, _) in ops.STATUS.items()}
+
+
+def _message(status):
+    return ops.STATUS[status][1] if status in ops.STATUS else f"unknown status {status}"
+
+
+def status_error(status, strerror=None, context=""):
+    """The exception for a negative C status (a code, or its C name such as
+    "PYAD_EINDEX"), its message C's own (pyad_strerror) saying what failed."""
+    if isinstance(status, str):
+        status = STATUS_CODE[status]
     cls = _STATUS_ERRORS.get(status, PyadError)
-    msg = strerror(status)
+    msg = (strerror or _message)(status)
     if cls is OverflowError:
         msg += " (a tape holds at most 2**31 - 1 slots)"
     return cls(f"{context}: {msg}" if context else msg)

@@ -1,8 +1,9 @@
 """pyad.sin, pyad.exp, ...: elementary functions for floats, arrays and active values.
 
 On plain numbers and arrays they are numpy's functions; on active values they
-record the primitive of the same name. They are generated from the primitive
-table, so every unary and binary primitive has one.
+record the primitive of the same name. They are generated from the registry
+(csrc/ops.def): every unary row, and every binary row that implements a numpy
+function, has one under its own name and under numpy's (pyad.pow, pyad.power).
 """
 from . import numpy_api, ops
 from .array import Array, is_active, stack_values, store_of, where as _where
@@ -26,17 +27,34 @@ def _make_binary(name):
     return f
 
 
-for _name in ops.names_of_kind("unary"):
-    if ops.OPS[_name].numpy is not None:
-        globals()[_name] = _make_unary(_name)
-        __all__.append(_name)
-for _name in ("pow", "arctan2", "maximum", "minimum"):
-    globals()[_name] = _make_binary(_name)
-    __all__.append(_name)
+def _public_names(op):
+    """pyad.<row name>, and pyad.<numpy name> where numpy calls it otherwise
+    (numpy.power: pyad.power next to pyad.pow)."""
+    names = [op.name]
+    if op.numpy:
+        alias = op.numpy.rpartition(".")[2]
+        if alias != op.name:
+            names.append(alias)
+    return names
 
-power = globals()["pow"]
-absolute = globals()["abs"]
-negative = globals()["neg"]
+
+def _has_a_function(op):
+    """Every unary row, and every binary row that implements a numpy function
+    (pyad.arctan2 as numpy.arctan2; pyad.add as numpy.add, like jax.numpy)."""
+    return op.kind == "unary" or (op.kind == "binary" and op.numpy is not None)
+
+
+def _install_row_functions(namespace, exported):
+    """pyad.<name> for every row that has one, unless this module writes it by
+    hand (a row whose plain-number case is no numpy function)."""
+    for op in ops.OPS.values():
+        if not _has_a_function(op):
+            continue
+        f = (_make_unary if op.kind == "unary" else _make_binary)(op.name)
+        for public in _public_names(op):
+            if public not in namespace:
+                namespace[public] = f
+                exported.append(public)
 
 
 def where(cond, a, b):
@@ -79,4 +97,5 @@ def stop_gradient(x):
     return x
 
 
-__all__ += ["power", "absolute", "negative", "where", "stack", "array", "value", "stop_gradient"]
+__all__ += ["where", "stack", "array", "value", "stop_gradient"]
+_install_row_functions(globals(), __all__)

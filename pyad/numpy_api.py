@@ -1,6 +1,7 @@
 """numpy's protocols on active values: which ufuncs and array functions pyad
 records, and how. Anything not listed raises TypeError naming the function, so
 active values never silently turn into object arrays or plain floats."""
+import importlib
 import inspect
 import sys
 
@@ -12,20 +13,52 @@ from .scalar import Scalar, binary
 
 C = ops.CODE
 
-UNARY_UFUNCS = {
-    np.negative: "neg", np.absolute: "abs", np.fabs: "abs", np.square: "square",
-    np.reciprocal: "reciprocal", np.exp: "exp", np.log: "log", np.log1p: "log1p",
-    np.expm1: "expm1", np.sqrt: "sqrt", np.sin: "sin", np.cos: "cos", np.tan: "tan",
-    np.arcsin: "arcsin", np.arccos: "arccos", np.arctan: "arctan", np.sinh: "sinh",
-    np.cosh: "cosh", np.tanh: "tanh",
-}
-BINARY_UFUNCS = {
-    np.add: "add", np.subtract: "sub", np.multiply: "mul", np.true_divide: "div",
-    np.power: "pow", np.float_power: "pow", np.arctan2: "arctan2",
-    np.maximum: "maximum", np.minimum: "minimum",
-    np.less: "lt", np.less_equal: "le", np.greater: "gt", np.greater_equal: "ge",
-    np.equal: "eq", np.not_equal: "ne",
-}
+
+def resolve(dotted, import_module=True):
+    """The function a registry row names ("numpy.sin", "scipy.special.erf"), or
+    None where its module is not installed (scipy is optional), or, with
+    import_module=False, not imported yet."""
+    module, _, attr = dotted.rpartition(".")
+    if not import_module and module not in sys.modules:
+        return None
+    try:
+        return getattr(importlib.import_module(module), attr, None)
+    except ImportError:
+        return None
+
+
+# The ufuncs recorded as one row each, read from the registry (Op.numpy).
+UNARY_UFUNCS = {}
+BINARY_UFUNCS = {}
+#: row name -> the function it computes on plain numbers (pyad.sin(2.0))
+FUNCTION_OF_ROW = {}
+# Rows whose function is not found yet: a scipy function is looked up once
+# scipy is imported (pyad does not import it: it is optional, and slow to import).
+_UNRESOLVED = {op.name: op for op in ops.OPS.values()
+               if op.numpy and op.kind in ("unary", "binary", "compare")}
+# numpy ufuncs that compute what another, registry-named ufunc computes on float64.
+_SAME_AS = {np.fabs: np.absolute, np.float_power: np.power}
+
+
+def _resolve_rows(import_modules):
+    """Enter the rows whose function can now be found into the tables; True if any."""
+    found = False
+    for name, op in list(_UNRESOLVED.items()):
+        f = resolve(op.numpy, import_modules or op.numpy.startswith("numpy."))
+        if f is None or _UNRESOLVED.pop(name, None) is None:
+            continue
+        table = UNARY_UFUNCS if op.kind == "unary" else BINARY_UFUNCS
+        table[f] = name
+        FUNCTION_OF_ROW[name] = f
+        for alias, same in _SAME_AS.items():
+            if same is f:
+                table[alias] = name
+        found = True
+    return found
+
+
+_resolve_rows(import_modules=False)
+
 REDUCING_UFUNCS = {np.add: "add", np.multiply: "mul", np.maximum: "maximum",
                    np.minimum: "minimum"}
 
@@ -39,7 +72,7 @@ def unary(name, x):
     if isinstance(x, (list, tuple)) and A.store_of(x) is not None:
         store = A.store_of(x)
         return A.elementwise_unary(A.wrap(store, A.to_slots(store, x)), C[name])
-    return getattr(np, _NUMPY_NAME.get(name, name))(A.as_constant(x))[()]
+    return _on_constants(name, A.as_constant(x))
 
 
 def binary_op(name, x, y):
@@ -50,12 +83,20 @@ def binary_op(name, x, y):
             return r
     if A.is_active(x) or A.is_active(y) or A.store_of(x, y) is not None:
         return A.elementwise_binary(x, y, name)
-    return getattr(np, _NUMPY_NAME.get(name, name))(A.as_constant(x), A.as_constant(y))[()]
+    return _on_constants(name, A.as_constant(x), A.as_constant(y))
 
 
-_NUMPY_NAME = {"neg": "negative", "abs": "absolute", "sub": "subtract", "mul": "multiply",
-               "div": "true_divide", "pow": "power", "lt": "less", "le": "less_equal",
-               "gt": "greater", "ge": "greater_equal", "eq": "equal", "ne": "not_equal"}
+def _on_constants(name, *args):
+    """Row `name` applied to plain numbers: the numpy/scipy function it implements."""
+    f = FUNCTION_OF_ROW.get(name)
+    if f is None and name in _UNRESOLVED:
+        _resolve_rows(import_modules=True)
+        f = FUNCTION_OF_ROW.get(name)
+    if f is None:
+        dotted = (_UNRESOLVED.get(name) or ops.OPS[name]).numpy
+        raise TypeError(f"pyad.{name} on plain numbers needs {dotted}, which is not installed"
+                        if dotted else f"the primitive {name} implements no numpy function")
+    return f(*args)[()]
 
 
 # ---- naming what the user called ----
@@ -179,6 +220,8 @@ def array_ufunc(ufunc, method, inputs, kwargs):
     if extra:
         raise TypeError(f"{name}: pyad does not support the arguments {sorted(extra)}")
     A.check_dtype(name, kwargs.get("dtype"))
+    if ufunc not in UNARY_UFUNCS and ufunc not in BINARY_UFUNCS and _UNRESOLVED:
+        _resolve_rows(import_modules=False)   # a scipy ufunc, scipy imported since
     if method == "__call__":
         if ufunc in UNARY_UFUNCS:
             return unary(UNARY_UFUNCS[ufunc], inputs[0])
@@ -545,5 +588,7 @@ def _no(what):
 def array_function(func, types, args, kwargs):
     impl = FUNCTIONS.get(func)
     if impl is None:
-        raise unsupported(public_name(func))
+        # Called inside a numpy/scipy function (logsumexp asks numpy.result_type):
+        # name the function the user called.
+        raise unsupported(converting_library_function() or public_name(func))
     return impl(*args, **kwargs)

@@ -11,23 +11,20 @@ import numpy as np
 from . import ops
 from _thread import get_ident
 
-from ._speedups import ScalarBase, configure
-from .errors import INTERLEAVED, MixedTapeError, TapeBusyError, TapeClosedError
+from ._speedups import OPERATORS as FAST_OPERATORS, ScalarBase, configure
+from .errors import INTERLEAVED, MixedTapeError, TapeBusyError, TapeClosedError, status_error
 
 C = ops.CODE
 
-# For x ∘ c and c ∘ x with a constant c: the *_c op that records it with c as
-# the row's constant, or None where a constant slot is recorded instead.
-CONSTANT_FORMS = {
-    "add": ("add_c", "add_c"), "sub": ("sub_c", "rsub_c"),
-    "mul": ("mul_c", "mul_c"), "div": ("div_c", "rdiv_c"),
-    "pow": ("pow_c", "rpow_c"),
-    "maximum": ("maximum_c", "maximum_c"), "minimum": ("minimum_c", "minimum_c"),
-    "lt": ("lt_c", "gt_c"), "le": ("le_c", "ge_c"), "gt": ("gt_c", "lt_c"),
-    "ge": ("ge_c", "le_c"), "eq": ("eq_c", "eq_c"), "ne": ("ne_c", "ne_c"),
-    "arctan2": (None, None),
-}
-COMPARISONS = frozenset(("lt", "le", "gt", "ge", "eq", "ne"))
+# All read from the registry (csrc/ops.def, through pyad.ops).
+#: For x ∘ c and c ∘ x with a constant c: the op that records it with c as the
+#: row's constant, or None where a constant slot is recorded instead.
+CONSTANT_FORMS = {op.name: (op.const_form, op.rconst_form)
+                  for op in ops.OPS.values() if op.kind in ("binary", "compare")}
+#: The ops whose result is a truth value (an active Bool).
+COMPARISONS = frozenset(ops.names_of_kind("compare"))
+#: Python operator method ("__add__") -> the row it records.
+ROW_OF_OPERATOR = {op.operator: op for op in ops.OPS.values() if op.operator}
 
 _PLAIN_NUMBERS = (float, int, np.float64)
 _FLOAT_HINT = ("use pyad functions (pyad.sin, pyad.exp, ...) or numpy ufuncs on active "
@@ -78,6 +75,7 @@ class Scalar(ScalarBase):
     shape = ()
     ndim = 0
     size = 1
+    dtype = np.dtype(np.float64)   # as Array's: libraries that ask get float64, not a crash
 
     def __repr__(self):
         try:
@@ -97,6 +95,12 @@ class Scalar(ScalarBase):
         return record_truth(self, C["ne_c"])
 
     def __array__(self, dtype=None, copy=None):
+        # As Array.__array__: name the numpy/scipy function that tried (logsumexp
+        # calls np.asarray), rather than numpy's confusing follow-up error.
+        from .numpy_api import converting_library_function, unsupported
+        name = converting_library_function()
+        if name is not None:
+            raise unsupported(name)
         raise TypeError("an active pyad value cannot go into a plain numpy array (that would "
                         "drop its derivative): build active arrays with pyad.stack([...]) or "
                         "pyad.array([...]); read plain numbers with .value")
@@ -122,22 +126,17 @@ class Scalar(ScalarBase):
             claim(s)
         return Scalar(s, s.push1(op, self._i))
 
-    def __neg__(self):
-        return self._unary(_NEG)
+    # The operators of the registry's rows are installed below the class
+    # (install_operators); these are the ones no row stands for.
 
     def __pos__(self):
         return self
 
-    def __abs__(self):
-        return self._unary(_ABS)
-
     def __pow__(self, o):
+        # x ** 2 records square: one row with cheaper rules than pow's
         if (o.__class__ is float or o.__class__ is int) and o == 2:
             return self._unary(_SQUARE)
-        return binary(self, o, "pow")
-
-    def __rpow__(self, o):
-        return binary(o, self, "pow")
+        return binary(self, o, ROW_OF_OPERATOR["__pow__"].name)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         from .numpy_api import array_ufunc
@@ -183,7 +182,49 @@ class Bool(Scalar):
     __ror__ = __or__
 
 
-_NEG, _ABS, _SQUARE = C["neg"], C["abs"], C["square"]
+_SQUARE = C["square"]
+
+
+def operator_methods(record_unary, record_binary):
+    """{dunder: method} for the Python operator of every registry row that has one:
+    record_unary(x, op code) and record_binary(x, y, op name) record the row. A
+    binary row gets its reflected method too (__radd__); comparisons need none,
+    Python swaps them (2 < x runs x > 2)."""
+    methods = {}
+    for dunder, op in ROW_OF_OPERATOR.items():
+        if op.kind == "unary":
+            methods[dunder] = _unary_method(record_unary, op.code)
+        else:
+            methods[dunder] = _binary_method(record_binary, op.name, reflected=False)
+            if op.kind == "binary":
+                methods["__r" + dunder[2:]] = _binary_method(record_binary, op.name,
+                                                             reflected=True)
+    return methods
+
+
+def _unary_method(record_unary, code):
+    def method(self):
+        return record_unary(self, code)
+    return method
+
+
+def _binary_method(record_binary, name, reflected):
+    if reflected:
+        def method(self, o):
+            return record_binary(o, self, name)
+    else:
+        def method(self, o):
+            return record_binary(self, o, name)
+    return method
+
+
+def install_operators(cls, methods, skip=()):
+    """Give cls the methods it does not define itself (nor is told to skip)."""
+    for dunder, method in methods.items():
+        if dunder not in vars(cls) and dunder not in skip:
+            method.__name__ = dunder
+            method.__qualname__ = f"{cls.__name__}.{dunder}"
+            setattr(cls, dunder, method)
 
 
 def claim(store):
@@ -254,12 +295,22 @@ def binary(x, y, name):
 
 
 def _speedup_codes():
-    """{name: (op, op with a constant after, op with a constant before)}, -1 for none."""
+    """What _speedups.c records for each operator it implements and the registry
+    gives a row: {dunder: (op name, op, op with a constant after, op with a
+    constant before (-1: none), whether the result is a Bool)}."""
     def code(form):
         return C[form] if form else -1
-    return {name: (C[name], code(CONSTANT_FORMS[name][0]), code(CONSTANT_FORMS[name][1]))
-            for name in ("add", "sub", "mul", "div") + tuple(sorted(COMPARISONS))}
+    return {dunder: (op.name, op.code, code(op.const_form), code(op.rconst_form),
+                     op.kind == "compare")
+            for dunder, op in ROW_OF_OPERATOR.items() if dunder in FAST_OPERATORS}
 
 
+def _fast_operators():
+    """The dunders _speedups.c implements (for both operand orders)."""
+    return {d for fast in FAST_OPERATORS for d in (fast, "__r" + fast[2:])}
+
+
+install_operators(Scalar, operator_methods(Scalar._unary, binary), skip=_fast_operators())
 configure(Scalar, Bool, binary, _speedup_codes(), TapeClosedError,
-          bytes(ops.KIND[name] in ("binary", "compare") for name in ops.NAME))
+          bytes(ops.KIND[name] in ("binary", "compare") for name in ops.NAME),
+          str(status_error("PYAD_ECLOSED")))

@@ -30,6 +30,25 @@ def _name(k):
     return f"v_{k}" if 0 <= k <= 9 else f"v_{{{k}}}"
 
 
+def row_operands(name, a, b, c, pool):
+    """The slots a row of op `name` reads, from its a, b, c columns and the pool."""
+    kind = ops.KIND[name]
+    a, b, c = int(a), int(b), int(c)
+    if name in ("input", "constant"):
+        return []
+    if name == "select":
+        return [a, b, c]
+    if name == "axpy_c":
+        return [a, b]
+    if name in ("max_n", "min_n"):   # b operands listed in the pool from offset c
+        return [int(s) for s in pool[c:c + b]]
+    if kind in ("binary", "compare"):
+        return [a, b]
+    if kind in ("unary", "with_const", "compare_c") or name.startswith("guard"):
+        return [a]
+    return []
+
+
 class _Graph:
     """The tape's arrays with a name, an operand list and a text for every slot."""
 
@@ -59,22 +78,7 @@ class _Graph:
         return ops.NAME[self.op[k]]
 
     def operands(self, k):
-        name = self.primitive(k)
-        kind = ops.KIND[name]
-        a, b, c = int(self.a[k]), int(self.b[k]), int(self.c[k])
-        if name in ("input", "constant"):
-            return []
-        if name == "select":
-            return [a, b, c]
-        if name == "axpy_c":
-            return [a, b]
-        if name in ("max_n", "min_n"):   # b operands listed in the pool from offset c
-            return [int(s) for s in self.pool[c:c + b]]
-        if kind in ("binary", "compare"):
-            return [a, b]
-        if kind in ("unary", "with_const", "compare_c") or name.startswith("guard"):
-            return [a]
-        return []
+        return row_operands(self.primitive(k), self.a[k], self.b[k], self.c[k], self.pool)
 
     def constant(self, k):
         """The recorded constant of a *_c op or constant slot (as text), else None."""
@@ -110,9 +114,9 @@ class _Graph:
             sym = _INFIX.get(name)
             return f"{v[0]} {sym} {v[1]}" if sym else f"{name}({v[0]}, {v[1]})"
         if kind in ("with_const", "compare_c"):
-            base = name[:-2]
             if name in _REVERSED:
                 return f"{c} {_INFIX[_REVERSED[name]]} {v[0]}"
+            base = _CONSTANT_FORM_OF.get(name, name)
             sym = _INFIX.get(base)
             return f"{v[0]} {sym} {c}" if sym else f"{base}({v[0]}, {c})"
         if name == "neg":
@@ -122,9 +126,21 @@ class _Graph:
         return name
 
 
-_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**",
-          "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
-_REVERSED = {"rsub_c": "sub", "rdiv_c": "div", "rpow_c": "pow"}
+# How Python writes its binary operators (a table of the language, not of pyad's ops).
+_SYMBOL_OF_OPERATOR = {"__add__": "+", "__sub__": "-", "__mul__": "*", "__truediv__": "/",
+                       "__floordiv__": "//", "__mod__": "%", "__pow__": "**", "__matmul__": "@",
+                       "__and__": "&", "__or__": "|", "__xor__": "^", "__lshift__": "<<",
+                       "__rshift__": ">>", "__lt__": "<", "__le__": "<=", "__gt__": ">",
+                       "__ge__": ">=", "__eq__": "==", "__ne__": "!="}
+# Read from the registry: the rows written infix, their constant forms
+# (sub_c is x - c), and the forms that put the constant first (rsub_c is c - x;
+# gt_c, which records c < x, is read as gt's own x > c).
+_BINARY_ROWS = [op for op in ops.OPS.values() if op.kind in ("binary", "compare")]
+_INFIX = {op.name: _SYMBOL_OF_OPERATOR[op.operator] for op in _BINARY_ROWS
+          if op.operator in _SYMBOL_OF_OPERATOR}
+_CONSTANT_FORM_OF = {op.const_form: op.name for op in _BINARY_ROWS if op.const_form}
+_REVERSED = {op.rconst_form: op.name for op in _BINARY_ROWS
+             if op.rconst_form and op.rconst_form not in _CONSTANT_FORM_OF}
 
 
 # ---- the Wengert table ----
@@ -259,7 +275,11 @@ def _label(lines):
                             for s in lines) + '"'
 
 
-_COMMUTATIVE = frozenset(("add", "mul", "maximum", "minimum", "eq", "ne", "max_n", "min_n"))
+# Operand order does not matter: a binary row that records x ∘ c and c ∘ x alike
+# (the registry gives it one constant form for both), and the max/min of a pool.
+_COMMUTATIVE = frozenset([op.name for op in _BINARY_ROWS
+                          if op.const_form and op.const_form == op.rconst_form]
+                         + ["max_n", "min_n"])
 
 
 def to_dot(tape, values=False):

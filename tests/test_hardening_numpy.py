@@ -387,6 +387,17 @@ def test_unsupported_functions_are_named_by_their_public_path(backend, name, cal
     assert "numpy.inv" not in message and "numpy.erf" not in message
 
 
+@pytest.mark.parametrize("name, call", UNSUPPORTED, ids=[n for n, _ in UNSUPPORTED])
+def test_unsupported_functions_on_an_active_scalar_are_named_too(backend, name, call):
+    """Scalar.__array__ and numpy functions scipy calls inside (numpy.result_type
+    from logsumexp) name what the user called, as for arrays."""
+    with pyad.Tape(backend=backend) as tape:
+        x = tape.input(2.0)
+        with pytest.raises(TypeError) as err:
+            call(x)
+    assert f"pyad does not support {name} on active values" in str(err.value)
+
+
 def test_unsupported_function_errors_suggest_a_pyad_way(backend):
     with pyad.Tape(backend=backend) as tape:
         x = tape.input(np.array([1.0, 2.0]))
