@@ -369,7 +369,7 @@ def test_writes_through_read_only_views_raise_like_numpy(backend):
 UNSUPPORTED = [
     ("numpy.linalg.inv", lambda x: np.linalg.inv(x)),
     ("numpy.linalg.det", lambda x: np.linalg.det(x)),
-    ("scipy.special.erf", lambda x: scipy.special.erf(x)),
+    ("scipy.special.gamma", lambda x: scipy.special.gamma(x)),
     ("scipy.special.logsumexp", lambda x: scipy.special.logsumexp(x)),
     ("scipy.linalg.solve", lambda x: scipy.linalg.solve(x, np.ones(2))),
     ("scipy.special.expit", lambda x: scipy.special.expit(x)),
@@ -384,7 +384,7 @@ def test_unsupported_functions_are_named_by_their_public_path(backend, name, cal
             call(X)
     message = str(err.value)
     assert f"pyad does not support {name} on active values" in message
-    assert "numpy.inv" not in message and "numpy.erf" not in message
+    assert "numpy.inv" not in message and "numpy.gamma" not in message
 
 
 @pytest.mark.parametrize("name, call", UNSUPPORTED, ids=[n for n, _ in UNSUPPORTED])
