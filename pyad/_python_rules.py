@@ -33,8 +33,9 @@ LIBM = {
     "exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1, "sqrt": np.sqrt,
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos,
     "atan": np.arctan, "atan2": np.arctan2, "sinh": np.sinh, "cosh": np.cosh,
-    "tanh": np.tanh, "fabs": np.fabs, "pow": np.power,
+    "tanh": np.tanh, "fabs": np.fabs, "pow": np.power, "erf": math.erf, "erfc": math.erfc,
 }
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 FAST = SimpleNamespace(**{name: getattr(math, name) for name in LIBM})
 IEEE = SimpleNamespace(**LIBM)
 
@@ -171,6 +172,10 @@ RULES = {
     "abs": unary(lambda m, x: m.fabs(x), lambda m, x, z: sign_of(x)),
     # the value passes, the derivative is zero by definition (pyad.stop_gradient)
     "stop_gradient": unary(lambda m, x: x, lambda m, x, z: 0.0),
+    "erf": unary(lambda m, x: m.erf(x), lambda m, x, z: _TWO_OVER_SQRT_PI * m.exp(-x * x),
+                 lambda m, x, z, xd: -2.0 * x * _TWO_OVER_SQRT_PI * m.exp(-x * x) * xd),
+    "erfc": unary(lambda m, x: m.erfc(x), lambda m, x, z: -_TWO_OVER_SQRT_PI * m.exp(-x * x),
+                  lambda m, x, z, xd: 2.0 * x * _TWO_OVER_SQRT_PI * m.exp(-x * x) * xd),
 }
 
 COMPARISONS = {

@@ -18,6 +18,7 @@ missing there fails the same test.
 import math
 
 import numpy as np
+import scipy.special
 
 import pyad
 
@@ -242,6 +243,14 @@ TABLE = {
     "abs": U([abs, pyad.abs, np.abs, np.fabs], np.abs, _sign, lambda x: 0.0,
              [-2.5, -1e-3, 1e-3, 3.0, -1.3, 0.2, 2.5],
              kinks=[(0.0, 0.0, 0.0, 0.0), (-0.0, 0.0, 0.0, 0.0)]),  # abs'(0) = 0
+    "erf": U([pyad.erf, scipy.special.erf], scipy.special.erf,
+             lambda x: 2.0 / np.sqrt(np.pi) * np.exp(-x * x),
+             lambda x: -4.0 * x / np.sqrt(np.pi) * np.exp(-x * x),
+             [-3.0, -0.7, 0.0, 0.4, 1.5, 6.0]),
+    "erfc": U([pyad.erfc, scipy.special.erfc], scipy.special.erfc,
+              lambda x: -2.0 / np.sqrt(np.pi) * np.exp(-x * x),
+              lambda x: 4.0 * x / np.sqrt(np.pi) * np.exp(-x * x),
+              [-3.0, -0.7, 0.0, 0.4, 1.5, 6.0]),
     # ---------------- comparisons ----------------
     "lt": CMP("compare", [lambda x, y: x < y, lambda x, y: np.less(x, y)], np.less),
     "le": CMP("compare", [lambda x, y: x <= y, lambda x, y: np.less_equal(x, y)], np.less_equal),
