@@ -84,12 +84,13 @@ class Store(Protocol):
     Points x, tangents xd and cotangents u are contiguous float64 vectors (x=None:
     the recorded point, where a method allows it); a batched method takes one
     point per row and returns float64 rows plus int64 `bad` flags (-1, or the
-    guard op that failed at that point)."""
+    guard op that failed at that point).
+
+    pyad.recording.seal sets `_sealed` on a store whose recording is over (reading
+    .value then records no guard); the active values read it with a default."""
 
     backend: str
     """"c" or "python"."""
-    _sealed: bool
-    """Set once recording is over: reading .value then records no guard."""
 
     # ---- lifecycle and sizes ----
 
