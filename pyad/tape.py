@@ -141,8 +141,6 @@ class Tape:
         return replay.pack(xs, what, self._in_shapes if shapes is None else shapes,
                            self.n_inputs if size is None else size)
 
-    _unpack = staticmethod(replay.unpack)
-
     def _outputs(self, flat):
         return replay.unpack(flat, self._out_shapes)
 
@@ -178,7 +176,8 @@ class Tape:
     def _sweep(self, method, x, *args):
         """Run the sweep `method` (a pyad.store.Sweep, or its name) at the flat point
         x, counted; where a guard fails, re-record (pyad.trace) or raise BranchError."""
-        method = Sweep(method)
+        if method.__class__ is not Sweep:
+            method = Sweep(method)  # a name, from callers that still spell it
         self.sweeps += 1
         self.sweep_counts[method.kind] += 1
         try:

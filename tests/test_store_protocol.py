@@ -120,3 +120,24 @@ def test_tape_sweep_takes_the_enum_or_its_name_and_counts_its_kind(backend):
     with pytest.raises(ValueError, match="gradient_flat"):
         tape._sweep("gradient_flat", np.array([0.1]), 1)
     tape.close()
+
+
+def test_a_tape_builds_itself_from_a_loaded_store(backend):
+    """serialize turns bytes into a store and shapes; Tape.from_store is the public
+    way in (serialize no longer writes a Tape's internals)."""
+    f = lambda x, y: pyad.sin(x) * y  # noqa: E731
+    tape = pyad.trace(f, np.array([0.5, 1.0]), 2.0, backend=backend)
+    store, in_shapes, out_shapes = pyad.serialize.load_store(pyad.serialize.dumps(tape),
+                                                             backend)
+    assert (in_shapes, out_shapes) == ([(2,), ()], [(2,)])
+    loaded = pyad.Tape.from_store(store, in_shapes, out_shapes)
+    assert loaded.backend == backend and loaded._store is store and loaded.sweeps == 0
+    x = (np.array([0.1, -0.7]), 3.0)
+    np.testing.assert_array_equal(loaded(*x), tape(*x))
+    np.testing.assert_array_equal(loaded.jacobian(x), tape.jacobian(x))
+    other = "python" if backend == "c" else "c"
+    with pytest.raises(ValueError, match=f"a {backend!r} store cannot make a {other!r} tape"):
+        pyad.Tape.from_store(store, in_shapes, out_shapes, other)
+    assert type(pyad.loads(pyad.serialize.dumps(tape), backend)) is pyad.Tape
+    loaded.close()
+    tape.close()
