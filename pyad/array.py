@@ -11,8 +11,8 @@ import numpy as np
 
 from . import ops
 from .scalar import ROW_OF_OPERATOR, install_operators, operator_methods
-from .scalar import (COMPARISONS, CONSTANT_FORMS, Bool, Scalar, _FLOAT_HINT,
-                     guard_value, mixed_tapes, record_truth)
+from .scalar import (COMPARISONS, CONSTANT_FORMS, UPPER, Bool, Scalar, _FLOAT_HINT,
+                     guard_value, mixed_tapes, provide_handlers, record_truth, refuse_conversion)
 
 C = ops.CODE
 _INDEX = np.int32
@@ -76,9 +76,13 @@ def check_dtype(what, dtype):
                         "from .value)")
 
 
+MASKED_HINT = ("numpy masked arrays (numpy.ma) are not supported in pyad computations: the "
+               "mask would be dropped silently; select the unmasked elements with a constant "
+               "index or use pyad.where(mask, fill, x)")
+
+
 def refuse_masked(x):
     if isinstance(x, np.ma.MaskedArray):
-        from .numpy_api import MASKED_HINT
         raise TypeError(MASKED_HINT)
 
 
@@ -449,12 +453,8 @@ class Array:
         return self
 
     def __array__(self, dtype=None, copy=None):
-        from .numpy_api import converting_library_function, unsupported
-        name = converting_library_function()
-        if name is not None:
-            raise unsupported(name)
-        raise TypeError("an active pyad array cannot become a plain numpy array: that would drop "
-                        f"its derivative; {_FLOAT_HINT}")
+        refuse_conversion("an active pyad array cannot become a plain numpy array: that would "
+                          f"drop its derivative; {_FLOAT_HINT}")
 
     def __float__(self):
         raise TypeError(f"float() of an active pyad value would drop its derivative: {_FLOAT_HINT}")
@@ -588,18 +588,15 @@ class Array:
         return cumulative(self, "mul", axis)
 
     def dot(self, o):
-        from .numpy_api import dot
-        return dot(self, o)
+        return UPPER.dot(self, o)
 
-    # ---- numpy protocols ----
+    # ---- numpy protocols (pyad.numpy_api, through pyad.scalar.UPPER) ----
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        from .numpy_api import array_ufunc
-        return array_ufunc(ufunc, method, inputs, kwargs)
+        return UPPER.array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        from .numpy_api import array_function
-        return array_function(func, types, args, kwargs)
+        return UPPER.array_function(func, types, args, kwargs)
 
 
 install_operators(Array, operator_methods(elementwise_unary, elementwise_binary))
@@ -668,5 +665,8 @@ def _as_bool(x):
         return _new(BoolArray, x._s, x._i)
     return Bool(x._s, x._i)
 
+# A Scalar meeting an Array, an ndarray, a list or a tuple records elementwise here.
+provide_handlers(is_array_operand=lambda x: isinstance(x, (np.ndarray, list, tuple, Array)),
+                 array_binary=elementwise_binary)
 
 __all__ = ["Array", "BoolArray", "where", "stack_values", "record_truth"]

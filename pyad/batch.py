@@ -7,10 +7,15 @@ import sys
 import threading
 import time
 
+import warnings
+
 import numpy as np
 
-#: store method -> how many result arrays precede the `bad` flags
-RESULTS = {"forward_batch": 1, "jvp_batch": 2, "vjp_batch": 2, "hvp_batch": 3}
+from . import diagnostics
+from .errors import BranchError, RetraceWarning
+from .replay import batch_unpack, branch_message, pack_batch, rerecord
+from .serialize import dumps, load_store
+from .store import Sweep
 
 
 def chunk_size(n_ops):
@@ -96,38 +101,37 @@ def n_threads(threads):
     return n
 
 
-#: store method -> which results hold one row per point of input size (the others
-#: have output size); every batched method returns float64 rows and int64 `bad`.
-INPUT_SIZED = {"forward_batch": (), "jvp_batch": (), "vjp_batch": (1,), "hvp_batch": (1, 2)}
-
-
 def check_part(part, method, n_points, n_inputs, n_outputs, where):
-    """Refuse a result that is not what store.<method> returns for n_points."""
-    want = [(n_points, n_inputs if j in INPUT_SIZED[method] else n_outputs)
-            for j in range(RESULTS[method])]
+    """Refuse a result that is not what the batched sweep `method` returns for n_points
+    (float64 rows, Sweep.input_sized of them one column per input, and int64 `bad`)."""
+    method = Sweep(method)
+    want = [(n_points, n_inputs if j in method.input_sized else n_outputs)
+            for j in range(method.n_results)]
     if not isinstance(part, tuple) or len(part) != len(want) + 1:
         raise ValueError(f"{where} returned {type(part).__name__} {part!r:.80}; expected "
-                         f"{len(want) + 1} arrays from {method}")
+                         f"{len(want) + 1} arrays from {method.value}")
     for j, (a, shape) in enumerate(zip(part, want + [(n_points,)])):
         dtype = np.int64 if j == len(want) else np.float64
         if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != dtype:
             got = (f"shape {a.shape} dtype {a.dtype}" if isinstance(a, np.ndarray)
                    else type(a).__name__)
             raise ValueError(f"{where} returned a result of {got} for {n_points} points; "
-                             f"{method} gives shape {shape} dtype {np.dtype(dtype)} "
+                             f"{method.value} gives shape {shape} dtype {np.dtype(dtype)} "
                              f"(result {j})")
 
 
 def sweep_chunks(store, method, arrays, chunk=None, progress=None):
-    """Run store.<method> over arrays (each with points in rows) chunk by chunk.
+    """Run the batched sweep `method` (a Sweep, or its name) of store over arrays
+    (each with points in rows) chunk by chunk.
 
     progress: None, or a Progress advanced by the points of each chunk."""
     nb = arrays[0].shape[0]
     chunk = chunk or chunk_size(store.n_ops)
-    sweep = getattr(store, method)
+    method = Sweep(method)
     parts = []
     for i in range(0, nb, chunk):
-        parts.append(sweep(*(np.ascontiguousarray(a[i:i + chunk]) for a in arrays)))
+        parts.append(store.sweep(method, *(np.ascontiguousarray(a[i:i + chunk])
+                                           for a in arrays)))
         if progress is not None:
             progress.grow(np.count_nonzero(parts[-1][-1] >= 0))  # re-recorded later
             progress.update(min(chunk, nb - i))
@@ -152,14 +156,16 @@ def executor_spans(nb, n_ops):
 
 
 def run(store, method, arrays, threads=None, executor=None, tape_bytes=None, progress=False):
-    """All points through store.<method>; returns its result arrays and `bad`.
+    """All points through the batched sweep `method` (a Sweep, or its name) of
+    store; returns its result arrays and `bad`.
 
     progress=True shows the points done (tqdm if installed, else a line on stderr);
     a Progress instead is advanced and left open (the caller re-records points)."""
     nb = arrays[0].shape[0]
+    method = Sweep(method)
     threads = n_threads(threads)
     own_bar = not isinstance(progress, Progress)
-    bar = progress_bar(progress, nb, f"pyad {method}", unit="pt") if own_bar else progress
+    bar = progress_bar(progress, nb, f"pyad {method.value}", unit="pt") if own_bar else progress
     try:
         if executor is not None:
             n_ops = store.n_ops
@@ -195,10 +201,95 @@ def run(store, method, arrays, threads=None, executor=None, tape_bytes=None, pro
 def remote_sweep(tape_bytes, method, arrays, backend=None, n_ops=None):
     """Executor task: rebuild the tape from its bytes and sweep a slice of the batch
     (in chunks sized for n_ops, the caller's tape, as a local sweep would be)."""
-    from .serialize import loads
-    tape = loads(tape_bytes, backend)
+    store, _, _ = load_store(tape_bytes, backend)
     try:
-        chunk = chunk_size(tape._store.n_ops if n_ops is None else n_ops)
-        return sweep_chunks(tape._store, method, arrays, chunk)
+        chunk = chunk_size(store.n_ops if n_ops is None else n_ops)
+        return sweep_chunks(store, method, arrays, chunk)
     finally:
-        tape.close()
+        store.close()
+
+
+# ---- a Tape's batched replay ----
+
+
+def replay(tape, method, x, extra, threads, executor, grads=(), packed=False, progress=False):
+    """Sweep tape at a batch of points; points whose guards fail are re-recorded
+    (pyad.trace, counted in tape.retraces) or reported with BranchError.
+
+    extra: the directions / cotangents, one row per point. Results are shaped per
+    point (grads: which of them have the inputs' shapes), or left as rows (packed)."""
+    method = Sweep(method)
+    n_threads(threads)
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise TypeError("executor must have a submit() method, like concurrent.futures "
+                        f"executors or a dask Client; got {type(executor).__name__}")
+    X = x if packed else pack_batch(x, "batch points", tape._in_shapes, tape.n_inputs)
+    if X.shape[0] == 0:
+        raise ValueError("a batch needs at least one point (got an array of 0 points)")
+    for e in extra:
+        if e.shape[0] != X.shape[0]:
+            raise ValueError(f"a batch of {X.shape[0]} points needs {X.shape[0]} rows of "
+                             f"directions / cotangents, got {e.shape[0]}")
+    tape_bytes = dumps(tape) if executor is not None else None
+    bar = progress_bar(progress, X.shape[0], f"pyad {method.value}", unit="pt")
+    try:
+        *results, bad = run(tape._store, method, (X,) + tuple(extra), threads, executor,
+                            tape_bytes, bar if bar is not None else False)
+        _fix_points(tape, method, X, extra, results, bad, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if diagnostics.DEBUG_NANS.enabled:
+        _check_finite(tape, method, X, results)
+    if packed:
+        return results
+    return [batch_unpack(r, tape._in_shapes if j in grads else tape._out_shapes)
+            for j, r in enumerate(results)]
+
+
+def _fix_points(tape, method, X, extra, results, bad, bar):
+    """Re-record (or report) the points of a batch where a recorded branch flips."""
+    flipped = np.flatnonzero(bad >= 0)
+    if flipped.size and tape._fn is not None and 2 * flipped.size > X.shape[0]:
+        warnings.warn(RetraceWarning(
+            f"{flipped.size} of the {X.shape[0]} points of this batch take another Python "
+            "branch than the recorded one, so each is re-recorded and swept alone "
+            "(slow). Write the branch with pyad.where, which records both sides, so one "
+            "tape replays at every point"), stacklevel=5)
+    for b in flipped:
+        _fix_point(tape, method, X, extra, results, b, int(bad[b]))
+        if bar is not None:
+            bar.update(1)
+
+
+def _fix_point(tape, method, X, extra, results, b, op):
+    """One point of a batch where a recorded branch flips: swept alone on a fresh
+    recording of the traced function (the tape itself keeps its recording)."""
+    if tape._fn is None:
+        raise BranchError(branch_message(tape._store, op, X[b]))
+    store, _ = rerecord(tape._fn, X[b], tape._in_shapes, tape._out_shapes, tape.backend,
+                        f"at batch point {b}")
+    try:
+        single = store.sweep(method, X[b:b + 1], *(e[b:b + 1] for e in extra))
+    finally:
+        store.close()
+    tape.retraces += 1
+    for j, r in enumerate(results):
+        r[b] = single[j][0]
+
+
+def _check_finite(tape, method, X, results):
+    """pyad.debug_nans for a batch: the first point with a NaN or inf result is
+    swept alone, to name the op that made it."""
+    finite = np.ones(X.shape[0], dtype=bool)
+    for r in results:
+        finite &= np.isfinite(r).all(axis=1)
+    if finite.all():
+        return
+    b = int(np.flatnonzero(~finite)[0])
+    try:
+        diagnostics.check_finite(tape, method.value, X[b], tuple(r[b] for r in results))
+    except FloatingPointError as e:
+        raise FloatingPointError(f"batch point {b}: {e}") from None
+    raise FloatingPointError(f"pyad.debug_nans: batch point {b} "
+                             f"(x = {X[b].tolist()}) gives a non-finite result")

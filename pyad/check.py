@@ -21,7 +21,8 @@ independent of the tape. Everything is checked with
 import numpy as np
 
 from .batch import progress_bar
-from .tape import as_input
+from .recording import as_input
+from .store import Sweep
 from .transforms import trace
 
 _MODES = ("fwd", "rev")
@@ -128,7 +129,7 @@ def _run_checks(tape, f_direct, x0, order, modes, eps, rtol, atol, n_directions,
             f"tolerance atol={tol_abs:.3e} + rtol={rtol:.1e} * |expected|")
 
     # the value the tape recorded against f itself
-    y_tape = np.asarray(tape._sweep("forward", x0), dtype=np.float64)
+    y_tape = np.asarray(tape._sweep(Sweep.FORWARD, x0), dtype=np.float64)
     if not np.allclose(y_tape, f0, rtol=1e-12, atol=1e-300, equal_nan=True):
         raise AssertionError(f"check_grads: value mismatch at x = {_fmt(x0)}: f(x) is "
                              f"{_fmt(f0)} but the tape recorded {_fmt(y_tape)}")
@@ -144,12 +145,12 @@ def _run_checks(tape, f_direct, x0, order, modes, eps, rtol, atol, n_directions,
             fd = (f_direct(x0 + eps * v) - f_direct(x0 - eps * v)) / (2 * eps)
             jv = ut_j = None
             if fwd:
-                _, jv = tape._sweep("jvp", x0, v)
+                _, jv = tape._sweep(Sweep.JVP, x0, v)
                 compare("forward-mode JVP (J v) vs central finite differences", jv, fd, i, v,
                         scale_f)
                 _tick(bar)
             if rev:
-                _, ut_j = tape._sweep("vjp", x0, u)
+                _, ut_j = tape._sweep(Sweep.VJP, x0, u)
                 compare("reverse-mode VJP ((u^T J) . v) vs central finite differences",
                         np.dot(ut_j, v), np.dot(u, fd), i, v, scale_f * np.abs(u).sum(), extra)
                 _tick(bar)
@@ -158,18 +159,18 @@ def _run_checks(tape, f_direct, x0, order, modes, eps, rtol, atol, n_directions,
                         np.dot(u, jv), i, v, 0.0, extra)
                 _tick(bar)
             if order == 2:
-                _, g0, hv = tape._sweep("hvp", x0, v, u)
+                _, g0, hv = tape._sweep(Sweep.HVP, x0, v, u)
                 g_scale = float(np.max(np.abs(g0))) if g0.size else 0.0
                 if rev:
-                    _, gp = tape._sweep("vjp", x0 + eps * v, u)
-                    _, gm = tape._sweep("vjp", x0 - eps * v, u)
+                    _, gp = tape._sweep(Sweep.VJP, x0 + eps * v, u)
+                    _, gm = tape._sweep(Sweep.VJP, x0 - eps * v, u)
                     compare("Hessian-vector product (forward-over-reverse H v) vs central "
                             "finite differences of the reverse-mode gradient", hv,
                             (gp - gm) / (2 * eps), i, v, g_scale, extra)
                     _tick(bar)
                 if fwd:
-                    _, jp = tape._sweep("jvp", x0 + eps * v, v)
-                    _, jm = tape._sweep("jvp", x0 - eps * v, v)
+                    _, jp = tape._sweep(Sweep.JVP, x0 + eps * v, v)
+                    _, jm = tape._sweep(Sweep.JVP, x0 - eps * v, v)
                     compare("second directional derivative (v . H v) vs central finite "
                             "differences of the forward-mode J v", np.dot(v, hv),
                             np.dot(u, (jp - jm) / (2 * eps)), i, v, g_scale, extra)

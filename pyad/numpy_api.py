@@ -9,7 +9,7 @@ import numpy as np
 
 from . import array as A
 from . import ops
-from .scalar import Scalar, binary
+from .scalar import Scalar, binary, provide_handlers
 
 C = ops.CODE
 
@@ -149,9 +149,7 @@ def _with_alternative(name, message):
     return f"{message}; instead: {alt}" if alt else message
 
 
-MASKED_HINT = ("numpy masked arrays (numpy.ma) are not supported in pyad computations: the "
-               "mask would be dropped silently; select the unmasked elements with a constant "
-               "index or use pyad.where(mask, fill, x)")
+MASKED_HINT = A.MASKED_HINT
 
 
 def unsupported(name):
@@ -592,3 +590,8 @@ def array_function(func, types, args, kwargs):
         # name the function the user called.
         raise unsupported(converting_library_function() or public_name(func))
     return impl(*args, **kwargs)
+
+
+provide_handlers(array_ufunc=array_ufunc, array_function=array_function,
+                 converting_library_function=converting_library_function,
+                 unsupported=unsupported, dot=dot)

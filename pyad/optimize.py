@@ -13,6 +13,8 @@ sweep and `hess` the whole Hessian. scipy is optional: install it with
 """
 import numpy as np
 
+from .recording import as_input
+from .store import Sweep
 from .transforms import trace
 
 #: methods (lower case) that use a gradient / Hessian-vector products / a Hessian
@@ -36,7 +38,6 @@ def _scipy_optimize():
 
 def _flat_problem(f, x0, args, what):
     """(1-D float64 x0, f of a 1-D vector, original shape of x0)."""
-    from .tape import as_input
     x0 = as_input(x0, f"{what} x0")
     shape = x0.shape
     args = tuple(args)
@@ -166,7 +167,7 @@ class _ConstraintTape:
         tape, n = self.tape, self.n
         x = np.asarray(x, dtype=np.float64).ravel()
         v = np.atleast_1d(np.asarray(v, dtype=np.float64)).ravel()
-        _, _, H = tape._sweep("hvp_vec", x, np.eye(n), v)
+        _, _, H = tape._sweep(Sweep.HVP_VEC, x, np.eye(n), v)
         H = np.asarray(H).reshape(n, n)
         return 0.5 * (H + H.T)
 

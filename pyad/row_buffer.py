@@ -17,6 +17,7 @@ import functools
 
 from ._speedups import RowStore
 from .errors import INTERLEAVED, TapeBusyError
+from .store import sweep_table
 
 BUSY = ("another thread is recording on this tape right now: record each tape in one "
         "thread at a time (replaying one tape from many threads is safe)")
@@ -42,6 +43,14 @@ def recording(method):
 
 
 class RowBuffer(RowStore):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._SWEEPS = sweep_table(cls)
+
+    def sweep(self, kind, *args):
+        """Run the sweep `kind` (a pyad.store.Sweep) with its method's arguments."""
+        return self._SWEEPS[kind](self, *args)
+
     def push1(self, op, a):
         return self._push(op, a, 0.0)
 

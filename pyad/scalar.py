@@ -5,6 +5,7 @@ is a short call into the recorder. Operations with an Array or an ndarray go to
 the array recorder (pyad.array), which broadcasts.
 """
 import numbers
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -29,6 +30,38 @@ ROW_OF_OPERATOR = {op.operator: op for op in ops.OPS.values() if op.operator}
 _PLAIN_NUMBERS = (float, int, np.float64)
 _FLOAT_HINT = ("use pyad functions (pyad.sin, pyad.exp, ...) or numpy ufuncs on active "
                "values; read the untracked number with .value")
+
+
+# The layers above (array.py, numpy_api.py) import this module, so it reaches them
+# only through these handlers, which they fill at their import (provide_handlers):
+# a Scalar meeting an Array or ndarray operand, and the numpy protocols (shared
+# with Array), hand over to them.
+UPPER = SimpleNamespace(
+    is_array_operand=None,            # array.py: an Array, or a constant array operand?
+    array_binary=None,                # array.py: elementwise_binary(x, y, name)
+    array_ufunc=None,                 # numpy_api.py: __array_ufunc__
+    array_function=None,              # numpy_api.py: __array_function__
+    converting_library_function=None,  # numpy_api.py: who is calling __array__
+    unsupported=None,                 # numpy_api.py: the TypeError naming a function
+    dot=None,                         # numpy_api.py: Array.dot
+)
+
+
+def provide_handlers(**handlers):
+    """Fill UPPER's handlers (called by array.py and numpy_api.py at import)."""
+    for name, fn in handlers.items():
+        if not hasattr(UPPER, name):
+            raise TypeError(f"pyad.scalar has no handler named {name!r}")
+        setattr(UPPER, name, fn)
+
+
+def refuse_conversion(what):
+    """__array__ of an active value: name the numpy/scipy function that tried
+    (logsumexp calls np.asarray) rather than numpy's confusing follow-up error."""
+    name = UPPER.converting_library_function()
+    if name is not None:
+        raise UPPER.unsupported(name)
+    raise TypeError(what)
 
 
 def mixed_tapes():
@@ -95,15 +128,9 @@ class Scalar(ScalarBase):
         return record_truth(self, C["ne_c"])
 
     def __array__(self, dtype=None, copy=None):
-        # As Array.__array__: name the numpy/scipy function that tried (logsumexp
-        # calls np.asarray), rather than numpy's confusing follow-up error.
-        from .numpy_api import converting_library_function, unsupported
-        name = converting_library_function()
-        if name is not None:
-            raise unsupported(name)
-        raise TypeError("an active pyad value cannot go into a plain numpy array (that would "
-                        "drop its derivative): build active arrays with pyad.stack([...]) or "
-                        "pyad.array([...]); read plain numbers with .value")
+        refuse_conversion("an active pyad value cannot go into a plain numpy array (that would "
+                          "drop its derivative): build active arrays with pyad.stack([...]) or "
+                          "pyad.array([...]); read plain numbers with .value")
 
     __hash__ = None
 
@@ -139,12 +166,10 @@ class Scalar(ScalarBase):
         return binary(self, o, ROW_OF_OPERATOR["__pow__"].name)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        from .numpy_api import array_ufunc
-        return array_ufunc(ufunc, method, inputs, kwargs)
+        return UPPER.array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        from .numpy_api import array_function
-        return array_function(func, types, args, kwargs)
+        return UPPER.array_function(func, types, args, kwargs)
 
 
 class Bool(Scalar):
@@ -287,10 +312,8 @@ def binary(x, y, name):
         if form is None:
             return cls(s, s.push2(C[name], s.const(float(x)), y._i))
         return cls(s, s.push_c(C[form], y._i, float(x)))
-    from .array import Array, is_array_operand
-    if isinstance(x, Array) or isinstance(y, Array) or is_array_operand(x) or is_array_operand(y):
-        from .array import elementwise_binary
-        return elementwise_binary(x, y, name)
+    if UPPER.is_array_operand(x) or UPPER.is_array_operand(y):
+        return UPPER.array_binary(x, y, name)
     return NotImplemented
 
 

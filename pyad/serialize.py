@@ -48,6 +48,7 @@ import zlib
 import numpy as np
 
 from . import ops
+from .backends import store_class
 from ._pyad_c import ffi, lib
 from .errors import TapeFormatError
 
@@ -117,14 +118,30 @@ def encode(arrays, in_shapes, out_shapes, op_names=None):
 
 def loads(data, backend=None):
     """A Tape from bytes made by dumps / Tape.save; TapeFormatError if they are corrupt."""
-    from .tape import Tape
+    return _tape_class().from_store(*load_store(data, backend), backend=backend)
+
+
+def load_store(data, backend=None):
+    """(store, input shapes, output shapes) from bytes made by dumps / Tape.save."""
     arrays, in_shapes, out_shapes = decode(data)
     validate(arrays)
-    tape = Tape(backend)
-    tape._store.close()
-    tape._store = type(tape._store).from_arrays(arrays)
-    tape._in_shapes, tape._out_shapes = list(in_shapes), list(out_shapes)
-    return tape
+    return store_class(backend).from_arrays(arrays), list(in_shapes), list(out_shapes)
+
+
+# serialize sits below tape.py (Tape pickles and saves through it), so the Tape
+# class that loads() builds is registered here by pyad.tape at its import.
+_TAPE_CLASS = []
+
+
+def register_tape_class(cls):
+    """Called by pyad.tape: loads() returns cls.from_store(store, in_shapes, out_shapes)."""
+    _TAPE_CLASS[:] = [cls]
+
+
+def _tape_class():
+    if not _TAPE_CLASS:
+        raise RuntimeError("pyad.serialize.loads needs pyad.tape imported (import pyad)")
+    return _TAPE_CLASS[0]
 
 
 def decode(data, op_codes=None):

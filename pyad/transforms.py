@@ -1,12 +1,8 @@
 """Functional transforms: trace f at the given point, sweep, return numpy values."""
 import functools
-import numbers
 import operator
 
-import numpy as np
-
-from .array import is_active
-from .errors import PyadError
+from . import recording
 from .tape import Tape
 
 
@@ -35,25 +31,10 @@ def _argnums_tuple(argnums, nargs):
 
 
 def record(f, args, argnums, backend=None, retrace=False):
-    """A Tape of f(*args) whose inputs are args[i] for i in argnums."""
-    tape = Tape(backend)
-    with tape:
-        call_args = list(args)
-        for i in argnums:
-            call_args[i] = tape.input(args[i])
-        out = f(*call_args)
-        _check_output(out)
-        tape.output(out)
-    if retrace:
-        tape._fn = f
-    return tape
-
-
-def _check_output(out):
-    if is_active(out) or isinstance(out, (numbers.Real, np.ndarray, list, tuple)):
-        return
-    raise TypeError(f"the differentiated function must return a number or an array, "
-                    f"not {type(out).__name__}")
+    """A Tape of f(*args) whose inputs are args[i] for i in argnums (keeping f to
+    re-record where a branch flips, with retrace=True)."""
+    store, in_shapes, out_shapes = recording.record(f, args, argnums, backend)
+    return Tape.from_store(store, in_shapes, out_shapes, backend, fn=f if retrace else None)
 
 
 def trace(f, *args, backend=None, retrace=True):
