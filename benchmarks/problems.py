@@ -123,13 +123,16 @@ class Cell:
     make() -> fn, or (check_fn, time_fn). feature: the name (a key of FEATURES)
     of a pyad feature the cell needs, which may not be built yet. per: units per call (points, ops) for a
     per-unit note. slow=True: skipped under --quick. variant: a label shown
-    after the system name (e.g. a stand-in).
+    after the system name (e.g. a stand-in). note: a zero-argument callable
+    whose text the table shows in the note column once make() has run (figures
+    only known after set-up, such as the size of the recorded tape).
     """
 
     def __init__(self, system, make, feature=None, variant=None, per=None, unit=None,
-                 slow=False, skip=None):
+                 slow=False, skip=None, note=None):
         self.system, self.make, self.feature = system, make, feature
         self.variant, self.per, self.unit, self.slow, self.skip = variant, per, unit, slow, skip
+        self.note = note
 
     @property
     def label(self):
@@ -198,12 +201,18 @@ def jax_ready(r):
 
 
 def pyad_cells(make_for_backend, python_skip=None, slow_python=False, feature=None,
-               variant=None, per=None, unit=None):
-    """The pyad-C and pyad-python cells from one make(backend) function."""
+               variant=None, per=None, unit=None, note_for_backend=None):
+    """The pyad-C and pyad-python cells from one make(backend) function.
+
+    note_for_backend(backend) -> str, if given, is each cell's note.
+    """
+    def note(backend):
+        return None if note_for_backend is None else (lambda: note_for_backend(backend))
     cells = [Cell("pyad-C", lambda: make_for_backend("c"), feature=feature, variant=variant,
-                  per=per, unit=unit)]
+                  per=per, unit=unit, note=note("c"))]
     cells.append(Cell("pyad-python", lambda: make_for_backend("python"), feature=feature,
-                      variant=variant, per=per, unit=unit, slow=slow_python, skip=python_skip))
+                      variant=variant, per=per, unit=unit, slow=slow_python, skip=python_skip,
+                      note=note("python")))
     return cells
 
 
@@ -211,6 +220,7 @@ class TorchNS:
     """The few numpy-style functions the problems use, on torch tensors."""
     if torch is not None:
         sin, cos, exp, log, log1p = torch.sin, torch.cos, torch.exp, torch.log, torch.log1p
+        tanh = torch.tanh
 
     @staticmethod
     def sum(a, axis=None):
@@ -1072,6 +1082,130 @@ def build_p8(quick):
             Task("P8", "GMM gradient d=2 k=5 n=1000, replayed", ref, replay_cells, check=check)]
 
 
+# ==========================================================================
+# P9  a small MLP's loss (batch 256, 200 -> 64 -> 1, tanh)
+# ==========================================================================
+#
+#   L = mean((tanh(X @ W1 + b1) @ W2 + b2 - y)^2)
+#
+# The prediction is a (256, 1) column, so y enters as a (256, 1) column too: a
+# flat y of 256 would broadcast the difference to (256, 256) in every system.
+
+P9_BATCH, P9_IN, P9_HIDDEN = 256, 200, 64
+P9_PYTHON_MAX_OPS = 500_000     # pyad-python replays element rows at ~1 µs each
+P9_FD_PER_PARAM = 2             # central-difference coordinates checked per parameter
+
+
+def p9_data():
+    """X, the target column y, and the parameters (W1, b1, W2, b2), seeded."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((P9_BATCH, P9_IN))
+    y = rng.standard_normal(P9_BATCH).reshape(-1, 1)
+    # scaled so tanh works in its curved range rather than saturated at +-1
+    W1 = rng.standard_normal((P9_IN, P9_HIDDEN)) / math.sqrt(P9_IN)
+    b1 = 0.1 * rng.standard_normal(P9_HIDDEN)
+    W2 = rng.standard_normal((P9_HIDDEN, 1)) / math.sqrt(P9_HIDDEN)
+    b2 = np.array([0.1])
+    return X, y, (W1, b1, W2, b2)
+
+
+def p9_loss(W1, b1, W2, b2, X, y, xp=np):
+    return xp.mean((xp.tanh(X @ W1 + b1) @ W2 + b2 - y) ** 2)
+
+
+def p9_grad_hand(W1, b1, W2, b2, X, y):
+    """Backpropagation by hand: the gradients with respect to (W1, b1, W2, b2)."""
+    H = np.tanh(X @ W1 + b1)
+    dP = (2.0 / y.size) * (H @ W2 + b2 - y)          # dL / d(prediction)
+    dZ = (dP @ W2.T) * (1.0 - H * H)                  # through tanh' = 1 - tanh^2
+    return X.T @ dZ, dZ.sum(axis=0), H.T @ dP, dP.sum(axis=0)
+
+
+def p9_check_hand_gradient(params, X, y, grads):
+    """Raise unless the hand gradient matches 4th-order central differences on a
+    few coordinates of every parameter (run at build, so a wrong reference never
+    marks correct cells WRONG)."""
+    rng = np.random.default_rng(1)
+    for k, (p, g) in enumerate(zip(params, grads)):
+        for i in rng.choice(p.size, min(P9_FD_PER_PARAM, p.size), replace=False):
+            h = 1e-3 * max(1.0, abs(p.flat[i]))
+
+            def at(s):
+                moved = [q.copy() for q in params]
+                moved[k].flat[i] += s * h
+                return p9_loss(*moved, X, y)
+            fd = (8 * (at(1) - at(-1)) - (at(2) - at(-2))) / (12 * h)
+            if abs(fd - g.flat[i]) > 1e-7 * max(1.0, abs(fd)):
+                raise AssertionError(f"P9 hand gradient of parameter {k} at {i}: "
+                                     f"{g.flat[i]!r} != central difference {fd!r}")
+
+
+def build_p9(quick):
+    X, y, params = p9_data()
+    ref = p9_grad_hand(*params, X, y)
+    p9_check_hand_gradient(params, X, y, ref)
+    f = lambda W1, b1, W2, b2: p9_loss(W1, b1, W2, b2, X, y)
+    tape_size = {}                  # backend -> (n_ops, nbytes) of the recorded tape
+
+    def record(backend):
+        t = pyad.trace(f, *params, backend=backend)
+        tape_size[backend] = (t.n_ops, t.nbytes)
+        return t
+
+    def python_affordable():
+        if "c" not in tape_size:
+            record("c").close()
+        n_ops = tape_size["c"][0]
+        if n_ops > P9_PYTHON_MAX_OPS:
+            raise Skipped(f"skipped (too slow: the tape has {n_ops:,} rows; pyad-python "
+                          f"runs up to {P9_PYTHON_MAX_OPS:,})")
+
+    def traced(backend):
+        if backend == "python":
+            python_affordable()
+        g = pyad.grad(f, argnums=(0, 1, 2, 3), backend=backend)
+        return lambda: g(*params)
+
+    def replay(backend):
+        if backend == "python":
+            python_affordable()
+        t = record(backend)
+        return lambda: t.gradient(*params)
+
+    def size_note(backend):
+        n_ops, nbytes = tape_size.get(backend, (None, None))
+        return "" if n_ops is None else f"tape: {n_ops:,} ops, {nbytes / 1e6:.3g} MB"
+
+    hand = Cell("numpy (hand)", lambda: (lambda: p9_grad_hand(*params, X, y)))
+    traced_cells = pyad_cells(traced) + [hand]
+    replay_cells = pyad_cells(replay, note_for_backend=size_note) + [hand]
+    if autograd is not None:
+        traced_cells.append(Cell("autograd", lambda: (
+            lambda g=autograd.grad(lambda *p: p9_loss(*p, X, y, agnp), argnum=(0, 1, 2, 3)):
+            g(*params))))
+    if jax is not None:
+        Xj, yj = jnp.asarray(X), jnp.asarray(y)
+        pj = tuple(jnp.asarray(p) for p in params)
+        fj = lambda *p: p9_loss(*p, Xj, yj, jnp)
+        traced_cells.append(Cell("jax", lambda: (
+            lambda g=jax.grad(fj, argnums=(0, 1, 2, 3)): jax_ready(g(*pj)))))
+        replay_cells.append(Cell("jax.jit", lambda: (
+            lambda g=jax.jit(jax.grad(fj, argnums=(0, 1, 2, 3))): jax_ready(g(*pj)))))
+    if torch is not None:
+        Xt, yt = t64(X), t64(y)
+        pt = tuple(t64(p) for p in params)
+
+        def tg():
+            def run():
+                p = tuple(q.clone().requires_grad_(True) for q in pt)
+                return torch.autograd.grad(p9_loss(*p, Xt, yt, TorchNS), p)
+            return run
+        traced_cells.append(Cell("torch", tg))
+    name = f"MLP gradient {P9_BATCH}x{P9_IN}->{P9_HIDDEN}->1"
+    return [Task("P9", f"{name}, traced", ref, traced_cells, rtol=1e-10),
+            Task("P9", f"{name}, replayed", ref, replay_cells, rtol=1e-10)]
+
+
 # --------------------------------------------------------------------------
 
 PROBLEMS = [
@@ -1083,6 +1217,8 @@ PROBLEMS = [
     Problem("P6", "P1's gradient at 100,000 points", build_p6),
     Problem("P7", "logistic regression gradient, X 1000x100", build_p7),
     Problem("P8", "ADBench GMM objective gradient, d=2 k=5 n=1000", build_p8),
+    Problem("P9", "MLP loss gradient, X 256x200, tanh hidden layer of 64, w.r.t. (W1, b1, W2, b2)",
+            build_p9),
 ]
 
 CLASSIC_EXAMPLES = [

@@ -11,6 +11,8 @@ shown as WRONG and not timed), then repeat the call until about 0.5 s
 (--quick: 0.15 s) have passed and report the median and the minimum time per
 call, and the ratio of the median to pyad-C's in the same task. Then the issue
 targets (benchmarks/targets.py) are measured in the same process and printed.
+BLAS and OpenMP run one thread each unless OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or
+MKL_NUM_THREADS are set in the environment.
 """
 import argparse
 import gc
@@ -22,6 +24,15 @@ import traceback
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# One BLAS / OpenMP thread unless the caller's environment says otherwise: on a
+# shared machine a second BLAS thread that finds its core busy spin-waits, and
+# the same numpy product then takes 100x longer (P9's hand gradient: 0.4 ms with
+# one thread, 40 ms with two under load). pyad's sweeps are single-threaded too
+# unless threads= is given. These must be set before numpy (or torch) loads.
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+for _var in BLAS_THREAD_VARS:
+    os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
 
@@ -37,9 +48,10 @@ from timing import fmt_time, measure  # noqa: E402
 
 class Result:
     def __init__(self, task, cell, status, text="", median=None, best=None, calls=0,
-                 seconds=0.0):
+                 seconds=0.0, note=""):
         self.task, self.cell, self.status, self.text = task, cell, status, text
         self.median, self.best, self.calls, self.seconds = median, best, calls, seconds
+        self.note = note
 
     @property
     def key(self):
@@ -77,19 +89,30 @@ def run_cell(task, cell, quick, budget, verbose=False):
         if verbose:
             traceback.print_exc()
         return done("error", "error: " + _short(e))
+    note = _cell_note(cell)
     try:
         ok, why = task.compare(answer)
     except Exception as e:
         ok, why = False, _short(e)
     if not ok:
-        return done("wrong", f"WRONG ({why})")
+        return done("wrong", f"WRONG ({why})", note=note)
     # slow cells (a call longer than the budget) get one timed repeat after the check
     min_reps = 3 if first * 3 <= 4 * budget else 1
     try:
         med, best, calls = measure(time_fn, budget, min_reps)
     except Exception as e:
-        return done("error", "error while timing: " + _short(e))
-    return done("ok", median=med, best=best, calls=calls)
+        return done("error", "error while timing: " + _short(e), note=note)
+    return done("ok", median=med, best=best, calls=calls, note=note)
+
+
+def _cell_note(cell):
+    """The cell's own note (known once make() has run); a failing note is shown, not raised."""
+    if cell.note is None:
+        return ""
+    try:
+        return cell.note() or ""
+    except Exception as e:
+        return "note failed: " + _short(e)
 
 
 def run_all(selected, quick, budget, verbose=False, progress=True):
@@ -143,6 +166,7 @@ def table(results):
                 note = f"{fmt_time(r.median / r.cell.per)}/{r.cell.unit}"
         else:
             med, best, ratio, note = r.text, "", "", ""
+        note = "; ".join(part for part in (note, r.note) if part)
         lines.append(f"| {r.task.problem} | {r.task.name} | {r.cell.label} | {med} | {best} "
                      f"| {ratio} | {note} |")
     return "\n".join(lines)
@@ -162,12 +186,14 @@ def machine():
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
+    blas = ", ".join(f"{v}={os.environ.get(v, 'unset')}" for v in BLAS_THREAD_VARS)
     peers = ", ".join(f"{k} {v}" for k, v in problems.PEERS.items()) or "none"
     absent = ", ".join(problems.ABSENT) or "none"
     return [f"machine: {cpu}; {os.cpu_count()} cores ({usable} usable); "
             f"{platform.system()} {platform.machine()}",
             f"python {platform.python_version()} ({platform.python_implementation()}); "
             f"numpy {np.__version__}; pyad {pyad.__version__}",
+            f"BLAS threads: {blas} (set them in the environment to change)",
             f"peers installed: {peers}; absent: {absent}"]
 
 

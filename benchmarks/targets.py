@@ -5,6 +5,10 @@ Each line reads `target: measured (PASS/MISS)`. A number already in the table
 the runner's timer. Lines whose feature is not built yet say n/a.
 """
 import gc
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -17,6 +21,11 @@ P3_REPLAY = "gradient, replayed from one tape"
 P1_REPLAY = "grad, replayed from one tape"
 ROSEN_N = 100_000          # Issue 3 / Issue 5: the big Rosenbrock
 SCALAR_LOOP_N = 10_000     # Issue 3: element-by-element recording is measured here
+RSS_N = 10_000_000         # Issue 13: Rosenbrock size whose gradient's peak RSS is measured
+RSS_TARGET = 1.5e9         # bytes
+RSS_ADDRESS_LIMIT = 8 << 30  # the child's address-space cap, so a runaway tape fails cleanly
+RSS_TIMEOUT_S = 600
+PEER_MODULES = ("autograd", "jax", "torch", "casadi")
 
 
 class Measurements:
@@ -246,6 +255,196 @@ def issue5(m, selected, p3_replay, p2):
     return out
 
 
+# --------------------------------------------------------------------------
+# Issue 13: array rows
+# --------------------------------------------------------------------------
+
+def _ratio_line(target, num, den, limit, num_label, den_label):
+    """One `a / b <= limit` target line from two medians (None: not measured)."""
+    r = _ratio(num, den)
+    if r is None:
+        missing = num_label if num is None else den_label
+        return _line(target, f"not measured ({missing} has no time)", None)
+    return _line(target, f"{r:.2f}x ({num_label} {fmt_time(num)}, {den_label} "
+                         f"{fmt_time(den)})", r <= limit)
+
+
+def _peer_line(target, pyad_t, peer, peer_t, limit=1.0):
+    if peer_t is None:
+        why = ("not installed" if peer in problems.ABSENT else "no time in this run")
+        return _line(target, f"not measured ({peer} {why})", None)
+    return _ratio_line(target, pyad_t, peer_t, limit, "pyad-C", peer)
+
+
+def issue13_p2(m):
+    n = ROSEN_N
+    x = problems.p2_x0(n)
+    v = np.ones_like(x)
+    f = problems.rosenbrock
+    out = [f"#### P2 Rosenbrock, n = {n:,}"]
+    try:
+        tape = pyad.trace(f, x)
+    except Exception as e:
+        return out + [f"- could not record: {type(e).__name__}: {e}"]
+    task = lambda kind: ("P2", f"{kind} n={n:,}")
+    grad = m.get(task("gradient") + ("pyad-C",), lambda: (lambda: tape.gradient(x)))
+    grad_np = m.get(task("gradient") + ("numpy (hand)",),
+                    lambda: (lambda: problems.rosenbrock_grad_hand(x)))
+    out.append(_ratio_line("gradient replay / numpy by hand ≤ 2x", grad, grad_np, 2.0,
+                           "pyad-C", "numpy"))
+    torch_grad = None
+    if problems.torch is not None:
+        def torch_gradient():
+            xt = problems.t64(x)
+
+            def run():
+                z = xt.clone().requires_grad_(True)
+                return problems.torch.autograd.grad(f(z, problems.TorchNS), z)[0]
+            return run
+        torch_grad = m.get(task("gradient") + ("torch",), torch_gradient)
+    out.append(_peer_line("gradient replay faster than torch", grad, "torch", torch_grad,
+                          limit=1.0))
+    hvp = m.get(task("hvp") + ("pyad-C",), lambda: (lambda: tape.hvp(x, v)))
+    hvp_np = m.get(task("hvp") + ("numpy (hand)",),
+                   lambda: (lambda: problems.rosenbrock_hvp_hand(x, v)))
+    out.append(_ratio_line("HVP / numpy by hand ≤ 2x", hvp, hvp_np, 2.0, "pyad-C", "numpy"))
+    rec = m.get(task("record") + ("pyad-C",), lambda: (lambda: pyad.trace(f, x).close()))
+    value_np = m.get(task("value") + ("numpy (hand)",), lambda: (lambda: f(x)))
+    out.append(_ratio_line("recording (pyad.trace) / one numpy evaluation of f ≤ 2x", rec,
+                           value_np, 2.0, "pyad.trace", "numpy f(x)"))
+    per_element = tape.nbytes / n
+    out.append(_line("tape.nbytes per element ≤ 80 B", f"{per_element:.0f} B ({tape.nbytes:,} "
+                     f"bytes, {tape.n_ops:,} ops)", per_element <= 80))
+    tape.close()
+    return out
+
+
+def issue13_p7(m):
+    X, y, w = problems.p7_data()
+    f = lambda v: problems.p7_loss(v, X, y)
+    out = ["#### P7 logistic regression, X 1000x100"]
+    replayed = ("P7", "gradient 1000x100, replayed")
+    traced = ("P7", "gradient 1000x100, traced")
+
+    def replay():
+        t = pyad.trace(f, w)
+        return lambda: t.gradient(w)
+    rep = m.get(replayed + ("pyad-C",), replay)
+    rep_np = m.get(replayed + ("numpy (hand)",),
+                   lambda: (lambda: problems.p7_grad_hand(w, X, y)))
+    out.append(_ratio_line("gradient replay / numpy by hand ≤ 1.5x", rep, rep_np, 1.5,
+                           "pyad-C", "numpy"))
+    per_call = m.get(traced + ("pyad-C",), lambda: (lambda g=pyad.grad(f): g(w)))
+    ag = None
+    if problems.autograd is not None:
+        ag = m.get(traced + ("autograd",), lambda: (
+            lambda g=problems.autograd.grad(
+                lambda v: problems.p7_loss(v, X, y, problems.agnp)): g(w)))
+    out.append(_peer_line("pyad.grad per call / autograd ≤ 1x", per_call, "autograd", ag))
+    return out
+
+
+def issue13_p9(m):
+    X, y, params = problems.p9_data()
+    f = lambda *p: problems.p9_loss(*p, X, y)
+    name = f"MLP gradient {problems.P9_BATCH}x{problems.P9_IN}->{problems.P9_HIDDEN}->1"
+    out = [f"#### P9 {name}"]
+    try:
+        tape = pyad.trace(f, *params)
+    except Exception as e:
+        return out + [f"- could not record: {type(e).__name__}: {e}"]
+    replayed, traced = ("P9", f"{name}, replayed"), ("P9", f"{name}, traced")
+    rep = m.get(replayed + ("pyad-C",), lambda: (lambda: tape.gradient(*params)))
+    rep_np = m.get(replayed + ("numpy (hand)",),
+                   lambda: (lambda: problems.p9_grad_hand(*params, X, y)))
+    out.append(_ratio_line("gradient replay / numpy by hand ≤ 1.5x", rep, rep_np, 1.5,
+                           "pyad-C", "numpy"))
+    per_call = m.get(traced + ("pyad-C",),
+                     lambda: (lambda g=pyad.grad(f, argnums=(0, 1, 2, 3)): g(*params)))
+    for peer in ("torch", "autograd"):
+        # the peers' cells live in the table; they are not re-created here
+        peer_t = m.known.get(traced + (peer,))
+        out.append(_peer_line(f"pyad.grad per call / {peer} ≤ 1x", per_call, peer, peer_t))
+    out.append(_line("tape.nbytes ≤ 2 MB", f"{tape.nbytes / 1e6:.3g} MB ({tape.nbytes:,} bytes, "
+                     f"{tape.n_ops:,} ops)", tape.nbytes <= 2e6))
+    tape.close()
+    return out
+
+
+def _peak_rss():
+    """(bytes, source): this process's peak resident set size.
+
+    Linux's getrusage ru_maxrss survives execve, so in a child it starts at the
+    parent's RSS at fork (the runner's, ~1 GB with the peers loaded); VmHWM
+    belongs to the process's own address space and starts from zero at exec.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024, "VmHWM"
+    except OSError:
+        pass
+    import resource
+    scale = 1 if sys.platform == "darwin" else 1024      # bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, "getrusage"
+
+
+def _peak_rss_child(n):
+    """Run in a fresh process: the gradient of Rosenbrock at size n; prints JSON figures."""
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (RSS_ADDRESS_LIMIT, RSS_ADDRESS_LIMIT))
+    x = problems.p2_x0(n)
+    before, _ = _peak_rss()
+    g = pyad.grad(problems.rosenbrock)(x)
+    peak, source = _peak_rss()
+    # checked after reading the peak, so the check's own arrays are not counted
+    want = problems.rosenbrock_grad_hand(x)
+    err = float(np.max(np.abs(g - want)) / np.max(np.abs(want)))
+    print(json.dumps({"before": before, "peak": peak, "source": source, "rel_err": err}))
+
+
+def issue13_rss():
+    """Peak RSS of Rosenbrock n = 1e7's gradient, measured in a fresh process."""
+    target = (f"Rosenbrock n = {RSS_N:,} gradient (pyad.grad): peak RSS ≤ "
+              f"{RSS_TARGET / 1e9:.1f} GB")
+    here = os.path.dirname(os.path.abspath(__file__))
+    # The peers are made unimportable in the child: torch or jax loaded by
+    # problems.py would add hundreds of MB that are not pyad's.
+    child = (f"import sys; sys.path.insert(0, {here!r})\n"
+             f"for peer in {PEER_MODULES!r}: sys.modules[peer] = None\n"
+             f"import targets; targets._peak_rss_child({RSS_N})")
+    try:
+        proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                              timeout=RSS_TIMEOUT_S, cwd=here)
+    except subprocess.TimeoutExpired:
+        return _line(target, f"not measured (took over {RSS_TIMEOUT_S} s)", None)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return _line(target, f"failed under a {RSS_ADDRESS_LIMIT >> 30} GiB address-space cap "
+                             f"(exit {proc.returncode}: {tail[:120]})", False)
+    fig = json.loads(proc.stdout.strip().splitlines()[-1])
+    if fig["rel_err"] > 1e-12:
+        return _line(target, f"WRONG gradient (relative error {fig['rel_err']:.3g})", False)
+    return _line(target, f"{fig['peak'] / 1e9:.2f} GB ({fig['source']}; before pyad.grad: "
+                         f"{fig['before'] / 1e9:.2f} GB)", fig["peak"] <= RSS_TARGET)
+
+
+def issue13(m, selected, quick):
+    out = ["### Issue 13: array rows (ratios of medians in this run)"]
+    if "P2" in selected:
+        out += issue13_p2(m)
+    if "P7" in selected:
+        out += issue13_p7(m)
+    if "P9" in selected:
+        out += issue13_p9(m)
+    if "P2" in selected:
+        out.append("#### memory")
+        out.append(issue13_rss() if not quick else
+                   f"- Rosenbrock n = {RSS_N:,} gradient peak RSS: not measured in --quick")
+    return out
+
+
 def report(results, selected, quick, budget):
     """The targets section, as lines of text."""
     m = Measurements(results, budget)
@@ -260,7 +459,10 @@ def report(results, selected, quick, budget):
     if "P2" in selected or "P4" in selected:
         lines += issue4(m, selected) + [""]
     if any(p in selected for p in ("P1", "P2", "P3", "P6")):
-        lines += issue5(m, selected, p3_replay, p2)
+        lines += issue5(m, selected, p3_replay, p2) + [""]
+    if any(p in selected for p in ("P2", "P7", "P9")):
+        lines += issue13(m, selected, quick)
     for key, why in m.failed.items():
         lines.append(f"- (could not measure {key}: {why})")
     return lines
+
