@@ -177,7 +177,7 @@ static double step_for(double x) { return 1e-6 * fmax(1.0, fabs(x)); }
 
 static int forward_at(pyad_tape *t, const double *x, double *y)
 {
-    double *v = dbl(pyad_n_ops(t));
+    double *v = dbl(pyad_n_slots(t));
     int64_t bad = -1;
     int s = pyad_forward(t, x, v, y, &bad);
     free(v);
@@ -187,7 +187,7 @@ static int forward_at(pyad_tape *t, const double *x, double *y)
 /* Gradient rows: xbar = u^T J at x. */
 static int reverse_at(pyad_tape *t, const double *x, const double *u, double *xbar)
 {
-    int64_t N = pyad_n_ops(t), m = pyad_n_outputs(t);
+    int64_t N = pyad_n_slots(t), m = pyad_n_outputs(t);
     double *v = dbl(N), *adj = dbl(N), *y = dbl(m);
     int64_t bad = -1;
     int s = pyad_forward(t, x, v, y, &bad);
@@ -202,19 +202,22 @@ static int reverse_at(pyad_tape *t, const double *x, const double *u, double *xb
 /* A copy of the tape through export / validate / import. */
 static pyad_tape *round_trip(pyad_tape *t)
 {
-    int64_t N = pyad_n_ops(t), nc = pyad_n_consts(t), np_ = pyad_n_pool(t);
-    int64_t n = pyad_n_inputs(t), m = pyad_n_outputs(t);
+    int64_t N = pyad_n_ops(t), S = pyad_n_slots(t), nc = pyad_n_consts(t), np_ = pyad_n_pool(t);
+    int64_t n = pyad_n_inputs(t), m = pyad_n_outputs(t), nbk = pyad_n_blocks(t);
     uint8_t *op = raw((size_t)N);
     int32_t *a = raw((size_t)N * 4), *b = raw((size_t)N * 4), *c = raw((size_t)N * 4);
+    int32_t *first = raw((size_t)N * 4), *blocks = raw((size_t)nbk * 24);
     int32_t *pool = raw((size_t)np_ * 4), *in = raw((size_t)n * 4), *out = raw((size_t)m * 4);
-    double *val = dbl(N), *consts = dbl(nc);
+    double *val = dbl(S), *consts = dbl(nc);
     pyad_tape *copy = NULL;
-    CHECK_STATUS(pyad_tape_export(t, op, a, b, c, val, consts, pool, in, out), PYAD_OK);
-    CHECK_STATUS(pyad_validate(N, op, a, b, c, nc, np_, pool, n, in, m, out), PYAD_OK);
-    CHECK_STATUS(pyad_tape_import(&copy, N, op, a, b, c, val, nc, consts, np_, pool, n, in, m,
-                                  out), PYAD_OK);
-    free(op), free(a), free(b), free(c), free(pool), free(in), free(out), free(val),
-        free(consts);
+    CHECK_STATUS(pyad_tape_export(t, op, a, b, c, first, val, consts, pool, in, out, blocks),
+                 PYAD_OK);
+    CHECK_STATUS(pyad_validate(N, op, a, b, c, first, S, nc, np_, pool, n, in, m, out, nbk,
+                               blocks), PYAD_OK);
+    CHECK_STATUS(pyad_tape_import(&copy, N, op, a, b, c, first, S, val, nc, consts, np_, pool,
+                                  n, in, m, out, nbk, blocks), PYAD_OK);
+    free(op), free(a), free(b), free(c), free(first), free(blocks), free(pool), free(in),
+        free(out), free(val), free(consts);
     return copy;
 }
 
@@ -223,7 +226,7 @@ static pyad_tape *round_trip(pyad_tape *t)
  * recorded values (v = NULL) must give the same results. */
 static void check_sweeps(pyad_tape *t, const double *x, int at_recorded, const char *label)
 {
-    const int64_t N = pyad_n_ops(t), n = pyad_n_inputs(t), m = pyad_n_outputs(t);
+    const int64_t N = pyad_n_slots(t), n = pyad_n_inputs(t), m = pyad_n_outputs(t);
     if (N <= 0 || n <= 0 || m <= 0) {
         failed++;
         fprintf(stderr, "%s: check_sweeps needs inputs and outputs\n", label);
@@ -461,7 +464,8 @@ static void check_sweeps(pyad_tape *t, const double *x, int at_recorded, const c
     {
         pyad_tape *copy = round_trip(t);
         if (copy) {
-            CHECK(pyad_n_ops(copy) == N && pyad_n_inputs(copy) == n
+            CHECK(pyad_n_slots(copy) == N && pyad_n_ops(copy) == pyad_n_ops(t)
+                  && pyad_n_blocks(copy) == pyad_n_blocks(t) && pyad_n_inputs(copy) == n
                   && pyad_n_outputs(copy) == m && pyad_n_consts(copy) == pyad_n_consts(t)
                   && pyad_n_pool(copy) == pyad_n_pool(t));
             CHECK_STATUS(forward_at(copy, x, y2), PYAD_OK);
@@ -1130,8 +1134,8 @@ static void group_null_tape(void)
     CHECK_STATUS(pyad_tangent_batch(t, 1, d, d, v, v, d, d, i64, i64), PYAD_ECLOSED);
     CHECK_STATUS(pyad_reverse_batch(t, 1, v, d, v, d), PYAD_ECLOSED);
     CHECK_STATUS(pyad_second_batch(t, 1, v, v, d, v, v, d, d), PYAD_ECLOSED);
-    CHECK_STATUS(pyad_tape_export(t, u8, i32, i32, i32, d, d, i32, i32, i32), PYAD_ECLOSED);
-    CHECK_STATUS(pyad_tape_import(NULL, 0, u8, i32, i32, i32, d, 0, d, 0, i32, 0, i32, 0, i32),
+    CHECK_STATUS(pyad_tape_export(t, u8, i32, i32, i32, i32, d, d, i32, i32, i32, i32), PYAD_ECLOSED);
+    CHECK_STATUS(pyad_tape_import(NULL, 0, u8, i32, i32, i32, i32, 0, d, 0, d, 0, i32, 0, i32, 0, i32, 0, i32),
                  PYAD_EINVAL);
 }
 
@@ -1312,9 +1316,9 @@ static void group_bad_arguments(void)
         CHECK_STATUS(pyad_second_batch(t, 1, big, big, u, big, NULL, xbar, xbard), PYAD_EINVAL);
         uint8_t op8[8];
         int32_t i8[8];
-        CHECK_STATUS(pyad_tape_export(t, NULL, i8, i8, i8, big, big, i8, i8, i8), PYAD_EINVAL);
-        CHECK_STATUS(pyad_tape_export(t, op8, i8, i8, i8, big, NULL, i8, i8, i8), PYAD_EINVAL);
-        CHECK_STATUS(pyad_tape_export(t, op8, i8, i8, i8, big, big, i8, NULL, i8), PYAD_EINVAL);
+        CHECK_STATUS(pyad_tape_export(t, NULL, i8, i8, i8, i8, big, big, i8, i8, i8, i8), PYAD_EINVAL);
+        CHECK_STATUS(pyad_tape_export(t, op8, i8, i8, i8, i8, big, NULL, i8, i8, i8, i8), PYAD_EINVAL);
+        CHECK_STATUS(pyad_tape_export(t, op8, i8, i8, i8, i8, big, big, i8, NULL, i8, i8), PYAD_EINVAL);
         /* the tape still works */
         double g[2];
         CHECK_STATUS(reverse_at(t, x, u, g), PYAD_OK);
@@ -1482,7 +1486,7 @@ static void group_branch(void)
     CHECK_STATUS(g, 3);
     int y = pyad_rec2(t, mul, 0, 1);
     CHECK_STATUS(pyad_rec_output(t, y), 0);
-    const int64_t N = pyad_n_ops(t);
+    const int64_t N = pyad_n_slots(t);
     double v[8], vd[8], out[2], outd[2], xd[2] = {1, 0}, u[1] = {1}, big[64], badx[2] = {0.2, 2.0};
     int64_t bad = -1;
     CHECK_STATUS(pyad_forward(t, badx, v, out, &bad), PYAD_EBRANCH);
@@ -1529,9 +1533,9 @@ static void group_branch(void)
 /* ---- group: pyad_validate / pyad_tape_import on corrupt arrays ---- */
 
 typedef struct {
-    int64_t n_ops, n_consts, n_pool, n_inputs, n_outputs;
+    int64_t n_ops, n_slots, n_consts, n_pool, n_inputs, n_outputs, n_blocks;
     uint8_t *op;
-    int32_t *a, *b, *c, *pool, *inputs, *outputs;
+    int32_t *a, *b, *c, *first, *pool, *inputs, *outputs, *blocks;
     double *val, *consts;
 } arrays;
 
@@ -1540,13 +1544,15 @@ static arrays export_arrays(pyad_tape *t)
     arrays r;
     r.n_ops = pyad_n_ops(t), r.n_consts = pyad_n_consts(t), r.n_pool = pyad_n_pool(t);
     r.n_inputs = pyad_n_inputs(t), r.n_outputs = pyad_n_outputs(t);
+    r.n_slots = pyad_n_slots(t), r.n_blocks = pyad_n_blocks(t);
     r.op = raw((size_t)r.n_ops);
     r.a = raw((size_t)r.n_ops * 4), r.b = raw((size_t)r.n_ops * 4), r.c = raw((size_t)r.n_ops * 4);
+    r.first = raw((size_t)r.n_ops * 4), r.blocks = raw((size_t)r.n_blocks * 24);
     r.pool = raw((size_t)r.n_pool * 4), r.inputs = raw((size_t)r.n_inputs * 4);
     r.outputs = raw((size_t)r.n_outputs * 4);
-    r.val = dbl(r.n_ops), r.consts = dbl(r.n_consts);
-    CHECK_STATUS(pyad_tape_export(t, r.op, r.a, r.b, r.c, r.val, r.consts, r.pool, r.inputs,
-                                  r.outputs), PYAD_OK);
+    r.val = dbl(r.n_slots), r.consts = dbl(r.n_consts);
+    CHECK_STATUS(pyad_tape_export(t, r.op, r.a, r.b, r.c, r.first, r.val, r.consts, r.pool,
+                                  r.inputs, r.outputs, r.blocks), PYAD_OK);
     return r;
 }
 
@@ -1558,10 +1564,12 @@ static arrays copy_arrays(const arrays *s)
     DUP(a, s->n_ops, 4);
     DUP(b, s->n_ops, 4);
     DUP(c, s->n_ops, 4);
+    DUP(first, s->n_ops, 4);
+    DUP(blocks, s->n_blocks, 24);
     DUP(pool, s->n_pool, 4);
     DUP(inputs, s->n_inputs, 4);
     DUP(outputs, s->n_outputs, 4);
-    DUP(val, s->n_ops, 8);
+    DUP(val, s->n_slots, 8);
     DUP(consts, s->n_consts, 8);
 #undef DUP
     return r;
@@ -1569,21 +1577,23 @@ static arrays copy_arrays(const arrays *s)
 
 static void free_arrays(arrays *r)
 {
-    free(r->op), free(r->a), free(r->b), free(r->c), free(r->pool), free(r->inputs);
+    free(r->op), free(r->a), free(r->b), free(r->c), free(r->first), free(r->blocks);
+    free(r->pool), free(r->inputs);
     free(r->outputs), free(r->val), free(r->consts);
 }
 
 static int validate(const arrays *r)
 {
-    return pyad_validate(r->n_ops, r->op, r->a, r->b, r->c, r->n_consts, r->n_pool, r->pool,
-                         r->n_inputs, r->inputs, r->n_outputs, r->outputs);
+    return pyad_validate(r->n_ops, r->op, r->a, r->b, r->c, r->first, r->n_slots, r->n_consts,
+                         r->n_pool, r->pool, r->n_inputs, r->inputs, r->n_outputs, r->outputs,
+                         r->n_blocks, r->blocks);
 }
 
 static int import(const arrays *r, pyad_tape **out)
 {
-    return pyad_tape_import(out, r->n_ops, r->op, r->a, r->b, r->c, r->val, r->n_consts,
-                            r->consts, r->n_pool, r->pool, r->n_inputs, r->inputs, r->n_outputs,
-                            r->outputs);
+    return pyad_tape_import(out, r->n_ops, r->op, r->a, r->b, r->c, r->first, r->n_slots,
+                            r->val, r->n_consts, r->consts, r->n_pool, r->pool, r->n_inputs,
+                            r->inputs, r->n_outputs, r->outputs, r->n_blocks, r->blocks);
 }
 
 /* Both validate and import refuse the arrays, and import leaves *out NULL. */
@@ -1606,7 +1616,7 @@ static void expect_format_error(const arrays *r, const char *what)
  * memory error and return OK or EBRANCH. */
 static void sweep_everything(pyad_tape *t)
 {
-    int64_t N = pyad_n_ops(t), n = pyad_n_inputs(t), m = pyad_n_outputs(t);
+    int64_t N = pyad_n_slots(t), n = pyad_n_inputs(t), m = pyad_n_outputs(t);
     int64_t nb = 2, bad = -1, badv[2], n_bad;
     double *x = dbl(n * nb), *xd = dbl(n * nb), *u = dbl(m * nb), *v = dbl(N * nb);
     double *vd = dbl(N * nb), *adj = dbl(N * nb), *adjd = dbl(N * nb), *y = dbl(m * nb);
@@ -1666,7 +1676,8 @@ static void group_format(void)
 
     /* one targeted corruption at a time */
     struct { const char *op; char field; int delta_kind; } cases[] = {
-        /* delta_kind: 0 = self (k), 1 = -1, 2 = n_ops, 3 = n_consts, 4 = n_pool, 5 = INT32_MAX */
+        /* delta_kind: 0 = self (row k's slot), 1 = -1, 2 = n_slots, 3 = n_consts, 4 = n_pool,
+         * 5 = INT32_MAX */
         {"sin", 'a', 0}, {"sin", 'a', 1}, {"sin", 'a', 2}, {"sin", 'a', 5},
         {"mul", 'a', 0}, {"mul", 'b', 0}, {"mul", 'b', 1}, {"mul", 'b', 5},
         {"add_c", 'a', 0}, {"add_c", 'b', 3}, {"add_c", 'b', 1},
@@ -1688,7 +1699,7 @@ static void group_format(void)
         }
         arrays r = copy_arrays(&good);
         int32_t *f = cases[i].field == 'a' ? r.a : cases[i].field == 'b' ? r.b : r.c;
-        const int32_t values[] = {k, -1, (int32_t)r.n_ops, (int32_t)r.n_consts,
+        const int32_t values[] = {r.first[k], -1, (int32_t)r.n_slots, (int32_t)r.n_consts,
                                   (int32_t)r.n_pool, INT32_MAX};
         f[k] = values[cases[i].delta_kind];
         char what[64];
@@ -1711,7 +1722,7 @@ static void group_format(void)
         expect_format_error(&r, "inputs swapped");
         free_arrays(&r);
         r = copy_arrays(&good);
-        r.inputs[2] = (int32_t)r.n_ops - 1; /* names a row that is not an input */
+        r.inputs[2] = (int32_t)r.n_slots - 1; /* names a row that is not an input */
         expect_format_error(&r, "input names a non-input row");
         free_arrays(&r);
         r = copy_arrays(&good);
@@ -1719,7 +1730,7 @@ static void group_format(void)
         expect_format_error(&r, "input -1");
         free_arrays(&r);
         r = copy_arrays(&good);
-        r.outputs[1] = (int32_t)r.n_ops;
+        r.outputs[1] = (int32_t)r.n_slots;
         expect_format_error(&r, "output past the end");
         free_arrays(&r);
         r = copy_arrays(&good);
@@ -1751,7 +1762,7 @@ static void group_format(void)
     if (good.n_pool > 0) {
         int k = index_of(&good, "max_n");
         arrays r = copy_arrays(&good);
-        r.pool[r.c[k] + 1] = k; /* an operand that is the row itself */
+        r.pool[r.c[k] + 1] = r.first[k]; /* an operand that is the row itself */
         expect_format_error(&r, "pool entry names its own row");
         free_arrays(&r);
         r = copy_arrays(&good);
@@ -1855,7 +1866,7 @@ static void group_busy(void)
         uint8_t op8[2];
         int32_t i8[4];
         double d8[4];
-        CHECK_STATUS(pyad_tape_export(t, op8, i8, i8, i8, d8, d8, i8, i8, i8), PYAD_EBUSY);
+        CHECK_STATUS(pyad_tape_export(t, op8, i8, i8, i8, i8, d8, d8, i8, i8, i8, i8), PYAD_EBUSY);
     }
     /* sweeps are running: more sweeps may start, recording may not */
     atomic_store(&t->users, 2);
@@ -1903,7 +1914,7 @@ static void faulty_session(int shrink)
         int32_t a[2], b[2] = {0, 0};
         double c[1] = {0.125};
         for (int i = 0; i < 120; ++i) {
-            a[0] = last, a[1] = (int32_t)pyad_n_ops(t);
+            a[0] = last, a[1] = (int32_t)pyad_n_slots(t);
             STEP(pyad_rec_rows(t, ops, a, b, 2, c, 1));
             if (s >= 0)
                 last = s + 1;
@@ -1927,7 +1938,7 @@ static void faulty_session(int shrink)
         if (shrink)
             STEP(pyad_shrink(t));
         /* the sweeps allocate nothing: they must work */
-        int64_t N = pyad_n_ops(t), m = pyad_n_outputs(t);
+        int64_t N = pyad_n_slots(t), m = pyad_n_outputs(t);
         if (m > 0) {
             int64_t bad;
             double *v = dbl(N), *adj = dbl(N), *y = dbl(m), *u = dbl(m), xb[3];
