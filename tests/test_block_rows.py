@@ -398,10 +398,15 @@ def test_a_loader_refuses_inconsistent_blocks(load_as):
     first = e["first"].copy()
     first[sin_row + 1] += 1
     bad["first"] = dict(first=first)
+    store_type = type(pyad.Tape(backend=load_as)._store)
     for why, change in bad.items():
         with pytest.raises(pyad.TapeFormatError):
             pyad.loads(tampered(tape, **change), backend=load_as)
+        # the store's own import checks too (loads checks in C first)
+        with pytest.raises(pyad.TapeFormatError):
+            store_type.from_arrays(dict(e, **change))
     assert pyad.loads(tampered(tape), backend=load_as).n_slots == tape.n_slots  # the control
+    assert store_type.from_arrays(dict(e)).n_slots == tape.n_slots
 
 
 # ---- teaching views and debug_nans ----
