@@ -8,6 +8,7 @@ exact formulas, and the C and Python block tapes must agree with each other.
 Then: the row counts (Rosenbrock), the exported layout, save / load / pickle,
 the teaching views and debug_nans on block rows, and what a loader refuses.
 """
+import pathlib
 import pickle
 
 import numpy as np
@@ -465,3 +466,41 @@ def test_debug_nans_names_the_row_and_the_element(backend):
             tape.gradient(bad)
     msg = str(info.value)
     assert f"op {N} (log), element 4 of {N}" in msg and "[-1.0]" in msg
+
+
+# ---- the golden file with block rows (tests/golden/make_golden_blocks.py) ----
+
+GOLDEN = pathlib.Path(__file__).with_name("golden") / "golden_v3_blocks.pyad"
+G_X0 = np.array([0.5, -1.0, 1.5, 2.0, -0.3, 0.8])
+G_C6 = np.array([0.0, 0.0, 1.0, 3.0, -1.0, 1.0])
+
+
+def golden_value(x):
+    return (np.sum(np.sin(x)) * x[0] + np.sum(x[::2] * x[1::2])
+            + np.sum(np.where(x > G_C6, x * x, 2.0 * x)))
+
+
+def golden_gradient(x):
+    g = np.cos(x) * x[0] + np.where(x > G_C6, 2.0 * x, 2.0)
+    g[0] += np.sum(np.sin(x))
+    g[::2] += x[1::2]
+    g[1::2] += x[::2]
+    return g
+
+
+def test_the_golden_block_file_loads_to_the_closed_form(backend):
+    tape = pyad.load(GOLDEN, backend=backend)
+    assert (tape.n_inputs, tape.n_outputs, tape.n_ops, tape.n_slots) == (6, 1, 23, 59)
+    op = tape._store.export()["op"]
+    blocks = sorted((ops.NAME[op[k]], *layout) for k, layout in block_table(tape).items())
+    assert blocks == sorted([
+        ("sin", 6, 1, 0, 0, 0), ("mul", 6, 1, 0, 0, 0),        # sin(x) * x[0] broadcast
+        ("mul", 3, 2, 2, 0, 0),                                  # x[::2] * x[1::2]
+        ("gt_c", 6, 1, 0, 0, 1), ("mul", 6, 1, 1, 0, 0),        # x > C6 (per element), x * x
+        ("mul_c", 6, 1, 0, 0, 0), ("select", 6, 1, 1, 1, 0),   # 2.0 * x (shared), where
+        # the first levels (3 pairs) of the two sums of 6; the sum of 3 is scalar rows
+        ("add", 3, 2, 2, 0, 0), ("add", 3, 2, 2, 0, 0)])
+    close(tape(), golden_value(G_X0), "recorded value", rtol=1e-15)
+    for x in (G_X0, np.array([0.2, 0.4, 0.9, 3.5, -1.5, 1.2])):
+        close(tape(x), golden_value(x), "value", rtol=1e-14)
+        close(tape.gradient(x), golden_gradient(x), "gradient", rtol=1e-14)
