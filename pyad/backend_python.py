@@ -136,7 +136,13 @@ _ARRAY_TWINS = {
                   lambda m, x, y, z: (_tie_share(y, x), 0.0), _no_second),
     "abs": (lambda m, x, y: np.fabs(x), lambda m, x, y, z: (_sign_of(x), 0.0), _no_second),
 }
-_ARRAY_RULE = [_ARRAY_TWINS.get(name, RULES.get(name)) for name in ops.NAME]
+_ARRAY_TWIN = [_ARRAY_TWINS.get(name) for name in ops.NAME]
+
+
+def _array_rule(op):
+    """The rule block rows use: the twin of a branchy rule, else the one _RULE holds
+    (read at each call, the same table the scalar rows use)."""
+    return _ARRAY_TWIN[op] or _RULE[op]
 
 
 def _on_arrays(f, *args):
@@ -184,7 +190,7 @@ def _block_value(op, x, y):
     cmp = _CMP[op]
     if cmp:
         return cmp(x, y).astype(np.float64)
-    z = _on_arrays(_ARRAY_RULE[op][0], x, y)
+    z = _on_arrays(_array_rule(op)[0], x, y)
     return np.broadcast_to(np.asarray(z, dtype=np.float64), x.shape)
 
 
@@ -252,6 +258,7 @@ def _records(method):
 
 # ---- one block row in a sweep: one numpy expression per row ----
 
+@np.errstate(all="ignore")  # IEEE, as the scalar rows and the C core: inf - inf is NaN
 def _forward_block(op, a, b, c, first, blk, v, vd, consts):
     """Values (and tangents) of the w slots a block row defines."""
     w = blk[0]
@@ -269,13 +276,14 @@ def _forward_block(op, a, b, c, first, blk, v, vd, consts):
     v[out] = z.tolist()
     if vd is None or _CMP[op]:
         return  # a comparison's tangent is zero
-    d_x, d_y = _on_arrays(_ARRAY_RULE[op][1], x, y, z)
+    d_x, d_y = _on_arrays(_array_rule(op)[1], x, y, z)
     t = _scaled_array(d_x, _elements(vd, a, blk[1], w))
     if kind == "binary":
         t = t + _scaled_array(d_y, _elements(vd, b, blk[2], w))
     vd[out] = t.tolist()
 
 
+@np.errstate(all="ignore")
 def _reverse_block(op, a, b, c, first, blk, v, adj, vd, adjd, consts):
     """Move the adjoints (and their tangents) of a block row's slots to its operands."""
     w = blk[0]
@@ -295,7 +303,7 @@ def _reverse_block(op, a, b, c, first, blk, v, adj, vd, adjd, consts):
         return  # comparisons pass nothing back
     x, y = _block_operands(kind, a, b, blk, v, consts)
     z = np.array(v[first:first + w], dtype=np.float64)
-    _, partials, second = _ARRAY_RULE[op]
+    _, partials, second = _array_rule(op)
     d_x, d_y = _on_arrays(partials, x, y, z)
     _accumulate(adj, a, blk[1], _scaled_array(d_x, g))
     if kind == "binary":
