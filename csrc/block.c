@@ -14,8 +14,13 @@
 
 /* No SIMD libm here (batch.c declares it for scalar rows): a block row must give
  * bit for bit the values of its scalar rows in every sweep, and the one-point
- * sweeps of scalar rows call the scalar libm. */
+ * sweeps of scalar rows call the scalar libm. The kernels are still compiled
+ * for AVX2 as well (4 doubles a step), picked at load time, where batch.c is. */
+#ifdef PYAD_VECTOR_MATH
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
 #define VECTOR_CLONES
+#endif
 
 int64_t block_search(const pyad_tape *t, int64_t row)
 {
