@@ -358,7 +358,8 @@ def check_arrays(a):
                         "hold one value per slot")
     n_consts, n_inputs, n_slots = a["consts"].size, a["inputs"].size, a["val"].size
     inputs, pool = a["inputs"].tolist(), a["pool"].tolist()
-    for k, (op, x, y, z, s) in enumerate(zip(*(a[c].tolist() for c in ("op", "a", "b", "c", "first")))):
+    columns = (a[name].tolist() for name in ("op", "a", "b", "c", "first"))
+    for k, (op, x, y, z, s) in enumerate(zip(*columns)):
         w, sa, sb, sc, sk = blocks.get(k, (1, 0, 0, 0, 0))
         kind, name = _KIND[op], ops.NAME[op]
         if w > 1 and kind not in _BLOCK_KINDS and op != _SELECT:
@@ -601,7 +602,8 @@ class PyStore(RowBuffer):
 
     def _select(self, cond, a, b):
         cond, a, b = self._slot(cond), self._slot(a), self._slot(b)
-        return self._append(_SELECT, cond, a, b, self.val[a] if self.val[cond] != 0 else self.val[b])
+        value = self.val[a] if self.val[cond] != 0 else self.val[b]
+        return self._append(_SELECT, cond, a, b, value)
 
     @_records
     def guard(self, cond, expected):

@@ -16,7 +16,9 @@ A block row (one numpy operation on arrays, ARR_CONTRACT.md) is one line: its
 slots are numbered like w scalar rows and written as a range, its operands as
 ranges too (a broadcast operand as its one slot, a stride as a step):
 
-    v[12:112]  sin(v[2:102])        v[112:212]  v[12:112] * v_1        v[212:262]  v[12:112:2] + v[13:113:2]
+    v[12:112]   sin(v[2:102])
+    v[112:212]  v[12:112] * v_1                 (v_1 broadcast: stride 0)
+    v[212:262]  v[12:112:2] + v[13:113:2]       (strided: a pairwise sum's first level)
 """
 import numpy as np
 

@@ -86,7 +86,7 @@ def _cases():
                                                 + pyad.where(a < c, x[4], 2.0 * a)), x, C7),
                    lambda x: np.where(x > x[0], x * x, -x) + np.where(x < C7, x[4], 2.0 * x),
                    lambda x: (np.diag(np.where(x > x[0], 2 * x, -1.0))
-                              + np.where((x < C7)[:, None], eye[4][None, :], np.diag(np.full(N, 2.0)))))
+                              + np.where((x < C7)[:, None], eye[4][None, :], 2.0 * eye)))
     # the pairwise sum of a contiguous array: levels with stride 2 (and a leftover)
     d["sum"] = (lambda x: pyad.stack([np.sum(x * x), np.sum(x[1:])]),
                 lambda x: pyad.stack([sum_loop([e * e for e in x]), sum_loop(list(x[1:]))]),
