@@ -166,7 +166,9 @@ def _elements(values, slot, stride, w):
 
 def _accumulate(values, slot, stride, contrib):
     """values[slot + stride * i] += contrib[i]. A broadcast operand (stride 0) read
-    one slot for every element, so it gets the sum of all their contributions."""
+    one slot for every element, so it gets the sum of all their contributions; with
+    a stride >= 1 the elements name distinct slots, so one slice add is exact (two
+    operands of a row that overlap, x[1:] * x[:-1], are accumulated one after the other)."""
     if stride == 0:
         values[slot] += float(np.sum(contrib))
         return
@@ -264,11 +266,11 @@ def _forward_block(op, a, b, c, first, blk, v, vd, consts):
     w = blk[0]
     out = slice(first, first + w)
     if op == _SELECT:
-        _, s_cond, s_a, s_b, _ = blk
+        _, s_cond, s_then, s_else, _ = blk
         pick = _elements(v, a, s_cond, w) != 0
-        v[out] = np.where(pick, _elements(v, b, s_a, w), _elements(v, c, s_b, w)).tolist()
+        v[out] = np.where(pick, _elements(v, b, s_then, w), _elements(v, c, s_else, w)).tolist()
         if vd is not None:
-            vd[out] = np.where(pick, _elements(vd, b, s_a, w), _elements(vd, c, s_b, w)).tolist()
+            vd[out] = np.where(pick, _elements(vd, b, s_then, w), _elements(vd, c, s_else, w)).tolist()
         return
     kind = _KIND[op]
     x, y = _block_operands(kind, a, b, blk, v, consts)
@@ -290,13 +292,13 @@ def _reverse_block(op, a, b, c, first, blk, v, adj, vd, adjd, consts):
     g = np.array(adj[first:first + w], dtype=np.float64)
     gd = np.array(adjd[first:first + w], dtype=np.float64) if adjd is not None else None
     if op == _SELECT:
-        _, s_cond, s_a, s_b, _ = blk
+        _, s_cond, s_then, s_else, _ = blk
         pick = _elements(v, a, s_cond, w) != 0
-        _accumulate(adj, b, s_a, np.where(pick, g, 0.0))
-        _accumulate(adj, c, s_b, np.where(pick, 0.0, g))
+        _accumulate(adj, b, s_then, np.where(pick, g, 0.0))
+        _accumulate(adj, c, s_else, np.where(pick, 0.0, g))
         if adjd is not None:
-            _accumulate(adjd, b, s_a, np.where(pick, gd, 0.0))
-            _accumulate(adjd, c, s_b, np.where(pick, 0.0, gd))
+            _accumulate(adjd, b, s_then, np.where(pick, gd, 0.0))
+            _accumulate(adjd, c, s_else, np.where(pick, 0.0, gd))
         return
     kind = _KIND[op]
     if kind not in ("unary", "binary", "with_const"):
