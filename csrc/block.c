@@ -35,20 +35,6 @@ int64_t block_search(const pyad_tape *t, int64_t row)
     return lo;
 }
 
-int block_op_ok(int op)
-{
-    switch (pyad_op_kind(op)) {
-    case PYAD_KIND_UNARY:
-    case PYAD_KIND_BINARY:
-    case PYAD_KIND_WITH_CONST:
-    case PYAD_KIND_COMPARE:
-    case PYAD_KIND_COMPARE_C:
-        return 1;
-    default:
-        return op == OP_select;
-    }
-}
-
 /* ---- single-point and batched sweeps: a run of n elements ---- */
 
 /* One loop of a kernel: result arrays from element 0, operand element j at

@@ -28,9 +28,6 @@ static inline int64_t block_row(const pyad_tape *t, int64_t i)
 /* The first block entry whose row is >= row (n_blocks if none). */
 int64_t block_search(const pyad_tape *t, int64_t row);
 
-/* The op codes that may be block rows. */
-int block_op_ok(int op);
-
 /* Sweeps over block i of t. Slot s's lanes are at s * lanes .. s * lanes +
  * lanes - 1 in every work array (lanes = 1 for the one-point sweeps, nb for the
  * batched ones). Arrays not used by a sweep may be NULL. */

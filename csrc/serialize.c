@@ -130,9 +130,8 @@ int pyad_validate(int64_t n_ops, const uint8_t *op, const int32_t *a, const int3
             const int32_t *e = blocks + bi * BLOCK_FIELDS;
             bl = (struct block){e[BLK_ROW], e[BLK_WIDTH], e[BLK_SA], e[BLK_SB], e[BLK_SC],
                                 e[BLK_SK]};
-            /* in row order, one per block row, of an op that may be one */
-            if (bl.row != k || bl.w < 2 || bl.sa < 0 || bl.sb < 0 || bl.sc < 0 || bl.sk < 0
-                || !block_op_ok(op[k]))
+            /* in row order, one per block row (row_ok refuses ops that may not be one) */
+            if (bl.row != k || bl.w < 2 || bl.sa < 0 || bl.sb < 0 || bl.sc < 0 || bl.sk < 0)
                 return PYAD_EFORMAT;
             ++bi;
         }
