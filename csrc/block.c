@@ -66,6 +66,19 @@ struct run {
 #define ONE_A sa == 1
 #define ONE_AB sa == 1 && sb == 1
 #define ONE_AK sa == 1 && sk == 0
+/* A level of a pairwise sum reads x[0::2] and x[1::2]: its own copy too. (In
+ * the reverse sweeps a and b may name the same slots, so they keep one copy
+ * for unit strides, which the compiler checks for overlap at run time.) */
+#define AB2 const int64_t sa = 2; const int64_t sb = 2;
+#define BINARY_LOOP(loop, ...)                                                              \
+    if (sa == 1 && sb == 1) {                                                               \
+        AB1 loop { __VA_ARGS__ }                                                            \
+    } else if (sa == 2 && sb == 2) {                                                        \
+        AB2 loop { __VA_ARGS__ }                                                            \
+    } else {                                                                                \
+        loop { __VA_ARGS__ }                                                                \
+    }
+#define BINARY_SCATTER(loop, ...) UNIT_OR_STRIDED(ONE_AB, AB1, loop, __VA_ARGS__)
 
 #define RUN_LOCALS                                                                          \
     const int64_t n = r->n, sa = r->sa, sb = r->sb, sc = r->sc, sk = r->sk;                 \
@@ -86,8 +99,7 @@ static void run_values(const struct run *r)
         break;
 #define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
     case OP_##name:                                                                         \
-        UNIT_OR_STRIDED(ONE_AB, AB1, UP,                                                    \
-                        double x = va[j * sa], y = vb[j * sb]; z[j] = (value);)             \
+        BINARY_LOOP(UP, double x = va[j * sa], y = vb[j * sb]; z[j] = (value);)             \
         break;
 #define WITH_CONST(name, value, d_x, dd_x)                                                  \
     case OP_##name:                                                                         \
@@ -127,8 +139,7 @@ static void run_tangent(const struct run *r)
         break;
 #define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
     case OP_##name:                                                                         \
-        UNIT_OR_STRIDED(ONE_AB, AB1, UP,                                                    \
-                        double x = va[j * sa], y = vb[j * sb];                              \
+        BINARY_LOOP(UP, double x = va[j * sa], y = vb[j * sb];                              \
                         double xd = ta[j * sa], yd = tb[j * sb]; double z_ = (value);       \
                         { double z = z_; zd[j] = scaled(d_x, xd) + scaled(d_y, yd); (void)z; } \
                         z[j] = z_;)                                                         \
@@ -171,25 +182,22 @@ static void run_reverse(const struct run *r)
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
     case OP_##name:                                                                         \
-        DOWN {                                                                              \
+        UNIT_OR_STRIDED(ONE_A, A1, DOWN,                                                    \
             double x = va[j * sa], z_ = z[j];                                               \
-            { double z = z_; (void)x; (void)z; ga[j * sa] += scaled(d_x, g[j]); }          \
-        }                                                                                   \
+            { double z = z_; (void)x; (void)z; ga[j * sa] += scaled(d_x, g[j]); })         \
         break;
 #define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
     case OP_##name:                                                                         \
-        DOWN {                                                                              \
+        BINARY_SCATTER(DOWN,                                                                \
             double x = va[j * sa], y = vb[j * sb], z_ = z[j];                               \
             { double z = z_; (void)x; (void)y; (void)z;                                     \
-              ga[j * sa] += scaled(d_x, g[j]); gb[j * sb] += scaled(d_y, g[j]); }           \
-        }                                                                                   \
+              ga[j * sa] += scaled(d_x, g[j]); gb[j * sb] += scaled(d_y, g[j]); })          \
         break;
 #define WITH_CONST(name, value, d_x, dd_x)                                                  \
     case OP_##name:                                                                         \
-        DOWN {                                                                              \
+        UNIT_OR_STRIDED(ONE_AK, AK1, DOWN,                                                  \
             double x = va[j * sa], y = kk[j * sk], z_ = z[j];                               \
-            { double z = z_; (void)x; (void)y; (void)z; ga[j * sa] += scaled(d_x, g[j]); } \
-        }                                                                                   \
+            { double z = z_; (void)x; (void)y; (void)z; ga[j * sa] += scaled(d_x, g[j]); }) \
         break;
 #define COMPARE(name, numpy, operator, cf, rcf, value)
 #define COMPARE_C(name, value)
@@ -218,17 +226,16 @@ static void run_second(const struct run *r)
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
     case OP_##name:                                                                         \
-        DOWN {                                                                              \
+        UNIT_OR_STRIDED(ONE_A, A1, DOWN,                                                    \
             double x = va[j * sa], xd = ta[j * sa], z_ = z[j];                              \
             { double z = z_; (void)x; (void)xd; (void)z;                                    \
               double p = (d_x);                                                             \
               ga[j * sa] += scaled(p, g[j]);                                                \
-              qa[j * sa] += scaled(p, gd[j]) + scaled(dd_x, g[j]); }                        \
-        }                                                                                   \
+              qa[j * sa] += scaled(p, gd[j]) + scaled(dd_x, g[j]); })                       \
         break;
 #define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
     case OP_##name:                                                                         \
-        DOWN {                                                                              \
+        BINARY_SCATTER(DOWN,                                                                \
             double x = va[j * sa], y = vb[j * sb], xd = ta[j * sa], yd = tb[j * sb];        \
             double z_ = z[j];                                                               \
             { double z = z_; (void)x; (void)y; (void)xd; (void)yd; (void)z;                 \
@@ -236,18 +243,16 @@ static void run_second(const struct run *r)
               ga[j * sa] += scaled(p, g[j]);                                                \
               qa[j * sa] += scaled(p, gd[j]) + scaled(dd_x, g[j]);                          \
               gb[j * sb] += scaled(q, g[j]);                                                \
-              qb[j * sb] += scaled(q, gd[j]) + scaled(dd_y, g[j]); }                        \
-        }                                                                                   \
+              qb[j * sb] += scaled(q, gd[j]) + scaled(dd_y, g[j]); })                       \
         break;
 #define WITH_CONST(name, value, d_x, dd_x)                                                  \
     case OP_##name:                                                                         \
-        DOWN {                                                                              \
+        UNIT_OR_STRIDED(ONE_AK, AK1, DOWN,                                                  \
             double x = va[j * sa], y = kk[j * sk], xd = ta[j * sa], z_ = z[j];             \
             { double z = z_; (void)x; (void)y; (void)xd; (void)z;                           \
               double p = (d_x);                                                             \
               ga[j * sa] += scaled(p, g[j]);                                                \
-              qa[j * sa] += scaled(p, gd[j]) + scaled(dd_x, g[j]); }                        \
-        }                                                                                   \
+              qa[j * sa] += scaled(p, gd[j]) + scaled(dd_x, g[j]); })                       \
         break;
 #define COMPARE(name, numpy, operator, cf, rcf, value)
 #define COMPARE_C(name, value)

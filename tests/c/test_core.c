@@ -1063,7 +1063,7 @@ static void record_block_case(pyad_tape *t, int which, int blocked)
 {
     static const double X[BX] = {0.35, 0.8, -0.45, 1.3, 0.6, -0.9, 0.25, 1.1, 0.7};
     CHECK_STATUS(pyad_rec_input_n(t, X, BX), 0);
-    int32_t a[8], b[8], c[8];
+    int32_t a[20], b[20], c[20];
     double k[8];
     int n = 0, op = -1, op2 = -1;
     for (int i = 0; i < 8; ++i)
@@ -1088,10 +1088,19 @@ static void record_block_case(pyad_tape *t, int which, int blocked)
     case 10: op2 = 1; op = OP("rdiv_c"); ARGS(7, i + 1, 0, 0); break; /* one per element */
     case 11: op = OP("gt_c"); op2 = 1; ARGS(8, i, 0, 0); break;     /* compare_c */
     case 12: op = OP("lt"); ARGS(8, i, i + 1, 0); break;           /* compare */
+    case 15: /* strides 2 over 40 earlier slots: overlapping, or apart as a sum level's */
+    case 16: {
+        int32_t base = (int32_t)pyad_n_slots(t);
+        for (int i = 0; i < 40; ++i)
+            CHECK_STATUS(pyad_rec1(t, OP("cos"), i % BX), base + i);
+        op = OP(which == 15 ? "mul" : "sub");
+        ARGS(19, base + 2 * i, base + 2 * i + (which == 15 ? 2 : 1), 0);
+        break;
+    }
     default: break;
     }
     int32_t first = (int32_t)pyad_n_slots(t);
-    if (which <= 8 || which == 12) {
+    if (which <= 8 || which == 12 || which >= 15) {
         int kind = pyad_op_kind(op);
         if (blocked)
             CHECK_STATUS(kind == PYAD_KIND_UNARY ? pyad_rec1_n(t, op, a, n) : pyad_rec2_n(t, op, a, b, n),
@@ -1123,7 +1132,7 @@ static void record_block_case(pyad_tape *t, int which, int blocked)
     }
 #undef ARGS
     /* a nonlinear use of every result, so second order has something to carry */
-    int32_t outs[32];
+    int32_t outs[64];
     int m = 0;
     int sq = OP("square"), mul = OP("mul");
     for (int i = 0; i < n; ++i) {
@@ -1133,7 +1142,7 @@ static void record_block_case(pyad_tape *t, int which, int blocked)
     CHECK_STATUS(pyad_rec_output_n(t, outs, m), 0);
 }
 
-#define N_BLOCK_CASES 15
+#define N_BLOCK_CASES 17
 
 /* The tapes agree on every sweep: bit for bit at one point and in the vector
  * sweeps, to rounding in the batched ones (their scalar rows may take glibc's
