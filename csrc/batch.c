@@ -70,13 +70,15 @@ static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double
     const double *consts = t->consts;
     int64_t n_in = t->n_inputs;
     int64_t bi = 0, block_k = block_row(t, bi);
+    int64_t shift = 0; /* slot - row (block.h) */
     for (int64_t k = 0; k < t->n_ops; ++k) {
         if (k == block_k) { /* a block row: one loop over its elements */
             if (vd) block_tangent(t, bi, nb, v, vd); else block_values(t, bi, nb, v);
+            shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;
         }
-        int64_t zs = t->first[k];
+        int64_t zs = k + shift;
         double *out = v + zs * nb;
         double *outd = vd ? vd + zs * nb : NULL;
         switch (op[k]) {
@@ -257,13 +259,15 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
     const double *consts = t->consts;
     seed_batch(t, nb, u, adj);
     int64_t bi = t->n_blocks - 1, block_k = block_row(t, bi);
+    int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
             block_reverse(t, bi, nb, v, adj);
+            shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
         }
-        int64_t zs = t->first[k];
+        int64_t zs = k + shift;
         const double *g = adj + zs * nb;
         double *ga = adj + (int64_t)A[k] * nb;
         switch (op[k]) {
@@ -349,13 +353,15 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
     seed_batch(t, nb, u, adj);
     memset(adjd, 0, (size_t)(t->n_slots * nb) * sizeof *adjd);
     int64_t bi = t->n_blocks - 1, block_k = block_row(t, bi);
+    int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
             block_second(t, bi, nb, v, vd, adj, adjd);
+            shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
         }
-        int64_t zs = t->first[k];
+        int64_t zs = k + shift;
         const double *g = adj + zs * nb, *gd = adjd + zs * nb;
         double *ga = adj + (int64_t)A[k] * nb, *gda = adjd + (int64_t)A[k] * nb;
         switch (op[k]) {

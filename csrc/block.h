@@ -25,6 +25,14 @@ static inline int64_t block_row(const pyad_tape *t, int64_t i)
     return i >= 0 && i < t->n_blocks ? t->blocks[i * BLOCK_FIELDS + BLK_ROW] : -1;
 }
 
+/* The width of block entry i. Scalar rows between block rows define
+ * consecutive slots, so a sweep tracks slot - row and adds each block's
+ * width - 1 as it passes it, instead of reading every row's first slot. */
+static inline int64_t block_width(const pyad_tape *t, int64_t i)
+{
+    return t->blocks[i * BLOCK_FIELDS + BLK_WIDTH];
+}
+
 /* The first block entry whose row is >= row (n_blocks if none). */
 int64_t block_search(const pyad_tape *t, int64_t row);
 

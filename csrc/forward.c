@@ -12,13 +12,15 @@ int forward_range(const pyad_tape *t, const double *x, double *v,
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
     int64_t bi = block_search(t, begin), block_k = block_row(t, bi);
+    int64_t shift = begin < end ? t->first[begin] - begin : 0; /* slot - row (block.h) */
     for (int64_t k = begin; k < end; ++k) {
         if (k == block_k) { /* a block row: one loop over its elements */
             block_values(t, bi, 1, v);
+            shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;
         }
-        int64_t zs = t->first[k];
+        int64_t zs = k + shift;
         switch (op[k]) {
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x) \
@@ -81,13 +83,15 @@ static int tangent_range(const pyad_tape *t, const double *x, const double *xdot
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
     int64_t bi = 0, block_k = block_row(t, bi);
+    int64_t shift = 0; /* slot - row (block.h) */
     for (int64_t k = 0; k < t->n_ops; ++k) {
         if (k == block_k) { /* a block row: one loop over its elements */
             block_tangent(t, bi, 1, v, vd);
+            shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;
         }
-        int64_t zs = t->first[k];
+        int64_t zs = k + shift;
         switch (op[k]) {
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \

@@ -21,13 +21,15 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
     int64_t bi = 0, block_k = block_row(t, bi);
+    int64_t shift = 0; /* slot - row (block.h) */
     for (int64_t k = 0; k < t->n_ops && s == PYAD_OK; ++k) {
         if (k == block_k) { /* a block row: one loop over its elements */
             block_tangent_vector(t, bi, p, v, vd);
+            shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;
         }
-        int64_t zs = t->first[k];
+        int64_t zs = k + shift;
         double *out = vd + zs * p;
         const double *ta = vd + (int64_t)A[k] * p; /* every op has a slot in A */
         switch (op[k]) {
@@ -152,13 +154,15 @@ int pyad_reverse_vector(pyad_tape *t, int64_t q, const double *v, const double *
         for (int64_t j = 0; j < q; ++j)
             adj[(int64_t)t->outputs[i] * q + j] += u[j * t->n_outputs + i];
     int64_t bi = t->n_blocks - 1, block_k = block_row(t, bi);
+    int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
             block_reverse_vector(t, bi, q, v, adj);
+            shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
         }
-        int64_t zs = t->first[k];
+        int64_t zs = k + shift;
         const double *g = adj + zs * q;
         double *ga = adj + (int64_t)A[k] * q;
         switch (op[k]) {
@@ -245,13 +249,15 @@ int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *v
     for (int64_t i = 0; i < t->n_outputs; ++i)
         adj[t->outputs[i]] += u[i];
     int64_t bi = t->n_blocks - 1, block_k = block_row(t, bi);
+    int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
             block_second_vector(t, bi, p, v, vd, adj, adjd);
+            shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
         }
-        int64_t zs = t->first[k];
+        int64_t zs = k + shift;
         double g = adj[zs];
         const double *gd = adjd + zs * p;
         const double *ta = vd + (int64_t)A[k] * p;
