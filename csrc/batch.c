@@ -6,6 +6,7 @@
 
 #include "rules.h"
 #include "special_rules.h"
+#include "block.h"
 
 #ifdef PYAD_VECTOR_MATH
 /* glibc's libmvec has SIMD versions of these; declaring them lets the compiler
@@ -68,9 +69,18 @@ static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
     int64_t n_in = t->n_inputs;
+    int64_t bi = 0, block_k = block_row(t, bi);
+    int64_t shift = 0; /* slot - row (block.h) */
     for (int64_t k = 0; k < t->n_ops; ++k) {
-        double *out = v + k * nb;
-        double *outd = vd ? vd + k * nb : NULL;
+        if (k == block_k) { /* a block row: one loop over its elements */
+            if (vd) block_tangent(t, bi, nb, v, vd); else block_values(t, bi, nb, v);
+            shift += block_width(t, bi) - 1;
+            block_k = block_row(t, ++bi);
+            continue;
+        }
+        int64_t zs = k + shift;
+        double *out = v + zs * nb;
+        double *outd = vd ? vd + zs * nb : NULL;
         switch (op[k]) {
 /* The partials are computed unconditionally (then scaled): a call inside a
  * condition would keep the loop over points from being vectorized. */
@@ -218,7 +228,7 @@ int pyad_tangent_batch(pyad_tape *t, int64_t nb, const double *x, const double *
 
 static void seed_batch(const pyad_tape *t, int64_t nb, const double *u, double *adj)
 {
-    memset(adj, 0, (size_t)(t->n_ops * nb) * sizeof *adj);
+    memset(adj, 0, (size_t)(t->n_slots * nb) * sizeof *adj);
     for (int64_t i = 0; i < t->n_outputs; ++i) {
         double *dst = adj + (int64_t)t->outputs[i] * nb;
         FOR_POINTS dst[b] += u[b * t->n_outputs + i];
@@ -248,15 +258,24 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
     seed_batch(t, nb, u, adj);
+    int64_t bi = t->n_blocks - 1, block_k = block_row(t, bi);
+    int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
-        const double *g = adj + k * nb;
+        if (k == block_k) { /* a block row: one loop over its elements */
+            block_reverse(t, bi, nb, v, adj);
+            shift -= block_width(t, bi) - 1;
+            block_k = block_row(t, --bi);
+            continue;
+        }
+        int64_t zs = k + shift;
+        const double *g = adj + zs * nb;
         double *ga = adj + (int64_t)A[k] * nb;
         switch (op[k]) {
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
         case OP_##name:                                                                     \
             FOR_POINTS {                                                                    \
-                double x = AT(v, A[k]), z = AT(v, k);                                       \
+                double x = AT(v, A[k]), z = AT(v, zs);                                       \
                 (void)x; (void)z;                                                           \
                 double da = (d_x);                                                          \
                 ga[b] += scaled(da, g[b]);                                                  \
@@ -266,7 +285,7 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
         case OP_##name: {                                                                   \
             double *gb = adj + (int64_t)B[k] * nb;                                          \
             FOR_POINTS {                                                                    \
-                double x = AT(v, A[k]), y = AT(v, B[k]), z = AT(v, k);                      \
+                double x = AT(v, A[k]), y = AT(v, B[k]), z = AT(v, zs);                      \
                 (void)x; (void)y; (void)z;                                                  \
                 double da = (d_x), db = (d_y);                                              \
                 ga[b] += scaled(da, g[b]);                                                  \
@@ -277,7 +296,7 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
 #define WITH_CONST(name, value, d_x, dd_x)                                                  \
         case OP_##name:                                                                     \
             FOR_POINTS {                                                                    \
-                double x = AT(v, A[k]), y = consts[B[k]], z = AT(v, k);                     \
+                double x = AT(v, A[k]), y = consts[B[k]], z = AT(v, zs);                     \
                 (void)x; (void)y; (void)z;                                                  \
                 double da = (d_x);                                                          \
                 ga[b] += scaled(da, g[b]);                                                  \
@@ -306,7 +325,7 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
         }
         case OP_max_n:
         case OP_min_n:
-            FOR_POINTS share_among_ties(v, t->pool + C[k], B[k], AT(v, k), nb, b, g[b], adj, nb, b);
+            FOR_POINTS share_among_ties(v, t->pool + C[k], B[k], AT(v, zs), nb, b, g[b], adj, nb, b);
             break;
         default:
             break;
@@ -332,16 +351,25 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
     seed_batch(t, nb, u, adj);
-    memset(adjd, 0, (size_t)(t->n_ops * nb) * sizeof *adjd);
+    memset(adjd, 0, (size_t)(t->n_slots * nb) * sizeof *adjd);
+    int64_t bi = t->n_blocks - 1, block_k = block_row(t, bi);
+    int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
-        const double *g = adj + k * nb, *gd = adjd + k * nb;
+        if (k == block_k) { /* a block row: one loop over its elements */
+            block_second(t, bi, nb, v, vd, adj, adjd);
+            shift -= block_width(t, bi) - 1;
+            block_k = block_row(t, --bi);
+            continue;
+        }
+        int64_t zs = k + shift;
+        const double *g = adj + zs * nb, *gd = adjd + zs * nb;
         double *ga = adj + (int64_t)A[k] * nb, *gda = adjd + (int64_t)A[k] * nb;
         switch (op[k]) {
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
         case OP_##name:                                                                     \
             FOR_POINTS {                                                                    \
-                double x = AT(v, A[k]), xd = AT(vd, A[k]), z = AT(v, k);                    \
+                double x = AT(v, A[k]), xd = AT(vd, A[k]), z = AT(v, zs);                    \
                 (void)x; (void)xd; (void)z;                                                 \
                 double da = (d_x), dda = (dd_x);                                            \
                 ga[b] += scaled(da, g[b]);                                                  \
@@ -352,7 +380,7 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
         case OP_##name: {                                                                   \
             double *gb = adj + (int64_t)B[k] * nb, *gdb = adjd + (int64_t)B[k] * nb;        \
             FOR_POINTS {                                                                    \
-                double x = AT(v, A[k]), y = AT(v, B[k]), z = AT(v, k);                      \
+                double x = AT(v, A[k]), y = AT(v, B[k]), z = AT(v, zs);                      \
                 double xd = AT(vd, A[k]), yd = AT(vd, B[k]);                                \
                 (void)x; (void)y; (void)z; (void)xd; (void)yd;                              \
                 double da = (d_x), db = (d_y), dda = (dd_x), ddb = (dd_y);                  \
@@ -366,7 +394,7 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
 #define WITH_CONST(name, value, d_x, dd_x)                                                  \
         case OP_##name:                                                                     \
             FOR_POINTS {                                                                    \
-                double x = AT(v, A[k]), y = consts[B[k]], xd = AT(vd, A[k]), z = AT(v, k);  \
+                double x = AT(v, A[k]), y = consts[B[k]], xd = AT(vd, A[k]), z = AT(v, zs);  \
                 (void)x; (void)y; (void)xd; (void)z;                                        \
                 double da = (d_x), dda = (dd_x);                                            \
                 ga[b] += scaled(da, g[b]);                                                  \
@@ -402,8 +430,8 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
         case OP_max_n:
         case OP_min_n:
             FOR_POINTS {
-                share_among_ties(v, t->pool + C[k], B[k], AT(v, k), nb, b, g[b], adj, nb, b);
-                share_among_ties(v, t->pool + C[k], B[k], AT(v, k), nb, b, gd[b], adjd, nb, b);
+                share_among_ties(v, t->pool + C[k], B[k], AT(v, zs), nb, b, g[b], adj, nb, b);
+                share_among_ties(v, t->pool + C[k], B[k], AT(v, zs), nb, b, gd[b], adjd, nb, b);
             }
             break;
         default:

@@ -3,6 +3,7 @@
  * row with one) and xd, yd their tangents; see ops.def. */
 #include "rules.h"
 #include "special_rules.h"
+#include "block.h"
 
 int forward_range(const pyad_tape *t, const double *x, double *v,
                   int64_t begin, int64_t end, int64_t *bad_op)
@@ -10,30 +11,39 @@ int forward_range(const pyad_tape *t, const double *x, double *v,
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
+    int64_t bi = block_search(t, begin), block_k = block_row(t, bi);
+    int64_t shift = begin < end ? t->first[begin] - begin : 0; /* slot - row (block.h) */
     for (int64_t k = begin; k < end; ++k) {
+        if (k == block_k) { /* a block row: one loop over its elements */
+            block_values(t, bi, 1, v);
+            shift += block_width(t, bi) - 1;
+            block_k = block_row(t, ++bi);
+            continue;
+        }
+        int64_t zs = k + shift;
         switch (op[k]) {
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x) \
-        case OP_##name: { double x = v[A[k]]; v[k] = (value); break; }
+        case OP_##name: { double x = v[A[k]]; v[zs] = (value); break; }
 #define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y) \
-        case OP_##name: { double x = v[A[k]], y = v[B[k]]; v[k] = (value); break; }
+        case OP_##name: { double x = v[A[k]], y = v[B[k]]; v[zs] = (value); break; }
 #define WITH_CONST(name, value, d_x, dd_x) \
-        case OP_##name: { double x = v[A[k]], y = consts[B[k]]; v[k] = (value); break; }
+        case OP_##name: { double x = v[A[k]], y = consts[B[k]]; v[zs] = (value); break; }
 #define COMPARE(name, numpy, operator, cf, rcf, value) \
-        case OP_##name: { double x = v[A[k]], y = v[B[k]]; v[k] = (value) ? 1.0 : 0.0; break; }
+        case OP_##name: { double x = v[A[k]], y = v[B[k]]; v[zs] = (value) ? 1.0 : 0.0; break; }
 #define COMPARE_C(name, value) \
-        case OP_##name: { double x = v[A[k]], y = consts[B[k]]; v[k] = (value) ? 1.0 : 0.0; break; }
+        case OP_##name: { double x = v[A[k]], y = consts[B[k]]; v[zs] = (value) ? 1.0 : 0.0; break; }
 #include "expand_ops.h"
-        case OP_input: if (x) v[k] = x[A[k]]; break;
-        case OP_constant: v[k] = consts[B[k]]; break;
-        case OP_select: v[k] = select_value(v[A[k]], v[B[k]], v[C[k]]); break;
-        case OP_axpy_c: v[k] = axpy_value(v[A[k]], consts[C[k]], v[B[k]]); break;
+        case OP_input: if (x) v[zs] = x[A[k]]; break;
+        case OP_constant: v[zs] = consts[B[k]]; break;
+        case OP_select: v[zs] = select_value(v[A[k]], v[B[k]], v[C[k]]); break;
+        case OP_axpy_c: v[zs] = axpy_value(v[A[k]], consts[C[k]], v[B[k]]); break;
         case OP_max_n:
-        case OP_min_n: v[k] = extremum(v, t->pool + C[k], B[k], op[k] == OP_max_n, 1, 0); break;
+        case OP_min_n: v[zs] = extremum(v, t->pool + C[k], B[k], op[k] == OP_max_n, 1, 0); break;
         case OP_guard_true:
         case OP_guard_false:
-            v[k] = v[A[k]];
-            if (!guard_holds(op[k], v[k])) {
+            v[zs] = v[A[k]];
+            if (!guard_holds(op[k], v[zs])) {
                 *bad_op = k;
                 return PYAD_EBRANCH;
             }
@@ -72,71 +82,80 @@ static int tangent_range(const pyad_tape *t, const double *x, const double *xdot
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
+    int64_t bi = 0, block_k = block_row(t, bi);
+    int64_t shift = 0; /* slot - row (block.h) */
     for (int64_t k = 0; k < t->n_ops; ++k) {
+        if (k == block_k) { /* a block row: one loop over its elements */
+            block_tangent(t, bi, 1, v, vd);
+            shift += block_width(t, bi) - 1;
+            block_k = block_row(t, ++bi);
+            continue;
+        }
+        int64_t zs = k + shift;
         switch (op[k]) {
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
         case OP_##name: {                                                                   \
             double x = v[A[k]], xd = vd[A[k]];                                              \
             double z = (value);                                                             \
-            v[k] = z;                                                                       \
-            vd[k] = scaled(d_x, xd);                                                        \
+            v[zs] = z;                                                                       \
+            vd[zs] = scaled(d_x, xd);                                                        \
             break;                                                                          \
         }
 #define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
         case OP_##name: {                                                                   \
             double x = v[A[k]], y = v[B[k]], xd = vd[A[k]], yd = vd[B[k]];                  \
             double z = (value);                                                             \
-            v[k] = z;                                                                       \
-            vd[k] = scaled(d_x, xd) + scaled(d_y, yd);                                      \
+            v[zs] = z;                                                                       \
+            vd[zs] = scaled(d_x, xd) + scaled(d_y, yd);                                      \
             break;                                                                          \
         }
 #define WITH_CONST(name, value, d_x, dd_x)                                                  \
         case OP_##name: {                                                                   \
             double x = v[A[k]], y = consts[B[k]], xd = vd[A[k]];                            \
             double z = (value);                                                             \
-            v[k] = z;                                                                       \
-            vd[k] = scaled(d_x, xd);                                                        \
+            v[zs] = z;                                                                       \
+            vd[zs] = scaled(d_x, xd);                                                        \
             break;                                                                          \
         }
 #define COMPARE(name, numpy, operator, cf, rcf, value)                                      \
         case OP_##name: {                                                                   \
             double x = v[A[k]], y = v[B[k]];                                                \
-            v[k] = (value) ? 1.0 : 0.0;                                                     \
-            vd[k] = 0.0;                                                                    \
+            v[zs] = (value) ? 1.0 : 0.0;                                                     \
+            vd[zs] = 0.0;                                                                    \
             break;                                                                          \
         }
 #define COMPARE_C(name, value)                                                              \
         case OP_##name: {                                                                   \
             double x = v[A[k]], y = consts[B[k]];                                           \
-            v[k] = (value) ? 1.0 : 0.0;                                                     \
-            vd[k] = 0.0;                                                                    \
+            v[zs] = (value) ? 1.0 : 0.0;                                                     \
+            vd[zs] = 0.0;                                                                    \
             break;                                                                          \
         }
 #include "expand_ops.h"
-        case OP_input: v[k] = x[A[k]]; vd[k] = xdot[A[k]]; break;
-        case OP_constant: v[k] = consts[B[k]]; vd[k] = 0.0; break;
+        case OP_input: v[zs] = x[A[k]]; vd[zs] = xdot[A[k]]; break;
+        case OP_constant: v[zs] = consts[B[k]]; vd[zs] = 0.0; break;
         case OP_select:
-            v[k] = select_value(v[A[k]], v[B[k]], v[C[k]]);
-            vd[k] = select_value(v[A[k]], vd[B[k]], vd[C[k]]);
+            v[zs] = select_value(v[A[k]], v[B[k]], v[C[k]]);
+            vd[zs] = select_value(v[A[k]], vd[B[k]], vd[C[k]]);
             break;
         case OP_axpy_c:
-            v[k] = axpy_value(v[A[k]], consts[C[k]], v[B[k]]);
-            vd[k] = axpy_tangent(vd[A[k]], consts[C[k]], vd[B[k]]);
+            v[zs] = axpy_value(v[A[k]], consts[C[k]], v[B[k]]);
+            vd[zs] = axpy_tangent(vd[A[k]], consts[C[k]], vd[B[k]]);
             break;
         case OP_max_n:
         case OP_min_n: {
             const int32_t *idx = t->pool + C[k];
             double m = extremum(v, idx, B[k], op[k] == OP_max_n, 1, 0);
-            v[k] = m;
-            vd[k] = tied_mean(v, idx, B[k], m, 1, 0, vd, 1, 0);
+            v[zs] = m;
+            vd[zs] = tied_mean(v, idx, B[k], m, 1, 0, vd, 1, 0);
             break;
         }
         case OP_guard_true:
         case OP_guard_false:
-            v[k] = v[A[k]];
-            vd[k] = 0.0;
-            if (!guard_holds(op[k], v[k])) {
+            v[zs] = v[A[k]];
+            vd[zs] = 0.0;
+            if (!guard_holds(op[k], v[zs])) {
                 *bad_op = k;
                 return PYAD_EBRANCH;
             }

@@ -57,13 +57,19 @@ int pyad_op_differentiable(int op);
 /* Lifetime and size. */
 int pyad_tape_new(pyad_tape **out);
 void pyad_tape_free(pyad_tape *t);
+/* Caps the tape's slots (so its rows); at most 2**31 - 1, the default. */
 int pyad_set_max_ops(pyad_tape *t, int64_t max_ops);
 /* Caps the bytes the tape may allocate: growth past it fails with PYAD_ENOMEM,
  * as a failed malloc would (a hook for testing out-of-memory handling). */
 int pyad_set_max_bytes(pyad_tape *t, int64_t max_bytes);
 /* Releases spare capacity once recording is done, so nbytes is what is used. */
 int pyad_shrink(pyad_tape *t);
+/* Rows; a row defines one slot (scalar rows) or a block of consecutive slots. */
 int64_t pyad_n_ops(const pyad_tape *t);
+/* Slots: what values and every sweep's work arrays are indexed by. */
+int64_t pyad_n_slots(const pyad_tape *t);
+/* Block rows (rows defining two or more slots). */
+int64_t pyad_n_blocks(const pyad_tape *t);
 int64_t pyad_n_inputs(const pyad_tape *t);
 int64_t pyad_n_outputs(const pyad_tape *t);
 int64_t pyad_n_consts(const pyad_tape *t);
@@ -73,15 +79,15 @@ int64_t pyad_nbytes(const pyad_tape *t);
 /* A caller that sizes work arrays for a sweep brackets the sizes and the sweeps
  * with these: between them the tape cannot grow (recording returns PYAD_EBUSY),
  * so the sizes read here stay true. Sweeps may overlap each other. */
-int pyad_begin_sweep(pyad_tape *t, int64_t *n_ops, int64_t *n_inputs, int64_t *n_outputs);
+int pyad_begin_sweep(pyad_tape *t, int64_t *n_slots, int64_t *n_inputs, int64_t *n_outputs);
 int pyad_end_sweep(pyad_tape *t);
-/* pyad_gradient for a caller whose v and adj hold cap_ops doubles and whose x and
+/* pyad_gradient for a caller whose v and adj hold cap_slots doubles and whose x and
  * xbar hold n_x: PYAD_EINVAL (nothing swept) unless the tape, held for the call,
  * fits them and has one output. The replay fast path: one call. */
-int pyad_gradient_sized(pyad_tape *t, int64_t cap_ops, int64_t n_x, const double *x,
+int pyad_gradient_sized(pyad_tape *t, int64_t cap_slots, int64_t n_x, const double *x,
                         double *v, double *adj, double *y, double *xbar, int64_t *bad_op);
 
-/* Recording: each op defines exactly one new slot, its index is returned. */
+/* Recording: each call defines exactly one new slot, its index is returned. */
 int pyad_rec_input(pyad_tape *t, double value);
 int pyad_rec_const(pyad_tape *t, double value);
 int pyad_rec1(pyad_tape *t, int op, int a);
@@ -97,8 +103,10 @@ int pyad_rec_output(pyad_tape *t, int slot);
 int pyad_rec_rows(pyad_tape *t, const uint8_t *op, const int32_t *a, const int32_t *b,
                   int64_t n, const double *consts, int64_t n_consts);
 
-/* Vectorized recording: n ops, results in the consecutive slots first..first+n-1.
- * Each returns the first new slot or a negative status; on error nothing is recorded. */
+/* Vectorized recording: n results in the consecutive slots first..first+n-1.
+ * Each returns the first new slot or a negative status; on error nothing is recorded.
+ * Where every operand index array is affine (x[i] = x[0] + s * i, s >= 0) and
+ * n >= 2, the n results are one block row; otherwise n scalar rows. */
 int pyad_rec_input_n(pyad_tape *t, const double *values, int64_t n);
 int pyad_rec1_n(pyad_tape *t, int op, const int32_t *a, int64_t n);
 int pyad_rec2_n(pyad_tape *t, int op, const int32_t *a, const int32_t *b, int64_t n);
@@ -113,6 +121,8 @@ int pyad_rec_output_n(pyad_tape *t, const int32_t *slots, int64_t n);
 /* Reductions and products, written to out[] (their slots are not consecutive).
  * Each row i of the m x k slot matrix x (row-major) is reduced with the binary
  * op by a pairwise tree: k - 1 ops per row, out[i] its root (k >= 1); maximum
+ * (each level's leading pairs with affine operands, such as x[0::2] + x[1::2],
+ * are one block row, the other pairs scalar rows); maximum
  * and minimum record one variadic max_n / min_n op per row instead, whose
  * derivative is shared evenly by tied elements. */
 int pyad_rec_reduce(pyad_tape *t, int op, const int32_t *x, int64_t m, int64_t k,
@@ -122,15 +132,15 @@ int pyad_rec_reduce(pyad_tape *t, int op, const int32_t *x, int64_t m, int64_t k
 int pyad_rec_matmul_c(pyad_tape *t, const int32_t *x, int64_t m, int64_t k,
                       const double *w, int64_t p, int32_t *out);
 
-/* Reading what was recorded. */
+/* Reading what was recorded: slots (pyad_values) and rows (pyad_op_at). */
 int pyad_values(const pyad_tape *t, const int32_t *slots, int64_t n, double *out);
 int pyad_op_at(const pyad_tape *t, int64_t k);
 int pyad_input_slots(const pyad_tape *t, int32_t *out);
 int pyad_output_slots(const pyad_tape *t, int32_t *out);
 
 /* Sweeps. Work arrays are the caller's, so one tape can be swept by many
- * threads at once: v, vd, adj, adjd hold n_ops doubles each.
- * On PYAD_EBRANCH, *bad_op is the index of the guard that failed. */
+ * threads at once: v, vd, adj, adjd hold n_slots doubles each.
+ * On PYAD_EBRANCH, *bad_op is the row of the guard that failed. */
 int pyad_forward(pyad_tape *t, const double *x, double *v, double *y,
                  int64_t *bad_op);
 int pyad_forward_tangent(pyad_tape *t, const double *x, const double *xd,
@@ -151,27 +161,34 @@ int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd,
                         double *xbar, double *xbard);
 
 
-/* The tape as plain arrays (sizes from pyad_n_ops, pyad_n_consts, ...). */
+/* The tape as plain arrays (sizes from pyad_n_ops, pyad_n_slots, pyad_n_consts,
+ * pyad_n_pool, pyad_n_inputs, pyad_n_outputs, pyad_n_blocks): per row op, a, b,
+ * c, first; per slot val; blocks holds 6 int32 per block row, in row order:
+ * (row, width, stride_a, stride_b, stride_c, stride_const). */
 int pyad_tape_export(pyad_tape *t, uint8_t *op, int32_t *a, int32_t *b, int32_t *c,
-                     double *val, double *consts, int32_t *pool, int32_t *inputs,
-                     int32_t *outputs);
-/* PYAD_OK if the arrays form a valid tape: op codes in range, every operand
- * naming an earlier slot (or a constant / input, as its kind says), inputs and
- * outputs consistent; PYAD_EFORMAT otherwise. */
+                     int32_t *first, double *val, double *consts, int32_t *pool,
+                     int32_t *inputs, int32_t *outputs, int32_t *blocks);
+/* PYAD_OK if the arrays form a valid tape: op codes in range, rows defining
+ * consecutive slots by their widths, every operand element naming an earlier
+ * slot (or a constant / input, as its kind says), block entries in row order
+ * with width >= 2, strides >= 0 (0 where unused) and an op that may be a block
+ * row, inputs and outputs consistent; PYAD_EFORMAT otherwise. */
 int pyad_validate(int64_t n_ops, const uint8_t *op, const int32_t *a, const int32_t *b,
-                  const int32_t *c, int64_t n_consts, int64_t n_pool, const int32_t *pool,
-                  int64_t n_inputs, const int32_t *inputs, int64_t n_outputs,
-                  const int32_t *outputs);
+                  const int32_t *c, const int32_t *first, int64_t n_slots, int64_t n_consts,
+                  int64_t n_pool, const int32_t *pool, int64_t n_inputs, const int32_t *inputs,
+                  int64_t n_outputs, const int32_t *outputs, int64_t n_blocks,
+                  const int32_t *blocks);
 /* A new tape from validated copies of the arrays. */
 int pyad_tape_import(pyad_tape **out, int64_t n_ops, const uint8_t *op, const int32_t *a,
-                     const int32_t *b, const int32_t *c, const double *val, int64_t n_consts,
-                     const double *consts, int64_t n_pool, const int32_t *pool,
-                     int64_t n_inputs, const int32_t *inputs, int64_t n_outputs,
-                     const int32_t *outputs);
+                     const int32_t *b, const int32_t *c, const int32_t *first, int64_t n_slots,
+                     const double *val, int64_t n_consts, const double *consts, int64_t n_pool,
+                     const int32_t *pool, int64_t n_inputs, const int32_t *inputs,
+                     int64_t n_outputs, const int32_t *outputs, int64_t n_blocks,
+                     const int32_t *blocks);
 
 /* Vector sweeps at one point, directions in rows: xd is p x n_inputs, yd is
  * p x n_outputs; u is q x n_outputs and xbar q x n_inputs. Work arrays hold
- * n_ops doubles (v, adj of pyad_second_vector) or n_ops * p (vd, adj, adjd). */
+ * n_slots doubles (v, adj of pyad_second_vector) or n_slots * p (vd, adj, adjd). */
 int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *xd,
                         double *v, double *vd, double *y, double *yd, int64_t *bad_op);
 int pyad_reverse_vector(pyad_tape *t, int64_t q, const double *v, const double *u,
@@ -182,7 +199,7 @@ int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *v
 
 /* Batched sweeps over nb points, points in rows: x is nb x n_inputs, y is
  * nb x n_outputs, u nb x n_outputs, xbar nb x n_inputs. Work arrays hold
- * n_ops * nb doubles. bad[b] is -1, or the guard that failed at point b;
+ * n_slots * nb doubles. bad[b] is -1, or the guard that failed at point b;
  * *n_bad counts those points (the others are computed as usual). */
 int pyad_forward_batch(pyad_tape *t, int64_t nb, const double *x, double *v, double *y,
                        int64_t *bad, int64_t *n_bad);

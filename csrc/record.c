@@ -11,18 +11,32 @@ static int is_kind(int op, int kind) { return op >= 0 && op < OP_COUNT && pyad_o
 int tape_check_slots(const pyad_tape *t, const int32_t *s, int64_t n)
 {
     for (int64_t i = 0; i < n; ++i)
-        if (s[i] < 0 || s[i] >= t->n_ops)
+        if (s[i] < 0 || s[i] >= t->n_slots)
             return PYAD_EINDEX;
     return PYAD_OK;
 }
 
+int64_t affine_stride(const int32_t *x, int64_t n)
+{
+    if (n < 2)
+        return -1;
+    int64_t step = (int64_t)x[1] - x[0];
+    if (step < 0)
+        return -1;
+    for (int64_t i = 2; i < n; ++i)
+        if ((int64_t)x[i] - x[i - 1] != step)
+            return -1;
+    return step;
+}
+
 /* ---- recording: append rows, then evaluate them with the forward sweep ---- */
 
-void tape_finish_rows(pyad_tape *t, int64_t first, int64_t n)
+void tape_finish_rows(pyad_tape *t, int64_t first_row, int64_t n_rows, int64_t n_slots)
 {
     int64_t bad = -1;
-    forward_range(t, NULL, t->val, first, first + n, &bad);
-    t->n_ops = first + n;
+    forward_range(t, NULL, t->val, first_row, first_row + n_rows, &bad);
+    t->n_ops = first_row + n_rows;
+    t->n_slots += n_slots;
 }
 
 int pyad_rec_input_n(pyad_tape *t, const double *values, int64_t n)
@@ -36,16 +50,16 @@ int pyad_rec_input_n(pyad_tape *t, const double *values, int64_t n)
         return s;
     if (!(s = tape_reserve_ops(t, n))
         && !(s = tape_reserve_list(t, &t->inputs, &t->cap_inputs, t->n_inputs, n))) {
-        int64_t first = t->n_ops;
+        int64_t first = t->n_ops, slot = t->n_slots;
         for (int64_t i = 0; i < n; ++i) {
-            int64_t k = first + i;
-            tape_put_row(t, k, OP_input, (int32_t)(t->n_inputs + i), 0, 0);
-            t->val[k] = values[i];
-            t->inputs[t->n_inputs + i] = (int32_t)k;
+            tape_put_row(t, first + i, slot + i, OP_input, (int32_t)(t->n_inputs + i), 0, 0);
+            t->val[slot + i] = values[i];
+            t->inputs[t->n_inputs + i] = (int32_t)(slot + i);
         }
         t->n_inputs += n;
         t->n_ops += n;
-        s = (int)first;
+        t->n_slots += n;
+        s = (int)slot;
     }
     tape_end_record(t);
     return s;
@@ -54,25 +68,34 @@ int pyad_rec_input_n(pyad_tape *t, const double *values, int64_t n)
 int pyad_rec_input(pyad_tape *t, double value) { return pyad_rec_input_n(t, &value, 1); }
 
 /* Appends the n_c constants c to the pool (n_c is n, or 1 for one constant
- * shared by every row) and n rows `op` with a = a[i] (0 when a is NULL) and
- * b = the index of the row's constant. */
+ * shared by every element) and the n results of `op` with a = a[i] (0 when a is
+ * NULL) and b = the index of element i's constant: one block row when a is
+ * affine (and n >= 2), else n scalar rows. */
 static int record_with_consts(pyad_tape *t, int op, const int32_t *a, const double *c,
                               int64_t n_c, int64_t n)
 {
     int s = tape_begin_record(t);
     if (s)
         return s;
-    if (!(s = tape_reserve_ops(t, n)) && !(s = tape_reserve_consts(t, n_c))
+    int64_t sa = a ? affine_stride(a, n) : -1;
+    int64_t rows = sa >= 0 ? 1 : n;
+    if (!(s = tape_reserve(t, rows, n, sa >= 0)) && !(s = tape_reserve_consts(t, n_c))
         && !(s = a ? tape_check_slots(t, a, n) : PYAD_OK)) {
-        int64_t first = t->n_ops, base = t->n_consts;
+        int64_t first = t->n_ops, slot = t->n_slots, base = t->n_consts;
         if (n_c)
             memcpy(t->consts + base, c, (size_t)n_c * sizeof *c);
         int64_t step = n_c == n ? 1 : 0;
-        for (int64_t i = 0; i < n; ++i)
-            tape_put_row(t, first + i, op, a ? a[i] : 0, (int32_t)(base + i * step), 0);
+        if (sa >= 0) {
+            tape_put_row(t, first, slot, op, a[0], (int32_t)base, 0);
+            tape_put_block(t, first, n, sa, 0, 0, step);
+        } else {
+            for (int64_t i = 0; i < n; ++i)
+                tape_put_row(t, first + i, slot + i, op, a ? a[i] : 0,
+                             (int32_t)(base + i * step), 0);
+        }
         t->n_consts += n_c;
-        tape_finish_rows(t, first, n);
-        s = (int)first;
+        tape_finish_rows(t, first, rows, n);
+        s = (int)slot;
     }
     tape_end_record(t);
     return s;
@@ -106,21 +129,36 @@ int pyad_rec_c(pyad_tape *t, int op, int a, double c)
     return pyad_rec_c_n(t, op, &a32, &c, 1, 1);
 }
 
-/* Rows whose operands are all slots: a, b, c may be NULL for unused fields. */
+/* The stride of an operand index array for a block row: 0 for an unused
+ * operand (NULL), -1 where it is not affine. */
+static int64_t operand_stride(const int32_t *x, int64_t n) { return x ? affine_stride(x, n) : 0; }
+
+/* n results of an op whose operands are all slots (a, b, c may be NULL for
+ * unused fields): one block row when every operand is affine and n >= 2,
+ * else n scalar rows. Either way the results are the next n slots. */
 static int record_slot_rows(pyad_tape *t, int op, const int32_t *a, const int32_t *b,
                             const int32_t *c, int64_t n)
 {
     int s = tape_begin_record(t);
     if (s)
         return s;
-    if (!(s = tape_reserve_ops(t, n)) && !(s = tape_check_slots(t, a, n))
+    int64_t sa = -1, sb = -1, sc = -1;
+    int block = n >= 2 && (sa = operand_stride(a, n)) >= 0 && (sb = operand_stride(b, n)) >= 0
+                && (sc = operand_stride(c, n)) >= 0;
+    int64_t rows = block ? 1 : n;
+    if (!(s = tape_reserve(t, rows, n, block)) && !(s = tape_check_slots(t, a, n))
         && !(s = b ? tape_check_slots(t, b, n) : PYAD_OK)
         && !(s = c ? tape_check_slots(t, c, n) : PYAD_OK)) {
-        int64_t first = t->n_ops;
-        for (int64_t i = 0; i < n; ++i)
-            tape_put_row(t, first + i, op, a[i], b ? b[i] : 0, c ? c[i] : 0);
-        tape_finish_rows(t, first, n);
-        s = (int)first;
+        int64_t first = t->n_ops, slot = t->n_slots;
+        if (block) {
+            tape_put_row(t, first, slot, op, a[0], b ? b[0] : 0, c ? c[0] : 0);
+            tape_put_block(t, first, n, sa, sb, sc, 0);
+        } else {
+            for (int64_t i = 0; i < n; ++i)
+                tape_put_row(t, first + i, slot + i, op, a[i], b ? b[i] : 0, c ? c[i] : 0);
+        }
+        tape_finish_rows(t, first, rows, n);
+        s = (int)slot;
     }
     tape_end_record(t);
     return s;
@@ -266,10 +304,10 @@ int pyad_rec_rows(pyad_tape *t, const uint8_t *op, const int32_t *a, const int32
     if (s)
         return s;
     if (!(s = tape_reserve_ops(t, n)) && !(s = tape_reserve_consts(t, n_consts))) {
-        int64_t first = t->n_ops, base = t->n_consts;
+        int64_t first = t->n_ops, slot = t->n_slots, base = t->n_consts;
         for (int64_t i = 0; i < n && s == PYAD_OK; ++i) {
             int kind = pyad_op_kind(op[i]);
-            int64_t k = first + i;
+            int64_t k = slot + i; /* scalar rows: row i defines slot k */
             int a_ok = a[i] >= 0 && a[i] < k;
             int with_const = kind == PYAD_KIND_WITH_CONST || kind == PYAD_KIND_COMPARE_C;
             if (kind == PYAD_KIND_UNARY)
@@ -281,14 +319,15 @@ int pyad_rec_rows(pyad_tape *t, const uint8_t *op, const int32_t *a, const int32
             else
                 s = PYAD_EINVAL;
             if (s == PYAD_OK)
-                tape_put_row(t, k, op[i], a[i], with_const ? (int32_t)(base + b[i]) : b[i], 0);
+                tape_put_row(t, first + i, k, op[i], a[i],
+                             with_const ? (int32_t)(base + b[i]) : b[i], 0);
         }
         if (s == PYAD_OK) {
             if (n_consts)
                 memcpy(t->consts + base, consts, (size_t)n_consts * sizeof *consts);
             t->n_consts += n_consts;
-            tape_finish_rows(t, first, n);
-            s = (int)first;
+            tape_finish_rows(t, first, n, n);
+            s = (int)slot;
         }
     }
     tape_end_record(t);

@@ -5,11 +5,12 @@
 
 #include "rules.h"
 #include "special_rules.h"
+#include "block.h"
 
 /* Zero the adjoints and seed each output with its weight in u. */
 static void seed_outputs(const pyad_tape *t, const double *u, double *adj)
 {
-    memset(adj, 0, (size_t)t->n_ops * sizeof *adj);
+    memset(adj, 0, (size_t)t->n_slots * sizeof *adj);
     for (int64_t i = 0; i < t->n_outputs; ++i)
         adj[t->outputs[i]] += u[i];
 }
@@ -25,22 +26,31 @@ static void reverse_range(const pyad_tape *t, const double *v, double *adj)
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
+    int64_t bi = t->n_blocks - 1, block_k = block_row(t, bi);
+    int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
-        double g = adj[k];
+        if (k == block_k) { /* a block row: one loop over its elements */
+            block_reverse(t, bi, 1, v, adj);
+            shift -= block_width(t, bi) - 1;
+            block_k = block_row(t, --bi);
+            continue;
+        }
+        int64_t zs = k + shift;
+        double g = adj[zs];
         if (g == 0.0)
             continue; /* nothing flows back (see scaled) */
         switch (op[k]) {
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], z = v[k];                                                   \
+            double x = v[A[k]], z = v[zs];                                                   \
             (void)x; (void)z;                                                               \
             adj[A[k]] += g * (d_x);                                                         \
             break;                                                                          \
         }
 #define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], y = v[B[k]], z = v[k];                                      \
+            double x = v[A[k]], y = v[B[k]], z = v[zs];                                      \
             (void)x; (void)y; (void)z;                                                      \
             adj[A[k]] += g * (d_x);                                                         \
             adj[B[k]] += g * (d_y);                                                         \
@@ -48,7 +58,7 @@ static void reverse_range(const pyad_tape *t, const double *v, double *adj)
         }
 #define WITH_CONST(name, value, d_x, dd_x)                                                  \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], y = consts[B[k]], z = v[k];                                 \
+            double x = v[A[k]], y = consts[B[k]], z = v[zs];                                 \
             (void)x; (void)y; (void)z;                                                      \
             adj[A[k]] += g * (d_x);                                                         \
             break;                                                                          \
@@ -65,7 +75,7 @@ static void reverse_range(const pyad_tape *t, const double *v, double *adj)
             break;
         case OP_max_n:
         case OP_min_n:
-            share_among_ties(v, t->pool + C[k], B[k], v[k], 1, 0, g, adj, 1, 0);
+            share_among_ties(v, t->pool + C[k], B[k], v[zs], 1, 0, g, adj, 1, 0);
             break;
         default: /* inputs, constants, comparisons and guards pass nothing back */
             break;
@@ -95,15 +105,24 @@ static void reverse_second_range(const pyad_tape *t, const double *v, const doub
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
+    int64_t bi = t->n_blocks - 1, block_k = block_row(t, bi);
+    int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
-        double g = adj[k], gd = adjd[k];
+        if (k == block_k) { /* a block row: one loop over its elements */
+            block_second(t, bi, 1, v, vd, adj, adjd);
+            shift -= block_width(t, bi) - 1;
+            block_k = block_row(t, --bi);
+            continue;
+        }
+        int64_t zs = k + shift;
+        double g = adj[zs], gd = adjd[zs];
         if (g == 0.0 && gd == 0.0)
             continue;
         switch (op[k]) {
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], xd = vd[A[k]], z = v[k];                                    \
+            double x = v[A[k]], xd = vd[A[k]], z = v[zs];                                    \
             (void)x; (void)xd; (void)z;                                                     \
             double p = (d_x);                                                               \
             adj[A[k]] += scaled(p, g);                                                      \
@@ -112,7 +131,7 @@ static void reverse_second_range(const pyad_tape *t, const double *v, const doub
         }
 #define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], y = v[B[k]], xd = vd[A[k]], yd = vd[B[k]], z = v[k];       \
+            double x = v[A[k]], y = v[B[k]], xd = vd[A[k]], yd = vd[B[k]], z = v[zs];       \
             (void)x; (void)y; (void)xd; (void)yd; (void)z;                                  \
             double p = (d_x), q = (d_y);                                                    \
             adj[A[k]] += scaled(p, g);                                                      \
@@ -123,7 +142,7 @@ static void reverse_second_range(const pyad_tape *t, const double *v, const doub
         }
 #define WITH_CONST(name, value, d_x, dd_x)                                                  \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], y = consts[B[k]], xd = vd[A[k]], z = v[k];                  \
+            double x = v[A[k]], y = consts[B[k]], xd = vd[A[k]], z = v[zs];                  \
             (void)x; (void)y; (void)xd; (void)z;                                            \
             double p = (d_x);                                                               \
             adj[A[k]] += scaled(p, g);                                                      \
@@ -147,8 +166,8 @@ static void reverse_second_range(const pyad_tape *t, const double *v, const doub
             break;
         case OP_max_n:
         case OP_min_n:
-            share_among_ties(v, t->pool + C[k], B[k], v[k], 1, 0, g, adj, 1, 0);
-            share_among_ties(v, t->pool + C[k], B[k], v[k], 1, 0, gd, adjd, 1, 0);
+            share_among_ties(v, t->pool + C[k], B[k], v[zs], 1, 0, g, adj, 1, 0);
+            share_among_ties(v, t->pool + C[k], B[k], v[zs], 1, 0, gd, adjd, 1, 0);
             break;
         default:
             break;
@@ -167,7 +186,7 @@ int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd, const d
     if (s)
         return s;
     seed_outputs(t, u, adj);
-    memset(adjd, 0, (size_t)t->n_ops * sizeof *adjd);
+    memset(adjd, 0, (size_t)t->n_slots * sizeof *adjd);
     reverse_second_range(t, v, vd, adj, adjd);
     gather_inputs(t, adj, xbar);
     gather_inputs(t, adjd, xbard);

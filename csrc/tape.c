@@ -109,22 +109,22 @@ int tape_begin_sweep(pyad_tape *t)
 
 void tape_end_sweep(pyad_tape *t) { atomic_fetch_sub(&t->users, 1); }
 
-int pyad_begin_sweep(pyad_tape *t, int64_t *n_ops, int64_t *n_inputs, int64_t *n_outputs)
+int pyad_begin_sweep(pyad_tape *t, int64_t *n_slots, int64_t *n_inputs, int64_t *n_outputs)
 {
     if (!t)
         return PYAD_ECLOSED;
-    if (!n_ops || !n_inputs || !n_outputs)
+    if (!n_slots || !n_inputs || !n_outputs)
         return PYAD_EINVAL;
     int s = tape_begin_sweep(t);
     if (s)
         return s;
-    *n_ops = t->n_ops;
+    *n_slots = t->n_slots;
     *n_inputs = t->n_inputs;
     *n_outputs = t->n_outputs;
     return PYAD_OK;
 }
 
-int pyad_gradient_sized(pyad_tape *t, int64_t cap_ops, int64_t n_x, const double *x,
+int pyad_gradient_sized(pyad_tape *t, int64_t cap_slots, int64_t n_x, const double *x,
                         double *v, double *adj, double *y, double *xbar, int64_t *bad_op)
 {
     if (!t)
@@ -132,7 +132,7 @@ int pyad_gradient_sized(pyad_tape *t, int64_t cap_ops, int64_t n_x, const double
     int s = tape_begin_sweep(t);
     if (s)
         return s;
-    if (t->n_ops > cap_ops || t->n_inputs != n_x || t->n_outputs != 1)
+    if (t->n_slots > cap_slots || t->n_inputs != n_x || t->n_outputs != 1)
         s = PYAD_EINVAL;
     else
         s = pyad_gradient(t, x, v, adj, y, xbar, bad_op);
@@ -175,7 +175,9 @@ void pyad_tape_free(pyad_tape *t)
     free(t->arg_a);
     free(t->arg_b);
     free(t->arg_c);
+    free(t->first);
     free(t->val);
+    free(t->blocks);
     free(t->consts);
     free(t->pool);
     free(t->inputs);
@@ -187,7 +189,7 @@ int pyad_set_max_ops(pyad_tape *t, int64_t max_ops)
 {
     if (!t)
         return PYAD_ECLOSED;
-    if (max_ops < t->n_ops || max_ops > DEFAULT_MAX_OPS)
+    if (max_ops < t->n_slots || max_ops > DEFAULT_MAX_OPS)
         return PYAD_EINVAL;
     t->max_ops = max_ops;
     return PYAD_OK;
@@ -208,26 +210,43 @@ int64_t pyad_n_inputs(const pyad_tape *t) { return t ? t->n_inputs : PYAD_ECLOSE
 int64_t pyad_n_outputs(const pyad_tape *t) { return t ? t->n_outputs : PYAD_ECLOSED; }
 int64_t pyad_n_consts(const pyad_tape *t) { return t ? t->n_consts : PYAD_ECLOSED; }
 int64_t pyad_n_pool(const pyad_tape *t) { return t ? t->n_pool : PYAD_ECLOSED; }
+int64_t pyad_n_slots(const pyad_tape *t) { return t ? t->n_slots : PYAD_ECLOSED; }
+int64_t pyad_n_blocks(const pyad_tape *t) { return t ? t->n_blocks : PYAD_ECLOSED; }
 
-static int64_t per_op_bytes(void)
+/* Capacities of the three growing tables: rows, slots, block entries. */
+struct caps {
+    int64_t ops, slots, blocks;
+};
+
+static const int64_t ROW_BYTES = (int64_t)(sizeof(uint8_t) + 4 * sizeof(int32_t));
+static const int64_t SLOT_BYTES = (int64_t)sizeof(double);
+static const int64_t BLOCK_BYTES = (int64_t)(BLOCK_FIELDS * sizeof(int32_t));
+
+static int64_t table_bytes(struct caps c)
 {
-    return (int64_t)(sizeof(uint8_t) + 3 * sizeof(int32_t) + sizeof(double));
+    return c.ops * ROW_BYTES + c.slots * SLOT_BYTES + c.blocks * BLOCK_BYTES;
+}
+
+static struct caps current_caps(const pyad_tape *t)
+{
+    return (struct caps){t->cap_ops, t->cap_slots, t->cap_blocks};
 }
 
 int64_t pyad_nbytes(const pyad_tape *t)
 {
     if (!t)
         return PYAD_ECLOSED;
-    return (int64_t)sizeof *t + t->cap_ops * per_op_bytes() + t->cap_consts * (int64_t)sizeof(double)
+    return (int64_t)sizeof *t + table_bytes(current_caps(t))
+           + t->cap_consts * (int64_t)sizeof(double)
            + (t->cap_inputs + t->cap_outputs + t->cap_pool) * (int64_t)sizeof(int32_t);
 }
 
 /* ---- growth ---- */
 
 /* Would the tape stay within its allocation budget with these capacities? */
-static int within_budget(const pyad_tape *t, int64_t cap_ops, int64_t cap_consts, int64_t cap_lists)
+static int within_budget(const pyad_tape *t, struct caps c, int64_t cap_consts, int64_t cap_lists)
 {
-    int64_t bytes = cap_ops * per_op_bytes() + cap_consts * (int64_t)sizeof(double)
+    int64_t bytes = table_bytes(c) + cap_consts * (int64_t)sizeof(double)
                     + cap_lists * (int64_t)sizeof(int32_t);
     return bytes <= t->max_bytes;
 }
@@ -269,56 +288,89 @@ static void *alloc_column(size_t bytes)
     return malloc(bytes);
 }
 
-/* Resizes the five per-op columns all or nothing: the new arrays are allocated
- * first, so a failed allocation leaves the tape as it was. */
-static int resize_columns(pyad_tape *t, int64_t cap)
+/* Resizes the row columns, the value column and the block table to the
+ * capacities c, all or nothing: every new array is allocated before any old one
+ * is freed, so a failed allocation leaves the tape as it was. */
+static int resize_tables(pyad_tape *t, struct caps c)
 {
-    size_t n = (size_t)t->n_ops, c = (size_t)cap;
-    double *val = alloc_column(c * sizeof *val);
-    int32_t *a = alloc_column(c * sizeof *a), *b = alloc_column(c * sizeof *b);
-    int32_t *cc = alloc_column(c * sizeof *cc);
-    uint8_t *op = alloc_column(c);
-    if (!val || !a || !b || !cc || !op) {
-        free(val), free(a), free(b), free(cc), free(op);
+    int rows = c.ops != t->cap_ops, slots = c.slots != t->cap_slots;
+    int blocks = c.blocks != t->cap_blocks && c.blocks > 0;
+    size_t nr = (size_t)c.ops;
+    uint8_t *op = rows ? alloc_column(nr) : NULL;
+    int32_t *a = rows ? alloc_column(nr * sizeof *a) : NULL;
+    int32_t *b = rows ? alloc_column(nr * sizeof *b) : NULL;
+    int32_t *cc = rows ? alloc_column(nr * sizeof *cc) : NULL;
+    int32_t *first = rows ? alloc_column(nr * sizeof *first) : NULL;
+    double *val = slots ? alloc_column((size_t)c.slots * sizeof *val) : NULL;
+    int32_t *blk = blocks ? malloc((size_t)c.blocks * (size_t)BLOCK_BYTES) : NULL;
+    if ((rows && (!op || !a || !b || !cc || !first)) || (slots && !val) || (blocks && !blk)) {
+        free(op), free(a), free(b), free(cc), free(first), free(val), free(blk);
         return PYAD_ENOMEM;
     }
-    if (n) {
-        memcpy(val, t->val, n * sizeof *val);
-        memcpy(a, t->arg_a, n * sizeof *a);
-        memcpy(b, t->arg_b, n * sizeof *b);
-        memcpy(cc, t->arg_c, n * sizeof *cc);
-        memcpy(op, t->op, n);
+    if (rows) {
+        size_t n = (size_t)t->n_ops;
+        if (n) {
+            memcpy(op, t->op, n);
+            memcpy(a, t->arg_a, n * sizeof *a);
+            memcpy(b, t->arg_b, n * sizeof *b);
+            memcpy(cc, t->arg_c, n * sizeof *cc);
+            memcpy(first, t->first, n * sizeof *first);
+        }
+        free(t->op), free(t->arg_a), free(t->arg_b), free(t->arg_c), free(t->first);
+        t->op = op, t->arg_a = a, t->arg_b = b, t->arg_c = cc, t->first = first;
+        t->cap_ops = c.ops;
     }
-    free(t->val), free(t->arg_a), free(t->arg_b), free(t->arg_c), free(t->op);
-    t->val = val;
-    t->arg_a = a;
-    t->arg_b = b;
-    t->arg_c = cc;
-    t->op = op;
-    t->cap_ops = cap;
+    if (slots) {
+        if (t->n_slots)
+            memcpy(val, t->val, (size_t)t->n_slots * sizeof *val);
+        free(t->val);
+        t->val = val;
+        t->cap_slots = c.slots;
+    }
+    if (blocks) {
+        if (t->n_blocks)
+            memcpy(blk, t->blocks, (size_t)t->n_blocks * (size_t)BLOCK_BYTES);
+        free(t->blocks);
+        t->blocks = blk;
+        t->cap_blocks = c.blocks;
+    }
     return PYAD_OK;
 }
 
-/* Make room for `extra` more ops; the tape is unchanged on failure. */
-int tape_reserve_ops(pyad_tape *t, int64_t extra)
+static int64_t grown(int64_t cap, int64_t need, int64_t limit)
 {
-    if (extra < 0)
+    return need <= cap ? cap : next_capacity(cap, need, limit);
+}
+
+/* Make room for `rows` more rows defining `slots` more slots, `blocks` of them
+ * block rows; the tape is unchanged on failure. */
+int tape_reserve(pyad_tape *t, int64_t rows, int64_t slots, int64_t blocks)
+{
+    if (rows < 0 || slots < rows || blocks < 0 || blocks > rows)
         return PYAD_EINVAL;
-    int64_t need = t->n_ops + extra;
-    if (need > t->max_ops)
+    struct caps need = {t->n_ops + rows, t->n_slots + slots, t->n_blocks + blocks};
+    if (need.slots > t->max_ops)
         return PYAD_ETOOBIG;
-    if (need <= t->cap_ops)
+    struct caps cur = current_caps(t);
+    if (need.ops <= cur.ops && need.slots <= cur.slots && need.blocks <= cur.blocks)
         return PYAD_OK;
-    int64_t cap = next_capacity(t->cap_ops, need, t->max_ops);
+    struct caps cap = {grown(cur.ops, need.ops, t->max_ops), grown(cur.slots, need.slots, t->max_ops),
+                       grown(cur.blocks, need.blocks, t->max_ops)};
     int64_t lists = t->cap_inputs + t->cap_outputs + t->cap_pool;
     /* Doubling failed: the exact size may still fit, so a tape near its memory
-     * limit keeps recording small ops after a large one was refused. */
-    if (within_budget(t, cap, t->cap_consts, lists) && resize_columns(t, cap) == PYAD_OK)
+     * limit keeps recording small rows after a large one was refused. */
+    if (within_budget(t, cap, t->cap_consts, lists) && resize_tables(t, cap) == PYAD_OK)
         return PYAD_OK;
-    if (cap == need || !within_budget(t, need, t->cap_consts, lists))
+    struct caps exact = {need.ops > cur.ops ? need.ops : cur.ops,
+                         need.slots > cur.slots ? need.slots : cur.slots,
+                         need.blocks > cur.blocks ? need.blocks : cur.blocks};
+    if ((exact.ops == cap.ops && exact.slots == cap.slots && exact.blocks == cap.blocks)
+        || !within_budget(t, exact, t->cap_consts, lists))
         return PYAD_ENOMEM;
-    return resize_columns(t, need);
+    return resize_tables(t, exact);
 }
+
+int tape_reserve_ops(pyad_tape *t, int64_t extra) { return tape_reserve(t, extra, extra, 0); }
 
 int tape_reserve_consts(pyad_tape *t, int64_t extra)
 {
@@ -329,10 +381,10 @@ int tape_reserve_consts(pyad_tape *t, int64_t extra)
         return PYAD_OK;
     int64_t cap = next_capacity(t->cap_consts, need, DEFAULT_MAX_OPS);
     int64_t lists = t->cap_inputs + t->cap_outputs + t->cap_pool;
-    if (!within_budget(t, t->cap_ops, cap, lists)
+    if (!within_budget(t, current_caps(t), cap, lists)
         || grow_array((void **)&t->consts, cap, sizeof *t->consts)) {
         cap = need; /* doubling failed: try the exact size */
-        if (!within_budget(t, t->cap_ops, cap, lists)
+        if (!within_budget(t, current_caps(t), cap, lists)
             || grow_array((void **)&t->consts, cap, sizeof *t->consts))
             return PYAD_ENOMEM;
     }
@@ -349,10 +401,10 @@ int tape_reserve_list(pyad_tape *t, int32_t **list, int64_t *cap, int64_t n, int
         return PYAD_OK;
     int64_t c = next_capacity(*cap, need, DEFAULT_MAX_OPS);
     int64_t others = t->cap_inputs + t->cap_outputs + t->cap_pool - *cap;
-    if (!within_budget(t, t->cap_ops, t->cap_consts, others + c)
+    if (!within_budget(t, current_caps(t), t->cap_consts, others + c)
         || grow_array((void **)list, c, sizeof **list)) {
         c = need; /* doubling failed: try the exact size */
-        if (!within_budget(t, t->cap_ops, t->cap_consts, others + c)
+        if (!within_budget(t, current_caps(t), t->cap_consts, others + c)
             || grow_array((void **)list, c, sizeof **list))
             return PYAD_ENOMEM;
     }
@@ -368,9 +420,22 @@ int pyad_shrink(pyad_tape *t)
     if (s)
         return s;
     /* If the smaller copies cannot be allocated, the tape stays valid at its old size. */
-    int64_t n = t->n_ops > 0 ? t->n_ops : 1;
-    if (n < t->cap_ops)
-        resize_columns(t, n);
+    struct caps used = {t->n_ops > 0 ? t->n_ops : 1, t->n_slots > 0 ? t->n_slots : 1, t->n_blocks};
+    struct caps keep = current_caps(t);
+    if (used.ops < keep.ops || used.slots < keep.slots) {
+        struct caps c = {used.ops < keep.ops ? used.ops : keep.ops,
+                         used.slots < keep.slots ? used.slots : keep.slots, keep.blocks};
+        resize_tables(t, c);
+    }
+    if (t->n_blocks == 0 && t->cap_blocks) {
+        free(t->blocks);
+        t->blocks = NULL;
+        t->cap_blocks = 0;
+    } else if (t->n_blocks < t->cap_blocks) {
+        struct caps c = current_caps(t);
+        c.blocks = t->n_blocks;
+        resize_tables(t, c);
+    }
     int64_t nc = t->n_consts > 0 ? t->n_consts : 1;
     if (nc < t->cap_consts && !grow_array((void **)&t->consts, nc, sizeof *t->consts))
         t->cap_consts = nc;

@@ -21,14 +21,24 @@ enum pyad_op {
 /* A registry row's constant form "NONE": the op has none. */
 #define OP_NONE (-1)
 
-/* Struct of arrays: op k defines slot k, so a result index is implicit.
- * Per op: 1 byte op code, three 32-bit operand fields, one recorded value. */
+/* Struct of arrays. Row k defines the block of slots first[k] .. first[k] + w - 1,
+ * numbered in row order; w is 1 for a scalar row, and a block row (w >= 2) has
+ * one entry in `blocks` (BLOCK_FIELDS int32 each, in row order) giving its width
+ * and the element stride of each operand. Per row: 1 byte op code, three 32-bit
+ * operand fields and the 32-bit first slot; per slot: one recorded value. */
+#define BLOCK_FIELDS 6
+enum block_field { BLK_ROW, BLK_WIDTH, BLK_SA, BLK_SB, BLK_SC, BLK_SK };
+
 struct pyad_tape {
-    int64_t n_ops, cap_ops, max_ops;
+    int64_t n_ops, cap_ops;
+    int64_t n_slots, cap_slots, max_ops; /* max_ops bounds slots (so rows too) */
     int64_t max_bytes; /* allocation budget (a test hook for out-of-memory paths) */
     uint8_t *op;
-    int32_t *arg_a, *arg_b, *arg_c;
-    double *val;
+    int32_t *arg_a, *arg_b, *arg_c, *first;
+    double *val; /* per slot */
+
+    int64_t n_blocks, cap_blocks;
+    int32_t *blocks;
 
     int64_t n_consts, cap_consts;
     double *consts;

@@ -5,6 +5,7 @@
 
 #include "rules.h"
 #include "special_rules.h"
+#include "block.h"
 
 int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *xd,
                         double *v, double *vd, double *y, double *yd, int64_t *bad_op)
@@ -19,8 +20,17 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
+    int64_t bi = 0, block_k = block_row(t, bi);
+    int64_t shift = 0; /* slot - row (block.h) */
     for (int64_t k = 0; k < t->n_ops && s == PYAD_OK; ++k) {
-        double *out = vd + k * p;
+        if (k == block_k) { /* a block row: one loop over its elements */
+            block_tangent_vector(t, bi, p, v, vd);
+            shift += block_width(t, bi) - 1;
+            block_k = block_row(t, ++bi);
+            continue;
+        }
+        int64_t zs = k + shift;
+        double *out = vd + zs * p;
         const double *ta = vd + (int64_t)A[k] * p; /* every op has a slot in A */
         switch (op[k]) {
 #define SPECIAL(name, differentiable)
@@ -28,7 +38,7 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
         case OP_##name: {                                                                   \
             double x = v[A[k]];                                                             \
             double z = (value);                                                             \
-            v[k] = z;                                                                       \
+            v[zs] = z;                                                                       \
             double dx = (d_x);                                                              \
             for (int64_t j = 0; j < p; ++j) out[j] = scaled(dx, ta[j]);                     \
             break;                                                                          \
@@ -37,7 +47,7 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
         case OP_##name: {                                                                   \
             double x = v[A[k]], y = v[B[k]];                                                \
             double z = (value);                                                             \
-            v[k] = z;                                                                       \
+            v[zs] = z;                                                                       \
             double dx = (d_x), dy = (d_y);                                                  \
             const double *tb = vd + (int64_t)B[k] * p;                                      \
             for (int64_t j = 0; j < p; ++j) out[j] = scaled(dx, ta[j]) + scaled(dy, tb[j]); \
@@ -47,7 +57,7 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
         case OP_##name: {                                                                   \
             double x = v[A[k]], y = consts[B[k]];                                           \
             double z = (value);                                                             \
-            v[k] = z;                                                                       \
+            v[zs] = z;                                                                       \
             double dx = (d_x);                                                              \
             for (int64_t j = 0; j < p; ++j) out[j] = scaled(dx, ta[j]);                     \
             break;                                                                          \
@@ -55,37 +65,37 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
 #define COMPARE(name, numpy, operator, cf, rcf, value)                                      \
         case OP_##name: {                                                                   \
             double x = v[A[k]], y = v[B[k]];                                                \
-            v[k] = (value) ? 1.0 : 0.0;                                                     \
+            v[zs] = (value) ? 1.0 : 0.0;                                                     \
             memset(out, 0, (size_t)p * sizeof *out);                                        \
             break;                                                                          \
         }
 #define COMPARE_C(name, value)                                                              \
         case OP_##name: {                                                                   \
             double x = v[A[k]], y = consts[B[k]];                                           \
-            v[k] = (value) ? 1.0 : 0.0;                                                     \
+            v[zs] = (value) ? 1.0 : 0.0;                                                     \
             memset(out, 0, (size_t)p * sizeof *out);                                        \
             break;                                                                          \
         }
 #include "expand_ops.h"
         case OP_input:
-            v[k] = x[A[k]];
+            v[zs] = x[A[k]];
             for (int64_t j = 0; j < p; ++j)
                 out[j] = xd[j * t->n_inputs + A[k]];
             break;
         case OP_constant:
-            v[k] = consts[B[k]];
+            v[zs] = consts[B[k]];
             memset(out, 0, (size_t)p * sizeof *out);
             break;
         case OP_select: {
             int64_t pick = select_taken(v[A[k]], B[k], C[k]);
-            v[k] = v[pick];
+            v[zs] = v[pick];
             memcpy(out, vd + pick * p, (size_t)p * sizeof *out);
             break;
         }
         case OP_axpy_c: {
             double c = consts[C[k]];
             const double *tb = vd + (int64_t)B[k] * p;
-            v[k] = axpy_value(v[A[k]], c, v[B[k]]);
+            v[zs] = axpy_value(v[A[k]], c, v[B[k]]);
             for (int64_t j = 0; j < p; ++j)
                 out[j] = axpy_tangent(ta[j], c, tb[j]);
             break;
@@ -94,16 +104,16 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
         case OP_min_n: {
             const int32_t *idx = t->pool + C[k];
             double m = extremum(v, idx, B[k], op[k] == OP_max_n, 1, 0);
-            v[k] = m;
+            v[zs] = m;
             for (int64_t j = 0; j < p; ++j)
                 out[j] = tied_mean(v, idx, B[k], m, 1, 0, vd, p, j);
             break;
         }
         case OP_guard_true:
         case OP_guard_false:
-            v[k] = v[A[k]];
+            v[zs] = v[A[k]];
             memset(out, 0, (size_t)p * sizeof *out);
-            if (!guard_holds(op[k], v[k])) {
+            if (!guard_holds(op[k], v[zs])) {
                 *bad_op = k;
                 s = PYAD_EBRANCH;
             }
@@ -139,18 +149,27 @@ int pyad_reverse_vector(pyad_tape *t, int64_t q, const double *v, const double *
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
-    memset(adj, 0, (size_t)(t->n_ops * q) * sizeof *adj);
+    memset(adj, 0, (size_t)(t->n_slots * q) * sizeof *adj);
     for (int64_t i = 0; i < t->n_outputs; ++i)
         for (int64_t j = 0; j < q; ++j)
             adj[(int64_t)t->outputs[i] * q + j] += u[j * t->n_outputs + i];
+    int64_t bi = t->n_blocks - 1, block_k = block_row(t, bi);
+    int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
-        const double *g = adj + k * q;
+        if (k == block_k) { /* a block row: one loop over its elements */
+            block_reverse_vector(t, bi, q, v, adj);
+            shift -= block_width(t, bi) - 1;
+            block_k = block_row(t, --bi);
+            continue;
+        }
+        int64_t zs = k + shift;
+        const double *g = adj + zs * q;
         double *ga = adj + (int64_t)A[k] * q;
         switch (op[k]) {
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], z = v[k];                                                   \
+            double x = v[A[k]], z = v[zs];                                                   \
             (void)x; (void)z;                                                               \
             double dx = (d_x);                                                              \
             for (int64_t j = 0; j < q; ++j) ga[j] += scaled(dx, g[j]);                      \
@@ -158,7 +177,7 @@ int pyad_reverse_vector(pyad_tape *t, int64_t q, const double *v, const double *
         }
 #define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], y = v[B[k]], z = v[k];                                      \
+            double x = v[A[k]], y = v[B[k]], z = v[zs];                                      \
             (void)x; (void)y; (void)z;                                                      \
             double dx = (d_x), dy = (d_y);                                                  \
             double *gb = adj + (int64_t)B[k] * q;                                           \
@@ -168,7 +187,7 @@ int pyad_reverse_vector(pyad_tape *t, int64_t q, const double *v, const double *
         }
 #define WITH_CONST(name, value, d_x, dd_x)                                                  \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], y = consts[B[k]], z = v[k];                                 \
+            double x = v[A[k]], y = consts[B[k]], z = v[zs];                                 \
             (void)x; (void)y; (void)z;                                                      \
             double dx = (d_x);                                                              \
             for (int64_t j = 0; j < q; ++j) ga[j] += scaled(dx, g[j]);                      \
@@ -195,7 +214,7 @@ int pyad_reverse_vector(pyad_tape *t, int64_t q, const double *v, const double *
         case OP_max_n:
         case OP_min_n:
             for (int64_t j = 0; j < q; ++j)
-                share_among_ties(v, t->pool + C[k], B[k], v[k], 1, 0, g[j], adj, q, j);
+                share_among_ties(v, t->pool + C[k], B[k], v[zs], 1, 0, g[j], adj, q, j);
             break;
         default:
             break;
@@ -225,20 +244,29 @@ int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *v
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
-    memset(adj, 0, (size_t)t->n_ops * sizeof *adj);
-    memset(adjd, 0, (size_t)(t->n_ops * p) * sizeof *adjd);
+    memset(adj, 0, (size_t)t->n_slots * sizeof *adj);
+    memset(adjd, 0, (size_t)(t->n_slots * p) * sizeof *adjd);
     for (int64_t i = 0; i < t->n_outputs; ++i)
         adj[t->outputs[i]] += u[i];
+    int64_t bi = t->n_blocks - 1, block_k = block_row(t, bi);
+    int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
-        double g = adj[k];
-        const double *gd = adjd + k * p;
+        if (k == block_k) { /* a block row: one loop over its elements */
+            block_second_vector(t, bi, p, v, vd, adj, adjd);
+            shift -= block_width(t, bi) - 1;
+            block_k = block_row(t, --bi);
+            continue;
+        }
+        int64_t zs = k + shift;
+        double g = adj[zs];
+        const double *gd = adjd + zs * p;
         const double *ta = vd + (int64_t)A[k] * p;
         double *gda = adjd + (int64_t)A[k] * p;
         switch (op[k]) {
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], z = v[k];                                                   \
+            double x = v[A[k]], z = v[zs];                                                   \
             (void)x; (void)z;                                                               \
             double dx = (d_x);                                                              \
             adj[A[k]] += scaled(dx, g);                                                     \
@@ -251,7 +279,7 @@ int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *v
         }
 #define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], y = v[B[k]], z = v[k];                                      \
+            double x = v[A[k]], y = v[B[k]], z = v[zs];                                      \
             (void)x; (void)y; (void)z;                                                      \
             double dx = (d_x), dy = (d_y);                                                  \
             adj[A[k]] += scaled(dx, g);                                                     \
@@ -269,7 +297,7 @@ int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *v
         }
 #define WITH_CONST(name, value, d_x, dd_x)                                                  \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], y = consts[B[k]], z = v[k];                                 \
+            double x = v[A[k]], y = consts[B[k]], z = v[zs];                                 \
             (void)x; (void)y; (void)z;                                                      \
             double dx = (d_x);                                                              \
             adj[A[k]] += scaled(dx, g);                                                     \
@@ -303,9 +331,9 @@ int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *v
         }
         case OP_max_n:
         case OP_min_n:
-            share_among_ties(v, t->pool + C[k], B[k], v[k], 1, 0, g, adj, 1, 0);
+            share_among_ties(v, t->pool + C[k], B[k], v[zs], 1, 0, g, adj, 1, 0);
             for (int64_t j = 0; j < p; ++j)
-                share_among_ties(v, t->pool + C[k], B[k], v[k], 1, 0, gd[j], adjd, p, j);
+                share_among_ties(v, t->pool + C[k], B[k], v[zs], 1, 0, gd[j], adjd, p, j);
             break;
         default:
             break;

@@ -29,11 +29,14 @@ from . import ops
 
 # C name -> its IEEE twin (a numpy ufunc; for a function math never raises on,
 # math's own). The fast version is always math's function of the same C name.
+# numpy has no erf: math's, applied elementwise (block rows evaluate rules on arrays)
+_ARRAY_ERF = np.vectorize(math.erf, otypes=[float])
+_ARRAY_ERFC = np.vectorize(math.erfc, otypes=[float])
 LIBM = {
     "exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1, "sqrt": np.sqrt,
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos,
     "atan": np.arctan, "atan2": np.arctan2, "sinh": np.sinh, "cosh": np.cosh,
-    "tanh": np.tanh, "fabs": np.fabs, "pow": np.power, "erf": math.erf, "erfc": math.erfc,
+    "tanh": np.tanh, "fabs": np.fabs, "pow": np.power, "erf": _ARRAY_ERF, "erfc": _ARRAY_ERFC,
 }
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 FAST = SimpleNamespace(**{name: getattr(math, name) for name in LIBM})

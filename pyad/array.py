@@ -54,7 +54,7 @@ def _validated_slots(store, idx):
     if idx.dtype == np.bool_ or not np.issubdtype(idx.dtype, np.integer):
         raise TypeError(f"pyad.Array(store, idx): idx must hold integer slot indices, "
                         f"not dtype {idx.dtype}")
-    n = store.n_ops
+    n = store.n_slots  # a block row defines many slots: n_ops counts rows
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n):
         raise IndexError(f"pyad.Array(store, idx): slot indices must lie in 0 .. {n - 1} "
                          f"(the tape has {n} slots); got {int(idx.min())} .. {int(idx.max())}")

@@ -81,8 +81,8 @@ def split_constants(op, b_mixed):
 class _Work:
     """Scratch arrays of one sweep, with their cffi pointers made once."""
 
-    def __init__(self, n_ops):
-        self.arrays = [np.empty(max(n_ops, 1)) for _ in range(4)]
+    def __init__(self, n_slots):
+        self.arrays = [np.empty(max(n_slots, 1)) for _ in range(4)]
         self.ptrs = [_dbl(a) for a in self.arrays]
         self.y = ffi.new("double[1]")
         self.bad = ffi.new("int64_t[1]")
@@ -117,7 +117,7 @@ class CStore(RowBuffer):
     def _hand_over(self):
         """Hand the buffered rows to C (the owner thread, inside _enter)."""
         n = self._pending
-        if n != self._next - lib.pyad_n_ops(self._h):
+        if n != self._next - lib.pyad_n_slots(self._h):
             self.close()
             raise TapeBusyError(INTERLEAVED)
         op_bytes, a_bytes, b_bytes = self._take()
@@ -137,7 +137,7 @@ class CStore(RowBuffer):
         s = _waiting(fn, self._h, *args)
         if s < 0:
             _fail(s)
-        self._next = lib.pyad_n_ops(self._h)
+        self._next = lib.pyad_n_slots(self._h)
         return s
 
     # ---- lifetime and size ----
@@ -165,6 +165,11 @@ class CStore(RowBuffer):
     @property
     def n_ops(self):
         return self._count(lib.pyad_n_ops)
+
+    @property
+    def n_slots(self):
+        """Slots: a row defines one (scalar rows) or a block of them."""
+        return self._count(lib.pyad_n_slots)
 
     @property
     def n_inputs(self):
@@ -281,8 +286,9 @@ class CStore(RowBuffer):
     # ---- reading (held like a sweep: the tape cannot grow meanwhile) ----
 
     def _hold(self):
-        """(handle, n_ops, n_inputs, n_outputs), the tape held for sweeping until
-        lib.pyad_end_sweep(handle): the sizes stay true while it is held."""
+        """(handle, n_slots, n_inputs, n_outputs), the tape held for sweeping until
+        lib.pyad_end_sweep(handle): the sizes stay true while it is held. Work
+        arrays are sized by slots (a block row defines several)."""
         if self._pending:
             self._sync()
         h = self._h
@@ -340,13 +346,13 @@ class CStore(RowBuffer):
 
     # ---- sweeps ----
 
-    def _take_work(self, n_ops):
+    def _take_work(self, n_slots):
         if self._work_lock.acquire(blocking=False):
             work = self._work
-            if work is None or work.arrays[0].size < n_ops:
-                work = self._work = _Work(n_ops)
+            if work is None or work.arrays[0].size < n_slots:
+                work = self._work = _Work(n_slots)
             return work, True
-        return _Work(n_ops), False
+        return _Work(n_slots), False
 
     def _give_work(self, owned):
         if owned:
@@ -385,11 +391,11 @@ class CStore(RowBuffer):
         return self._gradient_held(x)
 
     def _gradient_held(self, x):
-        h, n_ops, n_in, n_out = self._hold()
+        h, n_slots, n_in, n_out = self._hold()
         try:
             _sizes_match(x, n_in, n_out, 1)
             out = np.empty(n_in)
-            work, owned = self._take_work(n_ops)
+            work, owned = self._take_work(n_slots)
             try:
                 s = lib.pyad_gradient(h, _dbl(x), work.ptrs[0], work.ptrs[1], work.y,
                                       _dbl(out), work.bad)
@@ -406,12 +412,12 @@ class CStore(RowBuffer):
 
     def forward(self, x):
         """Output values at inputs x."""
-        h, n_ops, n_in, n_out = self._hold()
+        h, n_slots, n_in, n_out = self._hold()
         try:
             _sizes_match(x, n_in)
             y = np.empty(n_out)
             bad = ffi.new("int64_t[1]")
-            work, owned = self._take_work(n_ops)
+            work, owned = self._take_work(n_slots)
             try:
                 s = lib.pyad_forward(h, _dbl(x), work.ptrs[0], _dbl(y), bad)
             finally:
@@ -423,13 +429,13 @@ class CStore(RowBuffer):
 
     def jvp(self, x, xd):
         """(outputs, J xd) at x."""
-        h, n_ops, n_in, n_out = self._hold()
+        h, n_slots, n_in, n_out = self._hold()
         try:
             _sizes_match(x, n_in)
             _sizes_match(xd, n_in)
             y, yd = np.empty(n_out), np.empty(n_out)
             bad = ffi.new("int64_t[1]")
-            work, owned = self._take_work(n_ops)
+            work, owned = self._take_work(n_slots)
             try:
                 s = lib.pyad_forward_tangent(h, _dbl(x), _dbl(xd), work.ptrs[0],
                                              work.ptrs[1], _dbl(y), _dbl(yd), bad)
@@ -442,12 +448,12 @@ class CStore(RowBuffer):
 
     def vjp(self, x, u):
         """(outputs, u^T J) at x; x None means at the recorded point."""
-        h, n_ops, n_in, n_out = self._hold()
+        h, n_slots, n_in, n_out = self._hold()
         try:
             _sizes_match(u, n_out)
             xbar = np.empty(n_in)
             bad = ffi.new("int64_t[1]")
-            work, owned = self._take_work(n_ops)
+            work, owned = self._take_work(n_slots)
             try:
                 if x is None:
                     s = 0
@@ -469,7 +475,7 @@ class CStore(RowBuffer):
 
     def hvp(self, x, xd, u):
         """(outputs, u^T J, d(u^T J)/dt along xd) at x: for scalar f, H xd."""
-        h, n_ops, n_in, n_out = self._hold()
+        h, n_slots, n_in, n_out = self._hold()
         try:
             _sizes_match(x, n_in)
             _sizes_match(xd, n_in)
@@ -477,7 +483,7 @@ class CStore(RowBuffer):
             y, yd = np.empty(n_out), np.empty(n_out)
             xbar, xbard = np.empty(n_in), np.empty(n_in)
             bad = ffi.new("int64_t[1]")
-            work, owned = self._take_work(n_ops)
+            work, owned = self._take_work(n_slots)
             try:
                 v, vd, adj, adjd = work.ptrs
                 s = lib.pyad_forward_tangent(h, _dbl(x), _dbl(xd), v, vd, _dbl(y),
@@ -496,12 +502,12 @@ class CStore(RowBuffer):
 
     def jvp_vec(self, x, xd):
         """(outputs, J xd_j for each row j of xd) at x."""
-        h, n_ops, n_in, n_out = self._hold()
+        h, n_slots, n_in, n_out = self._hold()
         try:
             p = xd.shape[0]
             _sizes_match(x, n_in)
             _sizes_match(xd, p * n_in)
-            v, vd = np.empty(n_ops), np.empty(n_ops * p)
+            v, vd = np.empty(n_slots), np.empty(n_slots * p)
             y, yd = np.empty(n_out), np.empty((p, n_out))
             bad = ffi.new("int64_t[1]")
             s = lib.pyad_tangent_vector(h, p, _dbl(x), _dbl(xd), _dbl(v), _dbl(vd), _dbl(y),
@@ -513,7 +519,7 @@ class CStore(RowBuffer):
 
     def vjp_vec(self, x, u):
         """(outputs, u_j^T J for each row j of u) at x (None: the recorded point)."""
-        h, n_ops, n_in, n_out = self._hold()
+        h, n_slots, n_in, n_out = self._hold()
         try:
             q = u.shape[0]
             _sizes_match(u, q * n_out)
@@ -522,12 +528,12 @@ class CStore(RowBuffer):
                 y, v = self._recorded_outputs(h, n_out), ffi.NULL
             else:
                 _sizes_match(x, n_in)
-                values = np.empty(n_ops)
+                values = np.empty(n_slots)
                 y = np.empty(n_out)
                 bad = ffi.new("int64_t[1]")
                 self._check(lib.pyad_forward(h, _dbl(x), _dbl(values), _dbl(y), bad), bad)
                 v = _dbl(values)
-            s = lib.pyad_reverse_vector(h, q, v, _dbl(u), _dbl(np.empty(n_ops * q)),
+            s = lib.pyad_reverse_vector(h, q, v, _dbl(u), _dbl(np.empty(n_slots * q)),
                                         _dbl(xbar))
         finally:
             lib.pyad_end_sweep(h)
@@ -537,21 +543,21 @@ class CStore(RowBuffer):
 
     def hvp_vec(self, x, xd, u):
         """(outputs, u^T J, and d(u^T J) along each row of xd) at x."""
-        h, n_ops, n_in, n_out = self._hold()
+        h, n_slots, n_in, n_out = self._hold()
         try:
             p = xd.shape[0]
             _sizes_match(x, n_in)
             _sizes_match(xd, p * n_in)
             _sizes_match(u, n_out)
-            v, vd = np.empty(n_ops), np.empty(n_ops * p)
+            v, vd = np.empty(n_slots), np.empty(n_slots * p)
             y, yd = np.empty(n_out), np.empty((p, n_out))
             bad = ffi.new("int64_t[1]")
             s = lib.pyad_tangent_vector(h, p, _dbl(x), _dbl(xd), _dbl(v), _dbl(vd), _dbl(y),
                                         _dbl(yd), bad)
             self._check(s, bad)
             xbar, xbard = np.empty(n_in), np.empty((p, n_in))
-            s = lib.pyad_second_vector(h, p, _dbl(v), _dbl(vd), _dbl(u), _dbl(np.empty(n_ops)),
-                                       _dbl(np.empty(n_ops * p)), _dbl(xbar), _dbl(xbard))
+            s = lib.pyad_second_vector(h, p, _dbl(v), _dbl(vd), _dbl(u), _dbl(np.empty(n_slots)),
+                                       _dbl(np.empty(n_slots * p)), _dbl(xbar), _dbl(xbard))
         finally:
             lib.pyad_end_sweep(h)
         if s:
@@ -561,10 +567,10 @@ class CStore(RowBuffer):
     # ---- batched sweeps (one tape at many points; points in rows) ----
 
     def _batch_values(self, h, sizes, x, xd=None):
-        n_ops, n_in, n_out = sizes
+        n_slots, n_in, n_out = sizes
         nb = x.shape[0]
         _sizes_match(x, nb * n_in)
-        v = np.empty(n_ops * nb)
+        v = np.empty(n_slots * nb)
         y = np.empty((nb, n_out))
         bad = np.empty(nb, dtype=np.int64)
         n_bad = ffi.new("int64_t[1]")
@@ -574,7 +580,7 @@ class CStore(RowBuffer):
             vd = yd = None
         else:
             _sizes_match(xd, nb * n_in)
-            vd, yd = np.empty(n_ops * nb), np.empty((nb, n_out))
+            vd, yd = np.empty(n_slots * nb), np.empty((nb, n_out))
             s = lib.pyad_tangent_batch(h, nb, _dbl(x), _dbl(xd), _dbl(v), _dbl(vd),
                                        _dbl(y), _dbl(yd), ffi.from_buffer("int64_t[]", bad),
                                        n_bad)
@@ -583,9 +589,9 @@ class CStore(RowBuffer):
         return v, vd, y, yd, bad
 
     def _batch(self, run, *args):
-        h, n_ops, n_in, n_out = self._hold()
+        h, n_slots, n_in, n_out = self._hold()
         try:
-            return run(h, (n_ops, n_in, n_out), *args)
+            return run(h, (n_slots, n_in, n_out), *args)
         finally:
             lib.pyad_end_sweep(h)
 
@@ -631,22 +637,25 @@ class CStore(RowBuffer):
     # ---- plain arrays (saving and loading) ----
 
     def export(self):
-        h, n, n_in, n_out = self._hold()
+        """The tape as the plain arrays of the export layout (ARR_CONTRACT.md)."""
+        h, n_slots, n_in, n_out = self._hold()
         try:
+            n, n_blocks = lib.pyad_n_ops(h), lib.pyad_n_blocks(h)
             arrays = {"op": np.empty(n, np.uint8), "a": np.empty(n, np.int32),
                       "b": np.empty(n, np.int32), "c": np.empty(n, np.int32),
-                      "val": np.empty(n), "consts": np.empty(lib.pyad_n_consts(h)),
+                      "first": np.empty(n, np.int32), "val": np.empty(n_slots),
+                      "consts": np.empty(lib.pyad_n_consts(h)),
                       "pool": np.empty(lib.pyad_n_pool(h), np.int32),
                       "inputs": np.empty(n_in, np.int32),
-                      "outputs": np.empty(n_out, np.int32)}
+                      "outputs": np.empty(n_out, np.int32),
+                      "blocks": np.empty(n_blocks * 6, np.int32)}
             p = {k: ffi.from_buffer(v) for k, v in arrays.items()}
-            s = lib.pyad_tape_export(h, ffi.cast("uint8_t *", p["op"]),
-                                     ffi.cast("int32_t *", p["a"]), ffi.cast("int32_t *", p["b"]),
-                                     ffi.cast("int32_t *", p["c"]), ffi.cast("double *", p["val"]),
-                                     ffi.cast("double *", p["consts"]),
-                                     ffi.cast("int32_t *", p["pool"]),
-                                     ffi.cast("int32_t *", p["inputs"]),
-                                     ffi.cast("int32_t *", p["outputs"]))
+            i32 = {k: ffi.cast("int32_t *", p[k])
+                   for k in ("a", "b", "c", "first", "pool", "inputs", "outputs", "blocks")}
+            s = lib.pyad_tape_export(h, ffi.cast("uint8_t *", p["op"]), i32["a"], i32["b"],
+                                     i32["c"], i32["first"], ffi.cast("double *", p["val"]),
+                                     ffi.cast("double *", p["consts"]), i32["pool"],
+                                     i32["inputs"], i32["outputs"], i32["blocks"])
         finally:
             lib.pyad_end_sweep(h)
         return arrays if s == 0 else _fail(s)
@@ -658,27 +667,31 @@ class CStore(RowBuffer):
     @classmethod
     def from_arrays(cls, a):
         """A store holding a validated copy of the arrays."""
+        blocks = np.ascontiguousarray(a["blocks"], dtype=np.int32).reshape(-1)
+        if blocks.size % 6:
+            _fail(lib.PYAD_EFORMAT, "loading a tape (blocks is not rows of 6)")
         store = cls()
         out = ffi.new("pyad_tape **")
         s = lib.pyad_tape_import(
             out, a["op"].size, ffi.from_buffer("uint8_t[]", a["op"]),
-            _i32(a["a"]), _i32(a["b"]), _i32(a["c"]), _dbl(a["val"]), a["consts"].size,
-            _dbl(a["consts"]), a["pool"].size, _i32(a["pool"]), a["inputs"].size, _i32(a["inputs"]), a["outputs"].size,
-            _i32(a["outputs"]))
+            _i32(a["a"]), _i32(a["b"]), _i32(a["c"]), _i32(a["first"]), a["val"].size,
+            _dbl(a["val"]), a["consts"].size, _dbl(a["consts"]), a["pool"].size,
+            _i32(a["pool"]), a["inputs"].size, _i32(a["inputs"]), a["outputs"].size,
+            _i32(a["outputs"]), blocks.size // 6, _i32(blocks))
         if s:
             _fail(s, "loading a tape")
         store._h = ffi.gc(out[0], lib.pyad_tape_free)
-        store._next = lib.pyad_n_ops(store._h)
+        store._next = lib.pyad_n_slots(store._h)
         return store
 
     # ---- every slot's value, tangent or adjoint (teaching views, diagnostics) ----
 
     def slot_values(self, x, xd=None):
         """(values, tangents or None) of every slot at x."""
-        h, n_ops, n_in, _ = self._hold()
+        h, n_slots, n_in, _ = self._hold()
         try:
             _sizes_match(x, n_in)
-            v, vd = np.empty(n_ops), np.empty(n_ops)
+            v, vd = np.empty(n_slots), np.empty(n_slots)
             bad = ffi.new("int64_t[1]")
             if xd is None:
                 s = lib.pyad_forward(h, _dbl(x), _dbl(v), ffi.NULL, bad)
@@ -694,11 +707,11 @@ class CStore(RowBuffer):
 
     def slot_adjoints(self, x, u):
         """(values, adjoints) of every slot at x for output weights u."""
-        h, n_ops, n_in, n_out = self._hold()
+        h, n_slots, n_in, n_out = self._hold()
         try:
             _sizes_match(x, n_in)
             _sizes_match(u, n_out)
-            v, adj = np.empty(n_ops), np.empty(n_ops)
+            v, adj = np.empty(n_slots), np.empty(n_slots)
             bad = ffi.new("int64_t[1]")
             s = lib.pyad_forward(h, _dbl(x), _dbl(v), ffi.NULL, bad)
             if s == 0:

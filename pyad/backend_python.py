@@ -5,6 +5,15 @@ one branch per kind) and the baseline the C core is measured against. Op codes
 and kinds come from the shared primitive table (pyad.ops), and its errors are
 the C core's statuses and messages (pyad.errors.status_error); the value and
 derivative rules are written independently in pyad/_python_rules.py.
+
+The tape (see ARR_CONTRACT.md): row k has an op, operands a, b, c and
+first[k], the first of the slots it defines. A scalar row defines one slot; a
+block row defines w consecutive slots, and `blocks` holds its width and the
+stride of each operand: element i reads slot a + stride_a * i (stride 0: one
+slot broadcast), and a constant operand reads consts[b + stride_const * i].
+Scalar rows are swept one float at a time, block rows with one numpy
+expression per row, from the same rules (the branchy ones have array twins
+below).
 """
 import functools
 import threading
@@ -15,15 +24,16 @@ from _thread import get_ident
 import numpy as np
 
 from . import ops
-from ._python_rules import COMPARISONS, RULES, call
-from .errors import INTERLEAVED, BranchError, TapeBusyError, TapeClosedError, status_error
+from ._python_rules import COMPARISONS, IEEE, RULES, call
+from .errors import (INTERLEAVED, BranchError, TapeBusyError, TapeClosedError,
+                     TapeFormatError, status_error)
 from .row_buffer import RowBuffer, recording
 
 # The special rows (_python_rules.SPECIAL), swept by the hand-written cases below.
 _INPUT, _CONST, _SELECT = ops.CODE["input"], ops.CODE["constant"], ops.CODE["select"]
 _GUARD_T, _GUARD_F, _AXPY = ops.CODE["guard_true"], ops.CODE["guard_false"], ops.CODE["axpy_c"]
 _MAX_N, _MIN_N = ops.CODE["max_n"], ops.CODE["min_n"]
-_MAX_OPS = 2**31 - 1
+_MAX_SLOTS = 2**31 - 1
 _WAIT_S = 60.0  # how long recording waits for another thread's sweeps
 
 # Per op code: its kind, and its rule (or comparison) for the sweeps. Importing
@@ -31,6 +41,9 @@ _WAIT_S = 60.0  # how long recording waits for another thread's sweeps
 _KIND = [ops.KIND[name] for name in ops.NAME]
 _RULE = [RULES.get(name) for name in ops.NAME]
 _CMP = [COMPARISONS.get(name) for name in ops.NAME]
+# The kinds a block row may have (guards, inputs, constants, axpy_c, max_n and
+# min_n stay scalar rows).
+_BLOCK_KINDS = ("unary", "binary", "with_const", "compare", "compare_c")
 
 
 def _scaled(d, t):
@@ -53,6 +66,153 @@ def _extremum(values, is_max):
 def _ties(values, m):
     """Indices of the values equal to the extremum m (NaNs tie with a NaN m)."""
     return [i for i, x in enumerate(values) if x == m or (x != x and m != m)]
+
+
+# ---- the rules on arrays (block rows) ----
+#
+# A rule of _python_rules evaluated with the IEEE namespace works on numpy
+# arrays as it does on numbers, except where its helpers branch with a Python
+# `if`. Those rules get array twins here, with np.where in place of each `if`
+# (the same cases, in the same order, as the helpers in _python_rules).
+
+def _sign_of(x):
+    return np.where(x > 0, 1.0, np.where(x < 0, -1.0, x))
+
+
+def _max_nan(x, y):
+    return np.where((x != x) | (x >= y), x, y)
+
+
+def _min_nan(x, y):
+    return np.where((x != x) | (x <= y), x, y)
+
+
+def _tie_share(x, y):
+    return np.where(x > y, 1.0, np.where(x == y, 0.5, 0.0))
+
+
+def _log_or_zero(x):
+    return np.where(x == 0, 0.0, np.log(x))
+
+
+def _pow_d_base(x, y):
+    return np.where(y == 0, 0.0, y * np.power(x, y - 1.0))
+
+
+def _pow_dd_base(x, y, xd, yd):
+    second = np.where((y == 0) | (y == 1), 0.0, y * (y - 1.0) * np.power(x, y - 2.0))
+    cross = np.where(yd == 0, 0.0,
+                     yd * (np.power(x, y - 1.0) + _pow_d_base(x, y) * _log_or_zero(x)))
+    return second * xd + cross
+
+
+def _pow_dd_exponent(x, y, z, xd, yd):
+    lx = _log_or_zero(x)
+    cross = np.where(xd == 0, 0.0, xd * (np.power(x, y - 1.0) + _pow_d_base(x, y) * lx))
+    return cross + yd * z * lx * lx
+
+
+def _no_second(m, x, y, z, xd, yd):
+    return 0.0, 0.0
+
+
+_ARRAY_TWINS = {
+    "pow": (lambda m, x, y: np.power(x, y),
+            lambda m, x, y, z: (_pow_d_base(x, y), z * _log_or_zero(x)),
+            lambda m, x, y, z, xd, yd: (_pow_dd_base(x, y, xd, yd),
+                                        _pow_dd_exponent(x, y, z, xd, yd))),
+    "pow_c": (lambda m, x, y: np.power(x, y),
+              lambda m, x, y, z: (_pow_d_base(x, y), 0.0),
+              lambda m, x, y, z, xd, yd: (_pow_dd_base(x, y, xd, 0.0), 0.0)),
+    "rpow_c": (lambda m, x, y: np.power(y, x),
+               lambda m, x, y, z: (z * _log_or_zero(y), 0.0),
+               lambda m, x, y, z, xd, yd: (z * _log_or_zero(y) ** 2 * xd, 0.0)),
+    "maximum": (lambda m, x, y: _max_nan(x, y),
+                lambda m, x, y, z: (_tie_share(x, y), _tie_share(y, x)), _no_second),
+    "minimum": (lambda m, x, y: _min_nan(x, y),
+                lambda m, x, y, z: (_tie_share(y, x), _tie_share(x, y)), _no_second),
+    "maximum_c": (lambda m, x, y: _max_nan(x, y),
+                  lambda m, x, y, z: (_tie_share(x, y), 0.0), _no_second),
+    "minimum_c": (lambda m, x, y: _min_nan(x, y),
+                  lambda m, x, y, z: (_tie_share(y, x), 0.0), _no_second),
+    "abs": (lambda m, x, y: np.fabs(x), lambda m, x, y, z: (_sign_of(x), 0.0), _no_second),
+}
+_ARRAY_TWIN = [_ARRAY_TWINS.get(name) for name in ops.NAME]
+
+
+def _array_rule(op):
+    """The rule block rows use: the twin of a branchy rule, else the one _RULE holds
+    (read at each call, the same table the scalar rows use)."""
+    return _ARRAY_TWIN[op] or _RULE[op]
+
+
+def _on_arrays(f, *args):
+    """A rule f evaluated elementwise on arrays, IEEE semantics (inf, NaN, no exception)."""
+    with np.errstate(all="ignore"):
+        return f(IEEE, *args)
+
+
+def _scaled_array(d, t):
+    """_scaled elementwise."""
+    with np.errstate(all="ignore"):
+        return np.where(t == 0, 0.0, d * t)
+
+
+def _elements(values, slot, stride, w):
+    """The w elements a block operand reads: values[slot + stride * i]."""
+    if stride == 0:
+        return np.full(w, values[slot], dtype=np.float64)
+    return np.array(values[slot:slot + stride * (w - 1) + 1:stride], dtype=np.float64)
+
+
+def _accumulate(values, slot, stride, contrib):
+    """values[slot + stride * i] += contrib[i]. A broadcast operand (stride 0) read
+    one slot for every element, so it gets the sum of all their contributions; with
+    a stride >= 1 the elements name distinct slots, so one slice add is exact (two
+    operands of a row that overlap, x[1:] * x[:-1], are accumulated one after the other)."""
+    if stride == 0:
+        values[slot] += float(np.sum(contrib))
+        return
+    w = len(contrib)
+    where = slice(slot, slot + stride * (w - 1) + 1, stride)
+    values[where] = (np.array(values[where], dtype=np.float64) + contrib).tolist()
+
+
+def _block_operands(kind, a, b, blk, v, consts):
+    """x and y of a block row: y is an operand's elements, the constants, or 0."""
+    w, sa, sb, _, sk = blk
+    x = _elements(v, a, sa, w)
+    if kind in ("binary", "compare"):
+        return x, _elements(v, b, sb, w)
+    if kind in ("with_const", "compare_c"):
+        return x, _elements(consts, b, sk, w)
+    return x, np.zeros(w)
+
+
+def _block_value(op, x, y):
+    cmp = _CMP[op]
+    if cmp:
+        return cmp(x, y).astype(np.float64)
+    z = _on_arrays(_array_rule(op)[0], x, y)
+    return np.broadcast_to(np.asarray(z, dtype=np.float64), x.shape)
+
+
+def _affine_stride(idx):
+    """s if idx[i] == idx[0] + s * i for every i with s >= 0, else None."""
+    idx = np.asarray(idx, dtype=np.int64).ravel()
+    s = int(idx[1] - idx[0])
+    if s < 0 or not np.array_equal(idx, idx[0] + s * np.arange(idx.size)):
+        return None
+    return s
+
+
+def _block_strides(*index_arrays):
+    """The strides of operand index arrays that may form one block row (n >= 2, every
+    array affine with a stride >= 0), else None: then the caller records per element."""
+    if index_arrays[0].size < 2:
+        return None
+    strides = [_affine_stride(idx) for idx in index_arrays]
+    return None if None in strides else strides
 
 
 def _sweep(method):
@@ -99,30 +259,174 @@ def _records(method):
     return recording(run)
 
 
+# ---- one block row in a sweep: one numpy expression per row ----
+
+@np.errstate(all="ignore")  # IEEE, as the scalar rows and the C core: inf - inf is NaN
+def _forward_block(op, a, b, c, first, blk, v, vd, consts):
+    """Values (and tangents) of the w slots a block row defines."""
+    w = blk[0]
+    out = slice(first, first + w)
+    if op == _SELECT:
+        _, s_cond, s_then, s_else, _ = blk
+        pick = _elements(v, a, s_cond, w) != 0
+        v[out] = np.where(pick, _elements(v, b, s_then, w), _elements(v, c, s_else, w)).tolist()
+        if vd is not None:
+            vd[out] = np.where(pick, _elements(vd, b, s_then, w), _elements(vd, c, s_else, w)).tolist()
+        return
+    kind = _KIND[op]
+    x, y = _block_operands(kind, a, b, blk, v, consts)
+    z = _block_value(op, x, y)
+    v[out] = z.tolist()
+    if vd is None or _CMP[op]:
+        return  # a comparison's tangent is zero
+    d_x, d_y = _on_arrays(_array_rule(op)[1], x, y, z)
+    t = _scaled_array(d_x, _elements(vd, a, blk[1], w))
+    if kind == "binary":
+        t = t + _scaled_array(d_y, _elements(vd, b, blk[2], w))
+    vd[out] = t.tolist()
+
+
+@np.errstate(all="ignore")
+def _reverse_block(op, a, b, c, first, blk, v, adj, vd, adjd, consts):
+    """Move the adjoints (and their tangents) of a block row's slots to its operands."""
+    w = blk[0]
+    g = np.array(adj[first:first + w], dtype=np.float64)
+    gd = np.array(adjd[first:first + w], dtype=np.float64) if adjd is not None else None
+    if op == _SELECT:
+        _, s_cond, s_then, s_else, _ = blk
+        pick = _elements(v, a, s_cond, w) != 0
+        _accumulate(adj, b, s_then, np.where(pick, g, 0.0))
+        _accumulate(adj, c, s_else, np.where(pick, 0.0, g))
+        if adjd is not None:
+            _accumulate(adjd, b, s_then, np.where(pick, gd, 0.0))
+            _accumulate(adjd, c, s_else, np.where(pick, 0.0, gd))
+        return
+    kind = _KIND[op]
+    if kind not in ("unary", "binary", "with_const"):
+        return  # comparisons pass nothing back
+    x, y = _block_operands(kind, a, b, blk, v, consts)
+    z = np.array(v[first:first + w], dtype=np.float64)
+    _, partials, second = _array_rule(op)
+    d_x, d_y = _on_arrays(partials, x, y, z)
+    _accumulate(adj, a, blk[1], _scaled_array(d_x, g))
+    if kind == "binary":
+        _accumulate(adj, b, blk[2], _scaled_array(d_y, g))
+    if adjd is None:
+        return
+    xd = _elements(vd, a, blk[1], w)
+    yd = _elements(vd, b, blk[2], w) if kind == "binary" else np.zeros(w)
+    dd_x, dd_y = _on_arrays(second, x, y, z, xd, yd)
+    _accumulate(adjd, a, blk[1], _scaled_array(d_x, gd) + _scaled_array(dd_x, g))
+    if kind == "binary":
+        _accumulate(adjd, b, blk[2], _scaled_array(d_y, gd) + _scaled_array(dd_y, g))
+
+
+# ---- checking imported arrays (the twin of csrc's pyad_validate) ----
+
+def _bad_tape(why):
+    return TapeFormatError(f"not a valid pyad tape: {why}")
+
+
+def _widths(n_ops, blocks):
+    """The width of every row, from the blocks table (row, width, 4 strides)."""
+    if blocks.size % 6:
+        raise _bad_tape(f"blocks holds {blocks.size} numbers, not a multiple of 6")
+    table = blocks.reshape(-1, 6).astype(np.int64)
+    rows = table[:, 0]
+    if rows.size and (rows[0] < 0 or rows[-1] >= n_ops or np.any(np.diff(rows) <= 0)):
+        raise _bad_tape("the blocks table names rows out of order or out of range")
+    if np.any(table[:, 1] < 2) or np.any(table[:, 2:] < 0):
+        raise _bad_tape("a block row has width < 2 or a negative stride")
+    width = np.ones(n_ops, dtype=np.int64)
+    width[rows] = table[:, 1]
+    return width, {int(r[0]): tuple(int(e) for e in r[1:]) for r in table}
+
+
+def _operand_ok(slot, stride, w, limit):
+    """Every element slot + stride * i (i < w) lies in 0 .. limit - 1 (both ends checked)."""
+    return 0 <= slot < limit and slot + stride * (w - 1) < limit
+
+
+def check_arrays(a):
+    """Raise TapeFormatError unless the exported arrays `a` form a valid tape."""
+    n_ops = a["op"].size
+    if any(a[k].size != n_ops for k in ("a", "b", "c", "first")):
+        raise _bad_tape("the row columns op, a, b, c, first differ in length")
+    if np.any(a["op"] >= len(ops.NAME)):
+        raise _bad_tape("an op code is out of range")
+    width, blocks = _widths(n_ops, np.asarray(a["blocks"]))
+    starts = np.concatenate([[0], np.cumsum(width)[:-1]]) if n_ops else width
+    if not np.array_equal(a["first"].astype(np.int64), starts) or width.sum() != a["val"].size:
+        raise _bad_tape("first[] is not consecutive by the rows' widths, or val does not "
+                        "hold one value per slot")
+    n_consts, n_inputs, n_slots = a["consts"].size, a["inputs"].size, a["val"].size
+    inputs, pool = a["inputs"].tolist(), a["pool"].tolist()
+    columns = (a[name].tolist() for name in ("op", "a", "b", "c", "first"))
+    for k, (op, x, y, z, s) in enumerate(zip(*columns)):
+        w, sa, sb, sc, sk = blocks.get(k, (1, 0, 0, 0, 0))
+        kind, name = _KIND[op], ops.NAME[op]
+        if w > 1 and kind not in _BLOCK_KINDS and op != _SELECT:
+            raise _bad_tape(f"row {k} ({name}) cannot be a block row")
+        if kind == "unary":
+            ok = _operand_ok(x, sa, w, s)
+        elif kind in ("binary", "compare"):
+            ok = _operand_ok(x, sa, w, s) and _operand_ok(y, sb, w, s)
+        elif kind in ("with_const", "compare_c"):
+            ok = _operand_ok(x, sa, w, s) and _operand_ok(y, sk, w, n_consts)
+        elif op == _INPUT:
+            ok = 0 <= x < n_inputs and inputs[x] == s
+        elif op == _CONST:
+            ok = 0 <= y < n_consts
+        elif op == _SELECT:
+            ok = all(_operand_ok(e, st, w, s) for e, st in ((x, sa), (y, sb), (z, sc)))
+        elif op in (_GUARD_T, _GUARD_F):
+            ok = 0 <= x < s
+        elif op == _AXPY:
+            ok = 0 <= x < s and 0 <= y < s and 0 <= z < n_consts
+        elif op in (_MAX_N, _MIN_N):
+            ok = (y >= 1 and 0 <= z and z + y <= len(pool) and pool[z] == x
+                  and all(0 <= e < s for e in pool[z:z + y]))
+        else:
+            ok = False
+        if not ok:
+            raise _bad_tape(f"row {k} ({name}) has an operand or constant index out of range")
+    ops_ = a["op"].tolist()
+    rows_of = dict(zip(a["first"].tolist(), range(n_ops)))
+    for i, s in enumerate(inputs):
+        k = rows_of.get(s)
+        if k is None or ops_[k] != _INPUT or a["a"][k] != i:
+            raise _bad_tape(f"input {i} does not name its input row")
+    if any(not 0 <= s < n_slots for s in a["outputs"].tolist()):
+        raise _bad_tape("an output names no slot")
+
+
 class PyStore(RowBuffer):
     backend = "python"
 
     def __init__(self):
         self.op, self.a, self.b, self.c = [], [], [], []
+        self.first = []      # first slot of each row
+        self.blocks = {}     # block row -> (width, stride_a, stride_b, stride_c, stride_const)
         self.val = []        # recorded values, one per slot
         self.consts = []
         self.pool = []       # operand lists of max_n / min_n
         self.inputs = []     # slot of each input
         self.outputs = []    # slot of each output
-        self.max_ops = _MAX_OPS
+        self.max_ops = _MAX_SLOTS  # the limit counts slots (slot numbers are int32)
         self.closed = False
         # Rows buffered by the active types (in RowStore), as the C store buffers them.
         self._gate = threading.Condition()  # sweeps running vs. recording (see _records)
         self._sweeps = 0
         self._sweepers = {}  # thread -> sweeps it runs (a sweep never waits for itself)
-        self._next = 0
+        self._next = 0       # the next free slot (the row buffer numbers slots with it)
         self._owner = get_ident()  # the thread recording scalar ops (see scalar.claim)
 
     def close(self):
         # Sweeps hold their own references to the lists, so one that another
         # thread is running finishes; every later call raises TapeClosedError.
         self.closed = True
-        self.op, self.a, self.b, self.c, self.val = [], [], [], [], []
+        self.op, self.a, self.b, self.c, self.first, self.val = [], [], [], [], [], []
+        self.blocks = {}
         self.consts, self.pool, self.inputs, self.outputs = [], [], [], []
         self._close_rows()
 
@@ -147,7 +451,7 @@ class PyStore(RowBuffer):
                                 f"{_WAIT_S:.0f} s for it to finish")
 
     def _record_buffered(self):
-        if self._pending != self._next - len(self.op):
+        if self._pending != self._next - len(self.val):
             self.close()
             raise TapeBusyError(INTERLEAVED)
         po, pa, pb = (array(code, rows) for code, rows in zip("Bid", self._take()))
@@ -167,8 +471,14 @@ class PyStore(RowBuffer):
 
     @property
     def n_ops(self):
+        """Rows (a block row counts once)."""
         self._live()
         return len(self.op)
+
+    @property
+    def n_slots(self):
+        self._live()
+        return len(self.val)
 
     @property
     def n_inputs(self):
@@ -182,9 +492,11 @@ class PyStore(RowBuffer):
 
     @property
     def nbytes(self):
-        """What the same tape occupies in the C layout (the lists cost more)."""
+        """What the same tape occupies in the C layout (the lists cost more): per row
+        op, a, b, c, first; per slot its value; per block row its entry in blocks."""
         self._live()
-        return (len(self.op) * 21 + len(self.consts) * 8
+        return (len(self.op) * 17 + len(self.val) * 8 + len(self.blocks) * 24
+                + len(self.consts) * 8
                 + (len(self.inputs) + len(self.outputs) + len(self.pool)) * 4)
 
     def shrink(self):
@@ -193,29 +505,51 @@ class PyStore(RowBuffer):
     @_records
     def set_max_ops(self, n):
         self._live()
-        if n < len(self.op) or n > _MAX_OPS:
+        if n < len(self.val) or n > _MAX_SLOTS:
             raise status_error("PYAD_EINVAL")
         self.max_ops = n
 
     # ---- recording ----
 
     def _append(self, op, a, b, c, value):
-        if len(self.op) >= self.max_ops:
-            self._next = len(self.op)
+        """A scalar row: one new slot."""
+        if len(self.val) >= self.max_ops:
+            self._next = len(self.val)
             raise status_error("PYAD_ETOOBIG")
+        slot = len(self.val)
         self.op.append(op)
         self.a.append(a)
         self.b.append(b)
         self.c.append(c)
+        self.first.append(slot)
         self.val.append(value)
-        self._next = len(self.op)
-        return len(self.op) - 1
+        self._next = slot + 1
+        return slot
+
+    def _append_block(self, op, a, b, c, strides, values):
+        """A block row: len(values) new slots; strides = (a, b, c, const)."""
+        slot = len(self.val)
+        self.blocks[len(self.op)] = (len(values), *strides)
+        self.op.append(op)
+        self.a.append(int(a))
+        self.b.append(int(b))
+        self.c.append(int(c))
+        self.first.append(slot)
+        self.val.extend(values.tolist())
+        self._next = len(self.val)
+        return slot
 
     def _slot(self, i):
         i = int(i)
-        if not 0 <= i < len(self.op):
+        if not 0 <= i < len(self.val):
             raise status_error("PYAD_EINDEX")
         return i
+
+    def _row(self, k):
+        k = int(k)
+        if not 0 <= k < len(self.op):
+            raise IndexError(f"row {k} is not a row of this tape ({len(self.op)} rows)")
+        return k
 
     @_records
     def input(self, value):
@@ -267,8 +601,12 @@ class PyStore(RowBuffer):
     @_records
     def select(self, cond, a, b):
         self._live()
+        return self._select(cond, a, b)
+
+    def _select(self, cond, a, b):
         cond, a, b = self._slot(cond), self._slot(a), self._slot(b)
-        return self._append(_SELECT, cond, a, b, self.val[a] if self.val[cond] != 0 else self.val[b])
+        value = self.val[a] if self.val[cond] != 0 else self.val[b]
+        return self._append(_SELECT, cond, a, b, value)
 
     @_records
     def guard(self, cond, expected):
@@ -280,59 +618,86 @@ class PyStore(RowBuffer):
         self._live()
         return self.val[self._slot(slot)]
 
-    # Vectorized recording is a loop here; results are consecutive slots. As in
-    # the C core, a call is refused whole: sizes and indices are checked first.
+    # Vectorized recording: results are consecutive slots. When every operand
+    # index array is affine (a[i] = a0 + s*i, s >= 0) the call records one block
+    # row, else one row per element. As in the C core, a call is refused whole:
+    # sizes and indices are checked first.
 
     def _room(self, n, *slot_arrays):
         self._live()
-        if len(self.op) + n > self.max_ops:
+        if len(self.val) + n > self.max_ops:
             raise status_error("PYAD_ETOOBIG")
         for arr in slot_arrays:
             arr = np.asarray(arr)
-            if arr.size and (arr.min() < 0 or arr.max() >= len(self.op)):
+            if arr.size and (arr.min() < 0 or arr.max() >= len(self.val)):
                 raise status_error("PYAD_EINDEX")
-        return len(self.op)
+        return len(self.val)
 
     @_records
     def input_n(self, values):
         first = self._room(values.size)
         for v in values.tolist():
-            self.input(v)
+            self._append(_INPUT, len(self.inputs), 0, 0, float(v))
+            self.inputs.append(len(self.val) - 1)
         return first
 
     @_records
     def rec1_n(self, op, a):
         first = self._room(a.size, a)
-        for i in a.tolist():
-            self.rec1(op, i)
-        return first
+        strides = _block_strides(a)
+        if strides is None:
+            for i in a.tolist():
+                self._rec1(op, i)
+            return first
+        blk = (a.size, strides[0], 0, 0, 0)
+        x, y = _block_operands(_KIND[op], int(a[0]), 0, blk, self.val, self.consts)
+        return self._append_block(op, a[0], 0, 0, blk[1:], _block_value(op, x, y))
 
     @_records
     def rec2_n(self, op, a, b):
         first = self._room(a.size, a, b)
-        for i, j in zip(a.tolist(), b.tolist()):
-            self.rec2(op, i, j)
+        self._rec2_n(op, a, b)
         return first
+
+    def _rec2_n(self, op, a, b):
+        strides = _block_strides(a, b)
+        if strides is None:
+            for i, j in zip(a.tolist(), b.tolist()):
+                self._rec2(op, i, j)
+            return
+        blk = (a.size, strides[0], strides[1], 0, 0)
+        x, y = _block_operands(_KIND[op], int(a[0]), int(b[0]), blk, self.val, self.consts)
+        self._append_block(op, a[0], b[0], 0, blk[1:], _block_value(op, x, y))
 
     @_records
     def rec_c_n(self, op, a, c):
         first = self._room(a.size, a)
-        cs = c.tolist() if c.size == a.size else [float(c[0])] * a.size
-        for i, v in zip(a.tolist(), cs):
-            self.rec_c(op, i, v)
-        return first
+        strides = _block_strides(a)
+        if strides is None:
+            cs = c.tolist() if c.size == a.size else [float(c[0])] * a.size
+            for i, v in zip(a.tolist(), cs):
+                self._rec_c(op, i, v)
+            return first
+        per_element = 1 if c.size == a.size else 0
+        base = len(self.consts)
+        self.consts.extend(np.asarray(c[:a.size if per_element else 1], dtype=np.float64).tolist())
+        blk = (a.size, strides[0], 0, 0, per_element)
+        x, y = _block_operands(_KIND[op], int(a[0]), base, blk, self.val, self.consts)
+        return self._append_block(op, a[0], base, 0, blk[1:], _block_value(op, x, y))
 
     @_records
     def const_n(self, values):
         first = self._room(values.size)
         for v in values.tolist():
-            self.const(v)
+            self.consts.append(float(v))
+            self._append(_CONST, 0, len(self.consts) - 1, 0, float(v))
         return first
 
     @_records
     def reduce(self, op, x):
         """Reduce each row of the (m, k) slot matrix x by a pairwise tree, as the C core
-        does; maximum / minimum record one variadic op per row."""
+        does (each level of a row's tree one block row where its operands are affine);
+        maximum / minimum record one variadic op per row."""
         m, k = x.shape
         variadic_op = ops.NAME[op] in ("maximum", "minimum")
         self._room(m if variadic_op else m * (k - 1), x)
@@ -348,13 +713,27 @@ class PyStore(RowBuffer):
                                         _extremum(vals, variadic == _MAX_N)))
             return np.array(out, dtype=np.int32)
         out = []
-        for row in x.tolist():
-            level = row
-            while len(level) > 1:
-                pairs = [self.rec2(op, level[j], level[j + 1]) for j in range(0, len(level) - 1, 2)]
-                level = pairs + (level[-1:] if len(level) % 2 else [])
-            out.append(level[0])
+        for row in x:
+            level = row.astype(np.int32)
+            while level.size > 1:
+                pairs = level.size // 2
+                first = len(self.val)
+                self._rec_level(op, level[0:2 * pairs:2], level[1:2 * pairs:2])
+                sums = np.arange(first, first + pairs, dtype=np.int32)
+                level = np.concatenate([sums, level[2 * pairs:]])  # an odd leftover goes last
+            out.append(int(level[0]))
         return np.array(out, dtype=np.int32)
+
+    def _rec_level(self, op, a, b):
+        """The pairs of one tree level. The leftover of an odd level ends the next one,
+        so that level's last pair (last sum, leftover) is not affine while the others
+        are: they become one block row and the last pair a scalar row (the C core
+        splits a level the same way)."""
+        if _block_strides(a, b) is None and a.size >= 3 and _block_strides(a[:-1], b[:-1]):
+            self._rec2_n(op, a[:-1], b[:-1])
+            self._rec2(op, int(a[-1]), int(b[-1]))
+        else:
+            self._rec2_n(op, a, b)
 
     @_records
     def matmul_c(self, x, w):
@@ -379,9 +758,16 @@ class PyStore(RowBuffer):
     @_records
     def select_n(self, cond, a, b):
         first = self._room(a.size, cond, a, b)
-        for k, i, j in zip(cond.tolist(), a.tolist(), b.tolist()):
-            self.select(k, i, j)
-        return first
+        strides = _block_strides(cond, a, b)
+        if strides is None:
+            for k, i, j in zip(cond.tolist(), a.tolist(), b.tolist()):
+                self._select(k, i, j)
+            return first
+        w = a.size
+        pick = _elements(self.val, int(cond[0]), strides[0], w) != 0
+        values = np.where(pick, _elements(self.val, int(a[0]), strides[1], w),
+                          _elements(self.val, int(b[0]), strides[2], w))
+        return self._append_block(_SELECT, cond[0], a[0], b[0], (*strides, 0), values)
 
     @_records
     def output_n(self, slots):
@@ -394,8 +780,9 @@ class PyStore(RowBuffer):
         return np.array([self.val[self._slot(s)] for s in slots.tolist()], dtype=np.float64)
 
     def op_at(self, k):
+        """The op code of row k (a guard's row, as BranchError names it)."""
         self._live()
-        return self.op[self._slot(k)]
+        return self.op[self._row(k)]
 
     def input_slots(self):
         self._live()
@@ -410,79 +797,83 @@ class PyStore(RowBuffer):
     def _snapshot(self):
         """The tape's lists, taken once per call: a close() from another thread
         then does not cut a running sweep short."""
-        return (self.op, self.a, self.b, self.c, self.consts, self.pool, self.inputs,
-                self.outputs)
+        return (self.op, self.a, self.b, self.c, self.first, self.blocks, len(self.val),
+                self.consts, self.pool, self.inputs, self.outputs)
 
     def _forward(self, x, xd=None, snap=None):
         """Values (and tangents along xd) of every slot at inputs x."""
-        ops_, A, B, Cs, consts, pool, _, _ = snap or self._snapshot()
-        n = len(ops_)
-        v = [0.0] * n
-        vd = [0.0] * n if xd is not None else None
-        for k in range(n):
-            op, a, b, c = ops_[k], A[k], B[k], Cs[k]
+        ops_, A, B, Cs, F, blocks, n_slots, consts, pool, _, _ = snap or self._snapshot()
+        v = [0.0] * n_slots
+        vd = [0.0] * n_slots if xd is not None else None
+        for k in range(len(ops_)):
+            op, a, b, c, s = ops_[k], A[k], B[k], Cs[k], F[k]
+            if k in blocks:
+                _forward_block(op, a, b, c, s, blocks[k], v, vd, consts)
+                continue
             kind = _KIND[op]
             if op == _INPUT:
-                v[k] = float(x[a])
+                v[s] = float(x[a])
                 if vd is not None:
-                    vd[k] = float(xd[a])
+                    vd[s] = float(xd[a])
                 continue
             if op == _CONST:
-                v[k] = consts[b]
+                v[s] = consts[b]
                 continue
             if op == _SELECT:
                 pick = b if v[a] != 0 else c
-                v[k] = v[pick]
+                v[s] = v[pick]
                 if vd is not None:
-                    vd[k] = vd[pick]
+                    vd[s] = vd[pick]
                 continue
             if op == _AXPY:
-                v[k] = v[a] + consts[c] * v[b]
+                v[s] = v[a] + consts[c] * v[b]
                 if vd is not None:
-                    vd[k] = vd[a] + _scaled(consts[c], vd[b])
+                    vd[s] = vd[a] + _scaled(consts[c], vd[b])
                 continue
             if op in (_GUARD_T, _GUARD_F):
-                v[k] = v[a]
-                if (v[k] != 0) != (op == _GUARD_T):
+                v[s] = v[a]
+                if (v[s] != 0) != (op == _GUARD_T):
                     raise BranchError(k)
                 continue
             if op in (_MAX_N, _MIN_N):
                 operands = pool[c:c + b]
                 vals = [v[i] for i in operands]
-                v[k] = m = _extremum(vals, op == _MAX_N)
+                v[s] = m = _extremum(vals, op == _MAX_N)
                 if vd is not None:
                     ties = _ties(vals, m)
-                    vd[k] = sum(vd[operands[i]] for i in ties) / len(ties)
+                    vd[s] = sum(vd[operands[i]] for i in ties) / len(ties)
                 continue
             xv = v[a]
             yv = v[b] if kind in ("binary", "compare") else (
                 consts[b] if kind in ("with_const", "compare_c") else 0.0)
             if _CMP[op]:
-                v[k] = 1.0 if _CMP[op](xv, yv) else 0.0
+                v[s] = 1.0 if _CMP[op](xv, yv) else 0.0
                 continue
             value, partials, _ = _RULE[op]
-            z = v[k] = call(value, xv, yv)
+            z = v[s] = call(value, xv, yv)
             if vd is not None:
                 d_x, d_y = call(partials, xv, yv, z)
                 t = _scaled(d_x, vd[a])
                 if kind == "binary":
                     t += _scaled(d_y, vd[b])
-                vd[k] = t
+                vd[s] = t
         return v, vd
 
     def _reverse(self, v, u, vd=None, snap=None):
         """Adjoints (and their tangents, given the tangents vd) seeded with u."""
-        ops_, A, B, Cs, consts, pool, _, outputs = snap or self._snapshot()
-        n = len(ops_)
-        adj = [0.0] * n
-        adjd = [0.0] * n if vd is not None else None
+        ops_, A, B, Cs, F, blocks, n_slots, consts, pool, _, outputs = snap or self._snapshot()
+        adj = [0.0] * n_slots
+        adjd = [0.0] * n_slots if vd is not None else None
         for i, s in enumerate(outputs):
             adj[s] += float(u[i])
-        for k in range(n - 1, -1, -1):
-            op, a, b, c = ops_[k], A[k], B[k], Cs[k]
+        for k in range(len(ops_) - 1, -1, -1):
+            op, a, b, c, s = ops_[k], A[k], B[k], Cs[k], F[k]
+            if k in blocks:
+                _reverse_block(op, a, b, c, s, blocks[k], v, adj, vd, adjd, consts)
+                continue
             kind = _KIND[op]
-            g = adj[k]
-            gd = adjd[k] if adjd is not None else 0.0
+            g = adj[s]
+            gd = adjd[s] if adjd is not None else 0.0
             if g == 0 and gd == 0:
                 continue  # nothing flows back (see _scaled)
             if op == _SELECT:
@@ -500,7 +891,7 @@ class PyStore(RowBuffer):
                 continue
             if op in (_MAX_N, _MIN_N):
                 operands = pool[c:c + b]
-                ties = _ties([v[i] for i in operands], v[k])
+                ties = _ties([v[i] for i in operands], v[s])
                 for i in ties:
                     adj[operands[i]] += g / len(ties)
                     if adjd is not None:
@@ -511,14 +902,14 @@ class PyStore(RowBuffer):
             xv = v[a]
             yv = v[b] if kind == "binary" else (consts[b] if kind == "with_const" else 0.0)
             _, partials, second = _RULE[op]
-            d_x, d_y = call(partials, xv, yv, v[k])
+            d_x, d_y = call(partials, xv, yv, v[s])
             adj[a] += _scaled(d_x, g)
             if kind == "binary":
                 adj[b] += _scaled(d_y, g)
             if adjd is not None:
                 xd = vd[a]
                 yd = vd[b] if kind == "binary" else 0.0
-                dd_x, dd_y = call(second, xv, yv, v[k], xd, yd)
+                dd_x, dd_y = call(second, xv, yv, v[s], xd, yd)
                 adjd[a] += _scaled(d_x, gd) + _scaled(dd_x, g)
                 if kind == "binary":
                     adjd[b] += _scaled(d_y, gd) + _scaled(dd_y, g)
@@ -539,14 +930,14 @@ class PyStore(RowBuffer):
         self._live()
         snap = self._snapshot()
         v, _ = self._forward(x, None, snap)
-        return self._gather(v, snap[7])
+        return self._gather(v, snap[-1])
 
     @_sweep
     def jvp(self, x, xd):
         self._live()
         snap = self._snapshot()
         v, vd = self._forward(x, xd, snap)
-        return self._gather(v, snap[7]), self._gather(vd, snap[7])
+        return self._gather(v, snap[-1]), self._gather(vd, snap[-1])
 
     @_sweep
     def vjp(self, x, u):
@@ -554,7 +945,7 @@ class PyStore(RowBuffer):
         snap, val = self._snapshot(), self.val
         v = val if x is None else self._forward(x, None, snap)[0]
         adj, _ = self._reverse(v, u, None, snap)
-        return self._gather(v, snap[7]), self._gather(adj, snap[6])
+        return self._gather(v, snap[-1]), self._gather(adj, snap[-2])
 
     @_sweep
     def hvp(self, x, xd, u):
@@ -562,7 +953,7 @@ class PyStore(RowBuffer):
         snap = self._snapshot()
         v, vd = self._forward(x, xd, snap)
         adj, adjd = self._reverse(v, u, vd, snap)
-        return self._gather(v, snap[7]), self._gather(adj, snap[6]), self._gather(adjd, snap[6])
+        return self._gather(v, snap[-1]), self._gather(adj, snap[-2]), self._gather(adjd, snap[-2])
 
     # ---- vector and batched sweeps: loops over the one-direction sweeps ----
 
@@ -624,28 +1015,35 @@ class PyStore(RowBuffer):
         n, m = self.n_inputs, self.n_outputs
         return self._stack(res, 0, m), self._stack(res, 1, n), self._stack(res, 2, n), bad
 
-    # ---- plain arrays (saving and loading) ----
+    # ---- plain arrays (saving and loading), in the layout of ARR_CONTRACT.md ----
 
     @_sweep
     def export(self):
         self._live()
+        blocks = [(k, *blk) for k, blk in self.blocks.items()]
         return {"op": np.array(self.op, np.uint8), "a": np.array(self.a, np.int32),
                 "b": np.array(self.b, np.int32), "c": np.array(self.c, np.int32),
+                "first": np.array(self.first, np.int32),
                 "val": np.array(self.val, np.float64),
                 "consts": np.array(self.consts, np.float64),
                 "pool": np.array(self.pool, np.int32),
                 "inputs": np.array(self.inputs, np.int32),
-                "outputs": np.array(self.outputs, np.int32)}
+                "outputs": np.array(self.outputs, np.int32),
+                "blocks": np.array(blocks, np.int32).reshape(-1)}
 
     @classmethod
     def from_arrays(cls, a):
-        """A store from arrays already checked by pyad.serialize.validate."""
+        """A store from exported arrays; TapeFormatError unless they form a valid tape."""
+        check_arrays(a)
         store = cls()
-        store.op, store.a, store.b, store.c = (a[k].tolist() for k in ("op", "a", "b", "c"))
+        store.op, store.a, store.b, store.c, store.first = (
+            a[k].tolist() for k in ("op", "a", "b", "c", "first"))
+        store.blocks = {int(r[0]): tuple(int(e) for e in r[1:])
+                        for r in np.asarray(a["blocks"]).reshape(-1, 6)}
         store.val, store.consts = a["val"].tolist(), a["consts"].tolist()
         store.pool = a["pool"].tolist()
         store.inputs, store.outputs = a["inputs"].tolist(), a["outputs"].tolist()
-        store._next = len(store.op)
+        store._next = len(store.val)
         return store
 
     # ---- every slot's value, tangent or adjoint (teaching views, diagnostics) ----

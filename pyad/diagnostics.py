@@ -1,13 +1,12 @@
 """pyad.debug_nans(): make sweeps that produce NaN or inf raise, naming the op.
 
-By default sweeps follow IEEE quietly, like numpy.
+By default sweeps follow IEEE quietly, like numpy. The op is named by its row
+of the tape; in a block row (one numpy operation on an array) also by the
+element, and the slot it defines.
 """
 import contextlib
 
 import numpy as np
-
-from . import ops
-from .teaching import row_operands
 
 
 class _Flag:
@@ -43,26 +42,32 @@ def _arrays(result):
 
 def check_finite(tape, method, x, result):
     """Raise FloatingPointError if a sweep's result holds NaN or inf, naming the
-    first op whose value is not finite though its operands are."""
+    first op (row, and element of a block row) whose value is not finite though
+    its operands are."""
     if all(np.isfinite(a).all() for a in _arrays(result)):
         return
+    from .teaching import _Graph  # the tape's rows and operands, read once
     store = tape._store
     point = x if x is not None else store.values(store.input_slots())
     values, _ = store.slot_values(np.asarray(point, dtype=np.float64))
-    arrays = store.export()
-    bad = np.flatnonzero(~np.isfinite(values))
-    for k in bad:
-        name = ops.NAME[int(arrays["op"][k])]
+    g = _Graph(tape)
+    at = np.asarray(point).tolist()
+    for s in np.flatnonzero(~np.isfinite(values)).tolist():
+        k = int(g.row_of[s])
+        i, name = s - int(g.first[k]), g.primitive(k)
         if name == "input":
-            raise FloatingPointError(f"pyad.debug_nans: input {int(arrays['a'][k])} is "
-                                     f"{values[k]} at x = {point}")
-        operands = row_operands(name, arrays["a"][k], arrays["b"][k], arrays["c"][k],
-                                arrays.get("pool", ()))
-        if all(np.isfinite(values[j]) for j in operands if j < k):
+            raise FloatingPointError(f"pyad.debug_nans: input {int(g.a[k])} is "
+                                     f"{values[s]} at x = {point}")
+        # the slots element i of row k reads (a broadcast operand: its one slot)
+        operands = [slot + stride * i for slot, stride, _ in g.operand_refs(k)]
+        if all(np.isfinite(values[j]) for j in operands if j < g.first[k]):
+            where = f"op {k} ({name})"
+            if g.width[k] > 1:
+                where += f", element {i} of {int(g.width[k])} (slot {s}),"
             raise FloatingPointError(
-                f"pyad.debug_nans: op {k} ({name}) gives {values[k]} from finite operands "
-                f"{[float(values[j]) for j in operands]} at x = {np.asarray(point).tolist()}")
+                f"pyad.debug_nans: {where} gives {values[s]} from finite operands "
+                f"{[float(values[j]) for j in operands]} at x = {at}")
     raise FloatingPointError(
-        f"pyad.debug_nans: the {method} sweep at x = {np.asarray(point).tolist()} produced a "
+        f"pyad.debug_nans: the {method} sweep at x = {at} produced a "
         "non-finite derivative although every value is finite (an infinite derivative, e.g. "
         "sqrt at 0)")

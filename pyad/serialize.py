@@ -1,27 +1,36 @@
 """Saving and loading tapes: a versioned binary format of plain arrays.
 
 No Python code is stored or run on load (unlike a plain pickle of objects); a
-tape's pickle is these same bytes. Format version 2, all little-endian:
+tape's pickle is these same bytes. Format version 3, all little-endian:
 
     offset  size        field
     0       8           magic b"PYADTAPE"
-    8       4           format version (uint32): 2
+    8       4           format version (uint32): 3
     12      4           reserved flags (uint32), 0
-    16      7 x 8       n_ops, n_consts, n_pool, n_inputs, n_outputs,
+    16      7 x 8       n_ops (rows), n_consts, n_pool, n_inputs, n_outputs,
                         n_input_args, n_output_args (int64)
-    72      8           n_names (int64), at most 256
-    80      ...         the op-name table: for each name, its length (uint8,
+    72      2 x 8       n_slots, n_blocks (int64)
+    88      8           n_names (int64), at most 256
+    96      ...         the op-name table: for each name, its length (uint8,
                         1..255) then its ASCII bytes
     ...     ...         for each input argument, then each output argument:
                         ndim (int64), then ndim dimensions (int64)
     ...     n_ops       op codes (uint8): indices into the op-name table
-            3 x 4n_ops  operand columns a, b, c (int32)
-            8 n_ops     recorded values (float64)
+            4 x 4n_ops  operand columns a, b, c and first, the first slot
+                        each row defines (int32)
+            8 n_slots   recorded values, one per slot (float64)
             8 n_consts  constant pool (float64)
             4 n_pool    operand lists of variadic ops (int32)
             4 n_inputs  slot of each input (int32)
             4 n_outputs slot of each output (int32)
+            24 n_blocks for each block row, in row order: row, width, stride_a,
+                        stride_b, stride_c, stride_const (int32)
     end-4   4           CRC-32 of all bytes before it, name table included (uint32)
+
+A row defines the slots first[k] .. first[k] + w - 1: w = 1 for a scalar row,
+w = its width in the blocks table for a block row (one numpy operation on
+arrays whose operands are affine in the element index: element i reads slot
+a + stride_a * i, and so on; see ARR_CONTRACT.md).
 
 The op-name table holds the names of the ops the tape uses, each once, ordered
 by the writing build's op codes; the op column numbers rows by their place in
@@ -33,13 +42,18 @@ not use; it refuses a name it does not know (a newer pyad's primitive, or one
 since removed) with TapeFormatError naming it, a repeated name, and an op code
 past the end of the table.
 
-Version 1 (written until format 2 existed) has the same layout without n_names
-and the name table: its op column holds the op codes of the C table as it was
-then, which V1_OP_NAMES keeps frozen. Version-1 files load through that list,
-so they keep loading whatever the C table becomes.
+Older versions keep loading; every row of theirs defines one slot (first[k] = k,
+no blocks, one value per row):
+  * version 2 has the layout above without n_slots, n_blocks, the first column
+    and the blocks table;
+  * version 1 (written until format 2 existed) is version 2 without n_names and
+    the name table: its op column holds the op codes of the C table as it was
+    then, which V1_OP_NAMES keeps frozen. Version-1 files load through that
+    list, so they keep loading whatever the C table becomes.
 
 After the names are mapped, loading checks in C (pyad_validate) that every
-operand names what its op's kind says: an earlier slot, a constant or an input.
+operand names what its op's kind says: earlier slots (both ends of a block
+operand), a constant or an input, and that first[] and the blocks table agree.
 Anything wrong raises pyad.TapeFormatError.
 """
 import struct
@@ -53,8 +67,8 @@ from ._pyad_c import ffi, lib
 from .errors import TapeFormatError
 
 MAGIC = b"PYADTAPE"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MAX_NAMES = 256  # op codes on disk are uint8
 
 # What the op codes of a version-1 file meant: the C table's names in code order
@@ -73,12 +87,15 @@ V1_OP_NAMES = (
 
 _HEAD = struct.Struct("<8sII7q")
 _COUNTS = ("n_ops", "n_consts", "n_pool", "n_inputs", "n_outputs", "n_in_args", "n_out_args")
-_COLUMNS = [("op", "<u1"), ("a", "<i4"), ("b", "<i4"), ("c", "<i4"), ("val", "<f8"),
-            ("consts", "<f8"), ("pool", "<i4"), ("inputs", "<i4"), ("outputs", "<i4")]
-_SIZES = {"op": "n_ops", "a": "n_ops", "b": "n_ops", "c": "n_ops", "val": "n_ops",
-          "consts": "n_consts", "pool": "n_pool", "inputs": "n_inputs",
-          "outputs": "n_outputs"}
-
+_V3_COUNTS = struct.Struct("<2q")  # n_slots, n_blocks
+_COLUMNS = [("op", "<u1"), ("a", "<i4"), ("b", "<i4"), ("c", "<i4"), ("first", "<i4"),
+            ("val", "<f8"), ("consts", "<f8"), ("pool", "<i4"), ("inputs", "<i4"),
+            ("outputs", "<i4"), ("blocks", "<i4")]
+_SIZES = {"op": "n_ops", "a": "n_ops", "b": "n_ops", "c": "n_ops", "first": "n_ops",
+          "val": "n_slots", "consts": "n_consts", "pool": "n_pool", "inputs": "n_inputs",
+          "outputs": "n_outputs", "blocks": "n_block_ints"}
+# Versions 1 and 2: no first column and no blocks table (first[k] = k).
+_OLD_COLUMNS = [(name, dt) for name, dt in _COLUMNS if name not in ("first", "blocks")]
 
 def _bad(why):
     return TapeFormatError(f"not a valid pyad tape: {why}")
@@ -92,7 +109,7 @@ def dumps(tape):
 
 
 def encode(arrays, in_shapes, out_shapes, op_names=None):
-    """The format-2 bytes of a tape's plain arrays (as a store's export() gives them).
+    """The format-3 bytes of a tape's plain arrays (as a store's export() gives them).
 
     op_names[code] is the name of op code `code` in `arrays["op"]`: the running
     build's table (pyad.ops.NAME) unless given. Tests pass another table to write
@@ -103,6 +120,7 @@ def encode(arrays, in_shapes, out_shapes, op_names=None):
     out = [_HEAD.pack(MAGIC, VERSION, 0, arrays["op"].size, arrays["consts"].size,
                       arrays["pool"].size, arrays["inputs"].size, arrays["outputs"].size,
                       len(in_shapes), len(out_shapes)),
+           _V3_COUNTS.pack(arrays["val"].size, arrays["blocks"].size // 6),
            struct.pack("<q", len(names))]
     out += [struct.pack("<B", len(name)) + name for name in names]
     for shape in list(in_shapes) + list(out_shapes):
@@ -153,6 +171,8 @@ def decode(data, op_codes=None):
                         f"{type(data).__name__}")
     body, version, n = _checked_body(bytes(data))
     pos = _HEAD.size
+    if version >= 3:
+        pos = _read_block_counts(body, pos, n)
     if version == 1:
         names = V1_OP_NAMES
     else:
@@ -161,7 +181,11 @@ def decode(data, op_codes=None):
     in_shapes, out_shapes = shapes[:n["n_in_args"]], shapes[n["n_in_args"]:]
     if _total_size(in_shapes) != n["n_inputs"] or _total_size(out_shapes) != n["n_outputs"]:
         raise _bad("argument shapes do not match the numbers of inputs and outputs")
-    arrays = _read_columns(body, pos, n)
+    if version >= 3:
+        arrays = _read_columns(body, pos, n, _COLUMNS)
+    else:
+        arrays = _one_slot_per_row(_read_columns(body, pos, dict(n, n_slots=n["n_ops"]),
+                                                 _OLD_COLUMNS))
     arrays["op"] = _current_codes(arrays["op"], names, version,
                                   ops.CODE if op_codes is None else op_codes)
     return arrays, in_shapes, out_shapes
@@ -231,15 +255,33 @@ def _total_size(shapes):
     return sum(int(np.prod(s, dtype=object)) for s in shapes)
 
 
-def _read_columns(body, pos, n):
-    expected = pos + sum(n[_SIZES[name]] * np.dtype(dt).itemsize for name, dt in _COLUMNS)
+def _read_block_counts(body, pos, n):
+    """n_slots and n_blocks of a version-3 header into n; the position after them."""
+    if pos + _V3_COUNTS.size > len(body):
+        raise _bad("truncated header")
+    n["n_slots"], n_blocks = _V3_COUNTS.unpack_from(body, pos)
+    if not 0 <= n["n_slots"] <= 2**31 - 1 or not 0 <= n_blocks <= n["n_ops"]:
+        raise _bad("negative or oversized counts")
+    n["n_block_ints"] = 6 * n_blocks
+    return pos + _V3_COUNTS.size
+
+
+def _read_columns(body, pos, n, columns):
+    expected = pos + sum(n[_SIZES[name]] * np.dtype(dt).itemsize for name, dt in columns)
     if expected != len(body):
         raise _bad(f"{len(body)} bytes of body where the counts need {expected}")
     arrays = {}
-    for name, dtype in _COLUMNS:
+    for name, dtype in columns:
         count = n[_SIZES[name]]
         arrays[name] = np.frombuffer(body, dtype=dtype, count=count, offset=pos).astype(dtype[1:])
         pos += count * np.dtype(dtype).itemsize
+    return arrays
+
+
+def _one_slot_per_row(arrays):
+    """The arrays of a version 1 or 2 file in today's layout: row k defines slot k."""
+    arrays["first"] = np.arange(arrays["op"].size, dtype=np.int32)
+    arrays["blocks"] = np.zeros(0, dtype=np.int32)
     return arrays
 
 
@@ -264,14 +306,18 @@ def _current_codes(file_ops, names, version, op_codes):
 def validate(arrays):
     """Raise TapeFormatError unless the arrays form a valid tape (checked in C)."""
     a = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+
+    def ints(name):
+        return ffi.from_buffer("int32_t[]", a[name])
+
     s = lib.pyad_validate(
-        a["op"].size, ffi.from_buffer("uint8_t[]", a["op"]), ffi.from_buffer("int32_t[]", a["a"]),
-        ffi.from_buffer("int32_t[]", a["b"]), ffi.from_buffer("int32_t[]", a["c"]),
-        a["consts"].size, a["pool"].size, ffi.from_buffer("int32_t[]", a["pool"]),
-        a["inputs"].size, ffi.from_buffer("int32_t[]", a["inputs"]),
-        a["outputs"].size, ffi.from_buffer("int32_t[]", a["outputs"]))
+        a["op"].size, ffi.from_buffer("uint8_t[]", a["op"]), ints("a"), ints("b"), ints("c"),
+        ints("first"), a["val"].size, a["consts"].size, a["pool"].size, ints("pool"),
+        a["inputs"].size, ints("inputs"), a["outputs"].size, ints("outputs"),
+        a["blocks"].size // 6, ints("blocks"))
     if s:
-        raise _bad("an operand, input or output index is out of range")
+        raise _bad("an operand, input or output index is out of range, or first[] and "
+                   "the blocks table do not describe the rows")
 
 
 def save(tape, path):

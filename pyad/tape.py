@@ -102,7 +102,13 @@ class Tape:
 
     @property
     def n_ops(self):
+        """Rows of the tape: a numpy operation recorded as one block row counts once."""
         return self._store.n_ops
+
+    @property
+    def n_slots(self):
+        """Values the tape defines (a block row defines one per element)."""
+        return self._store.n_slots
 
     @property
     def nbytes(self):

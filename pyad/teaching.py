@@ -11,6 +11,14 @@ y = ln(x1) + x1*x2 - sin(x2) at (2, 5):
     >>> print(tape.table(mode="reverse"))      # adjoints of y (reverse mode)
     >>> tape.to_dot(values=True)               # Graphviz text: dot -Tsvg
     >>> tape.stats()                           # op counts, sizes, guards
+
+A block row (one numpy operation on arrays, ARR_CONTRACT.md) is one line: its
+slots are numbered like w scalar rows and written as a range, its operands as
+ranges too (a broadcast operand as its one slot, a stride as a step):
+
+    v[12:112]   sin(v[2:102])
+    v[112:212]  v[12:112] * v_1                 (v_1 broadcast: stride 0)
+    v[212:262]  v[12:112:2] + v[13:113:2]       (strided: a pairwise sum's first level)
 """
 import numpy as np
 
@@ -30,71 +38,109 @@ def _name(k):
     return f"v_{k}" if 0 <= k <= 9 else f"v_{{{k}}}"
 
 
-def row_operands(name, a, b, c, pool):
-    """The slots a row of op `name` reads, from its a, b, c columns and the pool."""
-    kind = ops.KIND[name]
-    a, b, c = int(a), int(b), int(c)
-    if name in ("input", "constant"):
-        return []
-    if name == "select":
-        return [a, b, c]
-    if name == "axpy_c":
-        return [a, b]
-    if name in ("max_n", "min_n"):   # b operands listed in the pool from offset c
-        return [int(s) for s in pool[c:c + b]]
-    if kind in ("binary", "compare"):
-        return [a, b]
-    if kind in ("unary", "with_const", "compare_c") or name.startswith("guard"):
-        return [a]
-    return []
-
-
 class _Graph:
-    """The tape's arrays with a name, an operand list and a text for every slot."""
+    """The tape's arrays with a name, an operand list and a text for every row."""
 
     def __init__(self, tape):
         a = tape._store.export()
         self.arrays = a
         self.op = a["op"].astype(np.int64)
         self.a, self.b, self.c = a["a"], a["b"], a["c"]
+        self.first = a["first"].astype(np.int64)
         self.consts = a["consts"]
         self.pool = a.get("pool", np.zeros(0, np.int32))
         self.inputs, self.outputs = a["inputs"], a["outputs"]
+        blocks = np.asarray(a["blocks"], dtype=np.int64).reshape(-1, 6)
+        self.block = {int(r[0]): tuple(int(e) for e in r[1:]) for r in blocks}
+        self.width = np.ones(self.op.size, dtype=np.int64)
+        self.width[blocks[:, 0]] = blocks[:, 1]
+        # the row that defines each slot
+        self.row_of = np.repeat(np.arange(self.op.size), self.width)
+        # each slot's number in the textbook convention: inputs v_{1-n} .. v_0,
+        # the other slots v_1, v_2, ... in recording order
         n_in = self.inputs.size
-        self.names = []
+        self.number = np.zeros(int(self.width.sum()), dtype=np.int64)
         counter = 0
         for k in range(self.op.size):
+            s, w = int(self.first[k]), int(self.width[k])
             if ops.NAME[self.op[k]] == "input":
-                self.names.append(_name(int(self.a[k]) + 1 - n_in))
+                self.number[s] = int(self.a[k]) + 1 - n_in
             else:
-                counter += 1
-                self.names.append(_name(counter))
+                self.number[s:s + w] = np.arange(counter + 1, counter + 1 + w)
+                counter += w
+        self.names = [self.slot_text(int(self.first[k]), 1, int(self.width[k]))
+                      for k in range(self.op.size)]
         self.output_of = {}
         m = self.outputs.size
         for j, s in enumerate(self.outputs.tolist()):
-            self.output_of.setdefault(s, []).append("y" if m == 1 else f"y_{j + 1}")
+            self.output_of.setdefault(int(self.row_of[s]), []).append(
+                "y" if m == 1 else f"y_{j + 1}")
+
+    def slot_text(self, slot, stride, w):
+        """The name of slot, or of the w slots slot + stride * i (a range where it can be)."""
+        if w == 1 or stride == 0:
+            return _name(int(self.number[slot]))
+        nums = self.number[slot + stride * np.arange(w)]
+        step = int(nums[1] - nums[0])
+        if step > 0 and np.array_equal(nums, nums[0] + step * np.arange(w)):
+            stop = int(nums[-1]) + step
+            return f"v[{nums[0]}:{stop}]" if step == 1 else f"v[{nums[0]}:{stop}:{step}]"
+        return "v[" + ", ".join(str(n) for n in nums) + "]"
 
     def primitive(self, k):
         return ops.NAME[self.op[k]]
 
+    def strides(self, k):
+        """(width, stride_a, stride_b, stride_c, stride_const); scalar rows have width 1."""
+        return self.block.get(k, (1, 0, 0, 0, 0))
+
+    def operand_refs(self, k):
+        """The operands of row k as (slot, stride, width): what each element reads."""
+        name = self.primitive(k)
+        kind = ops.KIND[name]
+        a, b, c = int(self.a[k]), int(self.b[k]), int(self.c[k])
+        w, sa, sb, sc, _ = self.strides(k)
+        if name in ("input", "constant"):
+            return []
+        if name == "select":
+            return [(a, sa, w), (b, sb, w), (c, sc, w)]
+        if name == "axpy_c":
+            return [(a, 0, 1), (b, 0, 1)]
+        if name in ("max_n", "min_n"):   # b operands listed in the pool from offset c
+            return [(int(e), 0, 1) for e in self.pool[c:c + b]]
+        if kind in ("binary", "compare"):
+            return [(a, sa, w), (b, sb, w)]
+        if kind in ("unary", "with_const", "compare_c") or name.startswith("guard"):
+            return [(a, sa, w)]
+        return []
+
     def operands(self, k):
-        return row_operands(self.primitive(k), self.a[k], self.b[k], self.c[k], self.pool)
+        """Every slot row k reads (a block operand's slots in element order)."""
+        return [s + st * i for s, st, w in self.operand_refs(k)
+                for i in range(1 if st == 0 else w)]
 
     def constant(self, k):
-        """The recorded constant of a *_c op or constant slot (as text), else None."""
+        """The recorded constant(s) of a *_c op or constant slot (as text), else None."""
         name = self.primitive(k)
         kind = ops.KIND[name]
         if name == "constant" or kind in ("with_const", "compare_c"):
-            return _number(self.consts[int(self.b[k])])
+            w, *_, sk = self.strides(k)
+            b = int(self.b[k])
+            if w == 1 or sk == 0:
+                return _number(self.consts[b])
+            values = self.consts[b:b + sk * (w - 1) + 1:sk]
+            shown = [_number(c) for c in values[:3]] + (["..."] if w > 4 else []) + \
+                [_number(c) for c in values[max(3, w - 1):]]
+            return "[" + ", ".join(shown) + "]"
         if name == "axpy_c":
             return _number(self.consts[int(self.c[k])])
         return None
 
     def text(self, k):
-        """The operation of slot k as an expression of earlier slots."""
+        """The operation of row k as an expression of earlier slots."""
         name = self.primitive(k)
         kind = ops.KIND[name]
-        v = [self.names[i] for i in self.operands(k)]
+        v = [self.slot_text(*ref) for ref in self.operand_refs(k)]
         c = self.constant(k)
         if name == "input":
             return f"x_{int(self.a[k]) + 1}"
@@ -126,6 +172,15 @@ class _Graph:
         return name
 
 
+def _shown(x, digits):
+    """A value of the table as text: a number, or a block row's values in brief."""
+    if np.ndim(x) == 0:
+        return f"{float(x) + 0.0:.{digits}g}"
+    return np.array2string(np.asarray(x) + 0.0, separator=", ", threshold=4, edgeitems=2,
+                           formatter={"float_kind": lambda e: f"{e:.{digits}g}"})
+
+
+
 # How Python writes its binary operators (a table of the language, not of pyad's ops).
 _SYMBOL_OF_OPERATOR = {"__add__": "+", "__sub__": "-", "__mul__": "*", "__truediv__": "/",
                        "__floordiv__": "//", "__mod__": "%", "__pow__": "**", "__matmul__": "@",
@@ -148,12 +203,15 @@ _REVERSED = {op.rconst_form: op.name for op in _BINARY_ROWS
 class WengertTable:
     """The Wengert table of a tape at one point.
 
-    rows: one dict per slot, in recording order, with keys
-      index (the slot), name ("v_{-1}", "v_0", "v_1", ...), op (the operation
-      as text, e.g. "log(v_{-1})" or "v_1 + v_2"), primitive (its name, e.g.
-      "log"), value, and "tangent" (mode="forward") or "adjoint"
-      (mode="reverse"), and output (a list like ["y"] for output slots, else []).
-    str(table) is the aligned table; table["v_3"] or table[k] is one row.
+    rows: one dict per row of the tape, in recording order, with keys
+      row, index (its first slot), width (the slots it defines: 1, or a block
+      row's w), name ("v_{-1}", "v_0", "v_1", ..., or "v[12:112]" for a block
+      row), op (the operation as text, e.g. "log(v_{-1})", "v_1 + v_2" or
+      "sin(v[2:102])"), primitive (its name, e.g. "log"), value, and "tangent"
+      (mode="forward") or "adjoint" (mode="reverse"): floats, or arrays of w
+      for a block row, and output (a list like ["y"] for output rows, else []).
+    str(table) is the aligned table; table["v_3"] or table[k] is one row;
+    column("value") etc. give every slot's number in slot order.
     """
 
     def __init__(self, rows, mode, x, seed):
@@ -180,9 +238,12 @@ class WengertTable:
         return self.rows[key]
 
     def column(self, key):
-        """One column as a float array (value, tangent, adjoint) or a list."""
+        """One column: value, tangent, adjoint as a float array of every slot (a block
+        row's elements in order), index as an int array, the others as a list."""
         col = [r[key] for r in self.rows]
-        return np.array(col) if key in ("value", "tangent", "adjoint", "index") else col
+        if key in ("value", "tangent", "adjoint"):
+            return np.concatenate([np.ravel(e) for e in col]) if col else np.zeros(0)
+        return np.array(col) if key in ("index", "row", "width") else col
 
     def _header(self):
         x = np.array2string(np.asarray(self.x), separator=", ", threshold=8)
@@ -194,7 +255,7 @@ class WengertTable:
     def __str__(self, digits=6):
         d = self.derivative
         head = ["v", "op", "value", d, ""]
-        body = [[r["name"], r["op"], f"{r['value'] + 0.0:.{digits}g}", f"{r[d] + 0.0:.{digits}g}",
+        body = [[r["name"], r["op"], _shown(r["value"], digits), _shown(r[d], digits),
                  ("= " + ", ".join(r["output"])) if r["output"] else ""] for r in self.rows]
         widths = [max(len(row[i]) for row in [head] + body) for i in range(5)]
 
@@ -211,8 +272,8 @@ class WengertTable:
         d = self.derivative
         out = [f"| v | op | value | {d} | output |", "|---|---|---:|---:|---|"]
         for r in self.rows:
-            out.append(f"| ${r['name']}$ | `{r['op']}` | {r['value']:.{digits}g} | "
-                       f"{r[d]:.{digits}g} | {', '.join(r['output'])} |")
+            out.append(f"| ${r['name']}$ | `{r['op']}` | {_shown(r['value'], digits)} | "
+                       f"{_shown(r[d], digits)} | {', '.join(r['output'])} |")
         return "\n".join(out)
 
     def __repr__(self):
@@ -258,9 +319,13 @@ def table(tape, x=None, mode="forward", seed=None):
     key = "tangent" if mode == "forward" else "adjoint"
     rows = []
     for k in range(g.op.size):
-        rows.append({"index": k, "name": g.names[k], "op": g.text(k),
-                     "primitive": g.primitive(k), "value": float(values[k]),
-                     key: float(derivs[k]), "output": list(g.output_of.get(k, []))})
+        s, w = int(g.first[k]), int(g.width[k])
+        part = slice(s, s + w)
+        value, deriv = ((float(values[s]), float(derivs[s])) if w == 1 else
+                        (np.array(values[part]), np.array(derivs[part])))
+        rows.append({"row": k, "index": s, "width": w, "name": g.names[k], "op": g.text(k),
+                     "primitive": g.primitive(k), "value": value, key: deriv,
+                     "output": list(g.output_of.get(k, []))})
     return WengertTable(rows, mode, point, seed)
 
 
@@ -283,11 +348,12 @@ _COMMUTATIVE = frozenset([op.name for op in _BINARY_ROWS
 
 
 def to_dot(tape, values=False):
-    """Graphviz DOT text of the tape: one node per slot (inputs as boxes, guards
-    as diamonds, outputs with a double border and their y label), an edge from
-    each operand to the op that uses it (numbered where the order matters).
-    values=True adds each slot's recorded value to its label. Render with
-    `dot -Tsvg`."""
+    """Graphviz DOT text of the tape: one node per row (inputs as boxes, guards
+    as diamonds, outputs with a double border and their y label; a block row
+    shows its slot range and width), an edge from the row defining each operand
+    slot to the row that reads it (numbered where the order matters; a block
+    operand gives one edge per row it reads from). values=True adds each row's
+    recorded value(s) to its label. Render with `dot -Tsvg`."""
     g = _Graph(tape)
     vals = g.arrays["val"]
     out = ["digraph pyad {", "  graph [rankdir=TB];",
@@ -295,6 +361,7 @@ def to_dot(tape, values=False):
            '  edge [fontname="Helvetica", fontsize=8];']
     for k in range(g.op.size):
         name = g.primitive(k)
+        s, w = int(g.first[k]), int(g.width[k])
         lines = [g.names[k]]
         if name == "input":
             lines.append(f"input {g.text(k)}")
@@ -303,8 +370,10 @@ def to_dot(tape, values=False):
             lines.append(name if c is None or name == "constant" else f"{name} {c}")
             if name == "constant":
                 lines[-1] = f"constant {c}"
+        if w > 1:
+            lines[-1] += f" (block of {w})"
         if values:
-            lines.append(f"= {float(vals[k]):.6g}")
+            lines.append("= " + _shown(vals[s] if w == 1 else vals[s:s + w], 6))
         attrs = [f"label={_label(lines)}", f"tooltip={_quote(g.names[k] + ' = ' + g.text(k))}"]
         if name == "input":
             attrs += ["shape=box", "style=filled", 'fillcolor="#dbe9ff"']
@@ -312,23 +381,27 @@ def to_dot(tape, values=False):
             attrs += ["shape=plaintext"]
         elif name.startswith("guard"):
             attrs += ["shape=diamond"]
+        elif w > 1:
+            attrs += ["shape=box3d"]
         if k in g.output_of:
             attrs[0] = f"label={_label(lines + [' '.join(g.output_of[k])])}"
             attrs += ["peripheries=2", "style=filled", 'fillcolor="#ffe8c2"']
         out.append(f"  s{k} [{', '.join(attrs)}];")
     for k in range(g.op.size):
         name = g.primitive(k)
-        operands = g.operands(k)
-        for pos, j in enumerate(operands):
+        refs = g.operand_refs(k)
+        for pos, (slot, stride, w) in enumerate(refs):
             attrs = []
             if name == "select":
                 attrs.append(f"label={_quote(('if', 'then', 'else')[pos])}")
                 if pos == 0:
                     attrs.append("style=dashed")
-            elif len(operands) > 1 and name not in _COMMUTATIVE:
+            elif len(refs) > 1 and name not in _COMMUTATIVE:
                 attrs.append(f"label={_quote(pos + 1)}")
             tail = f" [{', '.join(attrs)}]" if attrs else ""
-            out.append(f"  s{j} -> s{k}{tail};")
+            read = slot + stride * np.arange(1 if stride == 0 else w)
+            for j in dict.fromkeys(g.row_of[read].tolist()):   # each row read, once, in order
+                out.append(f"  s{j} -> s{k}{tail};")
     out.append("}")
     return "\n".join(out) + "\n"
 
@@ -336,15 +409,24 @@ def to_dot(tape, values=False):
 # ---- statistics ----
 
 def stats(tape):
-    """A dict describing the tape: ops (count per primitive name, most frequent
-    first), n_ops (slots, inputs and constants included), n_inputs, n_outputs,
-    n_consts (numbers in the constant pool), nbytes, guards (recorded Python
-    branches) and backend."""
+    """A dict describing the tape: ops (rows per primitive name, most frequent
+    first), slots (values each primitive defines: a block row counts its width),
+    n_ops (rows, inputs and constants included), n_slots, n_blocks (block rows),
+    n_inputs, n_outputs, n_consts (numbers in the constant pool), nbytes, guards
+    (recorded Python branches) and backend."""
     a = tape._store.export()
-    counts = np.bincount(a["op"].astype(np.int64), minlength=len(ops.NAME))
-    by_name = {ops.NAME[i]: int(c) for i, c in enumerate(counts) if c}
+    op = a["op"].astype(np.int64)
+    width = np.ones(op.size, dtype=np.int64)
+    blocks = np.asarray(a["blocks"], dtype=np.int64).reshape(-1, 6)
+    width[blocks[:, 0]] = blocks[:, 1]
+    rows = np.bincount(op, minlength=len(ops.NAME))
+    slots = np.bincount(op, weights=width, minlength=len(ops.NAME))
+    by_name = {ops.NAME[i]: int(c) for i, c in enumerate(rows) if c}
     by_name = dict(sorted(by_name.items(), key=lambda kv: (-kv[1], kv[0])))
-    return {"ops": by_name, "n_ops": int(a["op"].size), "n_inputs": int(a["inputs"].size),
+    slots_by_name = {name: int(slots[ops.CODE[name]]) for name in by_name}
+    return {"ops": by_name, "slots": slots_by_name, "n_ops": int(op.size),
+            "n_slots": int(a["val"].size), "n_blocks": int(blocks.shape[0]),
+            "n_inputs": int(a["inputs"].size),
             "n_outputs": int(a["outputs"].size), "n_consts": int(a["consts"].size),
             "nbytes": int(tape.nbytes),
             "guards": by_name.get("guard_true", 0) + by_name.get("guard_false", 0),

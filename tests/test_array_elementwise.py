@@ -61,10 +61,11 @@ def test_unary_value_gradient_hvp(backend, name, f, f_np, df, dom):
 
     with pyad.Tape(backend=backend) as tape:
         x = tape.input(x0)
-        n0 = tape.n_ops
+        n0, s0 = tape.n_ops, tape.n_slots
         y = f(x)
         assert isinstance(y, pyad.Array) and y.shape == (2, 3)
-        assert tape.n_ops - n0 == 6, "one op per element"
+        assert tape.n_slots - s0 == 6, "one slot per element"
+        assert tape.n_ops - n0 == 1, "one block row for the contiguous operand"
         tape.output((y * w).sum())
     # read after recording: a .value read while recording would guard the value
     np.testing.assert_allclose(y.value, f_np(x0), rtol=1e-14, atol=1e-15)
@@ -268,21 +269,21 @@ def test_list_of_active_scalars_as_operand(backend):
 
 
 def test_elementwise_op_count(backend):
+    """One slot per output element; one row where every operand is affine in the
+    element index (contiguous or broadcast), else one row per element."""
+    def grows(tape, f):
+        n0, s0 = tape.n_ops, tape.n_slots
+        f()
+        return tape.n_ops - n0, tape.n_slots - s0
+
     with pyad.Tape(backend=backend) as tape:
         x = tape.input(np.ones((3, 1)))
         y = tape.input(np.ones(4))
-        n0 = tape.n_ops
-        x * y
-        assert tape.n_ops - n0 == 12          # one op per output element
-        n0 = tape.n_ops
-        x * np.arange(4.0)                     # constant: still one op per element
-        assert tape.n_ops - n0 == 12
-        n0 = tape.n_ops
-        2.0 * y
-        assert tape.n_ops - n0 == 4
-        n0 = tape.n_ops
-        np.sin(y)
-        assert tape.n_ops - n0 == 4
+        assert grows(tape, lambda: x * y) == (12, 12)       # x repeats: not affine
+        assert grows(tape, lambda: x * np.arange(4.0)) == (12, 12)
+        assert grows(tape, lambda: 2.0 * y) == (1, 4)
+        assert grows(tape, lambda: np.sin(y)) == (1, 4)
+        assert grows(tape, lambda: x[0] * y) == (1, 4)      # x[0] broadcast: stride 0
 
 
 def test_chain_of_ops_replay(backend):

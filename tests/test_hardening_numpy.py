@@ -424,17 +424,21 @@ def test_plain_conversion_outside_numpy_keeps_the_generic_message(backend):
 # ---- 16. teaching views of max/min reductions ----------------------------------------
 
 def test_table_and_dot_show_the_operands_of_max_and_min_reductions(backend):
-    # Slots: x -> 0..2, x * 2 -> 3..5, max -> 6, min -> 7. The operand list of
-    # each reduction sits in the pool at an offset unrelated to its first slot.
+    # Rows (DOT nodes): x -> 0..2, x * 2 -> 3 (one block row, slots 3..5), max -> 4,
+    # min -> 5. The operand list of each reduction sits in the pool at an offset
+    # unrelated to its first slot.
     f = lambda x: np.max(x * 2.0) + np.min(x[1:])
     tape = pyad.trace(f, np.array([1.0, 3.0, 2.0]), backend=backend)
     table = tape.table()
+    assert table["v[1:4]"]["op"] == "v[-2:1] * 2"
     assert table["v_4"]["op"] == "max(v_1, v_2, v_3)"
     assert table["v_5"]["op"] == "min(v_{-1}, v_0)"
     dot = tape.to_dot()
-    for edge in ("s3 -> s6;", "s4 -> s6;", "s5 -> s6;", "s1 -> s7;", "s2 -> s7;"):
+    for edge in ("s3 -> s4;", "s1 -> s5;", "s2 -> s5;"):
         assert edge in dot
-    assert dot.count("-> s6;") == 3 and dot.count("-> s7;") == 2
+    # one edge per operand of max_n, all from the block row
+    assert dot.count("s3 -> s4;") == 3 and dot.count("-> s4;") == 3
+    assert dot.count("-> s5;") == 2
 
 
 def test_max_reduction_splits_ties_evenly_as_the_readme_says(backend):

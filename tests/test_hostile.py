@@ -463,14 +463,14 @@ def test_array_recording_past_the_limit_raises_overflow_error(backend):
     with pyad.Tape(backend=backend) as t:
         x = t.input(np.ones(4))
         y = x * 2.0
-        n = t.n_ops
-        t._store.set_max_ops(n + 3)
+        n, slots = t.n_ops, t.n_slots
+        t._store.set_max_ops(slots + 3)  # the limit counts slots
         err = raises_clearly(OverflowError, lambda: x * 3.0)  # needs 4 slots, 3 left
         assert "2**31" in str(err)
         raises_clearly(OverflowError, lambda: np.sum(y * y))
         raises_clearly(OverflowError, lambda: x @ np.ones((4, 4)))
         # refused whole: nothing of the refused operations was recorded
-        assert t.n_ops == n
+        assert (t.n_ops, t.n_slots) == (n, slots)
         z = x[0] * 5.0  # one slot still fits
         t._store.set_max_ops(2**31 - 1)
         t.output(np.sum(y * y) + z)

@@ -168,7 +168,8 @@ def with_operand(data, op_name, column, index):
     columns = sum(np.dtype(dtype).itemsize * count
                   for (_, dtype), count in zip(serialize._COLUMNS, column_sizes(body)))
     op_start = len(body) - columns
-    names, _ = serialize._read_names(body, serialize._HEAD.size)  # op codes index this table
+    # format 3: n_slots and n_blocks follow the header, then the name table
+    names, _ = serialize._read_names(body, serialize._HEAD.size + serialize._V3_COUNTS.size)
     ops = [names[code] for code in body[op_start:op_start + n_ops]]
     assert ops == ["input", "input", "sin", "mul", "add"]
     slot = ops.index(op_name)
@@ -179,8 +180,9 @@ def with_operand(data, op_name, column, index):
 
 def column_sizes(body):
     n_ops, n_consts, n_pool, n_inputs, n_outputs = serialize._HEAD.unpack_from(body)[3:8]
+    n_slots, n_blocks = serialize._V3_COUNTS.unpack_from(body, serialize._HEAD.size)
     counts = {"n_ops": n_ops, "n_consts": n_consts, "n_pool": n_pool, "n_inputs": n_inputs,
-              "n_outputs": n_outputs}
+              "n_outputs": n_outputs, "n_slots": n_slots, "n_block_ints": 6 * n_blocks}
     return [counts[serialize._SIZES[name]] for name, _ in serialize._COLUMNS]
 
 

@@ -30,15 +30,21 @@ def ids(op):
     return op.name
 
 
+def op_of_slot(store, slot):
+    """The op of the row that defines `slot` (a block row defines several slots)."""
+    first = store.export()["first"]
+    return ops.NAME[store.op_at(int(np.searchsorted(first, slot, side="right")) - 1)]
+
+
 def last_op(x):
     """The op recorded in x's slot (for an array: its first element's)."""
     slot = x._i if isinstance(x, pyad.Scalar) else int(np.ravel(x._i)[0])
-    return ops.NAME[x._s.op_at(slot)]
+    return op_of_slot(x._s, slot)
 
 
 def ops_of(x):
     """The ops recorded in every slot of an active array."""
-    return {ops.NAME[x._s.op_at(int(s))] for s in np.ravel(x._i)}
+    return {op_of_slot(x._s, int(s)) for s in np.ravel(x._i)}
 
 
 # ---- shape of the table ----

@@ -101,20 +101,28 @@ def test_the_frozen_version_1_names_never_change():
 # ---- the name table, read and rewritten by hand, as the docstring lays it out ----
 
 def split_v2(data):
-    """The parts of a format-2 file: header, names, shapes, op column, the rest."""
+    """The parts of a format-2 or format-3 file: header (format 3 adds n_slots and
+    n_blocks to format 2's), names, shapes, op column, the rest."""
     body = data[:-4]
-    assert body[:8] == b"PYADTAPE" and struct.unpack_from("<I", body, 8) == (2,)
+    (version,) = struct.unpack_from("<I", body, 8)
+    assert body[:8] == b"PYADTAPE" and version in (2, 3)
     n_ops, *_, n_in_args, n_out_args = struct.unpack_from("<7q", body, 16)
-    (count,), pos, names = struct.unpack_from("<q", body, 72), 80, []
+    at = names_offset(version)
+    (count,), pos, names = struct.unpack_from("<q", body, at), at + 8, []
     for _ in range(count):
         names.append(body[pos + 1:pos + 1 + body[pos]].decode())
         pos += 1 + body[pos]
     shapes_at = pos
     for _ in range(n_in_args + n_out_args):
         pos += 8 + 8 * struct.unpack_from("<q", body, pos)[0]
-    return {"head": body[:72], "names": names, "shapes": body[shapes_at:pos],
+    return {"head": body[:at], "names": names, "shapes": body[shapes_at:pos],
             "ops": np.frombuffer(body, np.uint8, n_ops, pos).copy(),
             "rest": body[pos + n_ops:]}
+
+
+def names_offset(version):
+    """Where n_names sits: after the 72-byte header, and in format 3 after n_slots, n_blocks."""
+    return 72 if version == 2 else 88
 
 
 def join_v2(parts):
@@ -234,7 +242,8 @@ def test_a_bad_name_table_is_refused(backend):
         with pytest.raises(pyad.TapeFormatError, match=why):
             pyad.loads(join_v2(dict(parts, names=table)), backend=backend)
     data = bytearray(join_v2(parts)[:-4])
-    data[72:80] = struct.pack("<q", 257)
+    at = names_offset(serialize.VERSION)
+    data[at:at + 8] = struct.pack("<q", 257)
     with pytest.raises(pyad.TapeFormatError, match="257 op names"):
         pyad.loads(bytes(data) + struct.pack("<I", zlib.crc32(data)), backend=backend)
 
@@ -256,15 +265,16 @@ def test_a_version_1_op_code_past_the_frozen_table_is_refused(backend):
 
 def test_an_unknown_version_is_refused_naming_the_readable_ones(backend):
     data = bytearray(serialize.dumps(golden_tape(backend))[:-4])
-    data[8:12] = struct.pack("<I", 3)
-    with pytest.raises(pyad.TapeFormatError, match="version 3; this pyad reads versions 1, 2"):
+    data[8:12] = struct.pack("<I", 4)
+    with pytest.raises(pyad.TapeFormatError, match="version 4; this pyad reads versions 1, 2, 3"):
         pyad.loads(bytes(data) + struct.pack("<I", zlib.crc32(data)), backend=backend)
 
 
-def test_save_and_pickle_write_version_2(backend, tmp_path):
+def test_save_and_pickle_write_version_3(backend, tmp_path):
     tape = golden_tape(backend)
     tape.save(tmp_path / "t.pyad")
     saved = (tmp_path / "t.pyad").read_bytes()
+    assert struct.unpack_from("<I", saved, 8) == (3,)
     assert saved == serialize.dumps(tape) and split_v2(saved)["names"]
     assert saved in pickle.dumps(tape)
     same_tape(pickle.loads(pickle.dumps(tape)), tape)

@@ -50,9 +50,9 @@ def test_repr_while_recording_records_no_guard(backend):
     with pyad.Tape(backend) as tape:
         x = tape.input(2.0)
         a = tape.input(np.array([1.0, 2.0]))
-        n = tape.n_ops
+        n = tape.n_slots
         repr(x), repr(x > 1.0), repr(a), repr(a > 1.0)
-        assert tape.n_ops == n + 3  # the three comparisons, no guard
+        assert tape.n_slots == n + 3  # the three comparisons, no guard
         tape.output(x * 2.0)
     assert tape(5.0, np.zeros(2)) == 10.0
 

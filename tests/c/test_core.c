@@ -177,7 +177,7 @@ static double step_for(double x) { return 1e-6 * fmax(1.0, fabs(x)); }
 
 static int forward_at(pyad_tape *t, const double *x, double *y)
 {
-    double *v = dbl(pyad_n_ops(t));
+    double *v = dbl(pyad_n_slots(t));
     int64_t bad = -1;
     int s = pyad_forward(t, x, v, y, &bad);
     free(v);
@@ -187,7 +187,7 @@ static int forward_at(pyad_tape *t, const double *x, double *y)
 /* Gradient rows: xbar = u^T J at x. */
 static int reverse_at(pyad_tape *t, const double *x, const double *u, double *xbar)
 {
-    int64_t N = pyad_n_ops(t), m = pyad_n_outputs(t);
+    int64_t N = pyad_n_slots(t), m = pyad_n_outputs(t);
     double *v = dbl(N), *adj = dbl(N), *y = dbl(m);
     int64_t bad = -1;
     int s = pyad_forward(t, x, v, y, &bad);
@@ -202,19 +202,22 @@ static int reverse_at(pyad_tape *t, const double *x, const double *u, double *xb
 /* A copy of the tape through export / validate / import. */
 static pyad_tape *round_trip(pyad_tape *t)
 {
-    int64_t N = pyad_n_ops(t), nc = pyad_n_consts(t), np_ = pyad_n_pool(t);
-    int64_t n = pyad_n_inputs(t), m = pyad_n_outputs(t);
+    int64_t N = pyad_n_ops(t), S = pyad_n_slots(t), nc = pyad_n_consts(t), np_ = pyad_n_pool(t);
+    int64_t n = pyad_n_inputs(t), m = pyad_n_outputs(t), nbk = pyad_n_blocks(t);
     uint8_t *op = raw((size_t)N);
     int32_t *a = raw((size_t)N * 4), *b = raw((size_t)N * 4), *c = raw((size_t)N * 4);
+    int32_t *first = raw((size_t)N * 4), *blocks = raw((size_t)nbk * 24);
     int32_t *pool = raw((size_t)np_ * 4), *in = raw((size_t)n * 4), *out = raw((size_t)m * 4);
-    double *val = dbl(N), *consts = dbl(nc);
+    double *val = dbl(S), *consts = dbl(nc);
     pyad_tape *copy = NULL;
-    CHECK_STATUS(pyad_tape_export(t, op, a, b, c, val, consts, pool, in, out), PYAD_OK);
-    CHECK_STATUS(pyad_validate(N, op, a, b, c, nc, np_, pool, n, in, m, out), PYAD_OK);
-    CHECK_STATUS(pyad_tape_import(&copy, N, op, a, b, c, val, nc, consts, np_, pool, n, in, m,
-                                  out), PYAD_OK);
-    free(op), free(a), free(b), free(c), free(pool), free(in), free(out), free(val),
-        free(consts);
+    CHECK_STATUS(pyad_tape_export(t, op, a, b, c, first, val, consts, pool, in, out, blocks),
+                 PYAD_OK);
+    CHECK_STATUS(pyad_validate(N, op, a, b, c, first, S, nc, np_, pool, n, in, m, out, nbk,
+                               blocks), PYAD_OK);
+    CHECK_STATUS(pyad_tape_import(&copy, N, op, a, b, c, first, S, val, nc, consts, np_, pool,
+                                  n, in, m, out, nbk, blocks), PYAD_OK);
+    free(op), free(a), free(b), free(c), free(first), free(blocks), free(pool), free(in),
+        free(out), free(val), free(consts);
     return copy;
 }
 
@@ -223,7 +226,7 @@ static pyad_tape *round_trip(pyad_tape *t)
  * recorded values (v = NULL) must give the same results. */
 static void check_sweeps(pyad_tape *t, const double *x, int at_recorded, const char *label)
 {
-    const int64_t N = pyad_n_ops(t), n = pyad_n_inputs(t), m = pyad_n_outputs(t);
+    const int64_t N = pyad_n_slots(t), n = pyad_n_inputs(t), m = pyad_n_outputs(t);
     if (N <= 0 || n <= 0 || m <= 0) {
         failed++;
         fprintf(stderr, "%s: check_sweeps needs inputs and outputs\n", label);
@@ -461,7 +464,8 @@ static void check_sweeps(pyad_tape *t, const double *x, int at_recorded, const c
     {
         pyad_tape *copy = round_trip(t);
         if (copy) {
-            CHECK(pyad_n_ops(copy) == N && pyad_n_inputs(copy) == n
+            CHECK(pyad_n_slots(copy) == N && pyad_n_ops(copy) == pyad_n_ops(t)
+                  && pyad_n_blocks(copy) == pyad_n_blocks(t) && pyad_n_inputs(copy) == n
                   && pyad_n_outputs(copy) == m && pyad_n_consts(copy) == pyad_n_consts(t)
                   && pyad_n_pool(copy) == pyad_n_pool(t));
             CHECK_STATUS(forward_at(copy, x, y2), PYAD_OK);
@@ -1048,6 +1052,197 @@ static void group_composite(void)
     pyad_tape_free(t);
 }
 
+/* ---- group: a block row against the same elements as scalar rows ---- */
+
+#define BX 9 /* inputs of the block-row programs */
+
+/* One block-row program, recorded either with the vectorized recorders
+ * (blocked: affine operands give block rows) or one scalar row per element.
+ * Either way the results take the same slots, so the two tapes must agree. */
+static void record_block_case(pyad_tape *t, int which, int blocked)
+{
+    static const double X[BX] = {0.35, 0.8, -0.45, 1.3, 0.6, -0.9, 0.25, 1.1, 0.7};
+    CHECK_STATUS(pyad_rec_input_n(t, X, BX), 0);
+    int32_t a[20], b[20], c[20];
+    double k[8];
+    int n = 0, op = -1, op2 = -1;
+    for (int i = 0; i < 8; ++i)
+        k[i] = 0.5 + 0.25 * i;
+#define ARGS(count, ea, eb, ec)                                             \
+    do {                                                                    \
+        for (int i = 0; i < (count); ++i)                                   \
+            a[i] = (ea), b[i] = (eb), c[i] = (ec);                          \
+        n = (count);                                                        \
+    } while (0)
+    switch (which) {
+    case 0: op = OP("sin"); ARGS(6, i, 0, 0); break;                /* contiguous */
+    case 1: op = OP("exp"); ARGS(5, 3, 0, 0); break;                /* stride 0 */
+    case 2: op = OP("tanh"); ARGS(4, 1 + 2 * i, 0, 0); break;       /* stride 2 */
+    case 3: op = OP("mul"); ARGS(6, i, 7, 0); break;                /* b broadcast */
+    case 4: op = OP("div"); ARGS(6, 2, i, 0); break;                /* a broadcast */
+    case 5: op = OP("mul"); ARGS(4, 2 * i, 2 * i + 1, 0); break;    /* x[0::2] * x[1::2] */
+    case 6: op = OP("pow"); ARGS(8, i + 1, i, 0); break;            /* overlapping a, b */
+    case 7: op = OP("mul"); ARGS(7, i, i, 0); break;                /* a and b the same */
+    case 8: op = OP("arctan2"); ARGS(3, 4 * i, 8, 0); break;        /* stride 4 */
+    case 9: op = OP("pow_c"); ARGS(7, i, 0, 0); break;              /* shared constant */
+    case 10: op2 = 1; op = OP("rdiv_c"); ARGS(7, i + 1, 0, 0); break; /* one per element */
+    case 11: op = OP("gt_c"); op2 = 1; ARGS(8, i, 0, 0); break;     /* compare_c */
+    case 12: op = OP("lt"); ARGS(8, i, i + 1, 0); break;           /* compare */
+    case 15: /* strides 2 over 40 earlier slots: overlapping, or apart as a sum level's */
+    case 16: {
+        int32_t base = (int32_t)pyad_n_slots(t);
+        for (int i = 0; i < 40; ++i)
+            CHECK_STATUS(pyad_rec1(t, OP("cos"), i % BX), base + i);
+        op = OP(which == 15 ? "mul" : "sub");
+        ARGS(19, base + 2 * i, base + 2 * i + (which == 15 ? 2 : 1), 0);
+        break;
+    }
+    default: break;
+    }
+    int32_t first = (int32_t)pyad_n_slots(t);
+    if (which <= 8 || which == 12 || which >= 15) {
+        int kind = pyad_op_kind(op);
+        if (blocked)
+            CHECK_STATUS(kind == PYAD_KIND_UNARY ? pyad_rec1_n(t, op, a, n) : pyad_rec2_n(t, op, a, b, n),
+                         first);
+        for (int i = 0; i < n && !blocked; ++i)
+            CHECK_STATUS(kind == PYAD_KIND_UNARY ? pyad_rec1(t, op, a[i]) : pyad_rec2(t, op, a[i], b[i]),
+                         first + i);
+    } else if (which <= 11) {
+        int per_element = op2 == 1;
+        if (blocked)
+            CHECK_STATUS(pyad_rec_c_n(t, op, a, k, per_element ? n : 1, n), first);
+        for (int i = 0; i < n && !blocked; ++i)
+            CHECK_STATUS(pyad_rec_c(t, op, a[i], k[per_element ? i : 0]), first + i);
+    } else { /* select between strided and broadcast operands on a compare block */
+        int32_t cond = (int32_t)pyad_n_slots(t);
+        ARGS(5, i, 0, 0);
+        if (blocked)
+            CHECK_STATUS(pyad_rec_c_n(t, OP("gt_c"), a, k, 1, n), cond);
+        for (int i = 0; i < n && !blocked; ++i)
+            CHECK_STATUS(pyad_rec_c(t, OP("gt_c"), a[i], k[0]), cond + i);
+        first = (int32_t)pyad_n_slots(t);
+        ARGS(5, cond + i, 1 + i, which == 13 ? 8 : 2 * i);
+        if (blocked)
+            CHECK_STATUS(pyad_rec_select_n(t, a, b, c, n), first);
+        for (int i = 0; i < n && !blocked; ++i)
+            CHECK_STATUS(pyad_rec_select(t, a[i], b[i], c[i]), first + i);
+        n = (int)(pyad_n_slots(t) - BX);
+        first = BX;
+    }
+#undef ARGS
+    /* a nonlinear use of every result, so second order has something to carry */
+    int32_t outs[64];
+    int m = 0;
+    int sq = OP("square"), mul = OP("mul");
+    for (int i = 0; i < n; ++i) {
+        outs[m++] = first + i;
+        outs[m++] = pyad_rec2(t, mul, pyad_rec1(t, sq, first + i), i % BX);
+    }
+    CHECK_STATUS(pyad_rec_output_n(t, outs, m), 0);
+}
+
+#define N_BLOCK_CASES 17
+
+/* The tapes agree on every sweep: bit for bit at one point and in the vector
+ * sweeps, to rounding in the batched ones (their scalar rows may take glibc's
+ * vector libm, whose last bits differ from the scalar one's). */
+static void compare_tapes(pyad_tape *A, pyad_tape *B, const char *label)
+{
+    const int64_t S = pyad_n_slots(A), n = BX, m = pyad_n_outputs(A), p = 3, nb = 3;
+    CHECK(S == pyad_n_slots(B) && m == pyad_n_outputs(B));
+    double *x = dbl(n), *xd = dbl(n * p), *u = dbl(m * nb);
+    for (int64_t i = 0; i < n; ++i)
+        x[i] = 0.3 + 0.07 * (double)i - (i % 3 == 1 ? 0.9 : 0.0);
+    for (int64_t i = 0; i < n * p; ++i)
+        xd[i] = (double)((i * 7) % 5) - 1.5;
+    for (int64_t i = 0; i < m * nb; ++i)
+        u[i] = 1.0 + 0.5 * (double)((i * 3) % 4);
+    double *r[2][12];
+    pyad_tape *T[2] = {A, B};
+    for (int w = 0; w < 2; ++w) {
+        pyad_tape *t = T[w];
+        double *v = dbl(S * p), *vd = dbl(S * p), *adj = dbl(S * p), *adjd = dbl(S * p);
+        int64_t bad = -1, badv[3], n_bad;
+        for (int j = 0; j < 12; ++j)
+            r[w][j] = dbl((m + n) * p * nb);
+        double **o = r[w];
+        CHECK_STATUS(pyad_forward(t, x, v, o[0], &bad), PYAD_OK);
+        CHECK_STATUS(pyad_reverse(t, v, u, adj, o[1]), PYAD_OK);
+        CHECK_STATUS(pyad_reverse(t, NULL, u, adj, o[2]), PYAD_OK);
+        CHECK_STATUS(pyad_forward_tangent(t, x, xd, v, vd, o[0] + m, o[3], &bad), PYAD_OK);
+        CHECK_STATUS(pyad_reverse_second(t, v, vd, u, adj, adjd, o[4], o[4] + n), PYAD_OK);
+        CHECK_STATUS(pyad_tangent_vector(t, p, x, xd, v, vd, o[5], o[5] + m, &bad), PYAD_OK);
+        CHECK_STATUS(pyad_second_vector(t, p, v, vd, u, adj, adjd, o[6], o[6] + n), PYAD_OK);
+        CHECK_STATUS(pyad_reverse_vector(t, nb, v, u, adj, o[7]), PYAD_OK);
+        double *BV = dbl(S * nb), *BVD = dbl(S * nb), *BA = dbl(S * nb), *BAD = dbl(S * nb);
+        CHECK_STATUS(pyad_forward_batch(t, nb, xd, BV, o[8], badv, &n_bad), PYAD_OK);
+        CHECK_STATUS(pyad_reverse_batch(t, nb, BV, u, BA, o[9]), PYAD_OK);
+        CHECK_STATUS(pyad_tangent_batch(t, nb, xd, xd, BV, BVD, o[10], o[10] + m * nb, badv,
+                                        &n_bad), PYAD_OK);
+        CHECK_STATUS(pyad_second_batch(t, nb, BV, BVD, u, BA, BAD, o[11], o[11] + n * nb),
+                     PYAD_OK);
+        free(v), free(vd), free(adj), free(adjd), free(BV), free(BVD), free(BA), free(BAD);
+    }
+    static const char *names[12] = {"values", "reverse", "reverse at the recorded point",
+                                    "tangent", "forward-over-reverse", "vector tangent",
+                                    "vector second", "vector reverse", "batch values",
+                                    "batch reverse", "batch tangent", "batch second"};
+    char ctx[160];
+    for (int j = 0; j < 12; ++j) {
+        double tol = j >= 8 ? 1e-13 : 0.0;
+        snprintf(ctx, sizeof ctx, "%s: %s, block row vs scalar rows", label, names[j]);
+        CHECK_ALL_CLOSE(r[0][j], r[1][j], (m + n) * p * nb, tol, tol, ctx);
+    }
+    for (int w = 0; w < 2; ++w)
+        for (int j = 0; j < 12; ++j)
+            free(r[w][j]);
+    free(x), free(xd), free(u);
+}
+
+static void group_blocks(void)
+{
+    for (int which = 0; which < N_BLOCK_CASES; ++which) {
+        pyad_tape *A = new_tape(), *B = new_tape();
+        record_block_case(A, which, 1);
+        record_block_case(B, which, 0);
+        char label[64];
+        snprintf(label, sizeof label, "block case %d", which);
+        /* the block program is shorter by rows, not by slots */
+        CHECK(pyad_n_blocks(A) >= 1 && pyad_n_blocks(B) == 0);
+        CHECK(pyad_n_ops(A) < pyad_n_ops(B) && pyad_n_slots(A) == pyad_n_slots(B));
+        compare_tapes(A, B, label);
+        pyad_tape *copy = round_trip(A);
+        if (copy) {
+            snprintf(label, sizeof label, "block case %d after a round trip", which);
+            compare_tapes(copy, B, label);
+            pyad_tape_free(copy);
+        }
+        CHECK_STATUS(pyad_shrink(A), PYAD_OK);
+        compare_tapes(A, B, label);
+        pyad_tape_free(A), pyad_tape_free(B);
+    }
+    /* operands that are not affine with a stride >= 0 give scalar rows, in the
+     * same slots, and a pairwise sum of contiguous slots gives block levels */
+    pyad_tape *t = new_tape();
+    double x[BX] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    CHECK_STATUS(pyad_rec_input_n(t, x, BX), 0);
+    int32_t down[4] = {8, 6, 4, 2}, zig[4] = {0, 1, 0, 1}, all[BX] = {0, 1, 2, 3, 4, 5, 6, 7, 8}, r;
+    CHECK_STATUS(pyad_rec2_n(t, OP("add"), all, down, 4), BX);
+    CHECK_STATUS(pyad_rec1_n(t, OP("neg"), zig, 4), BX + 4);
+    CHECK(pyad_n_ops(t) == BX + 8 && pyad_n_blocks(t) == 0);
+    CHECK_STATUS(pyad_rec1_n(t, OP("neg"), all, 1), BX + 8); /* n = 1: a scalar row */
+    CHECK(pyad_n_blocks(t) == 0);
+    int64_t rows = pyad_n_ops(t);
+    CHECK_STATUS(pyad_rec_reduce(t, OP("add"), all, 1, BX, &r), PYAD_OK);
+    /* 9 -> 4 pairs (block) + leftover; 5 -> 2 pairs (block) + leftover; 3 -> 1; 2 -> 1 */
+    CHECK(pyad_n_ops(t) == rows + 4 && pyad_n_blocks(t) == 2);
+    double sum;
+    CHECK_STATUS(pyad_values(t, &r, 1, &sum), PYAD_OK);
+    CHECK(sum == 45.0);
+    pyad_tape_free(t);
+}
+
 /* ---- group: NaN and inf propagate as IEEE says, with no error ---- */
 
 static void group_ieee(void)
@@ -1130,8 +1325,8 @@ static void group_null_tape(void)
     CHECK_STATUS(pyad_tangent_batch(t, 1, d, d, v, v, d, d, i64, i64), PYAD_ECLOSED);
     CHECK_STATUS(pyad_reverse_batch(t, 1, v, d, v, d), PYAD_ECLOSED);
     CHECK_STATUS(pyad_second_batch(t, 1, v, v, d, v, v, d, d), PYAD_ECLOSED);
-    CHECK_STATUS(pyad_tape_export(t, u8, i32, i32, i32, d, d, i32, i32, i32), PYAD_ECLOSED);
-    CHECK_STATUS(pyad_tape_import(NULL, 0, u8, i32, i32, i32, d, 0, d, 0, i32, 0, i32, 0, i32),
+    CHECK_STATUS(pyad_tape_export(t, u8, i32, i32, i32, i32, d, d, i32, i32, i32, i32), PYAD_ECLOSED);
+    CHECK_STATUS(pyad_tape_import(NULL, 0, u8, i32, i32, i32, i32, 0, d, 0, d, 0, i32, 0, i32, 0, i32, 0, i32),
                  PYAD_EINVAL);
 }
 
@@ -1312,9 +1507,9 @@ static void group_bad_arguments(void)
         CHECK_STATUS(pyad_second_batch(t, 1, big, big, u, big, NULL, xbar, xbard), PYAD_EINVAL);
         uint8_t op8[8];
         int32_t i8[8];
-        CHECK_STATUS(pyad_tape_export(t, NULL, i8, i8, i8, big, big, i8, i8, i8), PYAD_EINVAL);
-        CHECK_STATUS(pyad_tape_export(t, op8, i8, i8, i8, big, NULL, i8, i8, i8), PYAD_EINVAL);
-        CHECK_STATUS(pyad_tape_export(t, op8, i8, i8, i8, big, big, i8, NULL, i8), PYAD_EINVAL);
+        CHECK_STATUS(pyad_tape_export(t, NULL, i8, i8, i8, i8, big, big, i8, i8, i8, i8), PYAD_EINVAL);
+        CHECK_STATUS(pyad_tape_export(t, op8, i8, i8, i8, i8, big, NULL, i8, i8, i8, i8), PYAD_EINVAL);
+        CHECK_STATUS(pyad_tape_export(t, op8, i8, i8, i8, i8, big, big, i8, NULL, i8, i8), PYAD_EINVAL);
         /* the tape still works */
         double g[2];
         CHECK_STATUS(reverse_at(t, x, u, g), PYAD_OK);
@@ -1482,7 +1677,7 @@ static void group_branch(void)
     CHECK_STATUS(g, 3);
     int y = pyad_rec2(t, mul, 0, 1);
     CHECK_STATUS(pyad_rec_output(t, y), 0);
-    const int64_t N = pyad_n_ops(t);
+    const int64_t N = pyad_n_slots(t);
     double v[8], vd[8], out[2], outd[2], xd[2] = {1, 0}, u[1] = {1}, big[64], badx[2] = {0.2, 2.0};
     int64_t bad = -1;
     CHECK_STATUS(pyad_forward(t, badx, v, out, &bad), PYAD_EBRANCH);
@@ -1529,9 +1724,9 @@ static void group_branch(void)
 /* ---- group: pyad_validate / pyad_tape_import on corrupt arrays ---- */
 
 typedef struct {
-    int64_t n_ops, n_consts, n_pool, n_inputs, n_outputs;
+    int64_t n_ops, n_slots, n_consts, n_pool, n_inputs, n_outputs, n_blocks;
     uint8_t *op;
-    int32_t *a, *b, *c, *pool, *inputs, *outputs;
+    int32_t *a, *b, *c, *first, *pool, *inputs, *outputs, *blocks;
     double *val, *consts;
 } arrays;
 
@@ -1540,13 +1735,15 @@ static arrays export_arrays(pyad_tape *t)
     arrays r;
     r.n_ops = pyad_n_ops(t), r.n_consts = pyad_n_consts(t), r.n_pool = pyad_n_pool(t);
     r.n_inputs = pyad_n_inputs(t), r.n_outputs = pyad_n_outputs(t);
+    r.n_slots = pyad_n_slots(t), r.n_blocks = pyad_n_blocks(t);
     r.op = raw((size_t)r.n_ops);
     r.a = raw((size_t)r.n_ops * 4), r.b = raw((size_t)r.n_ops * 4), r.c = raw((size_t)r.n_ops * 4);
+    r.first = raw((size_t)r.n_ops * 4), r.blocks = raw((size_t)r.n_blocks * 24);
     r.pool = raw((size_t)r.n_pool * 4), r.inputs = raw((size_t)r.n_inputs * 4);
     r.outputs = raw((size_t)r.n_outputs * 4);
-    r.val = dbl(r.n_ops), r.consts = dbl(r.n_consts);
-    CHECK_STATUS(pyad_tape_export(t, r.op, r.a, r.b, r.c, r.val, r.consts, r.pool, r.inputs,
-                                  r.outputs), PYAD_OK);
+    r.val = dbl(r.n_slots), r.consts = dbl(r.n_consts);
+    CHECK_STATUS(pyad_tape_export(t, r.op, r.a, r.b, r.c, r.first, r.val, r.consts, r.pool,
+                                  r.inputs, r.outputs, r.blocks), PYAD_OK);
     return r;
 }
 
@@ -1558,10 +1755,12 @@ static arrays copy_arrays(const arrays *s)
     DUP(a, s->n_ops, 4);
     DUP(b, s->n_ops, 4);
     DUP(c, s->n_ops, 4);
+    DUP(first, s->n_ops, 4);
+    DUP(blocks, s->n_blocks, 24);
     DUP(pool, s->n_pool, 4);
     DUP(inputs, s->n_inputs, 4);
     DUP(outputs, s->n_outputs, 4);
-    DUP(val, s->n_ops, 8);
+    DUP(val, s->n_slots, 8);
     DUP(consts, s->n_consts, 8);
 #undef DUP
     return r;
@@ -1569,21 +1768,23 @@ static arrays copy_arrays(const arrays *s)
 
 static void free_arrays(arrays *r)
 {
-    free(r->op), free(r->a), free(r->b), free(r->c), free(r->pool), free(r->inputs);
+    free(r->op), free(r->a), free(r->b), free(r->c), free(r->first), free(r->blocks);
+    free(r->pool), free(r->inputs);
     free(r->outputs), free(r->val), free(r->consts);
 }
 
 static int validate(const arrays *r)
 {
-    return pyad_validate(r->n_ops, r->op, r->a, r->b, r->c, r->n_consts, r->n_pool, r->pool,
-                         r->n_inputs, r->inputs, r->n_outputs, r->outputs);
+    return pyad_validate(r->n_ops, r->op, r->a, r->b, r->c, r->first, r->n_slots, r->n_consts,
+                         r->n_pool, r->pool, r->n_inputs, r->inputs, r->n_outputs, r->outputs,
+                         r->n_blocks, r->blocks);
 }
 
 static int import(const arrays *r, pyad_tape **out)
 {
-    return pyad_tape_import(out, r->n_ops, r->op, r->a, r->b, r->c, r->val, r->n_consts,
-                            r->consts, r->n_pool, r->pool, r->n_inputs, r->inputs, r->n_outputs,
-                            r->outputs);
+    return pyad_tape_import(out, r->n_ops, r->op, r->a, r->b, r->c, r->first, r->n_slots,
+                            r->val, r->n_consts, r->consts, r->n_pool, r->pool, r->n_inputs,
+                            r->inputs, r->n_outputs, r->outputs, r->n_blocks, r->blocks);
 }
 
 /* Both validate and import refuse the arrays, and import leaves *out NULL. */
@@ -1606,7 +1807,7 @@ static void expect_format_error(const arrays *r, const char *what)
  * memory error and return OK or EBRANCH. */
 static void sweep_everything(pyad_tape *t)
 {
-    int64_t N = pyad_n_ops(t), n = pyad_n_inputs(t), m = pyad_n_outputs(t);
+    int64_t N = pyad_n_slots(t), n = pyad_n_inputs(t), m = pyad_n_outputs(t);
     int64_t nb = 2, bad = -1, badv[2], n_bad;
     double *x = dbl(n * nb), *xd = dbl(n * nb), *u = dbl(m * nb), *v = dbl(N * nb);
     double *vd = dbl(N * nb), *adj = dbl(N * nb), *adjd = dbl(N * nb), *y = dbl(m * nb);
@@ -1666,7 +1867,8 @@ static void group_format(void)
 
     /* one targeted corruption at a time */
     struct { const char *op; char field; int delta_kind; } cases[] = {
-        /* delta_kind: 0 = self (k), 1 = -1, 2 = n_ops, 3 = n_consts, 4 = n_pool, 5 = INT32_MAX */
+        /* delta_kind: 0 = self (row k's slot), 1 = -1, 2 = n_slots, 3 = n_consts, 4 = n_pool,
+         * 5 = INT32_MAX */
         {"sin", 'a', 0}, {"sin", 'a', 1}, {"sin", 'a', 2}, {"sin", 'a', 5},
         {"mul", 'a', 0}, {"mul", 'b', 0}, {"mul", 'b', 1}, {"mul", 'b', 5},
         {"add_c", 'a', 0}, {"add_c", 'b', 3}, {"add_c", 'b', 1},
@@ -1688,7 +1890,7 @@ static void group_format(void)
         }
         arrays r = copy_arrays(&good);
         int32_t *f = cases[i].field == 'a' ? r.a : cases[i].field == 'b' ? r.b : r.c;
-        const int32_t values[] = {k, -1, (int32_t)r.n_ops, (int32_t)r.n_consts,
+        const int32_t values[] = {r.first[k], -1, (int32_t)r.n_slots, (int32_t)r.n_consts,
                                   (int32_t)r.n_pool, INT32_MAX};
         f[k] = values[cases[i].delta_kind];
         char what[64];
@@ -1711,7 +1913,7 @@ static void group_format(void)
         expect_format_error(&r, "inputs swapped");
         free_arrays(&r);
         r = copy_arrays(&good);
-        r.inputs[2] = (int32_t)r.n_ops - 1; /* names a row that is not an input */
+        r.inputs[2] = (int32_t)r.n_slots - 1; /* names a row that is not an input */
         expect_format_error(&r, "input names a non-input row");
         free_arrays(&r);
         r = copy_arrays(&good);
@@ -1719,7 +1921,7 @@ static void group_format(void)
         expect_format_error(&r, "input -1");
         free_arrays(&r);
         r = copy_arrays(&good);
-        r.outputs[1] = (int32_t)r.n_ops;
+        r.outputs[1] = (int32_t)r.n_slots;
         expect_format_error(&r, "output past the end");
         free_arrays(&r);
         r = copy_arrays(&good);
@@ -1751,7 +1953,7 @@ static void group_format(void)
     if (good.n_pool > 0) {
         int k = index_of(&good, "max_n");
         arrays r = copy_arrays(&good);
-        r.pool[r.c[k] + 1] = k; /* an operand that is the row itself */
+        r.pool[r.c[k] + 1] = r.first[k]; /* an operand that is the row itself */
         expect_format_error(&r, "pool entry names its own row");
         free_arrays(&r);
         r = copy_arrays(&good);
@@ -1833,6 +2035,140 @@ static void group_format(void)
     pyad_tape_free(t);
 }
 
+/* ---- group: validation of block rows, one bad layout at a time ---- */
+
+/* The block entry (index i) of row k's block, or -1. */
+static int64_t block_of(const arrays *r, int64_t k)
+{
+    for (int64_t i = 0; i < r->n_blocks; ++i)
+        if (r->blocks[i * 6] == k)
+            return i;
+    return -1;
+}
+
+static int row_with_op(const arrays *r, const char *name, int block)
+{
+    for (int64_t k = 0; k < r->n_ops; ++k)
+        if (r->op[k] == op_code(name) && (block_of(r, k) >= 0) == block)
+            return (int)k;
+    return -1;
+}
+
+static void group_block_format(void)
+{
+    pyad_tape *t = new_tape();
+    record_block_case(t, 13, 1); /* gt_c block (shared constant), select block */
+    int32_t a[4] = {1, 3, 5, 7}, b[4] = {0, 2, 4, 6};
+    double c[4] = {1, 2, 3, 4};
+    CHECK(pyad_rec2_n(t, OP("mul"), a, b, 4) > 0);       /* strides 2, 2 */
+    CHECK(pyad_rec_c_n(t, OP("rdiv_c"), a, c, 4, 4) > 0);  /* a constant per element */
+    CHECK(pyad_rec1_n(t, OP("sin"), a, 4) > 0);          /* unary, stride 2 */
+    arrays good = export_arrays(t);
+    CHECK_STATUS(validate(&good), PYAD_OK);
+    CHECK(good.n_blocks == 5);
+    int sel = row_with_op(&good, "select", 1), mul = row_with_op(&good, "mul", 1);
+    int rdiv = row_with_op(&good, "rdiv_c", 1), sin_ = row_with_op(&good, "sin", 1);
+    int64_t bs = block_of(&good, sel), bm = block_of(&good, mul), br = block_of(&good, rdiv);
+    int64_t bsin = block_of(&good, sin_);
+    CHECK(sel >= 0 && mul >= 0 && rdiv >= 0 && sin_ >= 0);
+    if (sel < 0 || mul < 0 || rdiv < 0 || sin_ < 0) {
+        free_arrays(&good);
+        pyad_tape_free(t);
+        return;
+    }
+#define BAD(what, edit)                                                     \
+    do {                                                                    \
+        arrays r = copy_arrays(&good);                                      \
+        edit;                                                               \
+        expect_format_error(&r, what);                                      \
+        free_arrays(&r);                                                    \
+    } while (0)
+    BAD("first not consecutive", r.first[mul + 1] += 1);
+    BAD("first of row 0 not 0", r.first[0] = 1);
+    BAD("n_slots one too many", r.n_slots += 1);
+    BAD("n_slots one too few", r.n_slots -= 1);
+    BAD("block width 1", r.blocks[bm * 6 + 1] = 1);
+    BAD("block width 0", r.blocks[bm * 6 + 1] = 0);
+    BAD("block wider than the slots", r.blocks[bsin * 6 + 1] = (int32_t)r.n_slots);
+    BAD("block width changed (first no longer consecutive)", r.blocks[bm * 6 + 1] += 1);
+    BAD("negative stride a", r.blocks[bm * 6 + 2] = -1);
+    BAD("negative stride b", r.blocks[bm * 6 + 3] = -2);
+    BAD("negative stride const", r.blocks[br * 6 + 5] = -1);
+    BAD("last element of a not earlier", r.blocks[bm * 6 + 2] = r.first[mul] / 3 + 1);
+    BAD("last element of b not earlier", r.blocks[bm * 6 + 3] = 1000);
+    BAD("last element of select's c not earlier", r.blocks[bs * 6 + 4] = 9);
+    BAD("first element of a is the row itself", r.a[mul] = r.first[mul]);
+    BAD("stride overflows int32 range", r.blocks[bm * 6 + 2] = INT32_MAX);
+    BAD("constant past the pool", r.blocks[br * 6 + 5] = 2);
+    BAD("shared-constant row reads past the pool", r.b[rdiv] = (int32_t)r.n_consts - 1);
+    BAD("unused stride b of a unary row", r.blocks[bsin * 6 + 3] = 1);
+    BAD("unused stride c of a binary row", r.blocks[bm * 6 + 4] = 1);
+    BAD("unused constant stride of a binary row", r.blocks[bm * 6 + 5] = 1);
+    BAD("unused stride b of a with-constant row", r.blocks[br * 6 + 3] = 1);
+    BAD("block row names a row past the end", r.blocks[bsin * 6] = (int32_t)r.n_ops);
+    BAD("block entries out of order", {
+        int32_t tmp[6];
+        memcpy(tmp, r.blocks + bm * 6, sizeof tmp);
+        memcpy(r.blocks + bm * 6, r.blocks + br * 6, sizeof tmp);
+        memcpy(r.blocks + br * 6, tmp, sizeof tmp);
+    });
+    BAD("block entry repeated", memcpy(r.blocks + br * 6, r.blocks + bm * 6, 24));
+    BAD("a block entry dropped", r.n_blocks -= 1);
+    BAD("n_blocks < 0", r.n_blocks = -1);
+    BAD("n_blocks > n_ops", r.n_blocks = r.n_ops + 1);
+    BAD("input op at a block row", r.op[mul] = (uint8_t)op_code("input"));
+    BAD("constant op at a block row", r.op[mul] = (uint8_t)op_code("constant"));
+    BAD("guard at a block row", r.op[sin_] = (uint8_t)op_code("guard_true"));
+    BAD("axpy_c at a block row", r.op[mul] = (uint8_t)op_code("axpy_c"));
+    BAD("max_n at a block row", r.op[sin_] = (uint8_t)op_code("max_n"));
+    BAD("output past the last slot", r.outputs[0] = (int32_t)r.n_slots);
+#undef BAD
+    /* a valid change: a stride that still ends below the row is accepted */
+    {
+        arrays r = copy_arrays(&good);
+        r.blocks[bm * 6 + 2] = 0;
+        CHECK_STATUS(validate(&r), PYAD_OK);
+        free_arrays(&r);
+    }
+    /* random mutations of the new columns: whatever validates must sweep */
+    long accepted = 0, refused = 0;
+    for (int iter = 0; iter < 3000; ++iter) {
+        arrays r = copy_arrays(&good);
+        int n_mut = 1 + (int)(next_random() % 3);
+        for (int j = 0; j < n_mut; ++j) {
+            int64_t k = next_random() % (uint32_t)r.n_ops;
+            int32_t f = r.first[k] > INT32_MIN && r.first[k] < INT32_MAX ? r.first[k] : 0;
+            int32_t interesting[] = {-1, 0, 1, 2, 3, f - 1, f, f + 1,
+                                     (int32_t)r.n_slots, (int32_t)r.n_consts, INT32_MAX,
+                                     (int32_t)(next_random() % 64)};
+            int32_t value = interesting[next_random() % 12];
+            switch (next_random() % 4) {
+            case 0: r.first[k] = value; break;
+            case 1: r.blocks[next_random() % (uint32_t)(r.n_blocks * 6)] = value; break;
+            case 2: r.a[k] = value; break;
+            default: r.op[k] = (uint8_t)(next_random() % (uint32_t)pyad_op_count()); break;
+            }
+        }
+        int s = validate(&r);
+        pyad_tape *u = NULL;
+        if (s == PYAD_OK) {
+            CHECK_STATUS(import(&r, &u), PYAD_OK);
+            if (u) {
+                sweep_everything(u);
+                pyad_tape_free(u);
+            }
+            accepted++;
+        } else {
+            CHECK_STATUS(s, PYAD_EFORMAT);
+            refused++;
+        }
+        free_arrays(&r);
+    }
+    CHECK(accepted > 0 && refused > 0);
+    free_arrays(&good);
+    pyad_tape_free(t);
+}
+
 /* ---- group: a tape in use by another thread ---- */
 
 static void group_busy(void)
@@ -1855,7 +2191,7 @@ static void group_busy(void)
         uint8_t op8[2];
         int32_t i8[4];
         double d8[4];
-        CHECK_STATUS(pyad_tape_export(t, op8, i8, i8, i8, d8, d8, i8, i8, i8), PYAD_EBUSY);
+        CHECK_STATUS(pyad_tape_export(t, op8, i8, i8, i8, i8, d8, d8, i8, i8, i8, i8), PYAD_EBUSY);
     }
     /* sweeps are running: more sweeps may start, recording may not */
     atomic_store(&t->users, 2);
@@ -1887,14 +2223,16 @@ static void faulty_session(int shrink)
         return;
     }
     double x[3] = {0.5, 1.5, -0.25}, W[6] = {1, 2, 3, 4, 5, 6};
-    int64_t before;
+    int64_t before, slots_before, blocks_before;
 #define STEP(call)                                                             \
     do {                                                                       \
         before = pyad_n_ops(t);                                                \
+        slots_before = pyad_n_slots(t), blocks_before = pyad_n_blocks(t);      \
         s = (call);                                                            \
         CHECK(s >= 0 || s == PYAD_ENOMEM);                                     \
         if (s == PYAD_ENOMEM)                                                  \
-            CHECK(pyad_n_ops(t) == before);                                    \
+            CHECK(pyad_n_ops(t) == before && pyad_n_slots(t) == slots_before   \
+                  && pyad_n_blocks(t) == blocks_before);                       \
     } while (0)
     STEP(pyad_rec_input_n(t, x, 3));
     if (pyad_n_inputs(t) == 3) {
@@ -1903,7 +2241,7 @@ static void faulty_session(int shrink)
         int32_t a[2], b[2] = {0, 0};
         double c[1] = {0.125};
         for (int i = 0; i < 120; ++i) {
-            a[0] = last, a[1] = (int32_t)pyad_n_ops(t);
+            a[0] = last, a[1] = (int32_t)pyad_n_slots(t);
             STEP(pyad_rec_rows(t, ops, a, b, 2, c, 1));
             if (s >= 0)
                 last = s + 1;
@@ -1912,6 +2250,20 @@ static void faulty_session(int shrink)
         STEP(pyad_rec_reduce(t, add, row, 1, 3, out));
         STEP(pyad_rec_reduce(t, maximum, row, 1, 3, out));
         STEP(pyad_rec_matmul_c(t, row, 1, 3, W, 2, out));
+        /* block rows: a unary and a with-constant block, then a sum of their six
+         * contiguous slots, whose tree levels are blocks too */
+        STEP(pyad_rec1_n(t, sin_, row, 3));
+        if (s >= 0) {
+            int32_t blk[3] = {s, s + 1, s + 2}, six[6], sum;
+            STEP(pyad_rec_c_n(t, add_c, blk, c, 1, 3));
+            if (s == blk[2] + 1) {
+                for (int i = 0; i < 6; ++i)
+                    six[i] = blk[0] + i;
+                STEP(pyad_rec_reduce(t, add, six, 1, 6, &sum));
+                if (s >= 0)
+                    STEP(pyad_rec_output(t, sum));
+            }
+        }
         STEP(pyad_rec_output(t, last));
         if (shrink)
             STEP(pyad_shrink(t));
@@ -1927,7 +2279,7 @@ static void faulty_session(int shrink)
         if (shrink)
             STEP(pyad_shrink(t));
         /* the sweeps allocate nothing: they must work */
-        int64_t N = pyad_n_ops(t), m = pyad_n_outputs(t);
+        int64_t N = pyad_n_slots(t), m = pyad_n_outputs(t);
         if (m > 0) {
             int64_t bad;
             double *v = dbl(N), *adj = dbl(N), *y = dbl(m), *u = dbl(m), xb[3];
@@ -2031,6 +2383,7 @@ int main(int argc, char **argv)
     run_group("ops", group_ops);
     run_group("specials", group_specials);
     run_group("composite", group_composite);
+    run_group("blocks", group_blocks);
     run_group("ieee", group_ieee);
     run_group("null tape", group_null_tape);
     run_group("bad arguments", group_bad_arguments);
@@ -2039,6 +2392,7 @@ int main(int argc, char **argv)
     run_group("empty calls", group_empty_calls);
     run_group("branch", group_branch);
     run_group("format", group_format);
+    run_group("block format", group_block_format);
     run_group("busy", group_busy);
 #ifdef PYAD_TEST_FAULTS
     run_group("alloc faults", group_faults);

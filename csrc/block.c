@@ -1,0 +1,584 @@
+/* Block rows in every sweep: each kernel runs one block row's elements (or, in
+ * the batched sweeps, its elements times the points) in one loop, with the
+ * registry's rules expanded once per kind. In the single-point and batched
+ * sweeps an operand is a pointer plus a stride; a loop whose strides are all 1
+ * gets its own copy with the strides written as constants, so the compiler
+ * vectorizes it. Reverse loops run over the elements from last to first and add
+ * in the order the equivalent scalar rows would (a stride-0 operand receives
+ * the sum of its elements' contributions, bit for bit as per-element rows). */
+#include <string.h>
+
+#include "block.h"
+#include "rules.h"
+#include "special_rules.h"
+
+/* No SIMD libm here (batch.c declares it for scalar rows): a block row must give
+ * bit for bit the values of its scalar rows in every sweep, and the one-point
+ * sweeps of scalar rows call the scalar libm. The kernels are still compiled
+ * for AVX2 as well (4 doubles a step), picked at load time, where batch.c is. */
+#ifdef PYAD_VECTOR_MATH
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
+int64_t block_search(const pyad_tape *t, int64_t row)
+{
+    int64_t lo = 0, hi = t->n_blocks;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (t->blocks[mid * BLOCK_FIELDS + BLK_ROW] < row)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* ---- single-point and batched sweeps: a run of n elements ---- */
+
+/* One loop of a kernel: result arrays from element 0, operand element j at
+ * j * stride; g / gd are the result's adjoints, ga.. the operands'. */
+struct run {
+    int op;
+    int64_t n;
+    double *z, *zd;
+    const double *g, *gd;
+    const double *va, *vb, *vc, *ta, *tb, *tc;
+    double *ga, *gb, *gc, *qa, *qb, *qc; /* adjoints, adjoint tangents */
+    int64_t sa, sb, sc;
+    const double *k; /* the constants, element j's at k[j * sk] */
+    int64_t sk;
+};
+
+#define UP for (int64_t j = 0; j < n; ++j)
+#define DOWN for (int64_t j = n - 1; j >= 0; --j)
+/* The loop `body`, in a copy with unit strides where `unit` holds. */
+#define UNIT_OR_STRIDED(unit, shadow, loop, ...)                                            \
+    if (unit) {                                                                             \
+        shadow loop { __VA_ARGS__ }                                                         \
+    } else {                                                                                \
+        loop { __VA_ARGS__ }                                                                \
+    }
+#define A1 const int64_t sa = 1;
+#define AB1 const int64_t sa = 1; const int64_t sb = 1;
+#define AK1 const int64_t sa = 1; const int64_t sk = 0;
+#define ONE_A sa == 1
+#define ONE_AB sa == 1 && sb == 1
+#define ONE_AK sa == 1 && sk == 0
+/* A level of a pairwise sum reads x[0::2] and x[1::2]: its own copy too. (In
+ * the reverse sweeps a and b may name the same slots, so they keep one copy
+ * for unit strides, which the compiler checks for overlap at run time.) */
+#define AB2 const int64_t sa = 2; const int64_t sb = 2;
+#define BINARY_LOOP(loop, ...)                                                              \
+    if (sa == 1 && sb == 1) {                                                               \
+        AB1 loop { __VA_ARGS__ }                                                            \
+    } else if (sa == 2 && sb == 2) {                                                        \
+        AB2 loop { __VA_ARGS__ }                                                            \
+    } else {                                                                                \
+        loop { __VA_ARGS__ }                                                                \
+    }
+#define BINARY_SCATTER(loop, ...) UNIT_OR_STRIDED(ONE_AB, AB1, loop, __VA_ARGS__)
+
+#define RUN_LOCALS                                                                          \
+    const int64_t n = r->n, sa = r->sa, sb = r->sb, sc = r->sc, sk = r->sk;                 \
+    const double *restrict va = r->va, *restrict vb = r->vb, *restrict vc = r->vc;          \
+    const double *restrict kk = r->k;                                                       \
+    (void)sb; (void)sc; (void)vb; (void)vc; (void)kk
+
+VECTOR_CLONES
+static void run_values(const struct run *r)
+{
+    RUN_LOCALS;
+    double *restrict z = r->z;
+    switch (r->op) {
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+    case OP_##name:                                                                         \
+        UNIT_OR_STRIDED(ONE_A, A1, UP, double x = va[j * sa]; z[j] = (value);)              \
+        break;
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+    case OP_##name:                                                                         \
+        BINARY_LOOP(UP, double x = va[j * sa], y = vb[j * sb]; z[j] = (value);)             \
+        break;
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+    case OP_##name:                                                                         \
+        UNIT_OR_STRIDED(ONE_AK, AK1, UP,                                                    \
+                        double x = va[j * sa], y = kk[j * sk]; z[j] = (value);)             \
+        break;
+#define COMPARE(name, numpy, operator, cf, rcf, value)                                      \
+    case OP_##name:                                                                         \
+        UNIT_OR_STRIDED(ONE_AB, AB1, UP,                                                    \
+                        double x = va[j * sa], y = vb[j * sb]; z[j] = (value) ? 1.0 : 0.0;) \
+        break;
+#define COMPARE_C(name, value)                                                              \
+    case OP_##name:                                                                         \
+        UNIT_OR_STRIDED(ONE_AK, AK1, UP,                                                    \
+                        double x = va[j * sa], y = kk[j * sk]; z[j] = (value) ? 1.0 : 0.0;) \
+        break;
+#include "expand_ops.h"
+    case OP_select:
+        UP z[j] = select_value(va[j * sa], vb[j * sb], vc[j * sc]);
+        break;
+    }
+}
+
+VECTOR_CLONES
+static void run_tangent(const struct run *r)
+{
+    RUN_LOCALS;
+    double *restrict z = r->z, *restrict zd = r->zd;
+    const double *restrict ta = r->ta, *restrict tb = r->tb, *restrict tc = r->tc;
+    switch (r->op) {
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+    case OP_##name:                                                                         \
+        UNIT_OR_STRIDED(ONE_A, A1, UP,                                                      \
+                        double x = va[j * sa], xd = ta[j * sa]; double z_ = (value);        \
+                        { double z = z_; zd[j] = scaled(d_x, xd); (void)z; } z[j] = z_;)    \
+        break;
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+    case OP_##name:                                                                         \
+        BINARY_LOOP(UP, double x = va[j * sa], y = vb[j * sb];                              \
+                        double xd = ta[j * sa], yd = tb[j * sb]; double z_ = (value);       \
+                        { double z = z_; zd[j] = scaled(d_x, xd) + scaled(d_y, yd); (void)z; } \
+                        z[j] = z_;)                                                         \
+        break;
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+    case OP_##name:                                                                         \
+        UNIT_OR_STRIDED(ONE_AK, AK1, UP,                                                    \
+                        double x = va[j * sa], y = kk[j * sk], xd = ta[j * sa];             \
+                        double z_ = (value);                                                \
+                        { double z = z_; zd[j] = scaled(d_x, xd); (void)z; } z[j] = z_;)    \
+        break;
+#define COMPARE(name, numpy, operator, cf, rcf, value)                                      \
+    case OP_##name:                                                                         \
+        UNIT_OR_STRIDED(ONE_AB, AB1, UP, double x = va[j * sa], y = vb[j * sb];             \
+                        z[j] = (value) ? 1.0 : 0.0; zd[j] = 0.0;)                           \
+        break;
+#define COMPARE_C(name, value)                                                              \
+    case OP_##name:                                                                         \
+        UNIT_OR_STRIDED(ONE_AK, AK1, UP, double x = va[j * sa], y = kk[j * sk];             \
+                        z[j] = (value) ? 1.0 : 0.0; zd[j] = 0.0;)                           \
+        break;
+#include "expand_ops.h"
+    case OP_select:
+        UP {
+            double cond = va[j * sa];
+            z[j] = select_value(cond, vb[j * sb], vc[j * sc]);
+            zd[j] = select_value(cond, tb[j * sb], tc[j * sc]);
+        }
+        break;
+    }
+}
+
+VECTOR_CLONES
+static void run_reverse(const struct run *r)
+{
+    RUN_LOCALS;
+    const double *restrict z = r->z, *restrict g = r->g;
+    double *ga = r->ga, *gb = r->gb, *gc = r->gc;
+    switch (r->op) {
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+    case OP_##name:                                                                         \
+        UNIT_OR_STRIDED(ONE_A, A1, DOWN,                                                    \
+            double x = va[j * sa], z_ = z[j];                                               \
+            { double z = z_; (void)x; (void)z; ga[j * sa] += scaled(d_x, g[j]); })         \
+        break;
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+    case OP_##name:                                                                         \
+        BINARY_SCATTER(DOWN,                                                                \
+            double x = va[j * sa], y = vb[j * sb], z_ = z[j];                               \
+            { double z = z_; (void)x; (void)y; (void)z;                                     \
+              ga[j * sa] += scaled(d_x, g[j]); gb[j * sb] += scaled(d_y, g[j]); })          \
+        break;
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+    case OP_##name:                                                                         \
+        UNIT_OR_STRIDED(ONE_AK, AK1, DOWN,                                                  \
+            double x = va[j * sa], y = kk[j * sk], z_ = z[j];                               \
+            { double z = z_; (void)x; (void)y; (void)z; ga[j * sa] += scaled(d_x, g[j]); }) \
+        break;
+#define COMPARE(name, numpy, operator, cf, rcf, value)
+#define COMPARE_C(name, value)
+#include "expand_ops.h"
+    case OP_select:
+        DOWN {
+            double cond = va[j * sa];
+            gb[j * sb] += select_value(cond, g[j], 0.0);
+            gc[j * sc] += select_value(cond, 0.0, g[j]);
+        }
+        break;
+    default: /* comparisons pass nothing back */
+        break;
+    }
+}
+
+VECTOR_CLONES
+static void run_second(const struct run *r)
+{
+    RUN_LOCALS;
+    const double *restrict z = r->z, *restrict g = r->g, *restrict gd = r->gd;
+    const double *restrict ta = r->ta, *restrict tb = r->tb;
+    double *ga = r->ga, *gb = r->gb, *gc = r->gc, *qa = r->qa, *qb = r->qb, *qc = r->qc;
+    (void)tb;
+    switch (r->op) {
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+    case OP_##name:                                                                         \
+        UNIT_OR_STRIDED(ONE_A, A1, DOWN,                                                    \
+            double x = va[j * sa], xd = ta[j * sa], z_ = z[j];                              \
+            { double z = z_; (void)x; (void)xd; (void)z;                                    \
+              double p = (d_x);                                                             \
+              ga[j * sa] += scaled(p, g[j]);                                                \
+              qa[j * sa] += scaled(p, gd[j]) + scaled(dd_x, g[j]); })                       \
+        break;
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+    case OP_##name:                                                                         \
+        BINARY_SCATTER(DOWN,                                                                \
+            double x = va[j * sa], y = vb[j * sb], xd = ta[j * sa], yd = tb[j * sb];        \
+            double z_ = z[j];                                                               \
+            { double z = z_; (void)x; (void)y; (void)xd; (void)yd; (void)z;                 \
+              double p = (d_x), q = (d_y);                                                  \
+              ga[j * sa] += scaled(p, g[j]);                                                \
+              qa[j * sa] += scaled(p, gd[j]) + scaled(dd_x, g[j]);                          \
+              gb[j * sb] += scaled(q, g[j]);                                                \
+              qb[j * sb] += scaled(q, gd[j]) + scaled(dd_y, g[j]); })                       \
+        break;
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+    case OP_##name:                                                                         \
+        UNIT_OR_STRIDED(ONE_AK, AK1, DOWN,                                                  \
+            double x = va[j * sa], y = kk[j * sk], xd = ta[j * sa], z_ = z[j];             \
+            { double z = z_; (void)x; (void)y; (void)xd; (void)z;                           \
+              double p = (d_x);                                                             \
+              ga[j * sa] += scaled(p, g[j]);                                                \
+              qa[j * sa] += scaled(p, gd[j]) + scaled(dd_x, g[j]); })                       \
+        break;
+#define COMPARE(name, numpy, operator, cf, rcf, value)
+#define COMPARE_C(name, value)
+#include "expand_ops.h"
+    case OP_select:
+        DOWN {
+            double cond = va[j * sa];
+            gb[j * sb] += select_value(cond, g[j], 0.0);
+            qb[j * sb] += select_value(cond, gd[j], 0.0);
+            gc[j * sc] += select_value(cond, 0.0, g[j]);
+            qc[j * sc] += select_value(cond, 0.0, gd[j]);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* Which operand fields of a row name slots, and whether b names a constant. */
+struct layout {
+    int b_slot, c_slot, b_const;
+};
+
+static struct layout layout_of(int op)
+{
+    int kind = pyad_op_kind(op);
+    struct layout l = {kind == PYAD_KIND_BINARY || kind == PYAD_KIND_COMPARE || op == OP_select,
+                       op == OP_select,
+                       kind == PYAD_KIND_WITH_CONST || kind == PYAD_KIND_COMPARE_C};
+    return l;
+}
+
+/* Lane 0 of slot s in a work array (NULL for an array the sweep does not use). */
+static double *lane0(const double *base, int64_t slot, int64_t lanes, int used)
+{
+    return used && base ? (double *)base + slot * lanes : NULL;
+}
+
+typedef void (*kernel)(const struct run *);
+
+/* Runs the kernel over block i: one run of w elements at one point; with
+ * points (lanes > 1), one run of w * lanes doubles where every operand is
+ * contiguous, else one run of the points per element. */
+static void run_block(const pyad_tape *t, int64_t i, int64_t lanes, kernel fn, int reverse,
+                      const double *v, const double *vd, const double *adj, const double *adjd)
+{
+    struct block bl = block_at(t, i);
+    int op = t->op[bl.row];
+    struct layout l = layout_of(op);
+    int64_t z = t->first[bl.row], a = t->arg_a[bl.row], b = t->arg_b[bl.row],
+            c = t->arg_c[bl.row];
+    int contiguous = bl.sa == 1 && (!l.b_slot || bl.sb == 1) && (!l.c_slot || bl.sc == 1)
+                     && (!l.b_const || bl.sk == 0);
+    int per_element = lanes > 1 && !contiguous;
+    int64_t steps = per_element ? bl.w : 1;
+    for (int64_t s = 0; s < steps; ++s) {
+        int64_t e = reverse ? steps - 1 - s : s; /* the element (per_element only) */
+        int64_t ea = per_element ? e * bl.sa : 0, eb = per_element ? e * bl.sb : 0;
+        int64_t ec = per_element ? e * bl.sc : 0, ek = per_element ? e * bl.sk : 0;
+        struct run r = {
+            .op = op,
+            .n = per_element ? lanes : bl.w * lanes,
+            .z = lane0(v, z + e * per_element, lanes, 1),
+            .zd = lane0(vd, z + e * per_element, lanes, 1),
+            .g = lane0(adj, z + e * per_element, lanes, 1),
+            .gd = lane0(adjd, z + e * per_element, lanes, 1),
+            .va = lane0(v, a + ea, lanes, 1), .vb = lane0(v, b + eb, lanes, l.b_slot),
+            .vc = lane0(v, c + ec, lanes, l.c_slot),
+            .ta = lane0(vd, a + ea, lanes, 1), .tb = lane0(vd, b + eb, lanes, l.b_slot),
+            .tc = lane0(vd, c + ec, lanes, l.c_slot),
+            .ga = lane0(adj, a + ea, lanes, 1), .gb = lane0(adj, b + eb, lanes, l.b_slot),
+            .gc = lane0(adj, c + ec, lanes, l.c_slot),
+            .qa = lane0(adjd, a + ea, lanes, 1), .qb = lane0(adjd, b + eb, lanes, l.b_slot),
+            .qc = lane0(adjd, c + ec, lanes, l.c_slot),
+            /* with points, each operand's run is contiguous; at one point, its stride */
+            .sa = lanes > 1 ? 1 : bl.sa,
+            .sb = lanes > 1 ? (l.b_slot ? 1 : 0) : bl.sb,
+            .sc = lanes > 1 ? (l.c_slot ? 1 : 0) : bl.sc,
+            .k = l.b_const ? t->consts + b + ek : NULL,
+            .sk = lanes > 1 ? 0 : bl.sk,
+        };
+        fn(&r);
+    }
+}
+
+void block_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v)
+{
+    run_block(t, i, lanes, run_values, 0, v, NULL, NULL, NULL);
+}
+
+void block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, double *vd)
+{
+    run_block(t, i, lanes, run_tangent, 0, v, vd, NULL, NULL);
+}
+
+void block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v, double *adj)
+{
+    run_block(t, i, lanes, run_reverse, 1, v, NULL, adj, NULL);
+}
+
+void block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
+                  const double *vd, double *adj, double *adjd)
+{
+    run_block(t, i, lanes, run_second, 1, v, vd, adj, adjd);
+}
+
+/* ---- vector sweeps: values have one lane, tangents and adjoints p ---- */
+
+/* Element e's slots: result zs, operands sA, sB, sC, constant index kB. */
+#define ELEMENT_SLOTS                                                                       \
+    int64_t zs = F + e, sA = A + bl.sa * e, sB = B + bl.sb * e;                  \
+    int64_t sC = C + bl.sc * e, kB = B + bl.sk * e;                                         \
+    (void)sB; (void)sC; (void)kB
+#define VECTOR_LOCALS                                                                       \
+    struct block bl = block_at(t, i);                                                       \
+    int64_t F = t->first[bl.row], A = t->arg_a[bl.row], B = t->arg_b[bl.row];               \
+    int64_t C = t->arg_c[bl.row];                                                           \
+    const double *consts = t->consts
+#define ELEMENTS for (int64_t e = 0; e < bl.w; ++e)
+#define ELEMENTS_DOWN for (int64_t e = bl.w - 1; e >= 0; --e)
+
+void block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, double *vd)
+{
+    VECTOR_LOCALS;
+    switch (t->op[bl.row]) {
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+    case OP_##name:                                                                         \
+        ELEMENTS {                                                                          \
+            ELEMENT_SLOTS;                                                                  \
+            double x = v[sA], z = (value);                                                  \
+            v[zs] = z;                                                                      \
+            double dx = (d_x);                                                              \
+            double *out = vd + zs * p;                                                      \
+            const double *ta = vd + sA * p;                                                 \
+            for (int64_t j = 0; j < p; ++j) out[j] = scaled(dx, ta[j]);                     \
+        }                                                                                   \
+        break;
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+    case OP_##name:                                                                         \
+        ELEMENTS {                                                                          \
+            ELEMENT_SLOTS;                                                                  \
+            double x = v[sA], y = v[sB], z = (value);                                       \
+            v[zs] = z;                                                                      \
+            double dx = (d_x), dy = (d_y);                                                  \
+            double *out = vd + zs * p;                                                      \
+            const double *ta = vd + sA * p, *tb = vd + sB * p;                              \
+            for (int64_t j = 0; j < p; ++j) out[j] = scaled(dx, ta[j]) + scaled(dy, tb[j]); \
+        }                                                                                   \
+        break;
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+    case OP_##name:                                                                         \
+        ELEMENTS {                                                                          \
+            ELEMENT_SLOTS;                                                                  \
+            double x = v[sA], y = consts[kB], z = (value);                                  \
+            v[zs] = z;                                                                      \
+            double dx = (d_x);                                                              \
+            double *out = vd + zs * p;                                                      \
+            const double *ta = vd + sA * p;                                                 \
+            for (int64_t j = 0; j < p; ++j) out[j] = scaled(dx, ta[j]);                     \
+        }                                                                                   \
+        break;
+#define COMPARE(name, numpy, operator, cf, rcf, value)                                      \
+    case OP_##name:                                                                         \
+        ELEMENTS {                                                                          \
+            ELEMENT_SLOTS;                                                                  \
+            double x = v[sA], y = v[sB];                                                    \
+            v[zs] = (value) ? 1.0 : 0.0;                                                    \
+            memset(vd + zs * p, 0, (size_t)p * sizeof *vd);                                 \
+        }                                                                                   \
+        break;
+#define COMPARE_C(name, value)                                                              \
+    case OP_##name:                                                                         \
+        ELEMENTS {                                                                          \
+            ELEMENT_SLOTS;                                                                  \
+            double x = v[sA], y = consts[kB];                                               \
+            v[zs] = (value) ? 1.0 : 0.0;                                                    \
+            memset(vd + zs * p, 0, (size_t)p * sizeof *vd);                                 \
+        }                                                                                   \
+        break;
+#include "expand_ops.h"
+    case OP_select:
+        ELEMENTS {
+            ELEMENT_SLOTS;
+            int64_t pick = select_taken(v[sA], (int32_t)sB, (int32_t)sC);
+            v[zs] = v[pick];
+            memcpy(vd + zs * p, vd + pick * p, (size_t)p * sizeof *vd);
+        }
+        break;
+    }
+}
+
+void block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double *v,
+                          double *adj)
+{
+    VECTOR_LOCALS;
+    switch (t->op[bl.row]) {
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+    case OP_##name:                                                                         \
+        ELEMENTS_DOWN {                                                                     \
+            ELEMENT_SLOTS;                                                                  \
+            double x = v[sA], z = v[zs];                                                    \
+            (void)x; (void)z;                                                               \
+            double dx = (d_x);                                                              \
+            const double *g = adj + zs * q;                                                 \
+            double *ga = adj + sA * q;                                                      \
+            for (int64_t j = 0; j < q; ++j) ga[j] += scaled(dx, g[j]);                      \
+        }                                                                                   \
+        break;
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+    case OP_##name:                                                                         \
+        ELEMENTS_DOWN {                                                                     \
+            ELEMENT_SLOTS;                                                                  \
+            double x = v[sA], y = v[sB], z = v[zs];                                         \
+            (void)x; (void)y; (void)z;                                                      \
+            double dx = (d_x), dy = (d_y);                                                  \
+            const double *g = adj + zs * q;                                                 \
+            double *ga = adj + sA * q, *gb = adj + sB * q;                                  \
+            for (int64_t j = 0; j < q; ++j) ga[j] += scaled(dx, g[j]);                      \
+            for (int64_t j = 0; j < q; ++j) gb[j] += scaled(dy, g[j]);                      \
+        }                                                                                   \
+        break;
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+    case OP_##name:                                                                         \
+        ELEMENTS_DOWN {                                                                     \
+            ELEMENT_SLOTS;                                                                  \
+            double x = v[sA], y = consts[kB], z = v[zs];                                    \
+            (void)x; (void)y; (void)z;                                                      \
+            double dx = (d_x);                                                              \
+            const double *g = adj + zs * q;                                                 \
+            double *ga = adj + sA * q;                                                      \
+            for (int64_t j = 0; j < q; ++j) ga[j] += scaled(dx, g[j]);                      \
+        }                                                                                   \
+        break;
+#define COMPARE(name, numpy, operator, cf, rcf, value)
+#define COMPARE_C(name, value)
+#include "expand_ops.h"
+    case OP_select:
+        ELEMENTS_DOWN {
+            ELEMENT_SLOTS;
+            const double *g = adj + zs * q;
+            double *gp = adj + select_taken(v[sA], (int32_t)sB, (int32_t)sC) * q;
+            for (int64_t j = 0; j < q; ++j)
+                gp[j] += g[j];
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void block_second_vector(const pyad_tape *t, int64_t i, int64_t p, const double *v,
+                         const double *vd, double *adj, double *adjd)
+{
+    VECTOR_LOCALS;
+    switch (t->op[bl.row]) {
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+    case OP_##name:                                                                         \
+        ELEMENTS_DOWN {                                                                     \
+            ELEMENT_SLOTS;                                                                  \
+            double x = v[sA], z = v[zs], g = adj[zs];                                       \
+            (void)x; (void)z;                                                               \
+            double dx = (d_x);                                                              \
+            adj[sA] += scaled(dx, g);                                                       \
+            const double *gd = adjd + zs * p, *ta = vd + sA * p;                            \
+            double *gda = adjd + sA * p;                                                    \
+            for (int64_t j = 0; j < p; ++j) {                                               \
+                double xd = ta[j];                                                          \
+                (void)xd;                                                                   \
+                gda[j] += scaled(dx, gd[j]) + scaled(dd_x, g);                              \
+            }                                                                               \
+        }                                                                                   \
+        break;
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+    case OP_##name:                                                                         \
+        ELEMENTS_DOWN {                                                                     \
+            ELEMENT_SLOTS;                                                                  \
+            double x = v[sA], y = v[sB], z = v[zs], g = adj[zs];                            \
+            (void)x; (void)y; (void)z;                                                      \
+            double dx = (d_x), dy = (d_y);                                                  \
+            adj[sA] += scaled(dx, g);                                                       \
+            adj[sB] += scaled(dy, g);                                                       \
+            const double *gd = adjd + zs * p, *ta = vd + sA * p, *tb = vd + sB * p;         \
+            double *gda = adjd + sA * p, *gdb = adjd + sB * p;                              \
+            for (int64_t j = 0; j < p; ++j) {                                               \
+                double xd = ta[j], yd = tb[j];                                              \
+                (void)xd; (void)yd;                                                         \
+                double ddx = (dd_x), ddy = (dd_y);                                          \
+                gda[j] += scaled(dx, gd[j]) + scaled(ddx, g);                               \
+                gdb[j] += scaled(dy, gd[j]) + scaled(ddy, g);                               \
+            }                                                                               \
+        }                                                                                   \
+        break;
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+    case OP_##name:                                                                         \
+        ELEMENTS_DOWN {                                                                     \
+            ELEMENT_SLOTS;                                                                  \
+            double x = v[sA], y = consts[kB], z = v[zs], g = adj[zs];                       \
+            (void)x; (void)y; (void)z;                                                      \
+            double dx = (d_x);                                                              \
+            adj[sA] += scaled(dx, g);                                                       \
+            const double *gd = adjd + zs * p, *ta = vd + sA * p;                            \
+            double *gda = adjd + sA * p;                                                    \
+            for (int64_t j = 0; j < p; ++j) {                                               \
+                double xd = ta[j];                                                          \
+                (void)xd;                                                                   \
+                gda[j] += scaled(dx, gd[j]) + scaled(dd_x, g);                              \
+            }                                                                               \
+        }                                                                                   \
+        break;
+#define COMPARE(name, numpy, operator, cf, rcf, value)
+#define COMPARE_C(name, value)
+#include "expand_ops.h"
+    case OP_select:
+        ELEMENTS_DOWN {
+            ELEMENT_SLOTS;
+            int64_t pick = select_taken(v[sA], (int32_t)sB, (int32_t)sC);
+            adj[pick] += adj[zs];
+            const double *gd = adjd + zs * p;
+            for (int64_t j = 0; j < p; ++j)
+                adjd[pick * p + j] += gd[j];
+        }
+        break;
+    default:
+        break;
+    }
+}

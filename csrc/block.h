@@ -1,0 +1,55 @@
+/* Block rows: one row defining w consecutive slots, each element read from its
+ * operands with a per-operand stride (tape.h). Every sweep hands a block row to
+ * one of the kernels here, which run the registry's rules (ops.def) in one loop
+ * over the elements: no per-element dispatch. */
+#ifndef PYAD_BLOCK_H
+#define PYAD_BLOCK_H
+
+#include "tape.h"
+
+/* The block entry of a block row, widened. */
+struct block {
+    int64_t row, w, sa, sb, sc, sk;
+};
+
+static inline struct block block_at(const pyad_tape *t, int64_t i)
+{
+    const int32_t *e = t->blocks + i * BLOCK_FIELDS;
+    return (struct block){e[BLK_ROW], e[BLK_WIDTH], e[BLK_SA], e[BLK_SB], e[BLK_SC], e[BLK_SK]};
+}
+
+/* The row of block entry i, or one no row has (past either end), so a sweep
+ * tests one integer per row to find its block rows. */
+static inline int64_t block_row(const pyad_tape *t, int64_t i)
+{
+    return i >= 0 && i < t->n_blocks ? t->blocks[i * BLOCK_FIELDS + BLK_ROW] : -1;
+}
+
+/* The width of block entry i. Scalar rows between block rows define
+ * consecutive slots, so a sweep tracks slot - row and adds each block's
+ * width - 1 as it passes it, instead of reading every row's first slot. */
+static inline int64_t block_width(const pyad_tape *t, int64_t i)
+{
+    return t->blocks[i * BLOCK_FIELDS + BLK_WIDTH];
+}
+
+/* The first block entry whose row is >= row (n_blocks if none). */
+int64_t block_search(const pyad_tape *t, int64_t row);
+
+/* Sweeps over block i of t. Slot s's lanes are at s * lanes .. s * lanes +
+ * lanes - 1 in every work array (lanes = 1 for the one-point sweeps, nb for the
+ * batched ones). Arrays not used by a sweep may be NULL. */
+void block_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v);
+void block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, double *vd);
+void block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v, double *adj);
+void block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
+                  const double *vd, double *adj, double *adjd);
+
+/* Vector sweeps at one point: values have one lane, tangents / adjoints p. */
+void block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, double *vd);
+void block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double *v,
+                          double *adj);
+void block_second_vector(const pyad_tape *t, int64_t i, int64_t p, const double *v,
+                         const double *vd, double *adj, double *adjd);
+
+#endif

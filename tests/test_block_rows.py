@@ -1,0 +1,506 @@
+"""Block rows (ARR_CONTRACT.md): one tape row for one elementwise numpy operation.
+
+Every case is one function written twice: with numpy on the active array (the
+recorders compress affine operands into block rows) and as a Python loop over
+active Scalars (one scalar row per element, the reference). On both backends
+the two tapes must agree on values and every derivative, each must match the
+exact formulas, and the C and Python block tapes must agree with each other.
+Then: the row counts (Rosenbrock), the exported layout, save / load / pickle,
+the teaching views and debug_nans on block rows, and what a loader refuses.
+"""
+import pathlib
+import pickle
+
+import numpy as np
+import pytest
+
+import pyad
+from pyad import ops, serialize
+from pyad.array import wrap
+
+N = 7                       # odd: the sum's pairwise tree has a leftover
+X0 = np.array([0.7, -1.3, 0.4, 2.1, -0.6, 1.5, 0.9])
+X1 = np.array([1.1, 0.3, -0.8, 0.5, 1.9, -1.2, 0.2])
+C7 = np.array([2.0, -1.0, 0.5, 3.0, 1.0, -2.5, 0.25])
+K7 = np.array([2.0, 3.0, 1.0, 2.0, 4.0, 3.0, 2.0])     # integer powers: negative bases are fine
+W = np.array([0.3, -1.1, 0.7, 1.9, -0.4, 0.8, 1.3, -0.2])  # output weights (up to 8)
+
+
+def loop(f, *xs):
+    """[f(x_0, ...), f(x_1, ...), ...] over the elements of the active arrays xs, as
+    scalar code: one scalar row per element."""
+    return pyad.stack([f(*e) for e in zip(*xs)])
+
+
+# name -> (numpy version, scalar-loop version, exact value, exact Jacobian)
+# Each maps x (7,) to a vector; the comments say which operand layout it exercises.
+def _cases():
+    eye = np.eye(N)
+    d = {}
+    # unary, contiguous
+    d["unary"] = (lambda x: np.sin(x),
+                  lambda x: loop(pyad.sin, x),
+                  np.sin, lambda x: np.diag(np.cos(x)))
+    # unary, strided (x[::2] reads slots 0, 2, 4, 6)
+    d["unary_strided"] = (lambda x: np.exp(x[::2]),
+                          lambda x: loop(pyad.exp, x[::2]),
+                          lambda x: np.exp(x[::2]), lambda x: np.diag(np.exp(x))[::2])
+    # binary, both contiguous and overlapping (x[1:] and x[:-1])
+    d["binary"] = (lambda x: x[1:] * x[:-1],
+                   lambda x: loop(lambda a, b: a * b, x[1:], x[:-1]),
+                   lambda x: x[1:] * x[:-1],
+                   lambda x: x[:-1, None] * eye[1:] + x[1:, None] * eye[:-1])
+    # binary, stride-0 broadcast on the left / on the right
+    d["broadcast_left"] = (lambda x: x[2] / x,
+                           lambda x: loop(lambda b: x[2] / b, x),
+                           lambda x: x[2] / x,
+                           lambda x: eye[2][None, :] / x[:, None] - np.diag(x[2] / x ** 2))
+    d["broadcast_right"] = (lambda x: np.arctan2(x, x[3]),
+                            lambda x: loop(lambda a: pyad.arctan2(a, x[3]), x),
+                            lambda x: np.arctan2(x, x[3]),
+                            lambda x: (np.diag(x[3] / (x ** 2 + x[3] ** 2))
+                                       - np.outer(x / (x ** 2 + x[3] ** 2), eye[3])))
+    # binary, strided on both sides
+    d["binary_strided"] = (lambda x: x[0:6:2] ** 2 - x[1::2] * x[0:6:2],
+                           lambda x: loop(lambda a, b: a ** 2 - b * a, x[0:6:2], x[1::2]),
+                           lambda x: x[0:6:2] ** 2 - x[1::2] * x[0:6:2],
+                           lambda x: ((2 * x[0:6:2] - x[1::2])[:, None] * eye[0:6:2]
+                                      - x[0:6:2, None] * eye[1::2]))
+    # with a shared constant, and with one constant per element
+    d["const_shared"] = (lambda x: 2.0 ** x - 3.0 * x,
+                         lambda x: loop(lambda a: 2.0 ** a - 3.0 * a, x),
+                         lambda x: 2.0 ** x - 3.0 * x,
+                         lambda x: np.diag(np.log(2.0) * 2.0 ** x - 3.0))
+    d["const_per_element"] = (lambda x: C7 * x + x ** K7,
+                              lambda x: loop(lambda a, c, k: c * a + a ** k, x, C7, K7),
+                              lambda x: C7 * x + x ** K7,
+                              lambda x: np.diag(C7 + K7 * x ** (K7 - 1)))
+    # maximum with constants and with a stride-0 operand: ties split the derivative
+    d["maximum_ties"] = (lambda x: np.maximum(x[:6], X0[1]) + np.minimum(x[1:], x[1]),
+                         lambda x: loop(lambda a, b: pyad.maximum(a, X0[1]) + pyad.minimum(b, x[1]),
+                                        x[:6], x[1:]),
+                         None, None)
+    # compare (x > x[0]), compare_c (x < C7) and select of strided / broadcast operands
+    d["select"] = (lambda x: pyad.where(x > x[0], x * x, -x) + pyad.where(x < C7, x[4], 2.0 * x),
+                   lambda x: loop(lambda a, c: (pyad.where(a > x[0], a * a, -a)
+                                                + pyad.where(a < c, x[4], 2.0 * a)), x, C7),
+                   lambda x: np.where(x > x[0], x * x, -x) + np.where(x < C7, x[4], 2.0 * x),
+                   lambda x: (np.diag(np.where(x > x[0], 2 * x, -1.0))
+                              + np.where((x < C7)[:, None], eye[4][None, :], 2.0 * eye)))
+    # the pairwise sum of a contiguous array: levels with stride 2 (and a leftover)
+    d["sum"] = (lambda x: pyad.stack([np.sum(x * x), np.sum(x[1:])]),
+                lambda x: pyad.stack([sum_loop([e * e for e in x]), sum_loop(list(x[1:]))]),
+                lambda x: np.array([np.sum(x * x), np.sum(x[1:])]),
+                lambda x: np.array([2 * x, np.r_[0.0, np.ones(N - 1)]]))
+    return d
+
+
+def sum_loop(items):
+    s = items[0]
+    for e in items[1:]:
+        s = s + e
+    return s
+
+
+CASES = _cases()
+POINTS = (X0, X1)
+
+
+def weighted(g):
+    """A scalar function of x: the weighted sum of g's outputs, as a loop of scalar rows
+    (the same for both versions, so only g's rows differ)."""
+    def f(x):
+        y = g(x)
+        return sum_loop([W[i] * y[i] for i in range(len(y))])
+    return f
+
+
+def tapes(name, backend, point=X0):
+    vec, scal = CASES[name][:2]
+    return (pyad.trace(vec, point, backend=backend), pyad.trace(scal, point, backend=backend))
+
+
+def close(a, b, what, rtol=1e-12, atol=1e-13):
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=what)
+
+
+# ---- every layout, every sweep: block tape == per-element tape == exact ----
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_block_tape_is_smaller_and_has_block_rows(name, backend):
+    block, ref = tapes(name, backend)
+    assert block.stats()["n_blocks"] >= 1
+    assert block.n_ops < ref.n_ops
+    assert block.n_slots >= block.n_ops
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_values_and_first_derivatives(name, backend):
+    block, ref = tapes(name, backend)
+    rng = np.random.default_rng(3)
+    for x in POINTS:
+        what = f"{name} at {x}"
+        close(block(x), ref(x), what)
+        v = rng.normal(size=N)
+        u = rng.normal(size=np.shape(ref(x)))
+        for i, (b, r) in enumerate(zip(block.jvp(x, v), ref.jvp(x, v))):
+            close(b, r, f"jvp[{i}] {what}")
+        for i, (b, r) in enumerate(zip(block.vjp(x, u), ref.vjp(x, u))):
+            close(b, r, f"vjp[{i}] {what}")
+        for mode in ("forward", "reverse"):
+            close(block.jacobian(x, mode=mode), ref.jacobian(x, mode=mode), f"{mode} J {what}")
+        _, _, exact_value, exact_jac = CASES[name]
+        if exact_value is not None:
+            close(block(x), exact_value(x), f"exact value {what}")
+        if exact_jac is not None:
+            close(block.jacobian(x), exact_jac(x), f"exact J {what}")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_second_derivatives(name, backend):
+    vec, scal, _, exact_jac = CASES[name]
+    block = pyad.trace(weighted(vec), X0, backend=backend)
+    ref = pyad.trace(weighted(scal), X0, backend=backend)
+    v = np.random.default_rng(4).normal(size=N)
+    for x in POINTS:
+        what = f"{name} at {x}"
+        close(block.gradient(x), ref.gradient(x), f"gradient {what}")
+        close(block.hvp(x, v), ref.hvp(x, v), f"hvp {what}")
+        H = block.hessian(x)
+        close(H, ref.hessian(x), f"hessian {what}")
+        if exact_jac is not None:
+            m = exact_jac(x).shape[0]
+            grad = lambda z: W[:m] @ exact_jac(z)
+            close(block.gradient(x), grad(x), f"exact gradient {what}")
+            h = 1e-6
+            fd = np.array([(grad(x + h * e) - grad(x - h * e)) / (2 * h) for e in np.eye(N)])
+            close(H, fd, f"hessian vs differences of the exact gradient {what}",
+                  rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_batched_sweeps(name, backend):
+    vec, scal = CASES[name][:2]
+    block = pyad.trace(weighted(vec), X0, backend=backend)
+    ref = pyad.trace(weighted(scal), X0, backend=backend)
+    X = np.stack([X0, X1, 0.5 * X0 - X1])
+    V = np.random.default_rng(5).normal(size=X.shape)
+    close(block.gradient(X, batch=True), ref.gradient(X, batch=True), f"{name} batch gradient")
+    close(block.jvp(X, V, batch=True)[1], ref.jvp(X, V, batch=True)[1], f"{name} batch jvp")
+    close(block.hvp(X, V, batch=True), ref.hvp(X, V, batch=True), f"{name} batch hvp")
+    for k in range(len(X)):   # batch = the loop of single points
+        close(block.hvp(X, V, batch=True)[k], block.hvp(X[k], V[k]), f"{name} batch[{k}]")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_c_and_python_block_tapes_agree(name):
+    vec = CASES[name][0]
+    c, p = (pyad.trace(weighted(vec), X0, backend=b) for b in ("c", "python"))
+    assert (c.n_ops, c.n_slots) == (p.n_ops, p.n_slots)
+    ec, ep = c._store.export(), p._store.export()
+    for key in ("op", "a", "b", "c", "first", "blocks"):
+        np.testing.assert_array_equal(ec[key], ep[key], err_msg=f"{name}: {key}")
+    v = np.ones(N)
+    for x in POINTS:
+        close(c(x), p(x), name)
+        close(c.gradient(x), p.gradient(x), name)
+        close(c.hvp(x, v), p.hvp(x, v), name)
+
+
+# ---- the vectorized rules equal the scalar rules, for every primitive ----
+
+SPECIAL = np.array([0.0, -0.0, 1.0, -1.0, 0.5, 2.0, -2.5, 1e-300, np.inf, -np.inf, np.nan, 3.0])
+
+
+def op_rows(backend, name, xs, ys, block):
+    """A tape of primitive `name` on the elements of xs (and ys): one block row, or
+    one row per element (same values either way)."""
+    t = pyad.Tape(backend=backend)
+    x, y = t.input(xs), t.input(ys)
+    st, code, kind = t._store, ops.CODE[name], ops.KIND[name]
+    sx, sy = x.slots, y.slots
+    if not block:  # a permutation is not affine: the recorder writes one row per element
+        order = np.r_[1, 0, 2:xs.size]
+        sx, sy = sx[order], sy[order]
+    if kind == "unary":
+        first = st.rec1_n(code, sx)
+    elif kind in ("binary", "compare"):
+        first = st.rec2_n(code, sx, sy)
+    else:
+        first = st.rec_c_n(code, sx, np.ascontiguousarray(ys if block else ys[order]))
+    out = np.arange(first, first + xs.size, dtype=np.int32)
+    if not block:
+        out = out[np.argsort(order)]
+    t.output(wrap(st, out))
+    t._store._sealed = True
+    return t
+
+
+ELEMENTWISE = ops.names_of_kind("unary", "binary", "with_const", "compare", "compare_c")
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_every_primitive_as_a_block_row_matches_its_scalar_rows(name, backend):
+    xs = np.repeat(SPECIAL, SPECIAL.size)   # every pair of special values, ties included
+    ys = np.tile(SPECIAL, SPECIAL.size)
+    block = op_rows(backend, name, xs, ys, True)
+    ref = op_rows(backend, name, xs, ys, False)
+    assert block.n_ops == 2 * xs.size + 1 and ref.n_ops == 3 * xs.size
+    z = np.r_[xs, ys]
+    v = np.r_[np.ones(xs.size), 0.5 * np.ones(xs.size)]
+    u = np.linspace(-1, 1, xs.size)
+    b, r = block._store, ref._store
+    same = dict(rtol=1e-13, atol=0, equal_nan=True)
+    with np.errstate(all="ignore"):
+        for what, got, want in [("values", b.forward(z), r.forward(z)),
+                                ("jvp", b.jvp(z, v)[1], r.jvp(z, v)[1]),
+                                ("vjp", b.vjp(z, u)[1], r.vjp(z, u)[1]),
+                                ("hvp", b.hvp(z, v, u)[2], r.hvp(z, v, u)[2])]:
+            np.testing.assert_allclose(got, want, **same, err_msg=f"{name} {what}")
+
+
+# ---- Rosenbrock: a few rows however long x is ----
+
+def rosen(x):
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+def rosen_gradient(x):
+    g = np.zeros_like(x)
+    r = x[1:] - x[:-1] ** 2
+    g[:-1] += -400.0 * x[:-1] * r - 2.0 * (1.0 - x[:-1])
+    g[1:] += 200.0 * r
+    return g
+
+
+def test_rosenbrock_records_a_few_rows_and_many_slots(backend):
+    n = 1000
+    x = np.linspace(-1.2, 1.3, n)
+    tape = pyad.trace(rosen, x, backend=backend)
+    # inputs stay scalar rows in this step; everything else is a few dozen rows
+    assert tape.n_ops - tape.n_inputs < 100, tape.stats()["ops"]
+    assert tape.n_slots > 8 * n
+    close(tape.gradient(x), rosen_gradient(x), "gradient", rtol=1e-11)
+    x2 = x[::-1].copy()
+    close(tape.gradient(x2), rosen_gradient(x2), "replayed gradient", rtol=1e-11)
+    v = np.sin(np.arange(n))
+    h = 1e-6
+    fd = (rosen_gradient(x + h * v) - rosen_gradient(x - h * v)) / (2 * h)
+    close(tape.hvp(x, v), fd, "hvp", rtol=1e-6, atol=1e-4)
+
+
+# ---- the exported layout ----
+
+def block_table(tape):
+    return {int(r[0]): tuple(int(e) for e in r[1:])
+            for r in tape._store.export()["blocks"].reshape(-1, 6)}
+
+
+def test_the_blocks_table_holds_widths_and_strides(backend):
+    with pyad.Tape(backend=backend) as t:
+        x = t.input(np.arange(1.0, 9.0))           # rows 0..7
+        a = x[0] * x                                # row 8: a broadcast, b contiguous
+        b = x[::2] + C7[:4]                         # row 9: strided, one constant per element
+        c = pyad.where(x > 3.0, a, x[1])            # rows 10 (compare_c), 11 (select)
+        s = np.sum(c)                               # rows 12..14: levels of 4, 2, 1 pairs
+        t.output(s + np.sum(b))
+    e = t._store.export()
+    assert e["first"][:10].tolist() == list(range(9)) + [16]
+    blocks = block_table(t)
+    assert blocks[8] == (8, 0, 1, 0, 0)
+    assert blocks[9] == (4, 2, 0, 0, 1)
+    assert blocks[10] == (8, 1, 0, 0, 0)
+    assert blocks[11] == (8, 1, 1, 0, 0)            # select: cond, then a; b broadcast
+    assert blocks[12] == (4, 2, 2, 0, 0)            # the first level of the sum
+    assert blocks[13] == (2, 2, 2, 0, 0)
+    assert 14 not in blocks                          # one pair: a scalar row
+    assert e["val"].size == t.n_slots == sum(w for w, *_ in blocks.values()) + t.n_ops - len(blocks)
+
+
+def test_an_odd_level_is_a_block_and_one_scalar_row(backend):
+    tape = pyad.trace(lambda x: np.sum(x), np.ones(7), backend=backend)
+    # 7: 3 pairs (a block) and x6 left over; [s0, s1, s2, x6]: (s0, s1), (s2, x6) are
+    # not affine and too few to split: two scalar rows; then one pair
+    assert tape.n_ops - tape.n_inputs == 4
+    tape = pyad.trace(lambda x: np.sum(x), np.ones(13), backend=backend)
+    # 13: 6 pairs (a block), x12 left; [s0..s5, x12]: 3 pairs (a block), x12 left;
+    # [t0, t1, t2, x12]: two scalar rows; one pair
+    assert tape.n_ops - tape.n_inputs == 5
+    close(tape.gradient(np.arange(13.0)), np.ones(13), "sum gradient")
+    tape = pyad.trace(lambda x: np.sum(x), np.ones(11), backend=backend)
+    # 11: 5 pairs (a block), x10 left; [s0..s4, x10]: (s0, s1), (s2, s3) a block and
+    # (s4, x10) a scalar row; [t0, t1, t2]: one pair, t2 left; then one pair
+    assert tape.n_ops - tape.n_inputs == 5
+    assert len(block_table(tape)) == 2
+
+
+def test_non_affine_operands_record_one_row_per_element(backend):
+    with pyad.Tape(backend=backend) as t:
+        x = t.input(X0)
+        n0, s0 = t.n_ops, t.n_slots
+        y = x[::-1] * x                  # a negative stride is not a block operand
+        assert (t.n_ops - n0, t.n_slots - s0) == (N, N)
+        t.output(np.sum(y))
+    close(t.gradient(), 2 * X0[::-1], "reversed product")
+
+
+# ---- save / load / pickle ----
+
+@pytest.mark.parametrize("load_as", ["c", "python"])
+def test_save_and_load_round_trip(backend, load_as, tmp_path):
+    f = weighted(CASES["select"][0])
+    tape = pyad.trace(f, X0, backend=backend)
+    tape.save(tmp_path / "t.pyad")
+    loaded = pyad.load(tmp_path / "t.pyad", backend=load_as)
+    assert (loaded.n_ops, loaded.n_slots) == (tape.n_ops, tape.n_slots)
+    assert block_table(loaded) == block_table(tape)
+    assert serialize.dumps(loaded) == serialize.dumps(tape)
+    v = np.ones(N)
+    for x in POINTS:
+        close(loaded(x), tape(x), "value", rtol=1e-15)
+        close(loaded.gradient(x), tape.gradient(x), "gradient", rtol=1e-15)
+        close(loaded.hvp(x, v), tape.hvp(x, v), "hvp", rtol=1e-15)
+    clone = pickle.loads(pickle.dumps(tape))
+    assert clone.n_slots == tape.n_slots and block_table(clone) == block_table(tape)
+    close(clone.gradient(X1), tape.gradient(X1), "pickled", rtol=1e-15)
+
+
+def tampered(tape, **changes):
+    """The tape's bytes with some exported arrays replaced."""
+    a = dict(tape._store.export())
+    a.update(changes)
+    return serialize.encode(a, tape._in_shapes, tape._out_shapes)
+
+
+@pytest.mark.parametrize("load_as", ["c", "python"])
+def test_a_loader_refuses_inconsistent_blocks(load_as):
+    tape = pyad.trace(lambda x: np.sum(np.sin(x) * x[0]), X0, backend="python")
+    e = tape._store.export()
+    blocks = e["blocks"].reshape(-1, 6)
+    sin_row = int(blocks[0, 0])
+    bad = {}
+    wide = blocks.copy()
+    wide[0, 1] += 1                                  # first[] no longer consecutive
+    bad["width"] = dict(blocks=wide.ravel())
+    one = blocks.copy()
+    one[0, 1] = 1
+    bad["width 1"] = dict(blocks=one.ravel())
+    neg = blocks.copy()
+    neg[0, 2] = -1
+    bad["negative stride"] = dict(blocks=neg.ravel())
+    far = blocks.copy()
+    far[0, 2] = 2                                    # sin's last element reads past its row
+    bad["last element"] = dict(blocks=far.ravel())
+    order = blocks[::-1].copy()
+    bad["order"] = dict(blocks=order.ravel())
+    guard = blocks.copy()
+    guard[0, 0] = 0                                  # an input row cannot be a block
+    bad["input block"] = dict(blocks=guard.ravel())
+    first = e["first"].copy()
+    first[sin_row + 1] += 1
+    bad["first"] = dict(first=first)
+    store_type = type(pyad.Tape(backend=load_as)._store)
+    for why, change in bad.items():
+        with pytest.raises(pyad.TapeFormatError):
+            pyad.loads(tampered(tape, **change), backend=load_as)
+        # the store's own import checks too (loads checks in C first)
+        with pytest.raises(pyad.TapeFormatError):
+            store_type.from_arrays(dict(e, **change))
+    assert pyad.loads(tampered(tape), backend=load_as).n_slots == tape.n_slots  # the control
+    assert store_type.from_arrays(dict(e)).n_slots == tape.n_slots
+
+
+# ---- teaching views and debug_nans ----
+
+def test_table_shows_one_line_per_row_with_slot_ranges(backend):
+    def f(x):
+        return np.sum(np.sin(x) * x[0] + x[::2].sum() * C7[:4])
+    tape = pyad.trace(f, X0[:4], backend=backend)
+    t = tape.table()
+    assert len(t) == tape.n_ops
+    ops_by_name = {r["name"]: r["op"] for r in t.rows}
+    assert ops_by_name["v[1:5]"] == "sin(v[-3:1])"
+    assert ops_by_name["v[5:9]"] == "v[1:5] * v_{-3}"           # stride 0: one slot
+    assert ops_by_name["v_9"] == "v_{-3} + v_{-1}"              # x[::2].sum(): 2 elements
+    assert ops_by_name["v[10:14]"] == "v_9 * [2, -1, 0.5, 3]"  # a constant per element
+    assert ops_by_name["v[14:18]"] == "v[5:9] + v[10:14]"
+    assert ops_by_name["v[18:20]"] == "v[14:18:2] + v[15:19:2]"   # the sum's first level
+    strided = [r["op"] for r in t.rows if r["width"] == 2]
+    assert strided == ["v[14:18:2] + v[15:19:2]"]
+    row = t["v[1:5]"]
+    assert row["width"] == 4 and row["primitive"] == "sin"
+    close(row["value"], np.sin(X0[:4]), "block values")
+    close(row["tangent"], [np.cos(X0[0]), 0, 0, 0], "block tangents")
+    assert t.column("value").size == tape.n_slots
+    text = str(t)
+    assert "v[1:5]" in text and "sin(v[-3:1])" in text
+    assert t.to_markdown().count("\n") == tape.n_ops + 1
+    adj = tape.table(mode="reverse")
+    close(adj.column("adjoint")[:4], tape.gradient(), "input adjoints")
+
+
+def test_stats_and_dot_count_rows(backend):
+    tape = pyad.trace(lambda x: np.sum(np.sin(x) * x[0]), X0, backend=backend)
+    s = tape.stats()
+    assert s["ops"]["sin"] == 1 and s["slots"]["sin"] == N
+    assert s["ops"]["mul"] == 1 and s["slots"]["mul"] == N
+    assert s["n_ops"] == tape.n_ops == sum(s["ops"].values())
+    assert s["n_slots"] == tape.n_slots == sum(s["slots"].values())
+    assert s["n_blocks"] == len(block_table(tape))
+    dot = tape.to_dot(values=True)
+    assert dot.count("[label=") == tape.n_ops                  # one node per row
+    assert "sin (block of 7)" in dot
+    sin_row = N                                                # after the 7 inputs
+    for i in range(N):                                         # sin reads all 7 inputs
+        assert f"  s{i} -> s{sin_row};" in dot
+    # the product reads the sin block (one edge) and x[0] broadcast (one edge)
+    assert dot.count(f"-> s{sin_row + 1} ") + dot.count(f"-> s{sin_row + 1};") == 2
+
+
+def test_debug_nans_names_the_row_and_the_element(backend):
+    tape = pyad.trace(lambda x: np.sum(np.log(x) * x), np.abs(X0), backend=backend)
+    bad = np.abs(X0)
+    bad[4] = -1.0
+    with pyad.debug_nans():
+        with pytest.raises(FloatingPointError) as info:
+            tape.gradient(bad)
+    msg = str(info.value)
+    assert f"op {N} (log), element 4 of {N}" in msg and "[-1.0]" in msg
+
+
+# ---- the golden file with block rows (tests/golden/make_golden_blocks.py) ----
+
+GOLDEN = pathlib.Path(__file__).with_name("golden") / "golden_v3_blocks.pyad"
+G_X0 = np.array([0.5, -1.0, 1.5, 2.0, -0.3, 0.8])
+G_C6 = np.array([0.0, 0.0, 1.0, 3.0, -1.0, 1.0])
+
+
+def golden_value(x):
+    return (np.sum(np.sin(x)) * x[0] + np.sum(x[::2] * x[1::2])
+            + np.sum(np.where(x > G_C6, x * x, 2.0 * x)))
+
+
+def golden_gradient(x):
+    g = np.cos(x) * x[0] + np.where(x > G_C6, 2.0 * x, 2.0)
+    g[0] += np.sum(np.sin(x))
+    g[::2] += x[1::2]
+    g[1::2] += x[::2]
+    return g
+
+
+def test_the_golden_block_file_loads_to_the_closed_form(backend):
+    tape = pyad.load(GOLDEN, backend=backend)
+    assert (tape.n_inputs, tape.n_outputs, tape.n_ops, tape.n_slots) == (6, 1, 23, 59)
+    op = tape._store.export()["op"]
+    blocks = sorted((ops.NAME[op[k]], *layout) for k, layout in block_table(tape).items())
+    assert blocks == sorted([
+        ("sin", 6, 1, 0, 0, 0), ("mul", 6, 1, 0, 0, 0),        # sin(x) * x[0] broadcast
+        ("mul", 3, 2, 2, 0, 0),                                  # x[::2] * x[1::2]
+        ("gt_c", 6, 1, 0, 0, 1), ("mul", 6, 1, 1, 0, 0),        # x > C6 (per element), x * x
+        ("mul_c", 6, 1, 0, 0, 0), ("select", 6, 1, 1, 1, 0),   # 2.0 * x (shared), where
+        # the first levels (3 pairs) of the two sums of 6; the sum of 3 is scalar rows
+        ("add", 3, 2, 2, 0, 0), ("add", 3, 2, 2, 0, 0)])
+    close(tape(), golden_value(G_X0), "recorded value", rtol=1e-15)
+    for x in (G_X0, np.array([0.2, 0.4, 0.9, 3.5, -1.5, 1.2])):
+        close(tape(x), golden_value(x), "value", rtol=1e-14)
+        close(tape.gradient(x), golden_gradient(x), "gradient", rtol=1e-14)
