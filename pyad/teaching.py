@@ -23,6 +23,7 @@ ranges too (a broadcast operand as its one slot, a stride as a step):
 import numpy as np
 
 from . import ops
+from .store import Sweep
 
 
 # ---- reading the tape ----
@@ -308,13 +309,13 @@ def table(tape, x=None, mode="forward", seed=None):
             seed = np.zeros(n)
             seed[:1] = 1.0
         seed = _flat_seed(tape, seed, tape._in_shapes, n)
-        values, derivs = tape._sweep("slot_values", point, seed)
+        values, derivs = tape._sweep(Sweep.SLOT_VALUES, point, seed)
     else:
         if seed is None:
             seed = np.zeros(m)
             seed[:1] = 1.0
         seed = _flat_seed(tape, seed, tape._out_shapes, m)
-        values, derivs = tape._sweep("slot_adjoints", point, seed)
+        values, derivs = tape._sweep(Sweep.SLOT_ADJOINTS, point, seed)
     g = _Graph(tape)          # after the sweep: a re-recording replaces the store
     key = "tangent" if mode == "forward" else "adjoint"
     rows = []
