@@ -509,3 +509,148 @@ def test_the_golden_block_file_loads_to_the_closed_form(backend):
     for x in (G_X0, np.array([0.2, 0.4, 0.9, 3.5, -1.5, 1.2])):
         close(tape(x), golden_value(x), "value", rtol=1e-14)
         close(tape.gradient(x), golden_gradient(x), "gradient", rtol=1e-14)
+
+
+# ---- inputs and constants recorded in bulk: one block row each ----
+
+def g_arrays(x):
+    """Array inputs and two arrays of constants (arctan2 and where take them as
+    constant slots: pyad_rec_const_n)."""
+    return np.arctan2(x, C7) * np.where(x > 0.5, x, K7) + np.sin(x) * x[0]
+
+
+def g_scalars(*xs):
+    """g_arrays on scalar inputs with scalar constants: one row per element."""
+    return pyad.stack([pyad.arctan2(a, float(c)) * pyad.where(a > 0.5, a, float(k))
+                       + pyad.sin(a) * xs[0] for a, c, k in zip(xs, C7, K7)])
+
+
+def input_tapes(backend, weights=None):
+    """(block tape, scalar tape) of g, or of W . g when weights is given."""
+    out = (lambda y: y) if weights is None else (lambda y: np.sum(y * weights))
+    block = pyad.trace(lambda x: out(g_arrays(x)), X0, backend=backend)
+    scalar = pyad.trace(lambda *xs: out(g_scalars(*xs)), *X0, backend=backend)
+    return block, scalar
+
+
+IN_POINTS = [X0, X1, np.linspace(-1.0, 1.0, N)]   # the where takes other branches (retraced)
+
+
+def test_array_inputs_and_constants_are_one_block_row_each(backend):
+    block, scalar = input_tapes(backend)
+    sb, ss = block.stats(), scalar.stats()
+    assert sb["ops"]["input"] == 1 and sb["slots"]["input"] == N
+    assert sb["ops"]["constant"] == 2 and sb["slots"]["constant"] == 2 * N
+    assert ss["ops"]["input"] == N and ss["ops"]["constant"] == 2 * N
+    table = block_table(block)
+    e = block._store.export()
+    assert table[0] == (N, 1, 0, 0, 0) and e["a"][0] == 0          # x[0 + i]
+    const_rows = [k for k in table if ops.NAME[e["op"][k]] == "constant"]
+    assert [table[k] for k in const_rows] == [(N, 0, 0, 0, 1)] * 2  # consts[b + i]
+    assert e["inputs"].tolist() == list(range(N))                   # input i's slot
+
+
+def test_block_inputs_and_constants_replay_like_scalar_rows(backend):
+    block, scalar = input_tapes(backend)
+    sblock, sscalar = input_tapes(backend, W[:N])
+    v, u = np.cos(np.arange(N)), W[:N]
+    for x in IN_POINTS:
+        xs = tuple(x)
+        close(block(x), scalar(*xs), "values")
+        close(block.jvp(x, v)[1], scalar.jvp(xs, tuple(v))[1], "jvp")
+        close(block.vjp(x, u)[1], np.array(scalar.vjp(xs, u)[1]).ravel(), "vjp")
+        close(block.jacobian(x), np.asarray(scalar.jacobian(xs)).reshape(N, N), "jacobian")
+        close(sblock.gradient(x), np.array(sscalar.gradient(*xs)).ravel(), "gradient")
+        close(sblock.hvp(x, v), np.array(sscalar.hvp(xs, tuple(v))).ravel(), "hvp")
+        close(sblock.hessian(x), np.array(sscalar.hessian(xs)).reshape(N, N), "hessian")
+    # batched sweeps of the block tape against the scalar tape point by point
+    X = np.stack(IN_POINTS[:2])        # same branches as X0: no re-recording in a batch
+    V = np.stack([v, v[::-1]])
+    close(sblock.gradient(X, batch=True),
+          np.stack([np.array(sscalar.gradient(*p)).ravel() for p in X]), "batched gradient")
+    close(block.jvp(X, V, batch=True)[1],
+          np.stack([scalar.jvp(tuple(p), tuple(d))[1] for p, d in zip(X, V)]), "batched jvp")
+    close(sblock.hvp(X, V, batch=True),
+          np.stack([np.array(sscalar.hvp(tuple(p), tuple(d))).ravel() for p, d in zip(X, V)]),
+          "batched hvp")
+
+
+def test_block_input_store_sweeps_match_scalar_rows(backend):
+    """The flat sweeps (vector and batched forms too)."""
+    block, scalar = input_tapes(backend)
+    b, r = block._store, scalar._store
+    v, u = np.cos(np.arange(N)), W[:N]
+    V, U = np.stack([v, v[::-1], X1]), np.stack([u, u[::-1]])
+    for what, got, want in [
+            ("values", b.forward(X0), r.forward(X0)),
+            ("jvp", b.jvp(X0, v)[1], r.jvp(X0, v)[1]),
+            ("vjp", b.vjp(X0, u)[1], r.vjp(X0, u)[1]),
+            ("hvp", b.hvp(X0, v, u)[2], r.hvp(X0, v, u)[2]),
+            ("jvp_vec", b.jvp_vec(X0, V)[1], r.jvp_vec(X0, V)[1]),
+            ("vjp_vec", b.vjp_vec(X0, U)[1], r.vjp_vec(X0, U)[1]),
+            ("hvp_vec", b.hvp_vec(X0, V, u)[2], r.hvp_vec(X0, V, u)[2]),
+            ("forward_batch", b.forward_batch(np.stack([X0, X1]))[0],
+             r.forward_batch(np.stack([X0, X1]))[0]),
+            ("jvp_batch", b.jvp_batch(np.stack([X0, X1]), V[:2])[1],
+             r.jvp_batch(np.stack([X0, X1]), V[:2])[1]),
+            ("vjp_batch", b.vjp_batch(np.stack([X0, X1]), U)[1],
+             r.vjp_batch(np.stack([X0, X1]), U)[1]),
+            ("hvp_batch", b.hvp_batch(np.stack([X0, X1]), V[:2], U)[2],
+             r.hvp_batch(np.stack([X0, X1]), V[:2], U)[2])]:
+        close(np.asarray(got), np.asarray(want), what, rtol=1e-14, atol=1e-15)
+
+
+def test_rosenbrock_has_fewer_than_40_rows_in_all(backend):
+    tape = pyad.trace(rosen, np.linspace(-1.2, 1.3, 1000), backend=backend)
+    assert tape.n_ops < 40 and tape.n_inputs == 1000, tape.stats()["ops"]
+    assert tape.stats()["ops"]["input"] == 1
+
+
+@pytest.mark.parametrize("load_as", ["c", "python"])
+def test_block_inputs_and_constants_survive_save_and_load(backend, load_as, tmp_path):
+    block, _ = input_tapes(backend, W[:N])
+    path = tmp_path / "inputs.pyad"
+    block.save(path)
+    for copy in (pyad.load(path, backend=load_as), pickle.loads(pickle.dumps(block))):
+        assert copy.n_ops == block.n_ops and block_table(copy) == block_table(block)
+        for x in IN_POINTS[:2]:
+            close(copy(x), block(x), "loaded value", rtol=0, atol=0)
+            close(copy.gradient(x), block.gradient(x), "loaded gradient", rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("load_as", ["c", "python"])
+def test_a_loader_refuses_bad_input_and_constant_blocks(load_as):
+    block, _ = input_tapes("python", W[:N])
+    e = block._store.export()
+    table = e["blocks"].reshape(-1, 6)
+    const_block = [i for i, r in enumerate(table) if ops.NAME[e["op"][r[0]]] == "constant"][0]
+    const_row = int(table[const_block, 0])
+
+    def with_block(i, field, value):
+        t = table.copy()
+        t[i, field] = value
+        return dict(blocks=t.ravel())
+
+    def with_column(name, k, value):
+        col = e[name].copy()
+        col[k] = value
+        return {name: col}
+
+    swapped = e["inputs"].copy()
+    swapped[[0, 1]] = swapped[[1, 0]]
+    bad = {"input stride 0": with_block(0, 2, 0), "input stride 2": with_block(0, 2, 2),
+           "input with a constant stride": with_block(0, 5, 1),
+           "input numbers past the end": with_column("a", 0, 1),
+           "input number negative": with_column("a", 0, -1),
+           "inputs not in the row's order": dict(inputs=swapped),
+           "constant stride 0": with_block(const_block, 5, 0),
+           "constant stride 2": with_block(const_block, 5, 2),
+           "constant with an operand stride": with_block(const_block, 2, 1),
+           "constants past the pool": with_column("b", const_row, e["consts"].size - N + 1)}
+    store_type = type(pyad.Tape(backend=load_as)._store)
+    for why, change in bad.items():
+        with pytest.raises(pyad.TapeFormatError):
+            pyad.loads(tampered(block, **change), backend=load_as)
+        with pytest.raises(pyad.TapeFormatError):
+            store_type.from_arrays(dict(e, **change))
+    assert store_type.from_arrays(dict(e)).n_ops == block.n_ops     # the control
