@@ -73,7 +73,12 @@ static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double
     int64_t shift = 0; /* slot - row (block.h) */
     for (int64_t k = 0; k < t->n_ops; ++k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            if (vd) block_tangent(t, bi, nb, v, vd); else block_values(t, bi, nb, v);
+            if (block_is_source(t, bi))
+                block_source(t, bi, x, v, nb, xd, vd, nb);
+            else if (vd)
+                block_tangent(t, bi, nb, v, vd);
+            else
+                block_values(t, bi, nb, v);
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;

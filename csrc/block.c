@@ -35,6 +35,31 @@ int64_t block_search(const pyad_tape *t, int64_t row)
     return lo;
 }
 
+void block_source(const pyad_tape *t, int64_t i, const double *x, double *v, int64_t lanes,
+                  const double *xd, double *vd, int64_t tlanes)
+{
+    struct block bl = block_at(t, i);
+    int64_t f = t->first[bl.row], n_in = t->n_inputs;
+    if (t->op[bl.row] == OP_constant) {
+        const double *k = t->consts + t->arg_b[bl.row];
+        for (int64_t e = 0; e < bl.w; ++e)
+            for (int64_t j = 0; j < lanes; ++j)
+                v[(f + e) * lanes + j] = k[e];
+        if (vd)
+            memset(vd + f * tlanes, 0, (size_t)(bl.w * tlanes) * sizeof *vd);
+        return;
+    }
+    int64_t a = t->arg_a[bl.row];
+    if (x)
+        for (int64_t e = 0; e < bl.w; ++e)
+            for (int64_t j = 0; j < lanes; ++j)
+                v[(f + e) * lanes + j] = x[a + e + j * n_in];
+    if (vd)
+        for (int64_t e = 0; e < bl.w; ++e)
+            for (int64_t j = 0; j < tlanes; ++j)
+                vd[(f + e) * tlanes + j] = xd[a + e + j * n_in];
+}
+
 /* ---- single-point and batched sweeps: a run of n elements ---- */
 
 /* One loop of a kernel: result arrays from element 0, operand element j at
@@ -299,6 +324,8 @@ typedef void (*kernel)(const struct run *);
 static void run_block(const pyad_tape *t, int64_t i, int64_t lanes, kernel fn, int reverse,
                       const double *v, const double *vd, const double *adj, const double *adjd)
 {
+    if (block_is_source(t, i))
+        return; /* block_source's */
     struct block bl = block_at(t, i);
     int op = t->op[bl.row];
     struct layout l = layout_of(op);

@@ -36,6 +36,23 @@ static inline int64_t block_width(const pyad_tape *t, int64_t i)
 /* The first block entry whose row is >= row (n_blocks if none). */
 int64_t block_search(const pyad_tape *t, int64_t row);
 
+/* Input and constant block rows read no slots: the sweeps that set values or
+ * tangents hand them to block_source, not to the kernels below (which leave
+ * them alone); the reverse sweeps need nothing of them, as an input's adjoint
+ * is read from its slot afterwards. */
+static inline int block_is_source(const pyad_tape *t, int64_t i)
+{
+    int op = t->op[t->blocks[i * BLOCK_FIELDS + BLK_ROW]];
+    return op == OP_input || op == OP_constant;
+}
+
+/* Element e of input block i copies input a + e, of constant block i consts[b + e].
+ * x and xd hold input m of lane j at m + j * n_inputs; v has `lanes` lanes per
+ * slot and vd `tlanes`. x NULL (while recording) keeps the recorded input
+ * values; vd NULL sets no tangents. */
+void block_source(const pyad_tape *t, int64_t i, const double *x, double *v, int64_t lanes,
+                  const double *xd, double *vd, int64_t tlanes);
+
 /* Sweeps over block i of t. Slot s's lanes are at s * lanes .. s * lanes +
  * lanes - 1 in every work array (lanes = 1 for the one-point sweeps, nb for the
  * batched ones). Arrays not used by a sweep may be NULL. */

@@ -1,6 +1,8 @@
 /* Forward sweeps: values (zero order) and one tangent (first order).
  * In the registry's rules x, y are the operand values (y the constant of a
  * row with one) and xd, yd their tangents; see ops.def. */
+#include <stddef.h>
+
 #include "rules.h"
 #include "special_rules.h"
 #include "block.h"
@@ -15,7 +17,10 @@ int forward_range(const pyad_tape *t, const double *x, double *v,
     int64_t shift = begin < end ? t->first[begin] - begin : 0; /* slot - row (block.h) */
     for (int64_t k = begin; k < end; ++k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_values(t, bi, 1, v);
+            if (block_is_source(t, bi))
+                block_source(t, bi, x, v, 1, NULL, NULL, 1);
+            else
+                block_values(t, bi, 1, v);
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;
@@ -86,7 +91,10 @@ static int tangent_range(const pyad_tape *t, const double *x, const double *xdot
     int64_t shift = 0; /* slot - row (block.h) */
     for (int64_t k = 0; k < t->n_ops; ++k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_tangent(t, bi, 1, v, vd);
+            if (block_is_source(t, bi))
+                block_source(t, bi, x, v, 1, xdot, vd, 1);
+            else
+                block_tangent(t, bi, 1, v, vd);
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;

@@ -39,6 +39,8 @@ void tape_finish_rows(pyad_tape *t, int64_t first_row, int64_t n_rows, int64_t n
     t->n_slots += n_slots;
 }
 
+/* n inputs: one block row (element i is input number n_inputs + i) when n >= 2,
+ * so a vector of inputs costs one row, not one per element. */
 int pyad_rec_input_n(pyad_tape *t, const double *values, int64_t n)
 {
     if (!t)
@@ -48,16 +50,23 @@ int pyad_rec_input_n(pyad_tape *t, const double *values, int64_t n)
     int s = tape_begin_record(t);
     if (s)
         return s;
-    if (!(s = tape_reserve_ops(t, n))
+    int block = n >= 2;
+    int64_t rows = block ? 1 : n;
+    if (!(s = tape_reserve(t, rows, n, block))
         && !(s = tape_reserve_list(t, &t->inputs, &t->cap_inputs, t->n_inputs, n))) {
         int64_t first = t->n_ops, slot = t->n_slots;
+        if (block) {
+            tape_put_row(t, first, slot, OP_input, (int32_t)t->n_inputs, 0, 0);
+            tape_put_block(t, first, n, 1, 0, 0, 0);
+        } else if (n) {
+            tape_put_row(t, first, slot, OP_input, (int32_t)t->n_inputs, 0, 0);
+        }
         for (int64_t i = 0; i < n; ++i) {
-            tape_put_row(t, first + i, slot + i, OP_input, (int32_t)(t->n_inputs + i), 0, 0);
             t->val[slot + i] = values[i];
             t->inputs[t->n_inputs + i] = (int32_t)(slot + i);
         }
         t->n_inputs += n;
-        t->n_ops += n;
+        t->n_ops += rows;
         t->n_slots += n;
         s = (int)slot;
     }
@@ -77,7 +86,8 @@ static int record_with_consts(pyad_tape *t, int op, const int32_t *a, const doub
     int s = tape_begin_record(t);
     if (s)
         return s;
-    int64_t sa = a ? affine_stride(a, n) : -1;
+    /* constants alone (no operand a) are one block row reading consts[base + i] */
+    int64_t sa = a ? affine_stride(a, n) : (n >= 2 ? 0 : -1);
     int64_t rows = sa >= 0 ? 1 : n;
     if (!(s = tape_reserve(t, rows, n, sa >= 0)) && !(s = tape_reserve_consts(t, n_c))
         && !(s = a ? tape_check_slots(t, a, n) : PYAD_OK)) {
@@ -86,7 +96,7 @@ static int record_with_consts(pyad_tape *t, int op, const int32_t *a, const doub
             memcpy(t->consts + base, c, (size_t)n_c * sizeof *c);
         int64_t step = n_c == n ? 1 : 0;
         if (sa >= 0) {
-            tape_put_row(t, first, slot, op, a[0], (int32_t)base, 0);
+            tape_put_row(t, first, slot, op, a ? a[0] : 0, (int32_t)base, 0);
             tape_put_block(t, first, n, sa, 0, 0, step);
         } else {
             for (int64_t i = 0; i < n; ++i)

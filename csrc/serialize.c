@@ -64,6 +64,20 @@ static int elements_in_range(int64_t x, int64_t s, int64_t w, int64_t n)
     return s >= 0 && in_range(x, n) && in_range(x + s * (w - 1), n);
 }
 
+/* An input row of width w defines inputs a .. a + w - 1, in order, each naming
+ * its slot back: the inputs list and the rows then agree one to one. */
+static int input_row_ok(int32_t a, struct block bl, int64_t n_inputs, const int32_t *inputs,
+                        int32_t first)
+{
+    if (!elements_in_range(a, 1, bl.w, n_inputs) || (bl.w > 1 && bl.sa != 1) || bl.sb != 0
+        || bl.sc != 0 || bl.sk != 0)
+        return 0;
+    for (int64_t i = 0; i < bl.w; ++i)
+        if (inputs[a + i] != (int64_t)first + i)
+            return 0;
+    return 1;
+}
+
 /* One row, of width w with strides bl (all 0 for a scalar row), against its
  * op's operand layout; its elements may read only slots below `below`. */
 static int row_ok(int op, int32_t a, int32_t b, int32_t c, struct block bl, int64_t below,
@@ -86,13 +100,14 @@ static int row_ok(int op, int32_t a, int32_t b, int32_t c, struct block bl, int6
         if (op == OP_select)
             return elements_in_range(a, bl.sa, w, below) && elements_in_range(b, bl.sb, w, below)
                    && elements_in_range(c, bl.sc, w, below) && bl.sk == 0;
+        if (op == OP_input)
+            return input_row_ok(a, bl, n_inputs, inputs, *first_k);
+        if (op == OP_constant) /* a block of constants reads consts[b + i] */
+            return elements_in_range(b, bl.sk, w, n_consts) && (w == 1 || bl.sk == 1)
+                   && bl.sa == 0 && bl.sb == 0 && bl.sc == 0;
         if (w != 1)
             return 0; /* the other special rows are scalar */
         switch (op) {
-        case OP_input:
-            return in_range(a, n_inputs) && inputs[a] == *first_k;
-        case OP_constant:
-            return in_range(b, n_consts);
         case OP_guard_true:
         case OP_guard_false:
             return in_range(a, below);
@@ -117,13 +132,13 @@ int pyad_validate(int64_t n_ops, const uint8_t *op, const int32_t *a, const int3
 {
     if (n_ops < 0 || n_ops > INT32_MAX || n_slots < n_ops || n_slots > INT32_MAX
         || n_consts < 0 || n_consts > INT32_MAX || n_pool < 0 || n_pool > INT32_MAX
-        || (n_pool && !pool) || n_inputs < 0 || n_inputs > n_ops || n_outputs < 0
+        || (n_pool && !pool) || n_inputs < 0 || n_inputs > n_slots || n_outputs < 0
         || n_outputs > INT32_MAX || n_blocks < 0 || n_blocks > n_ops)
         return PYAD_EFORMAT;
     if ((n_ops && (!op || !a || !b || !c || !first)) || (n_inputs && !inputs)
         || (n_outputs && !outputs) || (n_blocks && !blocks))
         return PYAD_EINVAL;
-    int64_t slot = 0, bi = 0, n_input_rows = 0;
+    int64_t slot = 0, bi = 0, n_input_rows = 0; /* input elements */
     for (int64_t k = 0; k < n_ops; ++k) {
         struct block bl = {k, 1, 0, 0, 0, 0};
         if (bi < n_blocks && blocks[bi * BLOCK_FIELDS + BLK_ROW] <= k) {
@@ -140,13 +155,13 @@ int pyad_validate(int64_t n_ops, const uint8_t *op, const int32_t *a, const int3
         if (!row_ok(op[k], a[k], b[k], c[k], bl, slot, n_consts, n_pool, pool, n_inputs,
                     inputs, first + k))
             return PYAD_EFORMAT;
-        n_input_rows += op[k] == OP_input;
+        n_input_rows += op[k] == OP_input ? bl.w : 0;
         slot += bl.w;
     }
     if (bi != n_blocks || slot != n_slots)
         return PYAD_EFORMAT;
-    /* Each input row names an input that names its slot back, so the rows map one
-     * to one into the inputs; as many rows as inputs makes that map onto them. */
+    /* Each input element names an input that names its slot back, so the elements
+     * map one to one into the inputs; as many as inputs makes that map onto them. */
     if (n_input_rows != n_inputs)
         return PYAD_EFORMAT;
     for (int64_t i = 0; i < n_outputs; ++i)

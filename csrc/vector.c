@@ -24,7 +24,10 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
     int64_t shift = 0; /* slot - row (block.h) */
     for (int64_t k = 0; k < t->n_ops && s == PYAD_OK; ++k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_tangent_vector(t, bi, p, v, vd);
+            if (block_is_source(t, bi))
+                block_source(t, bi, x, v, 1, xd, vd, p);
+            else
+                block_tangent_vector(t, bi, p, v, vd);
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;

@@ -321,6 +321,21 @@ def _reverse_block(op, a, b, c, first, blk, v, adj, vd, adjd, consts):
         _accumulate(adjd, b, blk[2], _scaled_array(d_y, gd) + _scaled_array(dd_y, g))
 
 
+def _source_block(op, a, b, first, w, x, xd, v, vd, consts):
+    """An input block copies inputs a .. a + w - 1 (and their tangents), a constant
+    block consts[b:b + w] (tangent zero). Neither passes anything back: an input's
+    adjoint is read from its slot after the reverse sweep."""
+    out = slice(first, first + w)
+    if op == _INPUT:
+        v[out] = [float(e) for e in x[a:a + w]]
+        if vd is not None:
+            vd[out] = [float(e) for e in xd[a:a + w]]
+    else:
+        v[out] = consts[b:b + w]
+        if vd is not None:
+            vd[out] = [0.0] * w
+
+
 # ---- checking imported arrays (the twin of csrc's pyad_validate) ----
 
 def _bad_tape(why):
@@ -365,7 +380,7 @@ def check_arrays(a):
     for k, (op, x, y, z, s) in enumerate(zip(*columns)):
         w, sa, sb, sc, sk = blocks.get(k, (1, 0, 0, 0, 0))
         kind, name = _KIND[op], ops.NAME[op]
-        if w > 1 and kind not in _BLOCK_KINDS and op != _SELECT:
+        if w > 1 and kind not in _BLOCK_KINDS and op not in (_SELECT, _INPUT, _CONST):
             raise _bad_tape(f"row {k} ({name}) cannot be a block row")
         if kind == "unary":
             ok = _operand_ok(x, sa, w, s)
@@ -373,10 +388,12 @@ def check_arrays(a):
             ok = _operand_ok(x, sa, w, s) and _operand_ok(y, sb, w, s)
         elif kind in ("with_const", "compare_c"):
             ok = _operand_ok(x, sa, w, s) and _operand_ok(y, sk, w, n_consts)
-        elif op == _INPUT:
-            ok = 0 <= x < n_inputs and inputs[x] == s
-        elif op == _CONST:
-            ok = 0 <= y < n_consts
+        elif op == _INPUT:  # inputs x .. x + w - 1, in order, each naming its slot
+            ok = (_operand_ok(x, 1, w, n_inputs) and (sa, sb, sc, sk) == ((1 if w > 1 else 0), 0, 0, 0)
+                  and inputs[x:x + w] == list(range(s, s + w)))
+        elif op == _CONST:  # consts[y:y + w]
+            ok = (_operand_ok(y, sk, w, n_consts) and (sa, sb, sc) == (0, 0, 0)
+                  and (w == 1 or sk == 1))
         elif op == _SELECT:
             ok = all(_operand_ok(e, st, w, s) for e, st in ((x, sa), (y, sb), (z, sc)))
         elif op in (_GUARD_T, _GUARD_F):
@@ -390,12 +407,11 @@ def check_arrays(a):
             ok = False
         if not ok:
             raise _bad_tape(f"row {k} ({name}) has an operand or constant index out of range")
-    ops_ = a["op"].tolist()
-    rows_of = dict(zip(a["first"].tolist(), range(n_ops)))
-    for i, s in enumerate(inputs):
-        k = rows_of.get(s)
-        if k is None or ops_[k] != _INPUT or a["a"][k] != i:
-            raise _bad_tape(f"input {i} does not name its input row")
+    # each input row's elements name their inputs, which name them back (checked
+    # above): as many input elements as inputs makes that one to one
+    input_elements = int(width[a["op"] == _INPUT].sum()) if n_ops else 0
+    if input_elements != n_inputs:
+        raise _bad_tape(f"{n_inputs} inputs, but {input_elements} input row elements")
     if any(not 0 <= s < n_slots for s in a["outputs"].tolist()):
         raise _bad_tape("an output names no slot")
 
@@ -635,10 +651,16 @@ class PyStore(RowBuffer):
 
     @_records
     def input_n(self, values):
+        """One block row of inputs when there are two or more (stride 1 over x)."""
         first = self._room(values.size)
-        for v in values.tolist():
-            self._append(_INPUT, len(self.inputs), 0, 0, float(v))
-            self.inputs.append(len(self.val) - 1)
+        if values.size < 2:
+            for v in values.tolist():
+                self._append(_INPUT, len(self.inputs), 0, 0, float(v))
+                self.inputs.append(len(self.val) - 1)
+            return first
+        number = len(self.inputs)
+        self._append_block(_INPUT, number, 0, 0, (1, 0, 0, 0), np.asarray(values, np.float64))
+        self.inputs.extend(range(first, first + values.size))
         return first
 
     @_records
@@ -688,10 +710,15 @@ class PyStore(RowBuffer):
     @_records
     def const_n(self, values):
         first = self._room(values.size)
-        for v in values.tolist():
-            self.consts.append(float(v))
-            self._append(_CONST, 0, len(self.consts) - 1, 0, float(v))
-        return first
+        if values.size < 2:
+            for v in values.tolist():
+                self.consts.append(float(v))
+                self._append(_CONST, 0, len(self.consts) - 1, 0, float(v))
+            return first
+        base = len(self.consts)
+        values = np.asarray(values, np.float64)
+        self.consts.extend(values.tolist())
+        return self._append_block(_CONST, 0, base, 0, (0, 0, 0, 1), values)
 
     @_records
     def reduce(self, op, x):
@@ -808,7 +835,10 @@ class PyStore(RowBuffer):
         for k in range(len(ops_)):
             op, a, b, c, s = ops_[k], A[k], B[k], Cs[k], F[k]
             if k in blocks:
-                _forward_block(op, a, b, c, s, blocks[k], v, vd, consts)
+                if op == _INPUT or op == _CONST:
+                    _source_block(op, a, b, s, blocks[k][0], x, xd, v, vd, consts)
+                else:
+                    _forward_block(op, a, b, c, s, blocks[k], v, vd, consts)
                 continue
             kind = _KIND[op]
             if op == _INPUT:

@@ -56,12 +56,12 @@ def check_finite(tape, method, x, result):
         k = int(g.row_of[s])
         i, name = s - int(g.first[k]), g.primitive(k)
         if name == "input":
-            raise FloatingPointError(f"pyad.debug_nans: input {int(g.a[k])} is "
+            raise FloatingPointError(f"pyad.debug_nans: input {int(g.a[k]) + i} is "
                                      f"{values[s]} at x = {point}")
         # the slots element i of row k reads (a broadcast operand: its one slot)
         operands = [slot + stride * i for slot, stride, _ in g.operand_refs(k)]
         if all(np.isfinite(values[j]) for j in operands if j < g.first[k]):
-            where = f"op {k} ({name})"
+            where = f"op {int(g.tape_row[k])} ({name})"
             if g.width[k] > 1:
                 where += f", element {i} of {int(g.width[k])} (slot {s}),"
             raise FloatingPointError(

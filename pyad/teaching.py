@@ -39,11 +39,35 @@ def _name(k):
     return f"v_{k}" if 0 <= k <= 9 else f"v_{{{k}}}"
 
 
+def _inputs_one_per_row(a):
+    """(arrays, the tape row of each of their rows): the exported arrays with
+    each input block row (tape.input of an array) split into one input row per
+    element, so the table and the graph name every input on its own,
+    v_{i-n} = x_i, as the textbook does, however the inputs were recorded."""
+    blocks = np.asarray(a["blocks"], dtype=np.int64).reshape(-1, 6)
+    is_input = a["op"][blocks[:, 0]] == ops.CODE["input"] if blocks.size else np.zeros(0, bool)
+    if not is_input.any():
+        return a, np.arange(a["op"].size)
+    width = np.ones(a["op"].size, dtype=np.int64)
+    width[blocks[is_input, 0]] = blocks[is_input, 1]
+    row = np.repeat(np.arange(a["op"].size), width)       # the old row of each new row
+    element = np.arange(row.size) - np.repeat(np.cumsum(width) - width, width)
+    split = dict(a)
+    for name in ("op", "b", "c"):
+        split[name] = a[name][row]
+    split["a"] = (a["a"][row] + element).astype(a["a"].dtype)
+    split["first"] = (a["first"][row] + element).astype(a["first"].dtype)
+    kept = blocks[~is_input].copy()
+    kept[:, 0] = np.searchsorted(row, kept[:, 0])         # the block rows' new numbers
+    split["blocks"] = kept.astype(np.int32).reshape(-1)
+    return split, row
+
+
 class _Graph:
     """The tape's arrays with a name, an operand list and a text for every row."""
 
     def __init__(self, tape):
-        a = tape._store.export()
+        a, self.tape_row = _inputs_one_per_row(tape._store.export())
         self.arrays = a
         self.op = a["op"].astype(np.int64)
         self.a, self.b, self.c = a["a"], a["b"], a["c"]

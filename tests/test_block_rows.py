@@ -245,7 +245,7 @@ def test_every_primitive_as_a_block_row_matches_its_scalar_rows(name, backend):
     ys = np.tile(SPECIAL, SPECIAL.size)
     block = op_rows(backend, name, xs, ys, True)
     ref = op_rows(backend, name, xs, ys, False)
-    assert block.n_ops == 2 * xs.size + 1 and ref.n_ops == 3 * xs.size
+    assert block.n_ops == 2 + 1 and ref.n_ops == 2 + xs.size   # two input blocks
     z = np.r_[xs, ys]
     v = np.r_[np.ones(xs.size), 0.5 * np.ones(xs.size)]
     u = np.linspace(-1, 1, xs.size)
@@ -277,8 +277,8 @@ def test_rosenbrock_records_a_few_rows_and_many_slots(backend):
     n = 1000
     x = np.linspace(-1.2, 1.3, n)
     tape = pyad.trace(rosen, x, backend=backend)
-    # inputs stay scalar rows in this step; everything else is a few dozen rows
-    assert tape.n_ops - tape.n_inputs < 100, tape.stats()["ops"]
+    # the inputs are one block row too: a few dozen rows in all
+    assert tape.n_ops < 40, tape.stats()["ops"]
     assert tape.n_slots > 8 * n
     close(tape.gradient(x), rosen_gradient(x), "gradient", rtol=1e-11)
     x2 = x[::-1].copy()
@@ -298,22 +298,23 @@ def block_table(tape):
 
 def test_the_blocks_table_holds_widths_and_strides(backend):
     with pyad.Tape(backend=backend) as t:
-        x = t.input(np.arange(1.0, 9.0))           # rows 0..7
-        a = x[0] * x                                # row 8: a broadcast, b contiguous
-        b = x[::2] + C7[:4]                         # row 9: strided, one constant per element
-        c = pyad.where(x > 3.0, a, x[1])            # rows 10 (compare_c), 11 (select)
-        s = np.sum(c)                               # rows 12..14: levels of 4, 2, 1 pairs
+        x = t.input(np.arange(1.0, 9.0))           # row 0: inputs 0..7, stride 1
+        a = x[0] * x                                # row 1: a broadcast, b contiguous
+        b = x[::2] + C7[:4]                         # row 2: strided, one constant per element
+        c = pyad.where(x > 3.0, a, x[1])            # rows 3 (compare_c), 4 (select)
+        s = np.sum(c)                               # rows 5..7: levels of 4, 2, 1 pairs
         t.output(s + np.sum(b))
     e = t._store.export()
-    assert e["first"][:10].tolist() == list(range(9)) + [16]
+    assert e["first"][:3].tolist() == [0, 8, 16]
     blocks = block_table(t)
-    assert blocks[8] == (8, 0, 1, 0, 0)
-    assert blocks[9] == (4, 2, 0, 0, 1)
-    assert blocks[10] == (8, 1, 0, 0, 0)
-    assert blocks[11] == (8, 1, 1, 0, 0)            # select: cond, then a; b broadcast
-    assert blocks[12] == (4, 2, 2, 0, 0)            # the first level of the sum
-    assert blocks[13] == (2, 2, 2, 0, 0)
-    assert 14 not in blocks                          # one pair: a scalar row
+    assert blocks[0] == (8, 1, 0, 0, 0) and e["a"][0] == 0   # input number 0 + i
+    assert blocks[1] == (8, 0, 1, 0, 0)
+    assert blocks[2] == (4, 2, 0, 0, 1)
+    assert blocks[3] == (8, 1, 0, 0, 0)
+    assert blocks[4] == (8, 1, 1, 0, 0)             # select: cond, then a; b broadcast
+    assert blocks[5] == (4, 2, 2, 0, 0)             # the first level of the sum
+    assert blocks[6] == (2, 2, 2, 0, 0)
+    assert 7 not in blocks                           # one pair: a scalar row
     assert e["val"].size == t.n_slots == sum(w for w, *_ in blocks.values()) + t.n_ops - len(blocks)
 
 
@@ -321,17 +322,17 @@ def test_an_odd_level_is_a_block_and_one_scalar_row(backend):
     tape = pyad.trace(lambda x: np.sum(x), np.ones(7), backend=backend)
     # 7: 3 pairs (a block) and x6 left over; [s0, s1, s2, x6]: (s0, s1), (s2, x6) are
     # not affine and too few to split: two scalar rows; then one pair
-    assert tape.n_ops - tape.n_inputs == 4
+    assert tape.n_ops - 1 == 4          # less the input block row
     tape = pyad.trace(lambda x: np.sum(x), np.ones(13), backend=backend)
     # 13: 6 pairs (a block), x12 left; [s0..s5, x12]: 3 pairs (a block), x12 left;
     # [t0, t1, t2, x12]: two scalar rows; one pair
-    assert tape.n_ops - tape.n_inputs == 5
+    assert tape.n_ops - 1 == 5
     close(tape.gradient(np.arange(13.0)), np.ones(13), "sum gradient")
     tape = pyad.trace(lambda x: np.sum(x), np.ones(11), backend=backend)
     # 11: 5 pairs (a block), x10 left; [s0..s4, x10]: (s0, s1), (s2, s3) a block and
     # (s4, x10) a scalar row; [t0, t1, t2]: one pair, t2 left; then one pair
-    assert tape.n_ops - tape.n_inputs == 5
-    assert len(block_table(tape)) == 2
+    assert tape.n_ops - 1 == 5
+    assert len(block_table(tape)) == 3   # and the inputs'
 
 
 def test_non_affine_operands_record_one_row_per_element(backend):
@@ -377,25 +378,27 @@ def test_a_loader_refuses_inconsistent_blocks(load_as):
     tape = pyad.trace(lambda x: np.sum(np.sin(x) * x[0]), X0, backend="python")
     e = tape._store.export()
     blocks = e["blocks"].reshape(-1, 6)
-    sin_row = int(blocks[0, 0])
+    assert blocks[0, 0] == 0                         # block 0: the inputs; block 1: sin
+    sin_row = int(blocks[1, 0])
     bad = {}
     wide = blocks.copy()
-    wide[0, 1] += 1                                  # first[] no longer consecutive
+    wide[1, 1] += 1                                  # first[] no longer consecutive
     bad["width"] = dict(blocks=wide.ravel())
     one = blocks.copy()
-    one[0, 1] = 1
+    one[1, 1] = 1
     bad["width 1"] = dict(blocks=one.ravel())
     neg = blocks.copy()
-    neg[0, 2] = -1
+    neg[1, 2] = -1
     bad["negative stride"] = dict(blocks=neg.ravel())
     far = blocks.copy()
-    far[0, 2] = 2                                    # sin's last element reads past its row
+    far[1, 2] = 2                                    # sin's last element reads past its row
     bad["last element"] = dict(blocks=far.ravel())
     order = blocks[::-1].copy()
     bad["order"] = dict(blocks=order.ravel())
-    guard = blocks.copy()
-    guard[0, 0] = 0                                  # an input row cannot be a block
-    bad["input block"] = dict(blocks=guard.ravel())
+    for stride in (0, 2):                            # inputs: exactly stride 1
+        strided = blocks.copy()
+        strided[0, 2] = stride
+        bad[f"input block of stride {stride}"] = dict(blocks=strided.ravel())
     first = e["first"].copy()
     first[sin_row + 1] += 1
     bad["first"] = dict(first=first)
@@ -417,7 +420,8 @@ def test_table_shows_one_line_per_row_with_slot_ranges(backend):
         return np.sum(np.sin(x) * x[0] + x[::2].sum() * C7[:4])
     tape = pyad.trace(f, X0[:4], backend=backend)
     t = tape.table()
-    assert len(t) == tape.n_ops
+    assert len(t) == tape.n_ops - 1 + 4     # the input block row: one line per input
+    assert [r["op"] for r in t.rows[:4]] == ["x_1", "x_2", "x_3", "x_4"]
     ops_by_name = {r["name"]: r["op"] for r in t.rows}
     assert ops_by_name["v[1:5]"] == "sin(v[-3:1])"
     assert ops_by_name["v[5:9]"] == "v[1:5] * v_{-3}"           # stride 0: one slot
@@ -434,7 +438,7 @@ def test_table_shows_one_line_per_row_with_slot_ranges(backend):
     assert t.column("value").size == tape.n_slots
     text = str(t)
     assert "v[1:5]" in text and "sin(v[-3:1])" in text
-    assert t.to_markdown().count("\n") == tape.n_ops + 1
+    assert t.to_markdown().count("\n") == len(t) + 1
     adj = tape.table(mode="reverse")
     close(adj.column("adjoint")[:4], tape.gradient(), "input adjoints")
 
@@ -448,7 +452,8 @@ def test_stats_and_dot_count_rows(backend):
     assert s["n_slots"] == tape.n_slots == sum(s["slots"].values())
     assert s["n_blocks"] == len(block_table(tape))
     dot = tape.to_dot(values=True)
-    assert dot.count("[label=") == tape.n_ops                  # one node per row
+    # one node per row, the input block row drawn as one node per input
+    assert dot.count("[label=") == tape.n_ops - 1 + N
     assert "sin (block of 7)" in dot
     sin_row = N                                                # after the 7 inputs
     for i in range(N):                                         # sin reads all 7 inputs
@@ -465,7 +470,7 @@ def test_debug_nans_names_the_row_and_the_element(backend):
         with pytest.raises(FloatingPointError) as info:
             tape.gradient(bad)
     msg = str(info.value)
-    assert f"op {N} (log), element 4 of {N}" in msg and "[-1.0]" in msg
+    assert f"op 1 (log), element 4 of {N}" in msg and "[-1.0]" in msg
 
 
 # ---- the golden file with block rows (tests/golden/make_golden_blocks.py) ----
@@ -504,3 +509,148 @@ def test_the_golden_block_file_loads_to_the_closed_form(backend):
     for x in (G_X0, np.array([0.2, 0.4, 0.9, 3.5, -1.5, 1.2])):
         close(tape(x), golden_value(x), "value", rtol=1e-14)
         close(tape.gradient(x), golden_gradient(x), "gradient", rtol=1e-14)
+
+
+# ---- inputs and constants recorded in bulk: one block row each ----
+
+def g_arrays(x):
+    """Array inputs and two arrays of constants (arctan2 and where take them as
+    constant slots: pyad_rec_const_n)."""
+    return np.arctan2(x, C7) * np.where(x > 0.5, x, K7) + np.sin(x) * x[0]
+
+
+def g_scalars(*xs):
+    """g_arrays on scalar inputs with scalar constants: one row per element."""
+    return pyad.stack([pyad.arctan2(a, float(c)) * pyad.where(a > 0.5, a, float(k))
+                       + pyad.sin(a) * xs[0] for a, c, k in zip(xs, C7, K7)])
+
+
+def input_tapes(backend, weights=None):
+    """(block tape, scalar tape) of g, or of W . g when weights is given."""
+    out = (lambda y: y) if weights is None else (lambda y: np.sum(y * weights))
+    block = pyad.trace(lambda x: out(g_arrays(x)), X0, backend=backend)
+    scalar = pyad.trace(lambda *xs: out(g_scalars(*xs)), *X0, backend=backend)
+    return block, scalar
+
+
+IN_POINTS = [X0, X1, np.linspace(-1.0, 1.0, N)]   # the where takes other branches (retraced)
+
+
+def test_array_inputs_and_constants_are_one_block_row_each(backend):
+    block, scalar = input_tapes(backend)
+    sb, ss = block.stats(), scalar.stats()
+    assert sb["ops"]["input"] == 1 and sb["slots"]["input"] == N
+    assert sb["ops"]["constant"] == 2 and sb["slots"]["constant"] == 2 * N
+    assert ss["ops"]["input"] == N and ss["ops"]["constant"] == 2 * N
+    table = block_table(block)
+    e = block._store.export()
+    assert table[0] == (N, 1, 0, 0, 0) and e["a"][0] == 0          # x[0 + i]
+    const_rows = [k for k in table if ops.NAME[e["op"][k]] == "constant"]
+    assert [table[k] for k in const_rows] == [(N, 0, 0, 0, 1)] * 2  # consts[b + i]
+    assert e["inputs"].tolist() == list(range(N))                   # input i's slot
+
+
+def test_block_inputs_and_constants_replay_like_scalar_rows(backend):
+    block, scalar = input_tapes(backend)
+    sblock, sscalar = input_tapes(backend, W[:N])
+    v, u = np.cos(np.arange(N)), W[:N]
+    for x in IN_POINTS:
+        xs = tuple(x)
+        close(block(x), scalar(*xs), "values")
+        close(block.jvp(x, v)[1], scalar.jvp(xs, tuple(v))[1], "jvp")
+        close(block.vjp(x, u)[1], np.array(scalar.vjp(xs, u)[1]).ravel(), "vjp")
+        close(block.jacobian(x), np.asarray(scalar.jacobian(xs)).reshape(N, N), "jacobian")
+        close(sblock.gradient(x), np.array(sscalar.gradient(*xs)).ravel(), "gradient")
+        close(sblock.hvp(x, v), np.array(sscalar.hvp(xs, tuple(v))).ravel(), "hvp")
+        close(sblock.hessian(x), np.array(sscalar.hessian(xs)).reshape(N, N), "hessian")
+    # batched sweeps of the block tape against the scalar tape point by point
+    X = np.stack(IN_POINTS[:2])        # same branches as X0: no re-recording in a batch
+    V = np.stack([v, v[::-1]])
+    close(sblock.gradient(X, batch=True),
+          np.stack([np.array(sscalar.gradient(*p)).ravel() for p in X]), "batched gradient")
+    close(block.jvp(X, V, batch=True)[1],
+          np.stack([scalar.jvp(tuple(p), tuple(d))[1] for p, d in zip(X, V)]), "batched jvp")
+    close(sblock.hvp(X, V, batch=True),
+          np.stack([np.array(sscalar.hvp(tuple(p), tuple(d))).ravel() for p, d in zip(X, V)]),
+          "batched hvp")
+
+
+def test_block_input_store_sweeps_match_scalar_rows(backend):
+    """The flat sweeps (vector and batched forms too)."""
+    block, scalar = input_tapes(backend)
+    b, r = block._store, scalar._store
+    v, u = np.cos(np.arange(N)), W[:N]
+    V, U = np.stack([v, v[::-1], X1]), np.stack([u, u[::-1]])
+    for what, got, want in [
+            ("values", b.forward(X0), r.forward(X0)),
+            ("jvp", b.jvp(X0, v)[1], r.jvp(X0, v)[1]),
+            ("vjp", b.vjp(X0, u)[1], r.vjp(X0, u)[1]),
+            ("hvp", b.hvp(X0, v, u)[2], r.hvp(X0, v, u)[2]),
+            ("jvp_vec", b.jvp_vec(X0, V)[1], r.jvp_vec(X0, V)[1]),
+            ("vjp_vec", b.vjp_vec(X0, U)[1], r.vjp_vec(X0, U)[1]),
+            ("hvp_vec", b.hvp_vec(X0, V, u)[2], r.hvp_vec(X0, V, u)[2]),
+            ("forward_batch", b.forward_batch(np.stack([X0, X1]))[0],
+             r.forward_batch(np.stack([X0, X1]))[0]),
+            ("jvp_batch", b.jvp_batch(np.stack([X0, X1]), V[:2])[1],
+             r.jvp_batch(np.stack([X0, X1]), V[:2])[1]),
+            ("vjp_batch", b.vjp_batch(np.stack([X0, X1]), U)[1],
+             r.vjp_batch(np.stack([X0, X1]), U)[1]),
+            ("hvp_batch", b.hvp_batch(np.stack([X0, X1]), V[:2], U)[2],
+             r.hvp_batch(np.stack([X0, X1]), V[:2], U)[2])]:
+        close(np.asarray(got), np.asarray(want), what, rtol=1e-14, atol=1e-15)
+
+
+def test_rosenbrock_has_fewer_than_40_rows_in_all(backend):
+    tape = pyad.trace(rosen, np.linspace(-1.2, 1.3, 1000), backend=backend)
+    assert tape.n_ops < 40 and tape.n_inputs == 1000, tape.stats()["ops"]
+    assert tape.stats()["ops"]["input"] == 1
+
+
+@pytest.mark.parametrize("load_as", ["c", "python"])
+def test_block_inputs_and_constants_survive_save_and_load(backend, load_as, tmp_path):
+    block, _ = input_tapes(backend, W[:N])
+    path = tmp_path / "inputs.pyad"
+    block.save(path)
+    for copy in (pyad.load(path, backend=load_as), pickle.loads(pickle.dumps(block))):
+        assert copy.n_ops == block.n_ops and block_table(copy) == block_table(block)
+        for x in IN_POINTS[:2]:
+            close(copy(x), block(x), "loaded value", rtol=0, atol=0)
+            close(copy.gradient(x), block.gradient(x), "loaded gradient", rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("load_as", ["c", "python"])
+def test_a_loader_refuses_bad_input_and_constant_blocks(load_as):
+    block, _ = input_tapes("python", W[:N])
+    e = block._store.export()
+    table = e["blocks"].reshape(-1, 6)
+    const_block = [i for i, r in enumerate(table) if ops.NAME[e["op"][r[0]]] == "constant"][0]
+    const_row = int(table[const_block, 0])
+
+    def with_block(i, field, value):
+        t = table.copy()
+        t[i, field] = value
+        return dict(blocks=t.ravel())
+
+    def with_column(name, k, value):
+        col = e[name].copy()
+        col[k] = value
+        return {name: col}
+
+    swapped = e["inputs"].copy()
+    swapped[[0, 1]] = swapped[[1, 0]]
+    bad = {"input stride 0": with_block(0, 2, 0), "input stride 2": with_block(0, 2, 2),
+           "input with a constant stride": with_block(0, 5, 1),
+           "input numbers past the end": with_column("a", 0, 1),
+           "input number negative": with_column("a", 0, -1),
+           "inputs not in the row's order": dict(inputs=swapped),
+           "constant stride 0": with_block(const_block, 5, 0),
+           "constant stride 2": with_block(const_block, 5, 2),
+           "constant with an operand stride": with_block(const_block, 2, 1),
+           "constants past the pool": with_column("b", const_row, e["consts"].size - N + 1)}
+    store_type = type(pyad.Tape(backend=load_as)._store)
+    for why, change in bad.items():
+        with pytest.raises(pyad.TapeFormatError):
+            pyad.loads(tampered(block, **change), backend=load_as)
+        with pytest.raises(pyad.TapeFormatError):
+            store_type.from_arrays(dict(e, **change))
+    assert store_type.from_arrays(dict(e)).n_ops == block.n_ops     # the control

@@ -289,7 +289,7 @@ def test_array_constructor_converts_integer_dtypes_and_reads_the_right_slots(bac
 def test_array_constructor_refuses_bad_indices(backend):
     with pyad.Tape(backend=backend) as tape:
         x = tape.input(np.array([10.0, 20.0, 30.0]))
-        n = x._s.n_ops
+        n = x._s.n_slots   # the inputs are one block row of 3 slots
         for bad in (np.array([0, n], dtype=np.int64), np.array([-1], dtype=np.int8),
                     np.array([2**40], dtype=np.int64)):
             with pytest.raises(IndexError, match=f"0 .. {n - 1}"):

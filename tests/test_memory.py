@@ -123,7 +123,7 @@ def test_rss_is_flat_over_error_paths():
             v * np.ones((50, 200))
         t = pyad.Tape()
         v = t.input(x)
-        t._store.set_max_ops(t.n_ops + 10)
+        t._store.set_max_ops(t.n_slots + 10)   # max_ops bounds slots
         with pytest.raises(OverflowError):
             v * 2.0
         with pytest.raises(pyad.TapeFormatError):
@@ -147,7 +147,7 @@ def _big_tape():
 def test_rss_close_frees_the_c_storage():
     tape, x = _big_tape()
     nbytes = tape.nbytes
-    assert nbytes > 50 * MB
+    assert nbytes > 30 * MB   # 36 MB: one slot value per element and a few block rows
     gc.collect()
     held = rss()
     tape.close()

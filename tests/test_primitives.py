@@ -98,7 +98,9 @@ def record(case, build, backend, z=None):
 def recorded_op(tape):
     """The name of the op that defines the tape's (single) output slot."""
     store = tape._store
-    return pyad.ops.NAME[store.op_at(int(store.output_slots()[0]))]
+    first = store.export()["first"]   # a slot's row: the last row starting at or before it
+    row = int(np.searchsorted(first, int(store.output_slots()[0]), side="right")) - 1
+    return pyad.ops.NAME[store.op_at(row)]
 
 
 def val_close(a, b, msg=""):

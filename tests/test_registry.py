@@ -400,7 +400,7 @@ def _refusals(t):
         with pytest.raises(Exception) as info:
             call()
         out[what] = (type(info.value), str(info.value))
-    store.set_max_ops(t.n_ops)
+    store.set_max_ops(t.n_slots)   # max_ops bounds slots: full
     with pytest.raises(Exception) as info:
         x * 2.0
     out["PYAD_ETOOBIG"] = (type(info.value), str(info.value))

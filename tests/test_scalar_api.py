@@ -267,17 +267,18 @@ def test_tape_counts(backend):
         tape.output(a * (a + b))
     assert tape.n_inputs == 2
     assert tape.n_outputs == 1
-    # two inputs and two arithmetic ops at least; nothing like one op per byte
-    assert 4 <= tape.n_ops <= 8
+    # the two inputs (one block row) and two arithmetic ops at least; nothing like
+    # one op per byte
+    assert 3 <= tape.n_ops <= 8 and tape.n_slots >= 4
     with pyad.Tape(backend=backend) as tape:
         x = tape.input(np.zeros(5))
         s = tape.input(1.0)
         tape.output(x * s)
         tape.output(s)
     assert tape.n_inputs == 6 and tape.n_outputs == 6
-    # six input slots, five products; x * s is one block row (s broadcast)
+    # six input slots, five products; x and x * s are one block row each (s broadcast)
     assert tape.n_slots >= 6 + 5
-    assert tape.n_ops >= 6 + 1
+    assert tape.n_ops >= 2 + 1
 
 
 def test_n_ops_grows_with_the_program(backend):

@@ -159,6 +159,19 @@ static int OP(const char *name)
     return k;
 }
 
+/* n inputs as n scalar rows (pyad_rec_input_n records one block row), for
+ * tests that name rows by their slots. Returns the first slot or a status. */
+static int scalar_inputs(pyad_tape *t, const double *x, int n)
+{
+    int first = (int)pyad_n_slots(t);
+    for (int i = 0; i < n; ++i) {
+        int s = pyad_rec_input(t, x[i]);
+        if (s < 0)
+            return s;
+    }
+    return first;
+}
+
 static pyad_tape *new_tape(void)
 {
     pyad_tape *t = NULL;
@@ -841,7 +854,9 @@ static void group_specials(void)
         CHECK_STATUS(pyad_rec_const_n(t, cs, 2), 5);
         CHECK_STATUS(pyad_rec_input_n(t, xs, 0), 7); /* n = 0 records nothing */
         CHECK_STATUS(pyad_rec_const_n(t, cs, 0), 7);
-        CHECK(pyad_n_ops(t) == 7 && pyad_n_inputs(t) == 4 && pyad_n_consts(t) == 3);
+        /* rows: the input block, an input, a constant, the constant block */
+        CHECK(pyad_n_ops(t) == 4 && pyad_n_slots(t) == 7 && pyad_n_inputs(t) == 4
+              && pyad_n_consts(t) == 3 && pyad_n_blocks(t) == 2);
         int32_t in[4], slots[7] = {0, 1, 2, 3, 4, 5, 6};
         double vals[7];
         CHECK_STATUS(pyad_input_slots(t, in), PYAD_OK);
@@ -849,9 +864,10 @@ static void group_specials(void)
         CHECK_STATUS(pyad_values(t, slots, 7, vals), PYAD_OK);
         CHECK(vals[0] == 1.5 && vals[3] == 4.0 && vals[4] == 3.0 && vals[5] == 7.0
               && vals[6] == -1.0);
-        for (int k = 0; k < 4; ++k)
+        for (int k = 0; k < 2; ++k)
             CHECK_STATUS(pyad_op_at(t, k), OP("input"));
-        CHECK_STATUS(pyad_op_at(t, 4), OP("constant"));
+        for (int k = 2; k < 4; ++k)
+            CHECK_STATUS(pyad_op_at(t, k), OP("constant"));
         /* y = x0 * c0 + x3: constants have no derivative */
         int p = pyad_rec2(t, mul, 0, 4);
         int y = pyad_rec2(t, add, p, 3);
@@ -871,7 +887,7 @@ static void group_specials(void)
     {
         pyad_tape *t = new_tape();
         double x[2] = {0.7, 1.3};
-        CHECK_STATUS(pyad_rec_input_n(t, x, 2), 0);
+        CHECK_STATUS(scalar_inputs(t, x, 2), 0);
         int cond = pyad_rec_c(t, gt_c, 0, 0.5);
         int a = pyad_rec2(t, mul, 0, 1);
         int b = pyad_rec1(t, sin_, 1);
@@ -899,7 +915,7 @@ static void group_specials(void)
     {
         pyad_tape *t = new_tape();
         double x[2] = {0.7, 0.2};
-        CHECK_STATUS(pyad_rec_input_n(t, x, 2), 0);
+        CHECK_STATUS(scalar_inputs(t, x, 2), 0);
         int c0 = pyad_rec_c(t, gt_c, 0, 0.5), c1 = pyad_rec_c(t, gt_c, 1, 0.5);
         int g0 = pyad_rec_guard(t, c0, 1), g1 = pyad_rec_guard(t, c1, 0);
         CHECK_STATUS(g0, 4);
@@ -924,7 +940,7 @@ static void group_specials(void)
         double x[3] = {0.5, -1.25, 2.0};
         double W[6] = {1.0, 2.0, -3.0, 0.5, 4.0, -0.75};
         int32_t xs[3] = {0, 1, 2}, out[2];
-        CHECK_STATUS(pyad_rec_input_n(t, x, 3), 0);
+        CHECK_STATUS(scalar_inputs(t, x, 3), 0);
         CHECK_STATUS(pyad_rec_matmul_c(t, xs, 1, 3, W, 2, out), PYAD_OK);
         CHECK(pyad_n_ops(t) == 3 + 2 * 3);
         CHECK_STATUS(pyad_op_at(t, out[0]), axpy);
@@ -946,7 +962,7 @@ static void group_specials(void)
         pyad_tape *t = new_tape();
         double x[5] = {0.5, -1.25, 2.0, 0.75, 1.5};
         int32_t rows[6] = {0, 1, 2, 3, 4, 0}, out[2];
-        CHECK_STATUS(pyad_rec_input_n(t, x, 5), 0);
+        CHECK_STATUS(scalar_inputs(t, x, 5), 0);
         const int reducers[4] = {add, mul_op, maximum, minimum};
         for (int r = 0; r < 4; ++r) {
             CHECK_STATUS(pyad_rec_reduce(t, reducers[r], rows, 2, 3, out), PYAD_OK);
@@ -1062,7 +1078,8 @@ static void group_composite(void)
 static void record_block_case(pyad_tape *t, int which, int blocked)
 {
     static const double X[BX] = {0.35, 0.8, -0.45, 1.3, 0.6, -0.9, 0.25, 1.1, 0.7};
-    CHECK_STATUS(pyad_rec_input_n(t, X, BX), 0);
+    /* the inputs too: one block row against BX scalar rows */
+    CHECK_STATUS(blocked ? pyad_rec_input_n(t, X, BX) : scalar_inputs(t, X, BX), 0);
     int32_t a[20], b[20], c[20];
     double k[8];
     int n = 0, op = -1, op2 = -1;
@@ -1089,6 +1106,16 @@ static void record_block_case(pyad_tape *t, int which, int blocked)
     case 11: op = OP("gt_c"); op2 = 1; ARGS(8, i, 0, 0); break;     /* compare_c */
     case 12: op = OP("lt"); ARGS(8, i, i + 1, 0); break;           /* compare */
     case 15: /* strides 2 over 40 earlier slots: overlapping, or apart as a sum level's */
+    case 17: { /* a block of constants (one per element) times the inputs */
+        int32_t base = (int32_t)pyad_n_slots(t);
+        if (blocked)
+            CHECK_STATUS(pyad_rec_const_n(t, k, 8), base);
+        for (int i = 0; i < 8 && !blocked; ++i)
+            CHECK_STATUS(pyad_rec_const(t, k[i]), base + i);
+        op = OP("mul");
+        ARGS(8, i, base + i, 0);
+        break;
+    }
     case 16: {
         int32_t base = (int32_t)pyad_n_slots(t);
         for (int i = 0; i < 40; ++i)
@@ -1142,7 +1169,7 @@ static void record_block_case(pyad_tape *t, int which, int blocked)
     CHECK_STATUS(pyad_rec_output_n(t, outs, m), 0);
 }
 
-#define N_BLOCK_CASES 17
+#define N_BLOCK_CASES 18
 
 /* The tapes agree on every sweep: bit for bit at one point and in the vector
  * sweeps, to rounding in the batched ones (their scalar rows may take glibc's
@@ -1226,7 +1253,7 @@ static void group_blocks(void)
      * same slots, and a pairwise sum of contiguous slots gives block levels */
     pyad_tape *t = new_tape();
     double x[BX] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
-    CHECK_STATUS(pyad_rec_input_n(t, x, BX), 0);
+    CHECK_STATUS(scalar_inputs(t, x, BX), 0);
     int32_t down[4] = {8, 6, 4, 2}, zig[4] = {0, 1, 0, 1}, all[BX] = {0, 1, 2, 3, 4, 5, 6, 7, 8}, r;
     CHECK_STATUS(pyad_rec2_n(t, OP("add"), all, down, 4), BX);
     CHECK_STATUS(pyad_rec1_n(t, OP("neg"), zig, 4), BX + 4);
@@ -1250,7 +1277,7 @@ static void group_ieee(void)
     int log_ = OP("log"), sqrt_ = OP("sqrt"), div = OP("div"), sin_ = OP("sin");
     pyad_tape *t = new_tape();
     double x[2] = {1.0, 2.0};
-    CHECK_STATUS(pyad_rec_input_n(t, x, 2), 0);
+    CHECK_STATUS(scalar_inputs(t, x, 2), 0);
     CHECK_STATUS(pyad_rec_output(t, pyad_rec1(t, log_, 0)), 0);
     CHECK_STATUS(pyad_rec_output(t, pyad_rec1(t, sqrt_, 1)), 1);
     CHECK_STATUS(pyad_rec_output(t, pyad_rec2(t, div, 0, 1)), 2);
@@ -1338,7 +1365,7 @@ static void group_bad_arguments(void)
     int lt_c = OP("lt_c"), input = OP("input"), select = OP("select"), count = pyad_op_count();
     pyad_tape *t = new_tape();
     double x[2] = {0.5, 1.5}, d[4] = {1, 2, 3, 4}, v[16], y[4];
-    CHECK_STATUS(pyad_rec_input_n(t, x, 2), 0);
+    CHECK_STATUS(scalar_inputs(t, x, 2), 0);
     CHECK_STATUS(pyad_rec_const(t, 2.0), 2);
     const int64_t N = pyad_n_ops(t), NC = pyad_n_consts(t);
     int64_t bad = -1, n_bad = 0, badv[2];
@@ -1526,7 +1553,7 @@ static void group_size_limit(void)
     int sin_ = OP("sin"), add = OP("add"), add_c = OP("add_c");
     pyad_tape *t = new_tape();
     double x[2] = {0.5, 1.5}, xs[8] = {0}, W[4] = {1, 2, 3, 4};
-    CHECK_STATUS(pyad_rec_input_n(t, x, 2), 0);
+    CHECK_STATUS(scalar_inputs(t, x, 2), 0);
     CHECK_STATUS(pyad_set_max_ops(t, 5), PYAD_OK);
     CHECK_STATUS(pyad_rec1(t, sin_, 0), 2);
     CHECK_STATUS(pyad_rec2(t, add, 0, 2), 3);
@@ -1586,7 +1613,7 @@ static void group_byte_budget(void)
 
     /* a budget of what the tape holds now: growth fails, the tape stays usable */
     t = new_tape();
-    CHECK_STATUS(pyad_rec_input_n(t, x, 3), 0);
+    CHECK_STATUS(scalar_inputs(t, x, 3), 0);
     int last = pyad_rec2(t, add, 0, 1);
     CHECK_STATUS(pyad_rec_output(t, last), 0);
     CHECK_STATUS(pyad_set_max_bytes(t, pyad_nbytes(t)), PYAD_OK);
@@ -1671,7 +1698,7 @@ static void group_branch(void)
     int gt_c = OP("gt_c"), mul = OP("mul");
     pyad_tape *t = new_tape();
     double x[2] = {0.7, 2.0};
-    CHECK_STATUS(pyad_rec_input_n(t, x, 2), 0);
+    CHECK_STATUS(scalar_inputs(t, x, 2), 0);
     int c = pyad_rec_c(t, gt_c, 0, 0.5);
     int g = pyad_rec_guard(t, c, 1);
     CHECK_STATUS(g, 3);
@@ -1909,7 +1936,8 @@ static void group_format(void)
     {
         arrays r = copy_arrays(&good);
         int32_t tmp = r.inputs[0];
-        r.inputs[0] = r.inputs[1], r.inputs[1] = tmp; /* not one-to-one with the input rows */
+        r.inputs[0] = r.inputs[1];
+        r.inputs[1] = tmp; /* not one-to-one with the input rows */
         expect_format_error(&r, "inputs swapped");
         free_arrays(&r);
         r = copy_arrays(&good);
@@ -2063,9 +2091,13 @@ static void group_block_format(void)
     CHECK(pyad_rec2_n(t, OP("mul"), a, b, 4) > 0);       /* strides 2, 2 */
     CHECK(pyad_rec_c_n(t, OP("rdiv_c"), a, c, 4, 4) > 0);  /* a constant per element */
     CHECK(pyad_rec1_n(t, OP("sin"), a, 4) > 0);          /* unary, stride 2 */
+    CHECK(pyad_rec_const_n(t, c, 4) > 0);                /* constants, stride 1 */
     arrays good = export_arrays(t);
     CHECK_STATUS(validate(&good), PYAD_OK);
-    CHECK(good.n_blocks == 5);
+    CHECK(good.n_blocks == 7); /* and the input block, row 0 */
+    int crow = row_with_op(&good, "constant", 1);
+    int64_t bin = block_of(&good, 0), bc = block_of(&good, crow);
+    CHECK(crow >= 0 && bin == 0 && good.op[0] == op_code("input"));
     int sel = row_with_op(&good, "select", 1), mul = row_with_op(&good, "mul", 1);
     int rdiv = row_with_op(&good, "rdiv_c", 1), sin_ = row_with_op(&good, "sin", 1);
     int64_t bs = block_of(&good, sel), bm = block_of(&good, mul), br = block_of(&good, rdiv);
@@ -2099,7 +2131,7 @@ static void group_block_format(void)
     BAD("last element of select's c not earlier", r.blocks[bs * 6 + 4] = 9);
     BAD("first element of a is the row itself", r.a[mul] = r.first[mul]);
     BAD("stride overflows int32 range", r.blocks[bm * 6 + 2] = INT32_MAX);
-    BAD("constant past the pool", r.blocks[br * 6 + 5] = 2);
+    BAD("constant past the pool", r.blocks[br * 6 + 5] = (int32_t)r.n_consts);
     BAD("shared-constant row reads past the pool", r.b[rdiv] = (int32_t)r.n_consts - 1);
     BAD("unused stride b of a unary row", r.blocks[bsin * 6 + 3] = 1);
     BAD("unused stride c of a binary row", r.blocks[bm * 6 + 4] = 1);
@@ -2122,6 +2154,25 @@ static void group_block_format(void)
     BAD("axpy_c at a block row", r.op[mul] = (uint8_t)op_code("axpy_c"));
     BAD("max_n at a block row", r.op[sin_] = (uint8_t)op_code("max_n"));
     BAD("output past the last slot", r.outputs[0] = (int32_t)r.n_slots);
+    /* input and constant blocks: exactly stride 1 over their inputs / constants */
+    BAD("input block of stride 0", r.blocks[bin * 6 + 2] = 0);
+    BAD("input block of stride 2", r.blocks[bin * 6 + 2] = 2);
+    BAD("input block with a constant stride", r.blocks[bin * 6 + 5] = 1);
+    BAD("input block with a stride b", r.blocks[bin * 6 + 3] = 1);
+    BAD("input block past the last input", r.a[0] = 1);
+    BAD("input block before the first input", r.a[0] = -1);
+    BAD("inputs not in the block's order", {
+        int32_t tmp = r.inputs[0];
+        r.inputs[0] = r.inputs[1];
+        r.inputs[1] = tmp;
+    });
+    BAD("an input naming a slot of no input row", r.inputs[2] = r.first[crow]);
+    BAD("one input too many", r.n_inputs += 1);
+    BAD("constant block of stride 0", r.blocks[bc * 6 + 5] = 0);
+    BAD("constant block of stride 2", r.blocks[bc * 6 + 5] = 2);
+    BAD("constant block with a stride a", r.blocks[bc * 6 + 2] = 1);
+    BAD("constant block past the pool", r.b[crow] = (int32_t)r.n_consts - 3);
+    BAD("constant block before the pool", r.b[crow] = -1);
 #undef BAD
     /* a valid change: a stride that still ends below the row is accepted */
     {
@@ -2235,7 +2286,10 @@ static void faulty_session(int shrink)
                   && pyad_n_blocks(t) == blocks_before);                       \
     } while (0)
     STEP(pyad_rec_input_n(t, x, 3));
+    CHECK(s >= 0 || pyad_n_inputs(t) == 0);
     if (pyad_n_inputs(t) == 3) {
+        STEP(pyad_rec_const_n(t, W, 3));
+        CHECK(s >= 0 || pyad_n_consts(t) == 0);
         int last = 0;
         uint8_t ops[2] = {(uint8_t)sin_, (uint8_t)add_c};
         int32_t a[2], b[2] = {0, 0};
