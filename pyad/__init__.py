@@ -6,6 +6,20 @@
     tape = pyad.trace(f, np.zeros(5))    # record once ...
     tape.gradient(np.ones(5))            # ... replay at C speed
 """
+import importlib.util as _util
+import os as _os
+
+# Imported from a source checkout that was never built (python run from the
+# repository root finds ./pyad before the installed package), the compiled parts
+# are missing: say what to do instead of a bare ModuleNotFoundError.
+for _part in ("_pyad_c", "_speedups"):
+    if _util.find_spec(f"{__name__}.{_part}") is None:
+        raise ImportError(
+            f"pyad's compiled part {__name__}.{_part} is not built in "
+            f"{_os.path.dirname(__file__)} (a source checkout): build it there with "
+            f"`pip install -e .`, or run Python from another folder so that the installed "
+            f"pyad is imported")
+
 from . import ops
 from .array import Array, BoolArray
 from .diagnostics import debug_nans
