@@ -104,7 +104,6 @@ def n_threads(threads):
 def check_part(part, method, n_points, n_inputs, n_outputs, where):
     """Refuse a result that is not what the batched sweep `method` returns for n_points
     (float64 rows, Sweep.input_sized of them one column per input, and int64 `bad`)."""
-    method = Sweep(method)
     want = [(n_points, n_inputs if j in method.input_sized else n_outputs)
             for j in range(method.n_results)]
     if not isinstance(part, tuple) or len(part) != len(want) + 1:
@@ -216,9 +215,10 @@ def replay(tape, method, x, extra, threads, executor, grads=(), packed=False, pr
     """Sweep tape at a batch of points; points whose guards fail are re-recorded
     (pyad.trace, counted in tape.retraces) or reported with BranchError.
 
-    extra: the directions / cotangents, one row per point. Results are shaped per
-    point (grads: which of them have the inputs' shapes), or left as rows (packed)."""
-    method = Sweep(method)
+    method: a batched Sweep (names are turned into members once, by run and
+    sweep_chunks, the entry points). extra: the directions / cotangents, one row per
+    point. Results are shaped per point (grads: which of them have the inputs'
+    shapes), or left as rows (packed)."""
     n_threads(threads)
     if executor is not None and not callable(getattr(executor, "submit", None)):
         raise TypeError("executor must have a submit() method, like concurrent.futures "

@@ -6,7 +6,7 @@ record the primitive of the same name. They are generated from the registry
 function, has one under its own name and under numpy's (pyad.pow, pyad.power).
 """
 from . import numpy_api, ops
-from .array import Array, is_active, stack_values, store_of, where as _where
+from .array import Array, as_constant, is_active, stack_values, store_of, where as _where
 
 __all__ = []
 
@@ -93,7 +93,7 @@ def stop_gradient(x):
     elementary function does."""
     if is_active(x) or (isinstance(x, (list, tuple)) and store_of(x) is not None):
         return numpy_api.unary("stop_gradient", x)
-    numpy_api.A.as_constant(x)  # refuses strings, complex, objects, ...
+    as_constant(x)  # refuses strings, complex, objects, ...
     return x
 
 
