@@ -77,6 +77,11 @@ def match(spec, args):
         return None
 
 
+def is_node(x):
+    """Whether x is a pytree container with leaves (not a leaf, not None)."""
+    return x is not None and not structure(x).is_leaf() and structure(x).num_leaves > 0
+
+
 # ---- dtypes ----
 
 

@@ -256,6 +256,13 @@ class Tape:
                     return _pack_leaves(subtrees, shapes, names, what, batch)
                 except ValueError as e:
                     error = error or e
+                except TypeError as e:
+                    if not any(pytree.is_node(t) for t in subtrees):
+                        raise
+                    # a container where the tape has a number or an array
+                    raise TypeError(f"{e}; the tape's {'outputs' if outputs else 'arguments'}"
+                                    f" have the structure {pytree.describe(spec)}, got "
+                                    f"{pytree.describe_value(args)}") from None
         flat = _flat_vector(candidates[0], shapes, names, what, batch)
         if flat is not None:
             return flat
