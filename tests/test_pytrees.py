@@ -347,7 +347,7 @@ def test_structure_errors_on_every_replay_method(backend):
     # tape has an array is a TypeError, as any value that is not numbers
     with pytest.raises(TypeError, match=r"outputs have the structure \(\*,\), got \(\{'y': \*\},\)"):
         vt.vjp(p0, {"y": np.ones(2)})
-    with pytest.raises(ValueError, match=r"outputs have the structure \(\*, \*\)"):
+    with pytest.raises(ValueError, match=r"outputs have the structure \(\(\*, \*\),\); got \(\[\*, \*\],\)"):
         pyad.trace(lambda p: (p["a"], p["b"]), p0, backend=backend).vjp(p0, [np.ones(2), 1.0])
 
 
