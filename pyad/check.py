@@ -20,12 +20,12 @@ independent of the tape. Everything is checked with
 """
 import numpy as np
 
+from . import pytree
 from .batch import progress_bar
+from .modes import mode_name
 from .recording import as_input
 from .store import Sweep
 from .transforms import trace
-
-_MODES = ("fwd", "rev")
 
 
 def _fmt(a):
@@ -36,11 +36,13 @@ def _fmt(a):
 
 
 class _Point:
-    """The flat vector of f's arguments, and the way back to f's arguments."""
+    """The flat vector of the leaves of f's arguments (pytrees), and the way back
+    to f's arguments."""
 
     def __init__(self, x):
-        self.args = x if isinstance(x, tuple) else (x,)
-        arrays = [as_input(a, "check_grads point") for a in self.args]
+        args = x if type(x) is tuple else (x,)
+        leaves, self.spec = pytree.flatten(args)
+        arrays = [as_input(a, "check_grads point") for a in leaves]
         self.shapes = [a.shape for a in arrays]
         self.flat = np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0)
 
@@ -51,19 +53,21 @@ class _Point:
             part = z[start:start + n]
             parts.append(float(part[0]) if shape == () else part.reshape(shape).copy())
             start += n
-        return parts
+        return pytree.unflatten(self.spec, parts)
 
 
-def check_grads(f, x, order=2, modes=("fwd", "rev"), eps=1e-6, rtol=1e-5, atol=None,
+def check_grads(f, x, order=2, modes=("forward", "reverse"), eps=1e-6, rtol=1e-5, atol=None,
                 n_directions=3, backend=None, seed=0, progress=False):
     """Check f's forward- and reverse-mode derivatives at x against central
     finite differences in n_directions random directions; raise AssertionError
     naming the check, the direction and the expected and computed numbers.
 
-    x is one argument (a number or an array) or a tuple of arguments f(*x).
+    x is one argument (a number, an array or a pytree of them) or a tuple of
+    arguments f(*x).
     order=1 checks first derivatives; order=2 also the Hessian-vector product
     (for a vector-valued f, the Hessian of u . f for a random weight vector u).
-    modes: any of "fwd", "rev". eps: the finite-difference step along a unit
+    modes: any of "forward" / "fwd" and "reverse" / "rev" (the names every pyad
+    function takes). eps: the finite-difference step along a unit
     direction. atol=None means rtol * max(1, |expected|) plus the rounding
     error of the finite differences. progress=True shows a progress bar (tqdm
     if installed, else a line on stderr). Returns None when all checks pass.
@@ -71,8 +75,10 @@ def check_grads(f, x, order=2, modes=("fwd", "rev"), eps=1e-6, rtol=1e-5, atol=N
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, not {order!r}")
     modes = (modes,) if isinstance(modes, str) else tuple(modes)
-    if not modes or any(m not in _MODES for m in modes):
-        raise ValueError(f"modes must be a non-empty collection of 'fwd' and 'rev', not {modes!r}")
+    if not modes:
+        raise ValueError("modes must name at least one of 'forward' ('fwd') and 'reverse' "
+                         "('rev')")
+    modes = tuple(mode_name(m, auto=False, what="modes") for m in modes)
     if not (eps > 0):
         raise ValueError(f"eps must be positive, not {eps!r}")
     n_directions = int(n_directions)
@@ -99,7 +105,7 @@ def check_grads(f, x, order=2, modes=("fwd", "rev"), eps=1e-6, rtol=1e-5, atol=N
 
 def _run_checks(tape, f_direct, x0, order, modes, eps, rtol, atol, n_directions, seed, progress):
     n, m = tape.n_inputs, tape.n_outputs
-    fwd, rev = "fwd" in modes, "rev" in modes
+    fwd, rev = "forward" in modes, "reverse" in modes
     rng = np.random.default_rng(seed)
 
     f0 = f_direct(x0)

@@ -1,12 +1,14 @@
-"""Recording: marking inputs and outputs on a store, and recording a function
-at a point (for pyad.trace and the transforms, and to re-record a traced
-function where replay takes another branch)."""
+"""Recording: marking inputs and outputs (pytrees of them) on a store, and
+recording a function at a point (for pyad.trace and the transforms, and to
+re-record a traced function where replay takes another branch)."""
 import numbers
 
 import numpy as np
 
+from . import pytree
 from .array import is_active, to_slots, wrap
 from .backends import new_store
+from .errors import BranchError
 from .scalar import Scalar
 
 
@@ -62,24 +64,122 @@ def seal(store):
         store.shrink()
 
 
-def check_output(out):
-    if is_active(out) or isinstance(out, (numbers.Real, np.ndarray, list, tuple)):
-        return
-    raise TypeError(f"the differentiated function must return a number or an array, "
-                    f"not {type(out).__name__}")
+# ---- pytrees (pyad.pytree): arguments and results are trees of leaves ----
 
 
-def record(f, args, argnums, backend):
-    """(store, input shapes, output shapes) of f(*args) recorded with args[i] as
-    inputs for i in argnums."""
+def _check_input_leaf(x):
+    if not (type(x) is float or type(x) is int):
+        as_input(x, "tape.input")
+
+
+def mark_input_tree(store, in_shapes, x):
+    """Record each leaf of the pytree x as the next inputs of store: (the same tree
+    of active values, its PyTreeSpec, the dtype each leaf's results keep)."""
+    if x is None:  # an empty node inside a pytree; alone, nothing to record
+        raise TypeError("tape.input takes a real number, an array or a pytree of them, "
+                        "not None")
+    leaves, spec = pytree.flatten(x)
+    for leaf in leaves:  # all checked first: a refused leaf records nothing
+        _check_input_leaf(leaf)
+    active = [mark_input(store, in_shapes, leaf) for leaf in leaves]
+    return pytree.unflatten(spec, active), spec, [pytree.leaf_dtype(v) for v in leaves]
+
+
+def mark_output_tree(store, out_shapes, y, what="tape.output takes"):
+    """Record each leaf of the pytree y as the next outputs of store; its PyTreeSpec."""
+    if y is None:
+        raise TypeError(f"{what} numbers or arrays (or pytrees of them), not None")
+    leaves, spec = pytree.flatten(y)
+    if not leaves:
+        raise TypeError(f"{what} numbers or arrays (or pytrees of them); "
+                        f"{pytree.describe(spec)} has none")
+    for leaf in leaves:
+        if is_active(leaf) or isinstance(leaf, (numbers.Real, np.ndarray)):
+            continue
+        raise TypeError(f"{what} numbers or arrays (or pytrees of them); the output "
+                        f"{pytree.describe(spec)} has a leaf of type {type(leaf).__name__}")
+    for leaf in leaves:
+        mark_output(store, out_shapes, leaf)
+    return spec
+
+
+class Recording:
+    """A function recorded at a point: the store; shapes and PyTreeSpecs of its
+    differentiated arguments (in_args, one spec per argument) and of its output
+    (out_args, one spec); the dtype each input leaf's results keep; and aux, the
+    plain values of the auxiliary output (has_aux=True)."""
+
+    __slots__ = ("store", "in_shapes", "out_shapes", "in_args", "out_args", "in_dtypes",
+                 "aux")
+
+    def __init__(self, store, in_shapes, out_shapes, in_args, out_args, in_dtypes, aux):
+        self.store, self.in_shapes, self.out_shapes = store, in_shapes, out_shapes
+        self.in_args, self.out_args, self.in_dtypes = in_args, out_args, in_dtypes
+        self.aux = aux
+
+
+def record_tree(f, args, argnums, backend, kwargs=None, has_aux=False):
+    """A Recording of f(*args, **kwargs) with the leaves of args[i], i in argnums,
+    as inputs (the other arguments and kwargs pass through as constants)."""
     store, in_shapes, out_shapes = new_store(backend), [], []
+    in_args, in_dtypes, aux = [], [], None
     try:
         call_args = list(args)
         for i in argnums:
-            call_args[i] = mark_input(store, in_shapes, args[i])
-        out = f(*call_args)
-        check_output(out)
-        mark_output(store, out_shapes, out)
+            call_args[i], spec, dtypes = mark_input_tree(store, in_shapes, args[i])
+            in_args.append(spec)
+            in_dtypes += dtypes
+        out = f(*call_args, **(kwargs or {}))
+        if has_aux:
+            out, aux = _split_aux(out)
+        out_args = [mark_output_tree(store, out_shapes, out,
+                                     "the differentiated function must return")]
     finally:
         seal(store)
-    return store, in_shapes, out_shapes
+    if has_aux:
+        aux = plain_values(aux, pytree.common(in_dtypes))
+    return Recording(store, in_shapes, out_shapes, in_args, out_args, in_dtypes, aux)
+
+
+def _split_aux(out):
+    if type(out) is not tuple and type(out) is not list or len(out) != 2:
+        raise TypeError("with has_aux=True the function must return a pair (output, aux); "
+                        f"it returned {pytree.describe_value(out)}")
+    return out[0], out[1]
+
+
+def plain_values(tree, dtype):
+    """tree with each active leaf replaced by its value (in dtype, the inputs'):
+    what has_aux returns, as JAX returns concrete values. Read after recording,
+    so no guard is recorded."""
+    leaves, spec = pytree.flatten(tree)
+    return pytree.unflatten(spec, [pytree.cast(leaf.value, dtype) if is_active(leaf) else leaf
+                                   for leaf in leaves])
+
+
+def record(f, args, argnums, backend):
+    """(store, input shapes, output shapes) of f(*args) recorded with the leaves of
+    args[i] as inputs for i in argnums."""
+    r = record_tree(f, args, argnums, backend)
+    return r.store, r.in_shapes, r.out_shapes
+
+
+def leaf_function(f, in_args, out_args):
+    """f as a function of its input leaves returning its output leaves: what a
+    tape re-records where replay takes another branch. An output of another
+    structure than the recorded one raises BranchError."""
+    in_spec = pytree.tuple_spec(in_args)
+    out_spec = pytree.tuple_spec(out_args)
+
+    def f_of_leaves(*leaves):
+        out = f(*pytree.unflatten(in_spec, leaves))
+        out_leaves, spec = pytree.flatten((out,))
+        if spec != out_spec:
+            raise BranchError(
+                f"re-recording (a Python branch went the other way) gave an output of "
+                f"structure {pytree.describe(spec)}; the tape was recorded with "
+                f"{pytree.describe(out_spec)}. A function replayed by one tape must "
+                "return the same structure on every branch (use pyad.where to select "
+                "between branches)")
+        return out_leaves
+    return f_of_leaves

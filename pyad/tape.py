@@ -8,10 +8,11 @@ pyad.replay (packing points, re-recording, Jacobian/Hessian assembly) and
 pyad.batch (batched replay)."""
 import numpy as np
 
-from . import batch, diagnostics, replay, serialize, teaching
+from . import batch, diagnostics, pytree, replay, serialize, teaching
 from .backends import new_store, resolve_backend
 from .errors import BranchError
-from .recording import mark_input, mark_output, seal
+from .modes import mode_name
+from .recording import as_input, mark_input_tree, mark_output_tree, seal
 from .store import SWEEP_KINDS, Sweep
 
 _F64 = np.dtype(np.float64)
@@ -36,11 +37,21 @@ class Tape:
         self.backend = resolve_backend(backend)
         self._hold(new_store(self.backend), [], [], None)
 
-    def _hold(self, store, in_shapes, out_shapes, fn):
+    def _hold(self, store, in_shapes, out_shapes, fn, in_args=None, out_args=None,
+              in_dtypes=None):
         self._store = store
         self._in_shapes = list(in_shapes)
         self._out_shapes = list(out_shapes)
-        self._fn = fn            # the traced function, for re-recording (pyad.trace)
+        # The pytree structure of each argument and each output (pyad.pytree): the
+        # store only knows the leaves. A store without them (a loaded tape) has one
+        # leaf per argument and per output.
+        leaf = pytree.leaf_spec()
+        self._in_args = list(in_args) if in_args is not None else [leaf] * len(in_shapes)
+        self._out_args = list(out_args) if out_args is not None else [leaf] * len(out_shapes)
+        # the dtype results keep at the recorded point, per input leaf
+        self._in_dtypes = list(in_dtypes) if in_dtypes is not None else [None] * len(in_shapes)
+        self._specs = None       # cached by _spec
+        self._fn = fn            # the traced function of the leaves, for re-recording
         self.retraces = 0
         self.sweeps = 0          # sweeps run on this tape (optimizer glue shares them)
         # tape.sweeps by kind, so one can see which way jacobian(mode="auto") went;
@@ -49,16 +60,20 @@ class Tape:
         self._facts = None       # cached sizes for the fast replay path (see _fast)
 
     @classmethod
-    def from_store(cls, store, in_shapes, out_shapes, backend=None, fn=None):
+    def from_store(cls, store, in_shapes, out_shapes, backend=None, fn=None, in_args=None,
+                   out_args=None, in_dtypes=None):
         """A Tape of a finished recording: a store (pyad.store.Store) with its
-        inputs' and outputs' shapes, e.g. from pyad.serialize.load_store or
-        pyad.recording.record. fn: the recorded function, to re-record where
-        replay takes another branch (None: BranchError there)."""
+        inputs' and outputs' shapes (one per leaf), e.g. from
+        pyad.serialize.load_store or pyad.recording.record_tree. fn: the recorded
+        function of the input leaves, returning the output leaves, to re-record
+        where replay takes another branch (None: BranchError there). in_args /
+        out_args: the PyTreeSpec of each argument / output (default: each is one
+        leaf); in_dtypes: per input leaf, the dtype results keep (pyad.pytree)."""
         tape = cls.__new__(cls)
         tape.backend = resolve_backend(backend if backend is not None else store.backend)
         if store.backend != tape.backend:
             raise ValueError(f"a {store.backend!r} store cannot make a {tape.backend!r} tape")
-        tape._hold(store, in_shapes, out_shapes, fn)
+        tape._hold(store, in_shapes, out_shapes, fn, in_args, out_args, in_dtypes)
         return tape
 
     @property
@@ -80,14 +95,19 @@ class Tape:
         return False
 
     def input(self, x):
-        """Mark x as an input: returns an active Scalar (for a number) or Array."""
-        self._facts = None
-        return mark_input(self._store, self._in_shapes, x)
+        """Mark x as the next argument: returns an active Scalar (for a number) or
+        Array, or for a pytree (nested tuple/list/dict/namedtuple) the same tree
+        of them. Replay takes the arguments in the order they were marked."""
+        self._facts = self._specs = None
+        active, spec, dtypes = mark_input_tree(self._store, self._in_shapes, x)
+        self._in_args.append(spec)
+        self._in_dtypes += dtypes
+        return active
 
     def output(self, y):
-        """Mark y (active, constant, or a list of them) as an output; returns y."""
-        self._facts = None
-        mark_output(self._store, self._out_shapes, y)
+        """Mark y (active, constant, or a pytree of them) as the next output; returns y."""
+        self._facts = self._specs = None
+        self._out_args.append(mark_output_tree(self._store, self._out_shapes, y))
         return y
 
     # ---- facts ----
@@ -127,7 +147,7 @@ class Tape:
     def table(self, x=None, mode="forward", seed=None):
         """The Wengert table at x: one row per op with its value and its tangent
         (mode="forward", along seed) or adjoint (mode="reverse")."""
-        return teaching.table(self, x, mode, seed)
+        return teaching.table(self, x, mode_name(mode, auto=False), seed)
 
     def to_dot(self, values=False):
         """Graphviz DOT text of the computational graph."""
@@ -153,12 +173,24 @@ class Tape:
         return (f"<pyad.Tape backend={self.backend!r} n_inputs={self.n_inputs} "
                 f"n_outputs={self.n_outputs} n_ops={self.n_ops} nbytes={self.nbytes}>")
 
-    # ---- packing points and results (pyad.replay) ----
+    # ---- packing points and results (pyad.replay, pyad.pytree) ----
 
     def _pack(self, xs, what, shapes=None, size=None):
         """A flat float64 vector from values matching the declared shapes."""
         return replay.pack(xs, what, self._in_shapes if shapes is None else shapes,
                            self.n_inputs if size is None else size)
+
+    def _spec(self):
+        """(PyTreeSpec of the tuple of arguments, of the tuple of outputs, whether
+        every argument is one leaf, whether every output is, names of the input
+        leaves, of the output leaves), cached until the tape records more."""
+        if self._specs is None:
+            in_spec = pytree.tuple_spec(self._in_args)
+            out_spec = pytree.tuple_spec(self._out_args)
+            self._specs = (in_spec, out_spec, all(a.is_leaf() for a in self._in_args),
+                           all(a.is_leaf() for a in self._out_args),
+                           pytree.leaf_names(in_spec), pytree.leaf_names(out_spec))
+        return self._specs
 
     def _outputs(self, flat):
         return replay.unpack(flat, self._out_shapes)
@@ -166,28 +198,121 @@ class Tape:
     def _inputs(self, flat):
         return replay.unpack_inputs(flat, self._fast())
 
+    def _in_tree(self, parts, dtypes, unwrap=True):
+        """The per-leaf parts (one per input leaf) in the arguments' structure, cast
+        to dtypes: one argument alone (unwrap), else a tuple of them."""
+        spec, _, plain, _, _, _ = self._spec()
+        if dtypes is not None:
+            parts = pytree.cast_all(parts, dtypes)
+        args = tuple(parts) if plain else pytree.unflatten(spec, parts)
+        return args[0] if unwrap and len(args) == 1 else args
+
+    def _out_tree(self, parts, dtype):
+        """The per-leaf parts (one per output leaf) in the outputs' structure."""
+        _, spec, plain, plain_out, _, _ = self._spec()
+        parts = pytree.cast_all(parts, [dtype] * len(parts))
+        outs = tuple(parts) if plain_out else pytree.unflatten(spec, parts)
+        return outs[0] if len(outs) == 1 else outs
+
+    def _in_result(self, flat, dtypes, unwrap=True):
+        """A flat vector over the input leaves (or rows of them, from a batch) in the
+        arguments' structure."""
+        if flat.ndim == 1 and unwrap and self._spec()[2] and not any(
+                d is not None and d is not pytree.WEAK for d in dtypes):
+            return self._inputs(flat)  # the common case, as fast as before pytrees
+        unpack = replay.unpack if flat.ndim == 1 else replay.batch_unpack
+        return self._in_tree(_parts(unpack(flat, self._in_shapes), len(self._in_shapes)),
+                             dtypes, unwrap)
+
+    def _out_result(self, flat, dtypes):
+        unpack = replay.unpack if flat.ndim == 1 else replay.batch_unpack
+        return self._out_tree(_parts(unpack(flat, self._out_shapes), len(self._out_shapes)),
+                              pytree.common(dtypes))
+
+    def _candidates(self, x, varargs, outputs):
+        """The tuples of arguments (or outputs) x may stand for: x itself for varargs
+        (tape(*x)); else x for one argument, or a tuple of them."""
+        if varargs:
+            return [x]
+        n = len(self._out_args if outputs else self._in_args)
+        if n == 1:
+            return [(x,), x] if type(x) is tuple and len(x) == 1 else [(x,)]
+        return [x] if type(x) is tuple else [(x,)]
+
+    def _flat_of(self, x, what, varargs=False, outputs=False, batch=False):
+        """(the flat float64 vector, the dtypes of its leaves) of x given in the
+        structure of the tape's arguments (outputs=True: of its outputs). With
+        batch=True: a tuple of float64 arrays, one per leaf, each with a leading
+        batch axis. One flat ndarray of all the numbers is taken too."""
+        spec, out_spec, _, _, in_names, out_names = self._spec()
+        spec, names = (out_spec, out_names) if outputs else (spec, in_names)
+        shapes = self._out_shapes if outputs else self._in_shapes
+        candidates = self._candidates(x, varargs, outputs)
+        error = None
+        for args in candidates:
+            subtrees = pytree.match(spec, args)
+            if subtrees is not None:
+                try:
+                    return _pack_leaves(subtrees, shapes, names, what, batch)
+                except ValueError as e:
+                    error = error or e
+                except TypeError as e:
+                    if not any(pytree.is_node(t) for t in subtrees):
+                        raise
+                    # a container where the tape has a number or an array
+                    raise TypeError(f"{e}; the tape's {'outputs' if outputs else 'arguments'}"
+                                    f" have the structure {pytree.describe(spec)}, got "
+                                    f"{pytree.describe_value(args)}") from None
+        flat = _flat_vector(candidates[0], shapes, names, what, batch)
+        if flat is not None:
+            return flat
+        if error is not None:
+            raise error
+        kind = "outputs" if outputs else "arguments"
+        raise ValueError(f"{what}: the tape's {kind} have the structure {pytree.describe(spec)}"
+                         f"; got {pytree.describe_value(candidates[0])} (pytrees must match: "
+                         "the same nesting of tuples, lists, dicts and namedtuples, the same "
+                         "dict keys; * is a leaf)")
+
     def _point(self, x):
-        """The flat input vector for x (a tuple of arguments), or None for the recorded point."""
+        """The flat input vector for x (one argument, or a tuple of them), or None for
+        the recorded point."""
         if x is None:
             return None
-        return self._pack(x if isinstance(x, tuple) else (x,), "tape replay")
+        return self._flat_of(x, "tape replay")[0]
+
+    def _args_point(self, x):
+        """(flat point, leaf dtypes) for the arguments of tape(*x); the recorded
+        point for no arguments."""
+        if not x:
+            return None, self._in_dtypes
+        return self._flat_of(x, "tape replay", varargs=True)
 
     def _recorded_point(self):
         return self._store.values(self._store.input_slots())
-
-    def _dirs(self, v, what, shapes, size):
-        return self._pack(v if isinstance(v, tuple) else (v,), what, shapes, size)
 
     def _pack_batch(self, xs, what, shapes=None, size=None):
         """(nb, size) float64 rows from per-argument arrays with a leading batch axis."""
         return replay.pack_batch(xs, what, self._in_shapes if shapes is None else shapes,
                                  self.n_inputs if size is None else size)
 
+    def _batch_rows(self, x, what, outputs=False):
+        """(nb, size) rows of directions or cotangents given in the structure of the
+        arguments (or outputs), each leaf with a leading batch axis."""
+        leaves, _ = self._flat_of(x, what, outputs=outputs, batch=True)
+        if outputs:
+            return self._pack_batch(leaves, what, self._out_shapes, self.n_outputs)
+        return self._pack_batch(leaves, what)
+
     def _fast(self):
         """replay.input_facts, cached until the tape records more: the replay fast
         path reads no C sizes."""
         if self._facts is None:
             self._facts = replay.input_facts(self.n_inputs, self.n_outputs, self._in_shapes)
+            # the fast path returns plain leaves: only for a tape whose arguments are
+            # leaves (else facts[1], the one output it needs, is made to fail)
+            if not self._spec()[2]:
+                self._facts = self._facts[:1] + (-1,) + self._facts[2:]
         return self._facts
 
     # ---- sweeps, with guards checked ----
@@ -240,17 +365,21 @@ class Tape:
     # ---- replay ----
 
     def __call__(self, *x, batch=False, threads=None, executor=None, progress=False):
-        """Output values at a new point (default: the recorded values).
+        """Output values at a new point (default: the recorded values), in the
+        structure of the recorded outputs.
 
-        With batch=True, x[k] (each argument's rows) is the k-th point and the
-        results gain a leading axis; threads= / executor= spread the batch."""
+        The arguments are given as recorded (pytrees of the same structure). With
+        batch=True, x[k] (each leaf's rows) is the k-th point and the results gain
+        a leading axis; threads= / executor= spread the batch."""
         if batch:
-            return self._batched(Sweep.FORWARD_BATCH, x, (), threads, executor,
-                                 progress=progress)[0]
-        flat = self._point(x) if x else None
+            X, dtypes = self._batch_points(x, varargs=True)
+            y = self._batched(Sweep.FORWARD_BATCH, X, (), threads, executor, packed=True,
+                              progress=progress)[0]
+            return self._out_result(y, dtypes)
+        flat, dtypes = self._args_point(x)
         if flat is None:
-            return self._outputs(self._store.values(self._store.output_slots()))
-        return self._outputs(self._sweep(Sweep.FORWARD, flat))
+            return self._out_result(self._store.values(self._store.output_slots()), dtypes)
+        return self._out_result(self._sweep(Sweep.FORWARD, flat), dtypes)
 
     def _need_scalar_output(self, what):
         if self.n_outputs != 1:
@@ -258,7 +387,8 @@ class Tape:
                              "outputs: use tape.vjp or tape.jacobian")
 
     def gradient(self, *x, batch=False, threads=None, executor=None, progress=False):
-        """Gradient of the scalar output, at x (default: the recorded point)."""
+        """Gradient of the scalar output at x (default: the recorded point), in the
+        structure of the arguments: one argument alone, several as a tuple."""
         if len(x) == 1 and not batch and type(x[0]) is np.ndarray:
             # The fast path: one float64 array (of the input's shape, or flat).
             a, facts = x[0], self._fast()
@@ -275,84 +405,215 @@ class Tape:
                     return replay.unpack_inputs(flat, facts)
         self._need_scalar_output("gradient")
         if batch:
-            ones = np.ones((self._pack_batch(x, "batch points").shape[0], 1))
-            return self._batched(Sweep.VJP_BATCH, x, (ones,), threads, executor, grads=(1,),
-                                 progress=progress)[1]
-        _, xbar = self._sweep(Sweep.VJP, self._point(x) if x else None, np.ones(1))
-        return self._inputs(xbar)
+            X, dtypes = self._batch_points(x, varargs=True)
+            g = self._batched(Sweep.VJP_BATCH, X, (np.ones((X.shape[0], 1)),), threads,
+                              executor, grads=(1,), packed=True, progress=progress)[1]
+            return self._in_result(g, dtypes)
+        flat, dtypes = self._args_point(x)
+        _, xbar = self._sweep(Sweep.VJP, flat, np.ones(1))
+        return self._in_result(xbar, dtypes)
 
     def value_and_gradient(self, *x):
+        return self._value_and_gradient(x)
+
+    def _value_and_gradient(self, x, unwrap=True):
         self._need_scalar_output("value_and_gradient")
-        y, xbar = self._sweep(Sweep.VJP, self._point(x) if x else None, np.ones(1))
-        return float(y[0]), self._inputs(xbar)
+        flat, dtypes = self._args_point(x)
+        y, xbar = self._sweep(Sweep.VJP, flat, np.ones(1))
+        return (pytree.cast(float(y[0]), pytree.common(dtypes)),
+                self._in_result(xbar, dtypes, unwrap))
+
+    def _batch_points(self, x, varargs=False):
+        """((nb, n_inputs) rows of points, leaf dtypes) for a batch given in the
+        arguments' structure, each leaf with a leading batch axis."""
+        leaves, dtypes = self._flat_of(x, "batch points", varargs=varargs, batch=True)
+        return self._pack_batch(leaves, "batch points"), dtypes
+
+    def _start(self, x, batch):
+        """(point, leaf dtypes) for a method taking one x: the flat point (the
+        recorded one for None), or for a batch (nb, n_inputs) rows."""
+        if batch:
+            return self._batch_points(x)
+        if x is None:
+            return self._recorded_point(), self._in_dtypes
+        return self._flat_of(x, "tape replay")
 
     def jvp(self, x, v, batch=False, threads=None, executor=None, progress=False):
-        """(outputs, J v) at x; for several inputs, x and v are tuples."""
+        """(outputs, J v) at x; x and v have the arguments' structure (for several
+        arguments, tuples of them), the results the outputs'."""
+        return self._jvp(x, v, batch, threads, executor, progress)
+
+    def _jvp(self, x, v, batch=False, threads=None, executor=None, progress=False,
+             v_flat=None):
+        point, dtypes = self._start(x, batch)
         if batch:
-            V = self._pack_batch(v, "jvp tangents")
-            y, yd = self._batched(Sweep.JVP_BATCH, x, (V,), threads, executor,
-                                  progress=progress)
-            return (y, yd)
-        flat = self._point(x)
-        flat = self._recorded_point() if flat is None else flat
-        y, yd = self._sweep(Sweep.JVP, flat, self._dirs(v, "jvp tangent", None, None))
-        return self._outputs(y), self._outputs(yd)
+            V = self._batch_rows(v, "jvp tangents")
+            y, yd = self._batched(Sweep.JVP_BATCH, point, (V,), threads, executor,
+                                  packed=True, progress=progress)
+        else:
+            if v_flat is None:
+                v_flat = self._flat_of(v, "jvp tangent")[0]
+            y, yd = self._sweep(Sweep.JVP, point, v_flat)
+        return self._out_result(y, dtypes), self._out_result(yd, dtypes)
 
     def vjp(self, x, u, batch=False, threads=None, executor=None, progress=False):
-        """(outputs, u^T J) at x; u has the outputs' shapes."""
+        """(outputs, u^T J) at x; u has the outputs' structure, u^T J the arguments'."""
+        return self._vjp(x, u, batch, threads, executor, progress)
+
+    def _vjp(self, x, u, batch=False, threads=None, executor=None, progress=False,
+             unwrap=True):
         if batch:
-            U = self._pack_batch(u, "vjp cotangents", self._out_shapes, self.n_outputs)
-            return tuple(self._batched(Sweep.VJP_BATCH, x, (U,), threads, executor,
-                                       grads=(1,), progress=progress))
-        uflat = self._dirs(u, "vjp cotangent", self._out_shapes, self.n_outputs)
-        y, xbar = self._sweep(Sweep.VJP, self._point(x), uflat)
-        return self._outputs(y), self._inputs(xbar)
+            point, dtypes = self._start(x, True)
+            U = self._batch_rows(u, "vjp cotangents", outputs=True)
+            y, g = self._batched(Sweep.VJP_BATCH, point, (U,), threads, executor, grads=(1,),
+                                 packed=True, progress=progress)
+        else:
+            flat, dtypes = (None, self._in_dtypes) if x is None else self._start(x, False)
+            uflat = self._flat_of(u, "vjp cotangent", outputs=True)[0]
+            y, g = self._sweep(Sweep.VJP, flat, uflat)
+        return self._out_result(y, dtypes), self._in_result(g, dtypes, unwrap)
 
     def hvp(self, x, v, batch=False, threads=None, executor=None, progress=False):
-        """Hessian of the scalar output times v, at x (forward-over-reverse)."""
+        """Hessian of the scalar output times v, at x (forward-over-reverse); v and
+        the result have the arguments' structure."""
+        return self._hvp(x, v, batch, threads, executor, progress)
+
+    def _hvp(self, x, v, batch=False, threads=None, executor=None, progress=False,
+             unwrap=True, v_flat=None):
         self._need_scalar_output("hvp")
+        point, dtypes = self._start(x, batch)
         if batch:
-            V = self._pack_batch(v, "hvp directions")
+            V = self._batch_rows(v, "hvp directions")
             ones = np.ones((V.shape[0], 1))
-            return self._batched(Sweep.HVP_BATCH, x, (V, ones), threads, executor,
-                                 grads=(2,), progress=progress)[2]
-        flat = self._point(x)
-        flat = self._recorded_point() if flat is None else flat
-        _, _, hv = self._sweep(Sweep.HVP, flat, self._dirs(v, "hvp direction", None, None),
-                               np.ones(1))
-        return self._inputs(hv)
+            hv = self._batched(Sweep.HVP_BATCH, point, (V, ones), threads, executor,
+                               grads=(2,), packed=True, progress=progress)[2]
+        else:
+            if v_flat is None:
+                v_flat = self._flat_of(v, "hvp direction")[0]
+            _, _, hv = self._sweep(Sweep.HVP, point, v_flat, np.ones(1))
+        return self._in_result(hv, dtypes, unwrap)
 
     # ---- whole derivative objects (pyad.replay assembles them) ----
 
     def jacobian(self, x=None, mode="auto", batch=False, threads=None, executor=None,
                  progress=False):
-        """The Jacobian, shape outputs.shape + inputs.shape (a 2-D matrix when the tape
-        has several input or output arguments).
+        """The Jacobian, nested as JAX nests it: the outputs' structure outside, the
+        arguments' inside, each block of shape output.shape + input.shape (a float
+        for a scalar function of a scalar).
 
-        mode="forward" sweeps n tangent directions, "reverse" m adjoints; "auto"
-        takes forward when n_inputs <= n_outputs (a forward sweep is the cheaper
-        pass), else reverse. With batch=True, x[k] is the k-th point; threads= /
-        executor= / progress= as for the other batched methods."""
-        if mode not in ("auto", "forward", "reverse"):
-            raise ValueError(f"mode must be 'auto', 'forward' or 'reverse', not {mode!r}")
+        mode="forward" (or "fwd") sweeps n tangent directions, "reverse" (or
+        "rev") m adjoints; "auto" takes forward when n_inputs <= n_outputs (a
+        forward sweep is the cheaper pass), else reverse. With batch=True, x[k]
+        is the k-th point; threads= / executor= / progress= as for the other
+        batched methods."""
+        return self._jacobian(x, mode, batch, threads, executor, progress)
+
+    def _jacobian(self, x=None, mode="auto", batch=False, threads=None, executor=None,
+                  progress=False, unwrap=True):
+        mode = mode_name(mode)
         forward = mode == "forward" or (mode == "auto" and self.n_inputs <= self.n_outputs)
-        J = replay.jacobian(self, x, forward, batch, threads, executor, progress)
-        return replay.jacobian_shape(J, self._in_shapes, self._out_shapes)
+        if batch:
+            point, dtypes = self._flat_of(x, "jacobian points", batch=True)
+        else:
+            dtypes = self._in_dtypes if x is None else self._flat_of(x, "tape replay")[1]
+            point = x
+        J = replay.jacobian(self, point, forward, batch, threads, executor, progress)
+        return self._blocks(J, self._out_shapes, pytree.common(dtypes), dtypes,
+                            lambda row: self._in_tree(row, None, unwrap),
+                            lambda rows: self._out_tree(rows, None))
 
     def hessian(self, x=None, batch=False, threads=None, executor=None, progress=False):
-        """The Hessian of the scalar output (shape inputs.shape * 2, a float for a
-        scalar input), from n forward-over-reverse directions swept together;
-        exactly symmetric."""
+        """The Hessian of the scalar output, nested as JAX nests it (the arguments'
+        structure outside and inside; each block of shape input_i.shape +
+        input_j.shape, a float for a scalar input), from n forward-over-reverse
+        directions swept together; exactly symmetric."""
+        return self._hessian(x, batch, threads, executor, progress)
+
+    def _hessian(self, x=None, batch=False, threads=None, executor=None, progress=False,
+                 unwrap=True):
         self._need_scalar_output("hessian")
+        if batch:
+            point, dtypes = self._flat_of(x, "hessian points", batch=True)
+        else:
+            dtypes = self._in_dtypes if x is None else self._flat_of(x, "tape replay")[1]
+            point = x
         if self.n_inputs == 0 and not batch:
-            return np.zeros((0, 0))
-        H = replay.hessian(self, x, batch, threads, executor, progress)
-        if len(self._in_shapes) == 1:
-            shape = tuple(self._in_shapes[0])
-            H = H.reshape(H.shape[:-2] + shape + shape)
-            if H.ndim == 0:
-                return float(H)
-        return H
+            H = np.zeros((0, 0))
+        else:
+            H = replay.hessian(self, point, batch, threads, executor, progress)
+        return self._blocks(H, self._in_shapes, None, dtypes,
+                            lambda row: self._in_tree(row, None, unwrap),
+                            lambda rows: self._in_tree(rows, None, unwrap),
+                            outer_dtypes=dtypes)
+
+    def _blocks(self, M, outer_shapes, outer_dtype, inner_dtypes, inner_tree, outer_tree,
+                outer_dtypes=None):
+        """A (..., rows, columns) matrix split into blocks, one per outer leaf
+        (rows) and inner leaf (columns), each shaped lead + outer shape + inner
+        shape and cast to the dtype its two leaves make; nested by the trees."""
+        lead = M.shape[:-2]
+        outer = _offsets(outer_shapes)
+        inner = _offsets(self._in_shapes)
+        rows = []
+        for k, (olo, ohi, oshape) in enumerate(outer):
+            odt = outer_dtype if outer_dtypes is None else outer_dtypes[k]
+            row = []
+            for (ilo, ihi, ishape), idt in zip(inner, inner_dtypes):
+                block = M[..., olo:ohi, ilo:ihi].reshape(lead + oshape + ishape)
+                block = float(block) if block.ndim == 0 else block
+                row.append(pytree.cast(block, pytree.common([odt, idt])))
+            rows.append(inner_tree(row))
+        return outer_tree(rows)
+
+
+def _parts(unpacked, n):
+    """replay.unpack's result (one part alone, else a tuple) as a list of n parts."""
+    return [unpacked] if n == 1 else list(unpacked)
+
+
+def _offsets(shapes):
+    out, lo = [], 0
+    for shape in shapes:
+        hi = lo + int(np.prod(shape, dtype=np.int64))
+        out.append((lo, hi, tuple(shape)))
+        lo = hi
+    return out
+
+
+def _pack_leaves(subtrees, shapes, names, what, batch):
+    """(flat float64 vector, leaf dtypes) from one value per leaf, each checked
+    against its recorded shape; with batch=True (a tuple of float64 arrays with a
+    leading batch axis, leaf dtypes)."""
+    dtypes = [pytree.leaf_dtype(t) for t in subtrees]
+    arrays = []
+    for t, shape, name in zip(subtrees, shapes, names):
+        a = as_input(t, what)
+        shape = tuple(shape)
+        if batch:
+            if a.ndim != len(shape) + 1 or a.shape[1:] != shape:
+                raise ValueError(f"{what}: {name} has shape {a.shape}; a batch needs "
+                                 f"(n_points,) + {shape}")
+            arrays.append(a)
+        else:
+            if a.shape != shape:
+                raise ValueError(f"{what}: {name} has shape {a.shape}, the tape expects {shape}")
+            arrays.append(a.ravel())
+    if batch:
+        return tuple(arrays), dtypes
+    return (np.concatenate(arrays) if arrays else np.zeros(0)), dtypes
+
+
+def _flat_vector(args, shapes, names, what, batch):
+    """One ndarray of all the numbers (rows of them for a batch) for a tape of
+    several leaves: (it, leaf dtypes), or None when args is not that."""
+    if len(args) != 1 or type(args[0]) is not np.ndarray or len(shapes) == 1:
+        return None
+    a, size = args[0], sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
+    if a.ndim != 1 + batch or a.shape[-1] != size:
+        return None
+    a = as_input(a, what)
+    dtypes = [pytree.leaf_dtype(a)] * len(shapes)
+    return ((a,) if batch else np.ascontiguousarray(a)), dtypes
 
 
 serialize.register_tape_class(Tape)

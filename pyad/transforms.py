@@ -1,8 +1,17 @@
-"""Functional transforms: trace f at the given point, sweep, return numpy values."""
+"""Functional transforms: trace f at the given point, sweep, return numpy values.
+
+They follow JAX's conventions: arguments and results may be pytrees (nested
+tuples, lists, dicts and namedtuples of arrays and numbers) and derivatives
+come back in the structure of what they are taken with respect to; argnums
+picks the differentiated positional arguments (an int: that argument's
+derivative alone; a tuple: a tuple of them); has_aux=True lets f return
+(output, aux) with aux passed through as plain values; keyword arguments are
+passed to f and not differentiated; results keep the inputs' dtype."""
 import functools
 import operator
 
-from . import recording
+from . import pytree, recording
+from .modes import mode_name
 from .tape import Tape
 
 
@@ -30,106 +39,203 @@ def _argnums_tuple(argnums, nargs):
     return tuple(checked), single
 
 
+def _check_args(args, nums):
+    for i in nums:
+        if args[i] is None:  # an empty pytree elsewhere; as a whole argument, a mistake
+            raise TypeError(f"argument {i} is None: a differentiated argument must be a "
+                            "real number, an array, or a pytree of them")
+
+
+def _recording(f, args, nums, backend, kwargs=None, has_aux=False, retrace=False):
+    """(Tape of f(*args, **kwargs) with the leaves of args[i], i in nums, as inputs;
+    aux values or None)."""
+    _check_args(args, nums)
+    r = recording.record_tree(f, args, nums, backend, kwargs, has_aux)
+    fn = recording.leaf_function(f, r.in_args, r.out_args) if retrace else None
+    tape = Tape.from_store(r.store, r.in_shapes, r.out_shapes, backend, fn=fn,
+                           in_args=r.in_args, out_args=r.out_args, in_dtypes=r.in_dtypes)
+    return tape, r.aux
+
+
 def record(f, args, argnums, backend=None, retrace=False):
-    """A Tape of f(*args) whose inputs are args[i] for i in argnums (keeping f to
-    re-record where a branch flips, with retrace=True)."""
-    store, in_shapes, out_shapes = recording.record(f, args, argnums, backend)
-    return Tape.from_store(store, in_shapes, out_shapes, backend, fn=f if retrace else None)
+    """A Tape of f(*args) whose inputs are the leaves of args[i] for i in argnums
+    (keeping f to re-record where a branch flips, with retrace=True)."""
+    return _recording(f, args, tuple(argnums), backend, retrace=retrace)[0]
 
 
 def trace(f, *args, backend=None, retrace=True):
     """Record f(*args) once; the returned Tape replays it at new points.
 
-    With retrace=True the tape keeps f and re-records when replay reaches a
-    point where one of f's Python branches goes the other way (counted in
-    tape.retraces); with retrace=False such a replay raises pyad.BranchError.
+    The arguments may be pytrees (nested tuples, lists, dicts and namedtuples of
+    arrays and numbers): replay takes arguments of the same structure, and
+    derivatives come back in it. With retrace=True the tape keeps f and
+    re-records when replay reaches a point where one of f's Python branches goes
+    the other way (counted in tape.retraces); with retrace=False such a replay
+    raises pyad.BranchError.
     """
     if not callable(f):
         raise TypeError(f"pyad.trace needs a function, got {type(f).__name__}")
     return record(f, args, range(len(args)), backend, retrace)
 
 
-def _scalar_tape(f, args, argnums, backend, who):
-    nums, single = _argnums_tuple(argnums, len(args))
-    tape = record(f, args, nums, backend)
-    if tape._out_shapes != [()]:
-        shape = tape._out_shapes[0] if len(tape._out_shapes) == 1 else "several outputs"
+def _need_scalar(tape, who):
+    if len(tape._out_args) != 1 or not tape._out_args[0].is_leaf() or \
+            tape._out_shapes != [()]:
+        if len(tape._out_shapes) == 1 and tape._out_args[0].is_leaf():
+            what = f"shape {tape._out_shapes[0]}"
+        else:
+            what = f"the structure {pytree.describe(tape._out_args[0])}"
         raise TypeError(f"{who} requires a function with one scalar output; the output had "
-                        f"shape {shape} (use pyad.jacobian or pyad.vjp)")
-    return tape, single
+                        f"{what} (use pyad.jacobian or pyad.vjp)")
 
 
-def value_and_grad(f, argnums=0, backend=None):
-    """f's value and gradient with respect to args[argnums] (JAX semantics)."""
+def _with_aux(result, aux, has_aux):
+    return (result, aux) if has_aux else result
+
+
+def value_and_grad(f, argnums=0, has_aux=False, backend=None):
+    """f's value and gradient with respect to args[argnums] (JAX semantics): the
+    gradient has that argument's structure (a tuple of them for a tuple argnums).
+    With has_aux=True f returns (value, aux) and this returns ((value, aux), grad)."""
     @functools.wraps(f)
-    def value_and_grad_f(*args):
-        tape, single = _scalar_tape(f, args, argnums, backend, "value_and_grad")
+    def value_and_grad_f(*args, **kwargs):
+        nums, single = _argnums_tuple(argnums, len(args))
+        tape, aux = _recording(f, args, nums, backend, kwargs, has_aux)
         try:
-            value, g = tape.value_and_gradient()
+            _need_scalar(tape, "value_and_grad")
+            value, g = tape._value_and_gradient((), unwrap=single)
         finally:
             tape.close()
-        return value, (g if single or isinstance(g, tuple) else (g,))
+        return _with_aux(value, aux, has_aux), g
     return value_and_grad_f
 
 
-def grad(f, argnums=0, backend=None):
-    """The gradient of scalar f with respect to args[argnums]: same shape as that argument."""
-    vg = value_and_grad(f, argnums, backend)
+def grad(f, argnums=0, has_aux=False, backend=None):
+    """The gradient of scalar f with respect to args[argnums], in that argument's
+    structure and dtype (a tuple of them for a tuple argnums). With has_aux=True
+    f returns (value, aux) and this returns (grad, aux)."""
+    vg = value_and_grad(f, argnums, has_aux, backend)
 
     @functools.wraps(f)
-    def grad_f(*args):
-        return vg(*args)[1]
+    def grad_f(*args, **kwargs):
+        value, g = vg(*args, **kwargs)
+        return (g, value[1]) if has_aux else g
     return grad_f
 
 
-def jvp(f, x, v, backend=None):
-    """(f(x), J v): the Jacobian-vector product by one forward sweep."""
-    tape = record(f, (x,), (0,), backend)
-    try:
-        return tape.jvp(x, v)
-    finally:
-        tape.close()
-
-
-def vjp(f, x, u, backend=None):
-    """(f(x), u^T J): the vector-Jacobian product by one reverse sweep."""
-    tape = record(f, (x,), (0,), backend)
-    try:
-        y = tape()
-        _, g = tape.vjp(None, u)
-        return y, g
-    finally:
-        tape.close()
-
-
-def hvp(f, x, v, backend=None):
-    """H v for scalar f at x, by forward-over-reverse (no finite differences)."""
-    tape, _ = _scalar_tape(f, (x,), 0, backend, "hvp")
-    try:
-        return tape.hvp(x, v)
-    finally:
-        tape.close()
-
-
-def jacobian(f, mode="auto", backend=None):
-    """x -> the Jacobian of f at x, shape f(x).shape + x.shape (see Tape.jacobian)."""
+def jacobian(f, mode="auto", backend=None, argnums=0, has_aux=False):
+    """args -> the Jacobian of f with respect to args[argnums], nested as JAX nests
+    it: f's output structure outside, the argument's structure inside, each block
+    of shape output.shape + input.shape (for one array in and out:
+    f(x).shape + x.shape). mode: "auto", "forward"/"fwd" (jax.jacfwd) or
+    "reverse"/"rev" (jax.jacrev). With has_aux=True, returns (jacobian, aux)."""
     @functools.wraps(f)
-    def jacobian_f(x):
-        tape = record(f, (x,), (0,), backend)
+    def jacobian_f(*args, **kwargs):
+        mode_name(mode)  # checked before f runs
+        nums, single = _argnums_tuple(argnums, len(args))
+        tape, aux = _recording(f, args, nums, backend, kwargs, has_aux)
         try:
-            return tape.jacobian(None, mode=mode)
+            return _with_aux(tape._jacobian(None, mode=mode, unwrap=single), aux, has_aux)
         finally:
             tape.close()
     return jacobian_f
 
 
-def hessian(f, backend=None):
-    """x -> the Hessian of scalar f at x, shape x.shape + x.shape (forward-over-reverse)."""
+def hessian(f, argnums=0, has_aux=False, backend=None):
+    """args -> the Hessian of scalar f with respect to args[argnums]
+    (forward-over-reverse), nested as JAX nests it: the argument's structure
+    outside and inside, each block of shape x_i.shape + x_j.shape (for one array:
+    x.shape + x.shape). With has_aux=True, returns (hessian, aux)."""
     @functools.wraps(f)
-    def hessian_f(x):
-        tape, _ = _scalar_tape(f, (x,), 0, backend, "hessian")
+    def hessian_f(*args, **kwargs):
+        nums, single = _argnums_tuple(argnums, len(args))
+        tape, aux = _recording(f, args, nums, backend, kwargs, has_aux)
         try:
-            return tape.hessian()
+            _need_scalar(tape, "hessian")
+            return _with_aux(tape._hessian(unwrap=single), aux, has_aux)
         finally:
             tape.close()
     return hessian_f
+
+
+# ---- jvp, vjp, hvp: pyad's (f, x, v), and JAX's tuple of primals ----
+
+
+def _primals(primals, argnums, who):
+    """(args, argnums tuple, whether results are unwrapped) for pyad.jvp and kin:
+    a plain tuple of primals is JAX's form (f(*primals), all differentiated by
+    default); anything else is one argument, pyad's form f(x)."""
+    if type(primals) is tuple:
+        args = primals
+        if argnums is None:
+            if not args:
+                raise ValueError(f"{who}: the tuple of primals is empty")
+            return args, tuple(range(len(args))), False
+    else:
+        args = (primals,)
+        if argnums is None:
+            argnums = 0
+    nums, single = _argnums_tuple(argnums, len(args))
+    return args, nums, single
+
+
+def _directions(tape, v, single, what, outputs=False):
+    """The flat vector of directions v, given as one argument (single) or as a tuple
+    with one per differentiated argument."""
+    if single:
+        v = (v,)
+    elif type(v) is not tuple:
+        n = len(tape._in_args)
+        raise ValueError(f"{what}: with a tuple of primals, give a tuple of {n} of them "
+                         f"(one per differentiated argument); got {type(v).__name__}")
+    return tape._flat_of(v, what, varargs=True, outputs=outputs)[0]
+
+
+def jvp(f, primals, tangents, argnums=None, has_aux=False, backend=None):
+    """(f(x), J v): the Jacobian-vector product by one forward sweep.
+
+    pyad.jvp(f, x, v) differentiates f(x); JAX's form pyad.jvp(f, (x, y), (v, w))
+    (a plain tuple of primals and one of tangents) differentiates f(x, y). argnums
+    limits the differentiated arguments of the tuple form (tangents then follow
+    argnums: one for an int, a tuple for a tuple). Wrap an argument that is
+    itself a tuple: pyad.jvp(f, ((a, b),), ((va, vb),)). has_aux=True: f returns
+    (output, aux) and this returns (f(x), J v, aux)."""
+    args, nums, single = _primals(primals, argnums, "jvp")
+    tape, aux = _recording(f, args, nums, backend, has_aux=has_aux)
+    try:
+        y, yd = tape._jvp(None, None, v_flat=_directions(tape, tangents, single,
+                                                         "jvp tangent"))
+    finally:
+        tape.close()
+    return (y, yd, aux) if has_aux else (y, yd)
+
+
+def vjp(f, primals, cotangents, argnums=None, has_aux=False, backend=None):
+    """(f(x), u^T J): the vector-Jacobian product by one reverse sweep. u has f's
+    output structure; u^T J has x's.
+
+    Unlike jax.vjp, which returns a function, this takes the cotangent u and
+    returns the product. pyad.vjp(f, (x, y), u), a plain tuple of primals,
+    differentiates f(x, y) and returns a tuple (one per differentiated argument;
+    argnums as for jvp). has_aux=True: returns (f(x), u^T J, aux)."""
+    args, nums, single = _primals(primals, argnums, "vjp")
+    tape, aux = _recording(f, args, nums, backend, has_aux=has_aux)
+    try:
+        y, g = tape._vjp(None, cotangents, unwrap=single)
+    finally:
+        tape.close()
+    return (y, g, aux) if has_aux else (y, g)
+
+
+def hvp(f, primals, tangents, argnums=None, backend=None):
+    """H v for scalar f at x, by forward-over-reverse (no finite differences), in
+    x's structure. A plain tuple of primals (and of tangents) differentiates
+    f(*primals), as for jvp."""
+    args, nums, single = _primals(primals, argnums, "hvp")
+    tape, _ = _recording(f, args, nums, backend)
+    try:
+        _need_scalar(tape, "hvp")
+        return tape._hvp(None, None, unwrap=single,
+                         v_flat=_directions(tape, tangents, single, "hvp direction"))
+    finally:
+        tape.close()

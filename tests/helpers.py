@@ -17,3 +17,13 @@ def central_diff_jvp(f, x, v, h=1e-6):
     """Central-difference directional derivative of f at x along v."""
     x, v = np.asarray(x, dtype=float), np.asarray(v, dtype=float)
     return (np.asarray(f(x + h * v)) - np.asarray(f(x - h * v))) / (2 * h)
+
+
+def block_matrix(nested, rows, cols, lead=()):
+    """A Jacobian or Hessian nested as JAX nests it (blocks[i][j] for output leaf i,
+    input leaf j, of rows[i] and cols[j] numbers) as one (lead..., sum(rows),
+    sum(cols)) matrix."""
+    return np.concatenate(
+        [np.concatenate([np.reshape(nested[i][j], tuple(lead) + (r, c))
+                         for j, c in enumerate(cols)], axis=-1)
+         for i, r in enumerate(rows)], axis=-2)

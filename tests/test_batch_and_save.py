@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import pyad
+from helpers import block_matrix
 
 RTOL = 1e-12   # batches use vectorized libm in C: a few ulp per elementary function
 N_POINTS = 12  # the python backend is slow: keep batches small
@@ -190,9 +191,11 @@ def test_batch_with_several_input_arguments(backend):
     close(hA, [h for h, _ in loop])
     close(hB, np.array([h for _, h in loop]))
 
-    H = tape.hessian((A, B), batch=True)
-    assert H.shape == (N_POINTS, 4, 4)
-    close(H, np.array([tape.hessian((a, b)) for a, b in zip(A, B)]))
+    nested = tape.hessian((A, B), batch=True)    # nested as JAX nests it
+    assert [[np.shape(b) for b in row] for row in nested] == \
+        [[(N_POINTS,), (N_POINTS, 3)], [(N_POINTS, 3), (N_POINTS, 3, 3)]]
+    H = block_matrix(nested, [1, 3], [1, 3], lead=(N_POINTS,))
+    close(H, np.array([block_matrix(tape.hessian((a, b)), [1, 3], [1, 3]) for a, b in zip(A, B)]))
     close(np.einsum("kij,kj->ki", H, np.column_stack([VA, VB])), np.column_stack([hA, hB]),
           rtol=1e-11)
 
@@ -401,7 +404,8 @@ def test_save_keeps_argument_and_output_shapes(backend, tmp_path):
     ga, gb = loaded.gradient(a, b)
     ta, tb = tape.gradient(a, b)
     assert isinstance(ga, float) and ga == ta and np.array_equal(gb, tb)
-    assert np.array_equal(loaded.hessian((a, b)), tape.hessian((a, b)))
+    assert np.array_equal(block_matrix(loaded.hessian((a, b)), [1, 3], [1, 3]),
+                          block_matrix(tape.hessian((a, b)), [1, 3], [1, 3]))
 
     tv = pyad.trace(f_vector, np.array([0.1, 0.2, 0.3, 0.4]), backend=backend)
     lv = pickle.loads(pickle.dumps(tv))
@@ -592,18 +596,19 @@ def test_explicit_tape_with_several_outputs_batches_like_the_loop(backend, tmp_p
         close(ga[k], sa)
         close(gb[k], sb)
 
-    J = tape.jacobian((A, B), batch=True)
-    assert J.shape == (5, 3, 3)                  # several arguments: flat matrices
+    # several arguments and outputs: nested as JAX nests it, outputs outside
+    J = block_matrix(tape.jacobian((A, B), batch=True), [2, 1], [1, 2], lead=(5,))
     for k in range(5):
-        close(J[k], tape.jacobian((A[k], B[k]), mode="forward"))
-        close(J[k], tape.jacobian((A[k], B[k]), mode="reverse"))
+        for mode in ("forward", "reverse"):
+            close(J[k], block_matrix(tape.jacobian((A[k], B[k]), mode=mode), [2, 1], [1, 2]))
 
     path = tmp_path / "two_by_two.pyad"
     tape.save(path)
     loaded = pyad.load(path, backend=backend)
     for got, want in zip(loaded(A, B, batch=True), tape(A, B, batch=True)):
         assert np.array_equal(got, want)
-    assert np.array_equal(loaded.jacobian((A, B), batch=True), J)
+    assert np.array_equal(block_matrix(loaded.jacobian((A, B), batch=True), [2, 1], [1, 2],
+                                       lead=(5,)), J)
     r1, r2 = loaded()
     assert np.array_equal(r1, [2.0, 6.0]) and r2 == np.sin(2.0) + 9.0
 

@@ -559,7 +559,8 @@ def test_block_inputs_and_constants_replay_like_scalar_rows(backend):
         close(block(x), scalar(*xs), "values")
         close(block.jvp(x, v)[1], scalar.jvp(xs, tuple(v))[1], "jvp")
         close(block.vjp(x, u)[1], np.array(scalar.vjp(xs, u)[1]).ravel(), "vjp")
-        close(block.jacobian(x), np.asarray(scalar.jacobian(xs)).reshape(N, N), "jacobian")
+        # N scalar arguments: one (N,) column per argument, as JAX nests it
+        close(block.jacobian(x), np.stack(scalar.jacobian(xs), axis=-1), "jacobian")
         close(sblock.gradient(x), np.array(sscalar.gradient(*xs)).ravel(), "gradient")
         close(sblock.hvp(x, v), np.array(sscalar.hvp(xs, tuple(v))).ravel(), "hvp")
         close(sblock.hessian(x), np.array(sscalar.hessian(xs)).reshape(N, N), "hessian")

@@ -134,7 +134,8 @@ def test_a_tape_builds_itself_from_a_loaded_store(backend):
     assert loaded.backend == backend and loaded._store is store and loaded.sweeps == 0
     x = (np.array([0.1, -0.7]), 3.0)
     np.testing.assert_array_equal(loaded(*x), tape(*x))
-    np.testing.assert_array_equal(loaded.jacobian(x), tape.jacobian(x))
+    for got, want in zip(loaded.jacobian(x), tape.jacobian(x)):  # one block per argument
+        np.testing.assert_array_equal(got, want)
     other = "python" if backend == "c" else "c"
     with pytest.raises(ValueError, match=f"a {backend!r} store cannot make a {other!r} tape"):
         pyad.Tape.from_store(store, in_shapes, out_shapes, other)
