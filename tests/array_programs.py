@@ -94,6 +94,10 @@ class Program:
 
     __repr__ = __str__
 
+    def _repr_pretty_(self, printer, cycle):
+        # hypothesis prints a falsifying example through this: as code, not as fields
+        printer.text(str(self))
+
 
 def _weighted_sum(w, v):
     p = v * w
