@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "block.h"
+#include "gather.h"
 #include "rules.h"
 #include "special_rules.h"
 
@@ -367,22 +368,38 @@ static void run_block(const pyad_tape *t, int64_t i, int64_t lanes, kernel fn, i
 
 void block_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v)
 {
+    if (rows_block(t, i)) {
+        rows_values(t, i, lanes, v);
+        return;
+    }
     run_block(t, i, lanes, run_values, 0, v, NULL, NULL, NULL);
 }
 
 void block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, double *vd)
 {
+    if (rows_block(t, i)) {
+        rows_tangent(t, i, lanes, v, vd);
+        return;
+    }
     run_block(t, i, lanes, run_tangent, 0, v, vd, NULL, NULL);
 }
 
 void block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v, double *adj)
 {
+    if (rows_block(t, i)) {
+        rows_reverse(t, i, lanes, v, adj);
+        return;
+    }
     run_block(t, i, lanes, run_reverse, 1, v, NULL, adj, NULL);
 }
 
 void block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
                   const double *vd, double *adj, double *adjd)
 {
+    if (rows_block(t, i)) {
+        rows_second(t, i, lanes, v, vd, adj, adjd);
+        return;
+    }
     run_block(t, i, lanes, run_second, 1, v, vd, adj, adjd);
 }
 
@@ -403,6 +420,10 @@ void block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
 
 void block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, double *vd)
 {
+    if (rows_block(t, i)) {
+        rows_tangent_vector(t, i, p, v, vd);
+        return;
+    }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {
 #define SPECIAL(name, differentiable)
@@ -475,6 +496,10 @@ void block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, d
 void block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double *v,
                           double *adj)
 {
+    if (rows_block(t, i)) {
+        rows_reverse_vector(t, i, q, v, adj);
+        return;
+    }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {
 #define SPECIAL(name, differentiable)
@@ -535,6 +560,10 @@ void block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double
 void block_second_vector(const pyad_tape *t, int64_t i, int64_t p, const double *v,
                          const double *vd, double *adj, double *adjd)
 {
+    if (rows_block(t, i)) {
+        rows_second_vector(t, i, p, v, vd, adj, adjd);
+        return;
+    }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {
 #define SPECIAL(name, differentiable)

@@ -105,8 +105,9 @@ int pyad_rec_rows(pyad_tape *t, const uint8_t *op, const int32_t *a, const int32
 
 /* Vectorized recording: n results in the consecutive slots first..first+n-1.
  * Each returns the first new slot or a negative status; on error nothing is recorded.
- * Where every operand index array is affine (x[i] = x[0] + s * i, s >= 0) and
- * n >= 2, the n results are one block row; otherwise n scalar rows. */
+ * For n >= 2 the n results are one block row, operands read in place where their
+ * index array is affine (x[i] = x[0] + s * i, s >= 0), each other operand first
+ * copied by one gather row (pyad_rec_gather); n = 1 is a scalar row. */
 int pyad_rec_input_n(pyad_tape *t, const double *values, int64_t n);
 int pyad_rec1_n(pyad_tape *t, int op, const int32_t *a, int64_t n);
 int pyad_rec2_n(pyad_tape *t, int op, const int32_t *a, const int32_t *b, int64_t n);
@@ -118,15 +119,21 @@ int pyad_rec_select_n(pyad_tape *t, const int32_t *cond, const int32_t *a,
                       const int32_t *b, int64_t n);
 int pyad_rec_output_n(pyad_tape *t, const int32_t *slots, int64_t n);
 
-/* Reductions and products, written to out[] (their slots are not consecutive).
- * Each row i of the m x k slot matrix x (row-major) is reduced with the binary
- * op by a pairwise tree: k - 1 ops per row, out[i] its root (k >= 1); maximum
- * (each level's leading pairs with affine operands, such as x[0::2] + x[1::2],
- * are one block row, the other pairs scalar rows); maximum
- * and minimum record one variadic max_n / min_n op per row instead, whose
- * derivative is shared evenly by tied elements. */
+/* Reductions, written to out[]: each row of the m x k slot matrix x (row-major)
+ * reduced with the binary op add, mul, maximum or minimum (NaN propagates as in
+ * numpy; ties of a max / min share the derivative evenly, JAX's rule). One
+ * reduce_* row for all m rows, out[i] = its first slot + i, read from x in
+ * place where x is an affine layout (x[i * k + j] = x[0] + sa * i + sb * j,
+ * sa, sb >= 0), else after one gather row. k = 1 records nothing: out = x. */
 int pyad_rec_reduce(pyad_tape *t, int op, const int32_t *x, int64_t m, int64_t k,
                     int32_t *out);
+/* One gather row: the n >= 1 slots idx copied into n new consecutive slots (its
+ * reverse scatter-adds, so repeated slots accumulate). Returns the first. */
+int pyad_rec_gather(pyad_tape *t, const int32_t *idx, int64_t n);
+/* Running sums (op add) or products (op mul) along each row of the m x k slot
+ * matrix x: one cumsum / cumprod row (after a gather where x is not an affine
+ * layout) defining m * k slots, (i, j) at first + i * k + j. Returns the first. */
+int pyad_rec_scan(pyad_tape *t, int op, const int32_t *x, int64_t m, int64_t k);
 /* out (m x p) = x (m x k slots) @ w (k x p constants, row-major): k ops per
  * output (a mul_c then k - 1 axpy_c), and w enters the constant pool once. */
 int pyad_rec_matmul_c(pyad_tape *t, const int32_t *x, int64_t m, int64_t k,

@@ -1,6 +1,7 @@
 /* Recording: append rows to the tape, then evaluate them with the forward sweep. */
 #include <string.h>
 
+#include "gather.h"
 #include "record.h"
 #include "sweep.h"
 
@@ -76,36 +77,97 @@ int pyad_rec_input_n(pyad_tape *t, const double *values, int64_t n)
 
 int pyad_rec_input(pyad_tape *t, double value) { return pyad_rec_input_n(t, &value, 1); }
 
+/* Gathering operands. A block row reads each operand with a stride; an operand
+ * whose index array is not affine is first copied into consecutive slots by a
+ * gather row. At most 3 operands; one gathered twice (x.T * x.T) is gathered once. */
+struct gathers {
+    const int32_t *of[3]; /* the distinct operand arrays to gather */
+    int n;
+};
+
+/* Plans operand x (n >= 2 elements): *stride its stride, or -1 where it is to
+ * be gathered (then noted in g). */
+static void plan_operand(struct gathers *g, const int32_t *x, int64_t n, int64_t *stride)
+{
+    *stride = affine_stride(x, n);
+    if (*stride >= 0)
+        return;
+    for (int i = 0; i < g->n; ++i)
+        if (g->of[i] == x || !memcmp(g->of[i], x, (size_t)n * sizeof *x))
+            return;
+    g->of[g->n++] = x;
+}
+
+/* Writes the planned gather rows from row `first`, slot `slot` on (room
+ * reserved); operand x then reads slot *a with stride 1. Returns the next row. */
+static int64_t put_gathers(pyad_tape *t, const struct gathers *g, int64_t first, int64_t slot,
+                           int64_t n)
+{
+    for (int i = 0; i < g->n; ++i)
+        rows_put_gather(t, first + i, slot + i * n, g->of[i], n);
+    return first + g->n;
+}
+
+/* Where a planned operand x is read from: its own first slot (affine) or the
+ * first slot of its gather row. */
+static int32_t operand_origin(const struct gathers *g, const int32_t *x, int64_t n,
+                              int64_t stride, int64_t gather_slot, int64_t *stride_out)
+{
+    *stride_out = stride;
+    if (stride >= 0)
+        return x[0];
+    *stride_out = 1;
+    for (int i = 0; i < g->n; ++i)
+        if (g->of[i] == x || !memcmp(g->of[i], x, (size_t)n * sizeof *x))
+            return (int32_t)(gather_slot + i * n);
+    return x[0]; /* not reached: every non-affine operand was planned */
+}
+
+/* Room for a block row of n slots after g's gather rows. */
+static int reserve_gathered(pyad_tape *t, const struct gathers *g, int64_t n)
+{
+    int s = tape_reserve(t, 1 + g->n, n * (1 + g->n), 1 + g->n);
+    if (!s && g->n)
+        s = tape_reserve_list(t, &t->pool, &t->cap_pool, t->n_pool, n * g->n);
+    return s;
+}
+
 /* Appends the n_c constants c to the pool (n_c is n, or 1 for one constant
  * shared by every element) and the n results of `op` with a = a[i] (0 when a is
- * NULL) and b = the index of element i's constant: one block row when a is
- * affine (and n >= 2), else n scalar rows. */
+ * NULL) and b = the index of element i's constant: one block row when n >= 2
+ * (after a gather of a where a is not affine), else a scalar row. */
 static int record_with_consts(pyad_tape *t, int op, const int32_t *a, const double *c,
                               int64_t n_c, int64_t n)
 {
     int s = tape_begin_record(t);
     if (s)
         return s;
-    /* constants alone (no operand a) are one block row reading consts[base + i] */
-    int64_t sa = a ? affine_stride(a, n) : (n >= 2 ? 0 : -1);
-    int64_t rows = sa >= 0 ? 1 : n;
-    if (!(s = tape_reserve(t, rows, n, sa >= 0)) && !(s = tape_reserve_consts(t, n_c))
-        && !(s = a ? tape_check_slots(t, a, n) : PYAD_OK)) {
+    struct gathers g = {{NULL}, 0};
+    int64_t sa = 0;
+    int block = n >= 2;
+    if (block && a)
+        plan_operand(&g, a, n, &sa);
+    if (!(s = block ? reserve_gathered(t, &g, n) : tape_reserve(t, n, n, 0))
+        && !(s = tape_reserve_consts(t, n_c)) && !(s = a ? tape_check_slots(t, a, n) : PYAD_OK)) {
         int64_t first = t->n_ops, slot = t->n_slots, base = t->n_consts;
         if (n_c)
             memcpy(t->consts + base, c, (size_t)n_c * sizeof *c);
         int64_t step = n_c == n ? 1 : 0;
-        if (sa >= 0) {
-            tape_put_row(t, first, slot, op, a ? a[0] : 0, (int32_t)base, 0);
-            tape_put_block(t, first, n, sa, 0, 0, step);
+        if (block) {
+            int64_t row = put_gathers(t, &g, first, slot, n), main_slot = slot + g.n * n;
+            int32_t origin = a ? operand_origin(&g, a, n, sa, slot, &sa) : 0;
+            tape_put_row(t, row, main_slot, op, origin, (int32_t)base, 0);
+            tape_put_block(t, row, n, sa, 0, 0, step);
+            tape_finish_rows(t, first, 1 + g.n, n * (1 + g.n));
+            s = (int)main_slot;
         } else {
             for (int64_t i = 0; i < n; ++i)
                 tape_put_row(t, first + i, slot + i, op, a ? a[i] : 0,
                              (int32_t)(base + i * step), 0);
+            tape_finish_rows(t, first, n, n);
+            s = (int)slot;
         }
         t->n_consts += n_c;
-        tape_finish_rows(t, first, rows, n);
-        s = (int)slot;
     }
     tape_end_record(t);
     return s;
@@ -139,36 +201,45 @@ int pyad_rec_c(pyad_tape *t, int op, int a, double c)
     return pyad_rec_c_n(t, op, &a32, &c, 1, 1);
 }
 
-/* The stride of an operand index array for a block row: 0 for an unused
- * operand (NULL), -1 where it is not affine. */
-static int64_t operand_stride(const int32_t *x, int64_t n) { return x ? affine_stride(x, n) : 0; }
-
 /* n results of an op whose operands are all slots (a, b, c may be NULL for
- * unused fields): one block row when every operand is affine and n >= 2,
- * else n scalar rows. Either way the results are the next n slots. */
+ * unused fields): one block row when n >= 2, each operand read with its stride
+ * or gathered first, else a scalar row. Either way the results are the next n
+ * slots after any gather rows; the first of them is returned. */
 static int record_slot_rows(pyad_tape *t, int op, const int32_t *a, const int32_t *b,
                             const int32_t *c, int64_t n)
 {
     int s = tape_begin_record(t);
     if (s)
         return s;
-    int64_t sa = -1, sb = -1, sc = -1;
-    int block = n >= 2 && (sa = operand_stride(a, n)) >= 0 && (sb = operand_stride(b, n)) >= 0
-                && (sc = operand_stride(c, n)) >= 0;
-    int64_t rows = block ? 1 : n;
-    if (!(s = tape_reserve(t, rows, n, block)) && !(s = tape_check_slots(t, a, n))
-        && !(s = b ? tape_check_slots(t, b, n) : PYAD_OK)
+    struct gathers g = {{NULL}, 0};
+    int64_t sa = 0, sb = 0, sc = 0;
+    int block = n >= 2;
+    if (block) {
+        plan_operand(&g, a, n, &sa);
+        if (b)
+            plan_operand(&g, b, n, &sb);
+        if (c)
+            plan_operand(&g, c, n, &sc);
+    }
+    if (!(s = block ? reserve_gathered(t, &g, n) : tape_reserve(t, n, n, 0))
+        && !(s = tape_check_slots(t, a, n)) && !(s = b ? tape_check_slots(t, b, n) : PYAD_OK)
         && !(s = c ? tape_check_slots(t, c, n) : PYAD_OK)) {
         int64_t first = t->n_ops, slot = t->n_slots;
         if (block) {
-            tape_put_row(t, first, slot, op, a[0], b ? b[0] : 0, c ? c[0] : 0);
-            tape_put_block(t, first, n, sa, sb, sc, 0);
+            int64_t row = put_gathers(t, &g, first, slot, n), main_slot = slot + g.n * n;
+            int32_t oa = operand_origin(&g, a, n, sa, slot, &sa);
+            int32_t ob = b ? operand_origin(&g, b, n, sb, slot, &sb) : 0;
+            int32_t oc = c ? operand_origin(&g, c, n, sc, slot, &sc) : 0;
+            tape_put_row(t, row, main_slot, op, oa, ob, oc);
+            tape_put_block(t, row, n, sa, sb, sc, 0);
+            tape_finish_rows(t, first, 1 + g.n, n * (1 + g.n));
+            s = (int)main_slot;
         } else {
             for (int64_t i = 0; i < n; ++i)
                 tape_put_row(t, first + i, slot + i, op, a[i], b ? b[i] : 0, c ? c[i] : 0);
+            tape_finish_rows(t, first, n, n);
+            s = (int)slot;
         }
-        tape_finish_rows(t, first, rows, n);
-        s = (int)slot;
     }
     tape_end_record(t);
     return s;

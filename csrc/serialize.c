@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "block.h"
+#include "gather.h"
 #include "record.h"
 
 int pyad_tape_export(pyad_tape *t, uint8_t *op, int32_t *a, int32_t *b, int32_t *c,
@@ -105,6 +106,8 @@ static int row_ok(int op, int32_t a, int32_t b, int32_t c, struct block bl, int6
         if (op == OP_constant) /* a block of constants reads consts[b + i] */
             return elements_in_range(b, bl.sk, w, n_consts) && (w == 1 || bl.sk == 1)
                    && bl.sa == 0 && bl.sb == 0 && bl.sc == 0;
+        if (rows_op(op)) /* gathers, reductions, scans: gather.c */
+            return rows_row_ok(op, a, b, c, bl, below, n_pool, pool);
         if (w != 1)
             return 0; /* the other special rows are scalar */
         switch (op) {
@@ -141,15 +144,20 @@ int pyad_validate(int64_t n_ops, const uint8_t *op, const int32_t *a, const int3
     int64_t slot = 0, bi = 0, n_input_rows = 0; /* input elements */
     for (int64_t k = 0; k < n_ops; ++k) {
         struct block bl = {k, 1, 0, 0, 0, 0};
-        if (bi < n_blocks && blocks[bi * BLOCK_FIELDS + BLK_ROW] <= k) {
+        int entry = bi < n_blocks && blocks[bi * BLOCK_FIELDS + BLK_ROW] <= k;
+        if (entry) {
             const int32_t *e = blocks + bi * BLOCK_FIELDS;
             bl = (struct block){e[BLK_ROW], e[BLK_WIDTH], e[BLK_SA], e[BLK_SB], e[BLK_SC],
                                 e[BLK_SK]};
-            /* in row order, one per block row (row_ok refuses ops that may not be one) */
-            if (bl.row != k || bl.w < 2 || bl.sa < 0 || bl.sb < 0 || bl.sc < 0 || bl.sk < 0)
+            /* in row order, one per block row (row_ok refuses ops that may not be
+             * one); width >= 2 except for the rows that are always block rows */
+            if (bl.row != k || bl.w < (rows_op(op[k]) ? 1 : 2) || bl.sa < 0 || bl.sb < 0
+                || bl.sc < 0 || bl.sk < 0)
                 return PYAD_EFORMAT;
             ++bi;
         }
+        if (rows_op(op[k]) && !entry)
+            return PYAD_EFORMAT;
         if (first[k] != slot || bl.w > n_slots - slot)
             return PYAD_EFORMAT;
         if (!row_ok(op[k], a[k], b[k], c[k], bl, slot, n_consts, n_pool, pool, n_inputs,

@@ -28,6 +28,18 @@ enum pyad_op {
  * operand fields and the 32-bit first slot; per slot: one recorded value. */
 #define BLOCK_FIELDS 6
 enum block_field { BLK_ROW, BLK_WIDTH, BLK_SA, BLK_SB, BLK_SC, BLK_SK };
+/* What the fields mean for the rows that are ALWAYS block rows (an entry even at
+ * width 1; every other block row has width >= 2):
+ *
+ *   op              WIDTH     SA, SB                 SC, SK  arg_a        arg_b  arg_c
+ *   gather          n         0, 0                   0, 0    pool offset  0      0
+ *   reduce_*        m         row, column strides    0, 0    first slot   k      0
+ *   cumsum/cumprod  m * k     row, column strides    0, 0    first slot   k      0
+ *
+ * gather's element e reads v[pool[a + e]]. The reductions and scans read an (m, k)
+ * layout: element (i, j) is slot a + SA * i + SB * j (SA, SB >= 0; a layout that is
+ * not affine is gathered first). A reduction defines m slots, output i reducing
+ * row i; a scan defines m * k slots, (i, j) at first + i * k + j. */
 
 struct pyad_tape {
     int64_t n_ops, cap_ops;

@@ -12,7 +12,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC_ABS = os.path.join(os.path.dirname(HERE), "csrc")
 CSRC = os.path.relpath(CSRC_ABS)
 SOURCES = ["tape.c", "record.c", "record_linalg.c", "forward.c", "reverse.c", "vector.c",
-           "batch.c", "block.c", "serialize.c"]
+           "batch.c", "block.c", "serialize.c", "gather.c"]
 
 
 def _declarations(header):
@@ -43,7 +43,7 @@ ffibuilder.set_source(
     sources=[os.path.join(CSRC, name) for name in SOURCES],
     include_dirs=[CSRC],
     depends=[os.path.join(CSRC, name) for name in
-             ("pyad.h", "tape.h", "record.h", "sweep.h", "block.h", "rules.h", "special_rules.h", "ops.def",
+             ("pyad.h", "tape.h", "gather.h", "record.h", "sweep.h", "block.h", "rules.h", "special_rules.h", "ops.def",
               "expand_ops.h")],
     extra_compile_args=["-std=c11", "-O3", "-Wall", "-Wextra"] + VECTOR_FLAGS
     + os.environ.get("PYAD_CFLAGS", "").split(),

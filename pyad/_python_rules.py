@@ -191,6 +191,8 @@ COMPARISONS.update({name + "_c": cmp for name, cmp in list(COMPARISONS.items())}
 
 SPECIAL = frozenset({
     "input", "constant", "select", "guard_true", "guard_false", "axpy_c", "max_n", "min_n",
+    # gathers, reductions, scans: their rules are in _python_gathers
+    "gather", "reduce_add", "reduce_mul", "reduce_max", "reduce_min", "cumsum", "cumprod",
 })
 
 # which table must hold the rule of a row of each kind

@@ -1,9 +1,11 @@
 """Active n-d arrays: a numpy array of tape-slot indices plus the tape.
 
 Structural operations (indexing, reshape, transpose, concatenate, ...) only move
-indices and record nothing. Elementwise operations record one op per element in
-one call to the store; reductions record k - 1 ops per k elements; products with
-constant matrices record one multiply-add per term.
+indices and record nothing. Every elementwise operation, reduction (over any
+axes) and scan records one row in one call to the store, plus one gather row
+for each operand whose slots are not an affine layout (fancy indexing with
+repeats, concatenations, transposes of a row's operand); products with constant
+matrices record one multiply-add per term.
 """
 import numbers
 
@@ -249,19 +251,18 @@ def mean(x, axis=None, keepdims=False):
 
 
 def cumulative(x, name, axis=None):
-    """Running reduction (cumsum, cumprod) along an axis: one op per element after the first."""
+    """Running reduction (cumsum, cumprod) along an axis: one scan row."""
     idx = slots_of(x)
     if axis is None:
         idx, axis = idx.ravel(), 0
     axis = _normalize_axes(axis, idx.ndim)[0]
-    moved = np.moveaxis(idx, axis, 0).copy()
-    store = x._s
-    for j in range(1, moved.shape[0]):
-        a, b = np.ascontiguousarray(moved[j - 1].ravel()), np.ascontiguousarray(moved[j].ravel())
-        if a.size:
-            first = store.rec2_n(C[name], a, b)
-            moved[j] = np.arange(first, first + a.size, dtype=_INDEX).reshape(moved[j].shape)
-    return wrap(store, np.moveaxis(moved, 0, axis))
+    if idx.size == 0:
+        return wrap(x._s, idx.copy())
+    moved = np.moveaxis(idx, axis, -1)
+    rows = np.ascontiguousarray(moved.reshape(-1, moved.shape[-1]), dtype=_INDEX)
+    first = x._s.scan(C[name], rows)
+    out = np.arange(first, first + rows.size, dtype=_INDEX).reshape(moved.shape)
+    return wrap(x._s, np.moveaxis(out, -1, axis))
 
 
 def matmul(x, y):

@@ -263,11 +263,25 @@ class CStore(RowBuffer):
 
     @recording
     def reduce(self, op, x):
-        """Reduce each row of the (m, k) slot matrix x with a binary op."""
+        """Reduce each row of the (m, k) slot matrix x with a binary op: one reduce_*
+        row, out = its consecutive slots (k = 1: x's own slots, nothing recorded)."""
         m, k = x.shape
         out = np.empty(m, dtype=np.int32)
         self._rec(lib.pyad_rec_reduce, op, _i32(x), m, k, _i32(out))
         return out
+
+    @recording
+    def gather(self, idx):
+        """One gather row of the slots idx (n >= 1): its first slot."""
+        idx = np.ascontiguousarray(idx, dtype=np.int32).ravel()
+        return self._rec(lib.pyad_rec_gather, _i32(idx), idx.size)
+
+    @recording
+    def scan(self, op, x):
+        """Running sums (add) or products (mul) along each row of the (m, k) slots x:
+        one cumsum / cumprod row of m * k slots; its first slot."""
+        m, k = x.shape
+        return self._rec(lib.pyad_rec_scan, op, _i32(x), m, k)
 
     @recording
     def matmul_c(self, x, w):

@@ -23,6 +23,7 @@ from _thread import get_ident
 
 import numpy as np
 
+from . import _python_gathers as gathers
 from . import ops
 from ._python_rules import COMPARISONS, IEEE, RULES, call
 from .errors import (INTERLEAVED, BranchError, TapeBusyError, TapeClosedError,
@@ -206,15 +207,6 @@ def _affine_stride(idx):
     return s
 
 
-def _block_strides(*index_arrays):
-    """The strides of operand index arrays that may form one block row (n >= 2, every
-    array affine with a stride >= 0), else None: then the caller records per element."""
-    if index_arrays[0].size < 2:
-        return None
-    strides = [_affine_stride(idx) for idx in index_arrays]
-    return None if None in strides else strides
-
-
 def _sweep(method):
     """A sweep that another thread's close() cuts short raises TapeClosedError, not
     whatever the emptied lists made of it (close() sets `closed` before it drops them;
@@ -342,7 +334,7 @@ def _bad_tape(why):
     return TapeFormatError(f"not a valid pyad tape: {why}")
 
 
-def _widths(n_ops, blocks):
+def _widths(n_ops, blocks, op):
     """The width of every row, from the blocks table (row, width, 4 strides)."""
     if blocks.size % 6:
         raise _bad_tape(f"blocks holds {blocks.size} numbers, not a multiple of 6")
@@ -350,8 +342,11 @@ def _widths(n_ops, blocks):
     rows = table[:, 0]
     if rows.size and (rows[0] < 0 or rows[-1] >= n_ops or np.any(np.diff(rows) <= 0)):
         raise _bad_tape("the blocks table names rows out of order or out of range")
-    if np.any(table[:, 1] < 2) or np.any(table[:, 2:] < 0):
-        raise _bad_tape("a block row has width < 2 or a negative stride")
+    # gathers, reductions and scans are block rows at any width, the others from 2
+    least = np.where(np.isin(op[rows], list(gathers.ROW_OPS)), 1, 2)
+    if np.any(table[:, 1] < least) or np.any(table[:, 2:] < 0):
+        raise _bad_tape("a block row has width < 2 (< 1 for gathers, reductions and scans) "
+                        "or a negative stride")
     width = np.ones(n_ops, dtype=np.int64)
     width[rows] = table[:, 1]
     return width, {int(r[0]): tuple(int(e) for e in r[1:]) for r in table}
@@ -369,7 +364,7 @@ def check_arrays(a):
         raise _bad_tape("the row columns op, a, b, c, first differ in length")
     if np.any(a["op"] >= len(ops.NAME)):
         raise _bad_tape("an op code is out of range")
-    width, blocks = _widths(n_ops, np.asarray(a["blocks"]))
+    width, blocks = _widths(n_ops, np.asarray(a["blocks"]), a["op"])
     starts = np.concatenate([[0], np.cumsum(width)[:-1]]) if n_ops else width
     if not np.array_equal(a["first"].astype(np.int64), starts) or width.sum() != a["val"].size:
         raise _bad_tape("first[] is not consecutive by the rows' widths, or val does not "
@@ -380,9 +375,12 @@ def check_arrays(a):
     for k, (op, x, y, z, s) in enumerate(zip(*columns)):
         w, sa, sb, sc, sk = blocks.get(k, (1, 0, 0, 0, 0))
         kind, name = _KIND[op], ops.NAME[op]
-        if w > 1 and kind not in _BLOCK_KINDS and op not in (_SELECT, _INPUT, _CONST):
+        if w > 1 and kind not in _BLOCK_KINDS and op not in (_SELECT, _INPUT, _CONST) \
+                and op not in gathers.ROW_OPS:
             raise _bad_tape(f"row {k} ({name}) cannot be a block row")
-        if kind == "unary":
+        if op in gathers.ROW_OPS:  # always block rows
+            ok = k in blocks and gathers.row_ok(op, x, y, z, blocks[k], s, pool)
+        elif kind == "unary":
             ok = _operand_ok(x, sa, w, s)
         elif kind in ("binary", "compare"):
             ok = _operand_ok(x, sa, w, s) and _operand_ok(y, sb, w, s)
@@ -663,49 +661,83 @@ class PyStore(RowBuffer):
         self.inputs.extend(range(first, first + values.size))
         return first
 
+    def _block_operands(self, *index_arrays):
+        """(origin, stride) of each operand of a block row (n >= 2 elements): an
+        affine index array is read in place; any other is first copied into
+        consecutive slots by one gather row (once per distinct array, so x.T * x.T
+        gathers once). Sizes and indices are checked before anything is recorded."""
+        n = index_arrays[0].size
+        strides = [_affine_stride(idx) for idx in index_arrays]
+        to_gather = []
+        for idx, stride in zip(index_arrays, strides):
+            if stride is None and not any(np.array_equal(idx, g) for g in to_gather):
+                to_gather.append(idx)
+        self._room(n * (1 + len(to_gather)), *index_arrays)
+        gathered = [(idx, self._append_gather(idx)) for idx in to_gather]
+        out = []
+        for idx, stride in zip(index_arrays, strides):
+            if stride is not None:
+                out.append((int(idx[0]), stride))
+            else:
+                out.append((next(slot for g, slot in gathered if np.array_equal(idx, g)), 1))
+        return out
+
+    def _append_gather(self, idx):
+        """A gather row: slots idx copied into len(idx) new consecutive slots."""
+        offset = len(self.pool)
+        self.pool.extend(int(i) for i in np.asarray(idx).ravel().tolist())
+        blk = (idx.size, 0, 0, 0, 0)
+        values = gathers.row_values(gathers.GATHER, offset, 0, blk, self.val, self.pool)
+        return self._append_block(gathers.GATHER, offset, 0, 0, blk[1:], values)
+
+    @_records
+    def gather(self, idx):
+        """One gather row of the slots idx (n >= 1); its first slot."""
+        idx = np.asarray(idx, dtype=np.int32).ravel()
+        if idx.size < 1:
+            raise status_error("PYAD_EINVAL")
+        self._room(idx.size, idx)
+        return self._append_gather(idx)
+
     @_records
     def rec1_n(self, op, a):
-        first = self._room(a.size, a)
-        strides = _block_strides(a)
-        if strides is None:
+        if a.size < 2:
+            first = self._room(a.size, a)
             for i in a.tolist():
                 self._rec1(op, i)
             return first
-        blk = (a.size, strides[0], 0, 0, 0)
-        x, y = _block_operands(_KIND[op], int(a[0]), 0, blk, self.val, self.consts)
-        return self._append_block(op, a[0], 0, 0, blk[1:], _block_value(op, x, y))
+        (oa, sa), = self._block_operands(a)
+        blk = (a.size, sa, 0, 0, 0)
+        x, y = _block_operands(_KIND[op], oa, 0, blk, self.val, self.consts)
+        return self._append_block(op, oa, 0, 0, blk[1:], _block_value(op, x, y))
 
     @_records
     def rec2_n(self, op, a, b):
-        first = self._room(a.size, a, b)
-        self._rec2_n(op, a, b)
-        return first
-
-    def _rec2_n(self, op, a, b):
-        strides = _block_strides(a, b)
-        if strides is None:
+        if a.size < 2:
+            first = self._room(a.size, a, b)
             for i, j in zip(a.tolist(), b.tolist()):
                 self._rec2(op, i, j)
-            return
-        blk = (a.size, strides[0], strides[1], 0, 0)
-        x, y = _block_operands(_KIND[op], int(a[0]), int(b[0]), blk, self.val, self.consts)
-        self._append_block(op, a[0], b[0], 0, blk[1:], _block_value(op, x, y))
+            return first
+        (oa, sa), (ob, sb) = self._block_operands(a, b)
+        blk = (a.size, sa, sb, 0, 0)
+        x, y = _block_operands(_KIND[op], oa, ob, blk, self.val, self.consts)
+        return self._append_block(op, oa, ob, 0, blk[1:], _block_value(op, x, y))
 
     @_records
     def rec_c_n(self, op, a, c):
-        first = self._room(a.size, a)
-        strides = _block_strides(a)
-        if strides is None:
+        if a.size < 2:
+            first = self._room(a.size, a)
             cs = c.tolist() if c.size == a.size else [float(c[0])] * a.size
             for i, v in zip(a.tolist(), cs):
                 self._rec_c(op, i, v)
             return first
+        (oa, sa), = self._block_operands(a)
         per_element = 1 if c.size == a.size else 0
         base = len(self.consts)
         self.consts.extend(np.asarray(c[:a.size if per_element else 1], dtype=np.float64).tolist())
-        blk = (a.size, strides[0], 0, 0, per_element)
-        x, y = _block_operands(_KIND[op], int(a[0]), base, blk, self.val, self.consts)
-        return self._append_block(op, a[0], base, 0, blk[1:], _block_value(op, x, y))
+        blk = (a.size, sa, 0, 0, per_element)
+        x, y = _block_operands(_KIND[op], oa, base, blk, self.val, self.consts)
+        return self._append_block(op, oa, base, 0, blk[1:], _block_value(op, x, y))
 
     @_records
     def const_n(self, values):
@@ -720,47 +752,42 @@ class PyStore(RowBuffer):
         self.consts.extend(values.tolist())
         return self._append_block(_CONST, 0, base, 0, (0, 0, 0, 1), values)
 
+    def _layout_row(self, op, x, width):
+        """One reduction / scan row of op over the (m, k) slots x, read in place
+        where x is an affine layout, else after a gather; its first slot."""
+        m, k = x.shape
+        strides = gathers.affine_layout(x)
+        self._room(width + (0 if strides else x.size), x)
+        origin = int(x[0, 0])
+        if strides is None:
+            origin, strides = self._append_gather(x.ravel()), (k, 1)
+        blk = (width, *strides, 0, 0)
+        values = gathers.row_values(op, origin, k, blk, self.val, self.pool)
+        return self._append_block(op, origin, k, 0, blk[1:], values)
+
     @_records
     def reduce(self, op, x):
-        """Reduce each row of the (m, k) slot matrix x by a pairwise tree, as the C core
-        does (each level of a row's tree one block row where its operands are affine);
-        maximum / minimum record one variadic op per row."""
+        """Reduce each row of the (m, k) slot matrix x with the binary op (add, mul,
+        maximum, minimum): one reduce_* row (after a gather where x is not an affine
+        layout), as the C core does; k = 1 records nothing."""
         m, k = x.shape
-        variadic_op = ops.NAME[op] in ("maximum", "minimum")
-        self._room(m if variadic_op else m * (k - 1), x)
-        if variadic_op:
-            variadic = _MAX_N if ops.NAME[op] == "maximum" else _MIN_N
-            out = []
-            for row in x.tolist():
-                row = [self._slot(r) for r in row]
-                offset = len(self.pool)
-                self.pool.extend(row)
-                vals = [self.val[r] for r in row]
-                out.append(self._append(variadic, row[0], len(row), offset,
-                                        _extremum(vals, variadic == _MAX_N)))
-            return np.array(out, dtype=np.int32)
-        out = []
-        for row in x:
-            level = row.astype(np.int32)
-            while level.size > 1:
-                pairs = level.size // 2
-                first = len(self.val)
-                self._rec_level(op, level[0:2 * pairs:2], level[1:2 * pairs:2])
-                sums = np.arange(first, first + pairs, dtype=np.int32)
-                level = np.concatenate([sums, level[2 * pairs:]])  # an odd leftover goes last
-            out.append(int(level[0]))
-        return np.array(out, dtype=np.int32)
+        if op not in gathers.REDUCE_OF or k < 1:
+            raise status_error("PYAD_EINVAL")
+        if m == 0:
+            return np.zeros(0, dtype=np.int32)
+        if k == 1:
+            self._room(0, x)
+            return x[:, 0].astype(np.int32)
+        first = self._layout_row(gathers.REDUCE_OF[op], x, m)
+        return np.arange(first, first + m, dtype=np.int32)
 
-    def _rec_level(self, op, a, b):
-        """The pairs of one tree level. The leftover of an odd level ends the next one,
-        so that level's last pair (last sum, leftover) is not affine while the others
-        are: they become one block row and the last pair a scalar row (the C core
-        splits a level the same way)."""
-        if _block_strides(a, b) is None and a.size >= 3 and _block_strides(a[:-1], b[:-1]):
-            self._rec2_n(op, a[:-1], b[:-1])
-            self._rec2(op, int(a[-1]), int(b[-1]))
-        else:
-            self._rec2_n(op, a, b)
+    @_records
+    def scan(self, op, x):
+        """Running sums (add) or products (mul) along each row of the (m, k) slots x:
+        one cumsum / cumprod row of m * k slots; its first slot."""
+        if op not in gathers.SCAN_OF or x.size < 1:
+            raise status_error("PYAD_EINVAL")
+        return self._layout_row(gathers.SCAN_OF[op], x, x.size)
 
     @_records
     def matmul_c(self, x, w):
@@ -784,17 +811,16 @@ class PyStore(RowBuffer):
 
     @_records
     def select_n(self, cond, a, b):
-        first = self._room(a.size, cond, a, b)
-        strides = _block_strides(cond, a, b)
-        if strides is None:
+        if a.size < 2:
+            first = self._room(a.size, cond, a, b)
             for k, i, j in zip(cond.tolist(), a.tolist(), b.tolist()):
                 self._select(k, i, j)
             return first
+        (oc, sc), (oa, sa), (ob, sb) = self._block_operands(cond, a, b)
         w = a.size
-        pick = _elements(self.val, int(cond[0]), strides[0], w) != 0
-        values = np.where(pick, _elements(self.val, int(a[0]), strides[1], w),
-                          _elements(self.val, int(b[0]), strides[2], w))
-        return self._append_block(_SELECT, cond[0], a[0], b[0], (*strides, 0), values)
+        pick = _elements(self.val, oc, sc, w) != 0
+        values = np.where(pick, _elements(self.val, oa, sa, w), _elements(self.val, ob, sb, w))
+        return self._append_block(_SELECT, oc, oa, ob, (sc, sa, sb, 0), values)
 
     @_records
     def output_n(self, slots):
@@ -837,6 +863,8 @@ class PyStore(RowBuffer):
             if k in blocks:
                 if op == _INPUT or op == _CONST:
                     _source_block(op, a, b, s, blocks[k][0], x, xd, v, vd, consts)
+                elif op in gathers.ROW_OPS:
+                    gathers.forward(op, a, b, s, blocks[k], v, vd, pool)
                 else:
                     _forward_block(op, a, b, c, s, blocks[k], v, vd, consts)
                 continue
@@ -899,7 +927,10 @@ class PyStore(RowBuffer):
         for k in range(len(ops_) - 1, -1, -1):
             op, a, b, c, s = ops_[k], A[k], B[k], Cs[k], F[k]
             if k in blocks:
-                _reverse_block(op, a, b, c, s, blocks[k], v, adj, vd, adjd, consts)
+                if op in gathers.ROW_OPS:
+                    gathers.reverse(op, a, b, s, blocks[k], v, adj, vd, adjd, pool)
+                else:
+                    _reverse_block(op, a, b, c, s, blocks[k], v, adj, vd, adjd, consts)
                 continue
             kind = _KIND[op]
             g = adj[s]

@@ -59,7 +59,7 @@ def check_finite(tape, method, x, result):
             raise FloatingPointError(f"pyad.debug_nans: input {int(g.a[k]) + i} is "
                                      f"{values[s]} at x = {point}")
         # the slots element i of row k reads (a broadcast operand: its one slot)
-        operands = [slot + stride * i for slot, stride, _ in g.operand_refs(k)]
+        operands = g.element_operands(k, i)
         if all(np.isfinite(values[j]) for j in operands if j < g.first[k]):
             where = f"op {int(g.tape_row[k])} ({name})"
             if g.width[k] > 1:

@@ -18,10 +18,17 @@ ranges too (a broadcast operand as its one slot, a stride as a step):
 
     v[12:112]   sin(v[2:102])
     v[112:212]  v[12:112] * v_1                 (v_1 broadcast: stride 0)
-    v[212:262]  v[12:112:2] + v[13:113:2]       (strided: a pairwise sum's first level)
+    v[212:262]  v[12:112:2] + v[13:113:2]       (strided operands)
+
+Gathers, reductions and scans read a list or an (m, k) layout of slots:
+
+    v[262:266]  gather(v[12, 14, 14, 13])       (fancy indexing with repeats)
+    v_{266}     sum(v[12:112])                  (a reduction to one value)
+    v[267:269]  max(v[12:22] over 2 x 5)        (row i of the 2 x 5 layout to v_{267+i})
 """
 import numpy as np
 
+from . import _python_gathers as gathers
 from . import ops
 from .store import Sweep
 
@@ -105,12 +112,37 @@ class _Graph:
         """The name of slot, or of the w slots slot + stride * i (a range where it can be)."""
         if w == 1 or stride == 0:
             return _name(int(self.number[slot]))
-        nums = self.number[slot + stride * np.arange(w)]
+        return self.slots_text(slot + stride * np.arange(w))
+
+    def slots_text(self, slots):
+        """The names of the slots listed: a range where they are one, else a list
+        (its middle elided when long)."""
+        nums = self.number[np.asarray(slots, dtype=np.int64)]
+        if nums.size == 1:
+            return _name(int(nums[0]))
         step = int(nums[1] - nums[0])
-        if step > 0 and np.array_equal(nums, nums[0] + step * np.arange(w)):
+        if step > 0 and np.array_equal(nums, nums[0] + step * np.arange(nums.size)):
             stop = int(nums[-1]) + step
             return f"v[{nums[0]}:{stop}]" if step == 1 else f"v[{nums[0]}:{stop}:{step}]"
-        return "v[" + ", ".join(str(n) for n in nums) + "]"
+        shown = [str(n) for n in nums.tolist()]
+        if len(shown) > 8:
+            shown = shown[:3] + ["..."] + shown[-3:]
+        return "v[" + ", ".join(shown) + "]"
+
+    def layout(self, k):
+        """A gather's, reduction's or scan's (m, k) array of the slots it reads."""
+        return gathers.layout(int(self.op[k]), int(self.a[k]), int(self.b[k]), self.strides(k),
+                              self.pool)
+
+    def element_operands(self, k, e):
+        """The slots element e of row k reads."""
+        if int(self.op[k]) in gathers.ROW_OPS:
+            slots = self.layout(k)
+            if int(self.op[k]) in gathers.SCAN:   # element (i, j) reads x(i, 0..j)
+                i, j = divmod(e, slots.shape[1])
+                return slots[i, :j + 1].tolist()
+            return slots[e].tolist()
+        return [slot + stride * e for slot, stride, _ in self.operand_refs(k)]
 
     def primitive(self, k):
         return ops.NAME[self.op[k]]
@@ -127,6 +159,14 @@ class _Graph:
         w, sa, sb, sc, _ = self.strides(k)
         if name in ("input", "constant"):
             return []
+        if self.op[k] == gathers.GATHER:
+            return [(int(e), 0, 1) for e in self.layout(k)[:, 0]]
+        if self.op[k] in gathers.ROW_OPS:   # the (m, n) layout by its shorter side
+            slots = self.layout(k)
+            m, n = slots.shape
+            if m <= n:
+                return [(int(row[0]), sb, n) for row in slots]
+            return [(int(col[0]), sa, m) for col in slots.T]
         if name == "select":
             return [(a, sa, w), (b, sb, w), (c, sc, w)]
         if name == "axpy_c":
@@ -171,6 +211,13 @@ class _Graph:
             return f"x_{int(self.a[k]) + 1}"
         if name == "constant":
             return c
+        if self.op[k] in gathers.ROW_OPS:
+            slots = self.layout(k)
+            m, n = slots.shape
+            if self.op[k] == gathers.GATHER or m == 1:
+                return gathers.text(int(self.op[k]), self.slots_text(slots.ravel()), 1, n) \
+                    .replace(" over 1 x " + str(n), "")
+            return gathers.text(int(self.op[k]), self.slots_text(slots.ravel()), m, n)
         if name == "select":
             return f"where({v[0]}, {v[1]}, {v[2]})"
         if name == "guard_true":

@@ -286,9 +286,48 @@ class Special:
     that records it: f of an active vector, points, and the exact value, gradient
     and Hessian of f there (numpy functions of the point)."""
 
-    def __init__(self, f, points, value, grad, hess):
+    def __init__(self, f, points, value, grad, hess, legacy=None):
         self.f, self.points = f, [np.array(p, dtype=float) for p in points]
         self.value, self.grad, self.hess = value, grad, hess
+        self.legacy = legacy
+
+    def trace(self, z, backend):
+        """The tape of f at z. A legacy row (one no recorder writes any more, kept
+        so saved tapes load) is made from the tape f records by rewriting the
+        rows that replaced it back into it (self.legacy does that)."""
+        tape = pyad.trace(self.f, z, backend=backend)
+        if self.legacy is None:
+            return tape
+        arrays = self.legacy(tape._store.export())
+        store = type(tape._store).from_arrays(arrays)
+        return type(tape).from_store(store, [z.shape], [()], backend=backend)
+
+
+def as_variadic(name):
+    """Rewrites each reduce_max / reduce_min row of 1 output into the max_n / min_n
+    row tapes saved before reductions were one row held: its operands listed in
+    the pool, no block entry."""
+    reduce_op = pyad.ops.CODE["reduce_" + name[:3]]
+
+    def rewrite(a):
+        a = {k: np.array(v) for k, v in a.items()}
+        blocks = a["blocks"].reshape(-1, 6)
+        keep = []
+        pool = a["pool"].tolist()
+        for row, w, sa, sb, sc, sk in blocks.tolist():
+            if a["op"][row] != reduce_op:
+                keep.append((row, w, sa, sb, sc, sk))
+                continue
+            assert w == 1
+            k, first = int(a["b"][row]), int(a["a"][row])
+            operands = [first + sb * j for j in range(k)]
+            a["op"][row] = pyad.ops.CODE[name]
+            a["a"][row], a["b"][row], a["c"][row] = operands[0], k, len(pool)
+            pool += operands
+        a["pool"] = np.array(pool, dtype=np.int32)
+        a["blocks"] = np.array(keep, dtype=np.int32).reshape(-1)
+        return a
+    return rewrite
 
 
 def _branchy(z):
@@ -337,10 +376,53 @@ SPECIAL_TABLE = {
                      lambda z: np.max(z) ** 2,
                      lambda z: 2.0 * np.max(z) * _tie_share(z, np.max(z)),
                      lambda z: 2.0 * np.outer(_tie_share(z, np.max(z)),
-                                              _tie_share(z, np.max(z)))),
+                                              _tie_share(z, np.max(z))),
+                     legacy=as_variadic("max_n")),
     "min_n": Special(lambda z: np.min(z) ** 2, [(1.0, 3.0, 2.0), (-1.0, 2.0, -1.0)],
                      lambda z: np.min(z) ** 2,
                      lambda z: 2.0 * np.min(z) * _tie_share(z, np.min(z)),
                      lambda z: 2.0 * np.outer(_tie_share(z, np.min(z)),
-                                              _tie_share(z, np.min(z)))),
+                                              _tie_share(z, np.min(z))),
+                     legacy=as_variadic("min_n")),
+    # gathers, reductions, scans (one row each; products at zeros, extrema at ties)
+    "gather": Special(lambda z: np.sum(z[[0, 2, 2, 1]] ** 2), [(1.0, -2.0, 0.5), (0.0, 3.0, 1.0)],
+                      lambda z: z[0] ** 2 + z[1] ** 2 + 2 * z[2] ** 2,
+                      lambda z: np.array([2 * z[0], 2 * z[1], 4 * z[2]]),
+                      lambda z: np.diag([2.0, 2.0, 4.0])),
+    "reduce_add": Special(lambda z: np.sum(z) ** 2, [(1.0, -2.0, 0.5), (0.0, 3.0, 1.0)],
+                          lambda z: np.sum(z) ** 2, lambda z: 2 * np.sum(z) * np.ones(3),
+                          lambda z: 2 * np.ones((3, 3))),
+    "reduce_mul": Special(lambda z: np.prod(z), [(1.5, -2.0, 0.5), (0.0, 3.0, 2.0), (0.0, 0.0, 2.0)],
+                          lambda z: np.prod(z), lambda z: _others(z), lambda z: _others2(z)),
+    "reduce_max": Special(lambda z: np.max(z) ** 2, [(1.0, 3.0, 2.0), (2.0, 2.0, 1.0)],
+                          lambda z: np.max(z) ** 2,
+                          lambda z: 2.0 * np.max(z) * _tie_share(z, np.max(z)),
+                          lambda z: 2.0 * np.outer(_tie_share(z, np.max(z)),
+                                                   _tie_share(z, np.max(z)))),
+    "reduce_min": Special(lambda z: np.min(z) ** 2, [(1.0, 3.0, 2.0), (-1.0, 2.0, -1.0)],
+                          lambda z: np.min(z) ** 2,
+                          lambda z: 2.0 * np.min(z) * _tie_share(z, np.min(z)),
+                          lambda z: 2.0 * np.outer(_tie_share(z, np.min(z)),
+                                                   _tie_share(z, np.min(z)))),
+    "cumsum": Special(lambda z: np.sum(np.cumsum(z) ** 2), [(1.0, -2.0, 0.5), (0.0, 3.0, 1.0)],
+                      lambda z: np.sum(np.cumsum(z) ** 2),
+                      lambda z: 2 * np.cumsum(np.cumsum(z)[::-1])[::-1],
+                      lambda z: 2.0 * (3 - np.maximum.outer(np.arange(3), np.arange(3)))),
+    "cumprod": Special(lambda z: np.sum(np.cumprod(z)), [(1.5, -2.0, 0.5), (0.0, 3.0, 2.0),
+                                                         (2.0, 0.0, 0.0)],
+                      lambda z: np.sum(np.cumprod(z)),
+                      lambda z: sum(np.r_[_others(z[:j + 1]), np.zeros(2 - j)] for j in range(3)),
+                      lambda z: sum(np.pad(_others2(z[:j + 1]), (0, 2 - j)) for j in range(3))),
 }
+
+
+def _others(z):
+    """The gradient of prod(z): each element's product of the others (no division)."""
+    return np.array([np.prod(np.delete(z, i)) for i in range(z.size)])
+
+
+def _others2(z):
+    """The Hessian of prod(z)."""
+    n = z.size
+    return np.array([[0.0 if i == j else np.prod(np.delete(z, [i, j])) for j in range(n)]
+                     for i in range(n)])

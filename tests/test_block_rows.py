@@ -214,23 +214,25 @@ SPECIAL = np.array([0.0, -0.0, 1.0, -1.0, 0.5, 2.0, -2.5, 1e-300, np.inf, -np.in
 
 def op_rows(backend, name, xs, ys, block):
     """A tape of primitive `name` on the elements of xs (and ys): one block row, or
-    one row per element (same values either way)."""
+    one scalar row per element, recorded one at a time (same values either way)."""
     t = pyad.Tape(backend=backend)
     x, y = t.input(xs), t.input(ys)
     st, code, kind = t._store, ops.CODE[name], ops.KIND[name]
     sx, sy = x.slots, y.slots
-    if not block:  # a permutation is not affine: the recorder writes one row per element
-        order = np.r_[1, 0, 2:xs.size]
-        sx, sy = sx[order], sy[order]
-    if kind == "unary":
-        first = st.rec1_n(code, sx)
+    if block:
+        if kind == "unary":
+            first = st.rec1_n(code, sx)
+        elif kind in ("binary", "compare"):
+            first = st.rec2_n(code, sx, sy)
+        else:
+            first = st.rec_c_n(code, sx, np.ascontiguousarray(ys))
+        out = np.arange(first, first + xs.size, dtype=np.int32)
+    elif kind == "unary":
+        out = np.array([st.rec1(code, int(i)) for i in sx], dtype=np.int32)
     elif kind in ("binary", "compare"):
-        first = st.rec2_n(code, sx, sy)
+        out = np.array([st.rec2(code, int(i), int(j)) for i, j in zip(sx, sy)], dtype=np.int32)
     else:
-        first = st.rec_c_n(code, sx, np.ascontiguousarray(ys if block else ys[order]))
-    out = np.arange(first, first + xs.size, dtype=np.int32)
-    if not block:
-        out = out[np.argsort(order)]
+        out = np.array([st.rec_c(code, int(i), float(c)) for i, c in zip(sx, ys)], dtype=np.int32)
     t.output(wrap(st, out))
     t._store._sealed = True
     return t
@@ -279,7 +281,7 @@ def test_rosenbrock_records_a_few_rows_and_many_slots(backend):
     tape = pyad.trace(rosen, x, backend=backend)
     # the inputs are one block row too: a few dozen rows in all
     assert tape.n_ops < 40, tape.stats()["ops"]
-    assert tape.n_slots > 8 * n
+    assert tape.n_slots > 7 * n   # seven elementwise rows of n - 1 slots, inputs, the sum
     close(tape.gradient(x), rosen_gradient(x), "gradient", rtol=1e-11)
     x2 = x[::-1].copy()
     close(tape.gradient(x2), rosen_gradient(x2), "replayed gradient", rtol=1e-11)
@@ -302,7 +304,7 @@ def test_the_blocks_table_holds_widths_and_strides(backend):
         a = x[0] * x                                # row 1: a broadcast, b contiguous
         b = x[::2] + C7[:4]                         # row 2: strided, one constant per element
         c = pyad.where(x > 3.0, a, x[1])            # rows 3 (compare_c), 4 (select)
-        s = np.sum(c)                               # rows 5..7: levels of 4, 2, 1 pairs
+        s = np.sum(c)                               # row 5: one reduction of 1 x 8
         t.output(s + np.sum(b))
     e = t._store.export()
     assert e["first"][:3].tolist() == [0, 8, 16]
@@ -312,35 +314,25 @@ def test_the_blocks_table_holds_widths_and_strides(backend):
     assert blocks[2] == (4, 2, 0, 0, 1)
     assert blocks[3] == (8, 1, 0, 0, 0)
     assert blocks[4] == (8, 1, 1, 0, 0)             # select: cond, then a; b broadcast
-    assert blocks[5] == (4, 2, 2, 0, 0)             # the first level of the sum
-    assert blocks[6] == (2, 2, 2, 0, 0)
-    assert 7 not in blocks                           # one pair: a scalar row
+    assert blocks[5] == (1, 0, 1, 0, 0) and e["b"][5] == 8   # m = 1 output, k = 8
+    assert 7 not in blocks                           # s + ...: a scalar row
     assert e["val"].size == t.n_slots == sum(w for w, *_ in blocks.values()) + t.n_ops - len(blocks)
 
 
-def test_an_odd_level_is_a_block_and_one_scalar_row(backend):
-    tape = pyad.trace(lambda x: np.sum(x), np.ones(7), backend=backend)
-    # 7: 3 pairs (a block) and x6 left over; [s0, s1, s2, x6]: (s0, s1), (s2, x6) are
-    # not affine and too few to split: two scalar rows; then one pair
-    assert tape.n_ops - 1 == 4          # less the input block row
-    tape = pyad.trace(lambda x: np.sum(x), np.ones(13), backend=backend)
-    # 13: 6 pairs (a block), x12 left; [s0..s5, x12]: 3 pairs (a block), x12 left;
-    # [t0, t1, t2, x12]: two scalar rows; one pair
-    assert tape.n_ops - 1 == 5
-    close(tape.gradient(np.arange(13.0)), np.ones(13), "sum gradient")
-    tape = pyad.trace(lambda x: np.sum(x), np.ones(11), backend=backend)
-    # 11: 5 pairs (a block), x10 left; [s0..s4, x10]: (s0, s1), (s2, s3) a block and
-    # (s4, x10) a scalar row; [t0, t1, t2]: one pair, t2 left; then one pair
-    assert tape.n_ops - 1 == 5
-    assert len(block_table(tape)) == 3   # and the inputs'
+def test_a_sum_of_any_length_is_one_row(backend):
+    for n in (2, 7, 13, 1000):
+        tape = pyad.trace(lambda x: np.sum(x), np.ones(n), backend=backend)
+        assert tape.n_ops - 1 == 1 and tape.stats()["ops"]["reduce_add"] == 1
+        close(tape.gradient(np.arange(float(n))), np.ones(n), "sum gradient")
 
 
-def test_non_affine_operands_record_one_row_per_element(backend):
+def test_non_affine_operands_are_gathered_first(backend):
     with pyad.Tape(backend=backend) as t:
         x = t.input(X0)
         n0, s0 = t.n_ops, t.n_slots
-        y = x[::-1] * x                  # a negative stride is not a block operand
-        assert (t.n_ops - n0, t.n_slots - s0) == (N, N)
+        y = x[::-1] * x                  # a negative stride is gathered, then one block row
+        assert (t.n_ops - n0, t.n_slots - s0) == (2, 2 * N)
+        assert t.stats()["ops"]["gather"] == 1
         t.output(np.sum(y))
     close(t.gradient(), 2 * X0[::-1], "reversed product")
 
@@ -425,12 +417,12 @@ def test_table_shows_one_line_per_row_with_slot_ranges(backend):
     ops_by_name = {r["name"]: r["op"] for r in t.rows}
     assert ops_by_name["v[1:5]"] == "sin(v[-3:1])"
     assert ops_by_name["v[5:9]"] == "v[1:5] * v_{-3}"           # stride 0: one slot
-    assert ops_by_name["v_9"] == "v_{-3} + v_{-1}"              # x[::2].sum(): 2 elements
+    assert ops_by_name["v_9"] == "sum(v[-3:1:2])"               # x[::2].sum(): strided
     assert ops_by_name["v[10:14]"] == "v_9 * [2, -1, 0.5, 3]"  # a constant per element
     assert ops_by_name["v[14:18]"] == "v[5:9] + v[10:14]"
-    assert ops_by_name["v[18:20]"] == "v[14:18:2] + v[15:19:2]"   # the sum's first level
-    strided = [r["op"] for r in t.rows if r["width"] == 2]
-    assert strided == ["v[14:18:2] + v[15:19:2]"]
+    assert ops_by_name["v_{18}"] == "sum(v[14:18])"             # one row for the sum
+    assert [r["primitive"] for r in t.rows if r["primitive"].startswith("reduce")] == \
+        ["reduce_add", "reduce_add"]
     row = t["v[1:5]"]
     assert row["width"] == 4 and row["primitive"] == "sin"
     close(row["value"], np.sin(X0[:4]), "block values")

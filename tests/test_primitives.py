@@ -375,10 +375,10 @@ def test_sum_of_all_unary_primitives_has_the_analytic_diagonal(backend):
 @pytest.mark.parametrize("name", sorted(SPECIAL_TABLE))
 def test_special_rows(name, backend):
     row = SPECIAL_TABLE[name]
-    first = pyad.trace(row.f, row.points[0], backend=backend)
+    first = row.trace(row.points[0], backend)
     for z in row.points:
         msg = f"{name} at {z.tolist()}"
-        tape = pyad.trace(row.f, z, backend=backend)
+        tape = row.trace(z, backend)
         assert op_count(tape, name) >= 1, (msg, tape.stats()["ops"])
         for t, how in ((tape, "recorded"), (first, "replayed")):
             val_close(t(z), row.value(z), f"{msg}, {how}")

@@ -573,7 +573,11 @@ static void group_registry_facts(void)
 /* ---- group: every primitive of the table ---- */
 
 static const char *const KNOWN_SPECIALS[] = {"input", "constant", "select", "guard_true",
-                                             "guard_false", "axpy_c", "max_n", "min_n"};
+                                             "guard_false", "axpy_c", "max_n", "min_n",
+                                             /* gathers, reductions, scans: group_specials
+                                              * and composite() */
+                                             "gather", "reduce_add", "reduce_mul",
+                                             "reduce_max", "reduce_min", "cumsum", "cumprod"};
 
 /* The value a comparison primitive must give (by its name). */
 static int compare_by_name(const char *name, double x, double y, double *want)
@@ -840,7 +844,7 @@ static void group_specials(void)
 {
     int gt_c = OP("gt_c"), mul = OP("mul"), sin_ = OP("sin"), add = OP("add");
     int maximum = OP("maximum"), minimum = OP("minimum"), mul_op = OP("mul");
-    int max_n = op_code("max_n"), min_n = op_code("min_n"), axpy = OP("axpy_c");
+    int axpy = OP("axpy_c");
     if (gt_c < 0 || mul < 0 || sin_ < 0 || add < 0 || maximum < 0 || minimum < 0 || axpy < 0)
         return;
 
@@ -907,7 +911,7 @@ static void group_specials(void)
         check_sweeps(t, other, 0, "select (false)");
         /* select_n: several at once */
         int32_t c3[2] = {cond, cond}, a3[2] = {a, b}, b3[2] = {b, a};
-        CHECK_STATUS(pyad_rec_select_n(t, c3, a3, b3, 2), 7);
+        CHECK_STATUS(pyad_rec_select_n(t, c3, a3, b3, 2), 9); /* b3 gathered into 7, 8 */
         pyad_tape_free(t);
     }
 
@@ -957,7 +961,7 @@ static void group_specials(void)
         pyad_tape_free(t);
     }
 
-    /* reductions: sum and product trees, and max / min (max_n / min_n when the table has them) */
+    /* reductions: one reduce_* row each (rows of x not affine: after a gather row) */
     {
         pyad_tape *t = new_tape();
         double x[5] = {0.5, -1.25, 2.0, 0.75, 1.5};
@@ -974,8 +978,11 @@ static void group_specials(void)
             double want1 = r == 0 ? 0.75 + 1.5 + 0.5 : r == 1 ? 0.75 * 1.5 * 0.5
                          : r == 2 ? 1.5 : 0.5;
             CHECK(close_to(vals[0], want0, 1e-15, 0) && close_to(vals[1], want1, 1e-15, 0));
-            if (r >= 2 && max_n >= 0 && min_n >= 0)
-                CHECK_STATUS(pyad_op_at(t, out[0]), r == 2 ? max_n : min_n);
+            /* one reduce_* row for both outputs, their slots consecutive */
+            CHECK(out[1] == out[0] + 1);
+            CHECK_STATUS(pyad_op_at(t, pyad_n_ops(t) - 1),
+                         op_code(r == 0 ? "reduce_add" : r == 1 ? "reduce_mul"
+                                 : r == 2 ? "reduce_max" : "reduce_min"));
         }
         /* k = 1: the row's own slot, nothing recorded */
         int64_t before = pyad_n_ops(t);
@@ -1050,7 +1057,15 @@ static pyad_tape *composite(const double *x)
     int sel = pyad_rec_select(t, lt_, pyad_rec1(t, tanh_, 1), pyad_rec1(t, log1p_, 2));
     int k = pyad_rec_const(t, 0.75);
     int y0 = pyad_rec2(t, add, r, pyad_rec2(t, mul, pyad_rec2(t, mul, mm[0], k), mm[1]));
+    /* scans and the other reductions: cumprod in place, cumsum of 2 x 2 after a
+     * gather, a product and a minimum of slots that are not affine */
+    int cp = pyad_rec_scan(t, mul, xs, 1, 3);
+    int cs = pyad_rec_scan(t, add, (int32_t[4]){0, 2, 1, 0}, 2, 2);
+    int32_t pr_in[3] = {cp + 2, cs + 3, 1}, mn_in[3] = {cp, cs, 2}, pr, mn;
+    CHECK_STATUS(pyad_rec_reduce(t, mul, pr_in, 1, 3, &pr), PYAD_OK);
+    CHECK_STATUS(pyad_rec_reduce(t, OP("minimum"), mn_in, 1, 3, &mn), PYAD_OK);
     int y1 = pyad_rec2(t, add, pyad_rec2(t, pow_, 2, 0), pyad_rec2(t, mul, mx, sel));
+    y1 = pyad_rec2(t, add, y1, pyad_rec2(t, mul, pr, mn));
     CHECK_STATUS(pyad_rec_output(t, y0), 0);
     CHECK_STATUS(pyad_rec_output(t, y1), 1);
     return t;
@@ -1249,21 +1264,21 @@ static void group_blocks(void)
         compare_tapes(A, B, label);
         pyad_tape_free(A), pyad_tape_free(B);
     }
-    /* operands that are not affine with a stride >= 0 give scalar rows, in the
-     * same slots, and a pairwise sum of contiguous slots gives block levels */
+    /* an operand that is not affine with a stride >= 0 is gathered first (one
+     * gather row), and a sum of contiguous slots is one reduce_add row */
     pyad_tape *t = new_tape();
     double x[BX] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
     CHECK_STATUS(scalar_inputs(t, x, BX), 0);
     int32_t down[4] = {8, 6, 4, 2}, zig[4] = {0, 1, 0, 1}, all[BX] = {0, 1, 2, 3, 4, 5, 6, 7, 8}, r;
-    CHECK_STATUS(pyad_rec2_n(t, OP("add"), all, down, 4), BX);
-    CHECK_STATUS(pyad_rec1_n(t, OP("neg"), zig, 4), BX + 4);
-    CHECK(pyad_n_ops(t) == BX + 8 && pyad_n_blocks(t) == 0);
-    CHECK_STATUS(pyad_rec1_n(t, OP("neg"), all, 1), BX + 8); /* n = 1: a scalar row */
-    CHECK(pyad_n_blocks(t) == 0);
+    CHECK_STATUS(pyad_rec2_n(t, OP("add"), all, down, 4), BX + 4);   /* after the gather */
+    CHECK_STATUS(pyad_rec1_n(t, OP("neg"), zig, 4), BX + 12);
+    CHECK(pyad_n_ops(t) == BX + 4 && pyad_n_blocks(t) == 4);
+    CHECK(pyad_op_at(t, BX) == OP("gather") && pyad_op_at(t, BX + 2) == OP("gather"));
+    CHECK_STATUS(pyad_rec1_n(t, OP("neg"), all, 1), BX + 16); /* n = 1: a scalar row */
+    CHECK(pyad_n_blocks(t) == 4);
     int64_t rows = pyad_n_ops(t);
     CHECK_STATUS(pyad_rec_reduce(t, OP("add"), all, 1, BX, &r), PYAD_OK);
-    /* 9 -> 4 pairs (block) + leftover; 5 -> 2 pairs (block) + leftover; 3 -> 1; 2 -> 1 */
-    CHECK(pyad_n_ops(t) == rows + 4 && pyad_n_blocks(t) == 2);
+    CHECK(pyad_n_ops(t) == rows + 1 && pyad_n_blocks(t) == 5);
     double sum;
     CHECK_STATUS(pyad_values(t, &r, 1, &sum), PYAD_OK);
     CHECK(sum == 45.0);
@@ -1564,7 +1579,7 @@ static void group_size_limit(void)
     CHECK_STATUS(pyad_rec_input_n(t, xs, 2), PYAD_ETOOBIG);
     CHECK_STATUS(pyad_rec1_n(t, sin_, a2, 2), PYAD_ETOOBIG);
     CHECK_STATUS(pyad_rec_rows(t, op2, a2, a2, 2, NULL, 0), PYAD_ETOOBIG);
-    CHECK_STATUS(pyad_rec_reduce(t, add, (int32_t[3]){0, 1, 2}, 1, 3, out), PYAD_ETOOBIG);
+    CHECK_STATUS(pyad_rec_reduce(t, add, (int32_t[3]){0, 2, 1}, 1, 3, out), PYAD_ETOOBIG);
     CHECK_STATUS(pyad_rec_matmul_c(t, a2, 1, 2, W, 2, out), PYAD_ETOOBIG);
     CHECK(pyad_n_ops(t) == 4 && pyad_n_inputs(t) == 2 && pyad_n_consts(t) == 0);
     CHECK_STATUS(pyad_rec_c(t, add_c, 3, 1.0), 4);
@@ -1664,6 +1679,8 @@ static void group_byte_budget(void)
     CHECK_STATUS(so, PYAD_ENOMEM);
     CHECK(pyad_n_outputs(t) == (so < 0 ? 0 : 100000));
     int32_t *row = raw(4 * 100000);
+    for (int i = 0; i < 100000; ++i)
+        row[i] = i % 2; /* not affine: gathered, 100000 pool entries */
     so = pyad_rec_reduce(t, maximum, row, 1, 100000, out);
     CHECK_STATUS(so, PYAD_ENOMEM);
     free(many);
@@ -1903,8 +1920,10 @@ static void group_format(void)
         {"select", 'a', 0}, {"select", 'b', 0}, {"select", 'c', 0}, {"select", 'c', 1},
         {"guard_true", 'a', 0}, {"guard_true", 'a', 1},
         {"axpy_c", 'a', 0}, {"axpy_c", 'b', 0}, {"axpy_c", 'c', 3}, {"axpy_c", 'c', 1},
-        {"max_n", 'a', 0}, {"max_n", 'b', 1}, {"max_n", 'c', 4}, {"max_n", 'c', 1},
-        {"max_n", 'b', 5}, {"input", 'a', 1}, {"input", 'a', 2},
+        {"gather", 'a', 4}, {"gather", 'a', 1}, {"gather", 'b', 1}, {"gather", 'c', 1},
+        {"reduce_max", 'a', 0}, {"reduce_max", 'a', 1}, {"reduce_max", 'b', 1},
+        {"reduce_max", 'b', 5}, {"reduce_max", 'c', 1}, {"cumprod", 'a', 0},
+        {"cumprod", 'b', 5}, {"cumsum", 'b', 2}, {"input", 'a', 1}, {"input", 'a', 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; ++i) {
         int k = index_of(&good, cases[i].op);
@@ -1977,24 +1996,16 @@ static void group_format(void)
         CHECK_STATUS(validate(&r), PYAD_OK); /* restored */
         free_arrays(&r);
     }
-    /* the pool of a variadic row */
+    /* the pool of a gather row: every entry an earlier slot */
     if (good.n_pool > 0) {
-        int k = index_of(&good, "max_n");
+        int k = index_of(&good, "gather");
         arrays r = copy_arrays(&good);
-        r.pool[r.c[k] + 1] = r.first[k]; /* an operand that is the row itself */
-        expect_format_error(&r, "pool entry names its own row");
+        r.pool[r.a[k] + 1] = r.first[k]; /* an operand that is the row itself */
+        expect_format_error(&r, "gather pool entry names its own row");
         free_arrays(&r);
         r = copy_arrays(&good);
-        r.pool[r.c[k]] = (r.pool[r.c[k]] + 1) % k; /* the first entry must be the row's a */
-        expect_format_error(&r, "pool entry 0 differs from a");
-        free_arrays(&r);
-        r = copy_arrays(&good);
-        r.b[k] = 0; /* no operands */
-        expect_format_error(&r, "variadic row with 0 operands");
-        free_arrays(&r);
-        r = copy_arrays(&good);
-        r.b[k] = (int32_t)r.n_pool + 1 - r.c[k]; /* past the pool */
-        expect_format_error(&r, "variadic row past the pool");
+        r.pool[r.a[k]] = -1;
+        expect_format_error(&r, "gather pool entry -1");
         free_arrays(&r);
     }
 
