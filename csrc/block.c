@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "block.h"
+#include "product.h"
 #include "rules.h"
 #include "special_rules.h"
 
@@ -367,22 +368,38 @@ static void run_block(const pyad_tape *t, int64_t i, int64_t lanes, kernel fn, i
 
 void block_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v)
 {
+    if (block_is_product(t, i)) {
+        product_values(t, i, lanes, v);
+        return;
+    }
     run_block(t, i, lanes, run_values, 0, v, NULL, NULL, NULL);
 }
 
 void block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, double *vd)
 {
+    if (block_is_product(t, i)) {
+        product_tangent(t, i, lanes, v, lanes, vd);
+        return;
+    }
     run_block(t, i, lanes, run_tangent, 0, v, vd, NULL, NULL);
 }
 
 void block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v, double *adj)
 {
+    if (block_is_product(t, i)) {
+        product_reverse(t, i, lanes, v, lanes, adj);
+        return;
+    }
     run_block(t, i, lanes, run_reverse, 1, v, NULL, adj, NULL);
 }
 
 void block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
                   const double *vd, double *adj, double *adjd)
 {
+    if (block_is_product(t, i)) {
+        product_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
+        return;
+    }
     run_block(t, i, lanes, run_second, 1, v, vd, adj, adjd);
 }
 
@@ -403,6 +420,10 @@ void block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
 
 void block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, double *vd)
 {
+    if (block_is_product(t, i)) {
+        product_tangent(t, i, 1, v, p, vd);
+        return;
+    }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {
 #define SPECIAL(name, differentiable)
@@ -475,6 +496,10 @@ void block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, d
 void block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double *v,
                           double *adj)
 {
+    if (block_is_product(t, i)) {
+        product_reverse(t, i, 1, v, q, adj);
+        return;
+    }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {
 #define SPECIAL(name, differentiable)
@@ -535,6 +560,10 @@ void block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double
 void block_second_vector(const pyad_tape *t, int64_t i, int64_t p, const double *v,
                          const double *vd, double *adj, double *adjd)
 {
+    if (block_is_product(t, i)) {
+        product_second(t, i, 1, v, p, vd, 1, adj, p, adjd);
+        return;
+    }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {
 #define SPECIAL(name, differentiable)

@@ -28,6 +28,18 @@ enum pyad_op {
  * operand fields and the 32-bit first slot; per slot: one recorded value. */
 #define BLOCK_FIELDS 6
 enum block_field { BLK_ROW, BLK_WIDTH, BLK_SA, BLK_SB, BLK_SC, BLK_SK };
+/* Rows whose block fields mean something else ("always-block" ops: an entry
+ * whatever their width, width >= 1):
+ *
+ *   op                  arg_a        arg_b        arg_c  WIDTH  SA  SB  SC  SK
+ *   matmul              A's slot     B's slot     0      m*n    m   k   n   flags
+ *   matmul_c            A's slot     B's const    0      m*n    m   k   n   flags
+ *   rmatmul_c           A's const    B's slot     0      m*n    m   k   n   flags
+ *
+ *   products: z = A @ B, A m x k, B k x n, z row-major. flags bit 0: A's slots
+ *   hold A transposed (k x m, row-major), bit 1: likewise B; a constant operand
+ *   is row-major, never transposed. An operand on the tape reads exactly the
+ *   slots [a, a + m*k) (B: [b, b + k*n)). */
 
 struct pyad_tape {
     int64_t n_ops, cap_ops;

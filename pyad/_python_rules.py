@@ -191,6 +191,7 @@ COMPARISONS.update({name + "_c": cmp for name, cmp in list(COMPARISONS.items())}
 
 SPECIAL = frozenset({
     "input", "constant", "select", "guard_true", "guard_false", "axpy_c", "max_n", "min_n",
+    "matmul", "matmul_c", "rmatmul_c",  # products: pyad/_python_products.py
 })
 
 # which table must hold the rule of a row of each kind
