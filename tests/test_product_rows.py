@@ -203,10 +203,11 @@ def test_table_and_stats_show_one_product_row(backend):
         x = tape.input(np.arange(12.0))
         y = x.reshape(3, 4) @ W42
         tape.output(np.sum(y))
-    text = tape.table()
+    text = str(tape.table())
     lines = [ln for ln in text.splitlines() if "@" in ln]
     assert len(lines) == 1, text
-    assert "(3x4 @ 4x2)" in lines[0] and "v[0:12]" in lines[0], lines[0]
+    # the inputs are v_{-11} .. v_0 in the textbook numbering
+    assert "v[-11:1] @ c[0:8] (3x4 @ 4x2)" in lines[0], lines[0]
     assert tape.stats()["ops"]["matmul_c"] == 1
 
 
