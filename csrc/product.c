@@ -15,6 +15,7 @@
  * an active @ active row) each lane is its own small product over strided
  * memory, which BLAS cannot read: those run as a loop with the lanes innermost
  * (contiguous, vectorized), as does any layout BLAS cannot take. */
+#include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -143,6 +144,51 @@ static int gemm_lanes_right(struct lmat out, struct lmat x, struct lmat y, int64
     return 1;
 }
 
+/* Lane l of x as the one-lane matrix it is at one point (strides / lanes), in
+ * buf (to_buf) or written back from it. */
+static struct lmat lane_copy(struct lmat x, int64_t lanes, int64_t l, double *buf, int to_buf)
+{
+    struct lmat one = {buf, x.rows, x.cols, x.rs / lanes, x.cs / lanes, 0};
+    for (int64_t r = 0; r < x.rows; ++r)
+        for (int64_t c = 0; c < x.cols; ++c) {
+            double *at = x.p + r * x.rs + c * x.cs + l;
+            if (to_buf)
+                buf[r * one.rs + c * one.cs] = *at;
+            else
+                *at = buf[r * one.rs + c * one.cs];
+        }
+    return one;
+}
+
+static int64_t lane_span(struct lmat x, int64_t lanes)
+{
+    return (x.rows - 1) * (x.rs / lanes) + (x.cols - 1) * (x.cs / lanes) + 1;
+}
+
+/* out (+)= x @ y where both factors have lanes: lane by lane, each copied out to
+ * the layout the one-point sweep hands BLAS, so a batched product gives the
+ * one-point sweep's bits. 0, with nothing written, without memory for the
+ * copies (the loop below then gives the same values to rounding). */
+static int gemm_each_lane(struct lmat out, struct lmat x, struct lmat y, int64_t lanes,
+                          int accumulate)
+{
+    int64_t nx = lane_span(x, lanes), ny = lane_span(y, lanes), no = lane_span(out, lanes);
+    double *buf = malloc((size_t)(nx + ny + no) * sizeof *buf);
+    if (!buf)
+        return 0;
+    int ok = 1;
+    for (int64_t l = 0; l < lanes && ok; ++l) {
+        struct lmat xl = lane_copy(x, lanes, l, buf, 1);
+        struct lmat yl = lane_copy(y, lanes, l, buf + nx, 1);
+        struct lmat ol = lane_copy(out, lanes, l, buf + nx + ny, accumulate);
+        ok = gemm(ol, xl, yl, accumulate);
+        if (ok)
+            lane_copy(out, lanes, l, buf + nx + ny, 0);
+    }
+    free(buf);
+    return ok;
+}
+
 /* out (+)= x @ y lane by lane, for layouts BLAS cannot take. */
 static void product_loop(struct lmat out, struct lmat x, struct lmat y, int64_t lanes,
                          int accumulate)
@@ -177,6 +223,9 @@ static void contract(struct lmat out, struct lmat x, struct lmat y, int64_t lane
             return;
     } else if (x.ls && !y.ls) { /* outᵀ = yᵀ xᵀ, lanes on the right again */
         if (gemm_lanes_right(transposed(out), transposed(y), transposed(x), lanes, accumulate))
+            return;
+    } else if (x.ls && y.ls) {
+        if (gemm_each_lane(out, x, y, lanes, accumulate))
             return;
     }
     product_loop(out, x, y, lanes, accumulate);
