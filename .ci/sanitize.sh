@@ -38,6 +38,9 @@ tar -C "$root" --exclude=.git --exclude=build --exclude='*.egg-info' --exclude='
 
 "$PYTHON" -m venv --system-site-packages "$work/venv"
 py="$work/venv/bin/python"
+# A build and run dependency the system site-packages may lack (the BLAS of product rows).
+"$py" -c 'import scipy_openblas32' 2>/dev/null \
+    || "$py" -m pip install --quiet --disable-pip-version-check scipy-openblas32
 flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -g -O1"
 echo "== building pyad with $flags"
 PYAD_CFLAGS="$flags" PYAD_LDFLAGS="-fsanitize=address,undefined" \

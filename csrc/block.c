@@ -10,6 +10,7 @@
 
 #include "block.h"
 #include "gather.h"
+#include "product.h"
 #include "rules.h"
 #include "special_rules.h"
 
@@ -372,6 +373,10 @@ void block_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v)
         rows_values(t, i, lanes, v);
         return;
     }
+    if (block_is_product(t, i)) {
+        product_values(t, i, lanes, v);
+        return;
+    }
     run_block(t, i, lanes, run_values, 0, v, NULL, NULL, NULL);
 }
 
@@ -379,6 +384,10 @@ void block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, doub
 {
     if (rows_block(t, i)) {
         rows_tangent(t, i, lanes, v, vd);
+        return;
+    }
+    if (block_is_product(t, i)) {
+        product_tangent(t, i, lanes, v, lanes, vd);
         return;
     }
     run_block(t, i, lanes, run_tangent, 0, v, vd, NULL, NULL);
@@ -390,6 +399,10 @@ void block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v
         rows_reverse(t, i, lanes, v, adj);
         return;
     }
+    if (block_is_product(t, i)) {
+        product_reverse(t, i, lanes, v, lanes, adj);
+        return;
+    }
     run_block(t, i, lanes, run_reverse, 1, v, NULL, adj, NULL);
 }
 
@@ -398,6 +411,10 @@ void block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
 {
     if (rows_block(t, i)) {
         rows_second(t, i, lanes, v, vd, adj, adjd);
+        return;
+    }
+    if (block_is_product(t, i)) {
+        product_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
         return;
     }
     run_block(t, i, lanes, run_second, 1, v, vd, adj, adjd);
@@ -422,6 +439,10 @@ void block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, d
 {
     if (rows_block(t, i)) {
         rows_tangent_vector(t, i, p, v, vd);
+        return;
+    }
+    if (block_is_product(t, i)) {
+        product_tangent(t, i, 1, v, p, vd);
         return;
     }
     VECTOR_LOCALS;
@@ -500,6 +521,10 @@ void block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double
         rows_reverse_vector(t, i, q, v, adj);
         return;
     }
+    if (block_is_product(t, i)) {
+        product_reverse(t, i, 1, v, q, adj);
+        return;
+    }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {
 #define SPECIAL(name, differentiable)
@@ -562,6 +587,10 @@ void block_second_vector(const pyad_tape *t, int64_t i, int64_t p, const double 
 {
     if (rows_block(t, i)) {
         rows_second_vector(t, i, p, v, vd, adj, adjd);
+        return;
+    }
+    if (block_is_product(t, i)) {
+        product_second(t, i, 1, v, p, vd, 1, adj, p, adjd);
         return;
     }
     VECTOR_LOCALS;

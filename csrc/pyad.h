@@ -139,6 +139,21 @@ int pyad_rec_scan(pyad_tape *t, int op, const int32_t *x, int64_t m, int64_t k);
 int pyad_rec_matmul_c(pyad_tape *t, const int32_t *x, int64_t m, int64_t k,
                       const double *w, int64_t p, int32_t *out);
 
+/* A product row (csrc/product.c): z = A @ B, A m x k, B k x n, z the next
+ * m * n slots (row-major); one row, read by BLAS in every sweep. An operand on
+ * the tape is the m*k (k*n) slots from a (b) on, row-major, or with TRANS_A
+ * (TRANS_B) the row-major transpose (BLAS's trans flag); a constant operand
+ * (CONST_A / CONST_B, not both, never transposed) is w, row-major, copied once
+ * into the constant pool. Returns the first result slot. */
+enum pyad_product_flag {
+    PYAD_PRODUCT_TRANS_A = 1,
+    PYAD_PRODUCT_TRANS_B = 2,
+    PYAD_PRODUCT_CONST_A = 4,
+    PYAD_PRODUCT_CONST_B = 8
+};
+int pyad_rec_product(pyad_tape *t, int32_t a, int32_t b, int64_t m, int64_t k, int64_t n,
+                     int flags, const double *w);
+
 /* Reading what was recorded: slots (pyad_values) and rows (pyad_op_at). */
 int pyad_values(const pyad_tape *t, const int32_t *slots, int64_t n, double *out);
 int pyad_op_at(const pyad_tape *t, int64_t k);

@@ -39,7 +39,19 @@ enum block_field { BLK_ROW, BLK_WIDTH, BLK_SA, BLK_SB, BLK_SC, BLK_SK };
  * gather's element e reads v[pool[a + e]]. The reductions and scans read an (m, k)
  * layout: element (i, j) is slot a + SA * i + SB * j (SA, SB >= 0; a layout that is
  * not affine is gathered first). A reduction defines m slots, output i reducing
- * row i; a scan defines m * k slots, (i, j) at first + i * k + j. */
+ * row i; a scan defines m * k slots, (i, j) at first + i * k + j.
+ *
+ * Products, also always block rows:
+ *
+ *   op                  arg_a        arg_b        arg_c  WIDTH  SA  SB  SC  SK
+ *   matmul              A's slot     B's slot     0      m*n    m   k   n   flags
+ *   matmul_c            A's slot     B's const    0      m*n    m   k   n   flags
+ *   rmatmul_c           A's const    B's slot     0      m*n    m   k   n   flags
+ *
+ *   products: z = A @ B, A m x k, B k x n, z row-major. flags bit 0: A's slots
+ *   hold A transposed (k x m, row-major), bit 1: likewise B; a constant operand
+ *   is row-major, never transposed. An operand on the tape reads exactly the
+ *   slots [a, a + m*k) (B: [b, b + k*n)). */
 
 struct pyad_tape {
     int64_t n_ops, cap_ops;

@@ -20,6 +20,7 @@ for _part in ("_pyad_c", "_speedups"):
             f"`pip install -e .`, or run Python from another folder so that the installed "
             f"pyad is imported")
 
+from . import _openblas  # before the C core: it links against this OpenBLAS
 from . import ops
 from .array import Array, BoolArray
 from .diagnostics import debug_nans

@@ -12,7 +12,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC_ABS = os.path.join(os.path.dirname(HERE), "csrc")
 CSRC = os.path.relpath(CSRC_ABS)
 SOURCES = ["tape.c", "record.c", "record_linalg.c", "forward.c", "reverse.c", "vector.c",
-           "batch.c", "block.c", "serialize.c", "gather.c"]
+           "batch.c", "block.c", "serialize.c", "gather.c", "product.c"]
 
 
 def _declarations(header):
@@ -35,20 +35,38 @@ def _vector_math():
 
 VECTOR_FLAGS, VECTOR_LIBS = _vector_math()
 
+
+def _openblas():
+    """Product rows call the OpenBLAS of the scipy-openblas32 wheel (a build and
+    run dependency). At run time pyad/_openblas.py loads it by path before the
+    core is imported, so the loader finds it by its soname wherever pip put the
+    wheel; the rpaths here are fallbacks: beside pyad in the same site-packages
+    (a normal install), and the build-time location (an editable install; under
+    pip's build isolation that folder is gone afterwards)."""
+    import scipy_openblas32 as ob
+    lib_dir = ob.get_lib_dir()
+    rpaths = ["$ORIGIN/../scipy_openblas32/lib", lib_dir]
+    return ([ob.get_include_dir()], [lib_dir], [ob.get_library()],
+            [f"-Wl,-rpath,{r}" for r in rpaths])
+
+
+BLAS_INCLUDE, BLAS_LIB_DIRS, BLAS_LIBS, BLAS_LINK = _openblas()
+
 ffibuilder = FFI()
 ffibuilder.cdef(_declarations(os.path.join(CSRC_ABS, "pyad.h")))
 ffibuilder.set_source(
     "pyad._pyad_c",
     '#include "pyad.h"',
     sources=[os.path.join(CSRC, name) for name in SOURCES],
-    include_dirs=[CSRC],
+    include_dirs=[CSRC] + BLAS_INCLUDE,
+    library_dirs=BLAS_LIB_DIRS,
     depends=[os.path.join(CSRC, name) for name in
-             ("pyad.h", "tape.h", "gather.h", "record.h", "sweep.h", "block.h", "rules.h", "special_rules.h", "ops.def",
+             ("pyad.h", "tape.h", "gather.h", "product.h", "record.h", "sweep.h", "block.h", "rules.h", "special_rules.h", "ops.def",
               "expand_ops.h")],
     extra_compile_args=["-std=c11", "-O3", "-Wall", "-Wextra"] + VECTOR_FLAGS
     + os.environ.get("PYAD_CFLAGS", "").split(),
-    extra_link_args=os.environ.get("PYAD_LDFLAGS", "").split(),
-    libraries=["m"] + VECTOR_LIBS,
+    extra_link_args=BLAS_LINK + os.environ.get("PYAD_LDFLAGS", "").split(),
+    libraries=["m"] + VECTOR_LIBS + BLAS_LIBS,
 )
 
 if __name__ == "__main__":

@@ -193,6 +193,7 @@ SPECIAL = frozenset({
     "input", "constant", "select", "guard_true", "guard_false", "axpy_c", "max_n", "min_n",
     # gathers, reductions, scans: their rules are in _python_gathers
     "gather", "reduce_add", "reduce_mul", "reduce_max", "reduce_min", "cumsum", "cumprod",
+    "matmul", "matmul_c", "rmatmul_c",  # products: pyad/_python_products.py
 })
 
 # which table must hold the rule of a row of each kind

@@ -4,8 +4,8 @@ Structural operations (indexing, reshape, transpose, concatenate, ...) only move
 indices and record nothing. Every elementwise operation, reduction (over any
 axes) and scan records one row in one call to the store, plus one gather row
 for each operand whose slots are not an affine layout (fancy indexing with
-repeats, concatenations, transposes of a row's operand); products with constant
-matrices record one multiply-add per term.
+repeats, concatenations, transposes of a row's operand); a matrix product
+records one product row (BLAS in every sweep).
 """
 import numbers
 
@@ -265,41 +265,18 @@ def cumulative(x, name, axis=None):
     return wrap(x._s, np.moveaxis(out, -1, axis))
 
 
+# pyad_rec_product's flags (csrc/pyad.h)
+_TRANS_A, _TRANS_B, _CONST_A, _CONST_B = 1, 2, 4, 8
+
+
 def matmul(x, y):
-    """x @ y with numpy's matmul rules; one or both operands active."""
+    """x @ y with numpy's matmul rules, one or both operands active: one product
+    row (BLAS in every sweep) per matrix product; a stack of matrices records one
+    row per matrix."""
     store = store_of(x, y)
-    if is_active(x) and is_active(y):
-        a, b = slots_of(x), slots_of(y)
-        return _matmul_active(store, a, b)
-    if is_active(x):
-        a, w = slots_of(x), as_constant(y)
-        if a.ndim >= 1 and w.ndim in (1, 2) and a.shape[-1] == w.shape[0]:
-            return _matmul_const_right(store, a, w)
-    else:
-        w, b = as_constant(x), slots_of(y)
-        if w.ndim in (1, 2) and b.ndim in (1, 2) and w.shape[-1] == b.shape[0]:
-            # w @ b = (b^T @ w^T)^T
-            bt = b.T if b.ndim == 2 else b
-            res = _matmul_const_right(store, bt, w.T)
-            return wrap(store, slots_of(res).T) if isinstance(res, Array) else res
-    # Remaining shapes (stacks of matrices with a constant): general route.
-    return _matmul_active(store, to_slots(store, x), to_slots(store, y))
-
-
-def _matmul_const_right(store, a, w):
-    """a (..., k) slots @ w (k,) or (k, p) constants."""
-    lead = a.shape[:-1]
-    k = a.shape[-1]
-    m = int(np.prod(lead, dtype=np.int64))
-    if k == 0 or m == 0 or w.size == 0:
-        return wrap(store, to_slots(store, np.zeros(lead + w.shape[1:])))
-    w2 = w.reshape(k, -1)
-    out = store.matmul_c(np.ascontiguousarray(a.reshape(m, k), dtype=_INDEX),
-                         np.ascontiguousarray(w2, dtype=np.float64))
-    return wrap(store, out.reshape(lead + w.shape[1:]))
-
-
-def _matmul_active(store, a, b):
+    a_active, b_active = is_active(x), is_active(y)
+    a = slots_of(x) if a_active else as_constant(x)
+    b = slots_of(y) if b_active else as_constant(y)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul: input operand does not have enough dimensions (use * for scalars)")
     a2 = a[None, :] if a.ndim == 1 else a
@@ -307,13 +284,57 @@ def _matmul_active(store, a, b):
     if a2.shape[-1] != b2.shape[-2]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned "
                          f"({a2.shape[-1]} != {b2.shape[-2]})")
-    prod = elementwise_binary(wrap(store, a2[..., :, :, None]), wrap(store, b2[..., None, :, :]), "mul")
-    res = slots_of(reduce(prod, "add", axis=-2))
+    lead = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    (m, k), n = a2.shape[-2:], b2.shape[-1]
+    a3 = np.broadcast_to(a2, lead + (m, k))
+    b3 = np.broadcast_to(b2, lead + (k, n))
+    out = np.empty(lead + (m, n), dtype=_INDEX)
+    for i in np.ndindex(*lead):
+        out[i] = _product(store, a3[i], a_active, b3[i], b_active)
     if a.ndim == 1:
-        res = res[..., 0, :]
+        out = out[..., 0, :]
     if b.ndim == 1:
-        res = res[..., 0]
-    return wrap(store, res)
+        out = out[..., 0]
+    return wrap(store, out)
+
+
+def _product(store, a, a_active, b, b_active):
+    """The slots (m, n) of one product row a (m, k) @ b (k, n); an operand is
+    slots when active, else constants."""
+    (m, k), n = a.shape, b.shape[1]
+    if m * n == 0:
+        return np.zeros((m, n), dtype=_INDEX)
+    if k == 0:  # an empty sum
+        return to_slots(store, np.zeros((m, n)))
+    flags, w, sa, sb = 0, None, 0, 0
+    if a_active:
+        sa, trans = _contiguous_or_gathered(store, a)
+        flags |= _TRANS_A if trans else 0
+    else:
+        flags, w = flags | _CONST_A, np.ascontiguousarray(a, dtype=np.float64)
+    if b_active:
+        sb, trans = _contiguous_or_gathered(store, b)
+        flags |= _TRANS_B if trans else 0
+    else:
+        flags, w = flags | _CONST_B, np.ascontiguousarray(b, dtype=np.float64)
+    first = store.product(sa, sb, m, k, n, flags, w)
+    return np.arange(first, first + m * n, dtype=_INDEX).reshape(m, n)
+
+
+def _contiguous_or_gathered(store, idx):
+    """(first slot, transposed) of a matrix operand (rows, cols of slots) that a
+    product row reads in place: its slots are a contiguous row-major block, or
+    the transpose of one (BLAS's trans flag). Any other layout (x[:, ::2], a
+    broadcast, fancy indexing) is first copied into consecutive slots by one
+    gather row, as numpy copies an operand BLAS cannot read."""
+    rows, cols = idx.shape
+    start = int(idx[0, 0])
+    ramp = np.arange(rows * cols, dtype=np.int64)
+    if np.array_equal(idx, start + ramp.reshape(rows, cols)):
+        return start, False
+    if np.array_equal(idx, start + ramp.reshape(cols, rows).T):
+        return start, True
+    return store.gather(idx), False
 
 
 def where(cond, a, b):

@@ -292,6 +292,12 @@ class CStore(RowBuffer):
         return out
 
     @recording
+    def product(self, a, b, m, k, n, flags, w=None):
+        """One product row z (m x n) = A @ B (pyad.h's pyad_rec_product): its first slot."""
+        return self._rec(lib.pyad_rec_product, a, b, m, k, n, flags,
+                         ffi.NULL if w is None else _dbl(w))
+
+    @recording
     def output_n(self, slots):
         s = _waiting(lib.pyad_rec_output_n, self._h, _i32(slots), slots.size)
         if s < 0:

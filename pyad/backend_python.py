@@ -25,6 +25,7 @@ import numpy as np
 
 from . import _python_gathers as gathers
 from . import ops
+from . import _python_products as products
 from ._python_rules import COMPARISONS, IEEE, RULES, call
 from .errors import (INTERLEAVED, BranchError, TapeBusyError, TapeClosedError,
                      TapeFormatError, status_error)
@@ -342,11 +343,12 @@ def _widths(n_ops, blocks, op):
     rows = table[:, 0]
     if rows.size and (rows[0] < 0 or rows[-1] >= n_ops or np.any(np.diff(rows) <= 0)):
         raise _bad_tape("the blocks table names rows out of order or out of range")
-    # gathers, reductions and scans are block rows at any width, the others from 2
-    least = np.where(np.isin(op[rows], list(gathers.ROW_OPS)), 1, 2)
+    # gathers, reductions, scans and products are block rows at any width, the others from 2
+    always = list(gathers.ROW_OPS) + list(products.PRODUCT_OPS)
+    least = np.where(np.isin(op[rows], always), 1, 2)
     if np.any(table[:, 1] < least) or np.any(table[:, 2:] < 0):
-        raise _bad_tape("a block row has width < 2 (< 1 for gathers, reductions and scans) "
-                        "or a negative stride")
+        raise _bad_tape("a block row has width < 2 (< 1 for gathers, reductions, scans and "
+                        "products) or a negative stride")
     width = np.ones(n_ops, dtype=np.int64)
     width[rows] = table[:, 1]
     return width, {int(r[0]): tuple(int(e) for e in r[1:]) for r in table}
@@ -364,7 +366,7 @@ def check_arrays(a):
         raise _bad_tape("the row columns op, a, b, c, first differ in length")
     if np.any(a["op"] >= len(ops.NAME)):
         raise _bad_tape("an op code is out of range")
-    width, blocks = _widths(n_ops, np.asarray(a["blocks"]), a["op"])
+    width, blocks = _widths(n_ops, np.asarray(a["blocks"]), np.asarray(a["op"]))
     starts = np.concatenate([[0], np.cumsum(width)[:-1]]) if n_ops else width
     if not np.array_equal(a["first"].astype(np.int64), starts) or width.sum() != a["val"].size:
         raise _bad_tape("first[] is not consecutive by the rows' widths, or val does not "
@@ -375,6 +377,11 @@ def check_arrays(a):
     for k, (op, x, y, z, s) in enumerate(zip(*columns)):
         w, sa, sb, sc, sk = blocks.get(k, (1, 0, 0, 0, 0))
         kind, name = _KIND[op], ops.NAME[op]
+        if op in products.PRODUCT_OPS:
+            if not products.row_ok(op, x, y, z, blocks.get(k), s, n_consts):
+                raise _bad_tape(f"row {k} ({name}) has an operand or constant index out of "
+                                f"range, or a bad shape")
+            continue
         if w > 1 and kind not in _BLOCK_KINDS and op not in (_SELECT, _INPUT, _CONST) \
                 and op not in gathers.ROW_OPS:
             raise _bad_tape(f"row {k} ({name}) cannot be a block row")
@@ -810,6 +817,31 @@ class PyStore(RowBuffer):
         return out
 
     @_records
+    def product(self, a, b, m, k, n, flags, w=None):
+        """One product row z (m x n) = A @ B (pyad_rec_product's flags and checks)."""
+        self._live()
+        ca, cb = bool(flags & products.CONST_A), bool(flags & products.CONST_B)
+        if (flags & ~15 or (ca and cb) or (ca and flags & products.TRANS_A)
+                or (cb and flags & products.TRANS_B) or ((ca or cb) and w is None)
+                or min(m, k, n) < 1 or max(m, k, n) > _MAX_SLOTS):
+            raise status_error("PYAD_EINVAL")
+        if max(m * k, k * n, m * n) > _MAX_SLOTS:
+            raise status_error("PYAD_ETOOBIG")
+        self._room(m * n)
+        n_slots = len(self.val)
+        if (not ca and not 0 <= a <= n_slots - m * k) or (not cb and not 0 <= b <= n_slots - k * n):
+            raise status_error("PYAD_EINDEX")
+        op = products.RMATMUL_C if ca else products.MATMUL_C if cb else products.MATMUL
+        if ca or cb:
+            base = len(self.consts)
+            self.consts.extend(np.asarray(w, np.float64).ravel().tolist())
+            a, b = (base, b) if ca else (a, base)
+        blk = (m * n, m, k, n, flags & 3)
+        r = products.Row(op, a, b, n_slots, blk)
+        values = (r.A(self.val, self.consts) @ r.B(self.val, self.consts)).ravel()
+        return self._append_block(op, a, b, 0, blk[1:], values)
+
+    @_records
     def select_n(self, cond, a, b):
         if a.size < 2:
             first = self._room(a.size, cond, a, b)
@@ -860,6 +892,9 @@ class PyStore(RowBuffer):
         vd = [0.0] * n_slots if xd is not None else None
         for k in range(len(ops_)):
             op, a, b, c, s = ops_[k], A[k], B[k], Cs[k], F[k]
+            if op in products.PRODUCT_OPS:
+                products.forward(op, a, b, s, blocks[k], v, vd, consts)
+                continue
             if k in blocks:
                 if op == _INPUT or op == _CONST:
                     _source_block(op, a, b, s, blocks[k][0], x, xd, v, vd, consts)
@@ -926,6 +961,9 @@ class PyStore(RowBuffer):
             adj[s] += float(u[i])
         for k in range(len(ops_) - 1, -1, -1):
             op, a, b, c, s = ops_[k], A[k], B[k], Cs[k], F[k]
+            if op in products.PRODUCT_OPS:
+                products.reverse(op, a, b, s, blocks[k], v, adj, vd, adjd, consts)
+                continue
             if k in blocks:
                 if op in gathers.ROW_OPS:
                     gathers.reverse(op, a, b, s, blocks[k], v, adj, vd, adjd, pool)

@@ -348,15 +348,52 @@ def _shape_source(x):
 
 
 def inner(a, b):
-    """numpy.inner: a sum over the last axes; shape a.shape[:-1] + b.shape[:-1]."""
+    """numpy.inner: a sum over the last axes; shape a.shape[:-1] + b.shape[:-1].
+    One product row: a (M, k) @ b (N, k)ᵀ."""
     na, nb = np.ndim(_shape_source(a)), np.ndim(_shape_source(b))
     if na == 0 or nb == 0:
         return binary_op("mul", a, b)
-    # a[..., (new axes for b's leading dims), k] * b[(new axes for a's leading dims), ..., k]
-    a_exp = _reshape(a, np.shape(_shape_source(a))[:-1] + (1,) * (nb - 1)
-                     + np.shape(_shape_source(a))[-1:])
-    prod = binary_op("mul", a_exp, b)
-    return A.reduce(_active(prod), "add", -1) if A.is_active(prod) else np.sum(prod, axis=-1)
+    return tensordot(a, b, ([na - 1], [nb - 1]))
+
+
+def _transpose(x, perm):
+    if A.is_active(x):
+        return A.wrap(x._s, A.slots_of(x).transpose(perm))
+    return np.transpose(x, perm)
+
+
+def _axes_pair(axes, na, nb):
+    """tensordot's axes argument as two lists of axes of a and of b."""
+    if isinstance(axes, (int, np.integer)):
+        if axes < 0 or axes > min(na, nb):
+            raise ValueError(f"tensordot: axes={axes} is out of range for operands of "
+                             f"{na} and {nb} dimensions")
+        return list(range(na - axes, na)), list(range(axes))
+    try:
+        xa, xb = axes
+    except (TypeError, ValueError):
+        raise TypeError("tensordot: axes must be an integer or a pair of axis lists") from None
+    xa = [xa] if isinstance(xa, (int, np.integer)) else list(xa)
+    xb = [xb] if isinstance(xb, (int, np.integer)) else list(xb)
+    if len(xa) != len(xb):
+        raise ValueError("tensordot: shape-mismatch for sum (axis lists of different lengths)")
+    return [int(i) % na if na else int(i) for i in xa], [int(i) % nb if nb else int(i) for i in xb]
+
+
+def tensordot(a, b, axes=2):
+    """numpy.tensordot as one product row: the summed axes of a moved last and
+    of b first (transposes and reshapes of the slot indices record nothing)."""
+    sa, sb = np.shape(_shape_source(a)), np.shape(_shape_source(b))
+    xa, xb = _axes_pair(axes, len(sa), len(sb))
+    if any(sa[i] != sb[j] for i, j in zip(xa, xb)):
+        raise ValueError("tensordot: shape-mismatch for sum")
+    free_a = [i for i in range(len(sa)) if i not in xa]
+    free_b = [j for j in range(len(sb)) if j not in xb]
+    K = int(np.prod([sa[i] for i in xa], dtype=np.int64))
+    left = _reshape(_transpose(a, free_a + xa), (-1, K) if K else (int(np.prod([sa[i] for i in free_a], dtype=np.int64)), 0))
+    right = _reshape(_transpose(b, xb + free_b), (K, -1) if K else (0, int(np.prod([sb[j] for j in free_b], dtype=np.int64))))
+    out = A.matmul(left, right)
+    return _reshape(out, tuple(sa[i] for i in free_a) + tuple(sb[j] for j in free_b))
 
 
 def _reshape(x, shape):
@@ -370,10 +407,11 @@ def _flat(x):
 
 
 def outer(a, b, out=None):
+    """numpy.outer as one product row: a (m, 1) @ b (1, n)."""
     _refuse("outer", out)
     a = _active(a) if not A.is_active(a) and A.store_of(a) else a
     b = _active(b) if not A.is_active(b) and A.store_of(b) else b
-    return binary_op("mul", _expand(_flat(a), 1), _flat(b))
+    return A.matmul(_reshape(_flat(a), (-1, 1)), _reshape(_flat(b), (1, -1)))
 
 
 def norm(x, ord=None, axis=None, keepdims=False):
@@ -525,6 +563,9 @@ def _einsum(subscripts, *operands, **kwargs):
     sa, sb = ins.split(",")
     letters = list(dict.fromkeys(sa + sb))
     x, y = operands
+    as_product = _einsum_as_product(sa, sb, out, x, y)
+    if as_product is not None:
+        return as_product
 
     def aligned(v, s):
         if len(set(s)) != len(s):
@@ -547,6 +588,40 @@ def _einsum(subscripts, *operands, **kwargs):
     return np.transpose(r, perm)
 
 
+def _einsum_as_product(sa, sb, out, x, y):
+    """A two-operand einsum that is a (stack of) matrix product(s): batch letters
+    in both operands and the output, summed letters in both operands only, free
+    letters in one operand and the output. Becomes transposes and reshapes of the
+    slot indices around A.matmul; None for other forms (repeated or one-sided
+    summed letters, sizes that broadcast), which keep the general route."""
+    if len(set(sa)) != len(sa) or len(set(sb)) != len(sb) or len(set(out)) != len(out):
+        return None
+    if any(ch not in sa + sb for ch in out) or any((ch in sa) != (ch in sb) and ch not in out
+                                                     for ch in sa + sb):
+        return None
+    shape_a, shape_b = np.shape(_shape_source(x)), np.shape(_shape_source(y))
+    if len(shape_a) != len(sa) or len(shape_b) != len(sb):
+        return None
+    size = {}
+    for s, shape in ((sa, shape_a), (sb, shape_b)):
+        for ch, n in zip(s, shape):
+            if size.setdefault(ch, n) != n:
+                return None  # mismatched or broadcast sizes: the general route says why
+    batch = [ch for ch in sa if ch in sb and ch in out]
+    summed = [ch for ch in sa if ch in sb and ch not in out]
+    free_a = [ch for ch in sa if ch not in sb]
+    free_b = [ch for ch in sb if ch not in sa]
+    dims = lambda letters: tuple(size[ch] for ch in letters)
+    prod = lambda letters: int(np.prod(dims(letters), dtype=np.int64))
+    left = _reshape(_transpose(x, [sa.index(ch) for ch in batch + free_a + summed]),
+                    dims(batch) + (prod(free_a), prod(summed)))
+    right = _reshape(_transpose(y, [sb.index(ch) for ch in batch + summed + free_b]),
+                     dims(batch) + (prod(summed), prod(free_b)))
+    r = _reshape(A.matmul(left, right), dims(batch + free_a + free_b))
+    order = batch + free_a + free_b
+    return _transpose(r, [order.index(ch) for ch in out])
+
+
 FUNCTIONS = {
     np.sum: _reduction("add", "sum"), np.prod: _reduction("mul", "prod"),
     np.max: _reduction("maximum", "max"), np.min: _reduction("minimum", "min"),
@@ -554,7 +629,7 @@ FUNCTIONS = {
     np.mean: _mean,
     np.cumsum: _cumulative("add", "cumsum"), np.cumprod: _cumulative("mul", "cumprod"),
     np.dot: dot, np.matmul: lambda a, b, **kw: A.matmul(a, b), np.inner: inner,
-    np.outer: outer, np.einsum: _einsum, np.linalg.norm: norm,
+    np.outer: outer, np.tensordot: tensordot, np.einsum: _einsum, np.linalg.norm: norm,
     np.where: lambda c, a=None, b=None: A.where(c, a, b) if a is not None else _no("where with one argument"),
     np.concatenate: _concatenate,
     np.stack: lambda xs, axis=0, **kw: A.stack_values(xs, axis),

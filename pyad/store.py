@@ -182,6 +182,10 @@ class Store(Protocol):
     def matmul_c(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Slots of x @ w for active x and constant w."""
 
+    def product(self, a: int, b: int, m: int, k: int, n: int, flags: int,
+                w: "np.ndarray | None" = None) -> int:
+        """One product row z (m x n) = A @ B (csrc/pyad.h pyad_rec_product); its first slot."""
+
     def output_n(self, slots: np.ndarray) -> None:
         """Mark slots as outputs."""
 

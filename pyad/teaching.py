@@ -35,6 +35,9 @@ from .store import Sweep
 
 # ---- reading the tape ----
 
+_PRODUCTS = ("matmul", "matmul_c", "rmatmul_c")
+
+
 def _number(c):
     c = float(c)
     if c.is_integer() and abs(c) < 1e15:
@@ -167,6 +170,10 @@ class _Graph:
             if m <= n:
                 return [(int(row[0]), sb, n) for row in slots]
             return [(int(col[0]), sa, m) for col in slots.T]
+        if name in _PRODUCTS:  # each tape operand: its m*k (k*n) slots
+            _, m, kk, n, _ = self.strides(k)
+            return [ref for ref, const in (((a, 1, m * kk), name == "rmatmul_c"),
+                                           ((b, 1, kk * n), name == "matmul_c")) if not const]
         if name == "select":
             return [(a, sa, w), (b, sb, w), (c, sc, w)]
         if name == "axpy_c":
@@ -201,6 +208,20 @@ class _Graph:
             return _number(self.consts[int(self.c[k])])
         return None
 
+    def product_text(self, k, name, refs):
+        """A @ B with shapes: v[0:12] @ c[3:11] (3x4 @ 4x2); .T marks an operand
+        whose slots hold its transpose, c[..] a constant."""
+        _, m, kk, n, flags = self.strides(k)
+        refs = iter(refs)
+
+        def operand(const, start, size, trans):
+            text = f"c[{start}:{start + size}]" if const else next(refs)
+            return text + ".T" if trans else text
+
+        left = operand(name == "rmatmul_c", int(self.a[k]), m * kk, flags & 1)
+        right = operand(name == "matmul_c", int(self.b[k]), kk * n, flags & 2)
+        return f"{left} @ {right} ({m}x{kk} @ {kk}x{n})"
+
     def text(self, k):
         """The operation of row k as an expression of earlier slots."""
         name = self.primitive(k)
@@ -209,6 +230,8 @@ class _Graph:
         c = self.constant(k)
         if name == "input":
             return f"x_{int(self.a[k]) + 1}"
+        if name in _PRODUCTS:
+            return self.product_text(k, name, v)
         if name == "constant":
             return c
         if self.op[k] in gathers.ROW_OPS:

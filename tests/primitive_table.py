@@ -344,6 +344,15 @@ _WITH_CONSTANT = lambda z: pyad.where(z[0] < z[1], z[0] * z[1], 2.0)
 _MUL_HESS = lambda z: np.array([[0.0, 1.0], [1.0, 0.0]])
 
 
+def _by_terms(z):
+    """_A @ z through the store's per-term recorder (what products recorded before
+    product rows): a mul_c, then one axpy_c per further term."""
+    if not isinstance(z, pyad.Array):
+        return _A @ z
+    out = z._s.matmul_c(np.ascontiguousarray(z._i.reshape(1, -1)), np.ascontiguousarray(_A.T))
+    return pyad.Array(z._s, out.reshape(-1))
+
+
 def _tie_share(z, m):
     """d(max or min)/dz: shared evenly by the elements equal to m (JAX's rule)."""
     ties = (z == m).astype(float)
@@ -367,8 +376,8 @@ SPECIAL_TABLE = {
                           _BRANCHY_HESS),
     "guard_false": Special(_branchy, [(-1.0, 2.0), (-0.5, 3.0)], _branchy, _BRANCHY_GRAD,
                            _BRANCHY_HESS),
-    # A @ z with a constant matrix: one mul_c, then axpy_c terms
-    "axpy_c": Special(lambda z: np.sum((_A @ z) ** 2), [(1.0, 2.0), (-0.5, 0.25)],
+    # A @ z by the store's per-term recorder: one mul_c, then axpy_c terms
+    "axpy_c": Special(lambda z: np.sum(_by_terms(z) ** 2), [(1.0, 2.0), (-0.5, 0.25)],
                       lambda z: np.sum((_A @ z) ** 2), lambda z: 2.0 * _A.T @ _A @ z,
                       lambda z: 2.0 * _A.T @ _A),
     # max(z)**2, at a tie too
@@ -413,6 +422,16 @@ SPECIAL_TABLE = {
                       lambda z: np.sum(np.cumprod(z)),
                       lambda z: sum(np.r_[_others(z[:j + 1]), np.zeros(2 - j)] for j in range(3)),
                       lambda z: sum(np.pad(_others2(z[:j + 1]), (0, 2 - j)) for j in range(3))),
+    # products: one row, BLAS in every sweep
+    "matmul": Special(lambda z: z[:2] @ z[2:], [(1.0, 2.0, -3.0, 0.5), (0.0, 1.5, 2.0, -1.0)],
+                      lambda z: z[:2] @ z[2:], lambda z: np.concatenate([z[2:], z[:2]]),
+                      lambda z: np.kron([[0.0, 1.0], [1.0, 0.0]], np.eye(2))),
+    "matmul_c": Special(lambda z: np.sum((z @ _A) ** 2), [(1.0, 2.0), (-0.5, 0.25)],
+                        lambda z: np.sum((z @ _A) ** 2), lambda z: 2.0 * _A @ _A.T @ z,
+                        lambda z: 2.0 * _A @ _A.T),
+    "rmatmul_c": Special(lambda z: np.sum((_A @ z) ** 2), [(1.0, 2.0), (-0.5, 0.25)],
+                         lambda z: np.sum((_A @ z) ** 2), lambda z: 2.0 * _A.T @ _A @ z,
+                         lambda z: 2.0 * _A.T @ _A),
 }
 
 

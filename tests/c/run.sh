@@ -13,7 +13,15 @@ CC="${CC:-gcc}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/pyad-ctest.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
-common=(-std=c11 -g -Wall -Wextra -Werror -I"$root/csrc" -DPYAD_TEST_FAULTS)
+# Product rows call the OpenBLAS of the scipy-openblas32 wheel, as the cffi build does.
+PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
+read -r blas_inc blas_lib blas_name < <("$PYTHON" -c 'import scipy_openblas32 as o
+print(o.get_include_dir(), o.get_lib_dir(), o.get_library())') || {
+    echo "run.sh: scipy_openblas32 is not importable by $PYTHON (pip install scipy-openblas32)"
+    exit 1
+}
+blas=(-L"$blas_lib" -l"$blas_name" -Wl,-rpath,"$blas_lib")
+common=(-std=c11 -g -Wall -Wextra -Werror -I"$root/csrc" -I"$blas_inc" -DPYAD_TEST_FAULTS)
 wrap=(-Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc)
 sources=("$here/test_core.c" "$root"/csrc/*.c)
 status=0
@@ -29,7 +37,7 @@ fi
 echo "== C driver with AddressSanitizer and UndefinedBehaviorSanitizer"
 if "$CC" "${common[@]}" -O1 -fno-omit-frame-pointer \
         -fsanitize=address,undefined -fno-sanitize-recover=all \
-        "${sources[@]}" "${wrap[@]}" "${vector[@]}" -lm -o "$work/test_core_asan"; then
+        "${sources[@]}" "${wrap[@]}" "${vector[@]}" "${blas[@]}" -lm -o "$work/test_core_asan"; then
     ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1" \
     UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
         "$work/test_core_asan" || status=1
@@ -40,7 +48,7 @@ fi
 
 if command -v valgrind >/dev/null 2>&1; then
     echo "== C driver under valgrind"
-    if "$CC" "${common[@]}" -O2 "${sources[@]}" "${wrap[@]}" -lm -o "$work/test_core"; then
+    if "$CC" "${common[@]}" -O2 "${sources[@]}" "${wrap[@]}" "${blas[@]}" -lm -o "$work/test_core"; then
         valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all \
             --show-leak-kinds=all "$work/test_core" || status=1
     else

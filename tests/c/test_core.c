@@ -577,7 +577,9 @@ static const char *const KNOWN_SPECIALS[] = {"input", "constant", "select", "gua
                                              /* gathers, reductions, scans: group_specials
                                               * and composite() */
                                              "gather", "reduce_add", "reduce_mul",
-                                             "reduce_max", "reduce_min", "cumsum", "cumprod"};
+                                             "reduce_max", "reduce_min", "cumsum", "cumprod",
+                                             /* products: group_products */
+                                             "matmul", "matmul_c", "rmatmul_c"};
 
 /* The value a comparison primitive must give (by its name). */
 static int compare_by_name(const char *name, double x, double y, double *want)
@@ -836,6 +838,71 @@ static void group_ops(void)
             pyad_tape_free(t);
         }
     }
+}
+
+/* ---- group: product rows (z = A @ B, one row calling BLAS in every sweep) ---- */
+
+static void group_products(void)
+{
+    int sin_ = OP("sin");
+    if (sin_ < 0)
+        return;
+    /* A is 2 x 3, B 3 x 2: A's slots 0..5, B's 6..11; a constant is W (2x3 or 3x2) */
+    static const double W[6] = {0.5, -1.0, 2.0, 0.25, 1.5, -0.75};
+    double x[12], again[12];
+    for (int i = 0; i < 12; ++i) {
+        x[i] = 0.1 * (i + 1) * (i % 2 ? -1.0 : 1.0);
+        again[i] = 0.3 - 0.05 * i;
+    }
+    char label[96];
+    for (int kind = 0; kind < 3; ++kind) /* active @ active, active @ W, W @ active */
+        for (int trans = 0; trans < 4; ++trans) {
+            int const_a = kind == 2, const_b = kind == 1;
+            if ((const_a && (trans & 1)) || (const_b && (trans & 2)))
+                continue;
+            snprintf(label, sizeof label, "product kind %d trans %d", kind, trans);
+            int flags = trans | (const_a ? PYAD_PRODUCT_CONST_A : 0)
+                        | (const_b ? PYAD_PRODUCT_CONST_B : 0);
+            pyad_tape *t = new_tape();
+            CHECK_STATUS(pyad_rec_input_n(t, x, 12), 0);
+            int z = pyad_rec_product(t, 0, 6, 2, 3, 2, flags, kind ? W : NULL);
+            CHECK_STATUS(z, 12);
+            CHECK(pyad_n_ops(t) == 2 && pyad_n_slots(t) == 16 && pyad_n_blocks(t) == 2);
+            int32_t zs[4] = {12, 13, 14, 15}, outs[4] = {16, 17, 18, 19};
+            CHECK_STATUS(pyad_rec1_n(t, sin_, zs, 4), 16); /* second derivatives too */
+            CHECK_STATUS(pyad_rec_output_n(t, outs, 4), 0);
+            double got[4], want[4] = {0};
+            CHECK_STATUS(pyad_values(t, zs, 4, got), PYAD_OK);
+            for (int i = 0; i < 2; ++i)
+                for (int j = 0; j < 2; ++j)
+                    for (int q = 0; q < 3; ++q) {
+                        double a = const_a ? W[i * 3 + q] : (trans & 1) ? x[q * 2 + i] : x[i * 3 + q];
+                        double b = const_b ? W[q * 2 + j]
+                                   : (trans & 2) ? x[6 + j * 3 + q] : x[6 + q * 2 + j];
+                        want[i * 2 + j] += a * b;
+                    }
+            CHECK_ALL_CLOSE(got, want, 4, 1e-15, 1e-15, label);
+            check_sweeps(t, x, 1, label);
+            check_sweeps(t, again, 0, label);
+            pyad_tape_free(t);
+        }
+    /* arguments refused, the tape unchanged */
+    pyad_tape *t = new_tape();
+    CHECK_STATUS(pyad_rec_input_n(t, x, 6), 0);
+    CHECK_STATUS(pyad_rec_product(NULL, 0, 0, 1, 1, 1, 0, NULL), PYAD_ECLOSED);
+    CHECK_STATUS(pyad_rec_product(t, 0, 0, 0, 1, 1, 0, NULL), PYAD_EINVAL); /* m = 0 */
+    CHECK_STATUS(pyad_rec_product(t, 0, 0, 1, 1, 1, 16, NULL), PYAD_EINVAL); /* unknown flag */
+    CHECK_STATUS(pyad_rec_product(t, 0, 0, 1, 1, 1, PYAD_PRODUCT_CONST_A | PYAD_PRODUCT_CONST_B, W),
+                 PYAD_EINVAL);
+    CHECK_STATUS(pyad_rec_product(t, 0, 0, 1, 1, 1, PYAD_PRODUCT_CONST_A | PYAD_PRODUCT_TRANS_A, W),
+                 PYAD_EINVAL);
+    CHECK_STATUS(pyad_rec_product(t, 0, 0, 1, 1, 1, PYAD_PRODUCT_CONST_B, NULL), PYAD_EINVAL);
+    CHECK_STATUS(pyad_rec_product(t, 0, 4, 2, 1, 3, 0, NULL), PYAD_EINDEX); /* B: slots 4..6 */
+    CHECK_STATUS(pyad_rec_product(t, -1, 0, 1, 1, 1, 0, NULL), PYAD_EINDEX);
+    CHECK_STATUS(pyad_rec_product(t, 0, 0, (int64_t)1 << 20, (int64_t)1 << 12, 1,
+                                  PYAD_PRODUCT_CONST_B, W), PYAD_ETOOBIG); /* m * k */
+    CHECK(pyad_n_ops(t) == 1 && pyad_n_slots(t) == 6 && pyad_n_consts(t) == 0);
+    pyad_tape_free(t);
 }
 
 /* ---- group: the special rows (inputs, constants, select, guards, axpy, max_n) ---- */
@@ -2447,6 +2514,7 @@ int main(int argc, char **argv)
     run_group("registry facts", group_registry_facts);
     run_group("ops", group_ops);
     run_group("specials", group_specials);
+    run_group("products", group_products);
     run_group("composite", group_composite);
     run_group("blocks", group_blocks);
     run_group("ieee", group_ieee);
