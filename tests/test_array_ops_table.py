@@ -161,6 +161,11 @@ row("outer const", [np.outer], lambda a: np.outer(C4, a[2]))
 for spec in ("ij,kj->ik", "ij,ij->i", "ij,ij->j", "ij,ik->jk", "ij,ij->ji"):
     row(f"einsum {spec}", [np.einsum], lambda a, b, spec=spec: np.einsum(spec, a, b), arity=2)
 row("einsum const", [np.einsum], lambda a: np.einsum("ij,j->i", a, C4))
+for axes in (1, 2, ([1], [1]), ([0], [0])):
+    row(f"tensordot axes={axes}", [np.tensordot],
+        lambda a, b, axes=axes: np.tensordot(a, b.T if axes == 1 else b, axes=axes), arity=2)
+row("tensordot const right", [np.tensordot], lambda a: np.tensordot(a, C42, axes=1))
+row("tensordot const left", [np.tensordot], lambda a: np.tensordot(C34, a, axes=([0, 1], [0, 1])))
 for kwargs in [{}, {"axis": 1}, {"ord": 1, "axis": 0}, {"ord": "fro"}, {"ord": np.inf},
                {"ord": 1}, {"ord": -np.inf, "axis": 1}, {"ord": 3, "axis": 1},
                {"axis": 0, "keepdims": True}]:
