@@ -4,6 +4,7 @@ and UndefinedBehaviorSanitizer, then under valgrind when it is installed."""
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 RUN_SH = Path(__file__).resolve().parent / "c" / "run.sh"
@@ -14,6 +15,7 @@ def test_c_driver_passes_under_sanitizers_and_valgrind():
     # .ci/sanitize.sh) must not leak into gcc, valgrind or the driver.
     env = {k: v for k, v in os.environ.items()
            if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
+    env["PYTHON"] = sys.executable  # the interpreter whose scipy_openblas32 the core links
     proc = subprocess.run(["bash", str(RUN_SH)], capture_output=True, text=True, env=env,
                           timeout=900)
     report = (proc.stdout + proc.stderr)[-12000:]
