@@ -27,3 +27,32 @@ def block_matrix(nested, rows, cols, lead=()):
         [np.concatenate([np.reshape(nested[i][j], tuple(lead) + (r, c))
                          for j, c in enumerate(cols)], axis=-1)
          for i, r in enumerate(rows)], axis=-2)
+
+
+def flat(parts):
+    """One float64 vector from an output or a per-input tuple of arrays."""
+    if isinstance(parts, tuple):
+        return np.concatenate([np.ravel(np.asarray(p, dtype=float)) for p in parts])
+    return np.ravel(np.asarray(parts, dtype=float))
+
+
+def close(a, b, rtol, what):
+    """a == b to rtol, relative to the larger of 1 and b's largest magnitude."""
+    a, b = flat(a), flat(b)
+    scale = max(1.0, float(np.max(np.abs(b), initial=0.0)))
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale, err_msg=what)
+
+
+def point_arg(xs):
+    """What a tape's methods take for the point xs: the array, or the tuple."""
+    return xs[0] if len(xs) == 1 else tuple(xs)
+
+
+def unflatten(vector, xs):
+    """vector cut into pieces shaped like xs, as a tuple."""
+    parts, at = [], 0
+    for x in xs:
+        n = np.size(x)
+        parts.append(vector[at:at + n].reshape(np.shape(x)))
+        at += n
+    return tuple(parts)

@@ -27,6 +27,9 @@ import scipy.special  # noqa: F401  (scipy ufuncs the registry names: erf, erfc)
 import pyad
 from pyad import numpy_api
 
+from helpers import close, flat, unflatten
+from helpers import point_arg as arg
+
 numpy_api._resolve_rows(import_modules=True)
 
 SHAPE = (3, 4)
@@ -325,28 +328,8 @@ CASES = [(r, layout) for r in ROWS for layout in LAYOUTS]
 CASES += [(r, form) for r in ROWS if r.elementwise for form in OPERAND_FORMS]
 
 
-def flat(parts):
-    if isinstance(parts, tuple):
-        return np.concatenate([np.ravel(np.asarray(p, dtype=float)) for p in parts])
-    return np.ravel(np.asarray(parts, dtype=float))
 
 
-def close(a, b, rtol, what):
-    a, b = flat(a), flat(b)
-    scale = max(1.0, float(np.max(np.abs(b), initial=0.0)))
-    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale, err_msg=what)
-
-
-def arg(xs):
-    return xs[0] if len(xs) == 1 else tuple(xs)
-
-
-def unflatten(vector, xs):
-    parts, at = [], 0
-    for x in xs:
-        parts.append(vector[at:at + x.size].reshape(x.shape))
-        at += x.size
-    return tuple(parts)
 
 
 def weighted(f, w):

@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, assume, given, note, settings
 import pyad
 
 from array_programs import KINK_MARGIN, programs
-from helpers import block_matrix
+from helpers import block_matrix, close, flat, unflatten
+from helpers import point_arg as arg
 
 EXAMPLES = int(os.environ.get("PYAD_FUZZ_EXAMPLES", "200"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
@@ -35,17 +36,6 @@ HESSIAN_MAX_INPUTS = 12
 SAVED = tempfile.mkdtemp(prefix="pyad-array-programs-")
 
 
-def flat(parts):
-    """One float64 vector from an output or a per-input tuple of arrays."""
-    if isinstance(parts, tuple):
-        return np.concatenate([np.ravel(np.asarray(p, dtype=float)) for p in parts])
-    return np.ravel(np.asarray(parts, dtype=float))
-
-
-def close(a, b, rtol, what):
-    a, b = flat(a), flat(b)
-    scale = max(1.0, float(np.max(np.abs(b), initial=0.0)))
-    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale, err_msg=what)
 
 
 def hessian_matrix(tape, xs):
@@ -58,22 +48,10 @@ def hessian_matrix(tape, xs):
     return block_matrix(h, sizes, sizes)
 
 
-def arg(xs):
-    """What the tape's methods take for the point xs: the array, or the tuple."""
-    return xs[0] if len(xs) == 1 else tuple(xs)
-
 
 def like(xs, rng):
     return tuple(rng.standard_normal(np.shape(x)) for x in xs)
 
-
-def unflatten(vector, xs):
-    parts, at = [], 0
-    for x in xs:
-        n = np.size(x)
-        parts.append(vector[at:at + n].reshape(np.shape(x)))
-        at += n
-    return tuple(parts)
 
 
 def plain(program, xs):
