@@ -57,6 +57,10 @@ int pyad_op_differentiable(int op);
 /* Lifetime and size. */
 int pyad_tape_new(pyad_tape **out);
 void pyad_tape_free(pyad_tape *t);
+/* Empties the tape for a new recording, keeping its allocations (a spare tape
+ * recorded into again skips growing and faulting in fresh pages); its limits go
+ * back to the defaults. PYAD_EBUSY while another call holds it. */
+int pyad_tape_reset(pyad_tape *t);
 /* Caps the tape's slots (so its rows); at most 2**31 - 1, the default. */
 int pyad_set_max_ops(pyad_tape *t, int64_t max_ops);
 /* Caps the bytes the tape may allocate: growth past it fails with PYAD_ENOMEM,

@@ -167,6 +167,21 @@ int pyad_tape_new(pyad_tape **out)
     return PYAD_OK;
 }
 
+int pyad_tape_reset(pyad_tape *t)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    int s = tape_begin_record(t);
+    if (s)
+        return s;
+    t->n_ops = t->n_slots = t->n_blocks = t->n_consts = t->n_pool = 0;
+    t->n_inputs = t->n_outputs = 0;
+    t->max_ops = DEFAULT_MAX_OPS;
+    t->max_bytes = INT64_MAX;
+    tape_end_record(t);
+    return PYAD_OK;
+}
+
 void pyad_tape_free(pyad_tape *t)
 {
     if (!t)

@@ -63,6 +63,46 @@ def _sizes_match(a, n, *more):
 
 
 # Whether each op code's b column holds a constant (rows buffered by push_c).
+# ---- spare tapes ----
+# A tape that is let go (closed and collected) keeps its allocations for the
+# next store when it is small: recording into memory that is already mapped
+# skips the growth copies and the page faults that dominate recording a
+# numpy-sized function (pyad.grad records and drops one tape per call; a
+# product with a constant 1000x100 matrix otherwise faults in a fresh 800 KB
+# of constants every time). Bounded: at most _SPARE_COUNT tapes of at most
+# _SPARE_BYTES each are kept; anything larger is freed at once.
+_SPARE_COUNT = 2
+_SPARE_BYTES = 8 << 20
+_spare = []
+_spare_lock = threading.Lock()
+
+
+def _new_tape():
+    """A C tape to record in: a spare one if there is one (empty), else a new one."""
+    with _spare_lock:
+        h = _spare.pop() if _spare else None
+    if h is None:
+        out = ffi.new("pyad_tape **")
+        status = lib.pyad_tape_new(out)
+        if status:
+            _fail(status)
+        h = out[0]
+    return ffi.gc(h, _let_go)
+
+
+def _let_go(h):
+    """The last reference to a C tape went (ffi.gc): keep it as a spare, or free it."""
+    try:
+        keep = 0 <= lib.pyad_nbytes(h) <= _SPARE_BYTES and lib.pyad_tape_reset(h) == 0
+        with _spare_lock:
+            if keep and len(_spare) < _SPARE_COUNT:
+                _spare.append(h)
+                return
+        lib.pyad_tape_free(h)
+    except Exception:  # interpreter shutdown: module globals may already be gone
+        pass
+
+
 _HAS_CONST = np.array([ops.KIND[name] in ("with_const", "compare_c") for name in ops.NAME])
 
 
@@ -102,11 +142,7 @@ class CStore(RowBuffer):
     backend = "c"
 
     def __init__(self):
-        out = ffi.new("pyad_tape **")
-        status = lib.pyad_tape_new(out)
-        if status:
-            _fail(status)
-        self._h = ffi.gc(out[0], lib.pyad_tape_free)
+        self._h = _new_tape()
         self._work = None
         self._work_lock = threading.Lock()
         self._next = 0  # rows are buffered in RowStore (see RowBuffer)
@@ -700,7 +736,7 @@ class CStore(RowBuffer):
             _i32(a["outputs"]), blocks.size // 6, _i32(blocks))
         if s:
             _fail(s, "loading a tape")
-        store._h = ffi.gc(out[0], lib.pyad_tape_free)
+        store._h = ffi.gc(out[0], _let_go)
         store._next = lib.pyad_n_slots(store._h)
         return store
 

@@ -1394,6 +1394,7 @@ static void group_null_tape(void)
     CHECK_STATUS(pyad_set_max_ops(t, 10), PYAD_ECLOSED);
     CHECK_STATUS(pyad_set_max_bytes(t, 10), PYAD_ECLOSED);
     CHECK_STATUS(pyad_shrink(t), PYAD_ECLOSED);
+    CHECK_STATUS(pyad_tape_reset(t), PYAD_ECLOSED);
     CHECK_STATUS(pyad_n_ops(t), PYAD_ECLOSED);
     CHECK_STATUS(pyad_n_inputs(t), PYAD_ECLOSED);
     CHECK_STATUS(pyad_n_outputs(t), PYAD_ECLOSED);
@@ -1665,6 +1666,15 @@ static void group_size_limit(void)
     /* raising the limit lets recording go on */
     CHECK_STATUS(pyad_set_max_ops(t, INT32_MAX), PYAD_OK);
     CHECK_STATUS(pyad_rec1(t, sin_, 4), 5);
+    /* reset: an empty tape again, at the default limit, recording from slot 0 */
+    CHECK_STATUS(pyad_set_max_ops(t, 6), PYAD_OK);
+    CHECK_STATUS(pyad_tape_reset(t), PYAD_OK);
+    CHECK(pyad_n_ops(t) == 0 && pyad_n_slots(t) == 0 && pyad_n_inputs(t) == 0
+          && pyad_n_outputs(t) == 0 && pyad_n_consts(t) == 0 && pyad_n_blocks(t) == 0);
+    CHECK_STATUS(pyad_rec_input_n(t, xs, 8), 0);
+    CHECK_STATUS(pyad_rec_c(t, add_c, 7, 1.0), 8);
+    CHECK_STATUS(pyad_rec_output(t, 8), 0);
+    check_sweeps(t, xs, 8, "after a reset");
     pyad_tape_free(t);
 
     /* a limit of 0 on a fresh tape */
@@ -2316,6 +2326,7 @@ static void group_busy(void)
     CHECK_STATUS(pyad_rec1(t, sin_, 0), PYAD_EBUSY);
     CHECK_STATUS(pyad_rec_input(t, 1.0), PYAD_EBUSY);
     CHECK_STATUS(pyad_shrink(t), PYAD_EBUSY);
+    CHECK_STATUS(pyad_tape_reset(t), PYAD_EBUSY);
     {
         uint8_t op8[2];
         int32_t i8[4];

@@ -1,0 +1,65 @@
+"""A tape that is let go may be kept (small, bounded) and recorded into again by
+the next store (pyad/backend_c.py, spare tapes): the new recording must start
+from nothing — no rows, constants, inputs, outputs or limits of the old one."""
+import gc
+
+import numpy as np
+import pytest
+
+import pyad
+from pyad import backend_c
+from pyad.errors import PyadError
+
+C_MATRIX = np.arange(12.0).reshape(4, 3) / 7.0
+
+
+def _old_tape(backend):
+    """A tape with every kind of content, then dropped: rows, block rows, constants,
+    a product with a constant matrix, a gather, inputs, outputs and a small limit."""
+    x0 = np.linspace(0.5, 2.0, 4)
+    tape = pyad.trace(lambda x: (np.sin(x[[0, 2, 2, 1]]) * 3.0).sum() + (x @ C_MATRIX).sum()
+                      + x[0] * x[1], x0, backend=backend)
+    tape._store.set_max_ops(tape.n_slots + 1)
+    return tape
+
+
+@pytest.mark.parametrize("rounds", [1, 3])
+def test_a_tape_recorded_after_one_was_dropped_starts_empty(backend, rounds):
+    for _ in range(rounds):
+        old = _old_tape(backend)
+        old_rows = old.n_ops
+        del old
+        gc.collect()
+        f = lambda v: v[0] ** 2 + 2.0 * v[1]
+        tape = pyad.trace(f, np.array([3.0, 4.0]), backend=backend)
+        assert tape.n_inputs == 2 and tape.n_outputs == 1
+        assert tape.n_ops < old_rows
+        assert tape.stats()["n_consts"] <= 1
+        np.testing.assert_allclose(tape(np.array([1.0, 5.0])), 11.0)
+        np.testing.assert_allclose(tape.gradient(np.array([1.0, 5.0])), [2.0, 2.0])
+        # the old tape's limit of a handful of slots is gone with it
+        big = pyad.trace(lambda v: np.sum(np.exp(v) * 2.0), np.ones(1000), backend=backend)
+        np.testing.assert_allclose(big.gradient(np.zeros(1000)), np.full(1000, 2.0))
+
+
+def test_spare_tapes_are_bounded():
+    """Only small tapes are kept, and only a few: a big one is freed at once."""
+    tapes = [pyad.trace(lambda v: (v * 2.0).sum(), np.ones(10)) for _ in range(5)]
+    big = pyad.trace(lambda v: (v * 2.0).sum(), np.ones(2_000_000))
+    assert big.nbytes > backend_c._SPARE_BYTES
+    del tapes, big
+    gc.collect()
+    assert len(backend_c._spare) <= backend_c._SPARE_COUNT
+    for h in backend_c._spare:
+        assert backend_c.lib.pyad_nbytes(h) <= backend_c._SPARE_BYTES
+        assert backend_c.lib.pyad_n_ops(h) == 0
+
+
+def test_a_closed_tape_stays_closed_when_its_storage_is_reused(backend):
+    old = pyad.trace(lambda v: (v * 2.0).sum(), np.ones(10), backend=backend)
+    old.close()
+    gc.collect()
+    new = pyad.trace(lambda v: (v * 3.0).sum(), np.ones(10), backend=backend)
+    with pytest.raises(PyadError):
+        old.gradient(np.ones(10))
+    np.testing.assert_allclose(new.gradient(np.ones(10)), np.full(10, 3.0))
