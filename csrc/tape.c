@@ -210,6 +210,19 @@ int pyad_set_max_ops(pyad_tape *t, int64_t max_ops)
     return PYAD_OK;
 }
 
+/* Frees every table of an empty tape (counts are all 0), as pyad_tape_new left it. */
+static void release_tables(pyad_tape *t)
+{
+    free(t->op), free(t->arg_a), free(t->arg_b), free(t->arg_c), free(t->first);
+    free(t->val), free(t->blocks), free(t->consts), free(t->pool), free(t->inputs);
+    free(t->outputs);
+    t->op = NULL, t->arg_a = t->arg_b = t->arg_c = t->first = NULL;
+    t->val = NULL, t->blocks = NULL, t->consts = NULL, t->pool = NULL;
+    t->inputs = t->outputs = NULL;
+    t->cap_ops = t->cap_slots = t->cap_blocks = t->cap_consts = t->cap_pool = 0;
+    t->cap_inputs = t->cap_outputs = 0;
+}
+
 int pyad_set_max_bytes(pyad_tape *t, int64_t max_bytes)
 {
     if (!t)
@@ -217,6 +230,12 @@ int pyad_set_max_bytes(pyad_tape *t, int64_t max_bytes)
     if (max_bytes < 0)
         return PYAD_EINVAL;
     t->max_bytes = max_bytes;
+    /* The budget counts what the tape holds: an empty tape (a fresh one, or a
+     * spare one reset for reuse) holds nothing, so it starts like a new tape. */
+    if (t->n_ops == 0 && t->n_consts == 0 && t->n_pool == 0 && tape_begin_record(t) == PYAD_OK) {
+        release_tables(t);
+        tape_end_record(t);
+    }
     return PYAD_OK;
 }
 
