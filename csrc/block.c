@@ -52,14 +52,31 @@ void block_source(const pyad_tape *t, int64_t i, const double *x, double *v, int
         return;
     }
     int64_t a = t->arg_a[bl.row];
-    if (x)
+    if (x && lanes == 1) /* one point: the inputs are one contiguous run of x */
+        memcpy(v + f, x + a, (size_t)bl.w * sizeof *v);
+    else if (x)
         for (int64_t e = 0; e < bl.w; ++e)
             for (int64_t j = 0; j < lanes; ++j)
                 v[(f + e) * lanes + j] = x[a + e + j * n_in];
-    if (vd)
+    if (vd && tlanes == 1)
+        memcpy(vd + f, xd + a, (size_t)bl.w * sizeof *vd);
+    else if (vd)
         for (int64_t e = 0; e < bl.w; ++e)
             for (int64_t j = 0; j < tlanes; ++j)
                 vd[(f + e) * tlanes + j] = xd[a + e + j * n_in];
+}
+
+int block_input_adjoints(const pyad_tape *t, const double *adj, double *xbar)
+{
+    int64_t copied = 0;
+    for (int64_t i = 0; i < t->n_blocks; ++i) {
+        struct block bl = block_at(t, i);
+        if (t->op[bl.row] != OP_input)
+            continue;
+        memcpy(xbar + t->arg_a[bl.row], adj + t->first[bl.row], (size_t)bl.w * sizeof *xbar);
+        copied += bl.w;
+    }
+    return copied == t->n_inputs;
 }
 
 /* ---- single-point and batched sweeps: a run of n elements ---- */
@@ -76,6 +93,7 @@ struct run {
     int64_t sa, sb, sc;
     const double *k; /* the constants, element j's at k[j * sk] */
     int64_t sk;
+    int disjoint; /* operands a and b read slot runs that do not overlap */
 };
 
 #define UP for (int64_t j = 0; j < n; ++j)
@@ -105,7 +123,22 @@ struct run {
     } else {                                                                                \
         loop { __VA_ARGS__ }                                                                \
     }
-#define BINARY_SCATTER(loop, ...) UNIT_OR_STRIDED(ONE_AB, AB1, loop, __VA_ARGS__)
+/* Operands whose adjoint runs do not overlap (r->disjoint: not x * x, not
+ * x[1:] * x[:-1]) get a copy where the compiler is told so: with two adjoint
+ * outputs (four in the second-order sweep) its run-time overlap checks give up,
+ * and the loop would stay scalar. Each element adds to distinct slots in the
+ * same order either way, so the sums are bit for bit the same. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_OVERLAP _Pragma("GCC ivdep")
+#else
+#define NO_OVERLAP
+#endif
+#define BINARY_SCATTER(loop, ...)                                                           \
+    if (sa == 1 && sb == 1 && r->disjoint) {                                                \
+        AB1 NO_OVERLAP loop { __VA_ARGS__ }                                                 \
+    } else {                                                                                \
+        UNIT_OR_STRIDED(ONE_AB, AB1, loop, __VA_ARGS__)                                     \
+    }
 
 #define RUN_LOCALS                                                                          \
     const int64_t n = r->n, sa = r->sa, sb = r->sb, sc = r->sc, sk = r->sk;                 \
@@ -318,6 +351,13 @@ static double *lane0(const double *base, int64_t slot, int64_t lanes, int used)
     return used && base ? (double *)base + slot * lanes : NULL;
 }
 
+/* Whether the unit-stride runs of n slots from a and from b are apart (only
+ * the unit-stride copy of a loop reads this). */
+static int runs_disjoint(int64_t a, int64_t b, int64_t n)
+{
+    return a + n <= b || b + n <= a;
+}
+
 typedef void (*kernel)(const struct run *);
 
 /* Runs the kernel over block i: one run of w elements at one point; with
@@ -362,6 +402,7 @@ static void run_block(const pyad_tape *t, int64_t i, int64_t lanes, kernel fn, i
             .sc = lanes > 1 ? (l.c_slot ? 1 : 0) : bl.sc,
             .k = l.b_const ? t->consts + b + ek : NULL,
             .sk = lanes > 1 ? 0 : bl.sk,
+            .disjoint = lanes == 1 && l.b_slot && runs_disjoint(a, b, bl.w),
         };
         fn(&r);
     }

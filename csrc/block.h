@@ -53,6 +53,11 @@ static inline int block_is_source(const pyad_tape *t, int64_t i)
 void block_source(const pyad_tape *t, int64_t i, const double *x, double *v, int64_t lanes,
                   const double *xd, double *vd, int64_t tlanes);
 
+/* Copies the adjoints of the inputs that input block rows define into xbar (input
+ * m at xbar[m]), one run per row; returns whether those rows define every input
+ * (else the caller reads the scalar inputs' adjoints). */
+int block_input_adjoints(const pyad_tape *t, const double *adj, double *xbar);
+
 /* Sweeps over block i of t. Slot s's lanes are at s * lanes .. s * lanes +
  * lanes - 1 in every work array (lanes = 1 for the one-point sweeps, nb for the
  * batched ones). Arrays not used by a sweep may be NULL. */

@@ -9,11 +9,21 @@
 
 static int is_kind(int op, int kind) { return op >= 0 && op < OP_COUNT && pyad_op_kind(op) == kind; }
 
+/* Both loops below test a chunk of elements without an early exit, so the
+ * compiler vectorizes them, and stop after the first chunk that fails. */
+enum { SCAN_CHUNK = 4096 };
+
 int tape_check_slots(const pyad_tape *t, const int32_t *s, int64_t n)
 {
-    for (int64_t i = 0; i < n; ++i)
-        if (s[i] < 0 || s[i] >= t->n_slots)
+    const uint32_t limit = (uint32_t)t->n_slots; /* a negative slot reads as >= limit */
+    for (int64_t i0 = 0; i0 < n; i0 += SCAN_CHUNK) {
+        int64_t end = n - i0 < SCAN_CHUNK ? n : i0 + SCAN_CHUNK;
+        int bad = 0;
+        for (int64_t i = i0; i < end; ++i)
+            bad |= (uint32_t)s[i] >= limit;
+        if (bad)
             return PYAD_EINDEX;
+    }
     return PYAD_OK;
 }
 
@@ -22,12 +32,30 @@ int64_t affine_stride(const int32_t *x, int64_t n)
     if (n < 2)
         return -1;
     int64_t step = (int64_t)x[1] - x[0];
-    if (step < 0)
+    /* The true last element: with it, equal differences modulo 2^32 (what the
+     * loop compares) mean equal differences, since a nondecreasing run from
+     * x[0] to x[n - 1] never leaves the int32 range and so never wraps. */
+    if (step < 0 || (int64_t)x[0] + step * (n - 1) != x[n - 1])
         return -1;
-    for (int64_t i = 2; i < n; ++i)
-        if ((int64_t)x[i] - x[i - 1] != step)
+    const uint32_t d = (uint32_t)step;
+    for (int64_t i0 = 1; i0 < n; i0 += SCAN_CHUNK) {
+        int64_t end = n - i0 < SCAN_CHUNK ? n : i0 + SCAN_CHUNK;
+        int bad = 0;
+        for (int64_t i = i0; i < end; ++i)
+            bad |= (uint32_t)x[i] - (uint32_t)x[i - 1] != d;
+        if (bad)
             return -1;
+    }
     return step;
+}
+
+/* The slot check of an operand read with `stride` (-1: not affine). An affine
+ * run is nondecreasing, so its two ends bound every element. */
+static int check_operand(const pyad_tape *t, const int32_t *x, int64_t n, int64_t stride)
+{
+    if (stride < 0 || n < 1)
+        return tape_check_slots(t, x, n);
+    return x[0] >= 0 && x[n - 1] < t->n_slots ? PYAD_OK : PYAD_EINDEX;
 }
 
 /* ---- recording: append rows, then evaluate them with the forward sweep ---- */
@@ -148,7 +176,8 @@ static int record_with_consts(pyad_tape *t, int op, const int32_t *a, const doub
     if (block && a)
         plan_operand(&g, a, n, &sa);
     if (!(s = block ? reserve_gathered(t, &g, n) : tape_reserve(t, n, n, 0))
-        && !(s = tape_reserve_consts(t, n_c)) && !(s = a ? tape_check_slots(t, a, n) : PYAD_OK)) {
+        && !(s = tape_reserve_consts(t, n_c))
+        && !(s = a ? check_operand(t, a, n, block ? sa : -1) : PYAD_OK)) {
         int64_t first = t->n_ops, slot = t->n_slots, base = t->n_consts;
         if (n_c)
             memcpy(t->consts + base, c, (size_t)n_c * sizeof *c);
@@ -222,8 +251,9 @@ static int record_slot_rows(pyad_tape *t, int op, const int32_t *a, const int32_
             plan_operand(&g, c, n, &sc);
     }
     if (!(s = block ? reserve_gathered(t, &g, n) : tape_reserve(t, n, n, 0))
-        && !(s = tape_check_slots(t, a, n)) && !(s = b ? tape_check_slots(t, b, n) : PYAD_OK)
-        && !(s = c ? tape_check_slots(t, c, n) : PYAD_OK)) {
+        && !(s = check_operand(t, a, n, block ? sa : -1))
+        && !(s = b ? check_operand(t, b, n, block ? sb : -1) : PYAD_OK)
+        && !(s = c ? check_operand(t, c, n, block ? sc : -1) : PYAD_OK)) {
         int64_t first = t->n_ops, slot = t->n_slots;
         if (block) {
             int64_t row = put_gathers(t, &g, first, slot, n), main_slot = slot + g.n * n;

@@ -17,6 +17,8 @@ static void seed_outputs(const pyad_tape *t, const double *u, double *adj)
 
 static void gather_inputs(const pyad_tape *t, const double *adj, double *xbar)
 {
+    if (block_input_adjoints(t, adj, xbar))
+        return;
     for (int64_t j = 0; j < t->n_inputs; ++j)
         xbar[j] = adj[t->inputs[j]];
 }

@@ -323,8 +323,13 @@ static void *alloc_column(size_t bytes)
 }
 
 /* Resizes the row columns, the value column and the block table to the
- * capacities c, all or nothing: every new array is allocated before any old one
- * is freed, so a failed allocation leaves the tape as it was. */
+ * capacities c. The row columns and blocks are copied to new arrays, all
+ * allocated before any old one is freed; the value column, the one that array
+ * rows make large, grows by realloc, which for a large block moves no data
+ * (mremap) and faults in only the pages later written, where a copy to a fresh
+ * huge-page array re-faulted and re-wrote every value at each doubling. On
+ * failure every capacity stays as it was (a value column that did grow is
+ * merely larger than its capacity says), so the tape stays valid. */
 static int resize_tables(pyad_tape *t, struct caps c)
 {
     int rows = c.ops != t->cap_ops, slots = c.slots != t->cap_slots;
@@ -335,10 +340,10 @@ static int resize_tables(pyad_tape *t, struct caps c)
     int32_t *b = rows ? alloc_column(nr * sizeof *b) : NULL;
     int32_t *cc = rows ? alloc_column(nr * sizeof *cc) : NULL;
     int32_t *first = rows ? alloc_column(nr * sizeof *first) : NULL;
-    double *val = slots ? alloc_column((size_t)c.slots * sizeof *val) : NULL;
+    int val_failed = slots && grow_array((void **)&t->val, c.slots, sizeof *t->val);
     int32_t *blk = blocks ? malloc((size_t)c.blocks * (size_t)BLOCK_BYTES) : NULL;
-    if ((rows && (!op || !a || !b || !cc || !first)) || (slots && !val) || (blocks && !blk)) {
-        free(op), free(a), free(b), free(cc), free(first), free(val), free(blk);
+    if ((rows && (!op || !a || !b || !cc || !first)) || val_failed || (blocks && !blk)) {
+        free(op), free(a), free(b), free(cc), free(first), free(blk);
         return PYAD_ENOMEM;
     }
     if (rows) {
@@ -354,13 +359,8 @@ static int resize_tables(pyad_tape *t, struct caps c)
         t->op = op, t->arg_a = a, t->arg_b = b, t->arg_c = cc, t->first = first;
         t->cap_ops = c.ops;
     }
-    if (slots) {
-        if (t->n_slots)
-            memcpy(val, t->val, (size_t)t->n_slots * sizeof *val);
-        free(t->val);
-        t->val = val;
+    if (slots)
         t->cap_slots = c.slots;
-    }
     if (blocks) {
         if (t->n_blocks)
             memcpy(blk, t->blocks, (size_t)t->n_blocks * (size_t)BLOCK_BYTES);
@@ -446,6 +446,17 @@ int tape_reserve_list(pyad_tape *t, int32_t **list, int64_t *cap, int64_t n, int
     return PYAD_OK;
 }
 
+/* Gives back a column's unused tail. realloc to a smaller size keeps the
+ * block where it is (glibc splits it, or unmaps the tail of a mapped one), so
+ * unlike a copy to a fresh exact-size array it moves no data and touches no new
+ * pages. Should it fail, the larger block stays: still valid, only not smaller. */
+static void shrink_column(void **p, int64_t count, size_t elem)
+{
+    void *q = realloc(*p, (size_t)count * elem);
+    if (q)
+        *p = q;
+}
+
 int pyad_shrink(pyad_tape *t)
 {
     if (!t)
@@ -453,22 +464,26 @@ int pyad_shrink(pyad_tape *t)
     int s = tape_begin_record(t);
     if (s)
         return s;
-    /* If the smaller copies cannot be allocated, the tape stays valid at its old size. */
-    struct caps used = {t->n_ops > 0 ? t->n_ops : 1, t->n_slots > 0 ? t->n_slots : 1, t->n_blocks};
-    struct caps keep = current_caps(t);
-    if (used.ops < keep.ops || used.slots < keep.slots) {
-        struct caps c = {used.ops < keep.ops ? used.ops : keep.ops,
-                         used.slots < keep.slots ? used.slots : keep.slots, keep.blocks};
-        resize_tables(t, c);
+    int64_t ops = t->n_ops > 0 ? t->n_ops : 1, slots = t->n_slots > 0 ? t->n_slots : 1;
+    if (ops < t->cap_ops) {
+        shrink_column((void **)&t->op, ops, sizeof *t->op);
+        shrink_column((void **)&t->arg_a, ops, sizeof *t->arg_a);
+        shrink_column((void **)&t->arg_b, ops, sizeof *t->arg_b);
+        shrink_column((void **)&t->arg_c, ops, sizeof *t->arg_c);
+        shrink_column((void **)&t->first, ops, sizeof *t->first);
+        t->cap_ops = ops;
+    }
+    if (slots < t->cap_slots) {
+        shrink_column((void **)&t->val, slots, sizeof *t->val);
+        t->cap_slots = slots;
     }
     if (t->n_blocks == 0 && t->cap_blocks) {
         free(t->blocks);
         t->blocks = NULL;
         t->cap_blocks = 0;
     } else if (t->n_blocks < t->cap_blocks) {
-        struct caps c = current_caps(t);
-        c.blocks = t->n_blocks;
-        resize_tables(t, c);
+        shrink_column((void **)&t->blocks, t->n_blocks, (size_t)BLOCK_BYTES);
+        t->cap_blocks = t->n_blocks;
     }
     int64_t nc = t->n_consts > 0 ? t->n_consts : 1;
     if (nc < t->cap_consts && !grow_array((void **)&t->consts, nc, sizeof *t->consts))
