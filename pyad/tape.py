@@ -600,6 +600,8 @@ def _pack_leaves(subtrees, shapes, names, what, batch):
             arrays.append(a.ravel())
     if batch:
         return tuple(arrays), dtypes
+    if len(arrays) == 1:  # no copy of a big array (a fresh one would fault in its pages)
+        return np.ascontiguousarray(arrays[0]), dtypes
     return (np.concatenate(arrays) if arrays else np.zeros(0)), dtypes
 
 
