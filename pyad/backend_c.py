@@ -654,6 +654,10 @@ class CStore(RowBuffer):
             return y, xbar, xbard, bad
         return self._batch(run)
 
+    def set_active_inputs(self, active):
+        """Placeholder."""
+        self._active_inputs = active
+
     # ---- plain arrays (saving and loading) ----
 
     def export(self):

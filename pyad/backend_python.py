@@ -1114,6 +1114,10 @@ class PyStore(RowBuffer):
         n, m = self.n_inputs, self.n_outputs
         return self._stack(res, 0, m), self._stack(res, 1, n), self._stack(res, 2, n), bad
 
+    def set_active_inputs(self, active):
+        """Placeholder."""
+        self._active_inputs = active
+
     # ---- plain arrays (saving and loading), in the layout of ARR_CONTRACT.md ----
 
     @_sweep

@@ -402,7 +402,7 @@ def table(tape, x=None, mode="forward", seed=None):
         if seed is None:
             seed = np.zeros(n)
             seed[:1] = 1.0
-        seed = _flat_seed(tape, seed, tape._in_shapes, n)
+        seed = _flat_seed(tape, seed, tape._d_shapes, n)
         values, derivs = tape._sweep(Sweep.SLOT_VALUES, point, seed)
     else:
         if seed is None:

@@ -63,7 +63,7 @@ def record(f, args, argnums, backend=None, retrace=False):
     return _recording(f, args, tuple(argnums), backend, retrace=retrace)[0]
 
 
-def trace(f, *args, backend=None, retrace=True):
+def trace(f, *args, argnums=None, backend=None, retrace=True):
     """Record f(*args) once; the returned Tape replays it at new points.
 
     The arguments may be pytrees (nested tuples, lists, dicts and namedtuples of
@@ -72,10 +72,22 @@ def trace(f, *args, backend=None, retrace=True):
     re-records when replay reaches a point where one of f's Python branches goes
     the other way (counted in tape.retraces); with retrace=False such a replay
     raises pyad.BranchError.
-    """
+
+    argnums (an int or a tuple of ints, as for pyad.grad) picks the arguments to
+    differentiate; every other argument becomes a *parameter*: replay takes it
+    again (tape.gradient(w, X2, y2): new data, no re-record), derivatives are
+    neither taken nor returned for it, and the derivative sweeps skip the rows
+    that depend on parameters and constants alone. Default: every argument is
+    differentiated (and a tuple of derivatives comes back for several)."""
     if not callable(f):
         raise TypeError(f"pyad.trace needs a function, got {type(f).__name__}")
-    return record(f, args, range(len(args)), backend, retrace)
+    if argnums is None:
+        return record(f, args, range(len(args)), backend, retrace)
+    nums, single = _argnums_tuple(argnums, len(args))
+    tape = record(f, args, range(len(args)), backend, retrace)
+    tape._hold_params([i not in nums for i in range(len(args))],
+                      nums[0] if single else nums)
+    return tape
 
 
 def _need_scalar(tape, who):
@@ -188,7 +200,7 @@ def _directions(tape, v, single, what, outputs=False):
         n = len(tape._in_args)
         raise ValueError(f"{what}: with a tuple of primals, give a tuple of {n} of them "
                          f"(one per differentiated argument); got {type(v).__name__}")
-    return tape._flat_of(v, what, varargs=True, outputs=outputs)[0]
+    return tape._flat_of(v, what, varargs=True, outputs=outputs, directions=not outputs)[0]
 
 
 def jvp(f, primals, tangents, argnums=None, has_aux=False, backend=None):
