@@ -124,6 +124,11 @@ class Tape:
         self._derive_params()
         self._mark_passive(self._store)
 
+    def _param_leaves(self):
+        """Per input leaf, whether it belongs to a parameter (what a saved tape keeps)."""
+        return [p for p, spec in zip(self._params, self._in_args)
+                for _ in range(spec.num_leaves)]
+
     def _d_dtypes(self, dtypes):
         """The dtypes of the differentiated leaves, from those of every leaf."""
         return dtypes if self._d_index is None else [dtypes[j] for j in self._d_leaves]
