@@ -370,14 +370,18 @@ class Tape:
             subtrees = pytree.match(spec, args)
             if subtrees is not None:
                 try:
-                    return _pack_leaves(subtrees, shapes, names, what, batch)
+                    shared = self._param_leaves() if batch and not (outputs or directions) \
+                        else None
+                    return _pack_leaves(subtrees, shapes, names, what, batch, shared)
                 except ValueError as e:
                     error = error or e
                 except TypeError as e:
                     if not any(pytree.is_node(t) for t in subtrees):
                         raise
                     # a container where the tape has a number or an array
-                    raise TypeError(f"{e}; the tape's {'outputs' if outputs else 'arguments'}"
+                    kind = ("outputs" if outputs else "differentiated arguments"
+                            if directions and self._d_index is not None else "arguments")
+                    raise TypeError(f"{e}; the tape's {kind}"
                                     f" have the structure {pytree.describe(spec)}, got "
                                     f"{pytree.describe_value(args)}") from None
         flat = _flat_vector(candidates[0], shapes, names, what, batch)
@@ -746,15 +750,20 @@ def _offsets(shapes):
     return out
 
 
-def _pack_leaves(subtrees, shapes, names, what, batch):
+def _pack_leaves(subtrees, shapes, names, what, batch, shared=None):
     """(flat float64 vector, leaf dtypes) from one value per leaf, each checked
     against its recorded shape; with batch=True (a tuple of float64 arrays with a
-    leading batch axis, leaf dtypes)."""
+    leading batch axis, leaf dtypes), where a leaf flagged in shared (a parameter)
+    given without the batch axis is shared by every point."""
     dtypes = [pytree.leaf_dtype(t) for t in subtrees]
-    arrays = []
-    for t, shape, name in zip(subtrees, shapes, names):
+    arrays, common = [], []
+    for j, (t, shape, name) in enumerate(zip(subtrees, shapes, names)):
         a = as_input(t, what)
         shape = tuple(shape)
+        if batch and shared is not None and shared[j] and a.shape == shape:
+            common.append(j)
+            arrays.append(a)
+            continue
         if batch:
             if a.ndim != len(shape) + 1 or a.shape[1:] != shape:
                 raise ValueError(f"{what}: {name} has shape {a.shape}; a batch needs "
@@ -765,6 +774,10 @@ def _pack_leaves(subtrees, shapes, names, what, batch):
                 raise ValueError(f"{what}: {name} has shape {a.shape}, the tape expects {shape}")
             arrays.append(a.ravel())
     if batch:
+        if common:
+            nb = next((a.shape[0] for j, a in enumerate(arrays) if j not in common), 1)
+            for j in common:
+                arrays[j] = np.broadcast_to(arrays[j], (nb,) + arrays[j].shape)
         return tuple(arrays), dtypes
     return (np.concatenate(arrays) if arrays else np.zeros(0)), dtypes
 
