@@ -57,6 +57,10 @@ def test_derivatives_only_for_argnums(backend, data):
     (H_yy, H_yw), (H_wy, H_ww) = two.hessian((w, X, y))
     assert H_yy.shape == (6, 6) and H_yw.shape == (6, 3) and H_ww.shape == (3, 3)
     np.testing.assert_allclose(H_yw, H_wy.T, rtol=1e-13)
+    vy, vw = np.linspace(-1, 1, 6), np.array([0.5, 2.0, -1.0])
+    both = pyad.trace(loss, w, X, y, backend=backend)
+    np.testing.assert_allclose(two.jvp((w, X, y), (vy, vw))[1],
+                               both.jvp((w, X, y), (vw, np.zeros((6, 3)), vy))[1], rtol=1e-13)
     # the default stays: every argument differentiated
     assert pyad.trace(loss, w, X, y, backend=backend).n_inputs == 27
 
@@ -156,6 +160,12 @@ def test_passive_rows_get_no_derivative_work(backend, data):
         rows = t.table(x=(w, X, y), mode="reverse")
         adjoint = {r["index"]: r["adjoint"] for r in rows}
         x_adjoints = np.array([adjoint[s] for s in slots[3:21]])   # X's slots
+        assert np.all(x_adjoints == 0) == zero
+    # a product with a parameter factor skips that factor's adjoint product
+    for argnums, zero in ((0, True), (None, False)):
+        t = pyad.trace(lambda w, X: (X @ w).sum(), w, X, argnums=argnums, backend=backend)
+        adjoint = {r["index"]: r["adjoint"] for r in t.table(x=(w, X), mode="reverse")}
+        x_adjoints = np.array([adjoint[s] for s in t._store.input_slots()[3:]])
         assert np.all(x_adjoints == 0) == zero
 
 
