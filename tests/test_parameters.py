@@ -178,3 +178,16 @@ def test_explicit_recording_with_param_inputs(backend):
     assert tape.stats()["passive_rows"] == 4          # c, sin(c), c * c, its sum
     c2 = np.array([0.5, -1.0])
     np.testing.assert_allclose(tape.gradient(np.array([5.0, 6.0]), c2), np.sin(c2))
+
+
+@pytest.mark.parametrize("shape", [(), (4,)])
+def test_a_select_between_a_parameter_and_a_weight_stays_active(backend, shape):
+    """pyad.where(c, X, w): the row is active through its else-branch alone."""
+    def f(w, X):
+        return (pyad.where(X > 0, X, w) * w).sum() if shape else pyad.where(X > 0, X, w) * w
+
+    w, X = np.full(shape, 2.0), np.full(shape, -1.0)
+    tape = pyad.trace(f, w, X, argnums=0, backend=backend)
+    np.testing.assert_allclose(tape.gradient(w, X), 2 * w)           # d(w*w)
+    np.testing.assert_allclose(tape.gradient(w, -X), -X)             # d(X*w) = X
+    assert tape.retraces == 0
