@@ -105,7 +105,8 @@ class _Cache:
             tape = self.tapes[full_key] = self._record(args, traced, kwargs, dynamic, nums,
                                                        single)
             if not kwargs and tape._d_index is None:  # for the lean paths of grad
-                if len(args) > 1 and all(type(a) is float for a in args):
+                if len(args) > 1 and all(type(a) is float for a in args) \
+                        and self.nums(len(args))[0] == tuple(range(len(args))):
                     self.floats[len(args)] = tape
                 elif len(args) == 1 and type(args[0]) is np.ndarray and args[0].dtype == _F64:
                     self.arrays[args[0].shape] = tape
@@ -166,7 +167,7 @@ def cached(kind, f, argnums, backend, trace, argnums_of, mode="auto"):
                             x = None
                         # numbers all: what the tape recorded (ints and bools are not)
                         if x is not None and x.dtype == _F64 and x.ndim == 1:
-                            return tape.gradient(x)
+                            return tape._scalars_gradient(x)
             tape, dynamic = cache.tape_for(args, kwargs)
             return tape.gradient(*dynamic)
     elif kind == "value_and_grad":

@@ -563,6 +563,19 @@ class Tape:
         _, xbar = self._sweep(Sweep.VJP, flat, np.ones(1))
         return self._in_result(xbar, dtypes)
 
+    def _scalars_gradient(self, x):
+        """The gradient as a tuple of floats, for a tape whose inputs are len(x)
+        scalars all differentiated and x their float64 vector: the leanest replay
+        (pyad.jit's path for plain floats). Anything unusual takes gradient()."""
+        if diagnostics.DEBUG_NANS.enabled:
+            return self.gradient(x)
+        try:
+            flat = self._store.gradient_flat(x, x.size)
+        except BranchError:
+            return self.gradient(x)  # re-records, or explains
+        self.sweeps += 1
+        return tuple(flat.tolist())
+
     def value_and_gradient(self, *x):
         return self._value_and_gradient(x)
 

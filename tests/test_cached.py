@@ -117,3 +117,14 @@ def test_what_cannot_be_cached_is_refused():
     g = pyad.grad(lambda x, y: (x * y).sum(), argnums=1, cache=True)
     with pytest.raises(TypeError, match="argument 1 is differentiated"):
         g(np.ones(2), "text")
+
+
+def test_plain_floats_re_record_where_a_branch_flips(backend):
+    def f(a, b):
+        return a * b if a > 0 else a * a * b
+
+    g = pyad.jit(pyad.grad(f, argnums=(0, 1), backend=backend))
+    assert g(2.0, 3.0) == pytest.approx((3.0, 2.0))
+    assert g(2.0, 5.0) == pytest.approx((5.0, 2.0))
+    assert g(-2.0, 3.0) == pytest.approx((-12.0, 4.0))
+    assert g.cache_info() == {"tapes": 1, "records": 1, "retraces": 1}
