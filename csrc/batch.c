@@ -267,12 +267,15 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_reverse(t, bi, nb, v, adj);
+            if (!row_passive(t, k)) /* no derivative reaches it (activity.c) */
+                block_reverse(t, bi, nb, v, adj);
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
         }
         int64_t zs = k + shift;
+        if (row_passive(t, k))
+            continue;
         const double *g = adj + zs * nb;
         double *ga = adj + (int64_t)A[k] * nb;
         switch (op[k]) {
@@ -361,12 +364,15 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_second(t, bi, nb, v, vd, adj, adjd);
+            if (!row_passive(t, k)) /* no derivative reaches it (activity.c) */
+                block_second(t, bi, nb, v, vd, adj, adjd);
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
         }
         int64_t zs = k + shift;
+        if (row_passive(t, k))
+            continue;
         const double *g = adj + zs * nb, *gd = adjd + zs * nb;
         double *ga = adj + (int64_t)A[k] * nb, *gda = adjd + (int64_t)A[k] * nb;
         switch (op[k]) {

@@ -2,6 +2,7 @@
  * In the registry's rules x, y are the operand values (y the constant of a
  * row with one) and xd, yd their tangents; see ops.def. */
 #include <stddef.h>
+#include <string.h>
 
 #include "rules.h"
 #include "special_rules.h"
@@ -58,6 +59,13 @@ int forward_range(const pyad_tape *t, const double *x, double *v,
     return PYAD_OK;
 }
 
+void passive_block(const pyad_tape *t, int64_t i, double *v, double *vd, int64_t p)
+{
+    block_values(t, i, 1, v);
+    int64_t f = t->first[block_at(t, i).row];
+    memset(vd + f * p, 0, (size_t)(block_width(t, i) * p) * sizeof *vd);
+}
+
 static void gather_outputs(const pyad_tape *t, const double *v, double *y)
 {
     if (y)
@@ -93,6 +101,8 @@ static int tangent_range(const pyad_tape *t, const double *x, const double *xdot
         if (k == block_k) { /* a block row: one loop over its elements */
             if (block_is_source(t, bi))
                 block_source(t, bi, x, v, 1, xdot, vd, 1);
+            else if (row_passive(t, k))
+                passive_block(t, bi, v, vd, 1);
             else
                 block_tangent(t, bi, 1, v, vd);
             shift += block_width(t, bi) - 1;
@@ -100,6 +110,12 @@ static int tangent_range(const pyad_tape *t, const double *x, const double *xdot
             continue;
         }
         int64_t zs = k + shift;
+        if (row_passive(t, k)) { /* its value only: no derivative reaches it */
+            if (forward_range(t, x, v, k, k + 1, bad_op))
+                return PYAD_EBRANCH;
+            vd[zs] = 0.0;
+            continue;
+        }
         switch (op[k]) {
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \

@@ -40,17 +40,20 @@ static struct lmat transposed(struct lmat x)
 struct product {
     int64_t m, k, n, a, b, z;
     int trans_a, trans_b, const_a, const_b;
+    int zero_a, zero_b; /* no tangent / adjoint: a constant or a passive factor */
     double *consts;
 };
 
 static struct product product_at(const pyad_tape *t, int64_t i)
 {
     struct block bl = block_at(t, i);
-    int op = t->op[bl.row];
+    int op = t->op[bl.row], marks = row_marks(t, bl.row);
     return (struct product){bl.sa, bl.sb, bl.sc, t->arg_a[bl.row], t->arg_b[bl.row],
                             t->first[bl.row], (int)(bl.sk & PYAD_PRODUCT_TRANS_A),
                             (int)(bl.sk & PYAD_PRODUCT_TRANS_B), op == OP_rmatmul_c,
-                            op == OP_matmul_c, t->consts};
+                            op == OP_matmul_c,
+                            op == OP_rmatmul_c || (marks & PYAD_PASSIVE_A) != 0,
+                            op == OP_matmul_c || (marks & PYAD_PASSIVE_B) != 0, t->consts};
 }
 
 /* A rows x cols operand starting at slot `at` of a work array with `lanes`
@@ -245,10 +248,12 @@ void product_tangent(const pyad_tape *t, int64_t i, int64_t lv, double *v, int64
     struct product p = product_at(t, i);
     product_values(t, i, lv, v);
     struct lmat zd = result(&p, vd, lt);
-    if (!p.const_a)
+    if (p.zero_a && p.zero_b) /* both factors passive (activity.c) */
+        memset(zd.p, 0, (size_t)(p.m * p.n * lt) * sizeof *zd.p);
+    if (!p.zero_a)
         contract(zd, operand_a(&p, vd, lt), operand_b(&p, v, lv), lt, 0);
-    if (!p.const_b)
-        contract(zd, operand_a(&p, v, lv), operand_b(&p, vd, lt), lt, !p.const_a);
+    if (!p.zero_b)
+        contract(zd, operand_a(&p, v, lv), operand_b(&p, vd, lt), lt, !p.zero_a);
 }
 
 void product_reverse(const pyad_tape *t, int64_t i, int64_t lv, const double *v, int64_t lg,
@@ -256,9 +261,9 @@ void product_reverse(const pyad_tape *t, int64_t i, int64_t lv, const double *v,
 {
     struct product p = product_at(t, i);
     struct lmat g = result(&p, adj, lg);
-    if (!p.const_a)
+    if (!p.zero_a)
         contract(operand_a(&p, adj, lg), g, transposed(operand_b(&p, v, lv)), lg, 1);
-    if (!p.const_b)
+    if (!p.zero_b)
         contract(operand_b(&p, adj, lg), transposed(operand_a(&p, v, lv)), g, lg, 1);
 }
 
@@ -268,16 +273,16 @@ void product_second(const pyad_tape *t, int64_t i, int64_t lv, const double *v, 
     struct product p = product_at(t, i);
     product_reverse(t, i, lv, v, lg, adj);
     struct lmat g = result(&p, adj, lg), q = result(&p, adjd, lq);
-    if (!p.const_a) {
+    if (!p.zero_a) {
         struct lmat qa = operand_a(&p, adjd, lq);
         contract(qa, q, transposed(operand_b(&p, v, lv)), lq, 1);
-        if (!p.const_b)
+        if (!p.zero_b)
             contract(qa, g, transposed(operand_b(&p, vd, lt)), lq, 1);
     }
-    if (!p.const_b) {
+    if (!p.zero_b) {
         struct lmat qb = operand_b(&p, adjd, lq);
         contract(qb, transposed(operand_a(&p, v, lv)), q, lq, 1);
-        if (!p.const_a)
+        if (!p.zero_a)
             contract(qb, transposed(operand_a(&p, vd, lt)), g, lq, 1);
     }
 }

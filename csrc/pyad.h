@@ -80,6 +80,14 @@ int64_t pyad_n_consts(const pyad_tape *t);
 int64_t pyad_n_pool(const pyad_tape *t);
 int64_t pyad_nbytes(const pyad_tape *t);
 
+/* Parameters: active[j] is 0 for each input j that is a parameter (given at every
+ * replay, never differentiated), else 1; n is n_inputs. Marks the rows recorded so
+ * far that no differentiated input reaches: the derivative sweeps give them zero
+ * tangents and skip them in reverse (their operands' adjoints stay zero), and a
+ * product skips a parameter factor's products. pyad_n_passive counts those rows. */
+int pyad_set_active_inputs(pyad_tape *t, const uint8_t *active, int64_t n);
+int64_t pyad_n_passive(const pyad_tape *t);
+
 /* A caller that sizes work arrays for a sweep brackets the sizes and the sweeps
  * with these: between them the tape cannot grow (recording returns PYAD_EBUSY),
  * so the sizes read here stay true. Sweeps may overlap each other. */

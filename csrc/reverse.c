@@ -32,12 +32,15 @@ static void reverse_range(const pyad_tape *t, const double *v, double *adj)
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_reverse(t, bi, 1, v, adj);
+            if (!row_passive(t, k)) /* no derivative reaches it (activity.c) */
+                block_reverse(t, bi, 1, v, adj);
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
         }
         int64_t zs = k + shift;
+        if (row_passive(t, k))
+            continue;
         double g = adj[zs];
         if (g == 0.0)
             continue; /* nothing flows back (see scaled) */
@@ -111,12 +114,15 @@ static void reverse_second_range(const pyad_tape *t, const double *v, const doub
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_second(t, bi, 1, v, vd, adj, adjd);
+            if (!row_passive(t, k)) /* no derivative reaches it (activity.c) */
+                block_second(t, bi, 1, v, vd, adj, adjd);
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
         }
         int64_t zs = k + shift;
+        if (row_passive(t, k))
+            continue;
         double g = adj[zs], gd = adjd[zs];
         if (g == 0.0 && gd == 0.0)
             continue;

@@ -9,6 +9,10 @@
 int forward_range(const pyad_tape *t, const double *x, double *v,
                   int64_t begin, int64_t end, int64_t *bad_op);
 
+/* A passive block row (activity.c) in a tangent sweep with p directions: its
+ * values, and zero tangents. */
+void passive_block(const pyad_tape *t, int64_t i, double *v, double *vd, int64_t p);
+
 /* d * t, where a zero tangent or adjoint t is a structural zero: it contributes
  * nothing even when d is inf or NaN, so an op no output depends on (or an input
  * that is not varied) never turns a derivative into NaN. JAX's symbolic zeros

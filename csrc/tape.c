@@ -197,6 +197,7 @@ void pyad_tape_free(pyad_tape *t)
     free(t->pool);
     free(t->inputs);
     free(t->outputs);
+    free(t->passive);
     free(t);
 }
 

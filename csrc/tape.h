@@ -75,9 +75,28 @@ struct pyad_tape {
     int64_t n_outputs, cap_outputs;
     int32_t *outputs; /* slot of each output */
 
+    /* Activity marks per row (activity.c), NULL until inputs are declared
+     * parameters; rows from n_marked on count as active. */
+    uint8_t *passive;
+    int64_t n_marked;
+
     /* 0: idle; -1: a recorder holds the tape; n > 0: n sweeps are running. */
     atomic_int users;
 };
+
+/* Activity marks (activity.c): a passive row has no derivative with respect to
+ * the differentiated inputs; a product row marks a passive factor. */
+enum { PYAD_PASSIVE_ROW = 1, PYAD_PASSIVE_A = 2, PYAD_PASSIVE_B = 4 };
+
+static inline int row_marks(const pyad_tape *t, int64_t k)
+{
+    return k < t->n_marked ? t->passive[k] : 0;
+}
+
+static inline int row_passive(const pyad_tape *t, int64_t k)
+{
+    return row_marks(t, k) & PYAD_PASSIVE_ROW;
+}
 
 /* Concurrency guards: recording is exclusive, sweeps may overlap each other. */
 int tape_begin_record(pyad_tape *t);

@@ -26,6 +26,8 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
         if (k == block_k) { /* a block row: one loop over its elements */
             if (block_is_source(t, bi))
                 block_source(t, bi, x, v, 1, xd, vd, p);
+            else if (row_passive(t, k))
+                passive_block(t, bi, v, vd, p);
             else
                 block_tangent_vector(t, bi, p, v, vd);
             shift += block_width(t, bi) - 1;
@@ -34,6 +36,11 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
         }
         int64_t zs = k + shift;
         double *out = vd + zs * p;
+        if (row_passive(t, k)) { /* its value only: no derivative reaches it */
+            s = forward_range(t, x, v, k, k + 1, bad_op);
+            memset(out, 0, (size_t)p * sizeof *out);
+            continue;
+        }
         const double *ta = vd + (int64_t)A[k] * p; /* every op has a slot in A */
         switch (op[k]) {
 #define SPECIAL(name, differentiable)
@@ -160,12 +167,15 @@ int pyad_reverse_vector(pyad_tape *t, int64_t q, const double *v, const double *
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_reverse_vector(t, bi, q, v, adj);
+            if (!row_passive(t, k)) /* no derivative reaches it (activity.c) */
+                block_reverse_vector(t, bi, q, v, adj);
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
         }
         int64_t zs = k + shift;
+        if (row_passive(t, k))
+            continue;
         const double *g = adj + zs * q;
         double *ga = adj + (int64_t)A[k] * q;
         switch (op[k]) {
@@ -255,12 +265,15 @@ int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *v
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_second_vector(t, bi, p, v, vd, adj, adjd);
+            if (!row_passive(t, k)) /* no derivative reaches it (activity.c) */
+                block_second_vector(t, bi, p, v, vd, adj, adjd);
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
         }
         int64_t zs = k + shift;
+        if (row_passive(t, k))
+            continue;
         double g = adj[zs];
         const double *gd = adjd + zs * p;
         const double *ta = vd + (int64_t)A[k] * p;

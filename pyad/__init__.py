@@ -33,11 +33,12 @@ from .serialize import load, loads
 from .check import check_grads
 from .optimize import least_squares, minimize, scipy_objective
 from .tape import Tape
+from .cached import jit
 from .transforms import grad, hessian, hvp, jacobian, jvp, trace, value_and_grad, vjp
 
 __version__ = "0.1.0"
 
 __all__ = ["Tape", "Scalar", "Bool", "Array", "BoolArray", "trace", "grad", "value_and_grad",
-           "jvp", "vjp", "hvp", "jacobian", "hessian", "load", "loads", "debug_nans",
+           "jvp", "vjp", "hvp", "jacobian", "hessian", "jit", "load", "loads", "debug_nans",
            "minimize", "scipy_objective", "least_squares", "check_grads", "PyadError", "BranchError", "MixedTapeError", "TapeClosedError",
            "TapeBusyError", "TapeFormatError", "RetraceWarning", "ops"] + list(_function_names)

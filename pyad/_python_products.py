@@ -81,23 +81,27 @@ def forward(op, a, b, first, blk, v, vd, consts):
 
 
 @np.errstate(all="ignore")
-def reverse(op, a, b, first, blk, v, adj, vd, adjd, consts):
-    """Move a product row's adjoints (and their tangents) to its operands."""
+def reverse(op, a, b, first, blk, v, adj, vd, adjd, consts, passive_a=False,
+            passive_b=False):
+    """Move a product row's adjoints (and their tangents) to its operands; a
+    passive factor (no differentiated input reaches it) gets none."""
     r = Row(op, a, b, first, blk)
     A, B, G = r.A(v, consts), r.B(v, consts), r.Z(adj)
-    if not const_a(op):
+    to_a = not (const_a(op) or passive_a)
+    to_b = not (const_b(op) or passive_b)
+    if to_a:
         _add(adj, r.a, r.ta, G @ B.T)
-    if not const_b(op):
+    if to_b:
         _add(adj, r.b, r.tb, A.T @ G)
     if adjd is None:
         return
     Q = r.Z(adjd)
-    if not const_a(op):
+    if to_a:
         dA = Q @ B.T
         if not const_b(op):
             dA = dA + G @ r.B(vd, consts).T
         _add(adjd, r.a, r.ta, dA)
-    if not const_b(op):
+    if to_b:
         dB = A.T @ Q
         if not const_a(op):
             dB = dB + r.A(vd, consts).T @ G

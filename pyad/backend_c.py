@@ -690,6 +690,21 @@ class CStore(RowBuffer):
             return y, xbar, xbard, bad
         return self._batch(run)
 
+    @recording
+    def set_active_inputs(self, active):
+        """Declare the inputs whose `active` entry is 0 parameters: the rows recorded
+        so far that no other input reaches become passive (csrc/activity.c)."""
+        active = np.ascontiguousarray(active, dtype=np.uint8)
+        s = _waiting(lib.pyad_set_active_inputs, self._h, ffi.from_buffer("uint8_t[]", active),
+                     active.size)
+        if s:
+            _fail(s, "marking parameters")
+
+    @property
+    def n_passive(self):
+        """Rows the derivative sweeps skip (no differentiated input reaches them)."""
+        return self._count(lib.pyad_n_passive)
+
     # ---- plain arrays (saving and loading) ----
 
     def export(self):

@@ -329,6 +329,63 @@ def _source_block(op, a, b, first, w, x, xd, v, vd, consts):
             vd[out] = [0.0] * w
 
 
+# ---- activity: rows no differentiated input reaches (the twin of csrc/activity.c) ----
+
+PASSIVE_ROW, PASSIVE_A, PASSIVE_B = 1, 2, 4
+
+
+def _reaches(act, slots):
+    return any(act[s] for s in slots)
+
+
+def _row_reached(op, a, b, c, blk, act, pool):
+    """(whether an active slot feeds row op's derivative, product factor marks)."""
+    kind = _KIND[op]
+    if kind in ("compare", "compare_c") or op in (_CONST, _GUARD_T, _GUARD_F):
+        return False, 0
+    if op in products.PRODUCT_OPS:
+        _, m, k, n, _ = blk
+        on_a = not products.const_a(op) and _reaches(act, range(a, a + m * k))
+        on_b = not products.const_b(op) and _reaches(act, range(b, b + k * n))
+        return on_a or on_b, (0 if on_a else PASSIVE_A) | (0 if on_b else PASSIVE_B)
+    if op == gathers.GATHER:
+        return _reaches(act, pool[a:a + blk[0]]), 0
+    if op in gathers.REDUCE or op in gathers.SCAN:
+        w, sa, sb = blk[0], blk[1], blk[2]
+        m = w if op in gathers.REDUCE else w // max(b, 1)
+        return _reaches(act, (a + sa * i + sb * j for i in range(m) for j in range(b))), 0
+    w, sa, sb, sc = blk[:4] if blk else (1, 0, 0, 0)
+    if op in (_MAX_N, _MIN_N):
+        return _reaches(act, pool[c:c + b]), 0
+    if op == _SELECT:  # the condition carries no derivative
+        return _reaches(act, (b + sb * e for e in range(w))) or \
+            _reaches(act, (c + sc * e for e in range(w))), 0
+    on = _reaches(act, (a + sa * e for e in range(w)))
+    if kind == "binary" or op == _AXPY:
+        on = on or _reaches(act, (b + sb * e for e in range(w)))
+    return on, 0
+
+
+def passive_marks(op, A, B, C, F, blocks, pool, n_slots, active):
+    """{row: marks} for the rows no input with a nonzero `active` entry reaches
+    (PASSIVE_ROW) and the product rows with a passive factor (PASSIVE_A/_B)."""
+    act = bytearray(n_slots)
+    marks = {}
+    for k, o in enumerate(op):
+        blk, f = blocks.get(k), F[k]
+        w = blk[0] if blk else 1
+        if o == _INPUT:
+            for e in range(w):
+                act[f + e] = 1 if active[A[k] + e] else 0
+            on, extra = _reaches(act, range(f, f + w)), 0
+        else:
+            on, extra = _row_reached(o, A[k], B[k], C[k], blk, act, pool)
+            act[f:f + w] = bytes([on]) * w
+        if not on or extra:
+            marks[k] = extra if on else PASSIVE_ROW
+    return marks
+
+
 # ---- checking imported arrays (the twin of csrc's pyad_validate) ----
 
 def _bad_tape(why):
@@ -433,6 +490,7 @@ class PyStore(RowBuffer):
         self.pool = []       # operand lists of max_n / min_n
         self.inputs = []     # slot of each input
         self.outputs = []    # slot of each output
+        self.marks = {}      # activity marks of rows (set_active_inputs)
         self.max_ops = _MAX_SLOTS  # the limit counts slots (slot numbers are int32)
         self.closed = False
         # Rows buffered by the active types (in RowStore), as the C store buffers them.
@@ -883,31 +941,33 @@ class PyStore(RowBuffer):
         """The tape's lists, taken once per call: a close() from another thread
         then does not cut a running sweep short."""
         return (self.op, self.a, self.b, self.c, self.first, self.blocks, len(self.val),
-                self.consts, self.pool, self.inputs, self.outputs)
+                self.consts, self.pool, self.marks, self.inputs, self.outputs)
 
     def _forward(self, x, xd=None, snap=None):
         """Values (and tangents along xd) of every slot at inputs x."""
-        ops_, A, B, Cs, F, blocks, n_slots, consts, pool, _, _ = snap or self._snapshot()
+        ops_, A, B, Cs, F, blocks, n_slots, consts, pool, marks, _, _ = snap or self._snapshot()
         v = [0.0] * n_slots
         vd = [0.0] * n_slots if xd is not None else None
         for k in range(len(ops_)):
             op, a, b, c, s = ops_[k], A[k], B[k], Cs[k], F[k]
+            # a passive row gets its value only; its tangents stay zero
+            rvd = None if marks.get(k, 0) & PASSIVE_ROW else vd
             if op in products.PRODUCT_OPS:
-                products.forward(op, a, b, s, blocks[k], v, vd, consts)
+                products.forward(op, a, b, s, blocks[k], v, rvd, consts)
                 continue
             if k in blocks:
                 if op == _INPUT or op == _CONST:
-                    _source_block(op, a, b, s, blocks[k][0], x, xd, v, vd, consts)
+                    _source_block(op, a, b, s, blocks[k][0], x, xd, v, rvd, consts)
                 elif op in gathers.ROW_OPS:
-                    gathers.forward(op, a, b, s, blocks[k], v, vd, pool)
+                    gathers.forward(op, a, b, s, blocks[k], v, rvd, pool)
                 else:
-                    _forward_block(op, a, b, c, s, blocks[k], v, vd, consts)
+                    _forward_block(op, a, b, c, s, blocks[k], v, rvd, consts)
                 continue
             kind = _KIND[op]
             if op == _INPUT:
                 v[s] = float(x[a])
-                if vd is not None:
-                    vd[s] = float(xd[a])
+                if rvd is not None:
+                    rvd[s] = float(xd[a])
                 continue
             if op == _CONST:
                 v[s] = consts[b]
@@ -915,13 +975,13 @@ class PyStore(RowBuffer):
             if op == _SELECT:
                 pick = b if v[a] != 0 else c
                 v[s] = v[pick]
-                if vd is not None:
-                    vd[s] = vd[pick]
+                if rvd is not None:
+                    rvd[s] = rvd[pick]
                 continue
             if op == _AXPY:
                 v[s] = v[a] + consts[c] * v[b]
-                if vd is not None:
-                    vd[s] = vd[a] + _scaled(consts[c], vd[b])
+                if rvd is not None:
+                    rvd[s] = rvd[a] + _scaled(consts[c], rvd[b])
                 continue
             if op in (_GUARD_T, _GUARD_F):
                 v[s] = v[a]
@@ -932,9 +992,9 @@ class PyStore(RowBuffer):
                 operands = pool[c:c + b]
                 vals = [v[i] for i in operands]
                 v[s] = m = _extremum(vals, op == _MAX_N)
-                if vd is not None:
+                if rvd is not None:
                     ties = _ties(vals, m)
-                    vd[s] = sum(vd[operands[i]] for i in ties) / len(ties)
+                    rvd[s] = sum(rvd[operands[i]] for i in ties) / len(ties)
                 continue
             xv = v[a]
             yv = v[b] if kind in ("binary", "compare") else (
@@ -944,25 +1004,30 @@ class PyStore(RowBuffer):
                 continue
             value, partials, _ = _RULE[op]
             z = v[s] = call(value, xv, yv)
-            if vd is not None:
+            if rvd is not None:
                 d_x, d_y = call(partials, xv, yv, z)
-                t = _scaled(d_x, vd[a])
+                t = _scaled(d_x, rvd[a])
                 if kind == "binary":
-                    t += _scaled(d_y, vd[b])
-                vd[s] = t
+                    t += _scaled(d_y, rvd[b])
+                rvd[s] = t
         return v, vd
 
     def _reverse(self, v, u, vd=None, snap=None):
         """Adjoints (and their tangents, given the tangents vd) seeded with u."""
-        ops_, A, B, Cs, F, blocks, n_slots, consts, pool, _, outputs = snap or self._snapshot()
+        ops_, A, B, Cs, F, blocks, n_slots, consts, pool, marks, _, outputs = (
+            snap or self._snapshot())
         adj = [0.0] * n_slots
         adjd = [0.0] * n_slots if vd is not None else None
         for i, s in enumerate(outputs):
             adj[s] += float(u[i])
         for k in range(len(ops_) - 1, -1, -1):
             op, a, b, c, s = ops_[k], A[k], B[k], Cs[k], F[k]
+            mark = marks.get(k, 0)
+            if mark & PASSIVE_ROW:
+                continue  # no derivative reaches it: its operands get nothing
             if op in products.PRODUCT_OPS:
-                products.reverse(op, a, b, s, blocks[k], v, adj, vd, adjd, consts)
+                products.reverse(op, a, b, s, blocks[k], v, adj, vd, adjd, consts,
+                                 mark & PASSIVE_A, mark & PASSIVE_B)
                 continue
             if k in blocks:
                 if op in gathers.ROW_OPS:
@@ -1113,6 +1178,25 @@ class PyStore(RowBuffer):
         res, bad = self._each_point(x, lambda b: self.hvp(x[b], xd[b], u[b]))
         n, m = self.n_inputs, self.n_outputs
         return self._stack(res, 0, m), self._stack(res, 1, n), self._stack(res, 2, n), bad
+
+    @_records
+    def set_active_inputs(self, active):
+        """Declare the inputs whose `active` entry is 0 parameters: the rows recorded
+        so far that no other input reaches become passive (skipped by the
+        derivative sweeps)."""
+        self._live()
+        active = np.asarray(active).ravel()
+        if active.size != len(self.inputs):
+            raise ValueError(f"set_active_inputs: {active.size} flags for "
+                             f"{len(self.inputs)} inputs")
+        self.marks = passive_marks(self.op, self.a, self.b, self.c, self.first, self.blocks,
+                                   self.pool, len(self.val), active.tolist())
+
+    @property
+    def n_passive(self):
+        """Rows the derivative sweeps skip (no differentiated input reaches them)."""
+        self._live()
+        return sum(1 for m in self.marks.values() if m & PASSIVE_ROW)
 
     # ---- plain arrays (saving and loading), in the layout of ARR_CONTRACT.md ----
 

@@ -223,7 +223,7 @@ def replay(tape, method, x, extra, threads, executor, grads=(), packed=False, pr
     if executor is not None and not callable(getattr(executor, "submit", None)):
         raise TypeError("executor must have a submit() method, like concurrent.futures "
                         f"executors or a dask Client; got {type(executor).__name__}")
-    X = x if packed else pack_batch(x, "batch points", tape._in_shapes, tape.n_inputs)
+    X = x if packed else pack_batch(x, "batch points", tape._in_shapes, tape._n_points)
     if X.shape[0] == 0:
         raise ValueError("a batch needs at least one point (got an array of 0 points)")
     for e in extra:
@@ -243,7 +243,7 @@ def replay(tape, method, x, extra, threads, executor, grads=(), packed=False, pr
         _check_finite(tape, method, X, results)
     if packed:
         return results
-    return [batch_unpack(r, tape._in_shapes if j in grads else tape._out_shapes)
+    return [batch_unpack(r, tape._d_shapes if j in grads else tape._out_shapes)
             for j, r in enumerate(results)]
 
 
@@ -268,7 +268,7 @@ def _fix_point(tape, method, X, extra, results, b, op):
     if tape._fn is None:
         raise BranchError(branch_message(tape._store, op, X[b]))
     store, _ = rerecord(tape._fn, X[b], tape._in_shapes, tape._out_shapes, tape.backend,
-                        f"at batch point {b}")
+                        f"at batch point {b}", tape._active)
     try:
         single = store.sweep(method, X[b:b + 1], *(e[b:b + 1] for e in extra))
     finally:

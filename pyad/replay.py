@@ -129,13 +129,16 @@ def branch_message(store, k, x):
             "re-records automatically) or use pyad.where for a branch that replays both ways")
 
 
-def rerecord(fn, flat, in_shapes, out_shapes, backend, where):
+def rerecord(fn, flat, in_shapes, out_shapes, backend, where, active=None):
     """(store, output shapes) of fn recorded afresh at the flat point. Outputs of
     other shapes than out_shapes raise BranchError: results are sized and shaped
-    from them."""
+    from them. active: which inputs are differentiated (None: all), for the
+    store's passive rows (see Store.set_active_inputs)."""
     args = unpack(flat, in_shapes)
     args = args if len(in_shapes) > 1 else (args,)
     store, _, fresh_shapes = record(fn, args, range(len(args)), backend)
+    if active is not None:
+        store.set_active_inputs(active)
     shapes = [tuple(sh) for sh in fresh_shapes]
     if shapes != [tuple(sh) for sh in out_shapes]:
         store.close()
@@ -183,7 +186,7 @@ def jacobian(tape, x, forward, batch, threads, executor, progress):
 
 
 def batch_jacobian(tape, x, forward, threads, executor, progress):
-    X = pack_batch(x, "jacobian points", tape._in_shapes, tape.n_inputs)
+    X = pack_batch(x, "jacobian points", tape._in_shapes, tape._n_points)
     nb, n, m = X.shape[0], tape.n_inputs, tape.n_outputs
     J = np.empty((nb, m, n))
     if forward:
@@ -203,7 +206,7 @@ def hessian(tape, x, batch, threads, executor, progress):
     forward-over-reverse directions, made exactly symmetric."""
     n = tape.n_inputs
     if batch:
-        X = pack_batch(x, "hessian points", tape._in_shapes, n)
+        X = pack_batch(x, "hessian points", tape._in_shapes, tape._n_points)
         nb = X.shape[0]
         H = np.empty((nb, n, n))
         ones = np.ones((nb, 1))

@@ -25,7 +25,15 @@ tape's pickle is these same bytes. Format version 3, all little-endian:
             4 n_outputs slot of each output (int32)
             24 n_blocks for each block row, in row order: row, width, stride_a,
                         stride_b, stride_c, stride_const (int32)
+    (v4)    n_input_args  per input argument (leaf), 1 if it is a parameter, else 0
+                        (uint8): only in version 4, written for tapes with parameters
     end-4   4           CRC-32 of all bytes before it, name table included (uint32)
+
+Version 4 is version 3 plus the parameter flags; a tape without parameters is
+written as version 3, so older readers keep reading it, and one with parameters
+as version 4, which they refuse rather than misread. Loading a version-4 file
+marks the parameters again (the derivative sweeps skip the rows they alone
+reach) and the loaded Tape takes them at replay without differentiating them.
 
 A row defines the slots first[k] .. first[k] + w - 1: w = 1 for a scalar row,
 w = its width in the blocks table for a block row (one numpy operation on
@@ -67,8 +75,9 @@ from ._pyad_c import ffi, lib
 from .errors import TapeFormatError
 
 MAGIC = b"PYADTAPE"
-VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+VERSION = 3          # what a tape without parameters is written as
+PARAMS_VERSION = 4   # a tape with parameters
+READABLE_VERSIONS = (1, 2, 3, 4)
 MAX_NAMES = 256  # op codes on disk are uint8
 
 # What the op codes of a version-1 file meant: the C table's names in code order
@@ -105,11 +114,13 @@ def _bad(why):
 
 def dumps(tape):
     """The tape's bytes in the format above."""
-    return encode(tape._store.export(), tape._in_shapes, tape._out_shapes)
+    return encode(tape._store.export(), tape._in_shapes, tape._out_shapes,
+                  param_leaves=tape._param_leaves())
 
 
-def encode(arrays, in_shapes, out_shapes, op_names=None):
-    """The format-3 bytes of a tape's plain arrays (as a store's export() gives them).
+def encode(arrays, in_shapes, out_shapes, op_names=None, param_leaves=None):
+    """The format-3 bytes of a tape's plain arrays (as a store's export() gives them);
+    format 4 where param_leaves (one flag per input leaf) marks a parameter.
 
     op_names[code] is the name of op code `code` in `arrays["op"]`: the running
     build's table (pyad.ops.NAME) unless given. Tests pass another table to write
@@ -117,7 +128,9 @@ def encode(arrays, in_shapes, out_shapes, op_names=None):
     op_names = ops.NAME if op_names is None else op_names
     used, file_ops = np.unique(np.asarray(arrays["op"], dtype=np.uint8), return_inverse=True)
     names = [op_names[code].encode("ascii") for code in used]
-    out = [_HEAD.pack(MAGIC, VERSION, 0, arrays["op"].size, arrays["consts"].size,
+    with_params = param_leaves is not None and any(param_leaves)
+    version = PARAMS_VERSION if with_params else VERSION
+    out = [_HEAD.pack(MAGIC, version, 0, arrays["op"].size, arrays["consts"].size,
                       arrays["pool"].size, arrays["inputs"].size, arrays["outputs"].size,
                       len(in_shapes), len(out_shapes)),
            _V3_COUNTS.pack(arrays["val"].size, arrays["blocks"].size // 6),
@@ -128,6 +141,8 @@ def encode(arrays, in_shapes, out_shapes, op_names=None):
     columns = dict(arrays, op=file_ops.reshape(-1))
     for name, dtype in _COLUMNS:
         out.append(np.ascontiguousarray(columns[name], dtype=dtype).tobytes())
+    if with_params:
+        out.append(np.array([bool(p) for p in param_leaves], dtype=np.uint8).tobytes())
     body = b"".join(out)
     return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
 
@@ -136,14 +151,27 @@ def encode(arrays, in_shapes, out_shapes, op_names=None):
 
 def loads(data, backend=None):
     """A Tape from bytes made by dumps / Tape.save; TapeFormatError if they are corrupt."""
-    return _tape_class().from_store(*load_store(data, backend), backend=backend)
+    store, in_shapes, out_shapes, params = _load_parts(data, backend)
+    return _tape_class().from_store(store, in_shapes, out_shapes, backend=backend,
+                                    params=params)
 
 
 def load_store(data, backend=None):
-    """(store, input shapes, output shapes) from bytes made by dumps / Tape.save."""
+    """(store, input shapes, output shapes) from bytes made by dumps / Tape.save
+    (a store with parameters has them marked: see Store.set_active_inputs)."""
+    return _load_parts(data, backend)[:3]
+
+
+def _load_parts(data, backend):
     arrays, in_shapes, out_shapes = decode(data)
+    params = arrays.pop("param_leaves", None)
     validate(arrays)
-    return store_class(backend).from_arrays(arrays), list(in_shapes), list(out_shapes)
+    store = store_class(backend).from_arrays(arrays)
+    if params is not None:
+        active = np.repeat(1 - params, [int(np.prod(s, dtype=np.int64)) for s in in_shapes])
+        store.set_active_inputs(active.astype(np.uint8))
+        params = params.astype(bool).tolist()
+    return store, list(in_shapes), list(out_shapes), params
 
 
 # serialize sits below tape.py (Tape pickles and saves through it), so the Tape
@@ -181,6 +209,14 @@ def decode(data, op_codes=None):
     in_shapes, out_shapes = shapes[:n["n_in_args"]], shapes[n["n_in_args"]:]
     if _total_size(in_shapes) != n["n_inputs"] or _total_size(out_shapes) != n["n_outputs"]:
         raise _bad("argument shapes do not match the numbers of inputs and outputs")
+    if version >= 4:  # the parameter flags end the body
+        n_flags = n["n_in_args"]
+        if len(body) - pos < n_flags:
+            raise _bad("truncated parameter flags")
+        flags = np.frombuffer(body[len(body) - n_flags:], dtype=np.uint8).copy()
+        if flags.max(initial=0) > 1:
+            raise _bad("a parameter flag is neither 0 nor 1")
+        body = body[:len(body) - n_flags]
     if version >= 3:
         arrays = _read_columns(body, pos, n, _COLUMNS)
     else:
@@ -188,6 +224,8 @@ def decode(data, op_codes=None):
                                                  _OLD_COLUMNS))
     arrays["op"] = _current_codes(arrays["op"], names, version,
                                   ops.CODE if op_codes is None else op_codes)
+    if version >= 4:
+        arrays["param_leaves"] = flags.astype(np.int64)
     return arrays, in_shapes, out_shapes
 
 

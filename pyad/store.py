@@ -189,6 +189,16 @@ class Store(Protocol):
     def output_n(self, slots: np.ndarray) -> None:
         """Mark slots as outputs."""
 
+    def set_active_inputs(self, active: np.ndarray) -> None:
+        """active[j] == 0 makes input j a parameter: the rows recorded so far that
+        only parameters and constants reach become passive (zero tangents, skipped
+        in reverse; a product skips a passive factor's products). Results for the
+        other inputs are unchanged; a parameter's own derivative is not computed."""
+
+    @property
+    def n_passive(self) -> int:
+        """Rows marked passive by set_active_inputs."""
+
     # ---- reading the recording ----
 
     def value(self, slot: int) -> float:

@@ -38,7 +38,7 @@ class Tape:
         self._hold(new_store(self.backend), [], [], None)
 
     def _hold(self, store, in_shapes, out_shapes, fn, in_args=None, out_args=None,
-              in_dtypes=None):
+              in_dtypes=None, params=None, argnums=None):
         self._store = store
         self._in_shapes = list(in_shapes)
         self._out_shapes = list(out_shapes)
@@ -50,7 +50,13 @@ class Tape:
         self._out_args = list(out_args) if out_args is not None else [leaf] * len(out_shapes)
         # the dtype results keep at the recorded point, per input leaf
         self._in_dtypes = list(in_dtypes) if in_dtypes is not None else [None] * len(in_shapes)
+        # Which arguments are parameters (replayed, never differentiated) and which
+        # are differentiated, in the order derivatives come back (pyad.trace's
+        # argnums; an int argnums gives one argument's derivative alone).
+        self._params = list(params) if params is not None else [False] * len(self._in_args)
+        self._argnums = argnums
         self._specs = None       # cached by _spec
+        self._derive_params()
         self._fn = fn            # the traced function of the leaves, for re-recording
         self.retraces = 0
         self.sweeps = 0          # sweeps run on this tape (optimizer glue shares them)
@@ -58,23 +64,98 @@ class Tape:
         # batched sweeps are counted in neither.
         self._counted = dict.fromkeys(SWEEP_KINDS, 0)  # all but the fast-path gradients
         self._facts = None       # cached sizes for the fast replay path (see _fast)
+        self._mark_passive(store)
 
     @classmethod
     def from_store(cls, store, in_shapes, out_shapes, backend=None, fn=None, in_args=None,
-                   out_args=None, in_dtypes=None):
+                   out_args=None, in_dtypes=None, params=None, argnums=None):
         """A Tape of a finished recording: a store (pyad.store.Store) with its
         inputs' and outputs' shapes (one per leaf), e.g. from
         pyad.serialize.load_store or pyad.recording.record_tree. fn: the recorded
         function of the input leaves, returning the output leaves, to re-record
         where replay takes another branch (None: BranchError there). in_args /
         out_args: the PyTreeSpec of each argument / output (default: each is one
-        leaf); in_dtypes: per input leaf, the dtype results keep (pyad.pytree)."""
+        leaf); in_dtypes: per input leaf, the dtype results keep (pyad.pytree).
+        params: per argument, whether it is a parameter (replayed with new values,
+        never differentiated); argnums: the differentiated arguments in the order
+        their derivatives come back (an int: that one alone, unwrapped), default
+        every argument that is not a parameter."""
         tape = cls.__new__(cls)
         tape.backend = resolve_backend(backend if backend is not None else store.backend)
         if store.backend != tape.backend:
             raise ValueError(f"a {store.backend!r} store cannot make a {tape.backend!r} tape")
-        tape._hold(store, in_shapes, out_shapes, fn, in_args, out_args, in_dtypes)
+        tape._hold(store, in_shapes, out_shapes, fn, in_args, out_args, in_dtypes, params,
+                   argnums)
         return tape
+
+    def _derive_params(self):
+        """The differentiated view of the arguments (derivatives, tangents and
+        directions use it; points use every argument): its argument specs, leaf
+        shapes and dtypes, and _d_index, where its numbers sit in a full point
+        (None when every number is differentiated, in order)."""
+        leaves = [a.num_leaves for a in self._in_args]
+        first_leaf = np.cumsum([0] + leaves).tolist()
+        sizes = [int(np.prod(s, dtype=np.int64)) for s in self._in_shapes]
+        offsets = np.cumsum([0] + sizes).tolist()
+        self._n_points = offsets[-1]
+        argnums = self._argnums
+        order = ([i for i, p in enumerate(self._params) if not p] if argnums is None
+                 else [argnums] if isinstance(argnums, int) else list(argnums))
+        # An int argnums gives that argument's derivative alone; a tuple, a tuple.
+        self._d_unwrap = not isinstance(argnums, (tuple, list))
+        d_leaves = [j for i in order for j in range(first_leaf[i], first_leaf[i + 1])]
+        self._d_args = [self._in_args[i] for i in order]
+        self._d_shapes = [self._in_shapes[j] for j in d_leaves]
+        self._d_leaves = d_leaves
+        if d_leaves == list(range(len(self._in_shapes))):
+            self._d_index = self._active = None
+        else:
+            self._d_index = np.array([n for j in d_leaves
+                                      for n in range(offsets[j], offsets[j + 1])],
+                                     dtype=np.intp)
+            self._active = np.zeros(self._n_points, dtype=np.uint8)
+            self._active[self._d_index] = 1
+
+    def _hold_params(self, params, argnums):
+        """Make the arguments flagged in params parameters (pyad.trace's argnums)
+        on a finished recording."""
+        self._params, self._argnums = list(params), argnums
+        self._facts = self._specs = None
+        self._derive_params()
+        self._mark_passive(self._store)
+
+    def _param_leaves(self):
+        """Per input leaf, whether it belongs to a parameter (what a saved tape keeps)."""
+        return [p for p, spec in zip(self._params, self._in_args)
+                for _ in range(spec.num_leaves)]
+
+    def _d_dtypes(self, dtypes):
+        """The dtypes of the differentiated leaves, from those of every leaf."""
+        return dtypes if self._d_index is None else [dtypes[j] for j in self._d_leaves]
+
+    def _mark_passive(self, store):
+        """Tell store which inputs are differentiated, so that its derivative sweeps
+        skip the rows that depend on parameters and constants alone."""
+        if self._active is not None and not store.closed:
+            store.set_active_inputs(self._active)
+        return store
+
+    def _full(self, d, rows=False):
+        """Directions over the differentiated numbers (rows of them) as directions
+        over a full point: zero along every parameter."""
+        if self._d_index is None or d is None:
+            return d
+        d = np.asarray(d, dtype=np.float64)
+        out = np.zeros(d.shape[:-1] + (self._n_points,))
+        out[..., self._d_index] = d
+        return out
+
+    def _only_d(self, g):
+        """Input-sized results (gradients, Hessian products; rows of them) cut to the
+        differentiated numbers."""
+        if self._d_index is None:
+            return g
+        return np.ascontiguousarray(g[..., self._d_index])
 
     @property
     def sweep_counts(self):
@@ -92,16 +173,24 @@ class Tape:
 
     def __exit__(self, *exc):
         seal(self._store)
+        self._mark_passive(self._store)
         return False
 
-    def input(self, x):
+    def input(self, x, param=False):
         """Mark x as the next argument: returns an active Scalar (for a number) or
         Array, or for a pytree (nested tuple/list/dict/namedtuple) the same tree
-        of them. Replay takes the arguments in the order they were marked."""
+        of them. Replay takes the arguments in the order they were marked.
+
+        param=True makes x a parameter: replay takes its value again (new data
+        without re-recording) but nothing is differentiated with respect to it,
+        and the derivative sweeps skip the rows that depend only on parameters and
+        constants (marked when the `with` block ends)."""
         self._facts = self._specs = None
         active, spec, dtypes = mark_input_tree(self._store, self._in_shapes, x)
         self._in_args.append(spec)
         self._in_dtypes += dtypes
+        self._params.append(bool(param))
+        self._derive_params()
         return active
 
     def output(self, y):
@@ -114,7 +203,18 @@ class Tape:
 
     @property
     def n_inputs(self):
+        """The differentiated numbers: the length of a flat gradient (parameters
+        are not counted; see n_params)."""
+        if self._d_index is not None:
+            return int(self._d_index.size)
         return self._store.n_inputs
+
+    @property
+    def n_params(self):
+        """The numbers replay takes as parameters (pyad.trace's arguments outside
+        argnums, tape.input(x, param=True)): given at every replay, never
+        differentiated."""
+        return self._n_points - self.n_inputs
 
     @property
     def n_outputs(self):
@@ -178,19 +278,28 @@ class Tape:
     def _pack(self, xs, what, shapes=None, size=None):
         """A flat float64 vector from values matching the declared shapes."""
         return replay.pack(xs, what, self._in_shapes if shapes is None else shapes,
-                           self.n_inputs if size is None else size)
+                           self._n_points if size is None else size)
 
     def _spec(self):
         """(PyTreeSpec of the tuple of arguments, of the tuple of outputs, whether
         every argument is one leaf, whether every output is, names of the input
-        leaves, of the output leaves), cached until the tape records more."""
+        leaves, of the output leaves, then the same three for the differentiated
+        arguments), cached until the tape records more."""
         if self._specs is None:
             in_spec = pytree.tuple_spec(self._in_args)
             out_spec = pytree.tuple_spec(self._out_args)
+            d_spec = pytree.tuple_spec(self._d_args)
             self._specs = (in_spec, out_spec, all(a.is_leaf() for a in self._in_args),
                            all(a.is_leaf() for a in self._out_args),
-                           pytree.leaf_names(in_spec), pytree.leaf_names(out_spec))
+                           pytree.leaf_names(in_spec), pytree.leaf_names(out_spec),
+                           d_spec, all(a.is_leaf() for a in self._d_args),
+                           _named_after(pytree.leaf_names(d_spec), self._argnums_order()))
         return self._specs
+
+    def _argnums_order(self):
+        """The argument index of each differentiated argument (for error messages)."""
+        return [i for i, p in enumerate(self._params) if not p] if self._argnums is None \
+            else [self._argnums] if isinstance(self._argnums, int) else list(self._argnums)
 
     def _outputs(self, flat):
         return replay.unpack(flat, self._out_shapes)
@@ -199,68 +308,80 @@ class Tape:
         return replay.unpack_inputs(flat, self._fast())
 
     def _in_tree(self, parts, dtypes, unwrap=True):
-        """The per-leaf parts (one per input leaf) in the arguments' structure, cast
-        to dtypes: one argument alone (unwrap), else a tuple of them."""
-        spec, _, plain, _, _, _ = self._spec()
+        """The per-leaf parts (one per differentiated leaf) in the differentiated
+        arguments' structure, cast to dtypes: one argument alone (unwrap), else a
+        tuple of them."""
+        specs = self._spec()
+        spec, plain = specs[6], specs[7]
         if dtypes is not None:
             parts = pytree.cast_all(parts, dtypes)
         args = tuple(parts) if plain else pytree.unflatten(spec, parts)
-        return args[0] if unwrap and len(args) == 1 else args
+        return args[0] if unwrap and self._d_unwrap and len(args) == 1 else args
 
     def _out_tree(self, parts, dtype):
         """The per-leaf parts (one per output leaf) in the outputs' structure."""
-        _, spec, plain, plain_out, _, _ = self._spec()
+        _, spec, plain, plain_out = self._spec()[:4]
         parts = pytree.cast_all(parts, [dtype] * len(parts))
         outs = tuple(parts) if plain_out else pytree.unflatten(spec, parts)
         return outs[0] if len(outs) == 1 else outs
 
     def _in_result(self, flat, dtypes, unwrap=True):
-        """A flat vector over the input leaves (or rows of them, from a batch) in the
-        arguments' structure."""
-        if flat.ndim == 1 and unwrap and self._spec()[2] and not any(
+        """A flat vector over the differentiated leaves (or rows of them, from a
+        batch) in the differentiated arguments' structure; dtypes: of every leaf."""
+        if flat.ndim == 1 and unwrap and self._d_index is None and self._spec()[2] and not any(
                 d is not None and d is not pytree.WEAK for d in dtypes):
             return self._inputs(flat)  # the common case, as fast as before pytrees
         unpack = replay.unpack if flat.ndim == 1 else replay.batch_unpack
-        return self._in_tree(_parts(unpack(flat, self._in_shapes), len(self._in_shapes)),
-                             dtypes, unwrap)
+        shapes = self._d_shapes
+        return self._in_tree(_parts(unpack(flat, shapes), len(shapes)),
+                             self._d_dtypes(dtypes), unwrap)
 
     def _out_result(self, flat, dtypes):
         unpack = replay.unpack if flat.ndim == 1 else replay.batch_unpack
         return self._out_tree(_parts(unpack(flat, self._out_shapes), len(self._out_shapes)),
                               pytree.common(dtypes))
 
-    def _candidates(self, x, varargs, outputs):
+    def _candidates(self, x, varargs, outputs, directions=False):
         """The tuples of arguments (or outputs) x may stand for: x itself for varargs
         (tape(*x)); else x for one argument, or a tuple of them."""
         if varargs:
             return [x]
-        n = len(self._out_args if outputs else self._in_args)
+        n = len(self._out_args if outputs else self._d_args if directions else self._in_args)
         if n == 1:
             return [(x,), x] if type(x) is tuple and len(x) == 1 else [(x,)]
         return [x] if type(x) is tuple else [(x,)]
 
-    def _flat_of(self, x, what, varargs=False, outputs=False, batch=False):
+    def _flat_of(self, x, what, varargs=False, outputs=False, batch=False, directions=False):
         """(the flat float64 vector, the dtypes of its leaves) of x given in the
-        structure of the tape's arguments (outputs=True: of its outputs). With
+        structure of the tape's arguments (outputs=True: of its outputs;
+        directions=True: of its differentiated arguments, for tangents). With
         batch=True: a tuple of float64 arrays, one per leaf, each with a leading
         batch axis. One flat ndarray of all the numbers is taken too."""
-        spec, out_spec, _, _, in_names, out_names = self._spec()
-        spec, names = (out_spec, out_names) if outputs else (spec, in_names)
-        shapes = self._out_shapes if outputs else self._in_shapes
-        candidates = self._candidates(x, varargs, outputs)
+        specs = self._spec()
+        if outputs:
+            spec, names, shapes = specs[1], specs[5], self._out_shapes
+        elif directions:
+            spec, names, shapes = specs[6], specs[8], self._d_shapes
+        else:
+            spec, names, shapes = specs[0], specs[4], self._in_shapes
+        candidates = self._candidates(x, varargs, outputs, directions)
         error = None
         for args in candidates:
             subtrees = pytree.match(spec, args)
             if subtrees is not None:
                 try:
-                    return _pack_leaves(subtrees, shapes, names, what, batch)
+                    shared = self._param_leaves() if batch and not (outputs or directions) \
+                        else None
+                    return _pack_leaves(subtrees, shapes, names, what, batch, shared)
                 except ValueError as e:
                     error = error or e
                 except TypeError as e:
                     if not any(pytree.is_node(t) for t in subtrees):
                         raise
                     # a container where the tape has a number or an array
-                    raise TypeError(f"{e}; the tape's {'outputs' if outputs else 'arguments'}"
+                    kind = ("outputs" if outputs else "differentiated arguments"
+                            if directions and self._d_index is not None else "arguments")
+                    raise TypeError(f"{e}; the tape's {kind}"
                                     f" have the structure {pytree.describe(spec)}, got "
                                     f"{pytree.describe_value(args)}") from None
         flat = _flat_vector(candidates[0], shapes, names, what, batch)
@@ -268,7 +389,8 @@ class Tape:
             return flat
         if error is not None:
             raise error
-        kind = "outputs" if outputs else "arguments"
+        kind = ("outputs" if outputs else "differentiated arguments" if directions
+                and self._d_index is not None else "arguments")
         raise ValueError(f"{what}: the tape's {kind} have the structure {pytree.describe(spec)}"
                          f"; got {pytree.describe_value(candidates[0])} (pytrees must match: "
                          "the same nesting of tuples, lists, dicts and namedtuples, the same "
@@ -294,24 +416,25 @@ class Tape:
     def _pack_batch(self, xs, what, shapes=None, size=None):
         """(nb, size) float64 rows from per-argument arrays with a leading batch axis."""
         return replay.pack_batch(xs, what, self._in_shapes if shapes is None else shapes,
-                                 self.n_inputs if size is None else size)
+                                 self._n_points if size is None else size)
 
     def _batch_rows(self, x, what, outputs=False):
         """(nb, size) rows of directions or cotangents given in the structure of the
-        arguments (or outputs), each leaf with a leading batch axis."""
-        leaves, _ = self._flat_of(x, what, outputs=outputs, batch=True)
+        differentiated arguments (or outputs), each leaf with a leading batch axis."""
+        leaves, _ = self._flat_of(x, what, outputs=outputs, batch=True, directions=not outputs)
         if outputs:
             return self._pack_batch(leaves, what, self._out_shapes, self.n_outputs)
-        return self._pack_batch(leaves, what)
+        return self._pack_batch(leaves, what, self._d_shapes, self.n_inputs)
 
     def _fast(self):
         """replay.input_facts, cached until the tape records more: the replay fast
         path reads no C sizes."""
         if self._facts is None:
-            self._facts = replay.input_facts(self.n_inputs, self.n_outputs, self._in_shapes)
+            self._facts = replay.input_facts(self.n_inputs, self.n_outputs, self._d_shapes)
             # the fast path returns plain leaves: only for a tape whose arguments are
-            # leaves (else facts[1], the one output it needs, is made to fail)
-            if not self._spec()[2]:
+            # leaves and all differentiated (else facts[1], the one output it needs,
+            # is made to fail)
+            if not self._spec()[2] or self._d_index is not None:
                 self._facts = self._facts[:1] + (-1,) + self._facts[2:]
         return self._facts
 
@@ -322,6 +445,11 @@ class Tape:
         x, counted; where a guard fails, re-record (pyad.trace) or raise BranchError."""
         if method.__class__ is not Sweep:
             method = Sweep(method)  # a name, from callers that still spell it
+        if self._d_index is not None:
+            return self._sweep_with_params(method, x, args)
+        return self._run_sweep(method, x, args)
+
+    def _run_sweep(self, method, x, args):
         self.sweeps += 1
         self._counted[method.kind] += 1
         try:
@@ -338,6 +466,18 @@ class Tape:
             k = e.args[0] if e.args and isinstance(e.args[0], int) else -1
             raise BranchError(self._branch_message(k, x)) from None
 
+    def _sweep_with_params(self, method, x, args):
+        """_sweep on a tape with parameters: tangents given over the differentiated
+        numbers are zero along the parameters, and gradients come back cut to the
+        differentiated numbers."""
+        if method in _TANGENT_FIRST:
+            args = (self._full(args[0]),) + tuple(args[1:])
+        result = self._run_sweep(method, x, args)
+        cut = _INPUT_SIZED.get(method)
+        if cut is None:
+            return result
+        return tuple(self._only_d(r) if j in cut else r for j, r in enumerate(result))
+
     def _branch_message(self, k, x):
         return replay.branch_message(self._store, k, x)
 
@@ -345,7 +485,7 @@ class Tape:
         """Re-record the traced function at flat and keep that recording."""
         store, out_shapes = replay.rerecord(
             self._fn, flat, self._in_shapes, self._out_shapes, self.backend,
-            f"at x = {np.array2string(np.asarray(flat), threshold=8)}")
+            f"at x = {np.array2string(np.asarray(flat), threshold=8)}", self._active)
         # The old store is dropped, not closed: a sweep in another thread may hold it.
         self._store, self._out_shapes = store, out_shapes
         self._facts = None
@@ -354,8 +494,18 @@ class Tape:
 
     def _batched(self, method, x, extra, threads, executor, grads=(), packed=False,
                  progress=False):
-        """A batched sweep (pyad.batch.replay); results shaped per point unless packed."""
-        return batch.replay(self, method, x, extra, threads, executor, grads, packed, progress)
+        """A batched sweep (pyad.batch.replay) of packed rows; with parameters,
+        directions given over the differentiated numbers are widened to full rows
+        and input-sized results cut back."""
+        if self._d_index is None:
+            return batch.replay(self, method, x, extra, threads, executor, grads, packed,
+                                progress)
+        if method in _TANGENT_FIRST:
+            extra = (self._full(extra[0]),) + tuple(extra[1:])
+        results = batch.replay(self, method, x, extra, threads, executor, grads, True,
+                               progress)
+        return [self._only_d(r) if j in method.input_sized else r
+                for j, r in enumerate(results)]
 
     def _direction_blocks(self, count):
         """Blocks of directions per vector sweep, keeping work arrays near 32 MB."""
@@ -413,6 +563,19 @@ class Tape:
         _, xbar = self._sweep(Sweep.VJP, flat, np.ones(1))
         return self._in_result(xbar, dtypes)
 
+    def _scalars_gradient(self, x):
+        """The gradient as a tuple of floats, for a tape whose inputs are len(x)
+        scalars all differentiated and x their float64 vector: the leanest replay
+        (pyad.jit's path for plain floats). Anything unusual takes gradient()."""
+        if diagnostics.DEBUG_NANS.enabled:
+            return self.gradient(x)
+        try:
+            flat = self._store.gradient_flat(x, x.size)
+        except BranchError:
+            return self.gradient(x)  # re-records, or explains
+        self.sweeps += 1
+        return tuple(flat.tolist())
+
     def value_and_gradient(self, *x):
         return self._value_and_gradient(x)
 
@@ -452,7 +615,7 @@ class Tape:
                                   packed=True, progress=progress)
         else:
             if v_flat is None:
-                v_flat = self._flat_of(v, "jvp tangent")[0]
+                v_flat = self._flat_of(v, "jvp tangent", directions=True)[0]
             y, yd = self._sweep(Sweep.JVP, point, v_flat)
         return self._out_result(y, dtypes), self._out_result(yd, dtypes)
 
@@ -489,7 +652,7 @@ class Tape:
                                grads=(2,), packed=True, progress=progress)[2]
         else:
             if v_flat is None:
-                v_flat = self._flat_of(v, "hvp direction")[0]
+                v_flat = self._flat_of(v, "hvp direction", directions=True)[0]
             _, _, hv = self._sweep(Sweep.HVP, point, v_flat, np.ones(1))
         return self._in_result(hv, dtypes, unwrap)
 
@@ -518,7 +681,7 @@ class Tape:
             dtypes = self._in_dtypes if x is None else self._flat_of(x, "tape replay")[1]
             point = x
         J = replay.jacobian(self, point, forward, batch, threads, executor, progress)
-        return self._blocks(J, self._out_shapes, pytree.common(dtypes), dtypes,
+        return self._blocks(J, self._out_shapes, pytree.common(dtypes), self._d_dtypes(dtypes),
                             lambda row: self._in_tree(row, None, unwrap),
                             lambda rows: self._out_tree(rows, None))
 
@@ -541,10 +704,11 @@ class Tape:
             H = np.zeros((0, 0))
         else:
             H = replay.hessian(self, point, batch, threads, executor, progress)
-        return self._blocks(H, self._in_shapes, None, dtypes,
+        d_dtypes = self._d_dtypes(dtypes)
+        return self._blocks(H, self._d_shapes, None, d_dtypes,
                             lambda row: self._in_tree(row, None, unwrap),
                             lambda rows: self._in_tree(rows, None, unwrap),
-                            outer_dtypes=dtypes)
+                            outer_dtypes=d_dtypes)
 
     def _blocks(self, M, outer_shapes, outer_dtype, inner_dtypes, inner_tree, outer_tree,
                 outer_dtypes=None):
@@ -553,7 +717,7 @@ class Tape:
         shape and cast to the dtype its two leaves make; nested by the trees."""
         lead = M.shape[:-2]
         outer = _offsets(outer_shapes)
-        inner = _offsets(self._in_shapes)
+        inner = _offsets(self._d_shapes)
         rows = []
         for k, (olo, ohi, oshape) in enumerate(outer):
             odt = outer_dtype if outer_dtypes is None else outer_dtypes[k]
@@ -564,6 +728,25 @@ class Tape:
                 row.append(pytree.cast(block, pytree.common([odt, idt])))
             rows.append(inner_tree(row))
         return outer_tree(rows)
+
+
+# Sweeps whose first argument after the point is a tangent (or rows of them), and
+# the results of the one-point sweeps that have one column per input.
+_TANGENT_FIRST = frozenset({Sweep.JVP, Sweep.HVP, Sweep.JVP_VEC, Sweep.HVP_VEC,
+                            Sweep.SLOT_VALUES, Sweep.JVP_BATCH, Sweep.HVP_BATCH})
+_INPUT_SIZED = {Sweep.VJP: (1,), Sweep.HVP: (1, 2), Sweep.VJP_VEC: (1,), Sweep.HVP_VEC: (1, 2)}
+
+
+def _named_after(names, order):
+    """Leaf names of the differentiated arguments' spec ("argument k...", k counting
+    them) renamed after the arguments they are (order[k])."""
+    out = []
+    for name in names:
+        head, _, rest = name.partition("[")
+        if head.startswith("argument ") and head[9:].isdigit() and int(head[9:]) < len(order):
+            name = f"argument {order[int(head[9:])]}" + ("[" + rest if rest else "")
+        out.append(name)
+    return out
 
 
 def _parts(unpacked, n):
@@ -580,15 +763,20 @@ def _offsets(shapes):
     return out
 
 
-def _pack_leaves(subtrees, shapes, names, what, batch):
+def _pack_leaves(subtrees, shapes, names, what, batch, shared=None):
     """(flat float64 vector, leaf dtypes) from one value per leaf, each checked
     against its recorded shape; with batch=True (a tuple of float64 arrays with a
-    leading batch axis, leaf dtypes)."""
+    leading batch axis, leaf dtypes), where a leaf flagged in shared (a parameter)
+    given without the batch axis is shared by every point."""
     dtypes = [pytree.leaf_dtype(t) for t in subtrees]
-    arrays = []
-    for t, shape, name in zip(subtrees, shapes, names):
+    arrays, common = [], []
+    for j, (t, shape, name) in enumerate(zip(subtrees, shapes, names)):
         a = as_input(t, what)
         shape = tuple(shape)
+        if batch and shared is not None and shared[j] and a.shape == shape:
+            common.append(j)
+            arrays.append(a)
+            continue
         if batch:
             if a.ndim != len(shape) + 1 or a.shape[1:] != shape:
                 raise ValueError(f"{what}: {name} has shape {a.shape}; a batch needs "
@@ -599,6 +787,10 @@ def _pack_leaves(subtrees, shapes, names, what, batch):
                 raise ValueError(f"{what}: {name} has shape {a.shape}, the tape expects {shape}")
             arrays.append(a.ravel())
     if batch:
+        if common:
+            nb = next((a.shape[0] for j, a in enumerate(arrays) if j not in common), 1)
+            for j in common:
+                arrays[j] = np.broadcast_to(arrays[j], (nb,) + arrays[j].shape)
         return tuple(arrays), dtypes
     if len(arrays) == 1:  # no copy of a big array (a fresh one would fault in its pages)
         return np.ascontiguousarray(arrays[0]), dtypes

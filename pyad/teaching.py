@@ -402,7 +402,7 @@ def table(tape, x=None, mode="forward", seed=None):
         if seed is None:
             seed = np.zeros(n)
             seed[:1] = 1.0
-        seed = _flat_seed(tape, seed, tape._in_shapes, n)
+        seed = _flat_seed(tape, seed, tape._d_shapes, n)
         values, derivs = tape._sweep(Sweep.SLOT_VALUES, point, seed)
     else:
         if seed is None:
@@ -508,7 +508,9 @@ def stats(tape):
     first), slots (values each primitive defines: a block row counts its width),
     n_ops (rows, inputs and constants included), n_slots, n_blocks (block rows),
     n_inputs, n_outputs, n_consts (numbers in the constant pool), nbytes, guards
-    (recorded Python branches) and backend."""
+    (recorded Python branches), backend, n_params (numbers taken as parameters:
+    replayed, not differentiated) and passive_rows (rows no differentiated input
+    reaches: the derivative sweeps skip them; 0 without parameters)."""
     a = tape._store.export()
     op = a["op"].astype(np.int64)
     width = np.ones(op.size, dtype=np.int64)
@@ -525,4 +527,5 @@ def stats(tape):
             "n_outputs": int(a["outputs"].size), "n_consts": int(a["consts"].size),
             "nbytes": int(tape.nbytes),
             "guards": by_name.get("guard_true", 0) + by_name.get("guard_false", 0),
-            "backend": tape.backend}
+            "backend": tape.backend, "n_params": tape.n_params,
+            "passive_rows": int(tape._store.n_passive)}

@@ -10,7 +10,7 @@ passed to f and not differentiated; results keep the inputs' dtype."""
 import functools
 import operator
 
-from . import pytree, recording
+from . import cached, pytree, recording
 from .modes import mode_name
 from .tape import Tape
 
@@ -63,7 +63,7 @@ def record(f, args, argnums, backend=None, retrace=False):
     return _recording(f, args, tuple(argnums), backend, retrace=retrace)[0]
 
 
-def trace(f, *args, backend=None, retrace=True):
+def trace(f, *args, argnums=None, backend=None, retrace=True):
     """Record f(*args) once; the returned Tape replays it at new points.
 
     The arguments may be pytrees (nested tuples, lists, dicts and namedtuples of
@@ -72,10 +72,22 @@ def trace(f, *args, backend=None, retrace=True):
     re-records when replay reaches a point where one of f's Python branches goes
     the other way (counted in tape.retraces); with retrace=False such a replay
     raises pyad.BranchError.
-    """
+
+    argnums (an int or a tuple of ints, as for pyad.grad) picks the arguments to
+    differentiate; every other argument becomes a *parameter*: replay takes it
+    again (tape.gradient(w, X2, y2): new data, no re-record), derivatives are
+    neither taken nor returned for it, and the derivative sweeps skip the rows
+    that depend on parameters and constants alone. Default: every argument is
+    differentiated (and a tuple of derivatives comes back for several)."""
     if not callable(f):
         raise TypeError(f"pyad.trace needs a function, got {type(f).__name__}")
-    return record(f, args, range(len(args)), backend, retrace)
+    if argnums is None:
+        return record(f, args, range(len(args)), backend, retrace)
+    nums, single = _argnums_tuple(argnums, len(args))
+    tape = record(f, args, range(len(args)), backend, retrace)
+    tape._hold_params([i not in nums for i in range(len(args))],
+                      nums[0] if single else nums)
+    return tape
 
 
 def _need_scalar(tape, who):
@@ -93,10 +105,29 @@ def _with_aux(result, aux, has_aux):
     return (result, aux) if has_aux else result
 
 
-def value_and_grad(f, argnums=0, has_aux=False, backend=None):
+def _no_aux_cache(has_aux, cache):
+    if cache and has_aux:
+        raise ValueError("cache=True (pyad.jit) does not keep has_aux values: the tape "
+                         "replays the differentiated output only; use an uncached transform "
+                         "for has_aux")
+
+
+def _transform(fn, make, **kwargs):
+    """fn, marked as the transform make(**kwargs) (what pyad.jit re-makes cached)."""
+    fn._pyad_transform = (make, kwargs)
+    return fn
+
+
+def value_and_grad(f, argnums=0, has_aux=False, backend=None, cache=False):
     """f's value and gradient with respect to args[argnums] (JAX semantics): the
     gradient has that argument's structure (a tuple of them for a tuple argnums).
-    With has_aux=True f returns (value, aux) and this returns ((value, aux), grad)."""
+    With has_aux=True f returns (value, aux) and this returns ((value, aux), grad).
+    cache=True (or pyad.jit(...)): one tape per input signature, replayed (see
+    pyad.cached)."""
+    _no_aux_cache(has_aux, cache)
+    if cache:
+        return cached.cached("value_and_grad", f, argnums, backend, trace, _argnums_tuple)
+
     @functools.wraps(f)
     def value_and_grad_f(*args, **kwargs):
         nums, single = _argnums_tuple(argnums, len(args))
@@ -107,28 +138,44 @@ def value_and_grad(f, argnums=0, has_aux=False, backend=None):
         finally:
             tape.close()
         return _with_aux(value, aux, has_aux), g
-    return value_and_grad_f
+    return _transform(value_and_grad_f, value_and_grad, f=f, argnums=argnums,
+                      has_aux=has_aux, backend=backend)
 
 
-def grad(f, argnums=0, has_aux=False, backend=None):
+def grad(f, argnums=0, has_aux=False, backend=None, cache=False):
     """The gradient of scalar f with respect to args[argnums], in that argument's
     structure and dtype (a tuple of them for a tuple argnums). With has_aux=True
-    f returns (value, aux) and this returns (grad, aux)."""
+    f returns (value, aux) and this returns (grad, aux).
+
+    cache=True (the same as pyad.jit(pyad.grad(f))): one tape per input signature
+    (pytree structure, shapes, dtypes, static arguments), replayed at each call
+    while its recorded branches hold and re-recorded where one flips; arguments
+    outside argnums are its parameters. Like jax.jit, globals f reads are baked
+    in when a signature is first recorded (see pyad.cached)."""
+    _no_aux_cache(has_aux, cache)
+    if cache:
+        return cached.cached("grad", f, argnums, backend, trace, _argnums_tuple)
     vg = value_and_grad(f, argnums, has_aux, backend)
 
     @functools.wraps(f)
     def grad_f(*args, **kwargs):
         value, g = vg(*args, **kwargs)
         return (g, value[1]) if has_aux else g
-    return grad_f
+    return _transform(grad_f, grad, f=f, argnums=argnums, has_aux=has_aux, backend=backend)
 
 
-def jacobian(f, mode="auto", backend=None, argnums=0, has_aux=False):
+def jacobian(f, mode="auto", backend=None, argnums=0, has_aux=False, cache=False):
     """args -> the Jacobian of f with respect to args[argnums], nested as JAX nests
     it: f's output structure outside, the argument's structure inside, each block
     of shape output.shape + input.shape (for one array in and out:
     f(x).shape + x.shape). mode: "auto", "forward"/"fwd" (jax.jacfwd) or
-    "reverse"/"rev" (jax.jacrev). With has_aux=True, returns (jacobian, aux)."""
+    "reverse"/"rev" (jax.jacrev). With has_aux=True, returns (jacobian, aux).
+    cache=True: one tape per input signature, replayed (as for pyad.grad)."""
+    _no_aux_cache(has_aux, cache)
+    if cache:
+        mode_name(mode)
+        return cached.cached("jacobian", f, argnums, backend, trace, _argnums_tuple, mode)
+
     @functools.wraps(f)
     def jacobian_f(*args, **kwargs):
         mode_name(mode)  # checked before f runs
@@ -138,14 +185,20 @@ def jacobian(f, mode="auto", backend=None, argnums=0, has_aux=False):
             return _with_aux(tape._jacobian(None, mode=mode, unwrap=single), aux, has_aux)
         finally:
             tape.close()
-    return jacobian_f
+    return _transform(jacobian_f, jacobian, f=f, mode=mode, backend=backend, argnums=argnums,
+                      has_aux=has_aux)
 
 
-def hessian(f, argnums=0, has_aux=False, backend=None):
+def hessian(f, argnums=0, has_aux=False, backend=None, cache=False):
     """args -> the Hessian of scalar f with respect to args[argnums]
     (forward-over-reverse), nested as JAX nests it: the argument's structure
     outside and inside, each block of shape x_i.shape + x_j.shape (for one array:
-    x.shape + x.shape). With has_aux=True, returns (hessian, aux)."""
+    x.shape + x.shape). With has_aux=True, returns (hessian, aux). cache=True: one
+    tape per input signature, replayed (as for pyad.grad)."""
+    _no_aux_cache(has_aux, cache)
+    if cache:
+        return cached.cached("hessian", f, argnums, backend, trace, _argnums_tuple)
+
     @functools.wraps(f)
     def hessian_f(*args, **kwargs):
         nums, single = _argnums_tuple(argnums, len(args))
@@ -155,7 +208,8 @@ def hessian(f, argnums=0, has_aux=False, backend=None):
             return _with_aux(tape._hessian(unwrap=single), aux, has_aux)
         finally:
             tape.close()
-    return hessian_f
+    return _transform(hessian_f, hessian, f=f, argnums=argnums, has_aux=has_aux,
+                      backend=backend)
 
 
 # ---- jvp, vjp, hvp: pyad's (f, x, v), and JAX's tuple of primals ----
@@ -188,7 +242,7 @@ def _directions(tape, v, single, what, outputs=False):
         n = len(tape._in_args)
         raise ValueError(f"{what}: with a tuple of primals, give a tuple of {n} of them "
                          f"(one per differentiated argument); got {type(v).__name__}")
-    return tape._flat_of(v, what, varargs=True, outputs=outputs)[0]
+    return tape._flat_of(v, what, varargs=True, outputs=outputs, directions=not outputs)[0]
 
 
 def jvp(f, primals, tangents, argnums=None, has_aux=False, backend=None):

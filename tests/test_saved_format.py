@@ -265,8 +265,9 @@ def test_a_version_1_op_code_past_the_frozen_table_is_refused(backend):
 
 def test_an_unknown_version_is_refused_naming_the_readable_ones(backend):
     data = bytearray(serialize.dumps(golden_tape(backend))[:-4])
-    data[8:12] = struct.pack("<I", 4)
-    with pytest.raises(pyad.TapeFormatError, match="version 4; this pyad reads versions 1, 2, 3"):
+    data[8:12] = struct.pack("<I", 5)
+    with pytest.raises(pyad.TapeFormatError,
+                       match="version 5; this pyad reads versions 1, 2, 3, 4"):
         pyad.loads(bytes(data) + struct.pack("<I", zlib.crc32(data)), backend=backend)
 
 
