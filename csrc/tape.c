@@ -176,6 +176,9 @@ int pyad_tape_reset(pyad_tape *t)
         return s;
     t->n_ops = t->n_slots = t->n_blocks = t->n_consts = t->n_pool = 0;
     t->n_inputs = t->n_outputs = 0;
+    free(t->passive); /* activity marks belong to the recording they were made for */
+    t->passive = NULL;
+    t->n_marked = 0;
     t->max_ops = DEFAULT_MAX_OPS;
     t->max_bytes = INT64_MAX;
     tape_end_record(t);

@@ -42,6 +42,22 @@ def test_a_tape_recorded_after_one_was_dropped_starts_empty(backend, rounds):
         np.testing.assert_allclose(big.gradient(np.zeros(1000)), np.full(1000, 2.0))
 
 
+def test_activity_marks_do_not_outlive_their_tape(backend):
+    """A tape with parameters marks rows passive; the next tape recorded in its
+    storage has no parameters, and every one of its rows must be differentiated."""
+    X = np.linspace(-1.0, 1.0, 12).reshape(4, 3)
+    for _ in range(3):
+        old = pyad.trace(lambda w, X: np.sum(np.tanh(X * 2.0) @ w), np.ones(3), X,
+                         argnums=0, backend=backend)
+        assert old.stats()["passive_rows"] > 0
+        del old
+        gc.collect()
+        tape = pyad.trace(lambda v: np.sum(np.tanh(v * 2.0)), X.ravel(), backend=backend)
+        want = 2.0 / np.cosh(2.0 * X.ravel()) ** 2
+        np.testing.assert_allclose(tape.gradient(X.ravel()), want, rtol=1e-12)
+        np.testing.assert_allclose(tape.jvp(X.ravel(), np.ones(12))[1], want.sum(), rtol=1e-12)
+
+
 def test_spare_tapes_are_bounded():
     """Only small tapes are kept, and only a few: a big one is freed at once."""
     tapes = [pyad.trace(lambda v: (v * 2.0).sum(), np.ones(10)) for _ in range(5)]
