@@ -233,8 +233,8 @@ def _expit_d(x):
 @_ieee
 def _logaddexp_weight(x, y, z, base):
     """d/dx log_b(b^x + b^y) = b^(x - z): the weight of x; 1/2 at a tie (equal
-    infinities included, where x - z is NaN)."""
-    return np.where(x == y, 0.5, np.power(base, x - z))
+    infinities included), 1 where x is z (x = inf > y included: x - z is NaN)."""
+    return np.where(x == y, 0.5, np.where(x == z, 1.0, np.power(base, x - z)))
 
 
 @_ieee
@@ -279,8 +279,9 @@ SPECIAL_FUNCTION_RULES = {
                    lambda m, x, z, xd: _expit_d(x) * (1.0 - 2.0 * _expit(x)) * xd),
     "logit": unary(lambda m, x: _logit(x), lambda m, x, z: 1.0 / x + 1.0 / (1.0 - x),
                    lambda m, x, z, xd: (1.0 / ((1.0 - x) * (1.0 - x)) - 1.0 / (x * x)) * xd),
-    "arcsinh": unary(lambda m, x: m.asinh(x), lambda m, x, z: 1.0 / m.sqrt(1.0 + x * x),
-                     lambda m, x, z, xd: -x * xd / m.pow(1.0 + x * x, 1.5)),
+    # sqrt(1 + x^2) as hypot(1, x): 1 + x * x overflows for |x| > 1e154
+    "arcsinh": unary(lambda m, x: m.asinh(x), lambda m, x, z: 1.0 / m.hypot(1.0, x),
+                     lambda m, x, z, xd: -x * xd / m.pow(m.hypot(1.0, x), 3)),
     "arccosh": unary(lambda m, x: m.acosh(x),
                      lambda m, x, z: 1.0 / (m.sqrt(x - 1.0) * m.sqrt(x + 1.0)),
                      lambda m, x, z, xd: -x * xd / m.pow(m.sqrt(x - 1.0) * m.sqrt(x + 1.0), 3)),

@@ -134,9 +134,9 @@ def logsumexp(x, axis=None, keepdims=False):
     x = _as_operand(x)
     m = _shift(x, axis)
     r = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
-    if keepdims:
-        return r
-    return r.reshape(()) if axis is None else np.squeeze(r, axis=axis)
+    if not keepdims:
+        r = r.reshape(()) if axis is None else np.squeeze(r, axis=axis)
+    return r[()] if isinstance(r, np.ndarray) and r.ndim == 0 else r
 
 
 def softmax(x, axis=-1):
