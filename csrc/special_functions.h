@@ -16,7 +16,7 @@
  *   moved by one step of the recurrence: there the recurrence from 16 down
  *   would cancel (psi is small, its parts are not).
  * Poles (x = 0, -1, -2, ...): psi(+-0) = -+inf and NaN at negative integers,
- * psi' = +inf, as scipy.special gives them. */
+ * psi' = +inf, psi'' = -inf, as scipy.special gives them. */
 #ifndef PYAD_SPECIAL_FUNCTIONS_H
 #define PYAD_SPECIAL_FUNCTIONS_H
 
@@ -164,13 +164,18 @@ static inline double tetragamma(double x)
     if (x == INFINITY)
         return -0.0;
     if (is_nonpositive_integer(x))
-        return NAN;                       /* -2/(x - n)^3: +inf on one side, -inf on the other */
+        return -INFINITY;                 /* scipy's value (-2/(x - n)^3 has both signs there) */
     if (x > 0.0)
         return tetragamma_positive(x);
     /* psi''(x) = psi''(1 - x) - 2 pi^3 cos(pi x) / sin^3(pi x); period 1 */
     double a = PYAD_PI * offset_from_integer(x), s = sin(a);
     return tetragamma_positive(1.0 - x) - 2.0 * PYAD_PI * PYAD_PI * PYAD_PI * cos(a) / (s * s * s);
 }
+
+/* log|Gamma(x)|: C's lgamma, except at -inf, where |Gamma| -> 0 between the
+ * poles and scipy's gammaln gives -inf (C99 says +inf). lgamma writes the sign
+ * of Gamma to the global signgam: a write only, never read here. */
+static inline double log_gamma(double x) { return x == -INFINITY ? -INFINITY : lgamma(x); }
 
 /* ---- the logistic pair ---- */
 
@@ -253,6 +258,8 @@ static inline double hypot_dd(double x, double y, double z, double xd, double yd
     double u = x / z, w = y / z;
     return w * (xd * w - yd * u) / z;
 }
+
+static inline double cube(double s) { return s * s * s; }
 
 /* asinh''(x) xd = -x / (1 + x^2)^(3/2) xd, with h = hypot(1, x): x / h is at most 1
  * and h^2 overflows only where the result is 0 anyway. */

@@ -225,6 +225,12 @@ def _ieee(f):
 
 
 @_ieee
+def _log_gamma(x):
+    """scipy's gammaln, but -log(x) for subnormal x, where scipy gives inf."""
+    return np.where((x > 0) & (x < 1e-300), -np.log(x), _gammaln(x))
+
+
+@_ieee
 def _expit_d(x):
     # sigma(x) sigma(-x), each from its own stable form
     return _expit(x) * _expit(-x)
@@ -271,7 +277,7 @@ def _zero(m, x, z):
 
 
 SPECIAL_FUNCTION_RULES = {
-    "gammaln": unary(lambda m, x: _gammaln(x), lambda m, x, z: _digamma(x),
+    "gammaln": unary(lambda m, x: _log_gamma(x), lambda m, x, z: _digamma(x),
                      lambda m, x, z, xd: _trigamma(x) * xd),
     "digamma": unary(lambda m, x: _digamma(x), lambda m, x, z: _trigamma(x),
                      lambda m, x, z, xd: _tetragamma(x) * xd),
@@ -286,8 +292,7 @@ SPECIAL_FUNCTION_RULES = {
                      lambda m, x, z: 1.0 / (m.sqrt(x - 1.0) * m.sqrt(x + 1.0)),
                      lambda m, x, z, xd: -x * xd / m.pow(m.sqrt(x - 1.0) * m.sqrt(x + 1.0), 3)),
     "arctanh": unary(lambda m, x: m.atanh(x), lambda m, x, z: 0.5 / (1.0 - x) + 0.5 / (1.0 + x),
-                     lambda m, x, z, xd: (0.5 / ((1.0 - x) * (1.0 - x))
-                                          - 0.5 / ((1.0 + x) * (1.0 + x))) * xd),
+                     lambda m, x, z, xd: 2.0 * x * xd / ((1.0 - x * x) ** 2)),
     "cbrt": unary(lambda m, x: _cbrt(x), lambda m, x, z: 1.0 / (3.0 * z * z),
                   lambda m, x, z, xd: -2.0 / 9.0 * xd / (x * z * z)),
     "exp2": unary(lambda m, x: m.pow(2.0, x), lambda m, x, z: _LN2 * z,

@@ -87,6 +87,13 @@ sech = lambda x: 1.0 / np.cosh(x)
 ZERO2 = lambda x, y: ((0.0, 0.0), (0.0, 0.0))
 
 
+def _gammaln(x):
+    """scipy.special.gammaln, but -log(x) at subnormal x, where scipy gives inf
+    (log|Gamma(x)| = -log(x) - 0.577... x there)."""
+    with np.errstate(all="ignore"):
+        return np.where((x > 0) & (x < 1e-300), -np.log(x), scipy.special.gammaln(x))[()]
+
+
 def _logaddexp_hess(x, y, scale):
     """Second derivatives of log_b(b^x + b^y), ln b = scale: s (1 - s) scale times
     [[1, -1], [-1, 1]], s = expit((x - y) scale)."""
@@ -262,7 +269,7 @@ TABLE = {
     # ---------------- special functions (issue 14) ----------------
     # points keep away from the zeros of gammaln (1, 2, -2.457..., -2.747...) and
     # digamma's roots, where a value has no relative accuracy to compare at 1e-14
-    "gammaln": U([pyad.gammaln, scipy.special.gammaln], scipy.special.gammaln,
+    "gammaln": U([pyad.gammaln, scipy.special.gammaln], lambda x: _gammaln(x),
                  scipy.special.digamma, lambda x: scipy.special.polygamma(1, x),
                  [0.3, 1.5, 2.5, 7.25, 40.0, -0.5, -3.3],
                  safe=lambda a, b, c: (a * a + 0.5,)),

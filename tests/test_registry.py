@@ -275,7 +275,8 @@ def test_each_row_has_a_pyad_function(backend, op):
         assert last_op(f(*active)) == op.name
         assert ops_of(f(*[t.input(np.full(2, a)) for a in args])) == {op.name}
     if op.numpy and numpy_api.resolve(op.numpy):
-        assert f(*args) == numpy_api.resolve(op.numpy)(*args)
+        with np.errstate(invalid="ignore"):   # arccosh(0.5): NaN on both sides
+            np.testing.assert_equal(f(*args), numpy_api.resolve(op.numpy)(*args))
 
 
 def test_the_ufunc_tables_hold_only_registry_rows():
