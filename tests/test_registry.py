@@ -255,9 +255,10 @@ def test_each_numpy_function_records_its_row(backend, op):
         arrays = (xs,) if op.kind == "unary" else (xs, xs[::-1])
         assert last_op(f(*args)) == op.name
         assert ops_of(f(*arrays)) == {op.name}
-        # libm and numpy's vector loops may differ in the last bit
-        np.testing.assert_allclose(f(*arrays).value, f(*(a.value for a in arrays)),
-                                   rtol=1e-15)
+        # libm and numpy's vector loops may differ in the last bit (arccosh: NaN on both)
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_allclose(f(*arrays).value, f(*(a.value for a in arrays)),
+                                       rtol=1e-15)
         if op.kind == "binary":   # ufunc.outer goes through the same row
             assert ops_of(f.outer(xs, xs)) == {op.name}
 
