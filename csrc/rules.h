@@ -7,6 +7,8 @@
 
 #include <math.h>
 
+#include "special_functions.h"
+
 static inline double sign_of(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : x); }
 
 /* numpy's maximum/minimum propagate NaN from either side. */

@@ -62,7 +62,7 @@ ffibuilder.set_source(
     include_dirs=[CSRC] + BLAS_INCLUDE,
     library_dirs=BLAS_LIB_DIRS,
     depends=[os.path.join(CSRC, name) for name in
-             ("pyad.h", "tape.h", "gather.h", "product.h", "record.h", "sweep.h", "block.h", "rules.h", "special_rules.h", "ops.def",
+             ("pyad.h", "tape.h", "gather.h", "product.h", "record.h", "sweep.h", "block.h", "rules.h", "special_functions.h", "special_rules.h", "ops.def",
               "expand_ops.h")],
     extra_compile_args=["-std=c11", "-O3", "-Wall", "-Wextra"] + VECTOR_FLAGS
     + os.environ.get("PYAD_CFLAGS", "").split(),

@@ -37,6 +37,8 @@ LIBM = {
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos,
     "atan": np.arctan, "atan2": np.arctan2, "sinh": np.sinh, "cosh": np.cosh,
     "tanh": np.tanh, "fabs": np.fabs, "pow": np.power, "erf": _ARRAY_ERF, "erfc": _ARRAY_ERFC,
+    "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh, "log2": np.log2,
+    "log10": np.log10, "hypot": np.hypot,
 }
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 FAST = SimpleNamespace(**{name: getattr(math, name) for name in LIBM})
@@ -180,6 +182,151 @@ RULES = {
     "erfc": unary(lambda m, x: m.erfc(x), lambda m, x, z: -_TWO_OVER_SQRT_PI * m.exp(-x * x),
                   lambda m, x, z, xd: 2.0 * x * _TWO_OVER_SQRT_PI * m.exp(-x * x) * xd),
 }
+
+# ---- special functions (issue 14) ----
+#
+# Written apart from csrc/special_functions.h: values from scipy.special where
+# scipy has the function (imported when first needed: scipy is optional for pyad,
+# so the Python backend needs it only for these rows) and from numpy otherwise;
+# derivatives from the textbook formulas. Each rule works on numbers and on
+# arrays alike (block rows evaluate rules on arrays), so branches are np.where.
+
+def _scipy_special(name, *first_args):
+    """scipy.special.<name>(*first_args, x), imported on first use."""
+    def f(*args):
+        try:
+            import scipy.special
+        except ImportError as e:
+            raise ImportError(f"the pure-Python backend computes {name} with scipy.special, "
+                              "which is not installed (pip install scipy)") from e
+        return getattr(scipy.special, name)(*first_args, *args)
+    return f
+
+
+_gammaln = _scipy_special("gammaln")
+_digamma = _scipy_special("digamma")
+_trigamma = _scipy_special("polygamma", 1)
+_tetragamma = _scipy_special("polygamma", 2)
+_expit = _scipy_special("expit")
+_logit = _scipy_special("logit")
+_xlogy = _scipy_special("xlogy")
+_xlog1py = _scipy_special("xlog1py")
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+
+
+def _ieee(f):
+    """f computed with numpy under IEEE rules (inf, NaN, no warning); a 0-d result
+    comes back as a number."""
+    def g(*args):
+        with np.errstate(all="ignore"):
+            r = f(*args)
+        return r[()] if isinstance(r, np.ndarray) and r.ndim == 0 else r
+    return g
+
+
+@_ieee
+def _log_gamma(x):
+    """scipy's gammaln, but -log(x) for subnormal x, where scipy gives inf."""
+    return np.where((x > 0) & (x < 1e-300), -np.log(x), _gammaln(x))
+
+
+@_ieee
+def _expit_d(x):
+    # sigma(x) sigma(-x), each from its own stable form
+    return _expit(x) * _expit(-x)
+
+
+@_ieee
+def _logaddexp_weight(x, y, z, base):
+    """d/dx log_b(b^x + b^y) = b^(x - z): the weight of x; 1/2 at a tie (equal
+    infinities included), 1 where x is z (x = inf > y included: x - z is NaN)."""
+    return np.where(x == y, 0.5, np.where(x == z, 1.0, np.power(base, x - z)))
+
+
+@_ieee
+def _logaddexp_weight_d(x, y, z, base, xd, yd):
+    """The weights' product times ln b (xd - yd): d(weight of x)/dt."""
+    wx, wy = _logaddexp_weight(x, y, z, base), _logaddexp_weight(y, x, z, base)
+    return np.log(base) * wx * wy * (np.subtract(xd, yd))
+
+
+@_ieee
+def _hypot_partial(x, z):
+    return np.where(z == 0, 0.0, np.divide(x, z))
+
+
+@_ieee
+def _hypot_second(x, y, z, xd, yd):
+    """d(x / z)/dt = (y^2 xd - x y yd) / z^3; 0 at the origin with the partials."""
+    return np.where(z == 0, 0.0, (y * y * xd - x * y * yd) / (z * z * z))
+
+
+@_ieee
+def _cbrt(x):
+    return np.cbrt(x)
+
+
+@_ieee
+def _flat(f, x):
+    """A piecewise constant function's value (sign, floor, ceil)."""
+    return f(x)
+
+
+def _zero(m, x, z):
+    return 0.0
+
+
+SPECIAL_FUNCTION_RULES = {
+    "gammaln": unary(lambda m, x: _log_gamma(x), lambda m, x, z: _digamma(x),
+                     lambda m, x, z, xd: _trigamma(x) * xd),
+    "digamma": unary(lambda m, x: _digamma(x), lambda m, x, z: _trigamma(x),
+                     lambda m, x, z, xd: _tetragamma(x) * xd),
+    "expit": unary(lambda m, x: _expit(x), lambda m, x, z: _expit_d(x),
+                   lambda m, x, z, xd: _expit_d(x) * (1.0 - 2.0 * _expit(x)) * xd),
+    "logit": unary(lambda m, x: _logit(x), lambda m, x, z: 1.0 / x + 1.0 / (1.0 - x),
+                   lambda m, x, z, xd: (1.0 / ((1.0 - x) * (1.0 - x)) - 1.0 / (x * x)) * xd),
+    # sqrt(1 + x^2) as hypot(1, x): 1 + x * x overflows for |x| > 1e154
+    "arcsinh": unary(lambda m, x: m.asinh(x), lambda m, x, z: 1.0 / m.hypot(1.0, x),
+                     lambda m, x, z, xd: -x * xd / m.pow(m.hypot(1.0, x), 3)),
+    "arccosh": unary(lambda m, x: m.acosh(x),
+                     lambda m, x, z: 1.0 / (m.sqrt(x - 1.0) * m.sqrt(x + 1.0)),
+                     lambda m, x, z, xd: -x * xd / m.pow(m.sqrt(x - 1.0) * m.sqrt(x + 1.0), 3)),
+    "arctanh": unary(lambda m, x: m.atanh(x), lambda m, x, z: 0.5 / (1.0 - x) + 0.5 / (1.0 + x),
+                     lambda m, x, z, xd: 2.0 * x * xd / ((1.0 - x * x) ** 2)),
+    "cbrt": unary(lambda m, x: _cbrt(x), lambda m, x, z: 1.0 / (3.0 * z * z),
+                  lambda m, x, z, xd: -2.0 / 9.0 * xd / (x * z * z)),
+    "exp2": unary(lambda m, x: m.pow(2.0, x), lambda m, x, z: _LN2 * z,
+                  lambda m, x, z, xd: _LN2 * _LN2 * z * xd),
+    "log2": unary(lambda m, x: m.log2(x), lambda m, x, z: 1.0 / (_LN2 * x),
+                  lambda m, x, z, xd: -xd / (_LN2 * x * x)),
+    "log10": unary(lambda m, x: m.log10(x), lambda m, x, z: 1.0 / (_LN10 * x),
+                   lambda m, x, z, xd: -xd / (_LN10 * x * x)),
+    # piecewise constant: derivative zero (declared not differentiable in ops.def)
+    "sign": unary(lambda m, x: _flat(np.sign, x), _zero),
+    "floor": unary(lambda m, x: _flat(np.floor, x), _zero),
+    "ceil": unary(lambda m, x: _flat(np.ceil, x), _zero),
+    "xlogy": (lambda m, x, y: _xlogy(x, y), lambda m, x, y, z: (m.log(y), x / y),
+              lambda m, x, y, z, xd, yd: (yd / y, (xd * y - x * yd) / (y * y))),
+    "xlog1py": (lambda m, x, y: _xlog1py(x, y),
+                lambda m, x, y, z: (m.log1p(y), x / (1.0 + y)),
+                lambda m, x, y, z, xd, yd: (yd / (1.0 + y),
+                                            (xd * (1.0 + y) - x * yd) / ((1.0 + y) * (1.0 + y)))),
+    "logaddexp": (lambda m, x, y: _ieee(np.logaddexp)(x, y),
+                  lambda m, x, y, z: (_logaddexp_weight(x, y, z, np.e),
+                                      _logaddexp_weight(y, x, z, np.e)),
+                  lambda m, x, y, z, xd, yd: (_logaddexp_weight_d(x, y, z, np.e, xd, yd),
+                                              _logaddexp_weight_d(y, x, z, np.e, yd, xd))),
+    "logaddexp2": (lambda m, x, y: _ieee(np.logaddexp2)(x, y),
+                   lambda m, x, y, z: (_logaddexp_weight(x, y, z, 2.0),
+                                       _logaddexp_weight(y, x, z, 2.0)),
+                   lambda m, x, y, z, xd, yd: (_logaddexp_weight_d(x, y, z, 2.0, xd, yd),
+                                               _logaddexp_weight_d(y, x, z, 2.0, yd, xd))),
+    "hypot": (lambda m, x, y: m.hypot(x, y),
+              lambda m, x, y, z: (_hypot_partial(x, z), _hypot_partial(y, z)),
+              lambda m, x, y, z, xd, yd: (_hypot_second(x, y, z, xd, yd),
+                                          _hypot_second(y, x, z, yd, xd))),
+}
+RULES.update(SPECIAL_FUNCTION_RULES)
 
 COMPARISONS = {
     "lt": lambda x, y: x < y, "le": lambda x, y: x <= y,

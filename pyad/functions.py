@@ -5,6 +5,8 @@ record the primitive of the same name. They are generated from the registry
 (csrc/ops.def): every unary row, and every binary row that implements a numpy
 function, has one under its own name and under numpy's (pyad.pow, pyad.power).
 """
+import numpy as np
+
 from . import numpy_api, ops
 from .array import Array, as_constant, is_active, stack_values, store_of, where as _where
 
@@ -99,3 +101,58 @@ def stop_gradient(x):
 
 __all__ += ["where", "stack", "array", "value", "stop_gradient"]
 _install_row_functions(globals(), __all__)
+
+
+# ---- stable log-sum-exp and softmax (shifted by the maximum) ----
+
+def _shift(x, axis):
+    """The maximum along axis (kept as length-1 axes) with derivative zero:
+    x - m and m + log(sum(exp(x - m))) have the same derivative whatever m is, so
+    the shift only keeps exp from overflowing, and stop_gradient keeps the
+    maximum's tie rule out of the derivative. A non-finite maximum (all -inf, or
+    an inf) becomes 0, as in scipy, so that x - m is not inf - inf."""
+    m = stop_gradient(np.max(x, axis=axis, keepdims=True))
+    return where(abs(m) < np.inf, m, 0.0)
+
+
+def _as_operand(x):
+    """x as pyad's numpy protocols see it: active values and lists holding them
+    as they are, anything else as a float64 array."""
+    if is_active(x) or store_of(x) is not None:
+        return numpy_api._active(x)
+    return as_constant(x)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) over axis (None: all), computed without overflow as
+    m + log(sum(exp(x - m))) with m the maximum (scipy.special.logsumexp's
+    value). Its gradient is softmax(x) along axis.
+
+    >>> float(logsumexp([1000.0, 1000.0]))
+    1000.6931471805599
+    """
+    x = _as_operand(x)
+    m = _shift(x, axis)
+    r = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    if not keepdims:
+        r = r.reshape(()) if axis is None else np.squeeze(r, axis=axis)
+    return r[()] if isinstance(r, np.ndarray) and r.ndim == 0 else r
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along axis, shifted by the maximum so that large
+    values give no overflow (inf / inf = NaN) and very negative ones no 0 / 0."""
+    x = _as_operand(x)
+    e = np.exp(x - _shift(x, axis))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x) along axis, as (x - m) - log(sum(exp(x - m))): exact for
+    large differences where log(softmax(x)) would be log(0) = -inf."""
+    x = _as_operand(x)
+    shifted = x - _shift(x, axis)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+__all__ += ["logsumexp", "softmax", "log_softmax"]

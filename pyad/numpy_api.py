@@ -103,12 +103,11 @@ def _on_constants(name, *args):
 
 # Where pyad records the same mathematics another way.
 ALTERNATIVES = {
-    "scipy.special.logsumexp": "m = x.max(); m + np.log(np.sum(np.exp(x - m)))",
-    "scipy.special.expit": "1 / (1 + np.exp(-x))",
-    "scipy.special.log_expit": "-np.log1p(np.exp(-x))",
-    "scipy.special.softmax": "e = np.exp(x - x.max()); e / e.sum()",
-    "scipy.special.log_softmax": "x - (m + np.log(np.sum(np.exp(x - m)))) with m = x.max()",
-    "scipy.special.xlogy": "pyad.where(x == 0, 0.0, x * np.log(y))",
+    "scipy.special.logsumexp": "pyad.logsumexp(x, axis=None, keepdims=False)",
+    "scipy.special.log_expit": "-np.logaddexp(0.0, -x)",
+    "scipy.special.softmax": "pyad.softmax(x, axis=-1)",
+    "scipy.special.log_softmax": "pyad.log_softmax(x, axis=-1)",
+    "scipy.special.psi": "scipy.special.digamma (the same function)",
     "scipy.linalg.norm": "np.linalg.norm",
     "numpy.linalg.vector_norm": "np.linalg.norm(x, ord, axis)",
     "numpy.linalg.matrix_norm": "np.linalg.norm(x, ord, axis=(-2, -1))",
@@ -116,8 +115,6 @@ ALTERNATIVES = {
     "numpy.nansum": "np.sum(pyad.where(x == x, x, 0.0))",
     "numpy.tensordot": "np.einsum with two operands",
     "numpy.vdot": "np.dot(a.ravel(), b.ravel())",
-    "numpy.var": "np.mean((x - np.mean(x)) ** 2)",
-    "numpy.std": "np.sqrt(np.mean((x - np.mean(x)) ** 2))",
 }
 
 
@@ -264,22 +261,7 @@ def _active(x):
     return A.wrap(store, A.to_slots(store, x))
 
 
-def _log_base(base):
-    inv = 1.0 / np.log(base)
-    return lambda x: unary("log", x) * inv
-
-
-def _sign(x):
-    # (x > 0) - (x < 0): the right values, and derivative zero as comparisons carry none.
-    return binary_op("gt", x, 0.0) - binary_op("lt", x, 0.0)
-
-
 COMPOSED_UFUNCS = {
-    np.log2: _log_base(2.0),
-    np.log10: _log_base(10.0),
-    np.exp2: lambda x: binary_op("pow", 2.0, x),
-    np.hypot: lambda x, y: unary("sqrt", x * x + y * y),
-    np.sign: _sign,
     np.logical_not: lambda x: binary_op("eq", x, 0.0),
     np.logical_and: lambda x, y: binary_op("ne", x, 0.0) & binary_op("ne", y, 0.0),
     np.logical_or: lambda x, y: binary_op("ne", x, 0.0) | binary_op("ne", y, 0.0),
@@ -622,7 +604,84 @@ def _einsum_as_product(sa, sb, out, x, y):
     return _transpose(r, [order.index(ch) for ch in out])
 
 
+def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None,
+         mean=None, correction=None):
+    """numpy.var: the mean squared deviation from the mean, divided by n - ddof
+    (numpy's `correction` is another name for ddof). n - ddof <= 0 divides by
+    zero as numpy does (inf or NaN, no exception)."""
+    _refuse("var", out, where=where, mean=mean)
+    A.check_dtype("numpy.var", dtype)
+    if correction is not None:
+        if ddof != 0:
+            raise ValueError("ddof and correction can't be provided simultaneously.")
+        ddof = correction
+    x = _active(a)
+    axes = A._normalize_axes(axis, np.ndim(A.slots_of(x)))
+    n = int(np.prod([np.shape(A.slots_of(x))[d] for d in axes], dtype=np.int64))
+    deviation = x - A.mean(x, axis, keepdims=True)
+    return A.reduce(deviation * deviation, "add", axis, keepdims) / float(max(n - ddof, 0))
+
+
+def _std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None,
+         mean=None, correction=None):
+    """numpy.std: sqrt(var). Where every element is equal the derivative is NaN
+    (sqrt'(0) = inf meets a zero deviation), as in JAX."""
+    return unary("sqrt", _var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean,
+                              correction=correction))
+
+
+def _diag(v, k=0):
+    """numpy.diag: a 2-D operand's k-th diagonal (a copy, as numpy's is not a
+    view to write through), or the square matrix with a 1-D operand on its k-th
+    diagonal and constant zeros elsewhere (one constant slot, read everywhere)."""
+    x = _active(v)
+    idx = A.slots_of(x)
+    if idx.ndim == 2:
+        return A.wrap(x._s, np.diagonal(idx, k).copy())
+    if idx.ndim != 1:
+        raise ValueError("Input must be 1- or 2-d.")
+    position = np.diag(np.arange(1, idx.size + 1), k)       # 1 + the element, 0 off it
+    out = np.full(position.shape, A.to_slots(x._s, 0.0), dtype=idx.dtype)
+    on = position > 0
+    out[on] = idx[position[on] - 1]
+    return A.wrap(x._s, out)
+
+
+def _trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    _refuse("trace", out)
+    A.check_dtype("numpy.trace", dtype)
+    x = _active(a)
+    return A.reduce(A.wrap(x._s, np.diagonal(A.slots_of(x), offset, axis1, axis2)), "add", -1)
+
+
+def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
+    """numpy.sort as a gather by the order of the recorded values: each sorted
+    element's derivative goes to the element it came from (JAX's sort).
+
+    The order is a fact of the recording point, so it is guarded: one guard on
+    "each sorted element is <= the next, or the next is NaN" (numpy puts NaNs
+    last). Replay at a point where the order differs re-records, or raises
+    BranchError when the tape cannot re-record; it never returns a wrongly
+    ordered result."""
+    _refuse("sort", None, order=order)
+    x = _active(a)
+    idx = A.slots_of(x)
+    if axis is None:
+        idx, axis = idx.ravel(), -1
+    values = x._s.values(np.ascontiguousarray(idx.ravel())).reshape(idx.shape)
+    extra = {} if stable is None else {"stable": stable}
+    order_ = np.argsort(values, axis=axis, kind=kind, **extra)
+    result = A.wrap(x._s, np.take_along_axis(idx, order_, axis=axis))
+    last = np.moveaxis(A.slots_of(result), axis, -1)
+    if last.shape[-1] > 1:
+        lo, hi = A.wrap(x._s, last[..., :-1]), A.wrap(x._s, last[..., 1:])
+        in_order = (hi >= lo) | (hi != hi)
+        bool(in_order.all())   # records the guard (true here: argsort made the order)
+    return result
+
+
 FUNCTIONS = {
+    np.var: _var, np.std: _std, np.diag: _diag, np.sort: _sort,
     np.sum: _reduction("add", "sum"), np.prod: _reduction("mul", "prod"),
     np.max: _reduction("maximum", "max"), np.min: _reduction("minimum", "min"),
     np.amax: _reduction("maximum", "amax"), np.amin: _reduction("minimum", "amin"),
@@ -647,8 +706,7 @@ FUNCTIONS = {
     np.shape: lambda a: np.shape(A.slots_of(_active(a))),
     np.ndim: lambda a: np.ndim(A.slots_of(_active(a))),
     np.size: lambda a, axis=None: np.size(A.slots_of(_active(a)), axis),
-    np.clip: _clip, np.diff: _diff, np.trace: lambda a, offset=0, axis1=0, axis2=1: A.reduce(
-        A.wrap(_active(a)._s, np.diagonal(A.slots_of(_active(a)), offset, axis1, axis2)), "add", -1),
+    np.clip: _clip, np.diff: _diff, np.trace: _trace,
     np.zeros_like: lambda a, dtype=None, **kw: np.zeros(np.shape(A.slots_of(_active(a))), dtype or float),
     np.ones_like: lambda a, dtype=None, **kw: np.ones(np.shape(A.slots_of(_active(a))), dtype or float),
 }

@@ -87,6 +87,21 @@ sech = lambda x: 1.0 / np.cosh(x)
 ZERO2 = lambda x, y: ((0.0, 0.0), (0.0, 0.0))
 
 
+def _gammaln(x):
+    """scipy.special.gammaln, but -log(x) at subnormal x, where scipy gives inf
+    (log|Gamma(x)| = -log(x) - 0.577... x there)."""
+    with np.errstate(all="ignore"):
+        return np.where((x > 0) & (x < 1e-300), -np.log(x), scipy.special.gammaln(x))[()]
+
+
+def _logaddexp_hess(x, y, scale):
+    """Second derivatives of log_b(b^x + b^y), ln b = scale: s (1 - s) scale times
+    [[1, -1], [-1, 1]], s = expit((x - y) scale)."""
+    s = scipy.special.expit((x - y) * scale)
+    h = s * (1.0 - s) * scale
+    return ((h, -h), (-h, h))
+
+
 def _sign(x):
     return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
 
@@ -251,6 +266,90 @@ TABLE = {
               lambda x: -2.0 / np.sqrt(np.pi) * np.exp(-x * x),
               lambda x: 4.0 * x / np.sqrt(np.pi) * np.exp(-x * x),
               [-3.0, -0.7, 0.0, 0.4, 1.5, 6.0]),
+    # ---------------- special functions (issue 14) ----------------
+    # points keep away from the zeros of gammaln (1, 2, -2.457..., -2.747...) and
+    # digamma's roots, where a value has no relative accuracy to compare at 1e-14
+    "gammaln": U([pyad.gammaln, scipy.special.gammaln], lambda x: _gammaln(x),
+                 scipy.special.digamma, lambda x: scipy.special.polygamma(1, x),
+                 [0.3, 1.5, 2.5, 7.25, 40.0, -0.5, -3.3],
+                 safe=lambda a, b, c: (a * a + 0.5,)),
+    "digamma": U([pyad.digamma, scipy.special.digamma, scipy.special.psi], scipy.special.digamma,
+                 lambda x: scipy.special.polygamma(1, x), lambda x: scipy.special.polygamma(2, x),
+                 [0.05, 0.8, 1.2, 2.5, 9.0, 30.0, -0.7, -4.2],
+                 safe=lambda a, b, c: (a * a + 0.5,)),
+    "expit": U([pyad.expit, scipy.special.expit], scipy.special.expit,
+               lambda x: np.exp(-x) / (1.0 + np.exp(-x)) ** 2,
+               lambda x: -np.exp(-x) * np.tanh(x / 2) / (1.0 + np.exp(-x)) ** 2,
+               [-30.0, -2.0, 0.0, 0.4, 3.0, 45.0]),
+    "logit": U([pyad.logit, scipy.special.logit], scipy.special.logit,
+               lambda x: 1.0 / (x * (1.0 - x)), lambda x: (2.0 * x - 1.0) / (x * (1.0 - x)) ** 2,
+               [1e-3, 0.1, 0.35, 0.45, 0.6, 0.9, 0.99],
+               safe=lambda a, b, c: (0.5 + 0.4 * T(a),)),
+    "arcsinh": U([pyad.arcsinh, np.arcsinh], np.arcsinh, lambda x: 1.0 / np.sqrt(1.0 + x * x),
+                 lambda x: -x / (1.0 + x * x) ** 1.5, [-50.0, -1.2, 0.0, 0.3, 2.0, 1e5]),
+    "arccosh": U([pyad.arccosh, np.arccosh], np.arccosh, lambda x: 1.0 / np.sqrt(x * x - 1.0),
+                 lambda x: -x / (x * x - 1.0) ** 1.5, [1.01, 1.5, 3.0, 20.0, 1e4],
+                 safe=lambda a, b, c: (a * a + 1.25,)),
+    "arctanh": U([pyad.arctanh, np.arctanh], np.arctanh, lambda x: 1.0 / (1.0 - x * x),
+                 lambda x: 2.0 * x / (1.0 - x * x) ** 2, [-0.95, -0.3, 0.0, 0.5, 0.99],
+                 safe=lambda a, b, c: (0.9 * T(a),)),
+    "cbrt": U([pyad.cbrt, np.cbrt], np.cbrt, lambda x: 1.0 / (3.0 * np.cbrt(x) ** 2),
+              lambda x: -2.0 / (9.0 * np.cbrt(x) ** 5), [-27.0, -0.4, 0.001, 0.5, 8.0, 1e6],
+              safe=lambda a, b, c: (a * a + 0.5,)),
+    "exp2": U([pyad.exp2, np.exp2], np.exp2, lambda x: np.log(2.0) * 2.0 ** x,
+              lambda x: np.log(2.0) ** 2 * 2.0 ** x, [-10.0, -0.5, 0.0, 1.5, 20.0],
+              safe=lambda a, b, c: (S(a),)),
+    "log2": U([pyad.log2, np.log2], np.log2, lambda x: 1.0 / (x * np.log(2.0)),
+              lambda x: -1.0 / (x * x * np.log(2.0)), [0.01, 0.7, 3.0, 1024.0],
+              kinks=[(0.0, -inf, inf, None)], safe=lambda a, b, c: (a * a + 1.0,)),
+    "log10": U([pyad.log10, np.log10], np.log10, lambda x: 1.0 / (x * np.log(10.0)),
+               lambda x: -1.0 / (x * x * np.log(10.0)), [0.01, 0.7, 3.0, 1e5],
+               kinks=[(0.0, -inf, inf, None)], safe=lambda a, b, c: (a * a + 1.0,)),
+    # piecewise constant, derivative zero by definition (JAX): see ZERO_BY_DEFINITION;
+    # points keep off the jumps, where central differences see them
+    "sign": U([pyad.sign, np.sign], np.sign, lambda x: 0.0, lambda x: 0.0,
+              [-3.5, -1e-3, 2e-3, 7.0],
+              kinks=[(0.0, 0.0, 0.0, 0.0), (-0.0, 0.0, 0.0, 0.0), (nan, nan, 0.0, None)]),
+    "floor": U([pyad.floor, np.floor], np.floor, lambda x: 0.0, lambda x: 0.0,
+               [-2.5, -0.3, 0.4, 3.7], kinks=[(2.0, 2.0, 0.0, 0.0), (-1.0, -1.0, 0.0, 0.0)]),
+    "ceil": U([pyad.ceil, np.ceil], np.ceil, lambda x: 0.0, lambda x: 0.0,
+              [-2.5, -0.3, 0.4, 3.7], kinks=[(2.0, 2.0, 0.0, 0.0), (-1.0, -1.0, 0.0, 0.0)]),
+    "xlogy": B([pyad.xlogy, scipy.special.xlogy], scipy.special.xlogy,
+               lambda x, y: (np.log(y), x / y),
+               lambda x, y: ((0.0, 1.0 / y), (1.0 / y, -x / y ** 2)),
+               [(2.0, 3.0), (-1.5, 0.25), (0.5, 7.0), (3.0, 1.0)],
+               # 0 log 0 = 0 (scipy); the partials are JAX's: d/dx = log y, d/dy = x / y
+               kinks=[((0.0, 2.0), 0.0, (math.log(2.0), 0.0), None),
+                      ((0.0, 0.5), 0.0, (math.log(0.5), 0.0), None)],
+               safe=lambda a, b, c: (a, b * b + 0.5)),
+    "xlog1py": B([pyad.xlog1py, scipy.special.xlog1py], scipy.special.xlog1py,
+                 lambda x, y: (np.log1p(y), x / (1.0 + y)),
+                 lambda x, y: ((0.0, 1.0 / (1.0 + y)), (1.0 / (1.0 + y), -x / (1.0 + y) ** 2)),
+                 [(2.0, 3.0), (-1.5, -0.75), (0.5, 1e-9), (3.0, 0.0)],
+                 kinks=[((0.0, 1.0), 0.0, (math.log(2.0), 0.0), None)],
+                 safe=lambda a, b, c: (a, b * b)),
+    "logaddexp": B([pyad.logaddexp, np.logaddexp], np.logaddexp,
+                   lambda x, y: (scipy.special.expit(x - y), scipy.special.expit(y - x)),
+                   lambda x, y: _logaddexp_hess(x, y, 1.0),
+                   [(1.0, 2.0), (-3.0, 0.5), (700.0, 705.0), (-40.0, 10.0), (0.3, 0.3)],
+                   # ties: the gradient is shared evenly, also at equal infinities
+                   kinks=[((inf, inf), inf, (0.5, 0.5), None),
+                          ((-inf, -inf), -inf, (0.5, 0.5), None),
+                          ((-inf, 1.0), 1.0, (0.0, 1.0), None)]),
+    "logaddexp2": B([pyad.logaddexp2, np.logaddexp2], np.logaddexp2,
+                    lambda x, y: (scipy.special.expit((x - y) * np.log(2.0)),
+                                  scipy.special.expit((y - x) * np.log(2.0))),
+                    lambda x, y: _logaddexp_hess(x, y, np.log(2.0)),
+                    [(1.0, 2.0), (-3.0, 0.5), (1000.0, 1004.0), (-60.0, 10.0), (0.3, 0.3)],
+                    kinks=[((inf, inf), inf, (0.5, 0.5), None)]),
+    "hypot": B([pyad.hypot, np.hypot], np.hypot,
+               lambda x, y: (x / np.hypot(x, y), y / np.hypot(x, y)),
+               lambda x, y: ((y * y / np.hypot(x, y) ** 3, -x * y / np.hypot(x, y) ** 3),
+                             (-x * y / np.hypot(x, y) ** 3, x * x / np.hypot(x, y) ** 3)),
+               [(3.0, 4.0), (-1.0, 0.5), (0.0, 2.0), (1e3, -3e3), (-0.02, 0.01)],
+               # the partials are 0 at the origin (as abs'(0) = 0, JAX's hypot)
+               kinks=[((0.0, 0.0), 0.0, (0.0, 0.0), ((0.0, 0.0), (0.0, 0.0)))],
+               safe=lambda a, b, c: (a, b * b + 0.5)),
     # ---------------- comparisons ----------------
     "lt": CMP("compare", [lambda x, y: x < y, lambda x, y: np.less(x, y)], np.less),
     "le": CMP("compare", [lambda x, y: x <= y, lambda x, y: np.less_equal(x, y)], np.less_equal),

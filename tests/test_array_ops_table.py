@@ -85,14 +85,17 @@ def row(*args, **kwargs):
 UNARY_DOMAINS = {
     "log": (0.3, 2.0), "sqrt": (0.3, 2.0), "reciprocal": (0.3, 2.0), "log2": (0.3, 2.0),
     "log10": (0.3, 2.0), "log1p": (-0.6, 1.5), "arcsin": (-0.85, 0.85),
-    "arccos": (-0.85, 0.85),
+    "arccos": (-0.85, 0.85), "arccosh": (1.2, 3.0), "arctanh": (-0.85, 0.85),
+    "cbrt": (0.3, 2.0), "logit": (0.1, 0.9), "gammaln": (0.3, 2.0), "psi": (0.3, 2.0),
 }
 BINARY_DOMAINS = {
     "power": ((0.3, 2.0), (-1.5, 1.5)), "float_power": ((0.3, 2.0), (-1.5, 1.5)),
     "divide": ((-1.2, 1.2), (0.4, 1.6)), "true_divide": ((-1.2, 1.2), (0.4, 1.6)),
+    "xlogy": ((-1.2, 1.2), (0.3, 2.0)), "xlog1py": ((-1.2, 1.2), (-0.6, 1.5)),
 }
 BOOLEAN_UFUNCS = {np.greater, np.greater_equal, np.less, np.less_equal, np.equal,
-                  np.not_equal, np.logical_and, np.logical_or, np.logical_not, np.sign}
+                  np.not_equal, np.logical_and, np.logical_or, np.logical_not, np.sign,
+                  np.floor, np.ceil}   # and piecewise constant ones: tested through a select
 BITWISE_UFUNCS = {np.bitwise_and, np.bitwise_or}   # recorded for comparison outcomes only
 
 
@@ -104,7 +107,7 @@ def _select_by(mask_fn):
 for uf in sorted(set(numpy_api.UNARY_UFUNCS) | {u for u in numpy_api.COMPOSED_UFUNCS
                                                if u.nin == 1}, key=lambda u: u.__name__):
     name = uf.__name__
-    if uf in BOOLEAN_UFUNCS:   # sign, logical_not: piecewise constant
+    if uf in BOOLEAN_UFUNCS:   # sign, floor, ceil, logical_not: piecewise constant
         row(name, [uf], lambda a, b, uf=uf: pyad.where(uf(a - 0.137) > 0, a * 1.5, b - a),
             arity=2)
     else:
@@ -214,6 +217,16 @@ row("diff", [np.diff], lambda a: np.diff(a, axis=1))
 row("diff n=2", [np.diff], lambda a: np.diff(a, n=2, axis=0))
 row("trace", [np.trace], np.trace)
 row("trace offset", [np.trace], lambda a: np.trace(a, 1))
+row("var", [np.var], lambda a: np.var(a, axis=1))
+row("var ddof keepdims", [np.var], lambda a: np.var(a, axis=0, ddof=1, keepdims=True))
+row("var all", [np.var], np.var)
+row("std", [np.std], lambda a: np.std(a, axis=1, ddof=1))
+row("std all", [np.std], np.std)
+row("diag of a matrix", [np.diag], lambda a: np.diag(a, 1))
+row("diag of a vector", [np.diag], lambda a: np.diag(a[1], -1))
+row("sort", [np.sort], np.sort)
+row("sort axis 0", [np.sort], lambda a: np.sort(a, axis=0))
+row("sort flat", [np.sort], lambda a: np.sort(a, axis=None))
 for f in (np.shape, np.ndim, np.size, np.zeros_like, np.ones_like):
     row(f.__name__, [f], f, meta=True)
 

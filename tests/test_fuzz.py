@@ -50,8 +50,14 @@ def test_the_fuzzer_covers_the_table():
 def _safe_unary(name, v):
     """pyad.<name> of v, with v mapped into the function's domain."""
     f = getattr(pyad, name)
-    if name in ("log", "sqrt", "reciprocal"):
+    if name in ("log", "sqrt", "reciprocal", "log2", "log10", "cbrt", "gammaln", "digamma"):
         return f(v * v + 0.5)
+    if name == "arccosh":
+        return f(v * v + 1.25)
+    if name == "logit":
+        return f(pyad.tanh(v) * 0.4 + 0.5)
+    if name == "arctanh":
+        return f(pyad.tanh(v) * 0.9)
     if name == "log1p":
         return f(v * v)
     if name in ("arcsin", "arccos"):
@@ -78,6 +84,8 @@ def _safe_binary(name, a, b, a_const=False, b_const=False):
         return base ** expo
     if name == "arctan2":
         return pyad.arctan2(a, _positive(b) if b_const else b * b + 0.5)
+    if name in ("xlogy", "xlog1py"):
+        return getattr(pyad, name)(a, _positive(b) if b_const else b * b + 0.5)
     if name in ("add", "sub", "mul"):
         return {"add": operator.add, "sub": operator.sub, "mul": operator.mul}[name](a, b)
     return getattr(pyad, name)(a, b)  # maximum, minimum, and any new binary primitive

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import pyad
-from pyad import ops
+from pyad import numpy_api, ops
 
 from primitive_table import TABLE
 
@@ -416,13 +416,16 @@ def test_elementary_functions_refuse_non_real_values(name, what):
 
 @pytest.mark.parametrize("name", UNARY_NAMES)
 def test_elementary_functions_on_plain_values_are_numpy(name):
+    # the numpy/scipy function itself (the table's reference may differ from it
+    # where pyad's row is more accurate: gammaln at subnormal x)
+    numpy_fn = ops.OPS[name].numpy and numpy_api.resolve(ops.OPS[name].numpy)
     with np.errstate(all="ignore"):
-        want = TABLE[name].ref(SPECIAL)
+        want = (numpy_fn or TABLE[name].ref)(SPECIAL)
         got = getattr(pyad, name)(SPECIAL)
         assert np.isnan(getattr(pyad, name)(np.nan))
         assert getattr(pyad, name)(np.array([], dtype=float)).shape == (0,)
         np.testing.assert_array_equal(got, want)
-        np.testing.assert_array_equal(getattr(pyad, name)(2), TABLE[name].ref(2.0))
+        np.testing.assert_array_equal(getattr(pyad, name)(2), (numpy_fn or TABLE[name].ref)(2.0))
 
 
 # ---- other arguments ----

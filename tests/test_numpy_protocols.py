@@ -230,18 +230,18 @@ def test_ufunc_outer_and_reduce_methods(backend):
 # ---- unsupported: TypeError naming the function ---------------------------------
 
 UNSUPPORTED = [
-    ("sort", lambda x: np.sort(x)),
+    ("argsort", lambda x: np.argsort(x)),
     ("argmax", lambda x: np.argmax(x)),
     ("median", lambda x: np.median(x)),
-    ("floor", lambda x: np.floor(x)),
-    ("ceil", lambda x: np.ceil(x)),
+    ("rint", lambda x: np.rint(x)),
+    ("trunc", lambda x: np.trunc(x)),
     ("remainder", lambda x: np.mod(x, 2.0)),      # np.mod is numpy.remainder
     ("fft", lambda x: np.fft.fft(x)),
     ("inv", lambda x: np.linalg.inv(x.reshape(2, 2))),
     ("add.at", lambda x: np.add.at(x, [0], 1.0)),
-    ("std", lambda x: np.std(x)),
+    ("ptp", lambda x: np.ptp(x)),
     ("unique", lambda x: np.unique(x)),
-    ("cbrt", lambda x: np.cbrt(x)),
+    ("sinc", lambda x: np.sinc(x)),
     ("isnan", lambda x: np.isnan(x)),
     ("nansum", lambda x: np.nansum(x)),
 ]
@@ -259,10 +259,10 @@ def test_unsupported_numpy_function_raises_typeerror_naming_it(backend, name, fn
 def test_unsupported_ufunc_on_active_scalar_raises(backend):
     with pyad.Tape(backend=backend) as tape:
         x = tape.input(np.array([1.5, 2.0]))
-        with pytest.raises(TypeError, match="floor"):
-            np.floor(x[0])
-        with pytest.raises(TypeError, match="sort"):
-            np.sort(x[0])
+        with pytest.raises(TypeError, match="rint"):
+            np.rint(x[0])
+        with pytest.raises(TypeError, match="argsort"):
+            np.argsort(x[0])
 
 
 def test_out_argument_is_rejected(backend):

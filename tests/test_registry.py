@@ -255,9 +255,10 @@ def test_each_numpy_function_records_its_row(backend, op):
         arrays = (xs,) if op.kind == "unary" else (xs, xs[::-1])
         assert last_op(f(*args)) == op.name
         assert ops_of(f(*arrays)) == {op.name}
-        # libm and numpy's vector loops may differ in the last bit
-        np.testing.assert_allclose(f(*arrays).value, f(*(a.value for a in arrays)),
-                                   rtol=1e-15)
+        # libm and numpy's vector loops may differ in the last bit (arccosh: NaN on both)
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_allclose(f(*arrays).value, f(*(a.value for a in arrays)),
+                                       rtol=1e-15)
         if op.kind == "binary":   # ufunc.outer goes through the same row
             assert ops_of(f.outer(xs, xs)) == {op.name}
 
@@ -275,7 +276,8 @@ def test_each_row_has_a_pyad_function(backend, op):
         assert last_op(f(*active)) == op.name
         assert ops_of(f(*[t.input(np.full(2, a)) for a in args])) == {op.name}
     if op.numpy and numpy_api.resolve(op.numpy):
-        assert f(*args) == numpy_api.resolve(op.numpy)(*args)
+        with np.errstate(invalid="ignore"):   # arccosh(0.5): NaN on both sides
+            np.testing.assert_equal(f(*args), numpy_api.resolve(op.numpy)(*args))
 
 
 def test_the_ufunc_tables_hold_only_registry_rows():

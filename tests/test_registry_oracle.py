@@ -108,6 +108,7 @@ def test_each_libm_function_and_its_ieee_twin_are_the_same_function(name):
     assert fast is getattr(math, name)
     arity = ieee.nin if isinstance(ieee, np.ufunc) else len(inspect.signature(fast).parameters)
     for args in ((0.3, 0.7), (0.7, 0.2), (0.05, 0.9)):        # inside every domain
+        args = tuple(a + 1.0 for a in args) if name == "acosh" else args   # but acosh's, x >= 1
         args = args[:arity]
         want = fast(*args)
         assert float(ieee(*(np.float64(a) for a in args))) == pytest.approx(want, rel=1e-15)
