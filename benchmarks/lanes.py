@@ -5,9 +5,11 @@ one-point gradients and numpy by hand vectorized over the points.
     python -m benchmarks.lanes            # this build, prints medians (ms)
     python -m benchmarks.lanes --ab OTHER_PYTHON [--rounds N]
         # interleaved A/B: each round runs this file once under OTHER_PYTHON
-        # (the reference build) and once under this interpreter; medians of rounds
+        # (the reference build) and once under this interpreter; medians of rounds.
+        # Set OPENBLAS_NUM_THREADS=1 on a busy machine: OpenBLAS's threads spin.
 """
 import json
+import os
 import subprocess
 import sys
 import time
@@ -82,8 +84,10 @@ def ab(other, rounds):
     runs = {"ref": [], "this": []}
     for _ in range(rounds):
         for name, exe in (("ref", other), ("this", sys.executable)):
-            text = subprocess.run([exe, "-m", "benchmarks.lanes", "--json"], check=True,
-                                  capture_output=True, text=True, cwd="/tmp" if False else None).stdout
+            # by path, from /tmp: each interpreter imports its own installed pyad,
+            # not the checkout in the current folder
+            text = subprocess.run([exe, os.path.abspath(__file__), "--json"], check=True,
+                                  capture_output=True, text=True, cwd="/tmp").stdout
             runs[name].append(json.loads(text.strip().splitlines()[-1]))
     keys = runs["this"][0].keys()
     print(f"{'ms (median of rounds)':32s} {'reference':>10s} {'this':>10s} {'ratio':>7s}")
