@@ -7,20 +7,7 @@
 #include "rules.h"
 #include "special_rules.h"
 #include "block.h"
-
-#ifdef PYAD_VECTOR_MATH
-/* glibc's libmvec has SIMD versions of these; declaring them lets the compiler
- * vectorize the loops over points (results within 4 ulp of the scalar ones). */
-__attribute__((simd("notinbranch"))) double sin(double);
-__attribute__((simd("notinbranch"))) double cos(double);
-__attribute__((simd("notinbranch"))) double exp(double);
-__attribute__((simd("notinbranch"))) double log(double);
-__attribute__((simd("notinbranch"))) double pow(double, double);
-/* Each sweep is compiled for AVX2 and for the baseline, picked at load time. */
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define VECTOR_CLONES
-#endif
+#include "vector_math.h"
 
 /* Operand fetches at point b: slot s of point b is v[s * nb + b]. */
 #define AT(array, slot) (array)[(int64_t)(slot) * nb + b]

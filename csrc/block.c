@@ -10,6 +10,7 @@
 
 #include "block.h"
 #include "gather.h"
+#include "lanes.h"
 #include "product.h"
 #include "rules.h"
 #include "special_rules.h"
@@ -368,6 +369,10 @@ static void run_block(const pyad_tape *t, int64_t i, int64_t lanes, kernel fn, i
 {
     if (block_is_source(t, i))
         return; /* block_source's */
+    if (lanes > 1) { /* batched: points innermost, with vector math (block_lanes.c) */
+        block_lanes(t, i, lanes, v, vd, adj, adjd);
+        return;
+    }
     struct block bl = block_at(t, i);
     int op = t->op[bl.row];
     struct layout l = layout_of(op);

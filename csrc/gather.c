@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "gather.h"
+#include "lanes.h"
 #include "record.h"
 #include "sweep.h"
 
@@ -351,10 +352,13 @@ static void lane_reverse2(const struct row *r, struct lane v, struct lane vd, st
     }
 }
 
-/* ---- the sweeps: lanes around the kernels ---- */
+/* ---- the sweeps: lanes around the kernels (with points, reductions and scans
+ * go to reduce_lanes.c, which puts them innermost) ---- */
 
 void rows_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v)
 {
+    if (lanes > 1 && reduce_lanes_values(t, i, lanes, v))
+        return;
     struct row r = row_at(t, i);
     if (r.op == OP_gather && lanes > 1) { /* lanes are contiguous: copy each slot's */
         for (int64_t e = 0; e < r.m; ++e)
@@ -368,6 +372,8 @@ void rows_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v)
 
 void rows_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, double *vd)
 {
+    if (lanes > 1 && reduce_lanes_tangent(t, i, lanes, v, vd))
+        return;
     struct row r = row_at(t, i);
     for (int64_t j = 0; j < lanes; ++j) {
         lane_values(&r, lane_of(v, j, lanes));
@@ -377,6 +383,8 @@ void rows_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, doubl
 
 void rows_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v, double *adj)
 {
+    if (lanes > 1 && reduce_lanes_reverse(t, i, lanes, v, adj))
+        return;
     struct row r = row_at(t, i);
     if (r.op == OP_gather && lanes > 1) {
         for (int64_t e = r.m - 1; e >= 0; --e) {
@@ -394,6 +402,8 @@ void rows_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
 void rows_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
                  const double *vd, double *adj, double *adjd)
 {
+    if (lanes > 1 && reduce_lanes_second(t, i, lanes, v, vd, adj, adjd))
+        return;
     struct row r = row_at(t, i);
     for (int64_t j = 0; j < lanes; ++j)
         lane_reverse2(&r, lane_of(v, j, lanes), lane_of(vd, j, lanes), lane_of(adj, j, lanes),

@@ -128,6 +128,30 @@ class _Work:
         self.bad = ffi.new("int64_t[1]")
 
 
+class _BatchScratch(threading.local):
+    """Each thread's work arrays of the batched sweeps (values, tangents, adjoints,
+    adjoint tangents), kept from one chunk to the next: a chunk's arrays are about
+    1 MB (batch.chunk_size), and fresh ones for every chunk cost more in page
+    faults than the sweep itself. Only what a sweep returns is allocated anew;
+    arrays above KEEP_BYTES are never kept, so a thread holds at most 4 of them."""
+
+    KEEP_BYTES = 2 << 20
+
+    def __init__(self):
+        self.arrays = {}
+
+    def take(self, name, n):
+        if 8 * n > self.KEEP_BYTES:
+            return np.empty(n)
+        a = self.arrays.get(name)
+        if a is None or a.size < n:
+            a = self.arrays[name] = np.empty(n)
+        return a[:n]
+
+
+_SCRATCH = _BatchScratch()
+
+
 class CStore(RowBuffer):
     """One C tape. Scalar ops wait in _speedups.c's row buffer (push1/push2/push_c,
     or the operators' C fast path) and are handed to C in one call when anything
@@ -626,7 +650,7 @@ class CStore(RowBuffer):
         n_slots, n_in, n_out = sizes
         nb = x.shape[0]
         _sizes_match(x, nb * n_in)
-        v = np.empty(n_slots * nb)
+        v = _SCRATCH.take("v", n_slots * nb)
         y = np.empty((nb, n_out))
         bad = np.empty(nb, dtype=np.int64)
         n_bad = ffi.new("int64_t[1]")
@@ -636,7 +660,7 @@ class CStore(RowBuffer):
             vd = yd = None
         else:
             _sizes_match(xd, nb * n_in)
-            vd, yd = np.empty(n_slots * nb), np.empty((nb, n_out))
+            vd, yd = _SCRATCH.take("vd", n_slots * nb), np.empty((nb, n_out))
             s = lib.pyad_tangent_batch(h, nb, _dbl(x), _dbl(xd), _dbl(v), _dbl(vd),
                                        _dbl(y), _dbl(yd), ffi.from_buffer("int64_t[]", bad),
                                        n_bad)
@@ -669,8 +693,8 @@ class CStore(RowBuffer):
             _sizes_match(u, nb * sizes[2])
             v, _, y, _, bad = self._batch_values(h, sizes, x)
             xbar = np.empty((nb, sizes[1]))
-            s = lib.pyad_reverse_batch(h, nb, _dbl(v), _dbl(u), _dbl(np.empty_like(v)),
-                                       _dbl(xbar))
+            s = lib.pyad_reverse_batch(h, nb, _dbl(v), _dbl(u),
+                                       _dbl(_SCRATCH.take("adj", v.size)), _dbl(xbar))
             if s:
                 _fail(s)
             return y, xbar, bad
@@ -683,7 +707,8 @@ class CStore(RowBuffer):
             v, vd, y, _, bad = self._batch_values(h, sizes, x, xd)
             xbar, xbard = np.empty((nb, sizes[1])), np.empty((nb, sizes[1]))
             s = lib.pyad_second_batch(h, nb, _dbl(v), _dbl(vd), _dbl(u),
-                                      _dbl(np.empty_like(v)), _dbl(np.empty_like(v)),
+                                      _dbl(_SCRATCH.take("adj", v.size)),
+                                      _dbl(_SCRATCH.take("adjd", v.size)),
                                       _dbl(xbar), _dbl(xbard))
             if s:
                 _fail(s)

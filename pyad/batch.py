@@ -18,10 +18,12 @@ from .serialize import dumps, load_store
 from .store import Sweep
 
 
-def chunk_size(n_ops):
-    """Points per C sweep: enough to amortize the call, few enough that one
-    op's lanes stay in cache."""
-    return int(min(8192, max(8, 2**17 // max(n_ops, 1))))
+def chunk_size(n_slots):
+    """Points per C sweep: enough to amortize the call, few enough that a work
+    array (n_slots lanes of the chunk's points) stays in cache. Sized by slots,
+    not rows: a block row defines many slots, and a chunk whose work arrays are
+    tens of MB spends its time faulting in fresh pages and streaming memory."""
+    return int(min(8192, max(8, 2**17 // max(n_slots, 1))))
 
 
 class Progress:
@@ -125,7 +127,7 @@ def sweep_chunks(store, method, arrays, chunk=None, progress=None):
 
     progress: None, or a Progress advanced by the points of each chunk."""
     nb = arrays[0].shape[0]
-    chunk = chunk or chunk_size(store.n_ops)
+    chunk = chunk or chunk_size(store.n_slots)
     method = Sweep(method)
     parts = []
     for i in range(0, nb, chunk):
@@ -147,11 +149,11 @@ def _split(nb, parts, unit=1):
     return [(bounds[i], bounds[i + 1]) for i in range(parts) if bounds[i + 1] > bounds[i]]
 
 
-def executor_spans(nb, n_ops):
+def executor_spans(nb, n_slots):
     """Spans for an executor's tasks: whole chunks of the local sweep, so that every
     point is swept in the same chunk position as locally (bit-for-bit equal
     results), a few tasks per local CPU (an executor's size is not public)."""
-    return _split(nb, 4 * (os.cpu_count() or 1), chunk_size(n_ops))
+    return _split(nb, 4 * (os.cpu_count() or 1), chunk_size(n_slots))
 
 
 def run(store, method, arrays, threads=None, executor=None, tape_bytes=None, progress=False):
@@ -167,10 +169,10 @@ def run(store, method, arrays, threads=None, executor=None, tape_bytes=None, pro
     bar = progress_bar(progress, nb, f"pyad {method.value}", unit="pt") if own_bar else progress
     try:
         if executor is not None:
-            n_ops = store.n_ops
-            spans = executor_spans(nb, n_ops)
+            n_slots = store.n_slots
+            spans = executor_spans(nb, n_slots)
             futures = [executor.submit(remote_sweep, tape_bytes, method,
-                                       tuple(a[lo:hi] for a in arrays), store.backend, n_ops)
+                                       tuple(a[lo:hi] for a in arrays), store.backend, n_slots)
                        for lo, hi in spans]
             parts = []
             for (lo, hi), f in zip(spans, futures):
@@ -197,12 +199,12 @@ def run(store, method, arrays, threads=None, executor=None, tape_bytes=None, pro
     return tuple(np.concatenate([p[j] for p in parts]) for j in range(len(parts[0])))
 
 
-def remote_sweep(tape_bytes, method, arrays, backend=None, n_ops=None):
+def remote_sweep(tape_bytes, method, arrays, backend=None, n_slots=None):
     """Executor task: rebuild the tape from its bytes and sweep a slice of the batch
-    (in chunks sized for n_ops, the caller's tape, as a local sweep would be)."""
+    (in chunks sized for n_slots, the caller's tape, as a local sweep would be)."""
     store, _, _ = load_store(tape_bytes, backend)
     try:
-        chunk = chunk_size(store.n_ops if n_ops is None else n_ops)
+        chunk = chunk_size(store.n_slots if n_slots is None else n_slots)
         return sweep_chunks(store, method, arrays, chunk)
     finally:
         store.close()
