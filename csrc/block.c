@@ -361,11 +361,10 @@ static int runs_disjoint(int64_t a, int64_t b, int64_t n)
 
 typedef void (*kernel)(const struct run *);
 
-/* Runs the kernel over block i: one run of w elements at one point; with
- * points (lanes > 1), one run of w * lanes doubles where every operand is
- * contiguous, else one run of the points per element. */
-static void run_block(const pyad_tape *t, int64_t i, int64_t lanes, kernel fn, int reverse,
-                      const double *v, const double *vd, const double *adj, const double *adjd)
+/* Runs the kernel over block i: one run of its w elements at one point; with
+ * points (lanes > 1) block_lanes.c runs it, points innermost. */
+static void run_block(const pyad_tape *t, int64_t i, int64_t lanes, kernel fn, const double *v,
+                      const double *vd, const double *adj, const double *adjd)
 {
     if (block_is_source(t, i))
         return; /* block_source's */
@@ -378,39 +377,26 @@ static void run_block(const pyad_tape *t, int64_t i, int64_t lanes, kernel fn, i
     struct layout l = layout_of(op);
     int64_t z = t->first[bl.row], a = t->arg_a[bl.row], b = t->arg_b[bl.row],
             c = t->arg_c[bl.row];
-    int contiguous = bl.sa == 1 && (!l.b_slot || bl.sb == 1) && (!l.c_slot || bl.sc == 1)
-                     && (!l.b_const || bl.sk == 0);
-    int per_element = lanes > 1 && !contiguous;
-    int64_t steps = per_element ? bl.w : 1;
-    for (int64_t s = 0; s < steps; ++s) {
-        int64_t e = reverse ? steps - 1 - s : s; /* the element (per_element only) */
-        int64_t ea = per_element ? e * bl.sa : 0, eb = per_element ? e * bl.sb : 0;
-        int64_t ec = per_element ? e * bl.sc : 0, ek = per_element ? e * bl.sk : 0;
-        struct run r = {
-            .op = op,
-            .n = per_element ? lanes : bl.w * lanes,
-            .z = lane0(v, z + e * per_element, lanes, 1),
-            .zd = lane0(vd, z + e * per_element, lanes, 1),
-            .g = lane0(adj, z + e * per_element, lanes, 1),
-            .gd = lane0(adjd, z + e * per_element, lanes, 1),
-            .va = lane0(v, a + ea, lanes, 1), .vb = lane0(v, b + eb, lanes, l.b_slot),
-            .vc = lane0(v, c + ec, lanes, l.c_slot),
-            .ta = lane0(vd, a + ea, lanes, 1), .tb = lane0(vd, b + eb, lanes, l.b_slot),
-            .tc = lane0(vd, c + ec, lanes, l.c_slot),
-            .ga = lane0(adj, a + ea, lanes, 1), .gb = lane0(adj, b + eb, lanes, l.b_slot),
-            .gc = lane0(adj, c + ec, lanes, l.c_slot),
-            .qa = lane0(adjd, a + ea, lanes, 1), .qb = lane0(adjd, b + eb, lanes, l.b_slot),
-            .qc = lane0(adjd, c + ec, lanes, l.c_slot),
-            /* with points, each operand's run is contiguous; at one point, its stride */
-            .sa = lanes > 1 ? 1 : bl.sa,
-            .sb = lanes > 1 ? (l.b_slot ? 1 : 0) : bl.sb,
-            .sc = lanes > 1 ? (l.c_slot ? 1 : 0) : bl.sc,
-            .k = l.b_const ? t->consts + b + ek : NULL,
-            .sk = lanes > 1 ? 0 : bl.sk,
-            .disjoint = lanes == 1 && l.b_slot && runs_disjoint(a, b, bl.w),
-        };
-        fn(&r);
-    }
+    struct run r = {
+        .op = op,
+        .n = bl.w,
+        .z = lane0(v, z, 1, 1),
+        .zd = lane0(vd, z, 1, 1),
+        .g = lane0(adj, z, 1, 1),
+        .gd = lane0(adjd, z, 1, 1),
+        .va = lane0(v, a, 1, 1), .vb = lane0(v, b, 1, l.b_slot), .vc = lane0(v, c, 1, l.c_slot),
+        .ta = lane0(vd, a, 1, 1), .tb = lane0(vd, b, 1, l.b_slot),
+        .tc = lane0(vd, c, 1, l.c_slot),
+        .ga = lane0(adj, a, 1, 1), .gb = lane0(adj, b, 1, l.b_slot),
+        .gc = lane0(adj, c, 1, l.c_slot),
+        .qa = lane0(adjd, a, 1, 1), .qb = lane0(adjd, b, 1, l.b_slot),
+        .qc = lane0(adjd, c, 1, l.c_slot),
+        .sa = bl.sa, .sb = bl.sb, .sc = bl.sc,
+        .k = l.b_const ? t->consts + b : NULL,
+        .sk = bl.sk,
+        .disjoint = l.b_slot && runs_disjoint(a, b, bl.w),
+    };
+    fn(&r);
 }
 
 void block_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v)
@@ -423,7 +409,7 @@ void block_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v)
         product_values(t, i, lanes, v);
         return;
     }
-    run_block(t, i, lanes, run_values, 0, v, NULL, NULL, NULL);
+    run_block(t, i, lanes, run_values, v, NULL, NULL, NULL);
 }
 
 void block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, double *vd)
@@ -436,7 +422,7 @@ void block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, doub
         product_tangent(t, i, lanes, v, lanes, vd);
         return;
     }
-    run_block(t, i, lanes, run_tangent, 0, v, vd, NULL, NULL);
+    run_block(t, i, lanes, run_tangent, v, vd, NULL, NULL);
 }
 
 void block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v, double *adj)
@@ -449,7 +435,7 @@ void block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v
         product_reverse(t, i, lanes, v, lanes, adj);
         return;
     }
-    run_block(t, i, lanes, run_reverse, 1, v, NULL, adj, NULL);
+    run_block(t, i, lanes, run_reverse, v, NULL, adj, NULL);
 }
 
 void block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
@@ -463,7 +449,7 @@ void block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
         product_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
         return;
     }
-    run_block(t, i, lanes, run_second, 1, v, vd, adj, adjd);
+    run_block(t, i, lanes, run_second, v, vd, adj, adjd);
 }
 
 /* ---- vector sweeps: values have one lane, tangents and adjoints p ---- */
