@@ -281,10 +281,10 @@ def test_complex_values_are_refused_by_name(backend):
     (the dtype checks go by dtype kind)."""
     with pyad.Tape(backend=backend) as tape:
         x = tape.input(np.ones(2))
-        with pytest.raises(TypeError, match="complex"):
+        with pytest.raises(TypeError, match="complex constants are not supported"):
             x * np.array([1j, 2.0])
         tape.output(x.sum())
-    with pytest.raises(TypeError, match="complex"):
+    with pytest.raises(TypeError, match=r"got dtype complex\b"):
         pyad.grad(lambda v: v.sum(), backend=backend)(np.array([1j, 2.0]))
     with pytest.raises(TypeError, match="bool"):
         pyad.grad(lambda v: v.sum(), backend=backend)(np.array([True, False]))
