@@ -7,6 +7,7 @@ for each operand whose slots are not an affine layout (fancy indexing with
 repeats, concatenations, transposes of a row's operand); a matrix product
 records one product row (BLAS in every sweep).
 """
+import math
 import numbers
 
 import numpy as np
@@ -115,13 +116,16 @@ def store_of(*xs):
 
 def as_constant(x):
     """A float64 ndarray for a constant operand, with a clear error otherwise."""
+    if type(x) is float:
+        return np.array(x)
     refuse_masked(x)
     a = np.asarray(x)
-    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+    kind = a.dtype.kind
+    if kind == "c":
+        raise TypeError("pyad differentiates real functions: complex constants are not supported")
+    if kind not in "biuf":  # bool, signed, unsigned, floating: numbers numpy computes with
         raise TypeError(f"cannot use {type(x).__name__} of dtype {a.dtype} as a constant "
                         "in a pyad computation: expected real numbers")
-    if np.iscomplexobj(a):
-        raise TypeError("pyad differentiates real functions: complex constants are not supported")
     return a.astype(np.float64, copy=False)
 
 
@@ -150,12 +154,27 @@ def to_slots(store, x):
 
 
 def _fresh(store, first, shape, boolean=False):
-    n = int(np.prod(shape, dtype=np.int64))
-    return wrap(store, np.arange(first, first + n, dtype=_INDEX).reshape(shape), boolean)
+    """The active value over the slots first, first + 1, ... in shape."""
+    if not shape:
+        return (Bool if boolean else Scalar)(store, int(first))
+    idx = np.arange(first, first + math.prod(shape), dtype=_INDEX).reshape(shape)
+    return _new(BoolArray if boolean else Array, store, idx)
 
 
 def _flat(idx, shape):
-    return np.ascontiguousarray(np.broadcast_to(idx, shape).ravel(), dtype=_INDEX)
+    if idx.shape != shape:
+        idx = np.broadcast_to(idx, shape)
+    return np.ascontiguousarray(idx.ravel(), dtype=_INDEX)
+
+
+def _broadcast_shape(a, b):
+    """np.broadcast_shapes(a, b), without its cost where the shapes agree or one
+    side is a single number."""
+    if a == b or not b:
+        return a
+    if not a:
+        return b
+    return np.broadcast_shapes(a, b)
 
 
 def elementwise_unary(x, op):
@@ -176,13 +195,13 @@ def elementwise_binary(x, y, name):
     x_active, y_active = is_active(x), is_active(y)
     if x_active and y_active:
         a, b = slots_of(x), slots_of(y)
-        shape = np.broadcast_shapes(a.shape, b.shape)
+        shape = _broadcast_shape(a.shape, b.shape)
         first = store.rec2_n(C[name], _flat(a, shape), _flat(b, shape)) if 0 not in shape else 0
         return _fresh(store, first, shape, boolean)
     active, const = (x, y) if x_active else (y, x)
     c = as_constant(const)
     a = slots_of(active)
-    shape = np.broadcast_shapes(a.shape, c.shape)
+    shape = _broadcast_shape(a.shape, c.shape)
     if 0 in shape:
         return _fresh(store, 0, shape, boolean)
     form = CONSTANT_FORMS[name][0 if x_active else 1]
@@ -225,10 +244,11 @@ def reduce(x, name, axis=None, keepdims=False):
     store, idx = x._s, slots_of(x)
     axes = _normalize_axes(axis, idx.ndim)
     keep = [d for d in range(idx.ndim) if d not in axes]
-    moved = np.transpose(idx, keep + list(axes))
+    order = keep + list(axes)
+    moved = idx if order == sorted(order) else np.transpose(idx, order)
     out_shape = tuple(idx.shape[d] for d in keep)
-    m = int(np.prod(out_shape, dtype=np.int64))
-    k = int(np.prod([idx.shape[d] for d in axes], dtype=np.int64))
+    m = math.prod(out_shape)
+    k = math.prod(idx.shape[d] for d in axes)
     if k == 0:
         if name not in _EMPTY_REDUCTION:
             raise ValueError(f"zero-size array to reduction operation {name} which has no identity")
@@ -246,7 +266,7 @@ def reduce(x, name, axis=None, keepdims=False):
 def mean(x, axis=None, keepdims=False):
     idx = slots_of(x)
     axes = _normalize_axes(axis, idx.ndim)
-    k = int(np.prod([idx.shape[d] for d in axes], dtype=np.int64))
+    k = math.prod(idx.shape[d] for d in axes)
     return reduce(x, "add", axis, keepdims) / float(k)
 
 

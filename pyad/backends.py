@@ -12,14 +12,21 @@ def resolve_backend(backend):
     return name
 
 
+_LOADED = {}  # backend name -> its store class, once imported
+
+
 def store_class(backend):
     """The store class of a backend (None: the default one)."""
-    # Imported on demand: a program that only uses one backend never loads the other.
-    if resolve_backend(backend) == "c":
-        from .backend_c import CStore
-        return CStore
-    from .backend_python import PyStore
-    return PyStore
+    name = resolve_backend(backend)
+    cls = _LOADED.get(name)
+    if cls is None:
+        # Imported on demand: a program that only uses one backend never loads the other.
+        if name == "c":
+            from .backend_c import CStore as cls
+        else:
+            from .backend_python import PyStore as cls
+        _LOADED[name] = cls
+    return cls
 
 
 def new_store(backend):

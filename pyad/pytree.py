@@ -33,8 +33,20 @@ def unflatten(spec, leaves):
     return optree.tree_unflatten(spec, leaves)
 
 
+_LEAF = optree.tree_structure(0.0, none_is_leaf=False)
+
+
 def leaf_spec():
-    return structure(0.0)
+    return _LEAF  # specs are immutable: one serves every leaf
+
+
+def flatten_fast(tree):
+    """flatten, without optree's walk for the common single leaf (an ndarray or a
+    Python number)."""
+    t = type(tree)
+    if t is np.ndarray or t is float or t is int:
+        return [tree], _LEAF
+    return flatten(tree)
 
 
 def tuple_spec(children):

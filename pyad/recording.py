@@ -12,8 +12,13 @@ from .errors import BranchError
 from .scalar import Scalar
 
 
+_F64 = np.dtype(np.float64)
+
+
 def as_input(x, what="input"):
     """A float64 ndarray for a value that becomes (or feeds) tape inputs."""
+    if type(x) is np.ndarray and x.dtype is _F64:
+        return x
     if is_active(x):
         raise TypeError(f"{what} is already an active pyad value: nested differentiation is "
                         "not supported (use pyad.hessian / pyad.hvp for second derivatives)")
@@ -23,9 +28,8 @@ def as_input(x, what="input"):
         a = np.asarray(x)
     except Exception as e:
         raise TypeError(f"{what} must be a real number or an array of them: {e}") from None
-    if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.integer)
-                                   or np.issubdtype(a.dtype, np.floating)):
-        kind = "complex" if np.iscomplexobj(a) else str(a.dtype)
+    if a.dtype.kind not in "iuf":  # signed, unsigned or floating; not bool
+        kind = "complex" if a.dtype.kind == "c" else str(a.dtype)
         raise TypeError(f"{what} must be real numbers (float or int), got dtype {kind}")
     return a.astype(np.float64, copy=False)
 
@@ -37,7 +41,11 @@ def mark_input(store, in_shapes, x):
         slot = store.input(float(x))
         in_shapes.append(())
         return Scalar(store, slot)
-    a = as_input(x, "tape.input")
+    return _mark_array(store, in_shapes, as_input(x, "tape.input"))
+
+
+def _mark_array(store, in_shapes, a):
+    """mark_input for a value already converted by as_input."""
     if a.ndim == 0:
         slot = store.input(float(a))
         in_shapes.append(())
@@ -67,29 +75,29 @@ def seal(store):
 # ---- pytrees (pyad.pytree): arguments and results are trees of leaves ----
 
 
-def _check_input_leaf(x):
-    if not (type(x) is float or type(x) is int):
-        as_input(x, "tape.input")
-
-
 def mark_input_tree(store, in_shapes, x):
     """Record each leaf of the pytree x as the next inputs of store: (the same tree
     of active values, its PyTreeSpec, the dtype each leaf's results keep)."""
     if x is None:  # an empty node inside a pytree; alone, nothing to record
         raise TypeError("tape.input takes a real number, an array or a pytree of them, "
                         "not None")
-    leaves, spec = pytree.flatten(x)
-    for leaf in leaves:  # all checked first: a refused leaf records nothing
-        _check_input_leaf(leaf)
-    active = [mark_input(store, in_shapes, leaf) for leaf in leaves]
-    return pytree.unflatten(spec, active), spec, [pytree.leaf_dtype(v) for v in leaves]
+    leaves, spec = pytree.flatten_fast(x)
+    # all converted (and so checked) first: a refused leaf records nothing
+    converted = [v if type(v) is float or type(v) is int else as_input(v, "tape.input")
+                 for v in leaves]
+    active = [mark_input(store, in_shapes, v) if type(v) is float or type(v) is int
+              else _mark_array(store, in_shapes, v) for v in converted]
+    dtypes = [pytree.leaf_dtype(v) for v in leaves]
+    if spec is pytree.leaf_spec():
+        return active[0], spec, dtypes
+    return pytree.unflatten(spec, active), spec, dtypes
 
 
 def mark_output_tree(store, out_shapes, y, what="tape.output takes"):
     """Record each leaf of the pytree y as the next outputs of store; its PyTreeSpec."""
     if y is None:
         raise TypeError(f"{what} numbers or arrays (or pytrees of them), not None")
-    leaves, spec = pytree.flatten(y)
+    leaves, spec = ([y], pytree.leaf_spec()) if is_active(y) else pytree.flatten(y)
     if not leaves:
         raise TypeError(f"{what} numbers or arrays (or pytrees of them); "
                         f"{pytree.describe(spec)} has none")

@@ -4,6 +4,9 @@ branch flips, and assembling Jacobians and Hessians from vector sweeps.
 
 The assembly functions take the Tape and sweep through its _sweep / _batched,
 so that guards, retracing and sweep counting stay in one place (tape.py)."""
+import itertools
+import math
+
 import numpy as np
 
 from . import ops
@@ -39,7 +42,7 @@ def unpack(flat, shapes):
     """flat split into the shapes: a float per () shape; one part alone, else a tuple."""
     parts, start = [], 0
     for shape in shapes:
-        n = int(np.prod(shape, dtype=np.int64))
+        n = math.prod(shape)
         part = flat[start:start + n]
         parts.append(float(part[0]) if shape == () else part.reshape(shape).copy())
         start += n
@@ -49,8 +52,7 @@ def unpack(flat, shapes):
 def input_facts(n_inputs, n_outputs, in_shapes):
     """(n_inputs, n_outputs, the one input shape or None, unpack offsets, whether
     every input is a scalar): what the replay fast path needs, computed once."""
-    sizes = [int(np.prod(s, dtype=np.int64)) for s in in_shapes]
-    offsets = np.cumsum([0] + sizes).tolist()
+    offsets = list(itertools.accumulate(map(math.prod, in_shapes), initial=0))
     single = tuple(in_shapes[0]) if len(in_shapes) == 1 else None
     all_scalars = all(tuple(s) == () for s in in_shapes)
     return (n_inputs, n_outputs, single, list(zip(offsets[:-1], offsets[1:], in_shapes)),
@@ -83,7 +85,7 @@ def pack_batch(xs, what, shapes, size):
         if a.shape[1:] != tuple(shape) or a.ndim != len(shape) + 1:
             raise ValueError(f"{what}: argument {i} has shape {a.shape}; a batch needs "
                              f"(n_points,) + {tuple(shape)}")
-        parts.append(a.reshape(a.shape[0], int(np.prod(shape, dtype=np.int64))))
+        parts.append(a.reshape(a.shape[0], math.prod(shape)))
     if len({p.shape[0] for p in parts}) != 1:
         raise ValueError(f"{what}: the arguments have different numbers of points")
     return np.ascontiguousarray(np.concatenate(parts, axis=1))
@@ -93,7 +95,7 @@ def batch_unpack(rows, shapes):
     """unpack for a batch: every part keeps the leading batch axis."""
     parts, start = [], 0
     for shape in shapes:
-        n = int(np.prod(shape, dtype=np.int64))
+        n = math.prod(shape)
         parts.append(rows[:, start:start + n].reshape((rows.shape[0],) + tuple(shape)))
         start += n
     return parts[0] if len(parts) == 1 else tuple(parts)

@@ -6,6 +6,9 @@ _sweep, where guards are checked, re-recording happens and sweeps are counted.
 The work lives below it: pyad.recording (marking inputs and outputs),
 pyad.replay (packing points, re-recording, Jacobian/Hessian assembly) and
 pyad.batch (batched replay)."""
+import itertools
+import math
+
 import numpy as np
 
 from . import batch, diagnostics, pytree, replay, serialize, teaching
@@ -93,11 +96,13 @@ class Tape:
         directions use it; points use every argument): its argument specs, leaf
         shapes and dtypes, and _d_index, where its numbers sit in a full point
         (None when every number is differentiated, in order)."""
-        leaves = [a.num_leaves for a in self._in_args]
-        first_leaf = np.cumsum([0] + leaves).tolist()
-        sizes = [int(np.prod(s, dtype=np.int64)) for s in self._in_shapes]
-        offsets = np.cumsum([0] + sizes).tolist()
+        # plain ints, not numpy reductions: shapes are tiny tuples and this runs
+        # once per pyad.grad call
+        first_leaf = list(itertools.accumulate((a.num_leaves for a in self._in_args),
+                                               initial=0))
+        offsets = list(itertools.accumulate(map(math.prod, self._in_shapes), initial=0))
         self._n_points = offsets[-1]
+        self._plain_args = all(a.is_leaf() for a in self._in_args)
         argnums = self._argnums
         order = ([i for i, p in enumerate(self._params) if not p] if argnums is None
                  else [argnums] if isinstance(argnums, int) else list(argnums))
@@ -289,11 +294,14 @@ class Tape:
             in_spec = pytree.tuple_spec(self._in_args)
             out_spec = pytree.tuple_spec(self._out_args)
             d_spec = pytree.tuple_spec(self._d_args)
-            self._specs = (in_spec, out_spec, all(a.is_leaf() for a in self._in_args),
+            # the names only go into error messages: made when one is raised
+            self._specs = (in_spec, out_spec, self._plain_args,
                            all(a.is_leaf() for a in self._out_args),
-                           pytree.leaf_names(in_spec), pytree.leaf_names(out_spec),
+                           _LeafNames(lambda: pytree.leaf_names(in_spec)),
+                           _LeafNames(lambda: pytree.leaf_names(out_spec)),
                            d_spec, all(a.is_leaf() for a in self._d_args),
-                           _named_after(pytree.leaf_names(d_spec), self._argnums_order()))
+                           _LeafNames(lambda: _named_after(pytree.leaf_names(d_spec),
+                                                           self._argnums_order())))
         return self._specs
 
     def _argnums_order(self):
@@ -328,7 +336,7 @@ class Tape:
     def _in_result(self, flat, dtypes, unwrap=True):
         """A flat vector over the differentiated leaves (or rows of them, from a
         batch) in the differentiated arguments' structure; dtypes: of every leaf."""
-        if flat.ndim == 1 and unwrap and self._d_index is None and self._spec()[2] and not any(
+        if flat.ndim == 1 and unwrap and self._d_index is None and self._plain_args and not any(
                 d is not None and d is not pytree.WEAK for d in dtypes):
             return self._inputs(flat)  # the common case, as fast as before pytrees
         unpack = replay.unpack if flat.ndim == 1 else replay.batch_unpack
@@ -434,7 +442,7 @@ class Tape:
             # the fast path returns plain leaves: only for a tape whose arguments are
             # leaves and all differentiated (else facts[1], the one output it needs,
             # is made to fail)
-            if not self._spec()[2] or self._d_index is not None:
+            if not self._plain_args or self._d_index is not None:
                 self._facts = self._facts[:1] + (-1,) + self._facts[2:]
         return self._facts
 
@@ -737,6 +745,20 @@ _TANGENT_FIRST = frozenset({Sweep.JVP, Sweep.HVP, Sweep.JVP_VEC, Sweep.HVP_VEC,
 _INPUT_SIZED = {Sweep.VJP: (1,), Sweep.HVP: (1, 2), Sweep.VJP_VEC: (1,), Sweep.HVP_VEC: (1, 2)}
 
 
+class _LeafNames:
+    """A list of leaf names made on first use (they only go into error messages)."""
+
+    __slots__ = ("_make", "_names")
+
+    def __init__(self, make):
+        self._make, self._names = make, None
+
+    def __getitem__(self, j):
+        if self._names is None:
+            self._names = self._make()
+        return self._names[j]
+
+
 def _named_after(names, order):
     """Leaf names of the differentiated arguments' spec ("argument k...", k counting
     them) renamed after the arguments they are (order[k])."""
@@ -757,7 +779,7 @@ def _parts(unpacked, n):
 def _offsets(shapes):
     out, lo = [], 0
     for shape in shapes:
-        hi = lo + int(np.prod(shape, dtype=np.int64))
+        hi = lo + math.prod(shape)
         out.append((lo, hi, tuple(shape)))
         lo = hi
     return out
@@ -770,7 +792,7 @@ def _pack_leaves(subtrees, shapes, names, what, batch, shared=None):
     given without the batch axis is shared by every point."""
     dtypes = [pytree.leaf_dtype(t) for t in subtrees]
     arrays, common = [], []
-    for j, (t, shape, name) in enumerate(zip(subtrees, shapes, names)):
+    for j, (t, shape) in enumerate(zip(subtrees, shapes)):
         a = as_input(t, what)
         shape = tuple(shape)
         if batch and shared is not None and shared[j] and a.shape == shape:
@@ -779,12 +801,13 @@ def _pack_leaves(subtrees, shapes, names, what, batch, shared=None):
             continue
         if batch:
             if a.ndim != len(shape) + 1 or a.shape[1:] != shape:
-                raise ValueError(f"{what}: {name} has shape {a.shape}; a batch needs "
+                raise ValueError(f"{what}: {names[j]} has shape {a.shape}; a batch needs "
                                  f"(n_points,) + {shape}")
             arrays.append(a)
         else:
             if a.shape != shape:
-                raise ValueError(f"{what}: {name} has shape {a.shape}, the tape expects {shape}")
+                raise ValueError(f"{what}: {names[j]} has shape {a.shape}, the tape expects "
+                                 f"{shape}")
             arrays.append(a.ravel())
     if batch:
         if common:
@@ -802,7 +825,7 @@ def _flat_vector(args, shapes, names, what, batch):
     several leaves: (it, leaf dtypes), or None when args is not that."""
     if len(args) != 1 or type(args[0]) is not np.ndarray or len(shapes) == 1:
         return None
-    a, size = args[0], sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
+    a, size = args[0], sum(map(math.prod, shapes))
     if a.ndim != 1 + batch or a.shape[-1] != size:
         return None
     a = as_input(a, what)

@@ -276,6 +276,20 @@ def test_numpy_complex_scalar_constant_raises(backend):
         tape.output(x)
 
 
+def test_complex_values_are_refused_by_name(backend):
+    """A complex constant or input is named as complex, not as an unknown dtype
+    (the dtype checks go by dtype kind)."""
+    with pyad.Tape(backend=backend) as tape:
+        x = tape.input(np.ones(2))
+        with pytest.raises(TypeError, match="complex constants are not supported"):
+            x * np.array([1j, 2.0])
+        tape.output(x.sum())
+    with pytest.raises(TypeError, match=r"got dtype complex\b"):
+        pyad.grad(lambda v: v.sum(), backend=backend)(np.array([1j, 2.0]))
+    with pytest.raises(TypeError, match="bool"):
+        pyad.grad(lambda v: v.sum(), backend=backend)(np.array([True, False]))
+
+
 # ---------------------------------------------------------------------------
 # Output checks and nesting
 # ---------------------------------------------------------------------------
