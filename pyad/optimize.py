@@ -9,7 +9,7 @@ The objective is recorded once; scipy's `fun` and `jac` share one sweep per
 point (a forward sweep and a reverse sweep give the value and the gradient
 together, and the last point is cached), `hessp` is one forward-over-reverse
 sweep and `hess` the whole Hessian. scipy is optional: install it with
-``pip install "pyad[optimize]"``.
+``pip install "pyad-tape[optimize]"``.
 """
 import numpy as np
 
@@ -31,7 +31,7 @@ def _scipy_optimize():
     try:
         import scipy.optimize
     except ImportError as e:
-        raise ImportError('pyad\'s optimizer glue needs scipy: pip install "pyad[optimize]" '
+        raise ImportError('pyad\'s optimizer glue needs scipy: pip install "pyad-tape[optimize]" '
                           '(or pip install scipy)') from e
     return scipy.optimize
 

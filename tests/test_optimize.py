@@ -292,9 +292,9 @@ def test_least_squares_more_parameters_than_residuals(backend):
 def test_missing_scipy_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "scipy", None)
     monkeypatch.setitem(sys.modules, "scipy.optimize", None)
-    with pytest.raises(ImportError, match=r'pip install "pyad\[optimize\]"'):
+    with pytest.raises(ImportError, match=r'pip install "pyad-tape\[optimize\]"'):
         pyad.minimize(rosen, np.zeros(3))
-    with pytest.raises(ImportError, match=r'pip install "pyad\[optimize\]"'):
+    with pytest.raises(ImportError, match=r'pip install "pyad-tape\[optimize\]"'):
         pyad.least_squares(lambda x: x - 1.0, np.zeros(3))
     # scipy_objective needs no scipy
     obj = pyad.scipy_objective(rosen, np.zeros(3))
