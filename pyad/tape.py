@@ -272,6 +272,11 @@ class Tape:
         # where the original would re-record.
         return (serialize.loads, (serialize.dumps(self), self.backend))
 
+    def _repr_html_(self):
+        """Jupyter's view: the tape's stats, and its Wengert table at the recorded
+        point when it has at most HTML_TABLE_ROWS rows."""
+        return teaching.tape_html(self)
+
     def __repr__(self):
         if self.closed:
             return f"<pyad.Tape backend={self.backend!r} closed>"

@@ -529,3 +529,33 @@ def stats(tape):
             "guards": by_name.get("guard_true", 0) + by_name.get("guard_false", 0),
             "backend": tape.backend, "n_params": tape.n_params,
             "passive_rows": int(tape._store.n_passive)}
+
+
+# ---- Jupyter ----
+
+HTML_TABLE_ROWS = 40  # a larger tape shows its stats only
+
+
+def tape_html(tape):
+    """HTML for Tape._repr_html_: stats, then the Wengert table of a small tape."""
+    from html import escape
+    if tape.closed:
+        return f"<p><b>pyad.Tape</b> (backend {escape(tape.backend)}): closed</p>"
+    st = stats(tape)
+    counts = ", ".join(f"{escape(k)} {v}" for k, v in sorted(st["ops"].items()))
+    facts = [("backend", st["backend"]), ("inputs", st["n_inputs"]), ("outputs", st["n_outputs"]),
+             ("rows", st["n_ops"]), ("slots", st["n_slots"]), ("guards", st["guards"]),
+             ("bytes", st["nbytes"]), ("rows by op", counts)]
+    head = "".join(f"<tr><th style='text-align:left'>{escape(str(k))}</th>"
+                   f"<td style='text-align:left'>{escape(str(v))}</td></tr>" for k, v in facts)
+    out = [f"<p><b>pyad.Tape</b></p><table>{head}</table>"]
+    if st["n_ops"] <= HTML_TABLE_ROWS:
+        wt = table(tape)
+        cells = "".join(
+            f"<tr><td>{escape(r['name'])}</td><td>{escape(r['op'])}</td>"
+            f"<td>{escape(_shown(r['value'], 6))}</td><td>{escape(_shown(r['tangent'], 6))}</td>"
+            f"<td>{escape(' '.join(r['output']))}</td></tr>" for r in wt.rows)
+        out.append("<p>Wengert table at the recorded point (tangent along the first input)</p>"
+                   "<table><tr><th>v</th><th>op</th><th>value</th><th>tangent</th><th></th></tr>"
+                   f"{cells}</table>")
+    return "".join(out)
