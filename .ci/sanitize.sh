@@ -47,7 +47,11 @@ PYAD_CFLAGS="$flags" PYAD_LDFLAGS="-fsanitize=address,undefined" \
     "$py" -m pip install --quiet --no-build-isolation --no-deps --no-cache-dir \
     --disable-pip-version-check "$work/src"
 
-export LD_PRELOAD="$libasan"
+# libstdc++ right after libasan: C++ extensions that throw (optree raises its
+# structure errors through C++ exceptions) need ASan's __cxa_throw interceptor
+# to find the real one, which it looks up when it starts.
+libstdcxx="$("$CC" -print-file-name=libstdc++.so.6)"
+export LD_PRELOAD="$libasan${libstdcxx:+ $libstdcxx}"
 # Reports go to files too: pytest captures stderr, and an abort would lose them.
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:strict_string_checks=1:log_path=$work/reports/asan"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$work/reports/ubsan"
