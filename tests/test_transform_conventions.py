@@ -325,17 +325,3 @@ def test_a_wrong_mode_name_lists_the_accepted_ones(backend):
         pyad.check_grads(np.sin, A0, modes="auto", backend=backend)
     with pytest.raises(ValueError, match="one of 'forward', 'fwd', 'reverse', 'rev'; got 'x'"):
         tape.table(A0, mode="x")
-
-
-# ---- the README's "Coming from JAX or autograd" example runs as written ----
-
-def test_readme_coming_from_jax_example_runs():
-    import pathlib
-    import re
-    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("## Coming from JAX or autograd"):]
-    section = section[:section.index("\n## ", 1)]
-    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
-    assert blocks
-    for code in blocks:
-        exec(compile(code, "README.md", "exec"), {})
