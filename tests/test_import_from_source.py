@@ -31,3 +31,16 @@ def test_a_built_package_imports():
     out = subprocess.run([sys.executable, "-c", "import pyad; print(pyad.grad(pyad.sin)(0.0))"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "1.0", out.stderr
+
+
+def test_python_m_benchmarks_runs_from_an_unbuilt_checkout(tmp_path):
+    """From the repository root after a plain `pip install .`, the source's ./pyad
+    (no compiled parts) must not shadow the installed package."""
+    root = Path(__file__).resolve().parent.parent
+    for part in ("pyad", "benchmarks"):
+        shutil.copytree(root / part, tmp_path / part,
+                        ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    out = subprocess.run([sys.executable, "-m", "benchmarks", "--help"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "--quick" in out.stdout and "--targets" in out.stdout
