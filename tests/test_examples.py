@@ -104,3 +104,24 @@ def test_wengert_tables():
     assert out.count("Wengert table at x = [2., 5.]") == 2
     dot = run_example("wengert_tables.py", "--dot")
     assert "digraph pyad {" in dot and "sin" in dot
+
+
+def test_mlp_params_dict_trains_and_matches_hand_backprop():
+    out = run_example("mlp_params_dict.py")
+    assert "gradient keys: ['W1', 'W2', 'b1', 'b2']" in out
+    assert numbers_after(out, "gradient vs hand backprop, max relative error:")[0] < 1e-12
+    first, last = numbers_after(out, "loss:")
+    assert last < 0.5 * first
+    acc_first, acc_last = numbers_after(out, "accuracy:")
+    assert acc_last > max(acc_first, 0.9)
+    assert numbers_after(out, "tapes recorded by the training loop:")[0] == 1
+
+
+def test_curve_fit_with_data_as_parameters_matches_scipy_curve_fit():
+    out = run_example("curve_fit_parameters.py")
+    assert numbers_after(out, "inputs differentiated:").tolist() == [3, 120]
+    for name in ("first", "second"):
+        mine = numbers_after(out, f"{name} data set: a, b, c =")
+        ref = numbers_after(out, f"{name} data set, scipy curve_fit:")
+        np.testing.assert_allclose(mine, ref, atol=2e-6)
+    assert numbers_after(out, "re-recordings:")[0] == 0
