@@ -18,8 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
-
+#include "blas.h"
 #include "product.h"
 #include "record.h"
 
@@ -96,13 +95,13 @@ static int fits_blas(int64_t x) { return x >= 1 && x <= INT32_MAX; }
 /* How BLAS reads x (one lane): row-major with leading dimension *ld, or as the
  * transpose of a row-major matrix; 0 if neither stride is 1. A dimension of 1
  * makes its stride irrelevant. */
-static int blas_layout(struct lmat x, enum CBLAS_TRANSPOSE *trans, int64_t *ld)
+static int blas_layout(struct lmat x, enum blas_trans *trans, int64_t *ld)
 {
     if (x.cs == 1 || x.cols == 1) {
-        *trans = CblasNoTrans;
+        *trans = BLAS_NO_TRANS;
         *ld = x.rows > 1 ? x.rs : x.cols;
     } else if (x.rs == 1 || x.rows == 1) {
-        *trans = CblasTrans;
+        *trans = BLAS_TRANS;
         *ld = x.cols > 1 ? x.cs : x.rows;
     } else {
         return 0;
@@ -114,16 +113,16 @@ static int blas_layout(struct lmat x, enum CBLAS_TRANSPOSE *trans, int64_t *ld)
  * layout or size is not one BLAS takes. */
 static int gemm(struct lmat out, struct lmat x, struct lmat y, int accumulate)
 {
-    enum CBLAS_TRANSPOSE tz, tx, ty;
+    enum blas_trans tz, tx, ty;
     int64_t lz, lx, ly;
     if (!blas_layout(out, &tz, &lz) || !blas_layout(x, &tx, &lx) || !blas_layout(y, &ty, &ly)
         || !fits_blas(out.rows) || !fits_blas(out.cols) || !fits_blas(x.cols))
         return 0;
-    if (tz == CblasTrans) /* a transposed result: (x y)ᵀ = yᵀ xᵀ */
+    if (tz == BLAS_TRANS) /* a transposed result: (x y)ᵀ = yᵀ xᵀ */
         return gemm(transposed(out), transposed(y), transposed(x), accumulate);
-    scipy_cblas_dgemm(CblasRowMajor, tx, ty, (blasint)out.rows, (blasint)out.cols,
-                      (blasint)x.cols, 1.0, x.p, (blasint)lx, y.p, (blasint)ly,
-                      accumulate ? 1.0 : 0.0, out.p, (blasint)lz);
+    scipy_cblas_dgemm(BLAS_ROW_MAJOR, tx, ty, (int)out.rows, (int)out.cols,
+                      (int)x.cols, 1.0, x.p, (int)lx, y.p, (int)ly,
+                      accumulate ? 1.0 : 0.0, out.p, (int)lz);
     return 1;
 }
 

@@ -47,11 +47,10 @@ def _openblas():
     import scipy_openblas32 as ob
     lib_dir = ob.get_lib_dir()
     rpaths = ["$ORIGIN/../scipy_openblas32/lib", lib_dir]
-    return ([ob.get_include_dir()], [lib_dir], [ob.get_library()],
-            [f"-Wl,-rpath,{r}" for r in rpaths])
+    return [lib_dir], [ob.get_library()], [f"-Wl,-rpath,{r}" for r in rpaths]
 
 
-BLAS_INCLUDE, BLAS_LIB_DIRS, BLAS_LIBS, BLAS_LINK = _openblas()
+BLAS_LIB_DIRS, BLAS_LIBS, BLAS_LINK = _openblas()
 
 ffibuilder = FFI()
 ffibuilder.cdef(_declarations(os.path.join(CSRC_ABS, "pyad.h")))
@@ -59,10 +58,10 @@ ffibuilder.set_source(
     "pyad._pyad_c",
     '#include "pyad.h"',
     sources=[os.path.join(CSRC, name) for name in SOURCES],
-    include_dirs=[CSRC] + BLAS_INCLUDE,
+    include_dirs=[CSRC],
     library_dirs=BLAS_LIB_DIRS,
     depends=[os.path.join(CSRC, name) for name in
-             ("pyad.h", "tape.h", "gather.h", "lanes.h", "vector_math.h", "product.h", "record.h", "sweep.h", "block.h", "rules.h", "special_functions.h", "special_rules.h", "ops.def",
+             ("pyad.h", "tape.h", "gather.h", "lanes.h", "vector_math.h", "blas.h", "product.h", "record.h", "sweep.h", "block.h", "rules.h", "special_functions.h", "special_rules.h", "ops.def",
               "expand_ops.h")],
     extra_compile_args=["-std=c11", "-O3", "-Wall", "-Wextra"] + VECTOR_FLAGS
     + os.environ.get("PYAD_CFLAGS", "").split(),

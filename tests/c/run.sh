@@ -15,13 +15,13 @@ trap 'rm -rf "$work"' EXIT
 
 # Product rows call the OpenBLAS of the scipy-openblas32 wheel, as the cffi build does.
 PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
-read -r blas_inc blas_lib blas_name < <("$PYTHON" -c 'import scipy_openblas32 as o
-print(o.get_include_dir(), o.get_lib_dir(), o.get_library())') || {
+read -r blas_lib blas_name < <("$PYTHON" -c 'import scipy_openblas32 as o
+print(o.get_lib_dir(), o.get_library())') || {
     echo "run.sh: scipy_openblas32 is not importable by $PYTHON (pip install scipy-openblas32)"
     exit 1
 }
 blas=(-L"$blas_lib" -l"$blas_name" -Wl,-rpath,"$blas_lib")
-common=(-std=c11 -g -Wall -Wextra -Werror -I"$root/csrc" -I"$blas_inc" -DPYAD_TEST_FAULTS)
+common=(-std=c11 -g -Wall -Wextra -Werror -I"$root/csrc" -DPYAD_TEST_FAULTS)
 wrap=(-Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc)
 sources=("$here/test_core.c" "$root"/csrc/*.c)
 status=0
