@@ -254,8 +254,7 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            if (!row_passive(t, k)) /* no derivative reaches it (activity.c) */
-                block_reverse(t, bi, nb, v, adj);
+            block_reverse(t, bi, nb, v, adj);
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
@@ -351,8 +350,7 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            if (!row_passive(t, k)) /* no derivative reaches it (activity.c) */
-                block_second(t, bi, nb, v, vd, adj, adjd);
+            block_second(t, bi, nb, v, vd, adj, adjd);
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;

@@ -425,8 +425,16 @@ void block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, doub
     run_block(t, i, lanes, run_tangent, v, vd, NULL, NULL);
 }
 
+/* A block row no derivative reaches (activity.c): the reverse sweeps pass it by. */
+static int block_passive(const pyad_tape *t, int64_t i)
+{
+    return row_passive(t, t->blocks[i * BLOCK_FIELDS + BLK_ROW]);
+}
+
 void block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v, double *adj)
 {
+    if (block_passive(t, i))
+        return;
     if (rows_block(t, i)) {
         rows_reverse(t, i, lanes, v, adj);
         return;
@@ -441,6 +449,8 @@ void block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v
 void block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
                   const double *vd, double *adj, double *adjd)
 {
+    if (block_passive(t, i))
+        return;
     if (rows_block(t, i)) {
         rows_second(t, i, lanes, v, vd, adj, adjd);
         return;
@@ -549,6 +559,8 @@ void block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, d
 void block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double *v,
                           double *adj)
 {
+    if (block_passive(t, i))
+        return;
     if (rows_block(t, i)) {
         rows_reverse_vector(t, i, q, v, adj);
         return;
@@ -617,6 +629,8 @@ void block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double
 void block_second_vector(const pyad_tape *t, int64_t i, int64_t p, const double *v,
                          const double *vd, double *adj, double *adjd)
 {
+    if (block_passive(t, i))
+        return;
     if (rows_block(t, i)) {
         rows_second_vector(t, i, p, v, vd, adj, adjd);
         return;

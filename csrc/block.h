@@ -60,7 +60,8 @@ int block_input_adjoints(const pyad_tape *t, const double *adj, double *xbar);
 
 /* Sweeps over block i of t. Slot s's lanes are at s * lanes .. s * lanes +
  * lanes - 1 in every work array (lanes = 1 for the one-point sweeps, nb for the
- * batched ones). Arrays not used by a sweep may be NULL. */
+ * batched ones). Arrays not used by a sweep may be NULL. The reverse and
+ * second-order kernels pass by a block row no derivative reaches (activity.c). */
 void block_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v);
 void block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, double *vd);
 void block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v, double *adj);

@@ -32,8 +32,7 @@ static void reverse_range(const pyad_tape *t, const double *v, double *adj)
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            if (!row_passive(t, k)) /* no derivative reaches it (activity.c) */
-                block_reverse(t, bi, 1, v, adj);
+            block_reverse(t, bi, 1, v, adj);
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
@@ -114,8 +113,7 @@ static void reverse_second_range(const pyad_tape *t, const double *v, const doub
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            if (!row_passive(t, k)) /* no derivative reaches it (activity.c) */
-                block_second(t, bi, 1, v, vd, adj, adjd);
+            block_second(t, bi, 1, v, vd, adj, adjd);
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
