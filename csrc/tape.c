@@ -185,22 +185,26 @@ int pyad_tape_reset(pyad_tape *t)
     return PYAD_OK;
 }
 
+/* Frees every table and the activity marks; the caller zeroes the counts or frees t. */
+static void release_tables(pyad_tape *t)
+{
+    free(t->op), free(t->arg_a), free(t->arg_b), free(t->arg_c), free(t->first);
+    free(t->val), free(t->blocks), free(t->consts), free(t->pool), free(t->inputs);
+    free(t->outputs), free(t->passive);
+    t->op = NULL, t->arg_a = t->arg_b = t->arg_c = t->first = NULL;
+    t->val = NULL, t->blocks = NULL, t->consts = NULL, t->pool = NULL;
+    t->inputs = t->outputs = NULL;
+    t->passive = NULL;
+    t->n_marked = 0;
+    t->cap_ops = t->cap_slots = t->cap_blocks = t->cap_consts = t->cap_pool = 0;
+    t->cap_inputs = t->cap_outputs = 0;
+}
+
 void pyad_tape_free(pyad_tape *t)
 {
     if (!t)
         return;
-    free(t->op);
-    free(t->arg_a);
-    free(t->arg_b);
-    free(t->arg_c);
-    free(t->first);
-    free(t->val);
-    free(t->blocks);
-    free(t->consts);
-    free(t->pool);
-    free(t->inputs);
-    free(t->outputs);
-    free(t->passive);
+    release_tables(t);
     free(t);
 }
 
@@ -212,19 +216,6 @@ int pyad_set_max_ops(pyad_tape *t, int64_t max_ops)
         return PYAD_EINVAL;
     t->max_ops = max_ops;
     return PYAD_OK;
-}
-
-/* Frees every table of an empty tape (counts are all 0), as pyad_tape_new left it. */
-static void release_tables(pyad_tape *t)
-{
-    free(t->op), free(t->arg_a), free(t->arg_b), free(t->arg_c), free(t->first);
-    free(t->val), free(t->blocks), free(t->consts), free(t->pool), free(t->inputs);
-    free(t->outputs);
-    t->op = NULL, t->arg_a = t->arg_b = t->arg_c = t->first = NULL;
-    t->val = NULL, t->blocks = NULL, t->consts = NULL, t->pool = NULL;
-    t->inputs = t->outputs = NULL;
-    t->cap_ops = t->cap_slots = t->cap_blocks = t->cap_consts = t->cap_pool = 0;
-    t->cap_inputs = t->cap_outputs = 0;
 }
 
 int pyad_set_max_bytes(pyad_tape *t, int64_t max_bytes)
