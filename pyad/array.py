@@ -9,6 +9,7 @@ records one product row (BLAS in every sweep).
 """
 import math
 import numbers
+from typing import Any
 
 import numpy as np
 
@@ -404,12 +405,43 @@ vstack = _joined(np.vstack)
 
 
 class Array:
-    """An active n-d array of float64 values, each element a tape slot."""
+    """An active n-d array of float64 values, each element a slot of a tape.
+
+    ``tape.input`` and ``pyad.trace`` hand these to your function; numpy functions,
+    operators, indexing and the methods below record rows on the tape (one row per
+    numpy operation, whatever the size). ``Array(store, idx)`` is the low-level
+    constructor; it checks the slot indices.
+
+    Parameters
+    ----------
+    store : Store
+        The tape's store (the ``._s`` of an active value).
+    idx : array_like of int
+        The slot of each element, in the array's shape.
+
+    Raises
+    ------
+    TypeError
+        ``store`` is not a store, or ``idx`` is not integers.
+    IndexError
+        A slot index is outside the tape.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> with pyad.Tape() as tape:
+    ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+    ...     y = tape.output(np.sum(np.sin(x) * x))
+    >>> x.shape, x.ndim, x.size, x.dtype
+    ((2, 3), 2, 6, dtype('float64'))
+    >>> tape.gradient().shape
+    (2, 3)
+    """
 
     __slots__ = ("_s", "_i")
     __array_priority__ = 1000
 
-    def __init__(self, store, idx):
+    def __init__(self, store: Any, idx: Any) -> None:
         # The public path: pyad itself builds arrays with _new, unchecked.
         self._i = _validated_slots(store, idx)
         self._s = store
@@ -417,23 +449,29 @@ class Array:
     # ---- numpy-like attributes ----
 
     @property
-    def shape(self):
+    def shape(self) -> "tuple[int, ...]":
+        """The array's shape (a tuple), as ``numpy.ndarray.shape``."""
         return self._i.shape
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
+        """The number of axes."""
         return self._i.ndim
 
     @property
-    def size(self):
+    def size(self) -> int:
+        """The number of elements (each a slot)."""
         return self._i.size
 
     dtype = np.dtype(np.float64)
 
     @property
-    def value(self):
-        """The recorded values as a float64 ndarray (no derivative). Read while
-        the tape records, each element is guarded as Scalar.value explains."""
+    def value(self) -> np.ndarray:
+        """The recorded values as a float64 ndarray (no derivative).
+
+        Read while the tape records, each element is guarded as ``Scalar.value``
+        explains: replay where one differs re-records or raises ``BranchError``.
+        """
         values = self._recorded_values()
         if not getattr(self._s, "_sealed", False):
             for slot, v in zip(self._i.ravel().tolist(), values.ravel().tolist()):
@@ -445,7 +483,8 @@ class Array:
         return self._s.values(flat).reshape(self._i.shape)
 
     @property
-    def slots(self):
+    def slots(self) -> np.ndarray:
+        """The slot index of each element, an int32 ndarray of the array's shape."""
         return self._i
 
     def __repr__(self):
@@ -518,37 +557,235 @@ class Array:
     def _restructure(self, idx):
         return wrap(self._s, idx, isinstance(self, BoolArray))
 
-    def reshape(self, *shape, order="C"):
+    def reshape(self, *shape: "int | tuple[int, ...]", order: str = "C") -> "Array":
+        """The same elements in a new shape, as ``numpy.ndarray.reshape``.
+
+        Parameters
+        ----------
+        *shape : int or tuple of int
+            The new shape (one -1 is inferred).
+        order : {"C", "F"}
+            The index order.
+
+        Returns
+        -------
+        Array
+            No tape row is recorded: the result describes the same slots, as a numpy view describes the same memory.
+
+        Raises
+        ------
+        ValueError
+            The new shape does not fit the array's size.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> x.reshape(3, 2)
+        Array([[0., 1.],
+               [2., 3.],
+               [4., 5.]])
+        """
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return self._restructure(self._i.reshape(shape, order=order))
 
-    def ravel(self, order="C"):
+    def ravel(self, order: str = "C") -> "Array":
+        """The elements as a 1-D array, as ``numpy.ndarray.ravel``.
+
+        Parameters
+        ----------
+        order : {"C", "F"}
+            The index order.
+
+        Returns
+        -------
+        Array
+            No tape row is recorded: the result describes the same slots, as a numpy view describes the same memory.
+
+        Raises
+        ------
+        ValueError
+            An unknown order.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> x.ravel()
+        Array([0., 1., 2., 3., 4., 5.])
+        """
         return self._restructure(self._i.ravel(order=order))
 
-    def flatten(self, order="C"):
+    def flatten(self, order: str = "C") -> "Array":
         # numpy's flatten always copies: an in-place write to it must not reach self.
+        """A 1-D copy of the elements, as ``numpy.ndarray.flatten``.
+
+        Parameters
+        ----------
+        order : {"C", "F"}
+            The index order.
+
+        Returns
+        -------
+        Array
+            A copy: an in-place write to it does not reach this array.
+
+        Raises
+        ------
+        ValueError
+            An unknown order.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> x.flatten().shape
+        (6,)
+        """
         return self._restructure(self._i.flatten(order=order))
 
-    def transpose(self, *axes):
+    def transpose(self, *axes: "int | tuple[int, ...]") -> "Array":
+        """The axes permuted, as ``numpy.ndarray.transpose``.
+
+        Parameters
+        ----------
+        *axes : int or tuple of int
+            The new order of the axes (none: reversed).
+
+        Returns
+        -------
+        Array
+            No tape row is recorded: the result describes the same slots, as a numpy view describes the same memory.
+
+        Raises
+        ------
+        ValueError
+            ``axes`` is not a permutation of the axes.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> x.transpose().shape, x.T.shape
+        ((3, 2), (3, 2))
+        """
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         return self._restructure(self._i.transpose(*axes) if axes else self._i.T)
 
     @property
-    def T(self):
+    def T(self) -> "Array":
+        """The transposed array (a view: records nothing)."""
         return self._restructure(self._i.T)
 
-    def swapaxes(self, a, b):
+    def swapaxes(self, a: int, b: int) -> "Array":
+        """Two axes interchanged, as ``numpy.ndarray.swapaxes``.
+
+        Parameters
+        ----------
+        a, b : int
+            The axes.
+
+        Returns
+        -------
+        Array
+            No tape row is recorded: the result describes the same slots, as a numpy view describes the same memory.
+
+        Raises
+        ------
+        numpy.exceptions.AxisError
+            An axis out of range.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> x.swapaxes(0, 1).shape
+        (3, 2)
+        """
         return self._restructure(self._i.swapaxes(a, b))
 
-    def squeeze(self, axis=None):
+    def squeeze(self, axis: "int | tuple[int, ...] | None" = None) -> "Array":
+        """The array without its length-1 axes, as ``numpy.ndarray.squeeze``.
+
+        Parameters
+        ----------
+        axis : int, tuple of int or None
+            The axes to remove (None: every length-1 axis).
+
+        Returns
+        -------
+        Array
+            No tape row is recorded: the result describes the same slots, as a numpy view describes the same memory.
+
+        Raises
+        ------
+        ValueError
+            A named axis does not have length 1.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> x[None].squeeze(0).shape
+        (2, 3)
+        """
         return self._restructure(self._i.squeeze(axis))
 
-    def copy(self):
+    def copy(self) -> "Array":
+        """A copy: in-place writes to it do not reach this array.
+
+        Returns
+        -------
+        Array
+            The same values and derivatives in new slots of the description.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> x.copy()
+        Array([[0., 1., 2.],
+               [3., 4., 5.]])
+        """
         return self._restructure(self._i.copy())
 
-    def astype(self, dtype, copy=True):
+    def astype(self, dtype: Any, copy: bool = True) -> "Array":
+        """The array as float64 (the only dtype an active array has).
+
+        Parameters
+        ----------
+        dtype : dtype
+            Must be float64.
+        copy : bool
+            Return a copy (else this array).
+
+        Returns
+        -------
+        Array
+            A copy, or this array.
+
+        Raises
+        ------
+        TypeError
+            Any other dtype: it would drop the derivatives (``.value`` gives plain numbers).
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> x.astype(np.float64).shape
+        (2, 3)
+        """
         if np.dtype(dtype) != np.float64:
             raise TypeError("active pyad arrays are float64; astype to another dtype would drop "
                             "derivatives (use .value for plain numbers)")
@@ -601,35 +838,289 @@ class Array:
 
     # numpy's ndarray signatures, so positional dtype / out land where numpy puts them.
 
-    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+    def sum(self, axis: "int | tuple[int, ...] | None" = None, dtype: Any = None, out: None = None,
+            keepdims: bool = False) -> Any:
+        """The sum over ``axis``, as ``numpy.ndarray.sum``: one reduction row.
+
+        Parameters
+        ----------
+        axis : int, tuple of int or None
+            The axes to reduce (None: all).
+        dtype : None or float64
+            Another dtype is refused (derivatives are float64).
+        out : None
+            Not supported (``TypeError``).
+        keepdims : bool
+            Keep the reduced axes with length 1.
+
+        Returns
+        -------
+        Scalar or Array
+            The sums.
+
+        Raises
+        ------
+        TypeError
+            ``dtype`` other than float64, or ``out`` given.
+        numpy.exceptions.AxisError
+            An axis out of range.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> x.sum(axis=0)
+        Array([3., 5., 7.])
+        """
         _method_args("sum", dtype, out)
         return reduce(self, "add", axis, keepdims)
 
-    def prod(self, axis=None, dtype=None, out=None, keepdims=False):
+    def prod(self, axis: "int | tuple[int, ...] | None" = None, dtype: Any = None, out: None = None,
+             keepdims: bool = False) -> Any:
+        """The product over ``axis``, as ``numpy.ndarray.prod``: one reduction row, exact derivatives at zeros.
+
+        Parameters
+        ----------
+        axis : int, tuple of int or None
+            The axes to reduce (None: all).
+        dtype : None or float64
+            Another dtype is refused (derivatives are float64).
+        out : None
+            Not supported (``TypeError``).
+        keepdims : bool
+            Keep the reduced axes with length 1.
+
+        Returns
+        -------
+        Scalar or Array
+            The products.
+
+        Raises
+        ------
+        TypeError
+            ``dtype`` other than float64, or ``out`` given.
+        numpy.exceptions.AxisError
+            An axis out of range.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> x.prod(axis=0)
+        Array([ 0.,  4., 10.])
+        """
         _method_args("prod", dtype, out)
         return reduce(self, "mul", axis, keepdims)
 
-    def max(self, axis=None, out=None, keepdims=False):
+    def max(self, axis: "int | tuple[int, ...] | None" = None, out: None = None, keepdims: bool = False) -> Any:
+        """The maximum over ``axis``, as ``numpy.ndarray.max``; ties share the gradient evenly.
+
+        Parameters
+        ----------
+        axis : int, tuple of int or None
+            The axes to reduce (None: all).
+        out : None
+            Not supported (``TypeError``).
+        keepdims : bool
+            Keep the reduced axes with length 1.
+
+        Returns
+        -------
+        Scalar or Array
+            The maxima.
+
+        Raises
+        ------
+        TypeError
+            ``out`` given.
+        numpy.exceptions.AxisError
+            An axis out of range.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> x.max(axis=1)
+        Array([2., 5.])
+        """
         _method_args("max", None, out)
         return reduce(self, "maximum", axis, keepdims)
 
-    def min(self, axis=None, out=None, keepdims=False):
+    def min(self, axis: "int | tuple[int, ...] | None" = None, out: None = None, keepdims: bool = False) -> Any:
+        """The minimum over ``axis``, as ``numpy.ndarray.min``; ties share the gradient evenly.
+
+        Parameters
+        ----------
+        axis : int, tuple of int or None
+            The axes to reduce (None: all).
+        out : None
+            Not supported (``TypeError``).
+        keepdims : bool
+            Keep the reduced axes with length 1.
+
+        Returns
+        -------
+        Scalar or Array
+            The minima.
+
+        Raises
+        ------
+        TypeError
+            ``out`` given.
+        numpy.exceptions.AxisError
+            An axis out of range.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> x.min(axis=1)
+        Array([0., 3.])
+        """
         _method_args("min", None, out)
         return reduce(self, "minimum", axis, keepdims)
 
-    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+    def mean(self, axis: "int | tuple[int, ...] | None" = None, dtype: Any = None, out: None = None,
+             keepdims: bool = False) -> Any:
+        """The mean over ``axis``, as ``numpy.ndarray.mean``: a sum row and a scaling row.
+
+        Parameters
+        ----------
+        axis : int, tuple of int or None
+            The axes to reduce (None: all).
+        dtype : None or float64
+            Another dtype is refused (derivatives are float64).
+        out : None
+            Not supported (``TypeError``).
+        keepdims : bool
+            Keep the reduced axes with length 1.
+
+        Returns
+        -------
+        Scalar or Array
+            The means.
+
+        Raises
+        ------
+        TypeError
+            ``dtype`` other than float64, or ``out`` given.
+        numpy.exceptions.AxisError
+            An axis out of range.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> x.mean(axis=1)
+        Array([1., 4.])
+        """
         _method_args("mean", dtype, out)
         return mean(self, axis, keepdims)
 
-    def cumsum(self, axis=None, dtype=None, out=None):
+    def cumsum(self, axis: "int | None" = None, dtype: Any = None, out: None = None) -> "Array":
+        """The cumulative sum along ``axis``, as ``numpy.ndarray.cumsum``: one scan row.
+
+        Parameters
+        ----------
+        axis : int or None
+            The axis (None: over the flattened array).
+        dtype : None or float64
+            Another dtype is refused (derivatives are float64).
+        out : None
+            Not supported (``TypeError``).
+
+        Returns
+        -------
+        Array
+            The running sums.
+
+        Raises
+        ------
+        TypeError
+            ``dtype`` other than float64, or ``out`` given.
+        numpy.exceptions.AxisError
+            An axis out of range.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> x.cumsum(axis=1)
+        Array([[ 0.,  1.,  3.],
+               [ 3.,  7., 12.]])
+        """
         _method_args("cumsum", dtype, out)
         return cumulative(self, "add", axis)
 
-    def cumprod(self, axis=None, dtype=None, out=None):
+    def cumprod(self, axis: "int | None" = None, dtype: Any = None,
+                out: None = None) -> "Array":
+        """The cumulative product along ``axis``, as ``numpy.ndarray.cumprod``: one scan row.
+
+        Parameters
+        ----------
+        axis : int or None
+            The axis (None: over the flattened array).
+        dtype : None or float64
+            Another dtype is refused (derivatives are float64).
+        out : None
+            Not supported (``TypeError``).
+
+        Returns
+        -------
+        Array
+            The running products.
+
+        Raises
+        ------
+        TypeError
+            ``dtype`` other than float64, or ``out`` given.
+        numpy.exceptions.AxisError
+            An axis out of range.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> x.cumprod(axis=1)
+        Array([[ 0.,  0.,  0.],
+               [ 3., 12., 60.]])
+        """
         _method_args("cumprod", dtype, out)
         return cumulative(self, "mul", axis)
 
-    def dot(self, o):
+    def dot(self, o: Any) -> Any:
+        """The product with ``o``, as ``numpy.ndarray.dot``: one product row calling BLAS.
+
+        Parameters
+        ----------
+        o : array_like or active value
+            The other factor.
+
+        Returns
+        -------
+        Scalar or Array
+            ``np.dot(self, o)``.
+
+        Raises
+        ------
+        ValueError
+            The shapes do not align.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> x.dot(np.ones(3))
+        Array([ 3., 12.])
+        """
         return UPPER.dot(self, o)
 
     # ---- numpy protocols (pyad.numpy_api, through pyad.scalar.UPPER) ----
@@ -654,8 +1145,23 @@ def _method_args(name, dtype, out):
 class BoolArray(Array):
     """Active elementwise comparison outcomes (1.0 / 0.0 per element).
 
-    `pyad.where` selects with it; `.all()` / `.any()` give an active Bool whose
-    use in a Python `if` records a guard.
+    ``pyad.where`` selects with it and replays both ways; ``.all()`` / ``.any()``
+    give an active ``Bool`` whose use in a Python ``if`` records a guard. ``&``,
+    ``|`` and ``~`` combine them.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> with pyad.Tape() as tape:
+    ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+    ...     positive = x > 2.0
+    ...     y = tape.output(np.sum(pyad.where(positive, x, 0.0)))
+    >>> positive
+    BoolArray([[False, False, False],
+     [ True,  True,  True]])
+    >>> tape.gradient(np.ones((2, 3)))
+    array([[0., 0., 0.],
+           [0., 0., 0.]])
     """
 
     __slots__ = ()
@@ -666,10 +1172,64 @@ class BoolArray(Array):
         except Exception:
             return "BoolArray(<closed tape>)"
 
-    def all(self, axis=None, keepdims=False):
+    def all(self, axis: "int | tuple[int, ...] | None" = None, keepdims: bool = False) -> Any:
+        """Whether every element is true over ``axis``, as ``numpy.ndarray.all``.
+
+        Parameters
+        ----------
+        axis : int, tuple of int or None
+            The axes to reduce (None: all).
+        keepdims : bool
+            Keep the reduced axes with length 1.
+
+        Returns
+        -------
+        Bool or BoolArray
+            Active: an ``if`` on it records a guard.
+
+        Raises
+        ------
+        numpy.exceptions.AxisError
+            An axis out of range.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> (x > 2.0).all(axis=1)
+        BoolArray([False,  True])
+        """
         return _as_bool(reduce(self, "minimum", axis, keepdims))
 
-    def any(self, axis=None, keepdims=False):
+    def any(self, axis: "int | tuple[int, ...] | None" = None, keepdims: bool = False) -> Any:
+        """Whether some element is true over ``axis``, as ``numpy.ndarray.any``.
+
+        Parameters
+        ----------
+        axis : int, tuple of int or None
+            The axes to reduce (None: all).
+        keepdims : bool
+            Keep the reduced axes with length 1.
+
+        Returns
+        -------
+        Bool or BoolArray
+            Active: an ``if`` on it records a guard.
+
+        Raises
+        ------
+        numpy.exceptions.AxisError
+            An axis out of range.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(np.arange(6.0).reshape(2, 3))
+        >>> (x > 2.0).any(axis=0)
+        BoolArray([ True,  True,  True])
+        """
         return _as_bool(reduce(self, "maximum", axis, keepdims))
 
     def __invert__(self):

@@ -18,6 +18,7 @@ hashable) and it is not recorded. Keyword arguments are static too.
 """
 import functools
 import numbers
+from typing import Any, Callable
 
 import numpy as np
 
@@ -194,11 +195,48 @@ def cached(kind, f, argnums, backend, trace, argnums_of, mode="auto"):
 
 
 
-def jit(fn):
-    """The cached form of a pyad transform: pyad.jit(pyad.grad(f, argnums=...))
-    is pyad.grad(f, argnums=..., cache=True), likewise for value_and_grad,
-    jacobian and hessian (see pyad.cached). One tape per input signature,
-    replayed while its guards hold; like jax.jit, globals f reads are baked in."""
+def jit(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The cached form of a pyad transform: one tape per input signature, replayed.
+
+    ``pyad.jit(pyad.grad(f, argnums=...))`` is ``pyad.grad(f, argnums=...,
+    cache=True)``; likewise for ``value_and_grad``, ``jacobian`` and ``hessian``.
+    The signature is each argument's pytree structure, its leaves' shapes and
+    dtypes, and the values of static (non-numeric) and keyword arguments. A known
+    signature replays its tape while its guards hold; a flipped branch re-records
+    it. Like ``jax.jit``, what ``f`` reads from globals or closures is baked in when
+    a signature is first recorded: call ``.cache_clear()`` after changing it.
+
+    Parameters
+    ----------
+    fn : callable
+        A transform made by ``pyad.grad``, ``value_and_grad``, ``jacobian`` or
+        ``hessian`` (an already cached one is returned as it is).
+
+    Returns
+    -------
+    callable
+        The cached transform, with ``.cache_info()`` (tapes, records, re-records)
+        and ``.cache_clear()``.
+
+    Raises
+    ------
+    TypeError
+        ``fn`` is not a pyad transform (to replay f's value, use ``pyad.trace``).
+    ValueError
+        The transform has ``has_aux=True`` (not cached).
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> rosen = lambda x: np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+    >>> g = pyad.jit(pyad.grad(rosen))
+    >>> g(np.zeros(3))
+    array([-2., -2.,  0.])
+    >>> g(np.ones(3))                     # the same signature: replayed
+    array([0., 0., 0.])
+    >>> g.cache_info()
+    {'tapes': 1, 'records': 1, 'retraces': 0}
+    """
     if getattr(fn, "_pyad_cached", False):
         return fn
     spec = getattr(fn, "_pyad_transform", None)

@@ -18,6 +18,8 @@ The finite differences call f itself on plain numbers, so they are an oracle
 independent of the tape. Everything is checked with
 |got - expected| <= atol + rtol * |expected|.
 """
+from typing import Any, Callable, Sequence
+
 import numpy as np
 
 from . import pytree
@@ -56,21 +58,60 @@ class _Point:
         return pytree.unflatten(self.spec, parts)
 
 
-def check_grads(f, x, order=2, modes=("forward", "reverse"), eps=1e-6, rtol=1e-5, atol=None,
-                n_directions=3, backend=None, seed=0, progress=False):
-    """Check f's forward- and reverse-mode derivatives at x against central
-    finite differences in n_directions random directions; raise AssertionError
-    naming the check, the direction and the expected and computed numbers.
+def check_grads(f: Callable[..., Any], x: Any, order: int = 2,
+                modes: "str | Sequence[str]" = ("forward", "reverse"), eps: float = 1e-6,
+                rtol: float = 1e-5, atol: "float | None" = None, n_directions: int = 3,
+                backend: "str | None" = None, seed: int = 0, progress: bool = False) -> None:
+    """Check f's forward- and reverse-mode derivatives against finite differences.
 
-    x is one argument (a number, an array or a pytree of them) or a tuple of
-    arguments f(*x).
-    order=1 checks first derivatives; order=2 also the Hessian-vector product
-    (for a vector-valued f, the Hessian of u . f for a random weight vector u).
-    modes: any of "forward" / "fwd" and "reverse" / "rev" (the names every pyad
-    function takes). eps: the finite-difference step along a unit
-    direction. atol=None means rtol * max(1, |expected|) plus the rounding
-    error of the finite differences. progress=True shows a progress bar (tqdm
-    if installed, else a line on stderr). Returns None when all checks pass.
+    Compares, in ``n_directions`` random directions, forward mode (JVP), reverse
+    mode (VJP) and, for ``order=2``, the Hessian-vector product with central finite
+    differences of ``f``, like ``jax.test_util.check_grads``.
+
+    Parameters
+    ----------
+    f : callable
+        The function (any output; for a vector-valued ``f`` the second order checks
+        the Hessian of ``u . f`` for a random weight vector ``u``).
+    x : pytree or tuple
+        One argument (a number, an array or a pytree of them) or a tuple of
+        arguments ``f(*x)``.
+    order : {1, 2}
+        1 checks first derivatives; 2 also the Hessian-vector product.
+    modes : str or sequence of str
+        Any of ``"forward"`` / ``"fwd"`` and ``"reverse"`` / ``"rev"``.
+    eps : float
+        The finite-difference step along a unit direction.
+    rtol, atol : float
+        Tolerances; ``atol=None`` means ``rtol * max(1, |expected|)`` plus the
+        rounding error of the finite differences.
+    n_directions : int
+        How many random directions.
+    backend : {"c", "python"}, optional
+        The backend recording ``f``.
+    seed : int
+        The seed of the random directions.
+    progress : bool
+        Show a progress bar (tqdm if installed, else a line on stderr).
+
+    Returns
+    -------
+    None
+        When every check passes.
+
+    Raises
+    ------
+    AssertionError
+        A check failed: the message names the check, the direction, and the
+        expected and computed numbers.
+    ValueError
+        ``order``, ``modes``, ``eps`` or ``n_directions`` is invalid, or ``x`` has
+        no numbers.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> pyad.check_grads(lambda x: np.sum(np.sin(x) * x), np.array([0.5, 1.0]))
     """
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, not {order!r}")

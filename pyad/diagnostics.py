@@ -24,11 +24,37 @@ def _debug_nans_context(previous):
         DEBUG_NANS.enabled = previous
 
 
-def debug_nans(enabled=True):
-    """Turn NaN/inf checking of sweeps on (or off). Use as a call or a context manager:
+def debug_nans(enabled: bool = True) -> "contextlib.AbstractContextManager[None]":
+    """Make sweeps that produce NaN or inf raise ``FloatingPointError`` (or stop that).
 
-        pyad.debug_nans()                 # on from now
-        with pyad.debug_nans(): ...       # on inside the block only
+    By default sweeps follow IEEE quietly, as numpy does. Checking names the first
+    op at fault (in a batch also the point). Use as a call (on from now) or as a
+    context manager (on inside the block only).
+
+    Parameters
+    ----------
+    enabled : bool
+        Turn checking on (True) or off.
+
+    Returns
+    -------
+    contextmanager
+        Leaving it restores the previous setting.
+
+    Raises
+    ------
+    FloatingPointError
+        (from later sweeps, while on) a sweep produced NaN or inf.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> tape = pyad.trace(lambda x: np.sum(np.log(x)), np.array([1.0, 2.0]))
+    >>> with pyad.debug_nans():
+    ...     tape(np.array([-1.0, 2.0]))
+    Traceback (most recent call last):
+    ...
+    FloatingPointError: pyad.debug_nans: op 1 (log), element 0 of 2 (slot 2), gives nan ...
     """
     previous = DEBUG_NANS.enabled
     DEBUG_NANS.enabled = bool(enabled)

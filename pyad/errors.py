@@ -3,32 +3,113 @@ from . import ops
 
 
 class PyadError(Exception):
-    """Base class of pyad's own errors."""
+    """Base class of pyad's own errors (bad input otherwise raises Python's built-in
+    ``TypeError`` / ``ValueError`` with a message naming what was wrong).
+
+    Examples
+    --------
+    >>> import pyad
+    >>> issubclass(pyad.BranchError, pyad.PyadError)
+    True
+    """
 
 
 class BranchError(PyadError):
-    """Replay reached a point where a recorded Python branch goes the other way."""
+    """Replay reached a point where a recorded Python branch goes the other way.
+
+    A tape from ``pyad.trace`` re-records there instead; an explicit ``Tape``, a
+    ``trace(..., retrace=False)`` and a loaded tape raise this, naming the point
+    and the guard. ``pyad.where`` records a branch that replays both ways.
+
+    Examples
+    --------
+    >>> import pyad
+    >>> with pyad.Tape() as tape:
+    ...     x = tape.input(1.0)
+    ...     y = tape.output(x * x if x > 0 else -x)
+    >>> tape.gradient(-1.0)
+    Traceback (most recent call last):
+    ...
+    pyad.errors.BranchError: replay at x = [-1.] takes another branch: ...
+    """
 
 
 class TapeFormatError(PyadError, ValueError):
-    """A saved tape is corrupt, truncated or of an unknown version."""
+    """A saved tape is corrupt, truncated, of an unknown version, or uses an op this
+    pyad does not know (a ``ValueError``).
+
+    Examples
+    --------
+    >>> import pyad
+    >>> pyad.loads(b"garbage")
+    Traceback (most recent call last):
+    ...
+    pyad.errors.TapeFormatError: not a valid pyad tape: ...
+    """
 
 
 class TapeClosedError(PyadError, ValueError):
-    """The tape was closed (its C storage freed) and cannot be used."""
+    """The tape was closed (its storage freed) and cannot be used (a ``ValueError``).
+
+    Examples
+    --------
+    >>> import pyad
+    >>> tape = pyad.trace(lambda x: x * x, 3.0)
+    >>> tape.close()
+    >>> tape.gradient(1.0)
+    Traceback (most recent call last):
+    ...
+    pyad.errors.TapeClosedError: tape is closed
+    """
 
 
 class MixedTapeError(PyadError, ValueError):
-    """Values recorded on two different tapes met in one operation."""
+    """Values recorded on two different tapes met in one operation (a ``ValueError``).
+
+    Examples
+    --------
+    >>> import pyad
+    >>> with pyad.Tape() as t1:
+    ...     a = t1.input(1.0)
+    >>> with pyad.Tape() as t2:
+    ...     b = t2.input(1.0)
+    >>> a + b
+    Traceback (most recent call last):
+    ...
+    pyad.errors.MixedTapeError: values from two different tapes met in one operation; ...
+    """
 
 
 class TapeBusyError(PyadError, RuntimeError):
-    """Another thread is recording on, or sweeping, this tape."""
+    """Another thread is recording on, or sweeping, this tape (a ``RuntimeError``).
+
+    Record each tape in one thread at a time; replaying one tape from many threads
+    at once is safe.
+
+    Examples
+    --------
+    >>> import pyad
+    >>> issubclass(pyad.TapeBusyError, RuntimeError)
+    True
+    """
 
 
 class RetraceWarning(UserWarning):
-    """Most points of a batch took another Python branch and were re-recorded one
-    by one: correct but slow (pyad.where records both sides of a branch)."""
+    """Most points of a batch took another Python branch and were re-recorded one by
+    one: correct but slow (``pyad.where`` records both sides of a branch). A
+    ``UserWarning``, given once per call.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np, pyad
+    >>> tape = pyad.trace(lambda x: x * x if x > 0 else -x, 1.0)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     g = tape.gradient(np.array([-1.0, -2.0, 3.0]), batch=True)
+    >>> g, caught[0].category.__name__
+    (array([-1., -1.,  6.]), 'RetraceWarning')
+    """
 
 
 INTERLEAVED = ("operations were recorded on this tape from two threads at once; the tape "

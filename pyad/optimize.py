@@ -11,6 +11,8 @@ together, and the last point is cached), `hessp` is one forward-over-reverse
 sweep and `hess` the whole Hessian. scipy is optional: install it with
 ``pip install "pyad-tape[optimize]"``.
 """
+from typing import Any, Callable
+
 import numpy as np
 
 from .recording import as_input
@@ -135,12 +137,40 @@ class ScipyObjective:
                 f"sweeps={self.tape.sweeps}>")
 
 
-def scipy_objective(f, x0, backend=None, args=()):
-    """Record scalar f at x0 once; return an object with .fun, .jac, .hessp and
-    .hess for scipy.optimize (fun and jac share one sweep per point).
+def scipy_objective(f: Callable[..., Any], x0: Any, backend: "str | None" = None,
+                    args: tuple = ()) -> "ScipyObjective":
+    """Record scalar ``f`` at ``x0`` once; return scipy.optimize's callables for it.
 
-        obj = pyad.scipy_objective(f, x0)
-        scipy.optimize.minimize(obj.fun, x0, jac=obj.jac, hessp=obj.hessp, method="trust-ncg")
+    Parameters
+    ----------
+    f : callable
+        The scalar objective ``f(x, *args)``.
+    x0 : array_like
+        The point to record at (scipy sees it flat).
+    backend : {"c", "python"}, optional
+        The tape's backend.
+    args : tuple
+        Extra arguments of ``f``, recorded as constants.
+
+    Returns
+    -------
+    ScipyObjective
+        ``.fun(x)``, ``.jac(x)``, ``.fun_and_jac(x)`` (for ``jac=True``),
+        ``.hessp(x, p)``, ``.hess(x)``, the Tape ``.tape`` and call counters; fun
+        and jac at the same x share one sweep.
+
+    Raises
+    ------
+    ValueError
+        ``f`` does not return one scalar.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> rosen = lambda x: np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+    >>> obj = pyad.scipy_objective(rosen, np.zeros(3))
+    >>> obj.fun(np.ones(3)), obj.jac(np.zeros(3))
+    (0.0, array([-2., -2.,  0.]))
     """
     return ScipyObjective(f, x0, backend=backend, args=args)
 
@@ -217,22 +247,61 @@ def _prepare_constraints(constraints, x0, meth, backend, so, tapes):
     return out[0] if single else out
 
 
-def minimize(f, x0, method=None, backend=None, args=(), hessian="auto", constraints=(),
-             **scipy_kwargs):
-    """scipy.optimize.minimize with derivatives from one recording of f.
+def minimize(f: Callable[..., Any], x0: Any, method: "str | Callable[..., Any] | None" = None,
+             backend: "str | None" = None, args: tuple = (), hessian: "str | None" = "auto",
+             constraints: Any = (), **scipy_kwargs: Any) -> Any:
+    """``scipy.optimize.minimize`` with derivatives from one recording of ``f``.
 
-    f is recorded once at x0 (pyad.trace); scipy gets `jac`, and `hessp` or
-    `hess` where the method uses them: fun and jac share one sweep per point,
-    hessp is one forward-over-reverse sweep. hessian="auto" passes hessp to
-    Newton-CG, trust-ncg, trust-krylov and trust-constr and the full Hessian to
-    dogleg and trust-exact; "hess" passes the full Hessian wherever the method
-    takes one; None passes neither. Constraints given as scipy dicts
-    ({"type": "eq"/"ineq", "fun": c}) or NonlinearConstraint objects without a
-    Jacobian are recorded too and get `jac` (and for trust-constr the Hessian)
-    from their tapes. A jac/hess/hessp you pass yourself is used instead.
+    ``f`` is recorded once at ``x0`` (``pyad.trace``); scipy gets ``jac``, and
+    ``hessp`` or ``hess`` where the method uses them: fun and jac share one sweep
+    per point, hessp is one forward-over-reverse sweep. Needs scipy
+    (``pip install "pyad-tape[optimize]"``).
 
-    Returns scipy's OptimizeResult with `nsweeps` (sweeps of the objective's
-    tape) and `npoints` (points where value and gradient were swept) added.
+    Parameters
+    ----------
+    f : callable
+        The scalar objective ``f(x, *args)``.
+    x0 : array_like
+        The starting point (any shape; scipy sees it flat).
+    method : str or callable, optional
+        scipy's method (``"BFGS"``, ``"L-BFGS-B"``, ``"Newton-CG"``, ``"trust-ncg"``,
+        ``"trust-krylov"``, ``"trust-constr"``, ...); None: scipy's default.
+    backend : {"c", "python"}, optional
+        The tape's backend.
+    args : tuple
+        Extra arguments of ``f``, recorded as constants.
+    hessian : {"auto", "hess", "hessp", None}
+        ``"auto"`` passes ``hessp`` to Newton-CG, trust-ncg, trust-krylov and
+        trust-constr and the full Hessian to dogleg and trust-exact; ``"hess"`` the
+        full Hessian wherever the method takes one; None neither.
+    constraints : dict, sequence or NonlinearConstraint
+        scipy's constraints; dicts (``{"type": "eq"/"ineq", "fun": c}``) and
+        ``NonlinearConstraint`` objects without a Jacobian are recorded too and get
+        ``jac`` (and for trust-constr the Hessian) from their tapes.
+    **scipy_kwargs
+        Passed to scipy unchanged; a ``jac``/``hess``/``hessp`` you pass is used
+        instead of the tape's.
+
+    Returns
+    -------
+    scipy.optimize.OptimizeResult
+        scipy's result with ``nsweeps`` (sweeps of the objective's tape) and
+        ``npoints`` (points where value and gradient were swept) added.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``hessian``, or ``f`` does not return one scalar.
+    ImportError
+        scipy is not installed.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> rosen = lambda x: np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+    >>> res = pyad.minimize(rosen, np.zeros(3), method="trust-ncg")
+    >>> bool(res.success), np.round(res.x, 6)
+    (True, array([1., 1., 1.]))
     """
     so = _scipy_optimize()
     if hessian not in ("auto", "hess", "hessp", None):
@@ -278,14 +347,43 @@ def minimize(f, x0, method=None, backend=None, args=(), hessian="auto", constrai
     return res
 
 
-def least_squares(residuals, x0, backend=None, args=(), **kw):
-    """scipy.optimize.least_squares with the Jacobian of the residuals from a tape.
+def least_squares(residuals: Callable[..., Any], x0: Any, backend: "str | None" = None,
+                  args: tuple = (), **kw: Any) -> Any:
+    """``scipy.optimize.least_squares`` with the Jacobian of the residuals from a tape.
 
-    residuals(x) returns a vector (or a scalar); it is recorded once at x0, and
-    scipy gets `jac` = the tape's Jacobian (forward or reverse mode, whichever
-    sweeps fewer directions). Other keywords go to scipy unchanged; a jac you
-    pass yourself is used instead. Returns scipy's OptimizeResult with
-    `nsweeps` added.
+    ``residuals`` is recorded once at ``x0``; scipy gets ``jac`` = the tape's
+    Jacobian (forward or reverse mode, whichever sweeps fewer directions).
+
+    Parameters
+    ----------
+    residuals : callable
+        ``residuals(x, *args)``: a vector (or a scalar).
+    x0 : array_like
+        The starting point.
+    backend : {"c", "python"}, optional
+        The tape's backend.
+    args : tuple
+        Extra arguments of ``residuals``, recorded as constants.
+    **kw
+        Passed to scipy unchanged; a ``jac`` you pass is used instead.
+
+    Returns
+    -------
+    scipy.optimize.OptimizeResult
+        scipy's result with ``nsweeps`` added.
+
+    Raises
+    ------
+    ImportError
+        scipy is not installed.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> r = lambda p: np.exp(p[0]) * np.arange(4.0) + p[1] - np.array([1.0, 3.0, 5.0, 7.5])
+    >>> res = pyad.least_squares(r, np.zeros(2))
+    >>> bool(res.success), np.round(res.x, 3)
+    (True, array([0.765, 0.9  ]))
     """
     so = _scipy_optimize()
     x0, rx, shape = _flat_problem(residuals, x0, args, "least_squares")

@@ -76,9 +76,32 @@ def is_constant_number(c):
 class Scalar(ScalarBase):
     """An active float: one slot of a tape.
 
-    Scalar(store, slot); the store is in `_s`, the slot in `_i`. The binary
-    operators +, -, *, / and the comparisons come from ScalarBase (pyad/_speedups.c),
-    which records the common cases itself and hands the rest to `binary` below.
+    ``tape.input(2.0)``, ``pyad.trace`` and the elements of an active ``Array`` give
+    these. Python operators (``+ - * / ** @``, comparisons), ``pyad.sin`` and
+    friends and numpy's ufuncs record rows on the tape; the common binary operators
+    run in a small C extension. ``float(x)`` and ``math.sin(x)`` raise
+    ``TypeError`` (they would drop the derivative): use ``pyad.sin`` or ``.value``.
+    ``Scalar(store, slot)`` is the low-level constructor.
+
+    Parameters
+    ----------
+    store : Store
+        The tape's store (the ``._s`` of an active value).
+    slot : int
+        The slot holding the value.
+
+    Examples
+    --------
+    >>> import pyad
+    >>> with pyad.Tape() as tape:
+    ...     x = tape.input(3.0)
+    ...     y = tape.output(x * x + pyad.sin(x))
+    >>> type(x).__name__, y.value
+    ('Scalar', 9.141120008059866)
+    >>> float(x)
+    Traceback (most recent call last):
+    ...
+    TypeError: float() of an active pyad value would drop its derivative: ...
     """
 
     __slots__ = ()
@@ -87,14 +110,15 @@ class Scalar(ScalarBase):
     # ---- the untracked number ----
 
     @property
-    def value(self):
+    def value(self) -> float:
         """The number in this slot (a float, with no derivative).
 
-        Read while the tape is still recording, the number enters the recording
-        as a constant, so a guard is recorded that this slot keeps it: replay at
-        a point where it differs re-records (pyad.trace) or raises BranchError,
-        as an `if` on the value would (JAX refuses to concretize under trace).
-        For a number that should follow the point, use pyad.stop_gradient."""
+        Read while the tape is still recording, the number enters the recording as a
+        constant, so a guard is recorded that this slot keeps it: replay at a point
+        where it differs re-records (``pyad.trace``) or raises ``BranchError``, as an
+        ``if`` on the value would (JAX refuses to concretize under trace). For a number
+        that should follow the point, use ``pyad.stop_gradient``.
+        """
         s = self._s
         v = s.value(self._i)
         if not getattr(s, "_sealed", False):
@@ -102,7 +126,8 @@ class Scalar(ScalarBase):
         return v
 
     @property
-    def slot(self):
+    def slot(self) -> int:
+        """The index of this value's slot on its tape."""
         return self._i
 
     shape = ()
@@ -175,9 +200,22 @@ class Scalar(ScalarBase):
 class Bool(Scalar):
     """The active outcome of a comparison: a slot holding 1.0 or 0.0.
 
-    `pyad.where` selects with it and replays both ways; using it in a Python
-    `if` records a guard, so replay at a point where it flips is caught. As a
-    number it is 1.0 or 0.0 with derivative zero, like numpy's bools.
+    ``pyad.where`` selects with it and replays both ways; using it in a Python
+    ``if`` records a guard, so replay at a point where it flips is caught (re-recorded
+    by ``pyad.trace``, ``BranchError`` otherwise). As a number it is 1.0 or 0.0
+    with derivative zero, like numpy's bools.
+
+    Examples
+    --------
+    >>> import pyad
+    >>> with pyad.Tape() as tape:
+    ...     x = tape.input(3.0)
+    ...     positive = x > 0.0
+    ...     y = tape.output(pyad.where(positive, x, -x))
+    >>> type(positive).__name__
+    'Bool'
+    >>> tape.gradient(-2.0)        # no guard: where replays both ways
+    -1.0
     """
 
     __slots__ = ()

@@ -64,8 +64,10 @@ operand names what its op's kind says: earlier slots (both ends of a block
 operand), a constant or an input, and that first[] and the blocks table agree.
 Anything wrong raises pyad.TapeFormatError.
 """
+import os
 import struct
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -149,8 +151,41 @@ def encode(arrays, in_shapes, out_shapes, op_names=None, param_leaves=None):
 
 # ---- reading ----
 
-def loads(data, backend=None):
-    """A Tape from bytes made by dumps / Tape.save; TapeFormatError if they are corrupt."""
+def loads(data: bytes, backend: "str | None" = None) -> Any:
+    """A Tape from bytes made by ``pyad.serialize.dumps``, ``pickle`` or ``Tape.save``.
+
+    Every operand index is validated in C; no Python code is executed. A loaded
+    tape keeps no Python function, so where a branch flips it raises
+    ``BranchError``.
+
+    Parameters
+    ----------
+    data : bytes
+        The saved tape.
+    backend : {"c", "python"}, optional
+        The backend to load into.
+
+    Returns
+    -------
+    Tape
+        The tape, ready to replay.
+
+    Raises
+    ------
+    TapeFormatError
+        The bytes are corrupt, truncated, of an unknown version, or use an op this
+        pyad does not know (named).
+    TypeError
+        ``data`` is not bytes.
+
+    Examples
+    --------
+    >>> import pyad
+    >>> from pyad import serialize
+    >>> data = serialize.dumps(pyad.trace(lambda x: x * x, 3.0))
+    >>> pyad.loads(data).gradient(2.0)
+    4.0
+    """
     store, in_shapes, out_shapes, params = _load_parts(data, backend)
     return _tape_class().from_store(store, in_shapes, out_shapes, backend=backend,
                                     params=params)
@@ -363,7 +398,34 @@ def save(tape, path):
         f.write(dumps(tape))
 
 
-def load(path, backend=None):
-    """A Tape from a file written by Tape.save (no Python code is executed)."""
+def load(path: "str | os.PathLike[str]", backend: "str | None" = None) -> Any:
+    """A Tape from a file written by ``Tape.save`` (no Python code is executed).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    backend : {"c", "python"}, optional
+        The backend to load into.
+
+    Returns
+    -------
+    Tape
+        The tape, ready to replay.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    TapeFormatError
+        The file is not a valid saved tape.
+
+    Examples
+    --------
+    >>> import pyad
+    >>> pyad.trace(lambda x: x * x, 3.0).save("square.pyad")
+    >>> pyad.load("square.pyad").gradient(2.0)
+    4.0
+    """
     with open(path, "rb") as f:
         return loads(f.read(), backend)

@@ -8,6 +8,8 @@ pyad.replay (packing points, re-recording, Jacobian/Hessian assembly) and
 pyad.batch (batched replay)."""
 import itertools
 import math
+import os
+from typing import Any, Callable
 
 import numpy as np
 
@@ -26,17 +28,48 @@ _F64 = np.dtype(np.float64)
 _VJP_NAME = Sweep.VJP.value
 
 class Tape:
-    """A recorded computation: a Wengert list of primitive operations.
+    """A recorded computation: a Wengert list of primitive operations, replayed in C.
 
-    Use it as a context manager with `input` and `output`, or get one from
-    `pyad.trace(f, *args)`. Replay with `tape(x)`, `tape.gradient(x)`,
-    `tape.jvp(x, v)`, `tape.vjp(x, u)`, `tape.hvp(x, v)`.
+    Get one from ``pyad.trace(f, *args)``, or record by hand: use it as a context
+    manager, mark arguments with ``input`` and results with ``output``. Replay with
+    ``tape(x)``, ``tape.gradient(x)``, ``tape.jvp(x, v)``, ``tape.vjp(x, u)``,
+    ``tape.hvp(x, v)``, ``tape.jacobian(x)``, ``tape.hessian(x)``, at one point or a
+    batch. A tape pickles as its validated bytes (no Python code), and ``save`` /
+    ``pyad.load`` write and read it.
 
-    `tape.sweeps` counts the (unbatched) sweeps run so far and `tape.sweep_counts`
-    splits them into "forward", "reverse" and "forward_over_reverse".
+    Parameters
+    ----------
+    backend : {"c", "python"}, optional
+        ``"c"`` (the C core) or ``"python"`` (the pure-Python twin, same API);
+        default ``PYAD_BACKEND``, else ``"c"``.
+
+    Attributes
+    ----------
+    backend : str
+        The backend the tape records and replays in.
+    retraces : int
+        How often replay re-recorded because a branch flipped.
+    sweeps : int
+        The unbatched sweeps run so far (``sweep_counts`` splits them by kind).
+
+    Raises
+    ------
+    ValueError
+        An unknown backend.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> with pyad.Tape() as tape:
+    ...     a, b = tape.input(np.array([4.0, 3.0]))
+    ...     d = tape.output(a * (a + b))
+    >>> tape.gradient()
+    array([11.,  4.])
+    >>> tape(np.array([1.0, 2.0])), tape.n_inputs, tape.n_outputs
+    (3.0, 2, 1)
     """
 
-    def __init__(self, backend=None):
+    def __init__(self, backend: "str | None" = None) -> None:
         self.backend = resolve_backend(backend)
         self._hold(new_store(self.backend), [], [], None)
 
@@ -70,19 +103,54 @@ class Tape:
         self._mark_passive(store)
 
     @classmethod
-    def from_store(cls, store, in_shapes, out_shapes, backend=None, fn=None, in_args=None,
-                   out_args=None, in_dtypes=None, params=None, argnums=None):
-        """A Tape of a finished recording: a store (pyad.store.Store) with its
-        inputs' and outputs' shapes (one per leaf), e.g. from
-        pyad.serialize.load_store or pyad.recording.record_tree. fn: the recorded
-        function of the input leaves, returning the output leaves, to re-record
-        where replay takes another branch (None: BranchError there). in_args /
-        out_args: the PyTreeSpec of each argument / output (default: each is one
-        leaf); in_dtypes: per input leaf, the dtype results keep (pyad.pytree).
-        params: per argument, whether it is a parameter (replayed with new values,
-        never differentiated); argnums: the differentiated arguments in the order
-        their derivatives come back (an int: that one alone, unwrapped), default
-        every argument that is not a parameter."""
+    def from_store(cls, store: Any, in_shapes: list, out_shapes: list,
+                   backend: "str | None" = None, fn: "Callable[..., Any] | None" = None,
+                   in_args: "list | None" = None, out_args: "list | None" = None,
+                   in_dtypes: "list | None" = None, params: "list[bool] | None" = None,
+                   argnums: "int | tuple[int, ...] | None" = None) -> "Tape":
+        """A Tape of a finished recording (a low-level constructor for pyad's own layers).
+
+        Parameters
+        ----------
+        store : pyad.store.Store
+            The recording, e.g. from ``pyad.serialize.load_store`` or
+            ``pyad.recording.record_tree``.
+        in_shapes, out_shapes : list of tuple
+            The shape of each input and output leaf.
+        backend : {"c", "python"}, optional
+            Default: the store's.
+        fn : callable, optional
+            The recorded function of the input leaves, returning the output leaves, to
+            re-record where replay takes another branch (None: ``BranchError`` there).
+        in_args, out_args : list of PyTreeSpec, optional
+            The pytree structure of each argument / output (default: one leaf each).
+        in_dtypes : list, optional
+            Per input leaf, the dtype results keep.
+        params : list of bool, optional
+            Per argument, whether it is a parameter (replayed, never differentiated).
+        argnums : int or tuple of int, optional
+            The differentiated arguments in the order their derivatives come back (an
+            int: that one alone, unwrapped); default every argument that is not a
+            parameter.
+
+        Returns
+        -------
+        Tape
+            A tape holding ``store``.
+
+        Raises
+        ------
+        ValueError
+            The backend is unknown.
+
+        Examples
+        --------
+        >>> import pyad
+        >>> from pyad import serialize
+        >>> store, ins, outs = serialize.load_store(serialize.dumps(pyad.trace(lambda x: x * x, 3.0)))
+        >>> pyad.Tape.from_store(store, ins, outs).gradient(2.0)
+        4.0
+        """
         tape = cls.__new__(cls)
         tape.backend = resolve_backend(backend if backend is not None else store.backend)
         if store.backend != tape.backend:
@@ -163,10 +231,13 @@ class Tape:
         return np.ascontiguousarray(g[..., self._d_index])
 
     @property
-    def sweep_counts(self):
-        """tape.sweeps by kind: {"forward": n, "reverse": n, "forward_over_reverse": n}.
-        The gradient fast path only counts tape.sweeps (a dict update would cost it
-        ~70 ns of ~2.5 µs): the sweeps not counted by kind are its reverse sweeps."""
+    def sweep_counts(self) -> "dict[str, int]":
+        """``tape.sweeps`` by kind: ``{"forward": n, "reverse": n, "forward_over_reverse": n}``.
+
+        Batched sweeps are counted in none; the gradient fast path only counts
+        ``tape.sweeps`` (a dict update would cost it a noticeable share of its time),
+        so the sweeps not counted by kind are its reverse sweeps.
+        """
         counts = dict(self._counted)
         counts["reverse"] += self.sweeps - sum(counts.values())
         return counts
@@ -181,15 +252,45 @@ class Tape:
         self._mark_passive(self._store)
         return False
 
-    def input(self, x, param=False):
-        """Mark x as the next argument: returns an active Scalar (for a number) or
-        Array, or for a pytree (nested tuple/list/dict/namedtuple) the same tree
-        of them. Replay takes the arguments in the order they were marked.
+    def input(self, x: Any, param: bool = False) -> Any:
+        """Mark ``x`` as the next argument of the recording.
 
-        param=True makes x a parameter: replay takes its value again (new data
-        without re-recording) but nothing is differentiated with respect to it,
-        and the derivative sweeps skip the rows that depend only on parameters and
-        constants (marked when the `with` block ends)."""
+        Replay takes the arguments in the order they were marked.
+
+        Parameters
+        ----------
+        x : float, array_like or pytree
+            The value at the recorded point: a number, an array, or a nested
+            tuple/list/dict/namedtuple of them.
+        param : bool
+            Make ``x`` a parameter: replay takes its value again (new data without
+            re-recording) but nothing is differentiated with respect to it, and the
+            derivative sweeps skip the rows that depend only on parameters and
+            constants (marked when the ``with`` block ends).
+
+        Returns
+        -------
+        Scalar, Array or pytree
+            The active value(s) to compute with, in the structure of ``x`` (a list of
+            numbers gives an Array, which unpacks into Scalars).
+
+        Raises
+        ------
+        TypeError
+            ``x`` is not real numbers (a string, None, a complex or bool array).
+        TapeBusyError
+            Another thread records on this tape.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> with pyad.Tape() as tape:
+        ...     w = tape.input(np.array([1.0, 2.0]))
+        ...     X = tape.input(np.eye(2), param=True)
+        ...     y = tape.output(np.sum(X @ w))
+        >>> tape.gradient(np.ones(2), 2 * np.eye(2))
+        array([2., 2.])
+        """
         self._facts = self._specs = None
         active, spec, dtypes = mark_input_tree(self._store, self._in_shapes, x)
         self._in_args.append(spec)
@@ -198,8 +299,35 @@ class Tape:
         self._derive_params()
         return active
 
-    def output(self, y):
-        """Mark y (active, constant, or a pytree of them) as the next output; returns y."""
+    def output(self, y: Any) -> Any:
+        """Mark ``y`` as the next output of the recording.
+
+        Parameters
+        ----------
+        y : Any
+            An active value, a constant, or a pytree of them.
+
+        Returns
+        -------
+        Any
+            ``y`` itself.
+
+        Raises
+        ------
+        TypeError
+            ``y`` holds something that is not real numbers.
+        MixedTapeError
+            ``y`` holds values of another tape.
+
+        Examples
+        --------
+        >>> import pyad
+        >>> with pyad.Tape() as tape:
+        ...     x = tape.input(3.0)
+        ...     y = tape.output({"sq": x * x, "x": x})
+        >>> tape(2.0)
+        {'sq': 4.0, 'x': 2.0}
+        """
         self._facts = self._specs = None
         self._out_args.append(mark_output_tree(self._store, self._out_shapes, y))
         return y
@@ -207,63 +335,166 @@ class Tape:
     # ---- facts ----
 
     @property
-    def n_inputs(self):
-        """The differentiated numbers: the length of a flat gradient (parameters
-        are not counted; see n_params)."""
+    def n_inputs(self) -> int:
+        """The differentiated numbers: the length of a flat gradient (parameters are not counted; see ``n_params``)."""
         if self._d_index is not None:
             return int(self._d_index.size)
         return self._store.n_inputs
 
     @property
-    def n_params(self):
-        """The numbers replay takes as parameters (pyad.trace's arguments outside
-        argnums, tape.input(x, param=True)): given at every replay, never
-        differentiated."""
+    def n_params(self) -> int:
+        """The numbers replay takes as parameters (``pyad.trace``'s arguments outside ``argnums``, ``tape.input(x, param=True)``): given at every replay, never differentiated."""
         return self._n_points - self.n_inputs
 
     @property
-    def n_outputs(self):
+    def n_outputs(self) -> int:
+        """The numbers the tape outputs (all output leaves' sizes together)."""
         return self._store.n_outputs
 
     @property
-    def n_ops(self):
+    def n_ops(self) -> int:
         """Rows of the tape: a numpy operation recorded as one block row counts once."""
         return self._store.n_ops
 
     @property
-    def n_slots(self):
+    def n_slots(self) -> int:
         """Values the tape defines (a block row defines one per element)."""
         return self._store.n_slots
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
+        """The bytes the tape's storage holds (op codes, operands, constants, values)."""
         return self._store.nbytes
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
+        """Whether ``close`` freed the tape (using it then raises ``TapeClosedError``)."""
         return self._store.closed
 
-    def close(self):
-        """Free the tape's storage now; using the tape afterwards raises TapeClosedError."""
+    def close(self) -> None:
+        """Free the tape's storage now, rather than when it is garbage collected.
+
+        Returns
+        -------
+        None
+
+        Examples
+        --------
+        >>> import pyad
+        >>> tape = pyad.trace(lambda x: x * x, 3.0)
+        >>> tape.close()
+        >>> tape.closed
+        True
+        """
         self._store.close()
 
     # ---- views for people (pyad.teaching) ----
 
-    def table(self, x=None, mode="forward", seed=None):
-        """The Wengert table at x: one row per op with its value and its tangent
-        (mode="forward", along seed) or adjoint (mode="reverse")."""
+    def table(self, x: Any = None, mode: str = "forward", seed: Any = None) -> str:
+        """The Wengert table at ``x``: one row per op with its value and its tangent or adjoint.
+
+        Parameters
+        ----------
+        x : pytree, optional
+            The point (default: the recorded one).
+        mode : {"forward", "fwd", "reverse", "rev"}
+            Tangents (along ``seed``) or adjoints.
+        seed : pytree, optional
+            The tangent direction (forward) or output weights (reverse); default the
+            first input's unit direction / ones.
+
+        Returns
+        -------
+        str
+            The table, one line per row: ``v_1 = log(v_-1)``, its value and derivative.
+
+        Raises
+        ------
+        ValueError
+            An unknown mode, or ``x`` / ``seed`` of the wrong shape.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> tape = pyad.trace(lambda x: pyad.log(x[0]) * x[1], np.array([2.0, 5.0]))
+        >>> print(tape.table(mode="reverse"))  # doctest: +ELLIPSIS
+        Wengert...
+        """
         return teaching.table(self, x, mode_name(mode, auto=False), seed)
 
-    def to_dot(self, values=False):
-        """Graphviz DOT text of the computational graph."""
+    def to_dot(self, values: bool = False) -> str:
+        """Graphviz DOT text of the computational graph (render with ``dot -Tsvg``).
+
+        Parameters
+        ----------
+        values : bool
+            Label each node with its value at the recorded point.
+
+        Returns
+        -------
+        str
+            The graph in the DOT language.
+
+        Raises
+        ------
+        TapeClosedError
+            The tape was closed.
+
+        Examples
+        --------
+        >>> import pyad
+        >>> pyad.trace(lambda x: x * x + 1.0, 3.0).to_dot().startswith("digraph")
+        True
+        """
         return teaching.to_dot(self, values)
 
-    def stats(self):
-        """Op counts by primitive, slots, bytes and guards."""
+    def stats(self) -> "dict[str, Any]":
+        """Facts about the recording: op counts by primitive, slots, constants, bytes, guards.
+
+        Returns
+        -------
+        dict
+            ``{"n_ops": ..., "ops": {name: count}, ...}``.
+
+        Examples
+        --------
+        >>> import pyad
+        >>> stats = pyad.trace(lambda x: x * x + 1.0, 3.0).stats()
+        >>> stats["n_ops"] >= 2
+        True
+        """
         return teaching.stats(self)
 
-    def save(self, path):
-        """Write the tape to a file (pyad.load reads it back; see pyad.serialize)."""
+    def save(self, path: "str | os.PathLike[str]") -> None:
+        """Write the tape to a file; ``pyad.load`` reads it back.
+
+        The file holds the tape as plain arrays with a checksum and the names of its
+        ops, never Python code; the traced function is not kept, so a loaded tape
+        raises ``BranchError`` where this one would re-record.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        OSError
+            The file cannot be written.
+        TapeClosedError
+            The tape was closed.
+
+        Examples
+        --------
+        >>> import pyad
+        >>> pyad.trace(lambda x: x * x, 3.0).save("square.pyad")
+        >>> pyad.load("square.pyad").gradient(2.0)
+        4.0
+        """
         serialize.save(self, path)
 
     def __reduce__(self):
@@ -527,13 +758,54 @@ class Tape:
 
     # ---- replay ----
 
-    def __call__(self, *x, batch=False, threads=None, executor=None, progress=False):
-        """Output values at a new point (default: the recorded values), in the
-        structure of the recorded outputs.
+    def __call__(self, *x: Any, batch: bool = False, threads: "int | None" = None,
+                 executor: Any = None, progress: bool = False) -> Any:
+        """The outputs at a new point, in the structure of the recorded outputs.
 
-        The arguments are given as recorded (pytrees of the same structure). With
-        batch=True, x[k] (each leaf's rows) is the k-th point and the results gain
-        a leading axis; threads= / executor= spread the batch."""
+        Parameters
+        ----------
+        *x : pytree
+            The arguments as recorded (pytrees of the same structure); none: the
+            recorded point.
+        batch : bool
+            ``x[k]`` (each leaf's first axis) is the k-th point; the results gain a
+            leading axis. A parameter given without the batch axis is shared by every point.
+        threads : int, optional
+            Split a batch over this many threads (the GIL is released in the sweeps).
+        executor : concurrent.futures.Executor, optional
+            Anything with ``submit`` (a thread or process pool, a dask ``Client``) to
+            spread a batch over; the tape travels as its validated bytes.
+        progress : bool
+            Show progress of a batch (tqdm if installed).
+
+        Returns
+        -------
+        pytree
+            The output values (a float for a scalar output); with ``batch``, each leaf
+            gains a leading axis.
+
+        Raises
+        ------
+        ValueError
+            The arguments differ in number, structure or shape from the recorded ones;
+            ``threads`` is not a positive int; an empty batch.
+        TypeError
+            An argument is not real numbers.
+        BranchError
+            A recorded branch flips at this point and the tape cannot re-record
+            (``retrace=False``, an explicit ``Tape``, a loaded tape).
+        TapeClosedError
+            The tape was closed.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> tape = pyad.trace(lambda x: np.sum(x ** 2), np.array([1.0, 2.0]))
+        >>> tape(np.array([3.0, 4.0]))
+        25.0
+        >>> tape(np.array([[3.0, 4.0], [0.0, 1.0]]), batch=True)
+        array([25.,  1.])
+        """
         if batch:
             X, dtypes = self._batch_points(x, varargs=True)
             y = self._batched(Sweep.FORWARD_BATCH, X, (), threads, executor, packed=True,
@@ -549,9 +821,57 @@ class Tape:
             raise ValueError(f"{what} needs one scalar output; this tape has {self.n_outputs} "
                              "outputs: use tape.vjp or tape.jacobian")
 
-    def gradient(self, *x, batch=False, threads=None, executor=None, progress=False):
-        """Gradient of the scalar output at x (default: the recorded point), in the
-        structure of the arguments: one argument alone, several as a tuple."""
+    def gradient(self, *x: Any, batch: bool = False, threads: "int | None" = None,
+                 executor: Any = None, progress: bool = False) -> Any:
+        """The gradient of the scalar output at ``x``, by one reverse sweep.
+
+        Parameters
+        ----------
+        *x : pytree
+            The arguments as recorded; none: the recorded point. Parameters are given
+            too (new data), but get no derivative.
+        batch : bool
+            ``x[k]`` (each leaf's first axis) is the k-th point; the results gain a
+            leading axis. A parameter given without the batch axis is shared by every point.
+        threads : int, optional
+            Split a batch over this many threads (the GIL is released in the sweeps).
+        executor : concurrent.futures.Executor, optional
+            Anything with ``submit`` (a thread or process pool, a dask ``Client``) to
+            spread a batch over; the tape travels as its validated bytes.
+        progress : bool
+            Show progress of a batch (tqdm if installed).
+
+        Returns
+        -------
+        pytree
+            The gradient in the structure of the differentiated arguments: one
+            argument alone, several as a tuple; with ``batch``, a leading axis.
+
+        Raises
+        ------
+        TypeError
+            The tape has more than one output number (use ``vjp`` or ``jacobian``).
+        ValueError
+            The arguments differ in number, structure or shape from the recorded ones;
+            ``threads`` is not a positive int; an empty batch.
+        TypeError
+            An argument is not real numbers.
+        BranchError
+            A recorded branch flips at this point and the tape cannot re-record
+            (``retrace=False``, an explicit ``Tape``, a loaded tape).
+        TapeClosedError
+            The tape was closed.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> tape = pyad.trace(lambda x: x[0] ** 2 * x[1], np.array([1.0, 2.0]))
+        >>> tape.gradient(np.array([1.0, 2.0]))
+        array([4., 1.])
+        >>> tape.gradient(np.array([[1.0, 2.0], [2.0, 1.0]]), batch=True)
+        array([[4., 1.],
+               [4., 4.]])
+        """
         if len(x) == 1 and not batch and type(x[0]) is np.ndarray:
             # The fast path: one float64 array (of the input's shape, or flat).
             a, facts = x[0], self._fast()
@@ -589,7 +909,41 @@ class Tape:
         self.sweeps += 1
         return tuple(flat.tolist())
 
-    def value_and_gradient(self, *x):
+    def value_and_gradient(self, *x: Any) -> "tuple[Any, Any]":
+        """The scalar output and its gradient at ``x``, from one sweep.
+
+        Parameters
+        ----------
+        *x : pytree
+            The arguments as recorded; none: the recorded point.
+
+        Returns
+        -------
+        tuple
+            ``(value, gradient)``, the gradient as ``gradient`` returns it.
+
+        Raises
+        ------
+        TypeError
+            The tape has more than one output number.
+        ValueError
+            The arguments differ in number, structure or shape from the recorded ones;
+            ``threads`` is not a positive int; an empty batch.
+        TypeError
+            An argument is not real numbers.
+        BranchError
+            A recorded branch flips at this point and the tape cannot re-record
+            (``retrace=False``, an explicit ``Tape``, a loaded tape).
+        TapeClosedError
+            The tape was closed.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> tape = pyad.trace(lambda x: x[0] ** 2 * x[1], np.array([1.0, 2.0]))
+        >>> tape.value_and_gradient(np.array([2.0, 1.0]))
+        (4.0, array([4., 4.]))
+        """
         return self._value_and_gradient(x)
 
     def _value_and_gradient(self, x, unwrap=True):
@@ -614,9 +968,53 @@ class Tape:
             return self._recorded_point(), self._in_dtypes
         return self._flat_of(x, "tape replay")
 
-    def jvp(self, x, v, batch=False, threads=None, executor=None, progress=False):
-        """(outputs, J v) at x; x and v have the arguments' structure (for several
-        arguments, tuples of them), the results the outputs'."""
+    def jvp(self, x: Any, v: Any, batch: bool = False, threads: "int | None" = None,
+            executor: Any = None, progress: bool = False) -> "tuple[Any, Any]":
+        """The outputs and the Jacobian-vector product ``J v`` at ``x``, by one forward sweep.
+
+        Parameters
+        ----------
+        x : pytree
+            The point, in the arguments' structure (for several arguments, a tuple of
+            them); None: the recorded point.
+        v : pytree
+            The tangent, in the differentiated arguments' structure.
+        batch : bool
+            ``x[k]`` (each leaf's first axis) is the k-th point; the results gain a
+            leading axis. A parameter given without the batch axis is shared by every point.
+        threads : int, optional
+            Split a batch over this many threads (the GIL is released in the sweeps).
+        executor : concurrent.futures.Executor, optional
+            Anything with ``submit`` (a thread or process pool, a dask ``Client``) to
+            spread a batch over; the tape travels as its validated bytes.
+        progress : bool
+            Show progress of a batch (tqdm if installed).
+
+        Returns
+        -------
+        tuple
+            ``(outputs, J v)``, both in the outputs' structure.
+
+        Raises
+        ------
+        ValueError
+            The arguments differ in number, structure or shape from the recorded ones;
+            ``threads`` is not a positive int; an empty batch.
+        TypeError
+            An argument is not real numbers.
+        BranchError
+            A recorded branch flips at this point and the tape cannot re-record
+            (``retrace=False``, an explicit ``Tape``, a loaded tape).
+        TapeClosedError
+            The tape was closed.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> tape = pyad.trace(lambda x: x ** 2, np.array([1.0, 2.0]))
+        >>> tape.jvp(np.array([3.0, 4.0]), np.array([1.0, 0.0]))
+        (array([ 9., 16.]), array([6., 0.]))
+        """
         return self._jvp(x, v, batch, threads, executor, progress)
 
     def _jvp(self, x, v, batch=False, threads=None, executor=None, progress=False,
@@ -632,8 +1030,52 @@ class Tape:
             y, yd = self._sweep(Sweep.JVP, point, v_flat)
         return self._out_result(y, dtypes), self._out_result(yd, dtypes)
 
-    def vjp(self, x, u, batch=False, threads=None, executor=None, progress=False):
-        """(outputs, u^T J) at x; u has the outputs' structure, u^T J the arguments'."""
+    def vjp(self, x: Any, u: Any, batch: bool = False, threads: "int | None" = None,
+            executor: Any = None, progress: bool = False) -> "tuple[Any, Any]":
+        """The outputs and the vector-Jacobian product ``u^T J`` at ``x``, by one reverse sweep.
+
+        Parameters
+        ----------
+        x : pytree
+            The point, in the arguments' structure; None: the recorded point.
+        u : pytree
+            The cotangent, in the outputs' structure.
+        batch : bool
+            ``x[k]`` (each leaf's first axis) is the k-th point; the results gain a
+            leading axis. A parameter given without the batch axis is shared by every point.
+        threads : int, optional
+            Split a batch over this many threads (the GIL is released in the sweeps).
+        executor : concurrent.futures.Executor, optional
+            Anything with ``submit`` (a thread or process pool, a dask ``Client``) to
+            spread a batch over; the tape travels as its validated bytes.
+        progress : bool
+            Show progress of a batch (tqdm if installed).
+
+        Returns
+        -------
+        tuple
+            ``(outputs, u^T J)``; ``u^T J`` in the differentiated arguments' structure.
+
+        Raises
+        ------
+        ValueError
+            The arguments differ in number, structure or shape from the recorded ones;
+            ``threads`` is not a positive int; an empty batch.
+        TypeError
+            An argument is not real numbers.
+        BranchError
+            A recorded branch flips at this point and the tape cannot re-record
+            (``retrace=False``, an explicit ``Tape``, a loaded tape).
+        TapeClosedError
+            The tape was closed.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> tape = pyad.trace(lambda x: x ** 2, np.array([1.0, 2.0]))
+        >>> tape.vjp(np.array([3.0, 4.0]), np.array([1.0, 1.0]))
+        (array([ 9., 16.]), array([6., 8.]))
+        """
         return self._vjp(x, u, batch, threads, executor, progress)
 
     def _vjp(self, x, u, batch=False, threads=None, executor=None, progress=False,
@@ -649,9 +1091,54 @@ class Tape:
             y, g = self._sweep(Sweep.VJP, flat, uflat)
         return self._out_result(y, dtypes), self._in_result(g, dtypes, unwrap)
 
-    def hvp(self, x, v, batch=False, threads=None, executor=None, progress=False):
-        """Hessian of the scalar output times v, at x (forward-over-reverse); v and
-        the result have the arguments' structure."""
+    def hvp(self, x: Any, v: Any, batch: bool = False, threads: "int | None" = None,
+            executor: Any = None, progress: bool = False) -> Any:
+        """The Hessian of the scalar output times ``v`` at ``x`` (forward-over-reverse).
+
+        Parameters
+        ----------
+        x : pytree
+            The point, in the arguments' structure; None: the recorded point.
+        v : pytree
+            The direction, in the differentiated arguments' structure.
+        batch : bool
+            ``x[k]`` (each leaf's first axis) is the k-th point; the results gain a
+            leading axis. A parameter given without the batch axis is shared by every point.
+        threads : int, optional
+            Split a batch over this many threads (the GIL is released in the sweeps).
+        executor : concurrent.futures.Executor, optional
+            Anything with ``submit`` (a thread or process pool, a dask ``Client``) to
+            spread a batch over; the tape travels as its validated bytes.
+        progress : bool
+            Show progress of a batch (tqdm if installed).
+
+        Returns
+        -------
+        pytree
+            ``H v``, in the differentiated arguments' structure.
+
+        Raises
+        ------
+        TypeError
+            The tape has more than one output number.
+        ValueError
+            The arguments differ in number, structure or shape from the recorded ones;
+            ``threads`` is not a positive int; an empty batch.
+        TypeError
+            An argument is not real numbers.
+        BranchError
+            A recorded branch flips at this point and the tape cannot re-record
+            (``retrace=False``, an explicit ``Tape``, a loaded tape).
+        TapeClosedError
+            The tape was closed.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> tape = pyad.trace(lambda x: x[0] ** 2 * x[1], np.array([1.0, 2.0]))
+        >>> tape.hvp(np.array([1.0, 2.0]), np.array([1.0, 0.0]))
+        array([4., 2.])
+        """
         return self._hvp(x, v, batch, threads, executor, progress)
 
     def _hvp(self, x, v, batch=False, threads=None, executor=None, progress=False,
@@ -671,17 +1158,59 @@ class Tape:
 
     # ---- whole derivative objects (pyad.replay assembles them) ----
 
-    def jacobian(self, x=None, mode="auto", batch=False, threads=None, executor=None,
-                 progress=False):
-        """The Jacobian, nested as JAX nests it: the outputs' structure outside, the
-        arguments' inside, each block of shape output.shape + input.shape (a float
-        for a scalar function of a scalar).
+    def jacobian(self, x: Any = None, mode: str = "auto", batch: bool = False,
+                 threads: "int | None" = None, executor: Any = None,
+                 progress: bool = False) -> Any:
+        """The Jacobian at ``x``, nested as JAX nests it.
 
-        mode="forward" (or "fwd") sweeps n tangent directions, "reverse" (or
-        "rev") m adjoints; "auto" takes forward when n_inputs <= n_outputs (a
-        forward sweep is the cheaper pass), else reverse. With batch=True, x[k]
-        is the k-th point; threads= / executor= / progress= as for the other
-        batched methods."""
+        The outputs' structure outside, the arguments' inside, each block of shape
+        ``output.shape + input.shape`` (a float for a scalar function of a scalar).
+
+        Parameters
+        ----------
+        x : pytree, optional
+            The point (None: the recorded one).
+        mode : {"auto", "forward", "fwd", "reverse", "rev"}
+            ``"forward"`` sweeps ``n_inputs`` tangents together, ``"reverse"``
+            ``n_outputs`` adjoints; ``"auto"`` takes forward when ``n_inputs <=
+            n_outputs``.
+        batch : bool
+            ``x[k]`` (each leaf's first axis) is the k-th point; the results gain a
+            leading axis. A parameter given without the batch axis is shared by every point.
+        threads : int, optional
+            Split a batch over this many threads (the GIL is released in the sweeps).
+        executor : concurrent.futures.Executor, optional
+            Anything with ``submit`` (a thread or process pool, a dask ``Client``) to
+            spread a batch over; the tape travels as its validated bytes.
+        progress : bool
+            Show progress of a batch (tqdm if installed).
+
+        Returns
+        -------
+        numpy.ndarray or pytree
+            The Jacobian; with ``batch``, a leading axis.
+
+        Raises
+        ------
+        ValueError
+            The arguments differ in number, structure or shape from the recorded ones;
+            ``threads`` is not a positive int; an empty batch.
+        TypeError
+            An argument is not real numbers.
+        BranchError
+            A recorded branch flips at this point and the tape cannot re-record
+            (``retrace=False``, an explicit ``Tape``, a loaded tape).
+        TapeClosedError
+            The tape was closed.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> tape = pyad.trace(lambda x: x ** 2, np.array([1.0, 2.0]))
+        >>> tape.jacobian(np.array([3.0, 4.0]), mode="reverse")
+        array([[6., 0.],
+               [0., 8.]])
+        """
         return self._jacobian(x, mode, batch, threads, executor, progress)
 
     def _jacobian(self, x=None, mode="auto", batch=False, threads=None, executor=None,
@@ -698,11 +1227,57 @@ class Tape:
                             lambda row: self._in_tree(row, None, unwrap),
                             lambda rows: self._out_tree(rows, None))
 
-    def hessian(self, x=None, batch=False, threads=None, executor=None, progress=False):
-        """The Hessian of the scalar output, nested as JAX nests it (the arguments'
-        structure outside and inside; each block of shape input_i.shape +
-        input_j.shape, a float for a scalar input), from n forward-over-reverse
-        directions swept together; exactly symmetric."""
+    def hessian(self, x: Any = None, batch: bool = False, threads: "int | None" = None,
+                executor: Any = None, progress: bool = False) -> Any:
+        """The Hessian of the scalar output at ``x``, exactly symmetric.
+
+        From ``n_inputs`` forward-over-reverse directions swept together; nested as JAX
+        nests it (the arguments' structure outside and inside, each block of shape
+        ``input_i.shape + input_j.shape``, a float for a scalar input).
+
+        Parameters
+        ----------
+        x : pytree, optional
+            The point (None: the recorded one).
+        batch : bool
+            ``x[k]`` (each leaf's first axis) is the k-th point; the results gain a
+            leading axis. A parameter given without the batch axis is shared by every point.
+        threads : int, optional
+            Split a batch over this many threads (the GIL is released in the sweeps).
+        executor : concurrent.futures.Executor, optional
+            Anything with ``submit`` (a thread or process pool, a dask ``Client``) to
+            spread a batch over; the tape travels as its validated bytes.
+        progress : bool
+            Show progress of a batch (tqdm if installed).
+
+        Returns
+        -------
+        numpy.ndarray or pytree
+            The Hessian; with ``batch``, a leading axis.
+
+        Raises
+        ------
+        TypeError
+            The tape has more than one output number.
+        ValueError
+            The arguments differ in number, structure or shape from the recorded ones;
+            ``threads`` is not a positive int; an empty batch.
+        TypeError
+            An argument is not real numbers.
+        BranchError
+            A recorded branch flips at this point and the tape cannot re-record
+            (``retrace=False``, an explicit ``Tape``, a loaded tape).
+        TapeClosedError
+            The tape was closed.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> tape = pyad.trace(lambda x: x[0] ** 2 * x[1], np.array([1.0, 2.0]))
+        >>> tape.hessian(np.array([1.0, 2.0]))
+        array([[4., 2.],
+               [2., 0.]])
+        """
         return self._hessian(x, batch, threads, executor, progress)
 
     def _hessian(self, x=None, batch=False, threads=None, executor=None, progress=False,

@@ -9,6 +9,7 @@ derivative alone; a tuple: a tuple of them); has_aux=True lets f return
 passed to f and not differentiated; results keep the inputs' dtype."""
 import functools
 import operator
+from typing import Any, Callable
 
 from . import cached, pytree, recording
 from .modes import mode_name
@@ -63,22 +64,66 @@ def record(f, args, argnums, backend=None, retrace=False):
     return _recording(f, args, tuple(argnums), backend, retrace=retrace)[0]
 
 
-def trace(f, *args, argnums=None, backend=None, retrace=True):
-    """Record f(*args) once; the returned Tape replays it at new points.
+def trace(f: Callable[..., Any], *args: Any, argnums: "int | tuple[int, ...] | None" = None,
+          backend: "str | None" = None, retrace: bool = True) -> Tape:
+    """Record ``f(*args)`` once; the returned Tape replays it at new points.
 
     The arguments may be pytrees (nested tuples, lists, dicts and namedtuples of
     arrays and numbers): replay takes arguments of the same structure, and
-    derivatives come back in it. With retrace=True the tape keeps f and
+    derivatives come back in it. With ``retrace=True`` the tape keeps ``f`` and
     re-records when replay reaches a point where one of f's Python branches goes
-    the other way (counted in tape.retraces); with retrace=False such a replay
-    raises pyad.BranchError.
+    the other way (counted in ``tape.retraces``); with ``retrace=False`` such a
+    replay raises ``pyad.BranchError``.
 
-    argnums (an int or a tuple of ints, as for pyad.grad) picks the arguments to
-    differentiate; every other argument becomes a *parameter*: replay takes it
-    again (tape.gradient(w, X2, y2): new data, no re-record), derivatives are
-    neither taken nor returned for it, and the derivative sweeps skip the rows
-    that depend on parameters and constants alone. Default: every argument is
-    differentiated (and a tuple of derivatives comes back for several)."""
+    Parameters
+    ----------
+    f : callable
+        The function to record, called once as ``f(*args)``.
+    *args : pytree
+        The point to record at: numbers, arrays or pytrees of them.
+    argnums : int or tuple of int, optional
+        The arguments to differentiate (as for ``pyad.grad``); every other argument
+        becomes a *parameter*: replay takes it again (``tape.gradient(w, X2, y2)``:
+        new data, no re-record), no derivative is taken or returned for it, and the
+        derivative sweeps skip the rows that depend on parameters and constants
+        alone. Default: every argument is differentiated (a tuple of derivatives
+        comes back for several).
+    backend : {"c", "python"}, optional
+        The tape's backend (default: ``PYAD_BACKEND``, else ``"c"``).
+    retrace : bool
+        Keep ``f`` to re-record where a branch flips (else ``BranchError`` there).
+
+    Returns
+    -------
+    Tape
+        The recording, ready to replay.
+
+    Raises
+    ------
+    TypeError
+        ``f`` is not callable, or an argument is not real numbers (a string, a
+        complex array, ``None``).
+    ValueError
+        ``argnums`` is out of range, empty or repeats an argument.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> tape = pyad.trace(lambda x: np.sum(x ** 2), np.array([1.0, 2.0]))
+    >>> tape(np.array([3.0, 4.0]))
+    25.0
+    >>> tape.gradient(np.array([3.0, 4.0]))
+    array([6., 8.])
+
+    Data as parameters, replayed with new values:
+
+    >>> loss = lambda w, X: np.sum((X @ w) ** 2)
+    >>> tape = pyad.trace(loss, np.ones(2), np.eye(2), argnums=0)
+    >>> tape.n_inputs, tape.n_params
+    (2, 4)
+    >>> tape.gradient(np.ones(2), 2 * np.eye(2))
+    array([8., 8.])
+    """
     if not callable(f):
         raise TypeError(f"pyad.trace needs a function, got {type(f).__name__}")
     if argnums is None:
@@ -118,12 +163,47 @@ def _transform(fn, make, **kwargs):
     return fn
 
 
-def value_and_grad(f, argnums=0, has_aux=False, backend=None, cache=False):
-    """f's value and gradient with respect to args[argnums] (JAX semantics): the
-    gradient has that argument's structure (a tuple of them for a tuple argnums).
-    With has_aux=True f returns (value, aux) and this returns ((value, aux), grad).
-    cache=True (or pyad.jit(...)): one tape per input signature, replayed (see
-    pyad.cached)."""
+def value_and_grad(f: Callable[..., Any], argnums: "int | tuple[int, ...]" = 0,
+                   has_aux: bool = False, backend: "str | None" = None,
+                   cache: bool = False) -> Callable[..., Any]:
+    """f's value and gradient with respect to ``args[argnums]``, as ``jax.value_and_grad``.
+
+    Parameters
+    ----------
+    f : callable
+        A function with one scalar output (or ``(output, aux)`` with ``has_aux``).
+    argnums : int or tuple of int
+        The positional arguments to differentiate; a tuple gives a tuple of gradients.
+    has_aux : bool
+        ``f`` returns ``(value, aux)``; the result is then ``((value, aux), grad)``
+        with ``aux`` as plain values.
+    backend : {"c", "python"}, optional
+        The backend recording each call (default: ``PYAD_BACKEND``, else ``"c"``).
+    cache : bool
+        Keep one tape per input signature and replay it (the same as
+        ``pyad.jit(pyad.value_and_grad(f))``).
+
+    Returns
+    -------
+    callable
+        ``g(*args, **kwargs) -> (value, gradient)``: the gradient has the structure
+        and dtype of the differentiated argument; keyword arguments reach ``f``
+        undifferentiated.
+
+    Raises
+    ------
+    TypeError
+        (when called) f's output is not one scalar, or ``argnums`` is not an int or
+        a tuple of ints.
+    ValueError
+        ``has_aux`` together with ``cache``; (when called) ``argnums`` out of range.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> pyad.value_and_grad(lambda x: np.sum(x ** 2))(np.array([1.0, 2.0]))
+    (5.0, array([2., 4.]))
+    """
     _no_aux_cache(has_aux, cache)
     if cache:
         return cached.cached("value_and_grad", f, argnums, backend, trace, _argnums_tuple)
@@ -142,16 +222,51 @@ def value_and_grad(f, argnums=0, has_aux=False, backend=None, cache=False):
                       has_aux=has_aux, backend=backend)
 
 
-def grad(f, argnums=0, has_aux=False, backend=None, cache=False):
-    """The gradient of scalar f with respect to args[argnums], in that argument's
-    structure and dtype (a tuple of them for a tuple argnums). With has_aux=True
-    f returns (value, aux) and this returns (grad, aux).
+def grad(f: Callable[..., Any], argnums: "int | tuple[int, ...]" = 0, has_aux: bool = False,
+         backend: "str | None" = None, cache: bool = False) -> Callable[..., Any]:
+    """The gradient of scalar ``f`` with respect to ``args[argnums]``, as ``jax.grad``.
 
-    cache=True (the same as pyad.jit(pyad.grad(f))): one tape per input signature
-    (pytree structure, shapes, dtypes, static arguments), replayed at each call
-    while its recorded branches hold and re-recorded where one flips; arguments
-    outside argnums are its parameters. Like jax.jit, globals f reads are baked
-    in when a signature is first recorded (see pyad.cached)."""
+    Parameters
+    ----------
+    f : callable
+        A function with one scalar output (or ``(output, aux)`` with ``has_aux``).
+    argnums : int or tuple of int
+        The positional arguments to differentiate; a tuple gives a tuple of gradients.
+    has_aux : bool
+        ``f`` returns ``(value, aux)``; the result is then ``(grad, aux)``.
+    backend : {"c", "python"}, optional
+        The backend recording each call (default: ``PYAD_BACKEND``, else ``"c"``).
+    cache : bool
+        Keep one tape per input signature (pytree structure, shapes, dtypes, static
+        arguments), replayed at each call while its recorded branches hold and
+        re-recorded where one flips (the same as ``pyad.jit(pyad.grad(f))``). Like
+        ``jax.jit``, globals ``f`` reads are baked in when a signature is first
+        recorded.
+
+    Returns
+    -------
+    callable
+        ``g(*args, **kwargs)``: the gradient, in the structure and dtype of the
+        differentiated argument (a tuple of them for a tuple ``argnums``).
+
+    Raises
+    ------
+    TypeError
+        (when called) f's output is not one scalar, an argument is not real
+        numbers, or ``argnums`` is not an int or a tuple of ints.
+    ValueError
+        ``has_aux`` together with ``cache``; (when called) ``argnums`` out of range.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> pyad.grad(lambda x: np.sum(x ** 2))(np.array([1.0, 2.0]))
+    array([2., 4.])
+    >>> pyad.grad(lambda x, y: x * y, argnums=(0, 1))(2.0, 3.0)
+    (3.0, 2.0)
+    >>> pyad.grad(lambda p: p["w"] ** 2)({"w": 3.0})
+    {'w': 6.0}
+    """
     _no_aux_cache(has_aux, cache)
     if cache:
         return cached.cached("grad", f, argnums, backend, trace, _argnums_tuple)
@@ -164,13 +279,51 @@ def grad(f, argnums=0, has_aux=False, backend=None, cache=False):
     return _transform(grad_f, grad, f=f, argnums=argnums, has_aux=has_aux, backend=backend)
 
 
-def jacobian(f, mode="auto", backend=None, argnums=0, has_aux=False, cache=False):
-    """args -> the Jacobian of f with respect to args[argnums], nested as JAX nests
-    it: f's output structure outside, the argument's structure inside, each block
-    of shape output.shape + input.shape (for one array in and out:
-    f(x).shape + x.shape). mode: "auto", "forward"/"fwd" (jax.jacfwd) or
-    "reverse"/"rev" (jax.jacrev). With has_aux=True, returns (jacobian, aux).
-    cache=True: one tape per input signature, replayed (as for pyad.grad)."""
+def jacobian(f: Callable[..., Any], mode: str = "auto", backend: "str | None" = None,
+             argnums: "int | tuple[int, ...]" = 0, has_aux: bool = False,
+             cache: bool = False) -> Callable[..., Any]:
+    """The Jacobian of ``f`` with respect to ``args[argnums]`` (``jax.jacfwd`` / ``jax.jacrev``).
+
+    Nested as JAX nests it: f's output structure outside, the argument's structure
+    inside, each block of shape ``output.shape + input.shape`` (for one array in
+    and out: ``f(x).shape + x.shape``).
+
+    Parameters
+    ----------
+    f : callable
+        The function (any output: a number, an array or a pytree of them).
+    mode : {"auto", "forward", "fwd", "reverse", "rev"}
+        ``"forward"`` sweeps one tangent per input, ``"reverse"`` one adjoint per
+        output; ``"auto"`` takes the one with fewer directions.
+    backend : {"c", "python"}, optional
+        The backend recording each call.
+    argnums : int or tuple of int
+        The positional arguments to differentiate.
+    has_aux : bool
+        ``f`` returns ``(output, aux)``; the result is then ``(jacobian, aux)``.
+    cache : bool
+        One tape per input signature, replayed (as for ``pyad.grad``).
+
+    Returns
+    -------
+    callable
+        ``jac(*args, **kwargs)``: the Jacobian.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``mode``; ``has_aux`` together with ``cache``.
+    TypeError
+        (when called) an argument is not real numbers, or ``argnums`` is not an
+        int or a tuple of ints.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> pyad.jacobian(lambda x: x ** 2)(np.array([1.0, 2.0]))
+    array([[2., 0.],
+           [0., 4.]])
+    """
     _no_aux_cache(has_aux, cache)
     if cache:
         mode_name(mode)
@@ -189,12 +342,46 @@ def jacobian(f, mode="auto", backend=None, argnums=0, has_aux=False, cache=False
                       has_aux=has_aux)
 
 
-def hessian(f, argnums=0, has_aux=False, backend=None, cache=False):
-    """args -> the Hessian of scalar f with respect to args[argnums]
-    (forward-over-reverse), nested as JAX nests it: the argument's structure
-    outside and inside, each block of shape x_i.shape + x_j.shape (for one array:
-    x.shape + x.shape). With has_aux=True, returns (hessian, aux). cache=True: one
-    tape per input signature, replayed (as for pyad.grad)."""
+def hessian(f: Callable[..., Any], argnums: "int | tuple[int, ...]" = 0, has_aux: bool = False,
+            backend: "str | None" = None, cache: bool = False) -> Callable[..., Any]:
+    """The Hessian of scalar ``f`` with respect to ``args[argnums]`` (forward-over-reverse).
+
+    Nested as JAX nests it: the argument's structure outside and inside, each block
+    of shape ``x_i.shape + x_j.shape`` (for one array: ``x.shape + x.shape``);
+    exactly symmetric.
+
+    Parameters
+    ----------
+    f : callable
+        A function with one scalar output.
+    argnums : int or tuple of int
+        The positional arguments to differentiate.
+    has_aux : bool
+        ``f`` returns ``(output, aux)``; the result is then ``(hessian, aux)``.
+    backend : {"c", "python"}, optional
+        The backend recording each call.
+    cache : bool
+        One tape per input signature, replayed (as for ``pyad.grad``).
+
+    Returns
+    -------
+    callable
+        ``hess(*args, **kwargs)``: the Hessian.
+
+    Raises
+    ------
+    TypeError
+        (when called) f's output is not one scalar.
+    ValueError
+        ``has_aux`` together with ``cache``.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> pyad.hessian(lambda x: x[0] ** 2 * x[1])(np.array([1.0, 2.0]))
+    array([[4., 2.],
+           [2., 0.]])
+    """
     _no_aux_cache(has_aux, cache)
     if cache:
         return cached.cached("hessian", f, argnums, backend, trace, _argnums_tuple)
@@ -245,15 +432,50 @@ def _directions(tape, v, single, what, outputs=False):
     return tape._flat_of(v, what, varargs=True, outputs=outputs, directions=not outputs)[0]
 
 
-def jvp(f, primals, tangents, argnums=None, has_aux=False, backend=None):
-    """(f(x), J v): the Jacobian-vector product by one forward sweep.
+def jvp(f: Callable[..., Any], primals: Any, tangents: Any,
+        argnums: "int | tuple[int, ...] | None" = None, has_aux: bool = False,
+        backend: "str | None" = None) -> tuple:
+    """``(f(x), J v)``: the Jacobian-vector product, by one forward sweep.
 
-    pyad.jvp(f, x, v) differentiates f(x); JAX's form pyad.jvp(f, (x, y), (v, w))
-    (a plain tuple of primals and one of tangents) differentiates f(x, y). argnums
-    limits the differentiated arguments of the tuple form (tangents then follow
-    argnums: one for an int, a tuple for a tuple). Wrap an argument that is
-    itself a tuple: pyad.jvp(f, ((a, b),), ((va, vb),)). has_aux=True: f returns
-    (output, aux) and this returns (f(x), J v, aux)."""
+    ``pyad.jvp(f, x, v)`` differentiates ``f(x)``; JAX's form
+    ``pyad.jvp(f, (x, y), (v, w))`` (a plain tuple of primals and one of tangents)
+    differentiates ``f(x, y)``. Wrap an argument that is itself a tuple:
+    ``pyad.jvp(f, ((a, b),), ((va, vb),))``.
+
+    Parameters
+    ----------
+    f : callable
+        The function.
+    primals : pytree or tuple
+        The point: one argument, or a plain tuple of arguments.
+    tangents : pytree or tuple
+        The direction ``v``, in the structure of the differentiated argument(s).
+    argnums : int or tuple of int, optional
+        Limits the differentiated arguments of the tuple form (tangents then follow
+        ``argnums``: one for an int, a tuple for a tuple).
+    has_aux : bool
+        ``f`` returns ``(output, aux)``; the result is then ``(f(x), J v, aux)``.
+    backend : {"c", "python"}, optional
+        The backend recording the call.
+
+    Returns
+    -------
+    tuple
+        ``(f(x), J v)``, both in f's output structure.
+
+    Raises
+    ------
+    ValueError
+        The tangents do not match the primals in structure or shape.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> pyad.jvp(lambda x: x ** 2, np.array([1.0, 2.0]), np.array([1.0, 0.0]))
+    (array([1., 4.]), array([2., 0.]))
+    >>> pyad.jvp(lambda x, y: x * y, (2.0, 3.0), (1.0, 0.0))
+    (6.0, 3.0)
+    """
     args, nums, single = _primals(primals, argnums, "jvp")
     tape, aux = _recording(f, args, nums, backend, has_aux=has_aux)
     try:
@@ -264,14 +486,46 @@ def jvp(f, primals, tangents, argnums=None, has_aux=False, backend=None):
     return (y, yd, aux) if has_aux else (y, yd)
 
 
-def vjp(f, primals, cotangents, argnums=None, has_aux=False, backend=None):
-    """(f(x), u^T J): the vector-Jacobian product by one reverse sweep. u has f's
-    output structure; u^T J has x's.
+def vjp(f: Callable[..., Any], primals: Any, cotangents: Any,
+        argnums: "int | tuple[int, ...] | None" = None, has_aux: bool = False,
+        backend: "str | None" = None) -> tuple:
+    """``(f(x), u^T J)``: the vector-Jacobian product, by one reverse sweep.
 
-    Unlike jax.vjp, which returns a function, this takes the cotangent u and
-    returns the product. pyad.vjp(f, (x, y), u), a plain tuple of primals,
-    differentiates f(x, y) and returns a tuple (one per differentiated argument;
-    argnums as for jvp). has_aux=True: returns (f(x), u^T J, aux)."""
+    Unlike ``jax.vjp``, which returns a function, this takes the cotangent ``u``
+    and returns the product. A plain tuple of primals differentiates
+    ``f(*primals)`` and gives a tuple (one per differentiated argument).
+
+    Parameters
+    ----------
+    f : callable
+        The function.
+    primals : pytree or tuple
+        The point: one argument, or a plain tuple of arguments.
+    cotangents : pytree
+        ``u``, in f's output structure.
+    argnums : int or tuple of int, optional
+        Limits the differentiated arguments of the tuple form.
+    has_aux : bool
+        ``f`` returns ``(output, aux)``; the result is then ``(f(x), u^T J, aux)``.
+    backend : {"c", "python"}, optional
+        The backend recording the call.
+
+    Returns
+    -------
+    tuple
+        ``(f(x), u^T J)``; ``u^T J`` has the structure of the differentiated argument(s).
+
+    Raises
+    ------
+    ValueError
+        The cotangent does not match f's output in structure or shape.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> pyad.vjp(lambda x: x ** 2, np.array([1.0, 2.0]), np.array([1.0, 1.0]))
+    (array([1., 4.]), array([2., 4.]))
+    """
     args, nums, single = _primals(primals, argnums, "vjp")
     tape, aux = _recording(f, args, nums, backend, has_aux=has_aux)
     try:
@@ -281,10 +535,41 @@ def vjp(f, primals, cotangents, argnums=None, has_aux=False, backend=None):
     return (y, g, aux) if has_aux else (y, g)
 
 
-def hvp(f, primals, tangents, argnums=None, backend=None):
-    """H v for scalar f at x, by forward-over-reverse (no finite differences), in
-    x's structure. A plain tuple of primals (and of tangents) differentiates
-    f(*primals), as for jvp."""
+def hvp(f: Callable[..., Any], primals: Any, tangents: Any,
+        argnums: "int | tuple[int, ...] | None" = None, backend: "str | None" = None) -> Any:
+    """``H v`` for scalar ``f`` at ``x``, by forward-over-reverse (no finite differences).
+
+    Parameters
+    ----------
+    f : callable
+        A function with one scalar output.
+    primals : pytree or tuple
+        The point: one argument, or a plain tuple of arguments (as for ``jvp``).
+    tangents : pytree or tuple
+        The direction ``v``, in the structure of the differentiated argument(s).
+    argnums : int or tuple of int, optional
+        Limits the differentiated arguments of the tuple form.
+    backend : {"c", "python"}, optional
+        The backend recording the call.
+
+    Returns
+    -------
+    pytree
+        ``H v``, in x's structure.
+
+    Raises
+    ------
+    TypeError
+        f's output is not one scalar.
+    ValueError
+        ``v`` does not match ``x`` in structure or shape.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> pyad.hvp(lambda x: x[0] ** 2 * x[1], np.array([1.0, 2.0]), np.array([1.0, 0.0]))
+    array([4., 2.])
+    """
     args, nums, single = _primals(primals, argnums, "hvp")
     tape, _ = _recording(f, args, nums, backend)
     try:
