@@ -81,14 +81,8 @@ class Scalar(ScalarBase):
     friends and numpy's ufuncs record rows on the tape; the common binary operators
     run in a small C extension. ``float(x)`` and ``math.sin(x)`` raise
     ``TypeError`` (they would drop the derivative): use ``pyad.sin`` or ``.value``.
-    ``Scalar(store, slot)`` is the low-level constructor.
-
-    Parameters
-    ----------
-    store : Store
-        The tape's store (the ``._s`` of an active value).
-    slot : int
-        The slot holding the value.
+    ``Scalar(store, slot)`` is the low-level constructor (``store``: the tape's
+    store, the ``._s`` of an active value; ``slot``: the slot holding the value).
 
     Examples
     --------
