@@ -850,12 +850,11 @@ class Tape:
         Raises
         ------
         TypeError
-            The tape has more than one output number (use ``vjp`` or ``jacobian``).
+            The tape has more than one output number (use ``vjp`` or ``jacobian``), or an
+            argument is not real numbers.
         ValueError
             The arguments differ in number, structure or shape from the recorded ones;
             ``threads`` is not a positive int; an empty batch.
-        TypeError
-            An argument is not real numbers.
         BranchError
             A recorded branch flips at this point and the tape cannot re-record
             (``retrace=False``, an explicit ``Tape``, a loaded tape).
@@ -925,12 +924,11 @@ class Tape:
         Raises
         ------
         TypeError
-            The tape has more than one output number.
+            The tape has more than one output number, or an argument is not real
+            numbers.
         ValueError
             The arguments differ in number, structure or shape from the recorded ones;
             ``threads`` is not a positive int; an empty batch.
-        TypeError
-            An argument is not real numbers.
         BranchError
             A recorded branch flips at this point and the tape cannot re-record
             (``retrace=False``, an explicit ``Tape``, a loaded tape).
@@ -1120,12 +1118,11 @@ class Tape:
         Raises
         ------
         TypeError
-            The tape has more than one output number.
+            The tape has more than one output number, or an argument is not real
+            numbers.
         ValueError
             The arguments differ in number, structure or shape from the recorded ones;
             ``threads`` is not a positive int; an empty batch.
-        TypeError
-            An argument is not real numbers.
         BranchError
             A recorded branch flips at this point and the tape cannot re-record
             (``retrace=False``, an explicit ``Tape``, a loaded tape).
@@ -1258,12 +1255,11 @@ class Tape:
         Raises
         ------
         TypeError
-            The tape has more than one output number.
+            The tape has more than one output number, or an argument is not real
+            numbers.
         ValueError
             The arguments differ in number, structure or shape from the recorded ones;
             ``threads`` is not a positive int; an empty batch.
-        TypeError
-            An argument is not real numbers.
         BranchError
             A recorded branch flips at this point and the tape cannot re-record
             (``retrace=False``, an explicit ``Tape``, a loaded tape).
