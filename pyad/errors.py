@@ -26,6 +26,12 @@ class TapeBusyError(PyadError, RuntimeError):
     """Another thread is recording on, or sweeping, this tape."""
 
 
+class CustomRuleError(PyadError, NotImplementedError):
+    """A sweep needs a derivative rule that a pyad.custom_jvp / pyad.custom_vjp
+    function was not given (the message names which), or a tape holding such a
+    function was to be saved (Python code is never serialized)."""
+
+
 class RetraceWarning(UserWarning):
     """Most points of a batch took another Python branch and were re-recorded one
     by one: correct but slow (pyad.where records both sides of a branch)."""
@@ -46,6 +52,7 @@ _ERROR_OF_STATUS = {
     "PYAD_ECLOSED": TapeClosedError,
     "PYAD_EBUSY": TapeBusyError,
     "PYAD_EFORMAT": TapeFormatError,
+    "PYAD_ECALLBACK": CustomRuleError,
 }
 
 

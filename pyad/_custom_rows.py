@@ -1,0 +1,229 @@
+"""Custom rows in the sweeps: the user's rules of a pyad.custom_jvp /
+pyad.custom_vjp function, applied to flat float64 vectors.
+
+A CustomRow is one recorded call: the function (its rules), the structure of
+its arguments and of its result. Both backends sweep the row through it: the
+pure-Python backend calls its methods directly, the C core through its callback
+(pyad.backend_c's pyad_custom_callback, which hands over the row's lanes, and
+run_call here, which walks them).
+
+Which rule each sweep needs (x: the operands, all arguments' leaves flattened):
+
+    values    f(x)                                   the primal function
+    tangent   f(x), J xd                             custom_jvp's rule; a custom_vjp
+                                                     function with a second-order
+                                                     rule builds J from n_out bwd calls
+    reverse   J^T g                                  custom_vjp's fwd + bwd; for
+                                                     custom_jvp, J from n_in calls of
+                                                     its rule (it is linear in the
+                                                     tangents), then J^T g
+    second    J^T g, J^T gd + d/dt (J^T g) along xd  the second-order rule (defhvp)
+"""
+import numpy as np
+
+from . import pytree
+from .errors import CustomRuleError
+
+VALUES, TANGENT, REVERSE, SECOND = 0, 1, 2, 3
+
+
+def _leaf_values(flat, shapes):
+    """The leaves of flat, cut into the given shapes: 0-d leaves as np.float64 (a
+    float), the others as float64 arrays (copies: a rule may keep or modify them)."""
+    out, pos = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape, dtype=np.int64))
+        part = flat[pos:pos + size]
+        out.append(np.float64(part[0]) if shape == () else np.array(part).reshape(shape))
+        pos += size
+    return out
+
+
+def _flat_leaves(name, tree, spec, shapes, what):
+    """tree (the structure spec, leaves of the given shapes; a None leaf is zero) as
+    one float64 vector, or a clear error naming `name` and `what` it should be."""
+    parts = spec.flatten_up_to(tree) if spec.num_leaves else []
+    if len(parts) != len(shapes):
+        raise ValueError(f"{name}: {what} has {len(parts)} leaves, expected {len(shapes)}")
+    flat = []
+    for i, (leaf, shape) in enumerate(zip(parts, shapes)):
+        if leaf is None:
+            flat.append(np.zeros(int(np.prod(shape, dtype=np.int64))))
+            continue
+        try:
+            a = np.asarray(leaf, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name}: leaf {i} of {what} is {type(leaf).__name__}, not an "
+                            "array of numbers") from None
+        if a.shape != shape:
+            try:
+                a = np.broadcast_to(a, shape)
+            except ValueError:
+                raise ValueError(f"{name}: leaf {i} of {what} has shape {a.shape}, expected "
+                                 f"{shape}") from None
+        flat.append(a.ravel())
+    return np.concatenate(flat) if flat else np.zeros(0)
+
+
+def _structured(name, tree, spec, what):
+    """tree with spec's structure (lists and tuples alike), else a clear error."""
+    got = pytree.match(spec, tree)
+    if got is None:
+        raise ValueError(f"{name}: {what} has the structure {pytree.describe_value(tree)}, "
+                         f"expected {pytree.describe(spec)}")
+    return pytree.unflatten(spec, got)
+
+
+class CustomRow:
+    """One recorded call of a custom function (pyad.custom): its rules and the
+    shapes of its arguments' leaves and its result's leaves."""
+
+    def __init__(self, fn, arg_spec, arg_shapes, out_spec, out_shapes):
+        self.fn = fn  # the pyad.custom_jvp / custom_vjp object
+        self.arg_spec, self.arg_shapes = arg_spec, arg_shapes
+        self.out_spec, self.out_shapes = out_spec, out_shapes
+        self.n_in = sum(int(np.prod(s, dtype=np.int64)) for s in arg_shapes)
+        self.n_out = sum(int(np.prod(s, dtype=np.int64)) for s in out_shapes)
+
+    @property
+    def name(self):
+        return self.fn.name
+
+    # ---- between flat vectors and the user's structures ----
+
+    def args(self, x):
+        """The argument tuple at the flat point x."""
+        return pytree.unflatten(self.arg_spec, _leaf_values(x, self.arg_shapes))
+
+    def out_tree(self, z):
+        return pytree.unflatten(self.out_spec, _leaf_values(z, self.out_shapes))
+
+    def flat_out(self, tree, what):
+        tree = _structured(self.name, tree, self.out_spec, what)
+        return _flat_leaves(self.name, tree, self.out_spec, self.out_shapes, what)
+
+    def flat_cotangents(self, cts, what):
+        """One cotangent per argument (a tuple, as JAX's bwd returns; a bare value
+        for a function of one argument) as one flat vector over the operands."""
+        n_args = self.arg_spec.num_children
+        if n_args == 1 and not (isinstance(cts, (tuple, list)) and len(cts) == 1):
+            cts = (cts,)
+        if not isinstance(cts, (tuple, list)) or len(cts) != n_args:
+            raise ValueError(f"{self.name}: {what} must be a tuple of {n_args} cotangents, one "
+                             f"per argument, got {pytree.describe_value(cts)}")
+        cts = tuple(cts)
+        filled = tuple(pytree.unflatten(child, [None] * child.num_leaves) if c is None else c
+                       for c, child in zip(cts, self.arg_spec.children()))
+        return _flat_leaves(self.name, _structured(self.name, filled, self.arg_spec, what),
+                            self.arg_spec, self.arg_shapes, what)
+
+    # ---- the sweeps, at one point x ----
+
+    def value(self, x):
+        return self.flat_out(self.fn.fun(*self.args(x)), "the function's result")
+
+    def tangents(self, x, xd):
+        """(f(x), J xd[:, j] for each column j of xd)."""
+        fn = self.fn
+        if fn.jvp_rule is not None:
+            primals = self.args(x)
+            cols, z = [], None
+            for j in range(xd.shape[1]):
+                out, tan = fn.jvp_rule(primals, self.args(xd[:, j]))
+                if z is None:
+                    z = self.flat_out(out, "the primal result of the JVP rule")
+                cols.append(self.flat_out(tan, "the tangent result of the JVP rule"))
+            if z is None:
+                z = self.value(x)
+            return z, np.stack(cols, axis=1)
+        if fn.hvp_rule is None:
+            raise CustomRuleError(
+                f"{self.name} is a pyad.custom_vjp function: forward mode (jvp, "
+                f"jacobian(mode='forward'), hvp, hessian) needs its JVP, which it has not "
+                f"got. Use mode='reverse' (grad, vjp, jacobian(f, mode='reverse')), or "
+                f"define it with pyad.custom_jvp; for hvp / hessian, give it a second-order "
+                f"rule with {self.name}.defhvp(rule)")
+        z, jac = self._jacobian_from_vjp(x)
+        return z, jac @ xd
+
+    def _jacobian_from_vjp(self, x):
+        res_out = self.fn.fwd_rule(*self.args(x))
+        out, res = _fwd_pair(self.name, res_out)
+        z = self.flat_out(out, "the primal result of fwd")
+        rows = [self._bwd(res, np.eye(1, self.n_out, i).ravel()) for i in range(self.n_out)]
+        return z, np.stack(rows, axis=0)
+
+    def _bwd(self, res, g):
+        return self.flat_cotangents(self.fn.bwd_rule(res, self.out_tree(g)),
+                                    "the result of bwd")
+
+    def cotangents(self, x, g):
+        """J^T g[:, j] for each column j of g, as the columns of an (n_in, q) array."""
+        fn = self.fn
+        if fn.bwd_rule is not None:
+            out, res = _fwd_pair(self.name, fn.fwd_rule(*self.args(x)))
+            return np.stack([self._bwd(res, g[:, j]) for j in range(g.shape[1])], axis=1)
+        # custom_jvp: the rule is linear in the tangents, so its columns at the unit
+        # tangents are J's; n_in calls, then J^T g for every g at once
+        eye = np.eye(self.n_in)
+        _, jac = self.tangents(x, eye)
+        return jac.T @ g
+
+    def second(self, x, xd, g):
+        """d/dt (J(x + t xd)^T g) at t = 0 (for a scalar f and g = 1: H xd)."""
+        rule = self.fn.hvp_rule
+        if rule is None:
+            raise CustomRuleError(
+                f"{self.name}: hvp / hessian need a second-order rule, which this "
+                f"{self.fn.kind} function has not got: give one with "
+                f"{self.name}.defhvp(rule), rule(primals, tangents, cotangent) returning one "
+                f"array per argument, the derivative of the cotangents J(x)^T g along the "
+                f"tangents (for a scalar function and g = 1: the Hessian times the tangents)")
+        return self.flat_cotangents(rule(self.args(x), self.args(xd), self.out_tree(g)),
+                                    "the result of the second-order rule")
+
+
+def _fwd_pair(name, res_out):
+    if not (isinstance(res_out, (tuple, list)) and len(res_out) == 2):
+        raise ValueError(f"{name}: fwd must return a pair (result, residuals), got "
+                         f"{pytree.describe_value(res_out)}")
+    return res_out
+
+
+def _nonzero(a):
+    return bool(np.any(a != 0))
+
+
+def run_call(row, sweep, lv, lt, lg, lq, x, z, xd, zd, zbar, xbar, zbard, xbard):
+    """One sweep over a custom row. Arrays are (slots, lanes) views of the work
+    arrays (None where the sweep has none); a sweep with one value lane and several
+    tangent / adjoint lanes has one point and several directions, one with lv
+    lanes has lv points (each with its lane of the others)."""
+    if sweep == VALUES:
+        for j in range(lv):
+            z[:, j] = row.value(x[:, j])
+        return
+    points = range(lv)
+    for j in points:
+        xj = x[:, j]
+
+        def lanes(n):  # this point's lanes of an array with n lanes
+            return slice(j, j + 1) if lv > 1 else slice(0, n)
+
+        if sweep == TANGENT:
+            zj, zd[:, lanes(lt)] = row.tangents(xj, xd[:, lanes(lt)])
+            z[:, j] = zj
+            continue
+        g = zbar[:, lanes(lg)]
+        if _nonzero(g):
+            xbar[:, lanes(lg)] += row.cotangents(xj, g)
+        if sweep != SECOND:
+            continue
+        gd = zbard[:, lanes(lq)]
+        dq = row.cotangents(xj, gd) if _nonzero(gd) else np.zeros((row.n_in, gd.shape[1]))
+        if _nonzero(g):
+            t = xd[:, lanes(lt)]
+            # one adjoint lane serves every tangent direction (the vector sweep)
+            for i in range(dq.shape[1]):
+                dq[:, i] += row.second(xj, t[:, i], g[:, i if g.shape[1] > 1 else 0])
+        xbard[:, lanes(lq)] += dq
