@@ -580,7 +580,9 @@ static const char *const KNOWN_SPECIALS[] = {"input", "constant", "select", "gua
                                              "gather", "reduce_add", "reduce_mul",
                                              "reduce_max", "reduce_min", "cumsum", "cumprod",
                                              /* products: group_products */
-                                             "matmul", "matmul_c", "rmatmul_c"};
+                                             "matmul", "matmul_c", "rmatmul_c",
+                                             /* the caller's rules: group_custom */
+                                             "custom"};
 
 /* The value a comparison primitive must give (by its name). */
 static int compare_by_name(const char *name, double x, double y, double *want)
