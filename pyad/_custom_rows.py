@@ -14,9 +14,11 @@ Which rule each sweep needs (x: the operands, all arguments' leaves flattened):
                                                      function with a second-order
                                                      rule builds J from n_out bwd calls
     reverse   J^T g                                  custom_vjp's fwd + bwd; for
-                                                     custom_jvp, J from n_in calls of
-                                                     its rule (it is linear in the
-                                                     tangents), then J^T g
+                                                     custom_jvp, its rule (linear in
+                                                     the tangents) recorded with pyad
+                                                     and transposed by a reverse
+                                                     sweep, or for few inputs J from
+                                                     n_in calls of it
     second    J^T g, J^T gd + d/dt (J^T g) along xd  the second-order rule (defhvp)
 """
 import numpy as np
@@ -25,6 +27,10 @@ from . import pytree
 from .errors import CustomRuleError
 
 VALUES, TANGENT, REVERSE, SECOND = 0, 1, 2, 3
+# A custom_jvp function of at most this many input numbers gets its reverse mode
+# from J assembled by that many rule calls; above it, its rule is recorded and
+# transposed (one recording and one reverse sweep per point).
+ASSEMBLE_UP_TO = 4
 
 
 def _leaf_values(flat, shapes):
@@ -78,8 +84,9 @@ class CustomRow:
     """One recorded call of a custom function (pyad.custom): its rules and the
     shapes of its arguments' leaves and its result's leaves."""
 
-    def __init__(self, fn, arg_spec, arg_shapes, out_spec, out_shapes):
+    def __init__(self, fn, arg_spec, arg_shapes, out_spec, out_shapes, backend="c"):
         self.fn = fn  # the pyad.custom_jvp / custom_vjp object
+        self.backend = backend  # of the tape it is on: a rule transposed is recorded there
         self.arg_spec, self.arg_shapes = arg_spec, arg_shapes
         self.out_spec, self.out_shapes = out_spec, out_shapes
         self.n_in = sum(int(np.prod(s, dtype=np.int64)) for s in arg_shapes)
@@ -163,11 +170,33 @@ class CustomRow:
         if fn.bwd_rule is not None:
             out, res = _fwd_pair(self.name, fn.fwd_rule(*self.args(x)))
             return np.stack([self._bwd(res, g[:, j]) for j in range(g.shape[1])], axis=1)
-        # custom_jvp: the rule is linear in the tangents, so its columns at the unit
-        # tangents are J's; n_in calls, then J^T g for every g at once
+        # custom_jvp: the rule is linear in the tangents. With many inputs its tangent
+        # map is recorded and transposed by a reverse sweep; with few (or a rule
+        # pyad cannot record on active tangents) J is assembled from its columns at
+        # the unit tangents, n_in calls, then J^T g for every g at once.
+        if self.n_in > ASSEMBLE_UP_TO:
+            transposed = self._transposed_jvp(x, g)
+            if transposed is not None:
+                return transposed
         eye = np.eye(self.n_in)
         _, jac = self.tangents(x, eye)
         return jac.T @ g
+
+    def _transposed_jvp(self, x, g):
+        """J^T g[:, j] for each column j: the JVP rule's tangent map (linear) recorded
+        with pyad at zero tangents, then reverse sweeps; None where the rule cannot
+        be recorded so (it reads its tangents as plain numbers, say)."""
+        from .transforms import trace  # at call time: transforms sits above this module
+        primals, rule = self.args(x), self.fn.jvp_rule
+        zeros = self.args(np.zeros(self.n_in))
+        try:
+            tape = trace(lambda ts: rule(primals, ts)[1], zeros, backend=self.backend,
+                         retrace=False)
+            cts = [tape.vjp((zeros,), self.out_tree(g[:, j]))[1] for j in range(g.shape[1])]
+        except Exception:  # noqa: BLE001 (assembling J calls the rule again: its own error shows)
+            return None
+        return np.stack([self.flat_cotangents(ct, "the JVP rule's transpose") for ct in cts],
+                        axis=1)
 
     def second(self, x, xd, g):
         """d/dt (J(x + t xd)^T g) at t = 0 (for a scalar f and g = 1: H xd)."""

@@ -99,9 +99,10 @@ class custom_jvp(_Custom):
         f.defjvp(rule)     # rule(primals, tangents) -> (primal_out, tangent_out)
 
     (or @f.defjvp as a decorator). primals and tangents are tuples with one entry
-    per argument. Reverse mode (grad, vjp) uses the same rule: it is linear in the
-    tangents, so J is assembled from one call per input element and transposed
-    (cheap for functions of few inputs; prefer custom_vjp for many)."""
+    per argument. Reverse mode (grad, vjp) uses the same rule, which is linear in
+    the tangents: pyad records it on active tangents and transposes it with a
+    reverse sweep (for a function of few input numbers, or a rule that cannot be
+    recorded so, J is assembled from one rule call per input number)."""
 
     kind = "custom_jvp"
 
@@ -168,7 +169,8 @@ def _record(fn, store, args):
     except (TypeError, ValueError):
         raise TypeError(f"{fn.name}: a pyad custom function returns arrays or numbers (or "
                         f"pytrees of them), got {pytree.describe_value(out)}") from None
-    row = CustomRow(fn, arg_spec, [v.shape for v in values], out_spec, [o.shape for o in outs])
+    row = CustomRow(fn, arg_spec, [v.shape for v in values], out_spec, [o.shape for o in outs],
+                    store.backend)
     if row.n_in == 0 or row.n_out == 0:
         return out  # nothing flows through an empty argument or result
     slots = np.concatenate([to_slots(store, leaf).ravel() for leaf in leaves]).astype(_INDEX)

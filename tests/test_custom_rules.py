@@ -103,6 +103,38 @@ def test_a_stable_rule_gives_the_gradient_where_the_naive_one_is_wrong(backend):
     assert np.array_equal(g, [1.0, 0.0, 0.5])
 
 
+def _counted_softplus(plain_tangents):
+    calls = []
+
+    @pyad.custom_jvp
+    def softplus(x):
+        return np.logaddexp(0.0, x)
+
+    @softplus.defjvp
+    def _(primals, tangents):
+        calls.append(1)
+        (x,), (t,) = primals, tangents
+        if plain_tangents:
+            t = np.asarray(t, dtype=np.float64)  # not recordable: J is assembled instead
+        return softplus(x), t * scipy.special.expit(x)
+    return softplus, calls
+
+
+@pytest.mark.parametrize("plain_tangents", [False, True], ids=["transposed", "assembled"])
+def test_reverse_mode_of_a_custom_jvp_of_many_inputs(backend, plain_tangents):
+    """Its rule is recorded and transposed (one call per reverse sweep), or, where
+    it cannot be recorded on active tangents, J is assembled (one call per input)."""
+    softplus, calls = _counted_softplus(plain_tangents)
+    x = np.linspace(-3.0, 3.0, 40)
+    w = np.arange(40.0)
+    g = pyad.grad(lambda x: np.sum(softplus(x) * w), backend=backend)(x)
+    assert np.allclose(g, w * scipy.special.expit(x), rtol=1e-14, atol=0)
+    assert len(calls) == (41 if plain_tangents else 1)  # (the failed recording is one call)
+    tape = pyad.trace(lambda x: np.sum(softplus(x) * w), x, backend=backend)
+    G = tape.gradient(np.stack([x, -x]), batch=True)
+    assert np.allclose(G, w * scipy.special.expit(np.stack([x, -x])), rtol=1e-14, atol=0)
+
+
 # ---- where the rule is the true derivative: modes agree with differences ----
 
 def _model(params, x):
