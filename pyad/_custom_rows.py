@@ -21,6 +21,9 @@ Which rule each sweep needs (x: the operands, all arguments' leaves flattened):
                                                      n_in calls of it
     second    J^T g, J^T gd + d/dt (J^T g) along xd  the second-order rule (defhvp)
 """
+import functools
+import threading
+
 import numpy as np
 
 from . import pytree
@@ -31,6 +34,36 @@ VALUES, TANGENT, REVERSE, SECOND = 0, 1, 2, 3
 # from J assembled by that many rule calls; above it, its rule is recorded and
 # transposed (one recording and one reverse sweep per point).
 ASSEMBLE_UP_TO = 4
+
+
+# The tape whose custom row this thread is sweeping (its stores' custom_rows list):
+# a rule that records on it (an active value it closes over) is refused at once,
+# rather than waiting for the sweep that is waiting for the rule.
+_sweeping = threading.local()
+
+
+def refuses_recording(store):
+    """Whether this thread is inside a rule of one of store's custom rows."""
+    rows = getattr(_sweeping, "rows", None)
+    return rows is not None and rows is getattr(store, "custom_rows", None)
+
+
+RECORDING_IN_A_RULE = (
+    "a custom rule recorded on the tape it is being swept for: pyad calls the rules "
+    "with plain numbers, so an active value they use must come in as an argument of "
+    "the custom function (not from a closure)")
+
+
+def _in_a_rule(method):
+    @functools.wraps(method)
+    def run(self, *args):
+        outer = getattr(_sweeping, "rows", None)
+        _sweeping.rows = self.tape_rows
+        try:
+            return method(self, *args)
+        finally:
+            _sweeping.rows = outer
+    return run
 
 
 def _leaf_values(flat, shapes):
@@ -84,9 +117,12 @@ class CustomRow:
     """One recorded call of a custom function (pyad.custom): its rules and the
     shapes of its arguments' leaves and its result's leaves."""
 
-    def __init__(self, fn, arg_spec, arg_shapes, out_spec, out_shapes, backend="c"):
+    def __init__(self, fn, arg_spec, arg_shapes, out_spec, out_shapes, backend="c",
+                 trace=None):
         self.fn = fn  # the pyad.custom_jvp / custom_vjp object
         self.backend = backend  # of the tape it is on: a rule transposed is recorded there
+        self.trace = trace  # pyad.trace (handed in: this module sits below the transforms)
+        self.tape_rows = None  # the custom_rows list of the store it is recorded on
         self.arg_spec, self.arg_shapes = arg_spec, arg_shapes
         self.out_spec, self.out_shapes = out_spec, out_shapes
         self.n_in = sum(int(np.prod(s, dtype=np.int64)) for s in arg_shapes)
@@ -126,9 +162,11 @@ class CustomRow:
 
     # ---- the sweeps, at one point x ----
 
+    @_in_a_rule
     def value(self, x):
         return self.flat_out(self.fn.fun(*self.args(x)), "the function's result")
 
+    @_in_a_rule
     def tangents(self, x, xd):
         """(f(x), J xd[:, j] for each column j of xd)."""
         fn = self.fn
@@ -164,6 +202,7 @@ class CustomRow:
         return self.flat_cotangents(self.fn.bwd_rule(res, self.out_tree(g)),
                                     "the result of bwd")
 
+    @_in_a_rule
     def cotangents(self, x, g):
         """J^T g[:, j] for each column j of g, as the columns of an (n_in, q) array."""
         fn = self.fn
@@ -174,7 +213,7 @@ class CustomRow:
         # map is recorded and transposed by a reverse sweep; with few (or a rule
         # pyad cannot record on active tangents) J is assembled from its columns at
         # the unit tangents, n_in calls, then J^T g for every g at once.
-        if self.n_in > ASSEMBLE_UP_TO:
+        if self.n_in > ASSEMBLE_UP_TO and self.trace is not None:
             transposed = self._transposed_jvp(x, g)
             if transposed is not None:
                 return transposed
@@ -186,8 +225,7 @@ class CustomRow:
         """J^T g[:, j] for each column j: the JVP rule's tangent map (linear) recorded
         with pyad at zero tangents, then reverse sweeps; None where the rule cannot
         be recorded so (it reads its tangents as plain numbers, say)."""
-        from .transforms import trace  # at call time: transforms sits above this module
-        primals, rule = self.args(x), self.fn.jvp_rule
+        primals, rule, trace = self.args(x), self.fn.jvp_rule, self.trace
         zeros = self.args(np.zeros(self.n_in))
         try:
             tape = trace(lambda ts: rule(primals, ts)[1], zeros, backend=self.backend,
@@ -198,6 +236,7 @@ class CustomRow:
         return np.stack([self.flat_cotangents(ct, "the JVP rule's transpose") for ct in cts],
                         axis=1)
 
+    @_in_a_rule
     def second(self, x, xd, g):
         """d/dt (J(x + t xd)^T g) at t = 0 (for a scalar f and g = 1: H xd)."""
         rule = self.fn.hvp_rule

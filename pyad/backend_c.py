@@ -411,6 +411,7 @@ class CStore(RowBuffer):
             if s:
                 _fail(s)
             self._custom_handle = handle  # kept as long as the store: sweeps hold the store
+        row.tape_rows = rows
         rows.append(row)
         return self._rec(lib.pyad_rec_custom, a, row.n_in, row.n_out, len(rows) - 1,
                          _dbl(values))

@@ -957,6 +957,7 @@ class PyStore(RowBuffer):
         """One custom row (pyad.custom): row's rules applied to the row.n_in slots
         from a; its row.n_out results (values, computed by the caller) the new slots."""
         self._room(row.n_out, np.arange(a, a + row.n_in))
+        row.tape_rows = self.custom_rows
         self.custom_rows.append(row)
         return self._append_block(_CUSTOM, a, row.n_in, len(self.custom_rows) - 1,
                                   (0, 0, 0, 0), np.asarray(values, dtype=np.float64))

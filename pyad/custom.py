@@ -45,6 +45,7 @@ import numpy as np
 from . import pytree
 from ._custom_rows import CustomRow
 from .array import contains_active, is_active, slots_of, store_of, to_slots, wrap
+from .transforms import trace
 
 _INDEX = np.int32
 
@@ -170,7 +171,7 @@ def _record(fn, store, args):
         raise TypeError(f"{fn.name}: a pyad custom function returns arrays or numbers (or "
                         f"pytrees of them), got {pytree.describe_value(out)}") from None
     row = CustomRow(fn, arg_spec, [v.shape for v in values], out_spec, [o.shape for o in outs],
-                    store.backend)
+                    store.backend, trace)
     if row.n_in == 0 or row.n_out == 0:
         return out  # nothing flows through an empty argument or result
     slots = np.concatenate([to_slots(store, leaf).ravel() for leaf in leaves]).astype(_INDEX)

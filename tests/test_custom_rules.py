@@ -379,6 +379,19 @@ def test_a_tape_with_a_custom_row_cannot_be_saved_or_pickled(backend, tmp_path):
         pickle.dumps(tape)
 
 
+def test_a_rule_that_records_on_the_tape_it_serves_is_refused_at_once(backend):
+    """An active value closed over by a rule would record on the tape the sweep
+    holds: refused with a clear error (not a wait for the sweep)."""
+    def loss(w):
+        @pyad.custom_vjp
+        def f(x):
+            return 2.0 * x
+        f.defvjp(lambda x: (2.0 * x, None), lambda r, g: (g * w,))  # w is active
+        return np.sum(f(w))
+    with pytest.raises(pyad.CustomRuleError, match="closure"):
+        pyad.grad(loss, backend=backend)(np.array([1.0, 2.0]))
+
+
 def test_rules_with_the_wrong_shape_or_count_are_named(backend):
     @pyad.custom_vjp
     def f(x, y):
