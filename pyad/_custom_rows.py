@@ -78,6 +78,28 @@ def _leaf_values(flat, shapes):
     return out
 
 
+def _batch_leaves(flat, shapes):
+    """The leaves of the nb points in the columns of flat (n, nb), each leaf with a
+    leading batch axis: shape (nb, *shape)."""
+    out, pos, nb = [], 0, flat.shape[1]
+    for shape in shapes:
+        size = int(np.prod(shape, dtype=np.int64))
+        out.append(np.array(flat[pos:pos + size].T).reshape((nb,) + shape))
+        pos += size
+    return out
+
+
+def _columns(flat, shapes, nb):
+    """_flat_leaves of batched leaves (each (nb, *shape), raveled in turn) as the
+    (n, nb) columns of the points."""
+    parts, pos = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape, dtype=np.int64))
+        parts.append(flat[pos:pos + nb * size].reshape(nb, size).T)
+        pos += nb * size
+    return np.concatenate(parts, axis=0) if parts else np.zeros((0, nb))
+
+
 def _flat_leaves(name, tree, spec, shapes, what):
     """tree (the structure spec, leaves of the given shapes; a None leaf is zero) as
     one float64 vector, or a clear error naming `name` and `what` it should be."""
@@ -141,13 +163,20 @@ class CustomRow:
     def out_tree(self, z):
         return pytree.unflatten(self.out_spec, _leaf_values(z, self.out_shapes))
 
-    def flat_out(self, tree, what):
+    def flat_out(self, tree, what, nb=None):
+        """A result-structured tree as one flat vector, or for nb points (leaves
+        with a leading batch axis) as the (n_out, nb) columns of the points."""
         tree = _structured(self.name, tree, self.out_spec, what)
-        return _flat_leaves(self.name, tree, self.out_spec, self.out_shapes, what)
+        if nb is None:
+            return _flat_leaves(self.name, tree, self.out_spec, self.out_shapes, what)
+        shapes = [(nb,) + s for s in self.out_shapes]
+        return _columns(_flat_leaves(self.name, tree, self.out_spec, shapes, what),
+                        self.out_shapes, nb)
 
-    def flat_cotangents(self, cts, what):
+    def flat_cotangents(self, cts, what, nb=None):
         """One cotangent per argument (a tuple, as JAX's bwd returns; a bare value
-        for a function of one argument) as one flat vector over the operands."""
+        for a function of one argument) as one flat vector over the operands (for
+        nb points with a leading batch axis: their (n_in, nb) columns)."""
         n_args = self.arg_spec.num_children
         if n_args == 1 and not (isinstance(cts, (tuple, list)) and len(cts) == 1):
             cts = (cts,)
@@ -157,8 +186,39 @@ class CustomRow:
         cts = tuple(cts)
         filled = tuple(pytree.unflatten(child, [None] * child.num_leaves) if c is None else c
                        for c, child in zip(cts, self.arg_spec.children()))
-        return _flat_leaves(self.name, _structured(self.name, filled, self.arg_spec, what),
-                            self.arg_spec, self.arg_shapes, what)
+        tree = _structured(self.name, filled, self.arg_spec, what)
+        if nb is None:
+            return _flat_leaves(self.name, tree, self.arg_spec, self.arg_shapes, what)
+        shapes = [(nb,) + s for s in self.arg_shapes]
+        return _columns(_flat_leaves(self.name, tree, self.arg_spec, shapes, what),
+                        self.arg_shapes, nb)
+
+    # ---- a vectorized function (pyad.custom_*(f, vectorized=True)) at nb points ----
+
+    def _batch_args(self, X):
+        return pytree.unflatten(self.arg_spec, _batch_leaves(X, self.arg_shapes))
+
+    @_in_a_rule
+    def values_batch(self, X):
+        """f at the points in the columns of X (n_in, nb), in one call: (n_out, nb)."""
+        nb = X.shape[1]
+        return self.flat_out(self.fn.fun(*self._batch_args(X)), "the function's result", nb)
+
+    @_in_a_rule
+    def tangents_batch(self, X, XD):
+        """(f, J xd) at each point (custom_jvp), in one call of the rule."""
+        nb = X.shape[1]
+        out, tan = self.fn.jvp_rule(self._batch_args(X), self._batch_args(XD))
+        return (self.flat_out(out, "the primal result of the JVP rule", nb),
+                self.flat_out(tan, "the tangent result of the JVP rule", nb))
+
+    @_in_a_rule
+    def cotangents_batch(self, X, G):
+        """J^T g at each point (custom_vjp), in one call of fwd and one of bwd."""
+        nb = X.shape[1]
+        _, res = _fwd_pair(self.name, self.fn.fwd_rule(*self._batch_args(X)))
+        g = pytree.unflatten(self.out_spec, _batch_leaves(G, self.out_shapes))
+        return self.flat_cotangents(self.fn.bwd_rule(res, g), "the result of bwd", nb)
 
     # ---- the sweeps, at one point x ----
 
@@ -267,6 +327,8 @@ def run_call(row, sweep, lv, lt, lg, lq, x, z, xd, zd, zbar, xbar, zbard, xbard)
     arrays (None where the sweep has none); a sweep with one value lane and several
     tangent / adjoint lanes has one point and several directions, one with lv
     lanes has lv points (each with its lane of the others)."""
+    if lv > 1 and row.fn.vectorized and _batched(row, sweep, x, z, xd, zd, zbar, xbar):
+        return
     if sweep == VALUES:
         for j in range(lv):
             z[:, j] = row.value(x[:, j])
@@ -295,3 +357,27 @@ def run_call(row, sweep, lv, lt, lg, lq, x, z, xd, zd, zbar, xbar, zbard, xbard)
             for i in range(dq.shape[1]):
                 dq[:, i] += row.second(xj, t[:, i], g[:, i if g.shape[1] > 1 else 0])
         xbard[:, lanes(lq)] += dq
+
+
+def _batched(row, sweep, x, z, xd, zd, zbar, xbar):
+    """A batched sweep of a vectorized function: one call of its rule for all the
+    points, where it has that rule; False where the sweep goes point by point."""
+    fn = row.fn
+    if sweep == VALUES:
+        z[:] = row.values_batch(x)
+    elif sweep == TANGENT and fn.jvp_rule is not None:
+        z[:], zd[:] = row.tangents_batch(x, xd)
+    elif sweep == REVERSE and fn.bwd_rule is not None:
+        if _nonzero(zbar):
+            xbar += row.cotangents_batch(x, zbar)
+    elif sweep == REVERSE and row.n_in <= ASSEMBLE_UP_TO:
+        # custom_jvp of few inputs: J's column i at every point from one rule call
+        # with the unit tangent e_i at all of them (more inputs: transposed per point)
+        if _nonzero(zbar):
+            for i in range(row.n_in):
+                unit = np.zeros_like(x)
+                unit[i] = 1.0
+                xbar[i] += np.sum(row.tangents_batch(x, unit)[1] * zbar, axis=0)
+    else:
+        return False
+    return True

@@ -35,7 +35,13 @@ the Hessian times the tangents). Without one, hvp / hessian raise
 pyad.CustomRuleError naming it.
 
 Arguments and results are arrays, numbers, or pytrees of them (tuples, lists,
-dicts); a plain (non-active) argument is recorded as a constant. A tape holding
+dicts); a plain (non-active) argument is recorded as a constant.
+
+Batched replay (tape.gradient(X, batch=True), threads= too) calls the rules at
+each point; pyad.custom_vjp(f, vectorized=True) (likewise custom_jvp) says that
+f, fwd / bwd and the JVP rule also take every leaf with a leading batch axis, as
+numpy's ufuncs do: the batched value, tangent and reverse sweeps then call them
+once for all the points of a chunk. A tape holding
 a custom row cannot be saved or pickled (Python code is never serialized).
 """
 import functools
@@ -53,10 +59,16 @@ _INDEX = np.int32
 class _Custom:
     kind = "custom"
 
-    def __init__(self, fun):
+    def __init__(self, fun, vectorized=False):
         if not callable(fun):
             raise TypeError(f"pyad.{self.kind} wraps a function, got {type(fun).__name__}")
+        if not isinstance(vectorized, bool):
+            raise TypeError(f"pyad.{self.kind}: vectorized must be True or False, "
+                            f"not {vectorized!r}")
         self.fun = fun
+        # Batched replay may call f and its rules once for all points, each leaf with
+        # a leading batch axis (else once per point).
+        self.vectorized = vectorized
         self.jvp_rule = self.fwd_rule = self.bwd_rule = self.hvp_rule = None
         functools.update_wrapper(self, fun)
 

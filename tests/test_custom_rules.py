@@ -286,6 +286,51 @@ def test_batched_replay_matches_a_loop_over_points(backend):
     assert np.allclose(hv, np.array([tj.hvp(x, v) for x, v in zip(X, V2)]), rtol=1e-14)
 
 
+def _vectorized_pair(calls):
+    def softplus(x):
+        calls.append("f")
+        return np.logaddexp(0.0, x)
+
+    jv = pyad.custom_jvp(softplus, vectorized=True)
+
+    @jv.defjvp
+    def _(primals, tangents):
+        calls.append("jvp")
+        (x,), (t,) = primals, tangents
+        return np.logaddexp(0.0, x), t * scipy.special.expit(x)
+
+    vj = pyad.custom_vjp(softplus, vectorized=True)
+    vj.defvjp(lambda x: (softplus(x), x), lambda x, g: (g * scipy.special.expit(x),))
+    return jv, vj
+
+
+def test_a_vectorized_function_is_called_once_per_batch(backend):
+    """vectorized=True: the batched sweeps call f and its rules once for all the
+    points (leaves with a leading batch axis); the results are the loop's."""
+    calls = []
+    jv, vj = _vectorized_pair(calls)
+    w = np.array([1.0, -2.0, 0.5])
+
+    def f(x):
+        return np.sum(jv(x) * w) + np.sum(vj(x[::-1]) * x)
+    X = np.linspace(-2.0, 2.0, 60).reshape(20, 3)
+    tape = pyad.trace(f, X[0], backend=backend)
+    tj = pyad.trace(lambda x: jv(x) * w, X[0], backend=backend)  # forward: custom_jvp only
+    loop = (np.array([tape(x) for x in X]), np.array([tape.gradient(x) for x in X]),
+            np.array([tj.jvp(x, x[::-1])[1] for x in X]))
+    del calls[:]
+    got = (tape(X, batch=True), tape.gradient(X, batch=True),
+           tj.jvp(X, X[:, ::-1], batch=True)[1])
+    if backend == "c":  # the C batch sweeps hand the rules every point at once
+        assert len(calls) <= 12, calls  # point by point: 20 times as many
+    for a, b in zip(got, loop):
+        assert np.allclose(a, b, rtol=1e-14, atol=1e-15)
+    want = np.array([pyad.grad(f, backend=backend)(x) for x in X])
+    assert np.allclose(got[1], want, rtol=1e-14, atol=1e-15)
+    with pytest.raises(TypeError, match="vectorized must be True or False"):
+        pyad.custom_jvp(np.sin, vectorized="yes")
+
+
 def test_the_primal_runs_on_plain_numbers_so_its_branches_replay_correctly(backend):
     seen = []
 
