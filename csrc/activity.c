@@ -72,6 +72,8 @@ static int block_active(const pyad_tape *t, int64_t i, const uint8_t *act, uint8
     }
     if (op == OP_gather)
         return any_listed(act, t->pool + a, bl.w);
+    if (op == OP_custom) /* the n_in = b slots from a */
+        return any_active(act, a, 1, b);
     if (rows_op(op)) { /* reductions read m rows of k, scans m * k = w slots */
         int64_t m = bl.w, kk = b;
         if (op == OP_cumsum || op == OP_cumprod)

@@ -49,8 +49,8 @@ static void gather_batch_outputs(const pyad_tape *t, int64_t nb, const double *v
 }
 
 VECTOR_CLONES
-static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double *v,
-                         double *vd, const double *xd, int64_t *bad)
+static int batch_values(const pyad_tape *t, int64_t nb, const double *x, double *v,
+                        double *vd, const double *xd, int64_t *bad)
 {
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
@@ -60,12 +60,15 @@ static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double
     int64_t shift = 0; /* slot - row (block.h) */
     for (int64_t k = 0; k < t->n_ops; ++k) {
         if (k == block_k) { /* a block row: one loop over its elements */
+            int s = PYAD_OK;
             if (block_is_source(t, bi))
                 block_source(t, bi, x, v, nb, xd, vd, nb);
             else if (vd)
-                block_tangent(t, bi, nb, v, vd);
+                s = block_tangent(t, bi, nb, v, vd);
             else
-                block_values(t, bi, nb, v);
+                s = block_values(t, bi, nb, v);
+            if (s)
+                return s;
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;
@@ -179,6 +182,7 @@ static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double
         if (outd)
             memset(outd, 0, (size_t)nb * sizeof *outd);
     }
+    return PYAD_OK;
 }
 
 int pyad_forward_batch(pyad_tape *t, int64_t nb, const double *x, double *v, double *y,
@@ -192,11 +196,12 @@ int pyad_forward_batch(pyad_tape *t, int64_t nb, const double *x, double *v, dou
     if ((s = tape_begin_sweep(t)))
         return s;
     FOR_POINTS bad[b] = -1;
-    batch_values(t, nb, x, v, NULL, NULL, bad);
-    gather_batch_outputs(t, nb, v, y);
+    s = batch_values(t, nb, x, v, NULL, NULL, bad);
+    if (s == PYAD_OK)
+        gather_batch_outputs(t, nb, v, y);
     *n_bad = count_bad(bad, nb);
     tape_end_sweep(t);
-    return PYAD_OK;
+    return s;
 }
 
 int pyad_tangent_batch(pyad_tape *t, int64_t nb, const double *x, const double *xd, double *v,
@@ -210,12 +215,14 @@ int pyad_tangent_batch(pyad_tape *t, int64_t nb, const double *x, const double *
     if ((s = tape_begin_sweep(t)))
         return s;
     FOR_POINTS bad[b] = -1;
-    batch_values(t, nb, x, v, vd, xd, bad);
-    gather_batch_outputs(t, nb, v, y);
-    gather_batch_outputs(t, nb, vd, yd);
+    s = batch_values(t, nb, x, v, vd, xd, bad);
+    if (s == PYAD_OK)
+        gather_batch_outputs(t, nb, v, y);
+    if (s == PYAD_OK)
+        gather_batch_outputs(t, nb, vd, yd);
     *n_bad = count_bad(bad, nb);
     tape_end_sweep(t);
-    return PYAD_OK;
+    return s;
 }
 
 static void seed_batch(const pyad_tape *t, int64_t nb, const double *u, double *adj)
@@ -254,7 +261,10 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_reverse(t, bi, nb, v, adj);
+            if ((s = block_reverse(t, bi, nb, v, adj))) {
+                tape_end_sweep(t);
+                return s;
+            }
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
@@ -350,7 +360,10 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_second(t, bi, nb, v, vd, adj, adjd);
+            if ((s = block_second(t, bi, nb, v, vd, adj, adjd))) {
+                tape_end_sweep(t);
+                return s;
+            }
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "block.h"
+#include "custom.h"
 #include "gather.h"
 #include "lanes.h"
 #include "product.h"
@@ -399,30 +400,36 @@ static void run_block(const pyad_tape *t, int64_t i, int64_t lanes, kernel fn, c
     fn(&r);
 }
 
-void block_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v)
+int block_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v)
 {
+    if (block_is_custom(t, i))
+        return custom_values(t, i, lanes, v);
     if (rows_block(t, i)) {
         rows_values(t, i, lanes, v);
-        return;
+        return PYAD_OK;
     }
     if (block_is_product(t, i)) {
         product_values(t, i, lanes, v);
-        return;
+        return PYAD_OK;
     }
     run_block(t, i, lanes, run_values, v, NULL, NULL, NULL);
+    return PYAD_OK;
 }
 
-void block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, double *vd)
+int block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, double *vd)
 {
+    if (block_is_custom(t, i))
+        return custom_tangent(t, i, lanes, v, lanes, vd);
     if (rows_block(t, i)) {
         rows_tangent(t, i, lanes, v, vd);
-        return;
+        return PYAD_OK;
     }
     if (block_is_product(t, i)) {
         product_tangent(t, i, lanes, v, lanes, vd);
-        return;
+        return PYAD_OK;
     }
     run_block(t, i, lanes, run_tangent, v, vd, NULL, NULL);
+    return PYAD_OK;
 }
 
 /* A block row no derivative reaches (activity.c): the reverse sweeps pass it by. */
@@ -431,35 +438,41 @@ static int block_passive(const pyad_tape *t, int64_t i)
     return row_passive(t, t->blocks[i * BLOCK_FIELDS + BLK_ROW]);
 }
 
-void block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v, double *adj)
+int block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v, double *adj)
 {
     if (block_passive(t, i))
-        return;
+        return PYAD_OK;
+    if (block_is_custom(t, i))
+        return custom_reverse(t, i, lanes, v, lanes, adj);
     if (rows_block(t, i)) {
         rows_reverse(t, i, lanes, v, adj);
-        return;
+        return PYAD_OK;
     }
     if (block_is_product(t, i)) {
         product_reverse(t, i, lanes, v, lanes, adj);
-        return;
+        return PYAD_OK;
     }
     run_block(t, i, lanes, run_reverse, v, NULL, adj, NULL);
+    return PYAD_OK;
 }
 
-void block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
-                  const double *vd, double *adj, double *adjd)
+int block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
+                 const double *vd, double *adj, double *adjd)
 {
     if (block_passive(t, i))
-        return;
+        return PYAD_OK;
+    if (block_is_custom(t, i))
+        return custom_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
     if (rows_block(t, i)) {
         rows_second(t, i, lanes, v, vd, adj, adjd);
-        return;
+        return PYAD_OK;
     }
     if (block_is_product(t, i)) {
         product_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
-        return;
+        return PYAD_OK;
     }
     run_block(t, i, lanes, run_second, v, vd, adj, adjd);
+    return PYAD_OK;
 }
 
 /* ---- vector sweeps: values have one lane, tangents and adjoints p ---- */
@@ -477,15 +490,17 @@ void block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
 #define ELEMENTS for (int64_t e = 0; e < bl.w; ++e)
 #define ELEMENTS_DOWN for (int64_t e = bl.w - 1; e >= 0; --e)
 
-void block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, double *vd)
+int block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, double *vd)
 {
+    if (block_is_custom(t, i))
+        return custom_tangent(t, i, 1, v, p, vd);
     if (rows_block(t, i)) {
         rows_tangent_vector(t, i, p, v, vd);
-        return;
+        return PYAD_OK;
     }
     if (block_is_product(t, i)) {
         product_tangent(t, i, 1, v, p, vd);
-        return;
+        return PYAD_OK;
     }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {
@@ -554,20 +569,23 @@ void block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, d
         }
         break;
     }
+    return PYAD_OK;
 }
 
-void block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double *v,
-                          double *adj)
+int block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double *v,
+                         double *adj)
 {
     if (block_passive(t, i))
-        return;
+        return PYAD_OK;
+    if (block_is_custom(t, i))
+        return custom_reverse(t, i, 1, v, q, adj);
     if (rows_block(t, i)) {
         rows_reverse_vector(t, i, q, v, adj);
-        return;
+        return PYAD_OK;
     }
     if (block_is_product(t, i)) {
         product_reverse(t, i, 1, v, q, adj);
-        return;
+        return PYAD_OK;
     }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {
@@ -624,20 +642,23 @@ void block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double
     default:
         break;
     }
+    return PYAD_OK;
 }
 
-void block_second_vector(const pyad_tape *t, int64_t i, int64_t p, const double *v,
-                         const double *vd, double *adj, double *adjd)
+int block_second_vector(const pyad_tape *t, int64_t i, int64_t p, const double *v,
+                        const double *vd, double *adj, double *adjd)
 {
     if (block_passive(t, i))
-        return;
+        return PYAD_OK;
+    if (block_is_custom(t, i))
+        return custom_second(t, i, 1, v, p, vd, 1, adj, p, adjd);
     if (rows_block(t, i)) {
         rows_second_vector(t, i, p, v, vd, adj, adjd);
-        return;
+        return PYAD_OK;
     }
     if (block_is_product(t, i)) {
         product_second(t, i, 1, v, p, vd, 1, adj, p, adjd);
-        return;
+        return PYAD_OK;
     }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {
@@ -712,4 +733,5 @@ void block_second_vector(const pyad_tape *t, int64_t i, int64_t p, const double 
     default:
         break;
     }
+    return PYAD_OK;
 }

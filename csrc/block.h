@@ -61,18 +61,20 @@ int block_input_adjoints(const pyad_tape *t, const double *adj, double *xbar);
 /* Sweeps over block i of t. Slot s's lanes are at s * lanes .. s * lanes +
  * lanes - 1 in every work array (lanes = 1 for the one-point sweeps, nb for the
  * batched ones). Arrays not used by a sweep may be NULL. The reverse and
- * second-order kernels pass by a block row no derivative reaches (activity.c). */
-void block_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v);
-void block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, double *vd);
-void block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v, double *adj);
-void block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
-                  const double *vd, double *adj, double *adjd);
+ * second-order kernels pass by a block row no derivative reaches (activity.c).
+ * Each returns PYAD_OK, or a custom row's failure status (custom.h): the
+ * sweep stops there and returns it. */
+int block_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v);
+int block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, double *vd);
+int block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v, double *adj);
+int block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
+                 const double *vd, double *adj, double *adjd);
 
 /* Vector sweeps at one point: values have one lane, tangents / adjoints p. */
-void block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, double *vd);
-void block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double *v,
-                          double *adj);
-void block_second_vector(const pyad_tape *t, int64_t i, int64_t p, const double *v,
-                         const double *vd, double *adj, double *adjd);
+int block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, double *vd);
+int block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double *v,
+                         double *adj);
+int block_second_vector(const pyad_tape *t, int64_t i, int64_t p, const double *v,
+                        const double *vd, double *adj, double *adjd);
 
 #endif

@@ -16,12 +16,13 @@ int forward_range(const pyad_tape *t, const double *x, double *v,
     const double *consts = t->consts;
     int64_t bi = block_search(t, begin), block_k = block_row(t, bi);
     int64_t shift = begin < end ? t->first[begin] - begin : 0; /* slot - row (block.h) */
+    int s;
     for (int64_t k = begin; k < end; ++k) {
         if (k == block_k) { /* a block row: one loop over its elements */
             if (block_is_source(t, bi))
                 block_source(t, bi, x, v, 1, NULL, NULL, 1);
-            else
-                block_values(t, bi, 1, v);
+            else if ((s = block_values(t, bi, 1, v)))
+                return s;
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;
@@ -59,11 +60,11 @@ int forward_range(const pyad_tape *t, const double *x, double *v,
     return PYAD_OK;
 }
 
-void passive_block(const pyad_tape *t, int64_t i, double *v, double *vd, int64_t p)
+int passive_block(const pyad_tape *t, int64_t i, double *v, double *vd, int64_t p)
 {
-    block_values(t, i, 1, v);
     int64_t f = t->first[block_at(t, i).row];
     memset(vd + f * p, 0, (size_t)(block_width(t, i) * p) * sizeof *vd);
+    return block_values(t, i, 1, v);
 }
 
 static void gather_outputs(const pyad_tape *t, const double *v, double *y)
@@ -99,12 +100,15 @@ static int tangent_range(const pyad_tape *t, const double *x, const double *xdot
     int64_t shift = 0; /* slot - row (block.h) */
     for (int64_t k = 0; k < t->n_ops; ++k) {
         if (k == block_k) { /* a block row: one loop over its elements */
+            int s = PYAD_OK;
             if (block_is_source(t, bi))
                 block_source(t, bi, x, v, 1, xdot, vd, 1);
             else if (row_passive(t, k))
-                passive_block(t, bi, v, vd, 1);
+                s = passive_block(t, bi, v, vd, 1);
             else
-                block_tangent(t, bi, 1, v, vd);
+                s = block_tangent(t, bi, 1, v, vd);
+            if (s)
+                return s;
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;

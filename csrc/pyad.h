@@ -22,7 +22,8 @@ enum pyad_status {
     PYAD_EBRANCH = -5,  /* a recorded guard does not hold at this point */
     PYAD_ECLOSED = -6,  /* the tape was freed */
     PYAD_EBUSY = -7,    /* another thread is recording on, or sweeping, this tape */
-    PYAD_EFORMAT = -8   /* a serialized tape is corrupt */
+    PYAD_EFORMAT = -8,  /* a serialized tape is corrupt */
+    PYAD_ECALLBACK = -9 /* a custom row's rule (the caller's callback) failed */
 };
 
 enum pyad_kind {
@@ -165,6 +166,57 @@ enum pyad_product_flag {
 };
 int pyad_rec_product(pyad_tape *t, int32_t a, int32_t b, int64_t m, int64_t k, int64_t n,
                      int flags, const double *w);
+
+/* Custom rows (pyad.custom_jvp / pyad.custom_vjp): a function whose derivative
+ * rules are the caller's, recorded as one row of n_out slots reading the n_in
+ * consecutive slots from `a`. Every sweep reaching the row calls the tape's
+ * callback once for the whole row, with the row's operand and result lanes:
+ * slot s, lane j of a work array with l lanes is at [s * l + j], and the
+ * pointers below are already offset to the row's first operand (x, xd, xbar,
+ * xbard: n_in rows of lanes) or first result (z, zd, zbar, zbard: n_out rows).
+ * lv counts the value lanes (points), lt the tangent lanes, lg the adjoint
+ * lanes and lq the adjoint-tangent lanes (1 at one point and one direction; p
+ * directions in the vector sweeps; nb points in the batched ones); a lane of
+ * an array with one lane serves every lane of the others.
+ *
+ *   VALUES   z = f(x)
+ *   TANGENT  z = f(x), zd = J xd
+ *   REVERSE  xbar += J^T zbar
+ *   SECOND   xbar += J^T zbar, xbard += J^T zbard + (d/dt J^T zbar along xd)
+ *
+ * The callback returns PYAD_OK, or anything else when the rule failed: the
+ * sweep then stops and returns PYAD_ECALLBACK (the caller keeps the reason).
+ * It is called only from sweeps of the tape it is set on, in the thread that
+ * runs the sweep. A tape never saves its callback: pyad_validate refuses
+ * custom rows, and pyad_tape_reset forgets the callback. */
+enum pyad_custom_sweep {
+    PYAD_CUSTOM_VALUES = 0,
+    PYAD_CUSTOM_TANGENT = 1,
+    PYAD_CUSTOM_REVERSE = 2,
+    PYAD_CUSTOM_SECOND = 3
+};
+struct pyad_custom_call {
+    int32_t rule;   /* the caller's number for the function (given to pyad_rec_custom) */
+    int32_t sweep;  /* enum pyad_custom_sweep */
+    int64_t n_in, n_out;
+    int64_t lv, lt, lg, lq;
+    const double *x;
+    double *z;
+    const double *xd;
+    double *zd;
+    const double *zbar;
+    double *xbar;
+    const double *zbard;
+    double *xbard;
+};
+typedef int (*pyad_custom_fn)(void *ctx, const struct pyad_custom_call *call);
+/* The callback every custom row of t calls, and the context it is given. */
+int pyad_set_custom_callback(pyad_tape *t, pyad_custom_fn fn, void *ctx);
+/* One custom row: z (n_out slots, whose values the caller computed) = rule
+ * number `rule` applied to the n_in slots from a. PYAD_EINVAL unless the tape
+ * has a callback. Returns the first result slot. */
+int pyad_rec_custom(pyad_tape *t, int32_t a, int64_t n_in, int64_t n_out, int32_t rule,
+                    const double *values);
 
 /* Reading what was recorded: slots (pyad_values) and rows (pyad_op_at). */
 int pyad_values(const pyad_tape *t, const int32_t *slots, int64_t n, double *out);

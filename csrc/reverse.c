@@ -23,7 +23,7 @@ static void gather_inputs(const pyad_tape *t, const double *adj, double *xbar)
         xbar[j] = adj[t->inputs[j]];
 }
 
-static void reverse_range(const pyad_tape *t, const double *v, double *adj)
+static int reverse_range(const pyad_tape *t, const double *v, double *adj)
 {
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
@@ -32,7 +32,9 @@ static void reverse_range(const pyad_tape *t, const double *v, double *adj)
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_reverse(t, bi, 1, v, adj);
+            int s = block_reverse(t, bi, 1, v, adj);
+            if (s)
+                return s;
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
@@ -85,6 +87,7 @@ static void reverse_range(const pyad_tape *t, const double *v, double *adj)
             break;
         }
     }
+    return PYAD_OK;
 }
 
 int pyad_reverse(pyad_tape *t, const double *v, const double *u, double *adj, double *xbar)
@@ -97,14 +100,15 @@ int pyad_reverse(pyad_tape *t, const double *v, const double *u, double *adj, do
     if (s)
         return s;
     seed_outputs(t, u, adj);
-    reverse_range(t, v ? v : t->val, adj);
-    gather_inputs(t, adj, xbar);
+    s = reverse_range(t, v ? v : t->val, adj);
+    if (s == PYAD_OK)
+        gather_inputs(t, adj, xbar);
     tape_end_sweep(t);
-    return PYAD_OK;
+    return s;
 }
 
-static void reverse_second_range(const pyad_tape *t, const double *v, const double *vd,
-                                 double *adj, double *adjd)
+static int reverse_second_range(const pyad_tape *t, const double *v, const double *vd,
+                                double *adj, double *adjd)
 {
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
@@ -113,7 +117,9 @@ static void reverse_second_range(const pyad_tape *t, const double *v, const doub
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_second(t, bi, 1, v, vd, adj, adjd);
+            int s = block_second(t, bi, 1, v, vd, adj, adjd);
+            if (s)
+                return s;
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
@@ -179,6 +185,7 @@ static void reverse_second_range(const pyad_tape *t, const double *v, const doub
             break;
         }
     }
+    return PYAD_OK;
 }
 
 int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd, const double *u,
@@ -193,11 +200,13 @@ int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd, const d
         return s;
     seed_outputs(t, u, adj);
     memset(adjd, 0, (size_t)t->n_slots * sizeof *adjd);
-    reverse_second_range(t, v, vd, adj, adjd);
-    gather_inputs(t, adj, xbar);
-    gather_inputs(t, adjd, xbard);
+    s = reverse_second_range(t, v, vd, adj, adjd);
+    if (s == PYAD_OK) {
+        gather_inputs(t, adj, xbar);
+        gather_inputs(t, adjd, xbard);
+    }
     tape_end_sweep(t);
-    return PYAD_OK;
+    return s;
 }
 
 int pyad_gradient(pyad_tape *t, const double *x, double *v, double *adj, double *y,

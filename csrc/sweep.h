@@ -4,14 +4,15 @@
 
 #include "tape.h"
 
-/* Values of ops [begin, end) into v; input ops read x. Returns PYAD_OK, or
- * PYAD_EBRANCH with *bad_op set when a guard does not hold. */
+/* Values of ops [begin, end) into v; input ops read x. Returns PYAD_OK,
+ * PYAD_EBRANCH with *bad_op set when a guard does not hold, or a custom row's
+ * failure status. */
 int forward_range(const pyad_tape *t, const double *x, double *v,
                   int64_t begin, int64_t end, int64_t *bad_op);
 
 /* A passive block row (activity.c) in a tangent sweep with p directions: its
- * values, and zero tangents. */
-void passive_block(const pyad_tape *t, int64_t i, double *v, double *vd, int64_t p);
+ * values, and zero tangents. PYAD_OK or a custom row's failure (block.h). */
+int passive_block(const pyad_tape *t, int64_t i, double *v, double *vd, int64_t p);
 
 /* d * t, where a zero tangent or adjoint t is a structural zero: it contributes
  * nothing even when d is inf or NaN, so an op no output depends on (or an input

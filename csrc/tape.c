@@ -67,6 +67,7 @@ const char *pyad_strerror(int status)
     case PYAD_ECLOSED: return "tape is closed";
     case PYAD_EBUSY: return "tape is in use by another thread";
     case PYAD_EFORMAT: return "corrupt serialized tape";
+    case PYAD_ECALLBACK: return "a custom derivative rule failed";
     default: return "unknown status";
     }
 }
@@ -83,6 +84,7 @@ const char *pyad_status_name(int status)
     case PYAD_ECLOSED: return "PYAD_ECLOSED";
     case PYAD_EBUSY: return "PYAD_EBUSY";
     case PYAD_EFORMAT: return "PYAD_EFORMAT";
+    case PYAD_ECALLBACK: return "PYAD_ECALLBACK";
     default: return NULL;
     }
 }
@@ -181,6 +183,8 @@ int pyad_tape_reset(pyad_tape *t)
     t->n_marked = 0;
     t->max_ops = DEFAULT_MAX_OPS;
     t->max_bytes = INT64_MAX;
+    t->custom_fn = NULL; /* the rules belong to the recording that set them */
+    t->custom_ctx = NULL;
     tape_end_record(t);
     return PYAD_OK;
 }

@@ -48,6 +48,11 @@ enum block_field { BLK_ROW, BLK_WIDTH, BLK_SA, BLK_SB, BLK_SC, BLK_SK };
  *   matmul_c            A's slot     B's const    0      m*n    m   k   n   flags
  *   rmatmul_c           A's const    B's slot     0      m*n    m   k   n   flags
  *
+ *   custom              x's slot     n_in         rule   n_out  0   0   0   0
+ *
+ *   custom: z = the caller's function (rule number c) of the n_in slots from a,
+ *   all below the row's first slot; every sweep calls the tape's custom_fn.
+ *
  *   products: z = A @ B, A m x k, B k x n, z row-major. flags bit 0: A's slots
  *   hold A transposed (k x m, row-major), bit 1: likewise B; a constant operand
  *   is row-major, never transposed. An operand on the tape reads exactly the
@@ -79,6 +84,10 @@ struct pyad_tape {
      * parameters; rows from n_marked on count as active. */
     uint8_t *passive;
     int64_t n_marked;
+
+    /* Custom rows' callback and its context (pyad.h); NULL until set. */
+    pyad_custom_fn custom_fn;
+    void *custom_ctx;
 
     /* 0: idle; -1: a recorder holds the tape; n > 0: n sweeps are running. */
     atomic_int users;

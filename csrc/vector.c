@@ -27,9 +27,9 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
             if (block_is_source(t, bi))
                 block_source(t, bi, x, v, 1, xd, vd, p);
             else if (row_passive(t, k))
-                passive_block(t, bi, v, vd, p);
+                s = passive_block(t, bi, v, vd, p);
             else
-                block_tangent_vector(t, bi, p, v, vd);
+                s = block_tangent_vector(t, bi, p, v, vd);
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;
@@ -167,7 +167,10 @@ int pyad_reverse_vector(pyad_tape *t, int64_t q, const double *v, const double *
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_reverse_vector(t, bi, q, v, adj);
+            if ((s = block_reverse_vector(t, bi, q, v, adj))) {
+                tape_end_sweep(t);
+                return s;
+            }
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
@@ -264,7 +267,10 @@ int pyad_second_vector(pyad_tape *t, int64_t p, const double *v, const double *v
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_second_vector(t, bi, p, v, vd, adj, adjd);
+            if ((s = block_second_vector(t, bi, p, v, vd, adj, adjd))) {
+                tape_end_sweep(t);
+                return s;
+            }
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;

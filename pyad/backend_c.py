@@ -12,6 +12,7 @@ from _thread import get_ident
 
 import numpy as np
 
+from . import _custom_rows as custom_rows
 from . import ops
 from ._pyad_c import ffi, lib
 from .errors import INTERLEAVED, BranchError, TapeBusyError, status_error
@@ -27,7 +28,46 @@ def _strerror(status):
 
 
 def _fail(status, context=""):
+    if status == _CALLBACK:
+        error = getattr(_callback_error, "error", None)
+        _callback_error.error = None
+        if error is not None:
+            raise error  # the user's own exception, from the rule that raised it
     raise status_error(status, _strerror, context)
+
+
+# ---- custom rows: the C core calls back into Python ----
+#
+# A custom row's sweep runs the user's rules (pyad/_custom_rows.py). An exception
+# there must not cross C: it is kept here, for the thread whose sweep called the
+# rule, the callback returns a failure, the sweep stops with PYAD_ECALLBACK, and
+# _fail re-raises the exception itself once the sweep has returned.
+_CALLBACK = lib.PYAD_ECALLBACK
+_callback_error = threading.local()
+
+
+def _lanes(ptr, n, lanes):
+    """The (n, lanes) float64 view of a work array the callback was handed."""
+    if ptr == ffi.NULL:
+        return None
+    return np.frombuffer(ffi.buffer(ptr, 8 * n * lanes), dtype=np.float64).reshape(n, lanes)
+
+
+@ffi.def_extern(error=-1)
+def pyad_custom_callback(ctx, call):
+    try:
+        row = ffi.from_handle(ctx)[call.rule]
+        n_in, n_out = call.n_in, call.n_out
+        lv, lt, lg, lq = call.lv, call.lt, call.lg, call.lq
+        custom_rows.run_call(row, call.sweep, lv, lt, lg, lq,
+                             _lanes(call.x, n_in, lv), _lanes(call.z, n_out, lv),
+                             _lanes(call.xd, n_in, lt), _lanes(call.zd, n_out, lt),
+                             _lanes(call.zbar, n_out, lg), _lanes(call.xbar, n_in, lg),
+                             _lanes(call.zbard, n_out, lq), _lanes(call.xbard, n_in, lq))
+    except BaseException as e:  # noqa: B036 (KeyboardInterrupt too: re-raised after the sweep)
+        _callback_error.error = e
+        return -1
+    return 0
 
 
 def _dbl(a):
@@ -171,6 +211,8 @@ class CStore(RowBuffer):
         self._work_lock = threading.Lock()
         self._next = 0  # rows are buffered in RowStore (see RowBuffer)
         self._owner = get_ident()  # the thread recording scalar ops (see scalar.claim)
+        self.custom_rows = []  # the pyad.custom calls recorded, by their rule number
+        self._custom_handle = None
 
     # ---- buffered scalar recording (push1 / push2 / push_c: RowBuffer) ----
 
@@ -358,6 +400,23 @@ class CStore(RowBuffer):
                          ffi.NULL if w is None else _dbl(w))
 
     @recording
+    def custom(self, a, row, values):
+        """One custom row (pyad.custom): row's rules applied to the row.n_in slots
+        from a, its row.n_out results (values, computed by the caller) the new
+        slots. The first custom row points the tape's callback at this store's rows."""
+        rows = self.custom_rows
+        if self._custom_handle is None:
+            handle = ffi.new_handle(rows)
+            s = _waiting(lib.pyad_set_custom_callback, self._h, lib.pyad_custom_callback, handle)
+            if s:
+                _fail(s)
+            self._custom_handle = handle  # kept as long as the store: sweeps hold the store
+        row.tape_rows = rows
+        rows.append(row)
+        return self._rec(lib.pyad_rec_custom, a, row.n_in, row.n_out, len(rows) - 1,
+                         _dbl(values))
+
+    @recording
     def output_n(self, slots):
         s = _waiting(lib.pyad_rec_output_n, self._h, _i32(slots), slots.size)
         if s < 0:
@@ -468,6 +527,8 @@ class CStore(RowBuffer):
             return out
         if s == _BRANCH:
             raise BranchError(bad)
+        if s == _CALLBACK:
+            _fail(s)
         return self._gradient_held(x)
 
     def _gradient_held(self, x):

@@ -35,6 +35,7 @@ from .row_buffer import RowBuffer, recording
 _INPUT, _CONST, _SELECT = ops.CODE["input"], ops.CODE["constant"], ops.CODE["select"]
 _GUARD_T, _GUARD_F, _AXPY = ops.CODE["guard_true"], ops.CODE["guard_false"], ops.CODE["axpy_c"]
 _MAX_N, _MIN_N = ops.CODE["max_n"], ops.CODE["min_n"]
+_CUSTOM = ops.CODE["custom"]
 _MAX_SLOTS = 2**31 - 1
 _WAIT_S = 60.0  # how long recording waits for another thread's sweeps
 
@@ -329,6 +330,42 @@ def _source_block(op, a, b, first, w, x, xd, v, vd, consts):
             vd[out] = [0.0] * w
 
 
+# ---- custom rows: the user's rules, through pyad/_custom_rows.py ----
+
+def _column(values, start, n):
+    return np.array(values[start:start + n], dtype=np.float64).reshape(n, 1)
+
+
+def _forward_custom(row, a, first, v, vd):
+    """Values (and tangents) of a custom row's row.n_out slots."""
+    x = _column(v, a, row.n_in)
+    out = slice(first, first + row.n_out)
+    if vd is None:
+        v[out] = row.value(x[:, 0]).tolist()
+        return
+    z, zd = row.tangents(x[:, 0], _column(vd, a, row.n_in))
+    v[out], vd[out] = z.tolist(), zd[:, 0].tolist()
+
+
+def _reverse_custom(row, a, first, v, adj, vd, adjd):
+    """Move a custom row's adjoints (and their tangents) to its operands: the
+    twin of csrc/custom.c and _custom_rows.run_call."""
+    x = _column(v, a, row.n_in)[:, 0]
+    g = _column(adj, first, row.n_out)
+    ins = slice(a, a + row.n_in)
+    if np.any(g != 0):
+        adj[ins] = (np.array(adj[ins]) + row.cotangents(x, g)[:, 0]).tolist()
+    if adjd is None:
+        return
+    gd = _column(adjd, first, row.n_out)
+    d = np.zeros(row.n_in)
+    if np.any(gd != 0):
+        d += row.cotangents(x, gd)[:, 0]
+    if np.any(g != 0):
+        d += row.second(x, _column(vd, a, row.n_in)[:, 0], g[:, 0])
+    adjd[ins] = (np.array(adjd[ins]) + d).tolist()
+
+
 # ---- activity: rows no differentiated input reaches (the twin of csrc/activity.c) ----
 
 PASSIVE_ROW, PASSIVE_A, PASSIVE_B = 1, 2, 4
@@ -350,6 +387,8 @@ def _row_reached(op, a, b, c, blk, act, pool):
         return on_a or on_b, (0 if on_a else PASSIVE_A) | (0 if on_b else PASSIVE_B)
     if op == gathers.GATHER:
         return _reaches(act, pool[a:a + blk[0]]), 0
+    if op == _CUSTOM:  # the b slots from a
+        return _reaches(act, range(a, a + b)), 0
     if op in gathers.REDUCE or op in gathers.SCAN:
         w, sa, sb = blk[0], blk[1], blk[2]
         m = w if op in gathers.REDUCE else w // max(b, 1)
@@ -491,6 +530,7 @@ class PyStore(RowBuffer):
         self.inputs = []     # slot of each input
         self.outputs = []    # slot of each output
         self.marks = {}      # activity marks of rows (set_active_inputs)
+        self.custom_rows = []  # the pyad.custom calls recorded, by their rule number (c)
         self.max_ops = _MAX_SLOTS  # the limit counts slots (slot numbers are int32)
         self.closed = False
         # Rows buffered by the active types (in RowStore), as the C store buffers them.
@@ -913,6 +953,16 @@ class PyStore(RowBuffer):
         return self._append_block(_SELECT, oc, oa, ob, (sc, sa, sb, 0), values)
 
     @_records
+    def custom(self, a, row, values):
+        """One custom row (pyad.custom): row's rules applied to the row.n_in slots
+        from a; its row.n_out results (values, computed by the caller) the new slots."""
+        self._room(row.n_out, np.arange(a, a + row.n_in))
+        row.tape_rows = self.custom_rows
+        self.custom_rows.append(row)
+        return self._append_block(_CUSTOM, a, row.n_in, len(self.custom_rows) - 1,
+                                  (0, 0, 0, 0), np.asarray(values, dtype=np.float64))
+
+    @_records
     def output_n(self, slots):
         self._live()
         slots = [self._slot(s) for s in slots.tolist()]
@@ -941,11 +991,12 @@ class PyStore(RowBuffer):
         """The tape's lists, taken once per call: a close() from another thread
         then does not cut a running sweep short."""
         return (self.op, self.a, self.b, self.c, self.first, self.blocks, len(self.val),
-                self.consts, self.pool, self.marks, self.inputs, self.outputs)
+                self.consts, self.pool, self.marks, self.custom_rows, self.inputs, self.outputs)
 
     def _forward(self, x, xd=None, snap=None):
         """Values (and tangents along xd) of every slot at inputs x."""
-        ops_, A, B, Cs, F, blocks, n_slots, consts, pool, marks, _, _ = snap or self._snapshot()
+        (ops_, A, B, Cs, F, blocks, n_slots, consts, pool, marks, custom_rows,
+         _, _) = snap or self._snapshot()
         v = [0.0] * n_slots
         vd = [0.0] * n_slots if xd is not None else None
         for k in range(len(ops_)):
@@ -954,6 +1005,9 @@ class PyStore(RowBuffer):
             rvd = None if marks.get(k, 0) & PASSIVE_ROW else vd
             if op in products.PRODUCT_OPS:
                 products.forward(op, a, b, s, blocks[k], v, rvd, consts)
+                continue
+            if op == _CUSTOM:
+                _forward_custom(custom_rows[c], a, s, v, rvd)
                 continue
             if k in blocks:
                 if op == _INPUT or op == _CONST:
@@ -1014,8 +1068,8 @@ class PyStore(RowBuffer):
 
     def _reverse(self, v, u, vd=None, snap=None):
         """Adjoints (and their tangents, given the tangents vd) seeded with u."""
-        ops_, A, B, Cs, F, blocks, n_slots, consts, pool, marks, _, outputs = (
-            snap or self._snapshot())
+        (ops_, A, B, Cs, F, blocks, n_slots, consts, pool, marks, custom_rows, _,
+         outputs) = snap or self._snapshot()
         adj = [0.0] * n_slots
         adjd = [0.0] * n_slots if vd is not None else None
         for i, s in enumerate(outputs):
@@ -1028,6 +1082,9 @@ class PyStore(RowBuffer):
             if op in products.PRODUCT_OPS:
                 products.reverse(op, a, b, s, blocks[k], v, adj, vd, adjd, consts,
                                  mark & PASSIVE_A, mark & PASSIVE_B)
+                continue
+            if op == _CUSTOM:
+                _reverse_custom(custom_rows[c], a, s, v, adj, vd, adjd)
                 continue
             if k in blocks:
                 if op in gathers.ROW_OPS:

@@ -94,6 +94,12 @@ class TapeBusyError(PyadError, RuntimeError):
     """
 
 
+class CustomRuleError(PyadError, NotImplementedError):
+    """A sweep needs a derivative rule that a pyad.custom_jvp / pyad.custom_vjp
+    function was not given (the message names which), or a tape holding such a
+    function was to be saved (Python code is never serialized)."""
+
+
 class RetraceWarning(UserWarning):
     """Most points of a batch took another Python branch and were re-recorded one by
     one: correct but slow (``pyad.where`` records both sides of a branch). A
@@ -127,6 +133,7 @@ _ERROR_OF_STATUS = {
     "PYAD_ECLOSED": TapeClosedError,
     "PYAD_EBUSY": TapeBusyError,
     "PYAD_EFORMAT": TapeFormatError,
+    "PYAD_ECALLBACK": CustomRuleError,
 }
 
 

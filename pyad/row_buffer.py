@@ -15,8 +15,9 @@ returns. Only the owner hands buffered rows over (`_sync`).
 """
 import functools
 
+from ._custom_rows import RECORDING_IN_A_RULE, refuses_recording
 from ._speedups import RowStore
-from .errors import INTERLEAVED, TapeBusyError
+from .errors import INTERLEAVED, CustomRuleError, TapeBusyError
 from .store import sweep_table
 
 BUSY = ("another thread is recording on this tape right now: record each tape in one "
@@ -27,6 +28,8 @@ def recording(method):
     """A store method that records: run it as the tape's one recording thread."""
     @functools.wraps(method)
     def run(self, *args):
+        if refuses_recording(self):
+            raise CustomRuleError(RECORDING_IN_A_RULE)
         status = self._enter(True)
         if status:
             if status == 1:

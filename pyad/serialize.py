@@ -74,7 +74,7 @@ import numpy as np
 from . import ops
 from .backends import store_class
 from ._pyad_c import ffi, lib
-from .errors import TapeFormatError
+from .errors import CustomRuleError, TapeFormatError
 
 MAGIC = b"PYADTAPE"
 VERSION = 3          # what a tape without parameters is written as
@@ -116,8 +116,21 @@ def _bad(why):
 
 def dumps(tape):
     """The tape's bytes in the format above."""
-    return encode(tape._store.export(), tape._in_shapes, tape._out_shapes,
+    arrays = tape._store.export()
+    _refuse_custom_rows(arrays)
+    return encode(arrays, tape._in_shapes, tape._out_shapes,
                   param_leaves=tape._param_leaves())
+
+
+def _refuse_custom_rows(arrays):
+    """A custom row's rules are Python functions, which a saved tape never holds."""
+    n = int(np.count_nonzero(arrays["op"] == ops.CODE["custom"]))
+    if n:
+        raise CustomRuleError(
+            f"this tape holds {n} call(s) of pyad.custom_jvp / pyad.custom_vjp functions, "
+            "whose rules are Python code: pyad never serializes Python code, so it cannot "
+            "be saved or pickled. Keep the tape in memory, or record it again (pyad.trace) "
+            "where it is needed")
 
 
 def encode(arrays, in_shapes, out_shapes, op_names=None, param_leaves=None):

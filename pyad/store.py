@@ -186,6 +186,15 @@ class Store(Protocol):
                 w: "np.ndarray | None" = None) -> int:
         """One product row z (m x n) = A @ B (csrc/pyad.h pyad_rec_product); its first slot."""
 
+    def custom(self, a: int, row, values: np.ndarray) -> int:
+        """One custom row (pyad.custom_jvp / custom_vjp): row (a
+        pyad._custom_rows.CustomRow) applied to the row.n_in consecutive slots from
+        a, its row.n_out results, already computed, in values; its first slot. The
+        row's rules are called by every sweep that reaches it."""
+
+    custom_rows: list
+    """The CustomRows recorded, by their rule number (the row's c operand)."""
+
     def output_n(self, slots: np.ndarray) -> None:
         """Mark slots as outputs."""
 

@@ -145,6 +145,8 @@ class _Graph:
                 i, j = divmod(e, slots.shape[1])
                 return slots[i, :j + 1].tolist()
             return slots[e].tolist()
+        if self.primitive(k) == "custom":  # each result may depend on every operand
+            return self.operands(k)
         return [slot + stride * e for slot, stride, _ in self.operand_refs(k)]
 
     def primitive(self, k):
@@ -174,6 +176,8 @@ class _Graph:
             _, m, kk, n, _ = self.strides(k)
             return [ref for ref, const in (((a, 1, m * kk), name == "rmatmul_c"),
                                            ((b, 1, kk * n), name == "matmul_c")) if not const]
+        if name == "custom":  # the b consecutive slots from a (pyad.custom_jvp / _vjp)
+            return [(a, 1, b)]
         if name == "select":
             return [(a, sa, w), (b, sb, w), (c, sc, w)]
         if name == "axpy_c":

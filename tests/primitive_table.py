@@ -458,7 +458,30 @@ def _tie_share(z, m):
     return ties / ties.sum()
 
 
+@pyad.custom_jvp
+def _custom_cube(x):
+    """A custom row (pyad.custom_jvp) with its first- and second-order rules."""
+    return x ** 3
+
+
+@_custom_cube.defjvp
+def _custom_cube_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return x ** 3, 3.0 * x * x * t
+
+
+@_custom_cube.defhvp
+def _custom_cube_hvp(primals, tangents, g):
+    (x,), (t,) = primals, tangents
+    return (6.0 * x * t * g,)
+
+
+_CUSTOM_W = np.array([1.0, -2.0])
+
 SPECIAL_TABLE = {
+    "custom": Special(lambda z: np.sum(_custom_cube(z) * _CUSTOM_W), [(1.5, -2.0), (0.0, 3.0)],
+                      lambda z: np.sum(z ** 3 * _CUSTOM_W), lambda z: 3.0 * z * z * _CUSTOM_W,
+                      lambda z: np.diag(6.0 * z * _CUSTOM_W)),
     "input": Special(lambda z: z[0] * z[1], [(1.5, -2.0), (0.0, 3.0)],
                      lambda z: z[0] * z[1], lambda z: np.array([z[1], z[0]]), _MUL_HESS),
     "constant": Special(_WITH_CONSTANT, [(1.0, 2.0), (3.0, 2.0)],

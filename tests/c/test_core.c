@@ -520,7 +520,8 @@ static void group_table(void)
     CHECK_STATUS(pyad_op_kind(count), PYAD_EINVAL);
     CHECK_STATUS(pyad_op_kind(255), PYAD_EINVAL);
     const int statuses[] = {PYAD_OK, PYAD_ENOMEM, PYAD_EINVAL, PYAD_EINDEX, PYAD_ETOOBIG,
-                            PYAD_EBRANCH, PYAD_ECLOSED, PYAD_EBUSY, PYAD_EFORMAT};
+                            PYAD_EBRANCH, PYAD_ECLOSED, PYAD_EBUSY, PYAD_EFORMAT,
+                            PYAD_ECALLBACK};
     for (size_t i = 0; i < sizeof statuses / sizeof *statuses; ++i) {
         const char *msg = pyad_strerror(statuses[i]);
         CHECK(msg && msg[0] != '\0' && strcmp(msg, "unknown status") != 0);
@@ -529,7 +530,7 @@ static void group_table(void)
     CHECK(strcmp(pyad_strerror(7), "unknown status") == 0);
     const char *const status_names[] = {"PYAD_OK", "PYAD_ENOMEM", "PYAD_EINVAL", "PYAD_EINDEX",
                                         "PYAD_ETOOBIG", "PYAD_EBRANCH", "PYAD_ECLOSED",
-                                        "PYAD_EBUSY", "PYAD_EFORMAT"};
+                                        "PYAD_EBUSY", "PYAD_EFORMAT", "PYAD_ECALLBACK"};
     for (size_t i = 0; i < sizeof statuses / sizeof *statuses; ++i)
         CHECK(strcmp(pyad_status_name(statuses[i]), status_names[i]) == 0);
     CHECK(pyad_status_name(-99) == NULL && pyad_status_name(7) == NULL);
@@ -579,7 +580,9 @@ static const char *const KNOWN_SPECIALS[] = {"input", "constant", "select", "gua
                                              "gather", "reduce_add", "reduce_mul",
                                              "reduce_max", "reduce_min", "cumsum", "cumprod",
                                              /* products: group_products */
-                                             "matmul", "matmul_c", "rmatmul_c"};
+                                             "matmul", "matmul_c", "rmatmul_c",
+                                             /* the caller's rules: group_custom */
+                                             "custom"};
 
 /* The value a comparison primitive must give (by its name). */
 static int compare_by_name(const char *name, double x, double y, double *want)
@@ -2529,6 +2532,114 @@ static void run_group(const char *name, void (*fn)(void))
     total_failed += counts[1];
 }
 
+/* ---- group: custom rows (the caller's rules, through the tape's callback) ---- */
+
+/* z = 2 x, elementwise, with its exact derivatives; fails when *ctx is nonzero.
+ * Counts its calls per sweep kind in custom_calls. */
+static long custom_calls[4];
+
+static int doubling_rule(void *ctx, const struct pyad_custom_call *c)
+{
+    if (*(const int *)ctx || c->n_in != c->n_out || c->sweep < 0 || c->sweep > 3)
+        return 1;
+    custom_calls[c->sweep]++;
+    int64_t n = c->n_in;
+    for (int64_t i = 0; i < n; ++i) {
+        if (c->sweep == PYAD_CUSTOM_VALUES || c->sweep == PYAD_CUSTOM_TANGENT)
+            for (int64_t j = 0; j < c->lv; ++j)
+                c->z[i * c->lv + j] = 2.0 * c->x[i * c->lv + j];
+        if (c->sweep == PYAD_CUSTOM_TANGENT)
+            for (int64_t j = 0; j < c->lt; ++j)
+                c->zd[i * c->lt + j] = 2.0 * c->xd[i * c->lt + j];
+        if (c->sweep == PYAD_CUSTOM_REVERSE || c->sweep == PYAD_CUSTOM_SECOND)
+            for (int64_t j = 0; j < c->lg; ++j)
+                c->xbar[i * c->lg + j] += 2.0 * c->zbar[i * c->lg + j];
+        if (c->sweep == PYAD_CUSTOM_SECOND)
+            for (int64_t j = 0; j < c->lq; ++j)
+                c->xbard[i * c->lq + j] += 2.0 * c->zbard[i * c->lq + j];
+    }
+    return 0;
+}
+
+static void group_custom(void)
+{
+    int sin_ = OP("sin");
+    if (sin_ < 0)
+        return;
+    static const double x0[3] = {0.5, -1.0, 2.0}, one[3] = {1.0, 1.0, 1.0};
+    int fail = 0;
+    pyad_tape *t = new_tape();
+    CHECK_STATUS(pyad_rec_input_n(t, x0, 3), 0);
+    const double z0[3] = {1.0, -2.0, 4.0};
+    /* no callback yet: refused, the tape unchanged */
+    CHECK_STATUS(pyad_rec_custom(t, 0, 3, 3, 0, z0), PYAD_EINVAL);
+    CHECK_STATUS(pyad_set_custom_callback(NULL, doubling_rule, &fail), PYAD_ECLOSED);
+    CHECK_STATUS(pyad_set_custom_callback(t, doubling_rule, &fail), PYAD_OK);
+    CHECK_STATUS(pyad_rec_custom(t, 1, 3, 3, 0, z0), PYAD_EINDEX); /* reads slot 3 */
+    CHECK_STATUS(pyad_rec_custom(t, -1, 3, 3, 0, z0), PYAD_EINDEX);
+    CHECK_STATUS(pyad_rec_custom(t, 0, 0, 3, 0, z0), PYAD_EINVAL);
+    CHECK_STATUS(pyad_rec_custom(t, 0, 3, 0, 0, z0), PYAD_EINVAL);
+    CHECK_STATUS(pyad_rec_custom(t, 0, 3, 3, -1, z0), PYAD_EINVAL);
+    CHECK_STATUS(pyad_rec_custom(t, 0, 3, 3, 0, NULL), PYAD_EINVAL);
+    CHECK(pyad_n_ops(t) == 1 && pyad_n_slots(t) == 3);
+    CHECK_STATUS(pyad_rec_custom(t, 0, 3, 3, 0, z0), 3);
+    int32_t zs[3] = {3, 4, 5}, outs[3] = {6, 7, 8};
+    CHECK_STATUS(pyad_rec1_n(t, sin_, zs, 3), 6);
+    CHECK_STATUS(pyad_rec_output_n(t, outs, 3), 0);
+    double y[3], yd[3], v[9], vd[9], adj[9], adjd[9], xbar[3], xbard[3];
+    int64_t bad = -1;
+    const double x1[3] = {0.25, 0.75, -0.5};
+    CHECK_STATUS(pyad_forward(t, x1, v, y, &bad), PYAD_OK);
+    for (int i = 0; i < 3; ++i)
+        CHECK_CLOSE(y[i], sin(2.0 * x1[i]), 1e-15, 0, "custom forward");
+    CHECK_STATUS(pyad_forward_tangent(t, x1, one, v, vd, y, yd, &bad), PYAD_OK);
+    for (int i = 0; i < 3; ++i)
+        CHECK_CLOSE(yd[i], 2.0 * cos(2.0 * x1[i]), 1e-15, 0, "custom tangent");
+    CHECK_STATUS(pyad_reverse(t, v, one, adj, xbar), PYAD_OK);
+    for (int i = 0; i < 3; ++i)
+        CHECK_CLOSE(xbar[i], 2.0 * cos(2.0 * x1[i]), 1e-15, 0, "custom reverse");
+    CHECK_STATUS(pyad_reverse_second(t, v, vd, one, adj, adjd, xbar, xbard), PYAD_OK);
+    for (int i = 0; i < 3; ++i)
+        CHECK_CLOSE(xbard[i], -4.0 * sin(2.0 * x1[i]), 1e-14, 0, "custom second");
+    /* batched: two points, each with its own lane */
+    double xb[6] = {0.25, 0.75, -0.5, 1.0, 2.0, 3.0}, ub[6] = {1, 1, 1, 1, 1, 1};
+    double vb[18], adjb[18], yb[6], xbarb[6];
+    int64_t badb[2], n_bad = 0;
+    CHECK_STATUS(pyad_forward_batch(t, 2, xb, vb, yb, badb, &n_bad), PYAD_OK);
+    CHECK_STATUS(pyad_reverse_batch(t, 2, vb, ub, adjb, xbarb), PYAD_OK);
+    for (int i = 0; i < 6; ++i) {
+        CHECK_CLOSE(yb[i], sin(2.0 * xb[i]), 1e-15, 0, "custom batch");
+        CHECK_CLOSE(xbarb[i], 2.0 * cos(2.0 * xb[i]), 1e-15, 0, "custom batch reverse");
+    }
+    /* a zero adjoint is a structural zero: the rule is not called */
+    long before = custom_calls[PYAD_CUSTOM_REVERSE];
+    const double zero[3] = {0, 0, 0};
+    CHECK_STATUS(pyad_reverse(t, v, zero, adj, xbar), PYAD_OK);
+    CHECK(custom_calls[PYAD_CUSTOM_REVERSE] == before && xbar[0] == 0.0);
+    /* a failing rule stops every sweep with PYAD_ECALLBACK */
+    fail = 1;
+    CHECK_STATUS(pyad_forward(t, x1, v, y, &bad), PYAD_ECALLBACK);
+    CHECK_STATUS(pyad_forward_tangent(t, x1, one, v, vd, y, yd, &bad), PYAD_ECALLBACK);
+    CHECK_STATUS(pyad_reverse(t, NULL, one, adj, xbar), PYAD_ECALLBACK);
+    CHECK_STATUS(pyad_reverse_second(t, v, vd, one, adj, adjd, xbar, xbard), PYAD_ECALLBACK);
+    CHECK_STATUS(pyad_tangent_vector(t, 1, x1, one, v, vd, y, yd, &bad), PYAD_ECALLBACK);
+    CHECK_STATUS(pyad_reverse_vector(t, 1, NULL, one, adj, xbar), PYAD_ECALLBACK);
+    CHECK_STATUS(pyad_second_vector(t, 1, v, vd, one, adj, adjd, xbar, xbard), PYAD_ECALLBACK);
+    CHECK_STATUS(pyad_forward_batch(t, 2, xb, vb, yb, badb, &n_bad), PYAD_ECALLBACK);
+    CHECK_STATUS(pyad_reverse_batch(t, 2, vb, ub, adjb, xbarb), PYAD_ECALLBACK);
+    fail = 0;
+    CHECK_STATUS(pyad_forward(t, x1, v, y, &bad), PYAD_OK); /* the tape is not held */
+    /* a custom row is never saved: the exported arrays do not validate */
+    arrays r = export_arrays(t);
+    CHECK_STATUS(validate(&r), PYAD_EFORMAT);
+    free_arrays(&r);
+    /* a reset tape forgets the callback */
+    CHECK_STATUS(pyad_tape_reset(t), PYAD_OK);
+    CHECK_STATUS(pyad_rec_input_n(t, x0, 3), 0);
+    CHECK_STATUS(pyad_rec_custom(t, 0, 3, 3, 0, z0), PYAD_EINVAL);
+    pyad_tape_free(t);
+}
+
 int main(int argc, char **argv)
 {
     only = argc > 1 ? argv[1] : NULL;
@@ -2550,6 +2661,7 @@ int main(int argc, char **argv)
     run_group("format", group_format);
     run_group("block format", group_block_format);
     run_group("busy", group_busy);
+    run_group("custom", group_custom);
 #ifdef PYAD_TEST_FAULTS
     run_group("alloc faults", group_faults);
     run_group("shrink faults", group_faults_shrink);
