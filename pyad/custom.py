@@ -45,6 +45,7 @@ once for all the points of a chunk. A tape holding
 a custom row cannot be saved or pickled (Python code is never serialized).
 """
 import functools
+from typing import Callable
 
 import numpy as np
 
@@ -76,11 +77,40 @@ class _Custom:
     def name(self):
         return getattr(self.fun, "__name__", repr(self.fun))
 
-    def defhvp(self, rule):
-        """The second-order rule hvp / hessian use: rule(primals, tangents, cotangent)
-        returns one array per argument, d/dt [J(x + t v)^T g] at t = 0 for the
-        tangents v and the cotangent g (a scalar function, g = 1: H v). Returns
-        rule, so it serves as a decorator."""
+    def defhvp(self, rule: Callable) -> Callable:
+        """Give the second-order rule that hvp / hessian use.
+
+        Parameters
+        ----------
+        rule : callable
+            ``rule(primals, tangents, cotangent)`` returns one array per
+            argument: d/dt [J(x + t v)^T g] at t = 0 for the tangents v and the
+            cotangent g (for a scalar function and g = 1 that is H v).
+
+        Returns
+        -------
+        callable
+            ``rule`` itself, so ``defhvp`` serves as a decorator.
+
+        Raises
+        ------
+        TypeError
+            If ``rule`` is not callable.
+
+        Examples
+        --------
+        >>> import numpy as np, pyad
+        >>> @pyad.custom_vjp
+        ... def cube(x):
+        ...     return x ** 3
+        >>> cube.defvjp(lambda x: (x ** 3, x), lambda x, g: (3 * x ** 2 * g,))
+        <pyad.custom_vjp cube>
+        >>> @cube.defhvp
+        ... def cube_hvp(primals, tangents, g):
+        ...     return (6 * primals[0] * tangents[0] * g,)
+        >>> float(pyad.hessian(cube)(2.0))
+        12.0
+        """
         _check_callable(rule, "defhvp")
         self.hvp_rule = rule
         return rule
@@ -106,20 +136,68 @@ def _check_callable(rule, what):
 
 
 class custom_jvp(_Custom):
-    """A function with its own JVP rule, as jax.custom_jvp:
+    """A function with its own JVP rule, as ``jax.custom_jvp``.
 
-        f = pyad.custom_jvp(f)
-        f.defjvp(rule)     # rule(primals, tangents) -> (primal_out, tangent_out)
+    ``f = pyad.custom_jvp(f)`` then ``f.defjvp(rule)`` (or ``@f.defjvp`` as a
+    decorator), with ``rule(primals, tangents) -> (primal_out, tangent_out)``;
+    primals and tangents are tuples with one entry per argument. Called on
+    active values, ``f`` records one row whose sweeps call the rule. Reverse
+    mode (grad, vjp) uses the same rule, which is linear in the tangents: pyad
+    records it on active tangents and transposes it with a reverse sweep (for a
+    function of few input numbers, or a rule that cannot be recorded so, J is
+    assembled from one rule call per input number).
 
-    (or @f.defjvp as a decorator). primals and tangents are tuples with one entry
-    per argument. Reverse mode (grad, vjp) uses the same rule, which is linear in
-    the tangents: pyad records it on active tangents and transposes it with a
-    reverse sweep (for a function of few input numbers, or a rule that cannot be
-    recorded so, J is assembled from one rule call per input number)."""
+    Parameters
+    ----------
+    fun : callable
+        The primal function; it is called on plain numbers only.
+    vectorized : bool, optional
+        True if ``fun`` and its rules accept every leaf with a leading batch
+        axis, so batched replay calls them once per chunk of points.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> @pyad.custom_jvp
+    ... def log1pexp(x):
+    ...     return np.log1p(np.exp(x))
+    >>> @log1pexp.defjvp
+    ... def log1pexp_jvp(primals, tangents):
+    ...     (x,), (t,) = primals, tangents
+    ...     return log1pexp(x), t / (1.0 + np.exp(-x))
+    >>> round(float(pyad.grad(log1pexp)(3.0)), 6)
+    0.952574
+    """
 
     kind = "custom_jvp"
 
-    def defjvp(self, rule):
+    def defjvp(self, rule: Callable) -> Callable:
+        """Give the JVP rule.
+
+        Parameters
+        ----------
+        rule : callable
+            ``rule(primals, tangents) -> (primal_out, tangent_out)``, linear in
+            the tangents.
+
+        Returns
+        -------
+        callable
+            ``rule`` itself, so ``defjvp`` serves as a decorator.
+
+        Raises
+        ------
+        TypeError
+            If ``rule`` is not callable.
+
+        Examples
+        --------
+        >>> import pyad
+        >>> square = pyad.custom_jvp(lambda x: x * x)
+        >>> _ = square.defjvp(lambda p, t: (p[0] * p[0], 2 * p[0] * t[0]))
+        >>> float(pyad.grad(square)(3.0))
+        6.0
+        """
         _check_callable(rule, "defjvp")
         self.jvp_rule = rule
         return rule
@@ -131,19 +209,67 @@ class custom_jvp(_Custom):
 
 
 class custom_vjp(_Custom):
-    """A function with its own VJP rule, as jax.custom_vjp:
+    """A function with its own VJP rule, as ``jax.custom_vjp``.
 
-        f = pyad.custom_vjp(f)
-        f.defvjp(fwd, bwd)  # fwd(*args) -> (out, residuals); bwd(residuals, g) ->
-                            # a tuple with one cotangent per argument
+    ``f = pyad.custom_vjp(f)`` then ``f.defvjp(fwd, bwd)``, with
+    ``fwd(*args) -> (out, residuals)`` and ``bwd(residuals, g) ->`` a tuple
+    with one cotangent per argument (None for a zero one). Reverse mode (grad,
+    vjp, jacobian(mode='reverse')) calls fwd and bwd at the sweep's point;
+    forward mode raises ``pyad.CustomRuleError``, as JAX does, unless a
+    second-order rule is given (``defhvp``), with which J is built from bwd.
 
-    Reverse mode (grad, vjp, jacobian(mode='reverse')) calls fwd and bwd at the
-    sweep's point; forward mode raises pyad.CustomRuleError, as JAX does, unless
-    a second-order rule is given (defhvp), with which J is built from bwd."""
+    Parameters
+    ----------
+    fun : callable
+        The primal function; it is called on plain numbers only.
+    vectorized : bool, optional
+        True if ``fun``, ``fwd`` and ``bwd`` accept every leaf with a leading
+        batch axis, so batched replay calls them once per chunk of points.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> @pyad.custom_vjp
+    ... def clip_gradient(x):
+    ...     return x
+    >>> clip_gradient.defvjp(lambda x: (x, None),
+    ...                      lambda res, g: (np.clip(g, -1.0, 1.0),))
+    <pyad.custom_vjp clip_gradient>
+    >>> pyad.grad(lambda x: 5.0 * clip_gradient(x))(2.0)
+    1.0
+    """
 
     kind = "custom_vjp"
 
-    def defvjp(self, fwd, bwd):
+    def defvjp(self, fwd: Callable, bwd: Callable) -> "custom_vjp":
+        """Give the forward and backward rules.
+
+        Parameters
+        ----------
+        fwd : callable
+            ``fwd(*args) -> (out, residuals)``.
+        bwd : callable
+            ``bwd(residuals, g)`` returns a tuple with one cotangent per
+            argument (None for a zero one).
+
+        Returns
+        -------
+        custom_vjp
+            This function, so the call can be chained.
+
+        Raises
+        ------
+        TypeError
+            If ``fwd`` or ``bwd`` is not callable.
+
+        Examples
+        --------
+        >>> import pyad
+        >>> double = pyad.custom_vjp(lambda x: 2 * x)
+        >>> _ = double.defvjp(lambda x: (2 * x, None), lambda r, g: (2 * g,))
+        >>> float(pyad.grad(double)(1.0))
+        2.0
+        """
         _check_callable(fwd, "defvjp's fwd")
         _check_callable(bwd, "defvjp's bwd")
         self.fwd_rule, self.bwd_rule = fwd, bwd

@@ -97,7 +97,19 @@ class TapeBusyError(PyadError, RuntimeError):
 class CustomRuleError(PyadError, NotImplementedError):
     """A sweep needs a derivative rule that a pyad.custom_jvp / pyad.custom_vjp
     function was not given (the message names which), or a tape holding such a
-    function was to be saved (Python code is never serialized)."""
+    function was to be saved (Python code is never serialized).
+
+    Examples
+    --------
+    >>> import pyad
+    >>> f = pyad.custom_vjp(lambda x: 2 * x)
+    >>> _ = f.defvjp(lambda x: (2 * x, None), lambda r, g: (2 * g,))
+    >>> try:
+    ...     pyad.jvp(f, 1.0, 1.0)
+    ... except pyad.CustomRuleError:
+    ...     print("no forward rule")
+    no forward rule
+    """
 
 
 class RetraceWarning(UserWarning):
