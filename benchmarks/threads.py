@@ -1,22 +1,27 @@
 #!/usr/bin/env python
-"""Two threads replaying one tape vs one thread (the C sweeps release the GIL).
+"""Batched replay on one thread and on two, next to torch (issue 17's targets).
 
-    python benchmarks/threads.py [--quick] [--backend c|python] [--threads 2]
+    python benchmarks/threads.py [--quick] [--rounds 21] [--threads 2]
+    PYTHONPATH=. /work/peers/bin/python benchmarks/threads.py   # with torch
 
-Two workloads on one recorded tape:
-  * batched gradients: tape.gradient(X, batch=True) over many points, the batch
-    split in two by pyad (threads=2) and, separately, two Python threads each
-    sweeping half of the points;
-  * many single gradients of a large tape: K calls of tape.gradient(x) in one
-    thread vs K/2 calls in each of two threads.
-For each it prints the best-of-N wall time of both and the speedup
-(one-thread time / two-thread time; 2.0 is perfect scaling on two free cores).
+Every cell runs once per round and the rounds are interleaved, so load that
+comes and goes on a shared machine hits all cells alike; each cell's median
+(and minimum) over the rounds is printed, then the targets as ratios of
+medians. The load average is printed next to the figures: two threads cannot
+scale on cores that other processes are using.
+
+Cells: P6 (P1's gradient, tape.gradient(X, batch=True, threads=k)) at 1e5 and
+1e6 points; torch on the same function of whole tensors (torch.autograd.grad
+of the sum, torch.set_num_threads(k)); P2 (Rosenbrock n=1,000, array rows) at
+1,000 points; the same P6 batch split over a ThreadPoolExecutor (executor=);
+and a small batch with threads=None against threads=1 (it must not be slower).
 """
 import argparse
 import os
+import statistics
 import sys
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -24,112 +29,156 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pyad  # noqa: E402
+from benchmarks.problems import TorchNS, p1_f, p1_vec, rosenbrock  # noqa: E402
+
+try:
+    import torch
+except ImportError:
+    torch = None
 
 
-def rosen(x):
-    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+class Cell:
+    """One timed call; `repeat` calls per sample for calls too short to time alone."""
 
+    def __init__(self, name, fn, points, repeat=1):
+        self.name, self.fn, self.points, self.repeat = name, fn, points, repeat
+        self.samples = []
 
-def best_of(fn, repeat):
-    times = []
-    for _ in range(repeat):
+    def sample(self):
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for _ in range(self.repeat):
+            self.fn()
+        self.samples.append((time.perf_counter() - t0) / self.repeat)
+
+    @property
+    def median(self):
+        return statistics.median(self.samples)
+
+    def line(self):
+        per = 1e9 / self.points
+        return (f"  {self.name:<46} {self.median * per:9.1f} ns/point "
+                f"({min(self.samples) * per:7.1f})   {self.median * 1e3:8.2f} ms")
 
 
-def in_threads(n_threads, work):
-    """Run work(i) in n_threads threads started together; returns when all are done."""
-    barrier = threading.Barrier(n_threads + 1)
-    errors = []
-
-    def body(i):
-        barrier.wait()
-        try:
-            work(i)
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
-
-    threads = [threading.Thread(target=body, args=(i,)) for i in range(n_threads)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+def p6_points(n):
+    return np.random.default_rng(0).uniform(1.0, 2.0, size=(n, 3))
 
 
-def report(name, one, many, n_threads):
-    print(f"  {name:<44} 1 thread {one * 1e3:9.1f} ms   {n_threads} threads "
-          f"{many * 1e3:9.1f} ms   speedup {one / many:5.2f}x")
-    return one / many
+def pyad_cells(label, tape, X, k, executor):
+    """threads=1, threads=k and (optionally) executor= on one tape and batch;
+    the split ones are checked bit for bit against threads=1 first."""
+    one = tape.gradient(X, batch=True, threads=1)
+    cells = [Cell(f"{label} pyad threads=1", lambda: tape.gradient(X, batch=True, threads=1),
+                  len(X))]
+    split = tape.gradient(X, batch=True, threads=k)
+    assert np.array_equal(split, one), f"{label}: threads={k} differs from threads=1"
+    cells.append(Cell(f"{label} pyad threads={k}",
+                      lambda: tape.gradient(X, batch=True, threads=k), len(X)))
+    if executor is not None:
+        assert np.array_equal(tape.gradient(X, batch=True, executor=executor), one)
+        cells.append(Cell(f"{label} pyad executor=ThreadPoolExecutor({k})",
+                          lambda: tape.gradient(X, batch=True, executor=executor), len(X)))
+    return cells
 
 
-def batched_gradients(backend, n, n_points, repeat, n_threads):
-    rng = np.random.default_rng(0)
-    tape = pyad.trace(rosen, np.zeros(n), backend=backend)
-    X = rng.uniform(-1.0, 1.0, size=(n_points, n))
-    want = tape.gradient(X, batch=True)
-    np.testing.assert_allclose(tape.gradient(X, batch=True, threads=n_threads), want,
-                               rtol=1e-12)
-    print(f"batched gradients: rosenbrock n={n} ({tape.n_ops} ops), {n_points} points, "
-          f"{backend} backend")
-    one = best_of(lambda: tape.gradient(X, batch=True), repeat)
-    split = best_of(lambda: tape.gradient(X, batch=True, threads=n_threads), repeat)
-    r1 = report(f"tape.gradient(X, batch=True, threads={n_threads})", one, split, n_threads)
-    parts = np.array_split(X, n_threads)
-    out = [None] * n_threads
+def torch_cells(label, X, k, want):
+    """P6 in torch: the function on whole tensors, autograd.grad of its sum."""
+    if torch is None:
+        return []
+    Xt = torch.tensor(X)
 
-    def half(i):
-        out[i] = tape.gradient(parts[i], batch=True)
+    def grad(n_threads):
+        def run():
+            torch.set_num_threads(n_threads)
+            Z = Xt.clone().requires_grad_(True)
+            return torch.autograd.grad(torch.sum(p1_f(Z[:, 0], Z[:, 1], Z[:, 2], TorchNS)), Z)[0]
+        return run
 
-    outer = best_of(lambda: in_threads(n_threads, half), repeat)
-    np.testing.assert_allclose(np.concatenate(out), want, rtol=1e-12)
-    r2 = report(f"{n_threads} Python threads, one part of X each", one, outer, n_threads)
-    return r1, r2
+    np.testing.assert_allclose(grad(1)().numpy(), want, rtol=1e-10, atol=1e-12)
+    return [Cell(f"{label} torch set_num_threads({n})", grad(n), len(X)) for n in (1, k)]
 
 
-def single_gradients(backend, n, calls, repeat, n_threads):
-    rng = np.random.default_rng(1)
-    tape = pyad.trace(rosen, np.zeros(n), backend=backend)
-    xs = rng.uniform(-1.0, 1.0, size=(4, n))
-    want = [tape.gradient(x) for x in xs]
-    print(f"single gradients: rosenbrock n={n} ({tape.n_ops} ops), {calls} calls, "
-          f"{backend} backend")
-
-    def serial():
-        for k in range(calls):
-            tape.gradient(xs[k % 4])
-
-    def share(i):
-        for k in range(i, calls, n_threads):
-            g = tape.gradient(xs[k % 4])
-        np.testing.assert_array_equal(g, want[(k) % 4])
-
-    one = best_of(serial, repeat)
-    many = best_of(lambda: in_threads(n_threads, share), repeat)
-    return report("tape.gradient(x) in a loop, calls shared out", one, many, n_threads)
+def ratio(cells, slow, fast):
+    return cells[slow].median / cells[fast].median
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="smaller problems, fewer repeats")
-    p.add_argument("--backend", default="c", choices=("c", "python"))
+    p.add_argument("--quick", action="store_true", help="fewer rounds, no 1e6 batch")
+    p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
+    k = args.threads
+    rounds = args.rounds or (5 if args.quick else 21)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"pyad {pyad.__version__}, {cores} cores available, comparing 1 and "
-          f"{args.threads} threads")
-    if args.backend == "python":
-        sizes = dict(batch=(100, 64), single=(2000, 20), repeat=2)
-    elif args.quick:
-        sizes = dict(batch=(1000, 2048), single=(100_000, 40), repeat=3)
-    else:
-        sizes = dict(batch=(1000, 8192), single=(1_000_000, 40), repeat=5)
-    batched_gradients(args.backend, *sizes["batch"], sizes["repeat"], args.threads)
-    single_gradients(args.backend, *sizes["single"], sizes["repeat"], args.threads)
+    print(f"pyad {pyad.__version__}, torch {torch.__version__ if torch else '(not installed)'}, "
+          f"{cores} usable cores, {rounds} interleaved rounds; load average at start "
+          f"{os.getloadavg()[0]:.2f}")
+
+    cells = {}
+    pool = ThreadPoolExecutor(k)
+    sizes = (10**5,) if args.quick else (10**5, 10**6)
+    for n in sizes:
+        X = p6_points(n)
+        tape = pyad.trace(p1_vec, X[0])
+        label = f"P6 {n:.0e} points:"
+        want = tape.gradient(X, batch=True, threads=1)
+        for c in (pyad_cells(label, tape, X, k, pool if n == 10**5 else None)
+                  + torch_cells(label, X, k, want)):
+            cells[c.name] = c
+
+    rng = np.random.default_rng(1)
+    R = rng.uniform(-1.0, 1.0, size=(1000, 1000))
+    rtape = pyad.trace(rosenbrock, R[0])
+    for c in pyad_cells("P2 n=1000, 1000 points:", rtape, R, k, None):
+        cells[c.name] = c
+
+    small = p6_points(1000)
+    stape = pyad.trace(p1_vec, small[0])
+    assert np.array_equal(stape.gradient(small, batch=True),
+                          stape.gradient(small, batch=True, threads=1))
+    for name, threads in (("threads=1", 1), ("threads=None", None)):
+        c = Cell(f"P6 1e+03 points: pyad {name}",
+                 lambda t=threads: stape.gradient(small, batch=True, threads=t), 1000, repeat=20)
+        cells[c.name] = c
+
+    order = list(cells.values())
+    for c in order:  # warm-up: first touches, thread pools, torch's kernels
+        c.fn()
+    for _ in range(rounds):
+        for c in order:
+            c.sample()
+    print("cell                                             median (min)           median")
+    for c in order:
+        print(c.line())
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
+
+    print("targets (ratios of medians; 'speedup' = one-thread time / split time):")
+
+    def target(text, value, goal):
+        print(f"  {text:<58} {value:5.2f}x  (target >= {goal}) "
+              f"{'ok' if value >= goal else 'MISSED'}")
+
+    for n in sizes:
+        L = f"P6 {n:.0e} points:"
+        target(f"P6 {n:.0e}: threads={k} speedup", ratio(cells, f"{L} pyad threads=1",
+                                                         f"{L} pyad threads={k}"), 1.7)
+        if torch is not None:
+            for n_t in (1, k):
+                target(f"P6 {n:.0e}: torch / pyad at {n_t} thread(s)",
+                       ratio(cells, f"{L} torch set_num_threads({n_t})",
+                             f"{L} pyad threads={n_t}"), 1.0)
+    L = "P2 n=1000, 1000 points:"
+    target(f"P2 n=1000 x 1000 points: threads={k} speedup",
+           ratio(cells, f"{L} pyad threads=1", f"{L} pyad threads={k}"), 1.7)
+    L = "P6 1e+05 points:"
+    target(f"P6 1e+05: executor=ThreadPoolExecutor({k}) speedup",
+           ratio(cells, f"{L} pyad threads=1", f"{L} pyad executor=ThreadPoolExecutor({k})"),
+           1.7)
+    L = "P6 1e+03 points:"
+    target("P6 1e+03: threads=None vs threads=1 (not slower)",
+           ratio(cells, f"{L} pyad threads=1", f"{L} pyad threads=None"), 0.9)
+    pool.shutdown()
     return 0
 
 

@@ -296,4 +296,22 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
 int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *vd,
                       const double *u, double *adj, double *adjd, double *xbar, double *xbard);
 
+/* A whole batch in one call (csrc/batch_threads.c): the sweep `kind` at nb
+ * points, in chunks of `chunk` points, on up to n_threads threads (the caller's
+ * among them; none outlives the call). The results are bit for bit those of
+ * n_threads = 1: chunk boundaries do not depend on it. Arrays are as above,
+ * full size (nb rows); u has u_rows = nb rows, or 1 row used at every point.
+ * VALUES fills y; JVP y, yd (either may be NULL); VJP y (or NULL), xbar; HVP y
+ * (or NULL), xbar, xbard. bad and *n_bad as above. */
+enum pyad_batch_kind {
+    PYAD_BATCH_VALUES = 0,
+    PYAD_BATCH_JVP = 1,
+    PYAD_BATCH_VJP = 2,
+    PYAD_BATCH_HVP = 3
+};
+int pyad_batch_sweep(pyad_tape *t, int kind, int64_t nb, int64_t chunk, int64_t n_threads,
+                     const double *x, const double *xd, const double *u, int64_t u_rows,
+                     double *y, double *yd, double *xbar, double *xbard, int64_t *bad,
+                     int64_t *n_bad);
+
 #endif

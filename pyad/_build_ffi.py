@@ -13,7 +13,7 @@ CSRC_ABS = os.path.join(os.path.dirname(HERE), "csrc")
 CSRC = os.path.relpath(CSRC_ABS)
 SOURCES = ["tape.c", "record.c", "record_linalg.c", "forward.c", "reverse.c", "vector.c",
            "batch.c", "block.c", "block_lanes.c", "reduce_lanes.c", "serialize.c", "gather.c",
-           "product.c", "activity.c", "custom.c"]
+           "product.c", "activity.c", "custom.c", "batch_threads.c"]
 
 
 def _declarations(header):
@@ -64,12 +64,12 @@ ffibuilder.set_source(
     sources=[os.path.join(CSRC, name) for name in SOURCES],
     include_dirs=[CSRC],
     library_dirs=BLAS_LIB_DIRS,
-    depends=[os.path.join(CSRC, name) for name in
-             ("pyad.h", "tape.h", "gather.h", "lanes.h", "vector_math.h", "blas.h", "product.h", "custom.h", "record.h", "sweep.h", "block.h", "rules.h", "special_functions.h", "special_rules.h", "ops.def",
-              "expand_ops.h")],
-    extra_compile_args=["-std=c11", "-O3", "-Wall", "-Wextra"] + VECTOR_FLAGS
+    # every header and the registry: a change to any of them rebuilds the core
+    depends=sorted(os.path.join(CSRC, name) for name in os.listdir(CSRC_ABS)
+                   if name.endswith((".h", ".def"))),
+    extra_compile_args=["-std=c11", "-O3", "-Wall", "-Wextra", "-pthread"] + VECTOR_FLAGS
     + os.environ.get("PYAD_CFLAGS", "").split(),
-    extra_link_args=BLAS_LINK + os.environ.get("PYAD_LDFLAGS", "").split(),
+    extra_link_args=["-pthread"] + BLAS_LINK + os.environ.get("PYAD_LDFLAGS", "").split(),
     libraries=["m"] + VECTOR_LIBS + BLAS_LIBS,
 )
 

@@ -17,6 +17,7 @@ from . import ops
 from ._pyad_c import ffi, lib
 from .errors import INTERLEAVED, BranchError, TapeBusyError, status_error
 from .row_buffer import RowBuffer, recording
+from .store import Sweep
 
 _BRANCH = lib.PYAD_EBRANCH
 _BUSY = lib.PYAD_EBUSY
@@ -190,6 +191,9 @@ class _BatchScratch(threading.local):
 
 
 _SCRATCH = _BatchScratch()
+
+_BATCH_KIND = {Sweep.FORWARD_BATCH: lib.PYAD_BATCH_VALUES, Sweep.JVP_BATCH: lib.PYAD_BATCH_JVP,
+               Sweep.VJP_BATCH: lib.PYAD_BATCH_VJP, Sweep.HVP_BATCH: lib.PYAD_BATCH_HVP}
 
 
 class CStore(RowBuffer):
@@ -775,6 +779,56 @@ class CStore(RowBuffer):
                 _fail(s)
             return y, xbar, xbard, bad
         return self._batch(run)
+
+    def batch_into(self, method, arrays, out, chunk, threads):
+        """The batched sweep `method` (a Sweep) at every row of arrays (the points,
+        then its directions / cotangents), in one C call that splits the rows into
+        chunks of `chunk` points over up to `threads` threads, without the GIL.
+        Writes the results and `bad` into out (batch.result_arrays); returns how
+        many points have a failed guard. A cotangent array whose rows are one
+        broadcast row (stride 0) is handed over as that one row."""
+        h, n_slots, n_in, n_out = self._hold()
+        try:
+            nb = arrays[0].shape[0]
+            x = np.ascontiguousarray(arrays[0], dtype=np.float64)
+            _sizes_match(x, nb * n_in)
+            xd = u = ffi.NULL
+            u_rows = 0
+            if method in (Sweep.JVP_BATCH, Sweep.HVP_BATCH):
+                d = np.ascontiguousarray(arrays[1], dtype=np.float64)
+                _sizes_match(d, nb * n_in)
+                xd = _dbl(d)
+            if method in (Sweep.VJP_BATCH, Sweep.HVP_BATCH):
+                c = arrays[-1]
+                u_rows = 1 if nb > 1 and c.strides[0] == 0 else nb
+                c = np.ascontiguousarray(c[:u_rows], dtype=np.float64)
+                _sizes_match(c, u_rows * n_out)
+                u = _dbl(c)
+            for a in out[:-1]:
+                if not (a.flags.c_contiguous and a.dtype == np.float64 and a.shape[0] == nb):
+                    raise ValueError("batch_into: result arrays must be C-contiguous "
+                                     f"float64 with {nb} rows")
+            _sizes_match(out[0], nb * n_out)
+            extra = [ffi.NULL, ffi.NULL, ffi.NULL]  # yd, xbar, xbard
+            if method is Sweep.JVP_BATCH:
+                _sizes_match(out[1], nb * n_out)
+                extra[0] = _dbl(out[1])
+            elif method in (Sweep.VJP_BATCH, Sweep.HVP_BATCH):
+                for j, a in enumerate(out[1:-1]):
+                    _sizes_match(a, nb * n_in)
+                    extra[1 + j] = _dbl(a)
+            bad = out[-1]
+            if not (bad.dtype == np.int64 and bad.shape == (nb,) and bad.flags.c_contiguous):
+                raise ValueError(f"batch_into: bad must be {nb} contiguous int64")
+            n_bad = ffi.new("int64_t[1]")
+            s = lib.pyad_batch_sweep(h, _BATCH_KIND[method], nb, chunk, threads, _dbl(x), xd,
+                                     u, u_rows, _dbl(out[0]), extra[0], extra[1], extra[2],
+                                     ffi.from_buffer("int64_t[]", bad), n_bad)
+        finally:
+            lib.pyad_end_sweep(h)
+        if s:
+            _fail(s)
+        return int(n_bad[0])
 
     @recording
     def set_active_inputs(self, active):

@@ -1,6 +1,7 @@
 """Batched replay: one tape swept at many points, in chunks, optionally on
 several threads (the C sweeps release the GIL) or through an executor."""
 import concurrent.futures
+import contextlib
 import operator
 import os
 import sys
@@ -18,12 +19,27 @@ from .serialize import dumps, load_store
 from .store import Sweep
 
 
-def chunk_size(n_slots):
-    """Points per C sweep: enough to amortize the call, few enough that a work
-    array (n_slots lanes of the chunk's points) stays in cache. Sized by slots,
-    not rows: a block row defines many slots, and a chunk whose work arrays are
-    tens of MB spends its time faulting in fresh pages and streaming memory."""
-    return int(min(8192, max(8, 2**17 // max(n_slots, 1))))
+CACHE_SLOT_POINTS = 2**17  # slot values in one work array that stays in cache (1 MB)
+CHUNKS_PER_BATCH = 64  # a thread taking chunks one at a time idles 1/64 of the batch at most
+MIN_CHUNK = 512  # points: below this a chunk's sweep is mostly the per-op dispatch
+MIN_THREAD_WORK = 2**17  # slot values (n_slots x points) worth starting a thread for
+
+
+def chunk_size(n_slots, nb=None):
+    """Points per chunk of a batched sweep: few enough that a work array (n_slots
+    lanes of the chunk's points) stays in cache -- sized by slots, not rows: a
+    block row defines many slots, and a chunk whose work arrays are tens of MB
+    spends its time faulting in fresh pages and streaming memory. Given the
+    batch's size nb, also small enough that it makes CHUNKS_PER_BATCH chunks
+    (when each keeps MIN_CHUNK points), so that threads taking chunks one at a
+    time finish together. It depends on the tape and nb alone, never on the
+    threads: every point is swept in the same place of the same chunk however
+    the batch is split, so results are the same bit for bit."""
+    cache = int(min(8192, max(8, CACHE_SLOT_POINTS // max(n_slots, 1))))
+    if nb is None:
+        return cache
+    share = -(-(-(-nb // CHUNKS_PER_BATCH)) // 8) * 8  # a multiple of 8: whole vectors
+    return min(cache, max(MIN_CHUNK, share))
 
 
 class Progress:
@@ -90,8 +106,12 @@ def progress_bar(progress, total, desc, unit="it"):
     return Progress(total, desc, unit) if progress else None
 
 
+MAX_THREADS = 1024  # threads one C batch call may start (csrc/batch_threads.c)
+
+
 def n_threads(threads):
-    """threads= as an int >= 1 (numpy integers too), or None."""
+    """threads= as an int >= 1 (numpy integers too), or None. More threads than
+    the batch has use for are not an error: threads_for caps them."""
     if threads is None:
         return None
     try:
@@ -101,6 +121,25 @@ def n_threads(threads):
     if n is None or n < 1:
         raise ValueError(f"threads must be a positive int (or None), not {threads!r}")
     return n
+
+
+def usable_cores():
+    """The cores this process may run on (its affinity mask, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def threads_for(threads, nb, chunk, n_slots):
+    """Threads to split a batch of nb points (chunks of `chunk`) over: the ones
+    asked for, or (None) the usable cores; never more than the chunks (threads
+    take whole chunks), nor than MIN_THREAD_WORK slot values each: a thread costs
+    its start, so a small batch stays on the calling thread and is never slower
+    than threads=1."""
+    want = usable_cores() if threads is None else threads
+    by_work = (nb * max(n_slots, 1)) // MIN_THREAD_WORK
+    return max(1, min(want, -(-nb // chunk), by_work, MAX_THREADS))
 
 
 def check_part(part, method, n_points, n_inputs, n_outputs, where):
@@ -127,7 +166,7 @@ def sweep_chunks(store, method, arrays, chunk=None, progress=None):
 
     progress: None, or a Progress advanced by the points of each chunk."""
     nb = arrays[0].shape[0]
-    chunk = chunk or chunk_size(store.n_slots)
+    chunk = chunk or chunk_size(store.n_slots, nb)
     method = Sweep(method)
     parts = []
     for i in range(0, nb, chunk):
@@ -152,14 +191,108 @@ def _split(nb, parts, unit=1):
 def executor_spans(nb, n_slots):
     """Spans for an executor's tasks: whole chunks of the local sweep, so that every
     point is swept in the same chunk position as locally (bit-for-bit equal
-    results), a few tasks per local CPU (an executor's size is not public)."""
-    return _split(nb, 4 * (os.cpu_count() or 1), chunk_size(n_slots))
+    results), a few tasks per usable core (an executor's size is not public)."""
+    return _split(nb, 4 * usable_cores(), chunk_size(n_slots, nb))
+
+
+def result_arrays(method, nb, n_inputs, n_outputs):
+    """Empty result arrays of the batched sweep `method` for nb points, then `bad`."""
+    return tuple(np.empty((nb, n_inputs if j in method.input_sized else n_outputs))
+                 for j in range(method.n_results)) + (np.empty(nb, dtype=np.int64),)
+
+
+def progress_spans(nb, chunk, threads, bar):
+    """Spans of whole chunks, each one C call: the whole batch, or with a progress
+    bar about 50 steps (each of at least one chunk per thread)."""
+    if bar is None:
+        return [(0, nb)]
+    n_chunks = -(-nb // chunk)
+    step = chunk * max(threads, -(-n_chunks // 50))
+    return [(lo, min(nb, lo + step)) for lo in range(0, nb, step)]
+
+
+def sweep_whole(store, method, arrays, threads, bar=None, chunk=None):
+    """All points through one C call per span (store.batch_into) that splits them
+    over threads (None: the usable cores) in fixed chunks; results are written
+    straight into the arrays returned, which hold no per-chunk copies."""
+    nb, n_slots = arrays[0].shape[0], store.n_slots
+    chunk = chunk or chunk_size(n_slots, nb)
+    out = result_arrays(method, nb, store.n_inputs, store.n_outputs)
+    k = threads_for(threads, nb, chunk, n_slots)
+    with blas_threads_for(k):
+        for lo, hi in progress_spans(nb, chunk, k, bar):
+            n_bad = store.batch_into(method, tuple(a[lo:hi] for a in arrays),
+                                     tuple(o[lo:hi] for o in out), chunk, k)
+            if bar is not None:
+                bar.grow(n_bad)  # re-recorded later
+                bar.update(hi - lo)
+    return out
+
+
+def sweep_local(store, method, arrays, chunk=None, threads=1):
+    """A batch on this process: one C call where the store has it, else chunk by chunk."""
+    if hasattr(store, "batch_into"):
+        return sweep_whole(store, method, arrays, threads, chunk=chunk)
+    return sweep_chunks(store, method, arrays, chunk)
+
+
+def in_thread_pool(executor, store):
+    """Whether the executor's tasks run in this process's threads (and so may
+    sweep the store itself, writing into shared result arrays): the standard
+    library's ThreadPoolExecutor itself; a subclass may change what its tasks do,
+    so it gets the general path, whose results are checked."""
+    return type(executor) is concurrent.futures.ThreadPoolExecutor and \
+        hasattr(store, "batch_into")
+
+
+def run_in_thread_pool(store, method, arrays, executor, bar):
+    """The batch as tasks of a ThreadPoolExecutor: each sweeps whole chunks of the
+    tape itself, one thread per task (the executor's threads are the parallelism),
+    into its rows of the results; the sweeps release the GIL."""
+    nb = arrays[0].shape[0]
+    chunk = chunk_size(store.n_slots, nb)
+    out = result_arrays(method, nb, store.n_inputs, store.n_outputs)
+    spans = executor_spans(nb, store.n_slots)
+    with blas_threads_for(2):
+        futures = [executor.submit(store.batch_into, method, tuple(a[lo:hi] for a in arrays),
+                                   tuple(o[lo:hi] for o in out), chunk, 1)
+                   for lo, hi in spans]
+        for (lo, hi), f in zip(spans, futures):
+            n_bad = f.result()
+            if bar is not None:
+                bar.grow(n_bad)
+                bar.update(hi - lo)
+    return out
+
+
+def run_remote(store, method, arrays, executor, tape_bytes, bar):
+    """The batch as tasks of any executor (processes, dask): each rebuilds the tape
+    from its bytes and sweeps its span of whole chunks."""
+    nb = arrays[0].shape[0]
+    n_slots = store.n_slots
+    spans = executor_spans(nb, n_slots)
+    chunk = chunk_size(n_slots, nb)
+    futures = [executor.submit(remote_sweep, tape_bytes, method,
+                               tuple(a[lo:hi] for a in arrays), store.backend, n_slots, chunk)
+               for lo, hi in spans]
+    parts = []
+    for (lo, hi), f in zip(spans, futures):
+        part = f.result()
+        check_part(part, method, hi - lo, store.n_inputs, store.n_outputs,
+                   f"the executor's task for points {lo}..{hi - 1}")
+        parts.append(part)
+        if bar is not None:
+            bar.grow(np.count_nonzero(part[-1] >= 0))
+            bar.update(hi - lo)
+    return tuple(np.concatenate([p[j] for p in parts]) for j in range(len(parts[0])))
 
 
 def run(store, method, arrays, threads=None, executor=None, tape_bytes=None, progress=False):
     """All points through the batched sweep `method` (a Sweep, or its name) of
     store; returns its result arrays and `bad`.
 
+    threads: None picks the usable cores (the C backend; the Python backend keeps
+    to one, as its sweeps hold the GIL), never more than the batch's chunks.
     progress=True shows the points done (tqdm if installed, else a line on stderr);
     a Progress instead is advanced and left open (the caller re-records points)."""
     nb = arrays[0].shape[0]
@@ -168,46 +301,99 @@ def run(store, method, arrays, threads=None, executor=None, tape_bytes=None, pro
     own_bar = not isinstance(progress, Progress)
     bar = progress_bar(progress, nb, f"pyad {method.value}", unit="pt") if own_bar else progress
     try:
+        if executor is not None and in_thread_pool(executor, store):
+            return run_in_thread_pool(store, method, arrays, executor, bar)
         if executor is not None:
-            n_slots = store.n_slots
-            spans = executor_spans(nb, n_slots)
-            futures = [executor.submit(remote_sweep, tape_bytes, method,
-                                       tuple(a[lo:hi] for a in arrays), store.backend, n_slots)
-                       for lo, hi in spans]
-            parts = []
-            for (lo, hi), f in zip(spans, futures):
-                part = f.result()
-                check_part(part, method, hi - lo, store.n_inputs, store.n_outputs,
-                           f"the executor's task for points {lo}..{hi - 1}")
-                parts.append(part)
-                if bar is not None:
-                    bar.grow(np.count_nonzero(part[-1] >= 0))
-                    bar.update(hi - lo)
-        elif threads is not None and threads > 1 and nb > 1:
-            spans = _split(nb, threads)
+            if tape_bytes is None:
+                raise ValueError("an executor that is not a ThreadPoolExecutor needs "
+                                 "tape_bytes (the tape, saved) to send to its tasks")
+            return run_remote(store, method, arrays, executor, tape_bytes, bar)
+        if hasattr(store, "batch_into"):
+            return sweep_whole(store, method, arrays, threads, bar)
+        if threads is not None and threads > 1 and nb > 1:
+            # whole chunks, as a single thread would sweep them (the same bits)
+            chunk = chunk_size(store.n_slots, nb)
+            spans = _split(nb, threads, chunk)
             with concurrent.futures.ThreadPoolExecutor(len(spans)) as pool:
                 parts = list(pool.map(
                     lambda span: sweep_chunks(store, method,
                                               tuple(a[span[0]:span[1]] for a in arrays),
-                                              progress=bar),
+                                              chunk, progress=bar),
                     spans))
-        else:
-            return sweep_chunks(store, method, arrays, progress=bar)
+            return tuple(np.concatenate([p[j] for p in parts]) for j in range(len(parts[0])))
+        return sweep_chunks(store, method, arrays, progress=bar)
     finally:
         if bar is not None and own_bar:
             bar.close()
-    return tuple(np.concatenate([p[j] for p in parts]) for j in range(len(parts[0])))
 
 
-def remote_sweep(tape_bytes, method, arrays, backend=None, n_slots=None):
+def remote_sweep(tape_bytes, method, arrays, backend=None, n_slots=None, chunk=None):
     """Executor task: rebuild the tape from its bytes and sweep a slice of the batch
-    (in chunks sized for n_slots, the caller's tape, as a local sweep would be)."""
+    in the caller's chunks (chunk, or those of n_slots, the caller's tape), as a
+    local sweep would."""
     store, _, _ = load_store(tape_bytes, backend)
     try:
-        chunk = chunk_size(store.n_slots if n_slots is None else n_slots)
-        return sweep_chunks(store, method, arrays, chunk)
+        chunk = chunk or chunk_size(store.n_slots if n_slots is None else n_slots)
+        return sweep_local(store, Sweep(method), arrays, chunk)
     finally:
         store.close()
+
+
+# ---- the BLAS of product rows, while pyad's threads split a batch ----
+
+
+class _BlasThreads:
+    """OpenBLAS (scipy-openblas32, which the product rows call) runs its own
+    threads, which spin a while after each call. While pyad's threads split a
+    batch, each product is one of many running at once: BLAS threads would only
+    compete with pyad's for the same cores. So BLAS is set to one thread while
+    any such batch runs (counted, as batches may overlap) and set back after.
+    OpenBLAS's thread count is process-wide; nothing else in pyad changes it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = None
+        self._lib = None
+
+    def _blas(self):
+        if self._lib is None:
+            try:
+                import ctypes
+
+                import scipy_openblas32 as ob
+                lib = ctypes.CDLL(os.path.join(ob.get_lib_dir(), f"lib{ob.get_library()}.so"))
+                self._lib = (lib.scipy_openblas_get_num_threads,
+                             lib.scipy_openblas_set_num_threads)
+            except (ImportError, OSError, AttributeError):
+                self._lib = False  # another BLAS: left alone
+        return self._lib
+
+    def __enter__(self):
+        with self._lock:
+            blas = self._blas()
+            if blas and self._users == 0:
+                self._saved = blas[0]()
+                if self._saved != 1:
+                    blas[1](1)
+            self._users += 1
+        return self
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._users -= 1
+            blas = self._blas()
+            if blas and self._users == 0 and self._saved not in (None, 1):
+                blas[1](self._saved)
+        return False
+
+
+_BLAS_THREADS = _BlasThreads()
+
+
+def blas_threads_for(threads):
+    """A context: BLAS on one thread while `threads` > 1 of pyad's split a batch."""
+    return _BLAS_THREADS if threads > 1 else contextlib.nullcontext()
 
 
 # ---- a Tape's batched replay ----
@@ -232,7 +418,8 @@ def replay(tape, method, x, extra, threads, executor, grads=(), packed=False, pr
         if e.shape[0] != X.shape[0]:
             raise ValueError(f"a batch of {X.shape[0]} points needs {X.shape[0]} rows of "
                              f"directions / cotangents, got {e.shape[0]}")
-    tape_bytes = dumps(tape) if executor is not None else None
+    tape_bytes = (dumps(tape) if executor is not None
+                  and not in_thread_pool(executor, tape._store) else None)
     bar = progress_bar(progress, X.shape[0], f"pyad {method.value}", unit="pt")
     try:
         *results, bad = run(tape._store, method, (X,) + tuple(extra), threads, executor,

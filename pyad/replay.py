@@ -88,6 +88,8 @@ def pack_batch(xs, what, shapes, size):
         parts.append(a.reshape(a.shape[0], math.prod(shape)))
     if len({p.shape[0] for p in parts}) != 1:
         raise ValueError(f"{what}: the arguments have different numbers of points")
+    if len(parts) == 1:  # the common case: no copy of a batch already in rows
+        return np.ascontiguousarray(parts[0])
     return np.ascontiguousarray(np.concatenate(parts, axis=1))
 
 

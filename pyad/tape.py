@@ -888,7 +888,9 @@ class Tape:
         self._need_scalar_output("gradient")
         if batch:
             X, dtypes = self._batch_points(x, varargs=True)
-            g = self._batched(Sweep.VJP_BATCH, X, (np.ones((X.shape[0], 1)),), threads,
+            # one cotangent row for every point (a broadcast: no nb-row array of ones)
+            ones = np.broadcast_to(np.ones((1, 1)), (X.shape[0], 1))
+            g = self._batched(Sweep.VJP_BATCH, X, (ones,), threads,
                               executor, grads=(1,), packed=True, progress=progress)[1]
             return self._in_result(g, dtypes)
         flat, dtypes = self._args_point(x)

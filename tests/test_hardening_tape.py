@@ -193,7 +193,7 @@ def test_every_batched_method_takes_an_executor_and_matches_bit_for_bit(backend)
 def test_executor_spans_are_whole_chunks():
     for nb, n_ops in ((1, 10), (10**5, 7), (12345, 400), (8192 * 3 + 1, 1)):
         spans = batch.executor_spans(nb, n_ops)
-        chunk = batch.chunk_size(n_ops)
+        chunk = batch.chunk_size(n_ops, nb)
         assert spans[0][0] == 0 and spans[-1][1] == nb
         assert all(lo % chunk == 0 and hi > lo for lo, hi in spans)
         assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
