@@ -322,6 +322,29 @@ class CStore(RowBuffer):
         return self._rec(lib.pyad_rec_select_n, _i32(cond), _i32(a), _i32(b), a.size)
 
     @recording
+    def rec_view(self, op, shape, operands, c=None):
+        """prod(shape) results of op in one row (pyad_rec_view_n): each operand a
+        view (first slot, strides in slots over shape) or a flat int32 index
+        array; c the constants of a with-constant op (one per result or one)."""
+        ndim = len(shape)
+        views, idx = [], [ffi.NULL, ffi.NULL, ffi.NULL]
+        for j, x in enumerate(operands):
+            if type(x) is tuple:
+                views.append(x[0])
+                views.extend(x[1])
+            else:
+                idx[j] = _i32(x)
+                views.extend([0] * (ndim + 1))
+        consts, n_c = (ffi.NULL, 0) if c is None else (_dbl(c), c.size)
+        return self._rec(lib.pyad_rec_view_n, op, ndim, list(shape), views, idx[0], idx[1],
+                         idx[2], consts, n_c)
+
+    @recording
+    def reduce_view(self, op, first, m, k, sm, sk):
+        """One reduce row over the m x k slots first + sm * i + sk * j; its first slot."""
+        return self._rec(lib.pyad_rec_reduce_view, op, first, m, k, sm, sk)
+
+    @recording
     def reduce(self, op, x):
         """Reduce each row of the (m, k) slot matrix x with a binary op: one reduce_*
         row, out = its consecutive slots (k = 1: x's own slots, nothing recorded)."""
