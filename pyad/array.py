@@ -298,6 +298,8 @@ def elementwise_binary(x, y, name):
 
 
 def _flat_const(c, shape):
+    if c.shape == shape:   # no broadcast: numpy's broadcast_to costs more than small ops
+        return np.ascontiguousarray(c.ravel(), dtype=np.float64)
     return np.ascontiguousarray(np.broadcast_to(c, shape).ravel(), dtype=np.float64)
 
 
