@@ -465,13 +465,18 @@ int rows_row_ok(int op, int32_t a, int32_t b, int32_t c, struct block bl, int64_
 
 /* ---- recording ---- */
 
-void rows_put_gather(pyad_tape *t, int64_t k, int64_t slot, const int32_t *idx, int64_t n)
+void rows_put_pool_gather(pyad_tape *t, int64_t k, int64_t slot, int64_t n)
 {
     int64_t offset = t->n_pool;
-    memcpy(t->pool + offset, idx, (size_t)n * sizeof *idx);
     t->n_pool += n;
     tape_put_row(t, k, slot, OP_gather, (int32_t)offset, 0, 0);
     tape_put_block(t, k, n, 0, 0, 0, 0);
+}
+
+void rows_put_gather(pyad_tape *t, int64_t k, int64_t slot, const int32_t *idx, int64_t n)
+{
+    memcpy(t->pool + t->n_pool, idx, (size_t)n * sizeof *idx);
+    rows_put_pool_gather(t, k, slot, n);
 }
 
 int pyad_rec_gather(pyad_tape *t, const int32_t *idx, int64_t n)
@@ -511,21 +516,35 @@ static int affine_layout(const int32_t *x, int64_t m, int64_t k, int64_t *sa, in
     return 1;
 }
 
-/* One row of op over the m x k slots x defining `width` slots, after a gather
- * of x where x is not an affine layout. Returns the row's first slot. */
-static int record_layout_row(pyad_tape *t, int op, const int32_t *x, int64_t m, int64_t k,
-                             int64_t width)
+/* Whether the m x k layout a + sa * i + sb * j (sa, sb >= 0) names existing
+ * slots only. Each product is below 2**62 (all factors below 2**31). */
+static int layout_in_range(const pyad_tape *t, int64_t a, int64_t sa, int64_t sb, int64_t m,
+                           int64_t k)
 {
-    int64_t n = m * k, sa, sb;
-    int gathered = !affine_layout(x, m, k, &sa, &sb);
+    return a >= 0 && sa >= 0 && sb >= 0 && sa <= INT32_MAX && sb <= INT32_MAX
+           && a + sa * (m - 1) + sb * (k - 1) < t->n_slots;
+}
+
+/* One row of op over m x k slots defining `width` slots: the slots x
+ * (row-major), read in place where they are an affine layout, else after a
+ * gather row; or, x NULL, the layout a + sa * i + sb * j. Returns the row's
+ * first slot. */
+static int record_layout_row(pyad_tape *t, int op, const int32_t *x, int64_t a, int64_t sa,
+                             int64_t sb, int64_t m, int64_t k, int64_t width)
+{
+    int64_t n = m * k;
+    int gathered = x && !affine_layout(x, m, k, &sa, &sb);
     int64_t rows = 1 + gathered, slots = width + (gathered ? n : 0);
     int s = tape_begin_record(t);
     if (s)
         return s;
     if (!(s = tape_reserve(t, rows, slots, rows))
         && !(s = tape_reserve_list(t, &t->pool, &t->cap_pool, t->n_pool, gathered ? n : 0))
-        && !(s = tape_check_slots(t, x, n))) {
-        int64_t first = t->n_ops, slot = t->n_slots, a = x[0];
+        && !(s = x ? tape_check_slots(t, x, n)
+                   : layout_in_range(t, a, sa, sb, m, k) ? PYAD_OK : PYAD_EINDEX)) {
+        int64_t first = t->n_ops, slot = t->n_slots;
+        if (x)
+            a = x[0];
         if (gathered) {
             rows_put_gather(t, first, slot, x, n);
             a = slot, sa = k, sb = 1;
@@ -575,7 +594,7 @@ int pyad_rec_reduce(pyad_tape *t, int op, const int32_t *x, int64_t m, int64_t k
         tape_end_record(t);
         return s;
     }
-    int s = record_layout_row(t, row_op, x, m, k, m);
+    int s = record_layout_row(t, row_op, x, 0, 0, 0, m, k, m);
     if (s < 0)
         return s;
     for (int64_t i = 0; i < m; ++i)
@@ -592,5 +611,18 @@ int pyad_rec_scan(pyad_tape *t, int op, const int32_t *x, int64_t m, int64_t k)
         return PYAD_EINVAL;
     if (2 * m * k > INT32_MAX)
         return PYAD_ETOOBIG;
-    return record_layout_row(t, row_op, x, m, k, m * k);
+    return record_layout_row(t, row_op, x, 0, 0, 0, m, k, m * k);
+}
+
+int pyad_rec_reduce_view(pyad_tape *t, int op, int64_t first, int64_t m, int64_t k, int64_t sm,
+                         int64_t sk)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    int row_op = layout_op(op, 0);
+    if (row_op < 0 || m < 1 || k < 2 || m > INT32_MAX || k > INT32_MAX || sm < 0 || sk < 0)
+        return PYAD_EINVAL;
+    if (m * k + m > INT32_MAX)
+        return PYAD_ETOOBIG;
+    return record_layout_row(t, row_op, NULL, first, sm, sk, m, k, m);
 }

@@ -42,5 +42,7 @@ int rows_row_ok(int op, int32_t a, int32_t b, int32_t c, struct block bl, int64_
 /* For record.c: appends a gather row of the n slots idx at row k, slot `slot`
  * (rows, slots, block entry and n pool entries reserved, idx checked). */
 void rows_put_gather(pyad_tape *t, int64_t k, int64_t slot, const int32_t *idx, int64_t n);
+/* The same, for n slot indices the caller already wrote at t->pool + t->n_pool. */
+void rows_put_pool_gather(pyad_tape *t, int64_t k, int64_t slot, int64_t n);
 
 #endif

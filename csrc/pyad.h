@@ -132,6 +132,20 @@ int pyad_rec_select_n(pyad_tape *t, const int32_t *cond, const int32_t *a,
                       const int32_t *b, int64_t n);
 int pyad_rec_output_n(pyad_tape *t, const int32_t *slots, int64_t n);
 
+/* The same rows with operands given as views, no index array to build or scan:
+ * n = prod(dims[0..ndim)) results of op (unary, binary, comparison, select,
+ * with-constant or compare-constant), row-major over dims. Operand j (a; b; c
+ * of select) is views[j * (1 + ndim)], the slot of element 0, then ndim
+ * strides in slots (any sign; 0 where it is broadcast), unless its index
+ * array ia / ib / ic (n slots, row-major) is given instead. A view the row
+ * cannot read with one stride >= 0 is copied by a gather row first. Constants
+ * as in pyad_rec_c_n (c, n_c = n or 1; ignored for ops without one). An
+ * operand reading any slot outside the tape is PYAD_EINDEX, nothing recorded. */
+enum { PYAD_MAX_VIEW_DIMS = 64 };
+int pyad_rec_view_n(pyad_tape *t, int op, int ndim, const int64_t *dims, const int64_t *views,
+                    const int32_t *ia, const int32_t *ib, const int32_t *ic, const double *c,
+                    int64_t n_c);
+
 /* Reductions, written to out[]: each row of the m x k slot matrix x (row-major)
  * reduced with the binary op add, mul, maximum or minimum (NaN propagates as in
  * numpy; ties of a max / min share the derivative evenly, JAX's rule). One
@@ -140,6 +154,10 @@ int pyad_rec_output_n(pyad_tape *t, const int32_t *slots, int64_t n);
  * sa, sb >= 0), else after one gather row. k = 1 records nothing: out = x. */
 int pyad_rec_reduce(pyad_tape *t, int op, const int32_t *x, int64_t m, int64_t k,
                     int32_t *out);
+/* The same for the m x k slots first + sm * i + sk * j (m >= 1, k >= 2,
+ * sm, sk >= 0), read in place: one row, its m results from the returned slot on. */
+int pyad_rec_reduce_view(pyad_tape *t, int op, int64_t first, int64_t m, int64_t k, int64_t sm,
+                         int64_t sk);
 /* One gather row: the n >= 1 slots idx copied into n new consecutive slots (its
  * reverse scatter-adds, so repeated slots accumulate). Returns the first. */
 int pyad_rec_gather(pyad_tape *t, const int32_t *idx, int64_t n);

@@ -49,15 +49,6 @@ int64_t affine_stride(const int32_t *x, int64_t n)
     return step;
 }
 
-/* The slot check of an operand read with `stride` (-1: not affine). An affine
- * run is nondecreasing, so its two ends bound every element. */
-static int check_operand(const pyad_tape *t, const int32_t *x, int64_t n, int64_t stride)
-{
-    if (stride < 0 || n < 1)
-        return tape_check_slots(t, x, n);
-    return x[0] >= 0 && x[n - 1] < t->n_slots ? PYAD_OK : PYAD_EINDEX;
-}
-
 /* ---- recording: append rows, then evaluate them with the forward sweep ---- */
 
 void tape_finish_rows(pyad_tape *t, int64_t first_row, int64_t n_rows, int64_t n_slots)
@@ -105,101 +96,240 @@ int pyad_rec_input_n(pyad_tape *t, const double *values, int64_t n)
 
 int pyad_rec_input(pyad_tape *t, double value) { return pyad_rec_input_n(t, &value, 1); }
 
-/* Gathering operands. A block row reads each operand with a stride; an operand
- * whose index array is not affine is first copied into consecutive slots by a
- * gather row. At most 3 operands; one gathered twice (x.T * x.T) is gathered once. */
-struct gathers {
-    const int32_t *of[3]; /* the distinct operand arrays to gather */
-    int n;
+/* ---- operands of a row of n slots ----
+ *
+ * A block row reads each operand with one stride. An operand is given either
+ * as an index array (its n slots, row-major over the row's shape) or as a view
+ * (a first slot and one stride per dimension of the row's shape, stride 0
+ * where the operand is broadcast). One that the block row cannot read in
+ * place (an index array that is not affine, a view that is not one run with a
+ * stride >= 0) is first copied into consecutive slots by a gather row; two
+ * operands of the same layout (x.T * x.T) are gathered once. */
+struct operand {
+    const int32_t *idx;     /* the index array, or NULL for a view */
+    int64_t first;          /* a view's first slot */
+    const int64_t *strides; /* a view's strides, one per dimension */
+    int64_t stride;         /* planned: read in place with this stride, or -1 */
+    int gather;             /* planned: which gather row copies it (stride -1) */
 };
 
-/* Plans operand x (n >= 2 elements): *stride its stride, or -1 where it is to
- * be gathered (then noted in g). */
-static void plan_operand(struct gathers *g, const int32_t *x, int64_t n, int64_t *stride)
+/* The shape of a row's result, in the row-major order its n slots take. */
+struct layout {
+    int ndim;
+    const int64_t *dims;
+    int64_t n;
+};
+
+static struct operand index_operand(const int32_t *idx)
 {
-    *stride = affine_stride(x, n);
-    if (*stride >= 0)
-        return;
-    for (int i = 0; i < g->n; ++i)
-        if (g->of[i] == x || !memcmp(g->of[i], x, (size_t)n * sizeof *x))
-            return;
-    g->of[g->n++] = x;
+    struct operand x = {idx, 0, NULL, -1, -1};
+    return x;
 }
 
-/* Writes the planned gather rows from row `first`, slot `slot` on (room
- * reserved); operand x then reads slot *a with stride 1. Returns the next row. */
-static int64_t put_gathers(pyad_tape *t, const struct gathers *g, int64_t first, int64_t slot,
-                           int64_t n)
+/* The one stride s >= 0 with which the view reads element i (row-major) at
+ * first + s * i, or -1 where there is none (a transpose, a broadcast along an
+ * outer axis only, a negative stride). */
+static int64_t view_stride(const struct layout *l, const int64_t *strides)
 {
-    for (int i = 0; i < g->n; ++i)
-        rows_put_gather(t, first + i, slot + i * n, g->of[i], n);
-    return first + g->n;
+    int64_t s = -1, run = 1;
+    for (int d = l->ndim - 1; d >= 0; --d) {
+        if (l->dims[d] == 1)
+            continue;
+        if (s < 0)
+            s = strides[d];
+        if (s < 0 || strides[d] != s * run)
+            return -1;
+        run *= l->dims[d];
+    }
+    return s < 0 ? 0 : s;
 }
 
-/* Where a planned operand x is read from: its own first slot (affine) or the
- * first slot of its gather row. */
-static int32_t operand_origin(const struct gathers *g, const int32_t *x, int64_t n,
-                              int64_t stride, int64_t gather_slot, int64_t *stride_out)
+/* PYAD_OK if every slot the view reads names an existing slot. The extremes
+ * grow monotonically, so checking after each axis stops before they could
+ * overflow (each step is below 2**62). */
+static int view_in_range(const pyad_tape *t, const struct layout *l, const int64_t *strides,
+                         int64_t first)
 {
-    *stride_out = stride;
-    if (stride >= 0)
-        return x[0];
-    *stride_out = 1;
-    for (int i = 0; i < g->n; ++i)
-        if (g->of[i] == x || !memcmp(g->of[i], x, (size_t)n * sizeof *x))
-            return (int32_t)(gather_slot + i * n);
-    return x[0]; /* not reached: every non-affine operand was planned */
+    int64_t lo = first, hi = first;
+    if (first < 0 || first >= t->n_slots)
+        return PYAD_EINDEX;
+    for (int d = 0; d < l->ndim; ++d) {
+        if (strides[d] > INT32_MAX || strides[d] < -(int64_t)INT32_MAX)
+            return PYAD_EINDEX;
+        int64_t span = strides[d] * (l->dims[d] - 1);
+        if (span > 0)
+            hi += span;
+        else
+            lo += span;
+        if (lo < 0 || hi >= t->n_slots)
+            return PYAD_EINDEX;
+    }
+    return PYAD_OK;
 }
 
-/* Room for a block row of n slots after g's gather rows. */
-static int reserve_gathered(pyad_tape *t, const struct gathers *g, int64_t n)
+/* Writes the view's n slots, row-major, to out (an odometer over the axes). */
+static void view_slots(const struct layout *l, const int64_t *strides, int64_t first,
+                       int32_t *out)
 {
-    int s = tape_reserve(t, 1 + g->n, n * (1 + g->n), 1 + g->n);
-    if (!s && g->n)
-        s = tape_reserve_list(t, &t->pool, &t->cap_pool, t->n_pool, n * g->n);
-    return s;
+    int64_t pos[PYAD_MAX_VIEW_DIMS] = {0};
+    int64_t slot = first;
+    for (int64_t i = 0; i < l->n; ++i) {
+        out[i] = (int32_t)slot;
+        for (int d = l->ndim - 1; d >= 0; --d) {
+            slot += strides[d];
+            if (++pos[d] < l->dims[d])
+                break;
+            slot -= strides[d] * l->dims[d];
+            pos[d] = 0;
+        }
+    }
 }
 
-/* Appends the n_c constants c to the pool (n_c is n, or 1 for one constant
- * shared by every element) and the n results of `op` with a = a[i] (0 when a is
- * NULL) and b = the index of element i's constant: one block row when n >= 2
- * (after a gather of a where a is not affine), else a scalar row. */
-static int record_with_consts(pyad_tape *t, int op, const int32_t *a, const double *c,
-                              int64_t n_c, int64_t n)
+static int same_layout(const struct operand *x, const struct operand *y, const struct layout *l)
+{
+    if (x->idx || y->idx)
+        return x->idx && y->idx
+               && (x->idx == y->idx || !memcmp(x->idx, y->idx, (size_t)l->n * sizeof *x->idx));
+    if (x->first != y->first)
+        return 0;
+    for (int d = 0; d < l->ndim; ++d)
+        if (x->strides[d] != y->strides[d])
+            return 0;
+    return 1;
+}
+
+/* Plans the operands of a block row (n >= 2): each one's stride, or its gather
+ * row. Returns the number of gather rows. */
+static int plan_operands(struct operand *x, int n_x, const struct layout *l)
+{
+    int n_gathers = 0;
+    for (int j = 0; j < n_x; ++j) {
+        x[j].stride = x[j].idx ? affine_stride(x[j].idx, l->n) : view_stride(l, x[j].strides);
+        x[j].gather = -1;
+        if (x[j].stride >= 0)
+            continue;
+        for (int i = 0; i < j && x[j].gather < 0; ++i)
+            if (x[i].stride < 0 && same_layout(&x[i], &x[j], l))
+                x[j].gather = x[i].gather;
+        if (x[j].gather < 0)
+            x[j].gather = n_gathers++;
+    }
+    return n_gathers;
+}
+
+/* The slot check of operand x, planned (block) or not (a scalar row). An
+ * affine index array is nondecreasing, so its two ends bound every element. */
+static int check_operand(const pyad_tape *t, const struct operand *x, const struct layout *l,
+                         int block)
+{
+    if (!x->idx)
+        return l->n ? view_in_range(t, l, x->strides, x->first) : PYAD_OK;
+    if (!block || x->stride < 0 || l->n < 1)
+        return tape_check_slots(t, x->idx, l->n);
+    return x->idx[0] >= 0 && x->idx[l->n - 1] < t->n_slots ? PYAD_OK : PYAD_EINDEX;
+}
+
+/* Writes the gather rows the plan asked for, from row `row` and slot `slot` on
+ * (room reserved): gather g fills slots slot + g * n on. */
+static void put_gathers(pyad_tape *t, const struct operand *x, int n_x, int n_gathers,
+                        int64_t row, int64_t slot, const struct layout *l)
+{
+    for (int g = 0; g < n_gathers; ++g) {
+        const struct operand *src = NULL;
+        for (int j = 0; j < n_x && !src; ++j)
+            if (x[j].stride < 0 && x[j].gather == g)
+                src = &x[j];
+        if (src->idx)
+            memcpy(t->pool + t->n_pool, src->idx, (size_t)l->n * sizeof *src->idx);
+        else
+            view_slots(l, src->strides, src->first, t->pool + t->n_pool);
+        rows_put_pool_gather(t, row + g, slot + g * l->n, l->n);
+    }
+}
+
+/* Where the block row reads planned operand x: in place, or from its gather. */
+static int32_t operand_origin(const struct operand *x, int64_t gather_slot, int64_t n,
+                              int64_t *stride)
+{
+    if (x->stride >= 0) {
+        *stride = x->stride;
+        return x->idx ? x->idx[0] : (int32_t)x->first;
+    }
+    *stride = 1;
+    return (int32_t)(gather_slot + x->gather * n);
+}
+
+/* n results of op on the n_x slot operands x (at most 3), and, where c is not
+ * NULL, on constants: the n_c constants c go to the pool (n_c is n, or 1 for
+ * one constant shared by every element) and take the place of operand b. One
+ * block row when n >= 2 (after any gather rows), else n scalar rows. Returns
+ * the first result slot. */
+static int record_operands(pyad_tape *t, int op, struct operand *x, int n_x,
+                           const struct layout *l, const double *c, int64_t n_c)
 {
     int s = tape_begin_record(t);
     if (s)
         return s;
-    struct gathers g = {{NULL}, 0};
-    int64_t sa = 0;
+    const int64_t n = l->n;
     int block = n >= 2;
-    if (block && a)
-        plan_operand(&g, a, n, &sa);
-    if (!(s = block ? reserve_gathered(t, &g, n) : tape_reserve(t, n, n, 0))
-        && !(s = tape_reserve_consts(t, n_c))
-        && !(s = a ? check_operand(t, a, n, block ? sa : -1) : PYAD_OK)) {
-        int64_t first = t->n_ops, slot = t->n_slots, base = t->n_consts;
-        if (n_c)
-            memcpy(t->consts + base, c, (size_t)n_c * sizeof *c);
-        int64_t step = n_c == n ? 1 : 0;
-        if (block) {
-            int64_t row = put_gathers(t, &g, first, slot, n), main_slot = slot + g.n * n;
-            int32_t origin = a ? operand_origin(&g, a, n, sa, slot, &sa) : 0;
-            tape_put_row(t, row, main_slot, op, origin, (int32_t)base, 0);
-            tape_put_block(t, row, n, sa, 0, 0, step);
-            tape_finish_rows(t, first, 1 + g.n, n * (1 + g.n));
-            s = (int)main_slot;
-        } else {
-            for (int64_t i = 0; i < n; ++i)
-                tape_put_row(t, first + i, slot + i, op, a ? a[i] : 0,
-                             (int32_t)(base + i * step), 0);
-            tape_finish_rows(t, first, n, n);
-            s = (int)slot;
-        }
-        t->n_consts += n_c;
+    int n_gathers = block ? plan_operands(x, n_x, l) : 0;
+    if (block)
+        s = tape_reserve(t, 1 + n_gathers, n * (1 + n_gathers), 1 + n_gathers);
+    else
+        s = tape_reserve(t, n, n, 0);
+    if (!s && n_gathers)
+        s = tape_reserve_list(t, &t->pool, &t->cap_pool, t->n_pool, n * n_gathers);
+    if (!s && c)
+        s = tape_reserve_consts(t, n_c);
+    for (int j = 0; j < n_x && !s; ++j)
+        s = check_operand(t, &x[j], l, block);
+    if (s) {
+        tape_end_record(t);
+        return s;
     }
+    int64_t first = t->n_ops, slot = t->n_slots, base = t->n_consts;
+    int64_t step = c && n_c == n ? 1 : 0;
+    if (c && n_c)
+        memcpy(t->consts + base, c, (size_t)n_c * sizeof *c);
+    if (block) {
+        put_gathers(t, x, n_x, n_gathers, first, slot, l);
+        int64_t row = first + n_gathers, main_slot = slot + n_gathers * n;
+        int32_t origin[3] = {0, 0, 0};
+        int64_t stride[3] = {0, 0, 0};
+        for (int j = 0; j < n_x; ++j)
+            origin[j] = operand_origin(&x[j], slot, n, &stride[j]);
+        if (c)
+            origin[1] = (int32_t)base;
+        tape_put_row(t, row, main_slot, op, origin[0], origin[1], origin[2]);
+        tape_put_block(t, row, n, stride[0], stride[1], stride[2], step);
+        tape_finish_rows(t, first, 1 + n_gathers, n * (1 + n_gathers));
+        s = (int)main_slot;
+    } else {
+        for (int64_t i = 0; i < n; ++i) {
+            int32_t arg[3] = {0, 0, 0};
+            for (int j = 0; j < n_x; ++j)
+                arg[j] = x[j].idx ? x[j].idx[i] : (int32_t)x[j].first;
+            if (c)
+                arg[1] = (int32_t)(base + i * step);
+            tape_put_row(t, first + i, slot + i, op, arg[0], arg[1], arg[2]);
+        }
+        tape_finish_rows(t, first, n, n);
+        s = (int)slot;
+    }
+    if (c)
+        t->n_consts += n_c;
     tape_end_record(t);
     return s;
+}
+
+/* Appends the n_c constants c to the pool and the n results of `op` with a =
+ * a[i] (0 when a is NULL) and b = the index of element i's constant. */
+static int record_with_consts(pyad_tape *t, int op, const int32_t *a, const double *c,
+                              int64_t n_c, int64_t n)
+{
+    struct operand x = index_operand(a);
+    struct layout l = {1, &n, n};
+    return record_operands(t, op, &x, a ? 1 : 0, &l, c, n_c);
 }
 
 int pyad_rec_const_n(pyad_tape *t, const double *values, int64_t n)
@@ -230,49 +360,59 @@ int pyad_rec_c(pyad_tape *t, int op, int a, double c)
     return pyad_rec_c_n(t, op, &a32, &c, 1, 1);
 }
 
-/* n results of an op whose operands are all slots (a, b, c may be NULL for
- * unused fields): one block row when n >= 2, each operand read with its stride
- * or gathered first, else a scalar row. Either way the results are the next n
- * slots after any gather rows; the first of them is returned. */
+/* n results of an op whose operands are all slots (b, c NULL when unused). */
 static int record_slot_rows(pyad_tape *t, int op, const int32_t *a, const int32_t *b,
                             const int32_t *c, int64_t n)
 {
-    int s = tape_begin_record(t);
-    if (s)
-        return s;
-    struct gathers g = {{NULL}, 0};
-    int64_t sa = 0, sb = 0, sc = 0;
-    int block = n >= 2;
-    if (block) {
-        plan_operand(&g, a, n, &sa);
-        if (b)
-            plan_operand(&g, b, n, &sb);
-        if (c)
-            plan_operand(&g, c, n, &sc);
+    struct operand x[3] = {index_operand(a), index_operand(b), index_operand(c)};
+    struct layout l = {1, &n, n};
+    return record_operands(t, op, x, c ? 3 : b ? 2 : 1, &l, NULL, 0);
+}
+
+/* How many slot operands op reads, and whether it takes constants; -1 for an
+ * op pyad_rec_view_n does not record. */
+static int slot_operands(int op, int *with_consts)
+{
+    *with_consts = is_kind(op, PYAD_KIND_WITH_CONST) || is_kind(op, PYAD_KIND_COMPARE_C);
+    if (*with_consts || is_kind(op, PYAD_KIND_UNARY))
+        return 1;
+    if (is_kind(op, PYAD_KIND_BINARY) || is_kind(op, PYAD_KIND_COMPARE))
+        return 2;
+    return op == OP_select ? 3 : -1;
+}
+
+int pyad_rec_view_n(pyad_tape *t, int op, int ndim, const int64_t *dims, const int64_t *views,
+                    const int32_t *ia, const int32_t *ib, const int32_t *ic, const double *c,
+                    int64_t n_c)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    int with_consts;
+    int n_x = slot_operands(op, &with_consts);
+    if (n_x < 0 || ndim < 0 || ndim > PYAD_MAX_VIEW_DIMS || (ndim && !dims))
+        return PYAD_EINVAL;
+    int64_t n = 1;
+    for (int d = 0; d < ndim; ++d) {
+        if (dims[d] < 0)
+            return PYAD_EINVAL;
+        if (dims[d] > INT32_MAX || (n *= dims[d]) > INT32_MAX)
+            return PYAD_ETOOBIG;
     }
-    if (!(s = block ? reserve_gathered(t, &g, n) : tape_reserve(t, n, n, 0))
-        && !(s = check_operand(t, a, n, block ? sa : -1))
-        && !(s = b ? check_operand(t, b, n, block ? sb : -1) : PYAD_OK)
-        && !(s = c ? check_operand(t, c, n, block ? sc : -1) : PYAD_OK)) {
-        int64_t first = t->n_ops, slot = t->n_slots;
-        if (block) {
-            int64_t row = put_gathers(t, &g, first, slot, n), main_slot = slot + g.n * n;
-            int32_t oa = operand_origin(&g, a, n, sa, slot, &sa);
-            int32_t ob = b ? operand_origin(&g, b, n, sb, slot, &sb) : 0;
-            int32_t oc = c ? operand_origin(&g, c, n, sc, slot, &sc) : 0;
-            tape_put_row(t, row, main_slot, op, oa, ob, oc);
-            tape_put_block(t, row, n, sa, sb, sc, 0);
-            tape_finish_rows(t, first, 1 + g.n, n * (1 + g.n));
-            s = (int)main_slot;
-        } else {
-            for (int64_t i = 0; i < n; ++i)
-                tape_put_row(t, first + i, slot + i, op, a[i], b ? b[i] : 0, c ? c[i] : 0);
-            tape_finish_rows(t, first, n, n);
-            s = (int)slot;
-        }
+    if (with_consts && (!(n_c == n || n_c == 1) || (n > 0 && !c)))
+        return PYAD_EINVAL;
+    const int32_t *idx[3] = {ia, ib, ic};
+    struct operand x[3];
+    for (int j = 0; j < n_x; ++j) {
+        if (!idx[j] && !views && n > 0)
+            return PYAD_EINVAL;
+        x[j].idx = idx[j];
+        x[j].first = idx[j] || !views ? 0 : views[j * (1 + ndim)];
+        x[j].strides = idx[j] || !views ? NULL : views + j * (1 + ndim) + 1;
+        x[j].stride = -1;
+        x[j].gather = -1;
     }
-    tape_end_record(t);
-    return s;
+    struct layout l = {ndim, dims, n};
+    return record_operands(t, op, x, n_x, &l, with_consts ? c : NULL, with_consts ? n_c : 0);
 }
 
 int pyad_rec1_n(pyad_tape *t, int op, const int32_t *a, int64_t n)

@@ -44,8 +44,90 @@ def _new(cls, store, idx):
     constructor's validation, which costs a pass over idx."""
     a = object.__new__(cls)
     a._s = store
-    a._i = idx
+    a._i = a._v = idx
+    a._r = a._o = None
     return a
+
+
+class _Ramp:
+    """The consecutive slots first, first + 1, ... that one row defined, for the
+    arrays over them (its result and views of it) before anything reads their
+    index arrays. Building an index array per operation cost more than the
+    operation (np.arange plus its page faults, then C's scan of it to find the
+    stride again), so a row's operands are passed as views instead
+    (store.rec_view): a first slot and strides.
+
+    `base` is an index buffer left unfilled; the arrays' structures (`_v`) are
+    numpy views of it, so numpy itself computes every view's shape and strides
+    (and raises its own errors), and filling `base` once, on the first read of
+    any index array (`Array._i`), makes every view's index array right. A
+    filled ramp may be written (x[i] = y, x += y), so its arrays are read
+    through their index arrays from then on."""
+
+    __slots__ = ("first", "base", "filled", "_address")
+
+    def __init__(self, first, n):
+        self.first = first
+        self.base = np.empty(n, dtype=_INDEX)
+        self.filled = False
+        self._address = None
+
+    def fill(self):
+        if not self.filled:
+            self.base[...] = np.arange(self.first, self.first + self.base.size, dtype=_INDEX)
+            self.filled = True
+
+    def slot_at(self, view):
+        """The slot of element 0 of `view`, a numpy view of base."""
+        if self._address is None:
+            self._address = self.base.__array_interface__["data"][0]
+        return self.first + (view.__array_interface__["data"][0] - self._address) // 4
+
+
+def _lazy(cls, store, ramp, view, first):
+    """An Array over a ramp's slots: `view` its structure, `first` its first slot."""
+    a = object.__new__(cls)
+    a._s = store
+    a._v = view
+    a._r = ramp
+    a._o = first
+    return a
+
+
+def _viewable(x):
+    """The ramp of active value x when its slots are still a view of it."""
+    r = getattr(x, "_r", None)
+    return r if r is not None and not r.filled else None
+
+
+def _operand(x, shape):
+    """How a row reads the active operand x broadcast to `shape`: a view (first
+    slot, strides in slots; 0 along broadcast axes), or a flat index array."""
+    if isinstance(x, Scalar):
+        return (x._i, (0,) * len(shape))
+    if _viewable(x) is not None:
+        v = x._v
+        lead = (0,) * (len(shape) - v.ndim)
+        return (x._o, lead + tuple(0 if n == 1 else st >> 2 for n, st in zip(v.shape, v.strides)))
+    return _flat(x._i, shape)
+
+
+def _shape_of(x):
+    return () if isinstance(x, Scalar) else x._v.shape
+
+
+def _one_stride(dims, strides):
+    """The stride s >= 0 that reads the axes dims (row-major) as one run, or None."""
+    s, run = None, 1
+    for n, st in zip(reversed(dims), reversed(strides)):
+        if n == 1:
+            continue
+        if s is None:
+            s = st
+        if s < 0 or st != s * run:
+            return None
+        run *= n
+    return 0 if s is None else s
 
 
 def _validated_slots(store, idx):
@@ -158,8 +240,8 @@ def _fresh(store, first, shape, boolean=False):
     """The active value over the slots first, first + 1, ... in shape."""
     if not shape:
         return (Bool if boolean else Scalar)(store, int(first))
-    idx = np.arange(first, first + math.prod(shape), dtype=_INDEX).reshape(shape)
-    return _new(BoolArray if boolean else Array, store, idx)
+    ramp = _Ramp(first, math.prod(shape))
+    return _lazy(BoolArray if boolean else Array, store, ramp, ramp.base.reshape(shape), first)
 
 
 def _flat(idx, shape):
@@ -179,10 +261,9 @@ def _broadcast_shape(a, b):
 
 
 def elementwise_unary(x, op):
-    idx = slots_of(x)
-    flat = np.ascontiguousarray(idx.ravel())
-    first = x._s.rec1_n(op, flat) if flat.size else 0
-    return _fresh(x._s, first, idx.shape)
+    shape = x.shape
+    first = x._s.rec_view(op, shape, [_operand(x, shape)]) if 0 not in shape else 0
+    return _fresh(x._s, first, shape)
 
 
 def elementwise_binary(x, y, name):
@@ -195,28 +276,31 @@ def elementwise_binary(x, y, name):
         y = wrap(store, to_slots(store, y))
     x_active, y_active = is_active(x), is_active(y)
     if x_active and y_active:
-        a, b = slots_of(x), slots_of(y)
-        shape = _broadcast_shape(a.shape, b.shape)
-        first = store.rec2_n(C[name], _flat(a, shape), _flat(b, shape)) if 0 not in shape else 0
+        shape = _broadcast_shape(_shape_of(x), _shape_of(y))
+        if 0 in shape:
+            return _fresh(store, 0, shape, boolean)
+        first = store.rec_view(C[name], shape, [_operand(x, shape), _operand(y, shape)])
         return _fresh(store, first, shape, boolean)
     active, const = (x, y) if x_active else (y, x)
     c = as_constant(const)
-    a = slots_of(active)
-    shape = _broadcast_shape(a.shape, c.shape)
+    shape = _broadcast_shape(_shape_of(active), c.shape)
     if 0 in shape:
         return _fresh(store, 0, shape, boolean)
     form = CONSTANT_FORMS[name][0 if x_active else 1]
     if form is None:
-        cs = to_slots(store, c)
-        pair = (a, cs) if x_active else (cs, a)
-        first = store.rec2_n(C[name], _flat(pair[0], shape), _flat(pair[1], shape))
+        cs = _fresh(store, store.const_n(np.ascontiguousarray(c.ravel())), c.shape)
+        pair = (active, cs) if x_active else (cs, active)
+        first = store.rec_view(C[name], shape, [_operand(pair[0], shape),
+                                                _operand(pair[1], shape)])
     else:
         cflat = c.reshape(1) if c.size == 1 else _flat_const(c, shape)
-        first = store.rec_c_n(C[form], _flat(a, shape), cflat)
+        first = store.rec_view(C[form], shape, [_operand(active, shape)], cflat)
     return _fresh(store, first, shape, boolean)
 
 
 def _flat_const(c, shape):
+    if c.shape == shape:   # no broadcast: numpy's broadcast_to costs more than small ops
+        return np.ascontiguousarray(c.ravel(), dtype=np.float64)
     return np.ascontiguousarray(np.broadcast_to(c, shape).ravel(), dtype=np.float64)
 
 
@@ -242,14 +326,23 @@ _EMPTY_REDUCTION = {"add": 0.0, "mul": 1.0}
 
 def reduce(x, name, axis=None, keepdims=False):
     """Reduce an active value over axes with a binary op (add, mul, maximum, minimum)."""
-    store, idx = x._s, slots_of(x)
-    axes = _normalize_axes(axis, idx.ndim)
-    keep = [d for d in range(idx.ndim) if d not in axes]
+    store, shape = x._s, _shape_of(x)
+    axes = _normalize_axes(axis, len(shape))
+    keep = [d for d in range(len(shape)) if d not in axes]
+    out_shape = tuple(shape[d] for d in keep)
+    m = math.prod(out_shape)
+    k = math.prod(shape[d] for d in axes)
+    if m >= 1 and k >= 2 and _viewable(x) is not None:
+        strides = [st >> 2 for st in x._v.strides]
+        sm = _one_stride(out_shape, [strides[d] for d in keep])
+        sk = _one_stride([shape[d] for d in axes], [strides[d] for d in axes])
+        if sm is not None and sk is not None:
+            first = store.reduce_view(C[name], x._o, m, k, sm, sk)
+            kept = [1 if d in axes else n for d, n in enumerate(shape)]
+            return _fresh(store, first, tuple(kept) if keepdims else out_shape)
+    idx = slots_of(x)
     order = keep + list(axes)
     moved = idx if order == sorted(order) else np.transpose(idx, order)
-    out_shape = tuple(idx.shape[d] for d in keep)
-    m = math.prod(out_shape)
-    k = math.prod(idx.shape[d] for d in axes)
     if k == 0:
         if name not in _EMPTY_REDUCTION:
             raise ValueError(f"zero-size array to reduction operation {name} which has no identity")
@@ -265,9 +358,9 @@ def reduce(x, name, axis=None, keepdims=False):
 
 
 def mean(x, axis=None, keepdims=False):
-    idx = slots_of(x)
-    axes = _normalize_axes(axis, idx.ndim)
-    k = math.prod(idx.shape[d] for d in axes)
+    shape = _shape_of(x)
+    axes = _normalize_axes(axis, len(shape))
+    k = math.prod(shape[d] for d in axes)
     return reduce(x, "add", axis, keepdims) / float(k)
 
 
@@ -296,8 +389,8 @@ def matmul(x, y):
     row per matrix."""
     store = store_of(x, y)
     a_active, b_active = is_active(x), is_active(y)
-    a = slots_of(x) if a_active else as_constant(x)
-    b = slots_of(y) if b_active else as_constant(y)
+    a = _structure(x) if a_active else as_constant(x)
+    b = _structure(y) if b_active else as_constant(y)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul: input operand does not have enough dimensions (use * for scalars)")
     a2 = a[None, :] if a.ndim == 1 else a
@@ -305,13 +398,24 @@ def matmul(x, y):
     if a2.shape[-1] != b2.shape[-2]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned "
                          f"({a2.shape[-1]} != {b2.shape[-2]})")
-    lead = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
     (m, k), n = a2.shape[-2:], b2.shape[-1]
+    ramps = (_viewable(x) if a_active else None, _viewable(y) if b_active else None)
+    if a.ndim <= 2 and b.ndim <= 2:
+        # one product row; a[None, :] and b[:, None] keep element 0, so an
+        # operand over a ramp starts at its array's own first slot (_o)
+        firsts = (x._o if ramps[0] else None, y._o if ramps[1] else None)
+        out = _product(store, a2, a_active, b2, b_active, ramps, firsts)
+        shape = (m,) * (a.ndim == 2) + (n,) * (b.ndim == 2)
+        if isinstance(out, int):
+            return _fresh(store, out, shape)
+        return wrap(store, slots_of(out).reshape(shape))
+    lead = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
     a3 = np.broadcast_to(a2, lead + (m, k))
     b3 = np.broadcast_to(b2, lead + (k, n))
     out = np.empty(lead + (m, n), dtype=_INDEX)
     for i in np.ndindex(*lead):
-        out[i] = _product(store, a3[i], a_active, b3[i], b_active)
+        r = _product(store, a3[i], a_active, b3[i], b_active, ramps)
+        out[i] = slots_of(_fresh(store, r, (m, n)) if isinstance(r, int) else r)
     if a.ndim == 1:
         out = out[..., 0, :]
     if b.ndim == 1:
@@ -319,36 +423,52 @@ def matmul(x, y):
     return wrap(store, out)
 
 
-def _product(store, a, a_active, b, b_active):
-    """The slots (m, n) of one product row a (m, k) @ b (k, n); an operand is
-    slots when active, else constants."""
+def _structure(x):
+    """The array of slots of an active value, or of a numpy view of its ramp's
+    unfilled buffer (_Ramp): its shape and strides only are to be read."""
+    return np.array(x._i, dtype=_INDEX) if isinstance(x, Scalar) else x._v
+
+
+def _product(store, a, a_active, b, b_active, ramps, firsts=(None, None)):
+    """One product row a (m, k) @ b (k, n): the first of its m * n result slots
+    (row-major), or, where nothing is multiplied (m * n == 0, k == 0), the
+    active (m, n) result. An operand is slots (_structure) when active, else
+    constants; over an unfilled ramp, its first slot is given or looked up."""
     (m, k), n = a.shape, b.shape[1]
     if m * n == 0:
-        return np.zeros((m, n), dtype=_INDEX)
+        return wrap(store, np.zeros((m, n), dtype=_INDEX))
     if k == 0:  # an empty sum
-        return to_slots(store, np.zeros((m, n)))
+        return wrap(store, to_slots(store, np.zeros((m, n))))
     flags, w, sa, sb = 0, None, 0, 0
     if a_active:
-        sa, trans = _contiguous_or_gathered(store, a)
+        sa, trans = _contiguous_or_gathered(store, a, ramps[0], firsts[0])
         flags |= _TRANS_A if trans else 0
     else:
         flags, w = flags | _CONST_A, np.ascontiguousarray(a, dtype=np.float64)
     if b_active:
-        sb, trans = _contiguous_or_gathered(store, b)
+        sb, trans = _contiguous_or_gathered(store, b, ramps[1], firsts[1])
         flags |= _TRANS_B if trans else 0
     else:
         flags, w = flags | _CONST_B, np.ascontiguousarray(b, dtype=np.float64)
-    first = store.product(sa, sb, m, k, n, flags, w)
-    return np.arange(first, first + m * n, dtype=_INDEX).reshape(m, n)
+    return int(store.product(sa, sb, m, k, n, flags, w))
 
 
-def _contiguous_or_gathered(store, idx):
+def _contiguous_or_gathered(store, idx, ramp=None, first=None):
     """(first slot, transposed) of a matrix operand (rows, cols of slots) that a
     product row reads in place: its slots are a contiguous row-major block, or
     the transpose of one (BLAS's trans flag). Any other layout (x[:, ::2], a
     broadcast, fancy indexing) is first copied into consecutive slots by one
-    gather row, as numpy copies an operand BLAS cannot read."""
+    gather row, as numpy copies an operand BLAS cannot read. With a ramp, idx
+    is a view of its unfilled buffer: its strides tell the layout, and only
+    a gather reads its slots (after the ramp is filled)."""
     rows, cols = idx.shape
+    if ramp is not None and not ramp.filled:
+        s0, s1 = idx.strides[0] >> 2, idx.strides[1] >> 2
+        if (s1 == 1 or cols == 1) and (s0 == cols or rows == 1):
+            return ramp.slot_at(idx) if first is None else first, False
+        if (s0 == 1 or rows == 1) and (s1 == rows or cols == 1):
+            return ramp.slot_at(idx) if first is None else first, True
+        ramp.fill()
     start = int(idx[0, 0])
     ramp = np.arange(rows * cols, dtype=np.int64)
     if np.array_equal(idx, start + ramp.reshape(rows, cols)):
@@ -438,30 +558,42 @@ class Array:
     (2, 3)
     """
 
-    __slots__ = ("_s", "_i")
+    # _i: the index array of slots; _v: its structure (the same array, or for an
+    # array over a _Ramp a view of the ramp's buffer); _r: that ramp or None;
+    # _o: the slot of element 0 while the ramp is unfilled.
+    __slots__ = ("_s", "_i", "_v", "_r", "_o")
     __array_priority__ = 1000
 
     def __init__(self, store: Any, idx: Any) -> None:
         # The public path: pyad itself builds arrays with _new, unchecked.
-        self._i = _validated_slots(store, idx)
+        self._i = self._v = _validated_slots(store, idx)
         self._s = store
+        self._r = self._o = None
+
+    def __getattr__(self, name):
+        # Reached only for an unset slot: _i of an array over an unfilled ramp.
+        if name != "_i" or self._r is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self._r.fill()
+        self._i = self._v
+        return self._v
 
     # ---- numpy-like attributes ----
 
     @property
     def shape(self) -> "tuple[int, ...]":
         """The array's shape (a tuple), as ``numpy.ndarray.shape``."""
-        return self._i.shape
+        return self._v.shape
 
     @property
     def ndim(self) -> int:
         """The number of axes."""
-        return self._i.ndim
+        return self._v.ndim
 
     @property
     def size(self) -> int:
         """The number of elements (each a slot)."""
-        return self._i.size
+        return self._v.size
 
     dtype = np.dtype(np.float64)
 
@@ -495,9 +627,9 @@ class Array:
         return f"{type(self).__name__}({body})"
 
     def __len__(self):
-        if self._i.ndim == 0:
+        if self._v.ndim == 0:
             raise TypeError("len() of unsized object")
-        return len(self._i)
+        return len(self._v)
 
     def __iter__(self):
         boolean = isinstance(self, BoolArray)
@@ -505,10 +637,35 @@ class Array:
             yield wrap(self._s, row, boolean)
 
     def __getitem__(self, key):
-        if any(is_active(k) for k in (key if isinstance(key, tuple) else (key,))):
+        keys = key if isinstance(key, tuple) else (key,)
+        if any(is_active(k) for k in keys):
             raise TypeError("cannot index with an active value: indices must be constant "
                             "(use pyad.where for data-dependent selection)")
+        if _viewable(self) is not None and all(map(_is_basic_index, keys)):
+            # a trailing ... keeps numpy returning a view where it returns one
+            # element (a[1] is a copied number, a[1, ...] a 0-d view)
+            if not any(k is Ellipsis for k in keys):
+                keys += (Ellipsis,)
+            return self._view(self._v[keys])
         return wrap(self._s, self._i[key], isinstance(self, BoolArray))
+
+    def _view(self, v):
+        """The active value over v, a numpy view of this array's unfilled ramp."""
+        slot = self._r.slot_at(v) if v.size else self._r.first
+        if v.ndim == 0:
+            return (Bool if isinstance(self, BoolArray) else Scalar)(self._s, slot)
+        return _lazy(BoolArray if isinstance(self, BoolArray) else Array, self._s, self._r, v,
+                     slot)
+
+    def _restructure_by(self, fn):
+        """fn (a numpy structural function) applied to the slots: a view over the
+        ramp where fn gives a view, else over a new index array (a copy)."""
+        r = _viewable(self)
+        if r is not None:
+            v = fn(self._v)
+            if v.size and np.may_share_memory(v, r.base):
+                return self._view(v)
+        return self._restructure(fn(self._i))
 
     def __setitem__(self, key, value):
         # Only the index array changes, in place: x and every view sharing its
@@ -589,7 +746,7 @@ class Array:
         """
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return self._restructure(self._i.reshape(shape, order=order))
+        return self._restructure_by(lambda i: i.reshape(shape, order=order))
 
     def ravel(self, order: str = "C") -> "Array":
         """The elements as a 1-D array, as ``numpy.ndarray.ravel``.
@@ -617,7 +774,7 @@ class Array:
         >>> x.ravel()
         Array([0., 1., 2., 3., 4., 5.])
         """
-        return self._restructure(self._i.ravel(order=order))
+        return self._restructure_by(lambda i: i.ravel(order=order))
 
     def flatten(self, order: str = "C") -> "Array":
         # numpy's flatten always copies: an in-place write to it must not reach self.
@@ -676,12 +833,12 @@ class Array:
         """
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return self._restructure(self._i.transpose(*axes) if axes else self._i.T)
+        return self._restructure_by(lambda i: i.transpose(*axes) if axes else i.T)
 
     @property
     def T(self) -> "Array":
         """The transposed array (a view: records nothing)."""
-        return self._restructure(self._i.T)
+        return self._restructure_by(lambda i: i.T)
 
     def swapaxes(self, a: int, b: int) -> "Array":
         """Two axes interchanged, as ``numpy.ndarray.swapaxes``.
@@ -709,7 +866,7 @@ class Array:
         >>> x.swapaxes(0, 1).shape
         (3, 2)
         """
-        return self._restructure(self._i.swapaxes(a, b))
+        return self._restructure_by(lambda i: i.swapaxes(a, b))
 
     def squeeze(self, axis: "int | tuple[int, ...] | None" = None) -> "Array":
         """The array without its length-1 axes, as ``numpy.ndarray.squeeze``.
@@ -737,7 +894,7 @@ class Array:
         >>> x[None].squeeze(0).shape
         (2, 3)
         """
-        return self._restructure(self._i.squeeze(axis))
+        return self._restructure_by(lambda i: i.squeeze(axis))
 
     def copy(self) -> "Array":
         """A copy: in-place writes to it do not reach this array.
@@ -1264,8 +1421,16 @@ class BoolArray(Array):
 
 def _as_bool(x):
     if isinstance(x, Array):
-        return _new(BoolArray, x._s, x._i)
+        if x._r is None:
+            return _new(BoolArray, x._s, x._i)
+        return _lazy(BoolArray, x._s, x._r, x._v, x._o)
     return Bool(x._s, x._i)
+
+
+def _is_basic_index(k):
+    """Whether k, one entry of an index, selects a view in numpy (no copy)."""
+    return (k is None or k is Ellipsis or type(k) is slice
+            or (isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_))))
 
 # A Scalar meeting an Array, an ndarray, a list or a tuple records elementwise here.
 provide_handlers(is_array_operand=lambda x: isinstance(x, (np.ndarray, list, tuple, Array)),

@@ -162,6 +162,28 @@ def split_constants(op, b_mixed):
 class _Work:
     """Scratch arrays of one sweep, with their cffi pointers made once."""
 
+    # Spare work arrays, as spare tapes (above): a store that is let go hands
+    # its work arrays to the next store. pyad.grad records, sweeps and drops a
+    # store per call, and fresh arrays of a numpy-sized tape cost more in page
+    # faults (the reverse sweep zeroes an adjoint per slot) than the sweep.
+    SPARE_COUNT = 2
+    SPARE_SLOTS = 1 << 20
+    _spare = []
+
+    @classmethod
+    def take(cls, n_slots):
+        """Work arrays for n_slots: a spare set big enough, else a new one."""
+        with _spare_lock:
+            for i, work in enumerate(cls._spare):
+                if work.arrays[0].size >= n_slots:
+                    return cls._spare.pop(i)
+        return cls(n_slots)
+
+    def let_go(self):
+        with _spare_lock:
+            if self.arrays[0].size <= self.SPARE_SLOTS and len(self._spare) < self.SPARE_COUNT:
+                self._spare.append(self)
+
     def __init__(self, n_slots):
         self.arrays = [np.empty(max(n_slots, 1)) for _ in range(4)]
         self.ptrs = [_dbl(a) for a in self.arrays]
@@ -253,6 +275,13 @@ class CStore(RowBuffer):
         last reference to its handle goes: at once, or when a sweep that another
         thread is running returns (a call holds the handle for its duration)."""
         self._h = ffi.NULL
+        # Work arrays no sweep is using go to the next store (_Work.take).
+        if self._work is not None and self._work_lock.acquire(False):
+            try:
+                work, self._work = self._work, None
+                work.let_go()
+            finally:
+                self._work_lock.release()
         self._work = None
         self._close_rows()
 
@@ -366,6 +395,29 @@ class CStore(RowBuffer):
     @recording
     def select_n(self, cond, a, b):
         return self._rec(lib.pyad_rec_select_n, _i32(cond), _i32(a), _i32(b), a.size)
+
+    @recording
+    def rec_view(self, op, shape, operands, c=None):
+        """prod(shape) results of op in one row (pyad_rec_view_n): each operand a
+        view (first slot, strides in slots over shape) or a flat int32 index
+        array; c the constants of a with-constant op (one per result or one)."""
+        ndim = len(shape)
+        views, idx = [], [ffi.NULL, ffi.NULL, ffi.NULL]
+        for j, x in enumerate(operands):
+            if type(x) is tuple:
+                views.append(x[0])
+                views.extend(x[1])
+            else:
+                idx[j] = _i32(x)
+                views.extend([0] * (ndim + 1))
+        consts, n_c = (ffi.NULL, 0) if c is None else (_dbl(c), c.size)
+        return self._rec(lib.pyad_rec_view_n, op, ndim, list(shape), views, idx[0], idx[1],
+                         idx[2], consts, n_c)
+
+    @recording
+    def reduce_view(self, op, first, m, k, sm, sk):
+        """One reduce row over the m x k slots first + sm * i + sk * j; its first slot."""
+        return self._rec(lib.pyad_rec_reduce_view, op, first, m, k, sm, sk)
 
     @recording
     def reduce(self, op, x):
@@ -493,7 +545,7 @@ class CStore(RowBuffer):
         if self._work_lock.acquire(blocking=False):
             work = self._work
             if work is None or work.arrays[0].size < n_slots:
-                work = self._work = _Work(n_slots)
+                work = self._work = _Work.take(n_slots)
             return work, True
         return _Work(n_slots), False
 
@@ -513,10 +565,11 @@ class CStore(RowBuffer):
         the tape it holds; anything unusual goes the general way (_gradient_held)."""
         if self._pending:
             self._sync()
-        lock, work = self._work_lock, self._work
+        lock = self._work_lock
         owned = lock.acquire(False)
-        if not owned or work is None:
-            work = _Work(self._next)
+        work = self._work if owned else None  # read under the lock: close() recycles it
+        if work is None:
+            work = _Work.take(self._next) if owned else _Work(self._next)
             if owned:
                 self._work = work
         out = np.empty(x.size)

@@ -939,6 +939,38 @@ class PyStore(RowBuffer):
         values = (r.A(self.val, self.consts) @ r.B(self.val, self.consts)).ravel()
         return self._append_block(op, a, b, 0, blk[1:], values)
 
+    def rec_view(self, op, shape, operands, c=None):
+        """The C store's rec_view: operands as views (first slot, strides over
+        shape) or flat index arrays. Each view becomes its index array here, so
+        this store stays an independent check of C's reading of views."""
+        flat = [x if isinstance(x, np.ndarray) else self._view_slots(shape, *x)
+                for x in operands]
+        kind = _KIND[op]
+        if kind in ("with_const", "compare_c"):
+            return self.rec_c_n(op, *flat, c)
+        if kind == "unary":
+            return self.rec1_n(op, *flat)
+        if kind in ("binary", "compare"):
+            return self.rec2_n(op, *flat)
+        if op == ops.CODE["select"]:
+            return self.select_n(*flat)
+        raise status_error("PYAD_EINVAL")
+
+    def _view_slots(self, shape, first, strides):
+        """The slots a view reads, row-major over shape, checked against the tape."""
+        idx = np.full(shape, first, dtype=np.int64)
+        for d, (n, s) in enumerate(zip(shape, strides)):
+            idx += (s * np.arange(n, dtype=np.int64)).reshape((n,) + (1,) * (len(shape) - d - 1))
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_slots):
+            raise status_error("PYAD_EINDEX")
+        return idx.ravel().astype(np.int32)
+
+    def reduce_view(self, op, first, m, k, sm, sk):
+        """The C store's reduce_view: the m x k slots first + sm * i + sk * j."""
+        if m < 1 or k < 2 or sm < 0 or sk < 0:
+            raise status_error("PYAD_EINVAL")
+        return int(self.reduce(op, self._view_slots((m, k), first, (sm, sk)).reshape(m, k))[0])
+
     @_records
     def select_n(self, cond, a, b):
         if a.size < 2:

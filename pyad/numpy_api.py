@@ -207,15 +207,10 @@ def _unsupported_ufunc(ufunc, method):
 
 
 def array_ufunc(ufunc, method, inputs, kwargs):
-    name = public_name(ufunc)
-    if kwargs.get("out") is not None:
-        raise TypeError(f"{name}: pyad cannot write into an out= array; "
-                        "use the returned value")
-    extra = set(kwargs) - {"out", "axis", "keepdims", "dtype"}
-    if extra:
-        raise TypeError(f"{name}: pyad does not support the arguments {sorted(extra)}")
-    A.check_dtype(name, kwargs.get("dtype"))
-    if ufunc not in UNARY_UFUNCS and ufunc not in BINARY_UFUNCS and _UNRESOLVED:
+    if kwargs:
+        _check_ufunc_kwargs(ufunc, kwargs)
+    if (ufunc not in UNARY_UFUNCS and ufunc not in BINARY_UFUNCS and ufunc is not np.matmul
+            and _UNRESOLVED):
         _resolve_rows(import_modules=False)   # a scipy ufunc, scipy imported since
     if method == "__call__":
         if ufunc in UNARY_UFUNCS:
@@ -237,6 +232,21 @@ def array_ufunc(ufunc, method, inputs, kwargs):
         x, y = inputs
         return binary_op(BINARY_UFUNCS[ufunc], _expand(x, np.ndim(y)), y)
     raise _unsupported_ufunc(ufunc, method)
+
+
+def _check_ufunc_kwargs(ufunc, kwargs):
+    """Refuse the keyword arguments of a ufunc call that pyad cannot honour.
+    (The ufunc's public name is looked up only for a message: it costs more
+    than recording a small operation.)"""
+    if kwargs.get("out") is not None:
+        raise TypeError(f"{public_name(ufunc)}: pyad cannot write into an out= array; "
+                        "use the returned value")
+    extra = set(kwargs) - {"out", "axis", "keepdims", "dtype"}
+    if extra:
+        raise TypeError(f"{public_name(ufunc)}: pyad does not support the arguments "
+                        f"{sorted(extra)}")
+    if kwargs.get("dtype") is not None:
+        A.check_dtype(public_name(ufunc), kwargs["dtype"])
 
 
 def _copy(x):

@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from . import pytree
-from .array import is_active, to_slots, wrap
+from .array import _fresh as fresh, is_active, to_slots, wrap
 from .backends import new_store
 from .errors import BranchError
 from .scalar import Scalar
@@ -53,7 +53,7 @@ def _mark_array(store, in_shapes, a):
     flat = np.ascontiguousarray(a.ravel())
     first = store.input_n(flat) if flat.size else store.n_ops
     in_shapes.append(a.shape)
-    return wrap(store, np.arange(first, first + flat.size, dtype=np.int32).reshape(a.shape))
+    return fresh(store, first, a.shape)
 
 
 def mark_output(store, out_shapes, y):

@@ -179,6 +179,15 @@ class Store(Protocol):
     def reduce(self, op: int, x: np.ndarray) -> int:
         """One n-ary row (sum, max_n, min_n, ...) over the slots x."""
 
+    def rec_view(self, op: int, shape: tuple, operands: list,
+                 c: "np.ndarray | None" = None) -> int:
+        """prod(shape) results of op in one row (csrc/pyad.h pyad_rec_view_n), each
+        operand a view (first slot, strides in slots over shape) or a flat index
+        array; c the constants of a with-constant op. Its first result slot."""
+
+    def reduce_view(self, op: int, first: int, m: int, k: int, sm: int, sk: int) -> int:
+        """One reduce row over the m x k slots first + sm * i + sk * j; its first slot."""
+
     def matmul_c(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Slots of x @ w for active x and constant w."""
 

@@ -79,3 +79,35 @@ def test_a_closed_tape_stays_closed_when_its_storage_is_reused(backend):
     with pytest.raises(PyadError):
         old.gradient(np.ones(10))
     np.testing.assert_allclose(new.gradient(np.ones(10)), np.full(10, 3.0))
+
+
+def test_work_arrays_of_a_closed_store_serve_the_next_one():
+    """pyad.grad drops a store per call: its work arrays go to the next store,
+    bounded in number and size, and a reused set gives the right derivatives
+    for tapes smaller and larger than the one it came from."""
+    backend_c._Work._spare.clear()
+    for n in (200, 50, 200, 7, 1000):
+        x = np.linspace(-1.0, 1.0, n)
+        g = pyad.grad(lambda v: np.sum(v * v * v))(x)
+        np.testing.assert_allclose(g, 3.0 * x * x, rtol=1e-14)
+        tape = pyad.trace(lambda v: np.sum(np.sin(v)), x)
+        np.testing.assert_allclose(tape.gradient(x), np.cos(x), rtol=1e-14)
+        tape.close()
+    assert 1 <= len(backend_c._Work._spare) <= backend_c._Work.SPARE_COUNT
+    backend_c._Work._spare.clear()
+    big = pyad.trace(lambda v: (v * 2.0).sum(), np.ones(backend_c._Work.SPARE_SLOTS + 10))
+    big.gradient(np.ones(backend_c._Work.SPARE_SLOTS + 10))
+    big.close()
+    assert all(w.arrays[0].size <= backend_c._Work.SPARE_SLOTS for w in backend_c._Work._spare)
+
+
+def test_a_store_closed_during_a_sweep_keeps_its_work_arrays():
+    """Work arrays a sweep holds are not handed on when the store closes meanwhile."""
+    tape = pyad.trace(lambda v: np.sum(v * 2.0), np.ones(10))
+    store = tape._store
+    work, owned = store._take_work(store.n_slots)   # as a sweep in another thread would
+    assert owned
+    backend_c._Work._spare.clear()
+    tape.close()
+    assert work not in backend_c._Work._spare
+    store._give_work(owned)
