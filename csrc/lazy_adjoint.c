@@ -183,6 +183,40 @@ static void find_last_readers(const pyad_tape *t, struct builder *b)
         reads(b, t->outputs[i], t->outputs[i], t->n_ops);
 }
 
+/* Whether [lo, hi] and block lb share a slot. */
+static int touches(int64_t lo, int64_t hi, const struct lazy_block *lb)
+{
+    return lo < lb->first + lb->w && hi >= lb->first;
+}
+
+/* FIRST_A / FIRST_B if lb's last reader (row lb->due) is an elementwise block
+ * row, not passive, reading all of lb as one unit-stride operand and lb through
+ * no other operand; then its reverse step writes every adjoint of lb before any
+ * other row adds to them (it is the first writer: the last reader). Else 0. */
+static int written_first(const pyad_tape *t, const struct lazy_block *lb)
+{
+    int64_t k = lb->due;
+    if (k >= t->n_ops || row_passive(t, k))
+        return 0;
+    int64_t i = block_search(t, k);
+    if (block_row(t, i) != k)
+        return 0;
+    struct block bl = block_at(t, i);
+    int kind = pyad_op_kind(t->op[k]);
+    int64_t a = t->arg_a[k], b = t->arg_b[k], w = bl.w;
+    int a_covers = a == lb->first && bl.sa == 1 && w == lb->w;
+    if (kind == PYAD_KIND_UNARY || kind == PYAD_KIND_WITH_CONST)
+        return a_covers ? FIRST_A : 0;
+    if (kind != PYAD_KIND_BINARY)
+        return 0;
+    int b_covers = b == lb->first && bl.sb == 1 && w == lb->w;
+    if (a_covers && !touches(b, b + bl.sb * (w - 1), lb))
+        return FIRST_A;
+    if (b_covers && !touches(a, a + bl.sa * (w - 1), lb))
+        return FIRST_B;
+    return 0;
+}
+
 /* by_due order: the latest due first. */
 static int later_due_first(const void *x, const void *y)
 {
@@ -223,11 +257,13 @@ static struct adjoint_plan *build_plan(const pyad_tape *t)
             continue;
         int64_t row = block_row(t, i);
         /* read by no row: zeroed just before its own step reads it */
-        b.lazy[b.n++] = (struct lazy_block){row, t->first[row], block_width(t, i), row};
+        b.lazy[b.n++] = (struct lazy_block){row, t->first[row], block_width(t, i), row, 0};
     }
     find_last_readers(t, &b);
-    for (int64_t j = 0; j < n_lazy; ++j)
+    for (int64_t j = 0; j < n_lazy; ++j) {
+        p->by_slot[j].written = written_first(t, p->by_slot + j);
         p->by_due[j] = (struct due_entry){p->by_slot[j].due, j};
+    }
     qsort(p->by_due, (size_t)n_lazy, sizeof *p->by_due, later_due_first);
     int64_t start = 0;
     for (int64_t j = 0; j < n_lazy; ++j) {
@@ -290,7 +326,10 @@ int64_t lazy_due(struct lazy_zeroing *z, int64_t k)
     const struct adjoint_plan *p = z->plan;
     for (; z->next < p->n_lazy && p->by_due[z->next].due >= k; ++z->next) {
         const struct lazy_block *lb = p->by_slot + p->by_due[z->next].idx;
-        zero_slots(z, lb->first, lb->first + lb->w);
+        if (lb->written && lb->due == k)
+            z->first |= lb->written;
+        else
+            zero_slots(z, lb->first, lb->first + lb->w);
     }
     return next_due(z);
 }

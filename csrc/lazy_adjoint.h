@@ -21,6 +21,8 @@
 struct lazy_block {
     int64_t row, first, w;
     int64_t due; /* zero before the reverse step of this row (n_ops: before the sweep) */
+    int written; /* FIRST_A / FIRST_B (block.h): row `due` writes the whole block first
+                    through that operand, so it is not zeroed */
 };
 
 struct due_entry {
@@ -52,13 +54,16 @@ struct lazy_zeroing {
     int64_t next;    /* next entry of by_due to zero */
     int64_t release; /* next lazy block (by_slot, counting down) to release */
     int give_back;   /* may release consumed pages (the caller owns adj, adjd) */
+    int first;       /* for the row lazy_due was last called at: FIRST_A | FIRST_B */
 };
 
 /* Zeroes the eager runs and the lazy blocks due before the sweep; returns the
  * first row at which lazy_due must be called (-1: none). */
 int64_t lazy_start(struct lazy_zeroing *z);
 
-/* Zeroes the lazy blocks due at row k; returns the next row that has some. */
+/* Zeroes the lazy blocks due at row k, or sets z->first for those row k writes
+ * first (the caller hands it to block_reverse_first / block_second_first and
+ * clears it); returns the next row that has some. */
 int64_t lazy_due(struct lazy_zeroing *z, int64_t k);
 
 /* After the reverse step of block row k: gives back the pages of its adjoints

@@ -14,7 +14,7 @@
 static int64_t start_adjoints(pyad_tape *t, double *adj, double *adjd, int give_back,
                               struct lazy_zeroing *z)
 {
-    *z = (struct lazy_zeroing){adjoint_plan(t), adj, adjd, 1, 0, 0, give_back};
+    *z = (struct lazy_zeroing){adjoint_plan(t), adj, adjd, 1, 0, 0, give_back, 0};
     if (z->plan)
         return lazy_start(z);
     memset(adj, 0, (size_t)t->n_slots * sizeof *adj);
@@ -50,9 +50,12 @@ static void reverse_range(const pyad_tape *t, const double *v, double *adj,
         if (k == zero_k) /* lazy blocks that row k is the first to add to */
             zero_k = lazy_due(z, k);
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_reverse(t, bi, 1, v, adj);
+            if (z->first)
+                block_reverse_first(t, bi, v, adj, z->first);
+            else
+                block_reverse(t, bi, 1, v, adj);
             if (z->plan)
-                lazy_consumed(z, k);
+                lazy_consumed(z, k), z->first = 0;
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
@@ -150,9 +153,12 @@ static void reverse_second_range(const pyad_tape *t, const double *v, const doub
         if (k == zero_k) /* lazy blocks that row k is the first to add to */
             zero_k = lazy_due(z, k);
         if (k == block_k) { /* a block row: one loop over its elements */
-            block_second(t, bi, 1, v, vd, adj, adjd);
+            if (z->first)
+                block_second_first(t, bi, v, vd, adj, adjd, z->first);
+            else
+                block_second(t, bi, 1, v, vd, adj, adjd);
             if (z->plan)
-                lazy_consumed(z, k);
+                lazy_consumed(z, k), z->first = 0;
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
