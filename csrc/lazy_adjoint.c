@@ -20,9 +20,11 @@
  * here), which pays off only where holding them would cost real memory. */
 #define GIVE_BACK_MIN_BYTES ((int64_t)8 << 20)
 
+/* Constant blocks pass nothing back; an input block's adjoints are read after
+ * the sweep, so it is zeroed at its own row at the latest. */
 static int is_lazy(const pyad_tape *t, int64_t i)
 {
-    return !block_is_source(t, i) && block_width(t, i) >= LAZY_MIN_WIDTH;
+    return t->op[block_row(t, i)] != OP_constant && block_width(t, i) >= LAZY_MIN_WIDTH;
 }
 
 /* ---- building the plan ---- */
@@ -189,11 +191,18 @@ static int touches(int64_t lo, int64_t hi, const struct lazy_block *lb)
     return lo < lb->first + lb->w && hi >= lb->first;
 }
 
+/* Whether the w slots from a (unit stride) lie inside block lb. */
+static int inside(int64_t a, int64_t w, const struct lazy_block *lb)
+{
+    return a >= lb->first && a + w <= lb->first + lb->w;
+}
+
 /* FIRST_A / FIRST_B if lb's last reader (row lb->due) is an elementwise block
- * row, not passive, reading all of lb as one unit-stride operand and lb through
- * no other operand; then its reverse step writes every adjoint of lb before any
- * other row adds to them (it is the first writer: the last reader). Else 0. */
-static int written_first(const pyad_tape *t, const struct lazy_block *lb)
+ * row, not passive, reading a unit-stride run inside lb through one operand
+ * and nothing of lb through the other; then its reverse step writes that run's
+ * adjoints before any other row adds to them (the last reader is the first
+ * writer), and only the rest of lb needs zeroing. Else 0. */
+static int written_first(const pyad_tape *t, struct lazy_block *lb)
 {
     int64_t k = lb->due;
     if (k >= t->n_ops || row_passive(t, k))
@@ -204,17 +213,18 @@ static int written_first(const pyad_tape *t, const struct lazy_block *lb)
     struct block bl = block_at(t, i);
     int kind = pyad_op_kind(t->op[k]);
     int64_t a = t->arg_a[k], b = t->arg_b[k], w = bl.w;
-    int a_covers = a == lb->first && bl.sa == 1 && w == lb->w;
+    int a_covers = (bl.sa == 1 || w == 1) && inside(a, w, lb);
+    int b_covers = (bl.sb == 1 || w == 1) && inside(b, w, lb);
+    int first = 0;
     if (kind == PYAD_KIND_UNARY || kind == PYAD_KIND_WITH_CONST)
-        return a_covers ? FIRST_A : 0;
-    if (kind != PYAD_KIND_BINARY)
-        return 0;
-    int b_covers = b == lb->first && bl.sb == 1 && w == lb->w;
-    if (a_covers && !touches(b, b + bl.sb * (w - 1), lb))
-        return FIRST_A;
-    if (b_covers && !touches(a, a + bl.sa * (w - 1), lb))
-        return FIRST_B;
-    return 0;
+        first = a_covers ? FIRST_A : 0;
+    else if (kind == PYAD_KIND_BINARY && a_covers && !touches(b, b + bl.sb * (w - 1), lb))
+        first = FIRST_A;
+    else if (kind == PYAD_KIND_BINARY && b_covers && !touches(a, a + bl.sa * (w - 1), lb))
+        first = FIRST_B;
+    lb->lo = first == FIRST_A ? a : b;
+    lb->hi = lb->lo + w;
+    return first;
 }
 
 /* by_due order: the latest due first. */
@@ -257,7 +267,8 @@ static struct adjoint_plan *build_plan(const pyad_tape *t)
             continue;
         int64_t row = block_row(t, i);
         /* read by no row: zeroed just before its own step reads it */
-        b.lazy[b.n++] = (struct lazy_block){row, t->first[row], block_width(t, i), row, 0};
+        b.lazy[b.n++] = (struct lazy_block){row, t->first[row], block_width(t, i), row, 0, 0, 0,
+                                            t->op[row] == OP_input};
     }
     find_last_readers(t, &b);
     for (int64_t j = 0; j < n_lazy; ++j) {
@@ -326,10 +337,13 @@ int64_t lazy_due(struct lazy_zeroing *z, int64_t k)
     const struct adjoint_plan *p = z->plan;
     for (; z->next < p->n_lazy && p->by_due[z->next].due >= k; ++z->next) {
         const struct lazy_block *lb = p->by_slot + p->by_due[z->next].idx;
-        if (lb->written && lb->due == k)
+        if (lb->written && lb->due == k) {
             z->first |= lb->written;
-        else
+            zero_slots(z, lb->first, lb->lo);
+            zero_slots(z, lb->hi, lb->first + lb->w);
+        } else {
             zero_slots(z, lb->first, lb->first + lb->w);
+        }
     }
     return next_due(z);
 }
@@ -366,7 +380,8 @@ void lazy_consumed(struct lazy_zeroing *z, int64_t k)
     const struct adjoint_plan *p = z->plan;
     while (z->release >= 0 && p->by_slot[z->release].row > k)
         --z->release;
-    if (z->release < 0 || p->by_slot[z->release].row != k || !z->give_back)
+    if (z->release < 0 || p->by_slot[z->release].row != k || !z->give_back
+        || p->by_slot[z->release].input)
         return;
     const struct lazy_block *lb = p->by_slot + z->release;
     int64_t bytes = lb->w * z->lanes * (int64_t)sizeof(double);

@@ -10,7 +10,7 @@
  *
  * The plan says when: per large non-source block row ("lazy" block), the row
  * before whose reverse step its adjoints are zeroed (n_ops: before the sweep);
- * every other slot ("eager": scalar rows, inputs, constants, small blocks) is
+ * every other slot ("eager": scalar rows, constants, small blocks) is
  * zeroed up front as before. A row kind the plan does not know counts as
  * reading every slot below it, so a new row kind is slower, never wrong. */
 #ifndef PYAD_LAZY_ADJOINT_H
@@ -21,8 +21,10 @@
 struct lazy_block {
     int64_t row, first, w;
     int64_t due; /* zero before the reverse step of this row (n_ops: before the sweep) */
-    int written; /* FIRST_A / FIRST_B (block.h): row `due` writes the whole block first
-                    through that operand, so it is not zeroed */
+    int written; /* FIRST_A / FIRST_B (block.h): row `due` writes slots lo .. hi - 1 of
+                    the block first through that operand; only the rest is zeroed */
+    int64_t lo, hi;
+    int input;   /* an input block: read after the sweep, never given back */
 };
 
 struct due_entry {
