@@ -97,6 +97,36 @@ def test_every_reader_of_a_block_counts(backend):
     np.testing.assert_allclose(tape.hvp(x, v), fd, rtol=1e-6, atol=1e-6)
 
 
+FIRST_WRITERS = {
+    # y's last reader reads it through both operands, overlapping: no first write
+    "shifted product": (lambda x: (lambda y: np.sum(y[1:] * y[:-1]))(pyad.sin(x)),
+                        lambda x: np.concatenate([[0.0], np.sin(x[:-1])]) * np.cos(x)
+                        + np.concatenate([np.sin(x[1:]), [0.0]]) * np.cos(x)),
+    "square by product": (lambda x: (lambda y: np.sum(y * y))(x * 1.0), lambda x: 2 * x),
+    # the last reader writes all of y but its last element, which must be zeroed
+    "part of a block": (lambda x: np.sum(pyad.sin(x)[:-1] * 2.0),
+                        lambda x: np.concatenate([2 * np.cos(x[:-1]), [0.0]])),
+    # x's last reader covers x[1:], x[0] is added to by an earlier row
+    "part of the input": (lambda x: np.sum(x[1:] * 3.0) + np.sum(x * x),
+                          lambda x: 2 * x + np.concatenate([[0.0], np.full(x.size - 1, 3.0)])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FIRST_WRITERS))
+def test_first_writer_cases(backend, case):
+    f, grad = FIRST_WRITERS[case]
+    x = np.linspace(0.2, 1.4, N)
+    tape = pyad.trace(f, x, backend=backend)
+    dirty_the_work_arrays(tape, x)
+    for point in (x, x[::-1].copy()):
+        np.testing.assert_allclose(tape.gradient(point), grad(point), rtol=1e-14, atol=1e-14)
+        np.testing.assert_allclose(tape.vjp(point, 1.0)[1], grad(point), rtol=1e-14, atol=1e-14)
+    v = np.cos(np.arange(N))
+    eps = 1e-6
+    fd = (grad(x + eps * v) - grad(x - eps * v)) / (2 * eps)
+    np.testing.assert_allclose(tape.hvp(x, v), fd, rtol=1e-6, atol=1e-6)
+
+
 def test_backends_agree_after_dirty_sweeps():
     x = np.linspace(-0.8, 1.1, N)
 
