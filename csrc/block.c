@@ -96,6 +96,7 @@ struct run {
     const double *k; /* the constants, element j's at k[j * sk] */
     int64_t sk;
     int disjoint; /* operands a and b read slot runs that do not overlap */
+    int first;    /* FIRST_A / FIRST_B (block.h): that operand's adjoints are written, not added to */
 };
 
 #define UP for (int64_t j = 0; j < n; ++j)
@@ -333,6 +334,116 @@ static void run_second(const struct run *r)
     }
 }
 
+/* ---- first writes (lazy_adjoint.h) ----
+ * The reverse kernels for a row that is the first to write an operand's
+ * adjoints (r->first: FIRST_A, FIRST_B or both): that operand is a unit-stride
+ * run covering a whole block no other operand of the row touches, so its
+ * adjoints are stored, not zeroed beforehand and added to: one pass less over
+ * the block. `+ 0.0` gives what 0.0 + d gives, bit for bit (-0.0 becomes 0.0). */
+#define FIRST_LOOPS(...)                                                                    \
+    if (r->first == (FIRST_A | FIRST_B)) {                                                  \
+        const int64_t sa = 1, sb = 1;                                                       \
+        NO_OVERLAP DOWN { __VA_ARGS__ SET_A SET_B }                                         \
+    } else if (r->first == FIRST_A && sb == 1) { /* b: a block apart from a's */         \
+        AB1 NO_OVERLAP DOWN { __VA_ARGS__ SET_A ADD_B }                                     \
+    } else if (r->first == FIRST_A) {                                                       \
+        const int64_t sa = 1;                                                               \
+        DOWN { __VA_ARGS__ SET_A ADD_B }                                                    \
+    } else if (sa == 1) {                                                                   \
+        AB1 NO_OVERLAP DOWN { __VA_ARGS__ ADD_A SET_B }                                     \
+    } else {                                                                                \
+        const int64_t sb = 1;                                                               \
+        DOWN { __VA_ARGS__ ADD_A SET_B }                                                    \
+    }
+
+VECTOR_CLONES
+static void run_reverse_first(const struct run *r)
+{
+    RUN_LOCALS;
+    const double *restrict z = r->z, *restrict g = r->g;
+    double *ga = r->ga, *gb = r->gb;
+    switch (r->op) {
+#define SET_A ga[j] = scaled(p, g[j]) + 0.0;
+#define SET_B gb[j] = scaled(q, g[j]) + 0.0;
+#define ADD_A ga[j * sa] += scaled(p, g[j]);
+#define ADD_B gb[j * sb] += scaled(q, g[j]);
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+    case OP_##name: {                                                                       \
+        DOWN { double x = va[j], z_ = z[j];                                                 \
+               double p; { double z = z_; (void)x; (void)z; p = (d_x); } SET_A }            \
+        break;                                                                              \
+    }
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+    case OP_##name:                                                                         \
+        FIRST_LOOPS(double x = va[j * sa], y = vb[j * sb], z_ = z[j]; double p, q;          \
+                    { double z = z_; (void)x; (void)y; (void)z; p = (d_x); q = (d_y); })    \
+        break;
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+    case OP_##name: {                                                                       \
+        DOWN { double x = va[j], y = kk[j * sk], z_ = z[j];                                 \
+               double p; { double z = z_; (void)x; (void)y; (void)z; p = (d_x); } SET_A }   \
+        break;                                                                              \
+    }
+#define COMPARE(name, numpy, operator, cf, rcf, value)
+#define COMPARE_C(name, value)
+#include "expand_ops.h"
+#undef SET_A
+#undef SET_B
+#undef ADD_A
+#undef ADD_B
+    default: /* not a row lazy_adjoint.c lets write first */
+        break;
+    }
+}
+
+VECTOR_CLONES
+static void run_second_first(const struct run *r)
+{
+    RUN_LOCALS;
+    const double *restrict z = r->z, *restrict g = r->g, *restrict gd = r->gd;
+    const double *restrict ta = r->ta, *restrict tb = r->tb;
+    double *ga = r->ga, *gb = r->gb, *qa = r->qa, *qb = r->qb;
+    (void)tb;
+    switch (r->op) {
+#define SET_A ga[j] = scaled(p, g[j]) + 0.0; qa[j] = scaled(p, gd[j]) + scaled(pp, g[j]) + 0.0;
+#define SET_B gb[j] = scaled(q, g[j]) + 0.0; qb[j] = scaled(q, gd[j]) + scaled(qq, g[j]) + 0.0;
+#define ADD_A ga[j * sa] += scaled(p, g[j]); qa[j * sa] += scaled(p, gd[j]) + scaled(pp, g[j]);
+#define ADD_B gb[j * sb] += scaled(q, g[j]); qb[j * sb] += scaled(q, gd[j]) + scaled(qq, g[j]);
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+    case OP_##name: {                                                                       \
+        DOWN { double x = va[j], xd = ta[j], z_ = z[j]; double p, pp;                       \
+               { double z = z_; (void)x; (void)xd; (void)z; p = (d_x); pp = (dd_x); }        \
+               SET_A }                                                                      \
+        break;                                                                              \
+    }
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+    case OP_##name:                                                                         \
+        FIRST_LOOPS(double x = va[j * sa], y = vb[j * sb], xd = ta[j * sa], yd = tb[j * sb]; \
+                    double z_ = z[j]; double p, q, pp, qq;                                  \
+                    { double z = z_; (void)x; (void)y; (void)xd; (void)yd; (void)z;         \
+                      p = (d_x); q = (d_y); pp = (dd_x); qq = (dd_y); })                    \
+        break;
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+    case OP_##name: {                                                                       \
+        DOWN { double x = va[j], y = kk[j * sk], xd = ta[j], z_ = z[j]; double p, pp;       \
+               { double z = z_; (void)x; (void)y; (void)xd; (void)z; p = (d_x); pp = (dd_x); } \
+               SET_A }                                                                      \
+        break;                                                                              \
+    }
+#define COMPARE(name, numpy, operator, cf, rcf, value)
+#define COMPARE_C(name, value)
+#include "expand_ops.h"
+#undef SET_A
+#undef SET_B
+#undef ADD_A
+#undef ADD_B
+    default:
+        break;
+    }
+}
+
 /* Which operand fields of a row name slots, and whether b names a constant. */
 struct layout {
     int b_slot, c_slot, b_const;
@@ -365,7 +476,7 @@ typedef void (*kernel)(const struct run *);
 /* Runs the kernel over block i: one run of its w elements at one point; with
  * points (lanes > 1) block_lanes.c runs it, points innermost. */
 static void run_block(const pyad_tape *t, int64_t i, int64_t lanes, kernel fn, const double *v,
-                      const double *vd, const double *adj, const double *adjd)
+                      const double *vd, const double *adj, const double *adjd, int first)
 {
     if (block_is_source(t, i))
         return; /* block_source's */
@@ -396,6 +507,7 @@ static void run_block(const pyad_tape *t, int64_t i, int64_t lanes, kernel fn, c
         .k = l.b_const ? t->consts + b : NULL,
         .sk = bl.sk,
         .disjoint = l.b_slot && runs_disjoint(a, b, bl.w),
+        .first = first,
     };
     fn(&r);
 }
@@ -412,7 +524,7 @@ int block_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v)
         product_values(t, i, lanes, v);
         return PYAD_OK;
     }
-    run_block(t, i, lanes, run_values, v, NULL, NULL, NULL);
+    run_block(t, i, lanes, run_values, v, NULL, NULL, NULL, 0);
     return PYAD_OK;
 }
 
@@ -428,7 +540,7 @@ int block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, doubl
         product_tangent(t, i, lanes, v, lanes, vd);
         return PYAD_OK;
     }
-    run_block(t, i, lanes, run_tangent, v, vd, NULL, NULL);
+    run_block(t, i, lanes, run_tangent, v, vd, NULL, NULL, 0);
     return PYAD_OK;
 }
 
@@ -452,7 +564,7 @@ int block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
         product_reverse(t, i, lanes, v, lanes, adj);
         return PYAD_OK;
     }
-    run_block(t, i, lanes, run_reverse, v, NULL, adj, NULL);
+    run_block(t, i, lanes, run_reverse, v, NULL, adj, NULL, 0);
     return PYAD_OK;
 }
 
@@ -471,8 +583,20 @@ int block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
         product_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
         return PYAD_OK;
     }
-    run_block(t, i, lanes, run_second, v, vd, adj, adjd);
+    run_block(t, i, lanes, run_second, v, vd, adj, adjd, 0);
     return PYAD_OK;
+}
+
+void block_reverse_first(const pyad_tape *t, int64_t i, const double *v, double *adj,
+                         int first)
+{
+    run_block(t, i, 1, run_reverse_first, v, NULL, adj, NULL, first);
+}
+
+void block_second_first(const pyad_tape *t, int64_t i, const double *v, const double *vd,
+                        double *adj, double *adjd, int first)
+{
+    run_block(t, i, 1, run_second_first, v, vd, adj, adjd, first);
 }
 
 /* ---- vector sweeps: values have one lane, tangents and adjoints p ---- */

@@ -70,6 +70,16 @@ int block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
 int block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
                  const double *vd, double *adj, double *adjd);
 
+/* block_reverse / block_second at one point for a row that writes the first
+ * adjoints of operand a and/or b (`first`: FIRST_A | FIRST_B), which lazy_adjoint.c
+ * checked: an elementwise row, not passive, each such operand a unit-stride
+ * run over a whole block no other operand of the row reads. */
+enum { FIRST_A = 1, FIRST_B = 2 };
+void block_reverse_first(const pyad_tape *t, int64_t i, const double *v, double *adj,
+                         int first);
+void block_second_first(const pyad_tape *t, int64_t i, const double *v, const double *vd,
+                        double *adj, double *adjd, int first);
+
 /* Vector sweeps at one point: values have one lane, tangents / adjoints p. */
 int block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, double *vd);
 int block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double *v,

@@ -254,6 +254,12 @@ int pyad_forward_tangent(pyad_tape *t, const double *x, const double *xd,
  * seeds the outputs with u, returns the input adjoints in xbar (adj is scratch). */
 int pyad_reverse(pyad_tape *t, const double *v, const double *u, double *adj,
                  double *xbar);
+/* pyad_reverse for an adj the caller allocated as private anonymous memory
+ * (malloc's, numpy's) and does not read afterwards: on Linux the pages of the
+ * adjoints of large block rows are given back to the OS once consumed, so adj's
+ * resident size peaks at the blocks live at once, not the whole column. */
+int pyad_reverse_owned(pyad_tape *t, const double *v, const double *u, double *adj,
+                       double *xbar);
 /* Forward then reverse for a tape with one output: its gradient in xbar
  * (one call, for the lowest latency per replayed gradient). */
 int pyad_gradient(pyad_tape *t, const double *x, double *v, double *adj, double *y,

@@ -6,11 +6,26 @@
 #include "rules.h"
 #include "special_rules.h"
 #include "block.h"
+#include "lazy_adjoint.h"
 
-/* Zero the adjoints and seed each output with its weight in u. */
+/* Zeroes the adjoints (adjd too, if not NULL) that must be zero before the
+ * sweep, all of them or, where the tape has a plan, those it says
+ * (lazy_adjoint.h); returns the first row with lazy blocks due (-1: none). */
+static int64_t start_adjoints(pyad_tape *t, double *adj, double *adjd, int give_back,
+                              struct lazy_zeroing *z)
+{
+    *z = (struct lazy_zeroing){adjoint_plan(t), adj, adjd, 1, 0, 0, give_back, 0};
+    if (z->plan)
+        return lazy_start(z);
+    memset(adj, 0, (size_t)t->n_slots * sizeof *adj);
+    if (adjd)
+        memset(adjd, 0, (size_t)t->n_slots * sizeof *adjd);
+    return -1;
+}
+
+/* Seeds each output with its weight in u (its adjoint already zero). */
 static void seed_outputs(const pyad_tape *t, const double *u, double *adj)
 {
-    memset(adj, 0, (size_t)t->n_slots * sizeof *adj);
     for (int64_t i = 0; i < t->n_outputs; ++i)
         adj[t->outputs[i]] += u[i];
 }
@@ -23,7 +38,8 @@ static void gather_inputs(const pyad_tape *t, const double *adj, double *xbar)
         xbar[j] = adj[t->inputs[j]];
 }
 
-static int reverse_range(const pyad_tape *t, const double *v, double *adj)
+static int reverse_range(const pyad_tape *t, const double *v, double *adj,
+                         struct lazy_zeroing *z, int64_t zero_k)
 {
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
@@ -31,10 +47,18 @@ static int reverse_range(const pyad_tape *t, const double *v, double *adj)
     int64_t bi = t->n_blocks - 1, block_k = block_row(t, bi);
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
+        if (k == zero_k) /* lazy blocks that row k is the first to add to */
+            zero_k = lazy_due(z, k);
         if (k == block_k) { /* a block row: one loop over its elements */
-            int s = block_reverse(t, bi, 1, v, adj);
-            if (s)
-                return s;
+            if (z->first)
+                block_reverse_first(t, bi, v, adj, z->first);
+            else {
+                int s = block_reverse(t, bi, 1, v, adj);
+                if (s)
+                    return s;
+            }
+            if (z->plan)
+                lazy_consumed(z, k), z->first = 0;
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
@@ -90,7 +114,8 @@ static int reverse_range(const pyad_tape *t, const double *v, double *adj)
     return PYAD_OK;
 }
 
-int pyad_reverse(pyad_tape *t, const double *v, const double *u, double *adj, double *xbar)
+static int reverse(pyad_tape *t, const double *v, const double *u, double *adj, double *xbar,
+                   int give_back)
 {
     if (!t)
         return PYAD_ECLOSED;
@@ -99,16 +124,30 @@ int pyad_reverse(pyad_tape *t, const double *v, const double *u, double *adj, do
     int s = tape_begin_sweep(t);
     if (s)
         return s;
+    struct lazy_zeroing z;
+    int64_t zero_k = start_adjoints(t, adj, NULL, give_back, &z);
     seed_outputs(t, u, adj);
-    s = reverse_range(t, v ? v : t->val, adj);
+    s = reverse_range(t, v ? v : t->val, adj, &z, zero_k);
     if (s == PYAD_OK)
         gather_inputs(t, adj, xbar);
     tape_end_sweep(t);
     return s;
 }
 
+int pyad_reverse(pyad_tape *t, const double *v, const double *u, double *adj, double *xbar)
+{
+    return reverse(t, v, u, adj, xbar, 0);
+}
+
+int pyad_reverse_owned(pyad_tape *t, const double *v, const double *u, double *adj,
+                       double *xbar)
+{
+    return reverse(t, v, u, adj, xbar, 1);
+}
+
 static int reverse_second_range(const pyad_tape *t, const double *v, const double *vd,
-                                double *adj, double *adjd)
+                                double *adj, double *adjd, struct lazy_zeroing *z,
+                                int64_t zero_k)
 {
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
@@ -116,10 +155,18 @@ static int reverse_second_range(const pyad_tape *t, const double *v, const doubl
     int64_t bi = t->n_blocks - 1, block_k = block_row(t, bi);
     int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
+        if (k == zero_k) /* lazy blocks that row k is the first to add to */
+            zero_k = lazy_due(z, k);
         if (k == block_k) { /* a block row: one loop over its elements */
-            int s = block_second(t, bi, 1, v, vd, adj, adjd);
-            if (s)
-                return s;
+            if (z->first)
+                block_second_first(t, bi, v, vd, adj, adjd, z->first);
+            else {
+                int s = block_second(t, bi, 1, v, vd, adj, adjd);
+                if (s)
+                    return s;
+            }
+            if (z->plan)
+                lazy_consumed(z, k), z->first = 0;
             shift -= block_width(t, bi) - 1;
             block_k = block_row(t, --bi);
             continue;
@@ -198,9 +245,10 @@ int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd, const d
     int s = tape_begin_sweep(t);
     if (s)
         return s;
+    struct lazy_zeroing z;
+    int64_t zero_k = start_adjoints(t, adj, adjd, 0, &z);
     seed_outputs(t, u, adj);
-    memset(adjd, 0, (size_t)t->n_slots * sizeof *adjd);
-    s = reverse_second_range(t, v, vd, adj, adjd);
+    s = reverse_second_range(t, v, vd, adj, adjd, &z, zero_k);
     if (s == PYAD_OK) {
         gather_inputs(t, adj, xbar);
         gather_inputs(t, adjd, xbard);

@@ -8,6 +8,7 @@
 
 #include "sweep.h"
 #include "record.h"
+#include "lazy_adjoint.h"
 
 #define DEFAULT_MAX_OPS ((int64_t)INT32_MAX)
 
@@ -94,7 +95,10 @@ const char *pyad_status_name(int status)
 int tape_begin_record(pyad_tape *t)
 {
     int idle = 0;
-    return atomic_compare_exchange_strong(&t->users, &idle, -1) ? PYAD_OK : PYAD_EBUSY;
+    if (!atomic_compare_exchange_strong(&t->users, &idle, -1))
+        return PYAD_EBUSY;
+    adjoint_plan_drop(t); /* made for the rows the recorder may now change */
+    return PYAD_OK;
 }
 
 void tape_end_record(pyad_tape *t) { atomic_store(&t->users, 0); }
@@ -165,6 +169,7 @@ int pyad_tape_new(pyad_tape **out)
     t->max_ops = DEFAULT_MAX_OPS;
     t->max_bytes = INT64_MAX;
     atomic_init(&t->users, 0);
+    atomic_init(&t->adjoint_plan, NULL);
     *out = t;
     return PYAD_OK;
 }
@@ -209,6 +214,7 @@ void pyad_tape_free(pyad_tape *t)
     if (!t)
         return;
     release_tables(t);
+    adjoint_plan_drop(t);
     free(t);
 }
 

@@ -91,6 +91,10 @@ struct pyad_tape {
 
     /* 0: idle; -1: a recorder holds the tape; n > 0: n sweeps are running. */
     atomic_int users;
+
+    /* When the reverse sweeps zero each block's adjoints (lazy_adjoint.h): built
+     * by the first sweep that needs it, dropped when a recorder takes the tape. */
+    struct adjoint_plan *_Atomic adjoint_plan;
 };
 
 /* Activity marks (activity.c): a passive row has no derivative with respect to

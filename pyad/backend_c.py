@@ -160,7 +160,10 @@ def split_constants(op, b_mixed):
 
 
 class _Work:
-    """Scratch arrays of one sweep, with their cffi pointers made once."""
+    """Scratch arrays of one sweep, with their cffi pointers made once: values,
+    tangents, adjoints, adjoint tangents, and a spare for a result the caller
+    does not keep (sized by slots too, which bound the inputs; its untouched
+    pages cost no memory)."""
 
     # Spare work arrays, as spare tapes (above): a store that is let go hands
     # its work arrays to the next store. pyad.grad records, sweeps and drops a
@@ -185,7 +188,7 @@ class _Work:
                 self._spare.append(self)
 
     def __init__(self, n_slots):
-        self.arrays = [np.empty(max(n_slots, 1)) for _ in range(4)]
+        self.arrays = [np.empty(max(n_slots, 1)) for _ in range(5)]
         self.ptrs = [_dbl(a) for a in self.arrays]
         self.y = ffi.new("double[1]")
         self.bad = ffi.new("int64_t[1]")
@@ -662,8 +665,8 @@ class CStore(RowBuffer):
                     y = np.empty(n_out)
                     v = work.ptrs[0]
                     s = lib.pyad_forward(h, _dbl(x), v, _dbl(y), bad)
-                if s == 0:
-                    s = lib.pyad_reverse(h, v, _dbl(u), work.ptrs[1], _dbl(xbar))
+                if s == 0:  # the adjoints are numpy's memory: their pages may go back
+                    s = lib.pyad_reverse_owned(h, v, _dbl(u), work.ptrs[1], _dbl(xbar))
             finally:
                 self._give_work(owned)
         finally:
@@ -671,19 +674,22 @@ class CStore(RowBuffer):
         self._check(s, bad)
         return y, xbar
 
-    def hvp(self, x, xd, u):
-        """(outputs, u^T J, d(u^T J)/dt along xd) at x: for scalar f, H xd."""
+    def hvp(self, x, xd, u, keep_gradient=True):
+        """(outputs, u^T J, d(u^T J)/dt along xd) at x: for scalar f, H xd. With
+        keep_gradient=False, u^T J is left in a work array (valid until this
+        tape's next sweep): a fresh array the caller drops costs page faults."""
         h, n_slots, n_in, n_out = self._hold()
         try:
             _sizes_match(x, n_in)
             _sizes_match(xd, n_in)
             _sizes_match(u, n_out)
             y, yd = np.empty(n_out), np.empty(n_out)
-            xbar, xbard = np.empty(n_in), np.empty(n_in)
+            xbard = np.empty(n_in)
             bad = ffi.new("int64_t[1]")
             work, owned = self._take_work(n_slots)
+            xbar = np.empty(n_in) if keep_gradient else work.arrays[4][:n_in]
             try:
-                v, vd, adj, adjd = work.ptrs
+                v, vd, adj, adjd = work.ptrs[:4]
                 s = lib.pyad_forward_tangent(h, _dbl(x), _dbl(xd), v, vd, _dbl(y),
                                              _dbl(yd), bad)
                 if s == 0:

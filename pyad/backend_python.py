@@ -1201,8 +1201,8 @@ class PyStore(RowBuffer):
         return self._gather(v, snap[-1]), self._gather(adj, snap[-2])
 
     @_sweep
-    def hvp(self, x, xd, u):
-        self._live()
+    def hvp(self, x, xd, u, keep_gradient=True):
+        self._live()  # keep_gradient: the C store's work-array hint; u^T J is fresh here
         snap = self._snapshot()
         v, vd = self._forward(x, xd, snap)
         adj, adjd = self._reverse(v, u, vd, snap)

@@ -258,8 +258,9 @@ class Store(Protocol):
     def vjp(self, x, u):
         """(outputs, u^T J)."""
 
-    def hvp(self, x, xd, u):
-        """(outputs, u^T J, the Hessian of u . f times xd)."""
+    def hvp(self, x, xd, u, keep_gradient=True):
+        """(outputs, u^T J, the Hessian of u . f times xd). keep_gradient=False: the
+        caller drops u^T J, which may then be a work array of the store."""
 
     def jvp_vec(self, x, xd):
         """jvp for the rows of xd at once."""

@@ -1152,7 +1152,8 @@ class Tape:
         else:
             if v_flat is None:
                 v_flat = self._flat_of(v, "hvp direction", directions=True)[0]
-            _, _, hv = self._sweep(Sweep.HVP, point, v_flat, np.ones(1))
+            # the gradient is dropped: the store may leave it in a work array
+            _, _, hv = self._sweep(Sweep.HVP, point, v_flat, np.ones(1), False)
         return self._in_result(hv, dtypes, unwrap)
 
     # ---- whole derivative objects (pyad.replay assembles them) ----
