@@ -24,7 +24,7 @@ from . import _openblas  # before the C core: it links against this OpenBLAS
 from . import ops
 from .array import Array, BoolArray
 from .diagnostics import debug_nans
-from .errors import (BranchError, MixedTapeError, PyadError, RetraceWarning, TapeBusyError,
+from .errors import (BranchError, SingularMatrixError, MixedTapeError, PyadError, RetraceWarning, TapeBusyError,
                      TapeClosedError, TapeFormatError)
 from .functions import *  # noqa: F401,F403  (pyad.sin, pyad.exp, ..., pyad.where)
 from .functions import __all__ as _function_names
@@ -40,5 +40,5 @@ __version__ = "0.1.0"
 
 __all__ = ["Tape", "Scalar", "Bool", "Array", "BoolArray", "trace", "grad", "value_and_grad",
            "jvp", "vjp", "hvp", "jacobian", "hessian", "jit", "load", "loads", "debug_nans",
-           "minimize", "scipy_objective", "least_squares", "check_grads", "PyadError", "BranchError", "MixedTapeError", "TapeClosedError",
+           "minimize", "scipy_objective", "least_squares", "check_grads", "PyadError", "BranchError", "SingularMatrixError", "MixedTapeError", "TapeClosedError",
            "TapeBusyError", "TapeFormatError", "RetraceWarning", "ops"] + list(_function_names)

@@ -1,4 +1,6 @@
 """pyad's exceptions, and the one place where a C status becomes one."""
+import numpy as np
+
 from . import ops
 
 
@@ -8,6 +10,11 @@ class PyadError(Exception):
 
 class BranchError(PyadError):
     """Replay reached a point where a recorded Python branch goes the other way."""
+
+
+class SingularMatrixError(PyadError, np.linalg.LinAlgError):
+    """Replay reached a point where a recorded np.linalg.solve or inv meets a
+    singular matrix (numpy raises LinAlgError there; so does this)."""
 
 
 class TapeFormatError(PyadError, ValueError):

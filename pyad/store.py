@@ -186,6 +186,10 @@ class Store(Protocol):
                 w: "np.ndarray | None" = None) -> int:
         """One product row z (m x n) = A @ B (csrc/pyad.h pyad_rec_product); its first slot."""
 
+    def lu(self, op: int, a: int, b: int, n: int, m: int) -> int:
+        """One LU-family row (solve, inv, det, slogdet; csrc/pyad.h pyad_rec_lu) over
+        the n x n slots from a (and the n x m from b); its first slot."""
+
     def output_n(self, slots: np.ndarray) -> None:
         """Mark slots as outputs."""
 
