@@ -30,6 +30,7 @@ from .functions import *  # noqa: F401,F403  (pyad.sin, pyad.exp, ..., pyad.wher
 from .functions import __all__ as _function_names
 from .scalar import Bool, Scalar
 from .serialize import load, loads
+from . import linalg
 from .check import check_grads
 from .optimize import least_squares, minimize, scipy_objective
 from .tape import Tape
@@ -41,4 +42,4 @@ __version__ = "0.1.0"
 __all__ = ["Tape", "Scalar", "Bool", "Array", "BoolArray", "trace", "grad", "value_and_grad",
            "jvp", "vjp", "hvp", "jacobian", "hessian", "jit", "load", "loads", "debug_nans",
            "minimize", "scipy_objective", "least_squares", "check_grads", "PyadError", "BranchError", "SingularMatrixError", "MixedTapeError", "TapeClosedError",
-           "TapeBusyError", "TapeFormatError", "RetraceWarning", "ops"] + list(_function_names)
+           "TapeBusyError", "TapeFormatError", "RetraceWarning", "ops", "linalg"] + list(_function_names)
