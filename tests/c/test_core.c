@@ -579,7 +579,9 @@ static const char *const KNOWN_SPECIALS[] = {"input", "constant", "select", "gua
                                              "gather", "reduce_add", "reduce_mul",
                                              "reduce_max", "reduce_min", "cumsum", "cumprod",
                                              /* products: group_products */
-                                             "matmul", "matmul_c", "rmatmul_c"};
+                                             "matmul", "matmul_c", "rmatmul_c",
+                                             /* LU family: test_linalg_lu.c */
+                                             "solve", "inv", "det", "slogdet"};
 
 /* The value a comparison primitive must give (by its name). */
 static int compare_by_name(const char *name, double x, double y, double *want)
@@ -2529,6 +2531,8 @@ static void run_group(const char *name, void (*fn)(void))
     total_failed += counts[1];
 }
 
+#include "test_linalg_lu.c"
+
 int main(int argc, char **argv)
 {
     only = argc > 1 ? argv[1] : NULL;
@@ -2538,6 +2542,7 @@ int main(int argc, char **argv)
     run_group("ops", group_ops);
     run_group("specials", group_specials);
     run_group("products", group_products);
+    run_group("linalg lu", group_linalg_lu);
     run_group("composite", group_composite);
     run_group("blocks", group_blocks);
     run_group("ieee", group_ieee);
