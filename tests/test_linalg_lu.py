@@ -362,3 +362,16 @@ def test_backends_agree_on_every_sweep():
                   lambda t: t.hessian(x0)):
         c, p = (np.asarray(sweep(t)) for t in tapes)
         np.testing.assert_allclose(c, p, rtol=1e-11, atol=1e-12)
+
+
+def test_matrix_as_a_parameter(backend):
+    """A matrix passed as data (argnums): rows that only it reaches are passive,
+    the ones the differentiated input reaches keep their derivative, and new data
+    replays without re-recording."""
+    a0, a1 = _well_conditioned(3, 35), _well_conditioned(3, 36)
+    f = lambda x, a: np.sum(np.linalg.solve(a, x) ** 2) + np.linalg.slogdet(a)[1] * x[0]
+    tape = pyad.trace(f, np.ones(3), a0, argnums=0, backend=backend)
+    x1 = _rand(3, 37)
+    for a in (a0, a1):
+        np.testing.assert_allclose(tape.gradient(x1, a), pyad.grad(f, backend=backend)(x1, a),
+                                   rtol=1e-12, atol=1e-13)
