@@ -356,6 +356,7 @@ class CStore(RowBuffer):
         """One LU-family row (pyad.h's pyad_rec_lu): its first slot."""
         return self._rec(lib.pyad_rec_lu, op, a, b, n, m)
 
+    @recording
     def product(self, a, b, m, k, n, flags, w=None):
         """One product row z (m x n) = A @ B (pyad.h's pyad_rec_product): its first slot."""
         return self._rec(lib.pyad_rec_product, a, b, m, k, n, flags,
