@@ -1017,6 +1017,59 @@ def gmm_objective(theta, X, xp=np, d=P8_D, k=P8_K, gamma=P8_GAMMA, m=P8_M):
     return const + xp.sum(lse) - n * lse_alpha + prior
 
 
+class _GmmNS:
+    """What gmm_objective_linalg needs of a framework: exp, sum, logsumexp along
+    an axis, log|det| of a stack of matrices, and constants of its array type."""
+
+    def __init__(self, exp, sum_, logsumexp, logabsdet, const=lambda a: a):
+        self.exp, self.sum, self.logsumexp = exp, sum_, logsumexp
+        self.logabsdet, self.const = logabsdet, const
+
+
+def _np_logsumexp(x, axis=None):
+    m = np.max(x, axis=axis, keepdims=True)
+    return np.squeeze(np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m, axis=axis)
+
+
+# numpy itself (pyad.logsumexp runs on plain arrays as scipy's does) and pyad,
+# which takes the same code: np.linalg.slogdet dispatches to pyad's row.
+P8_NUMPY_NS = _GmmNS(np.exp, np.sum, pyad.logsumexp, lambda q: np.linalg.slogdet(q)[1])
+
+
+def _p8_lower_map(d):
+    """(d(d-1)/2, d*d) 0/1 matrix placing ADBench's strict-lower icf entries
+    (column by column) at their (r, c) of a row-major d x d matrix."""
+    out, j = np.zeros((d * (d - 1) // 2, d * d)), 0
+    for c in range(d):
+        for r in range(c + 1, d):
+            out[j, r * d + c] = 1.0
+            j += 1
+    return out
+
+
+def gmm_objective_linalg(theta, X, ns=P8_NUMPY_NS, d=P8_D, k=P8_K, gamma=P8_GAMMA, m=P8_M):
+    """gmm_objective as ADBench's own terms read: Q_k built as a matrix, sum(q_k)
+    as log|det Q_k| (np.linalg.slogdet), |Q_k (x_i - mu_k)|^2 by a stacked matrix
+    product, and the two log-sum-exps by the framework's logsumexp."""
+    n = X.shape[0]
+    alphas = theta[:k]
+    means = theta[k:k + k * d].reshape(k, d)
+    icf = theta[k + k * d:].reshape(k, d * (d + 1) // 2)
+    qdiag = ns.exp(icf[:, :d])
+    Q = (qdiag[:, :, None] * ns.const(np.eye(d))
+         + (icf[:, d:] @ ns.const(_p8_lower_map(d))).reshape(k, d, d))
+    logdet = ns.logabsdet(Q)                                     # = sum(q_k)
+    xc = ns.const(X.T)[None, :, :] - means[:, :, None]           # (k, d, n)
+    Qx = Q @ xc
+    inner = (alphas + logdet)[:, None] - 0.5 * ns.sum(Qx * Qx, 1)  # (k, n)
+    nn = d + m + 1
+    prior = ns.sum(0.5 * gamma * gamma * (ns.sum(qdiag * qdiag, 1) + ns.sum(icf[:, d:] * icf[:, d:], 1))
+                   - m * logdet)
+    prior = prior - k * (nn * d * math.log(gamma / math.sqrt(2.0)) - _multigammaln(0.5 * nn, d))
+    const = -n * d * 0.5 * math.log(2.0 * math.pi)
+    return const + ns.sum(ns.logsumexp(inner, 0)) - n * ns.logsumexp(alphas, 0) + prior
+
+
 P8_FD_COORDS = 10
 
 
@@ -1079,7 +1132,60 @@ def build_p8(quick):
         traced_cells.append(Cell("torch", tg))
     ref = ("FD", coords, fd)
     return [Task("P8", "GMM gradient d=2 k=5 n=1000, traced", ref, traced_cells, check=check),
-            Task("P8", "GMM gradient d=2 k=5 n=1000, replayed", ref, replay_cells, check=check)]
+            Task("P8", "GMM gradient d=2 k=5 n=1000, replayed", ref, replay_cells, check=check)
+            ] + _p8_linalg_tasks(theta, X, ref, check)
+
+
+def _p8_linalg_tasks(theta, X, ref, check):
+    """P8 as ADBench's formulation reads with slogdet and logsumexp: the same
+    objective (its value must equal the numpy reference's), each system using its
+    own slogdet and logsumexp."""
+    value = gmm_objective_linalg(theta, X)
+    expected = gmm_objective(theta, X)
+    if not abs(value - expected) <= 1e-10 * abs(expected):
+        raise AssertionError(f"P8 slogdet/logsumexp objective {value!r} != numpy reference "
+                             f"{expected!r}")
+    f = lambda t: gmm_objective_linalg(t, X)
+
+    def traced(backend):
+        g = pyad.grad(f, backend=backend)
+        return lambda: g(theta)
+
+    def replay(backend):
+        t = pyad.trace(f, theta, backend=backend)
+        return lambda: t.gradient(theta)
+
+    traced_cells, replay_cells = pyad_cells(traced, slow_python=True), pyad_cells(replay)
+    if autograd is not None:
+        from autograd.scipy.special import logsumexp as ag_lse
+        ns = _GmmNS(agnp.exp, agnp.sum, lambda x, axis: ag_lse(x, axis=axis),
+                    lambda q: agnp.linalg.slogdet(q)[1])
+        traced_cells.append(Cell("autograd", lambda: (
+            lambda g=autograd.grad(lambda t: gmm_objective_linalg(t, X, ns)): g(theta))))
+    if jax is not None:
+        from jax.scipy.special import logsumexp as jax_lse
+        ns_j = _GmmNS(jnp.exp, jnp.sum, lambda x, axis: jax_lse(x, axis=axis),
+                      lambda q: jnp.linalg.slogdet(q)[1], jnp.asarray)
+        Xj, tj = jnp.asarray(X), jnp.asarray(theta)
+        fj = lambda t: gmm_objective_linalg(t, Xj, ns_j)
+        traced_cells.append(Cell("jax", lambda: (lambda g=jax.grad(fj): jax_ready(g(tj)))))
+        replay_cells.append(Cell("jax.jit", lambda: (
+            lambda g=jax.jit(jax.grad(fj)): jax_ready(g(tj)))))
+    if torch is not None:
+        ns_t = _GmmNS(torch.exp, lambda a, axis=None: TorchNS.sum(a, axis),
+                      lambda x, axis: torch.logsumexp(x, dim=axis),
+                      lambda q: torch.linalg.slogdet(q)[1], t64)
+        Xt, tt = t64(X), t64(theta)
+
+        def tg():
+            def run():
+                v = tt.clone().requires_grad_(True)
+                return torch.autograd.grad(gmm_objective_linalg(v, Xt, ns_t), v)[0]
+            return run
+        traced_cells.append(Cell("torch", tg))
+    name = "GMM gradient d=2 k=5 n=1000, slogdet + logsumexp"
+    return [Task("P8", name + ", traced", ref, traced_cells, check=check),
+            Task("P8", name + ", replayed", ref, replay_cells, check=check)]
 
 
 # ==========================================================================

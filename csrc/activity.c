@@ -11,6 +11,7 @@
 
 #include "gather.h"
 #include "product.h"
+#include "linalg_lu.h"
 
 /* Whether any of the n slots s, s + stride, ... is active. */
 static int any_active(const uint8_t *act, int64_t s, int64_t stride, int64_t n)
@@ -70,6 +71,8 @@ static int block_active(const pyad_tape *t, int64_t i, const uint8_t *act, uint8
         *marks = (uint8_t)((on_a ? 0 : PYAD_PASSIVE_A) | (on_b ? 0 : PYAD_PASSIVE_B));
         return on_a || on_b;
     }
+    if (is_lu_op(op))
+        return lu_row_active(t, i, act);
     if (op == OP_gather)
         return any_listed(act, t->pool + a, bl.w);
     if (op == OP_custom) /* the n_in = b slots from a */

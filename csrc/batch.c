@@ -7,6 +7,7 @@
 #include "rules.h"
 #include "special_rules.h"
 #include "block.h"
+#include "linalg_lu.h"
 #include "vector_math.h"
 
 /* Operand fetches at point b: slot s of point b is v[s * nb + b]. */
@@ -69,6 +70,11 @@ static int batch_values(const pyad_tape *t, int64_t nb, const double *x, double 
                 s = block_values(t, bi, nb, v);
             if (s)
                 return s;
+            if (block_is_lu(t, bi)) /* a singular matrix fails its point as a guard would */
+                FOR_POINTS {
+                    if (bad[b] < 0 && lu_singular(t, bi, v, nb, b))
+                        bad[b] = k;
+                }
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;

@@ -12,6 +12,7 @@
 #include "custom.h"
 #include "gather.h"
 #include "lanes.h"
+#include "linalg_lu.h"
 #include "product.h"
 #include "rules.h"
 #include "special_rules.h"
@@ -524,6 +525,10 @@ int block_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v)
         product_values(t, i, lanes, v);
         return PYAD_OK;
     }
+    if (block_is_lu(t, i)) {
+        lu_values(t, i, lanes, v);
+        return PYAD_OK;
+    }
     run_block(t, i, lanes, run_values, v, NULL, NULL, NULL, 0);
     return PYAD_OK;
 }
@@ -538,6 +543,10 @@ int block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, doubl
     }
     if (block_is_product(t, i)) {
         product_tangent(t, i, lanes, v, lanes, vd);
+        return PYAD_OK;
+    }
+    if (block_is_lu(t, i)) {
+        lu_tangent(t, i, lanes, v, lanes, vd);
         return PYAD_OK;
     }
     run_block(t, i, lanes, run_tangent, v, vd, NULL, NULL, 0);
@@ -564,6 +573,10 @@ int block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
         product_reverse(t, i, lanes, v, lanes, adj);
         return PYAD_OK;
     }
+    if (block_is_lu(t, i)) {
+        lu_reverse(t, i, lanes, v, lanes, adj);
+        return PYAD_OK;
+    }
     run_block(t, i, lanes, run_reverse, v, NULL, adj, NULL, 0);
     return PYAD_OK;
 }
@@ -581,6 +594,10 @@ int block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
     }
     if (block_is_product(t, i)) {
         product_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
+        return PYAD_OK;
+    }
+    if (block_is_lu(t, i)) {
+        lu_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
         return PYAD_OK;
     }
     run_block(t, i, lanes, run_second, v, vd, adj, adjd, 0);
@@ -624,6 +641,10 @@ int block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, do
     }
     if (block_is_product(t, i)) {
         product_tangent(t, i, 1, v, p, vd);
+        return PYAD_OK;
+    }
+    if (block_is_lu(t, i)) {
+        lu_tangent(t, i, 1, v, p, vd);
         return PYAD_OK;
     }
     VECTOR_LOCALS;
@@ -711,6 +732,10 @@ int block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double 
         product_reverse(t, i, 1, v, q, adj);
         return PYAD_OK;
     }
+    if (block_is_lu(t, i)) {
+        lu_reverse(t, i, 1, v, q, adj);
+        return PYAD_OK;
+    }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {
 #define SPECIAL(name, differentiable)
@@ -782,6 +807,10 @@ int block_second_vector(const pyad_tape *t, int64_t i, int64_t p, const double *
     }
     if (block_is_product(t, i)) {
         product_second(t, i, 1, v, p, vd, 1, adj, p, adjd);
+        return PYAD_OK;
+    }
+    if (block_is_lu(t, i)) {
+        lu_second(t, i, 1, v, p, vd, 1, adj, p, adjd);
         return PYAD_OK;
     }
     VECTOR_LOCALS;

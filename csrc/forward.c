@@ -7,6 +7,7 @@
 #include "rules.h"
 #include "special_rules.h"
 #include "block.h"
+#include "linalg_lu.h"
 
 int forward_range(const pyad_tape *t, const double *x, double *v,
                   int64_t begin, int64_t end, int64_t *bad_op)
@@ -23,6 +24,10 @@ int forward_range(const pyad_tape *t, const double *x, double *v,
                 block_source(t, bi, x, v, 1, NULL, NULL, 1);
             else if ((s = block_values(t, bi, 1, v)))
                 return s;
+            if (block_singular(t, bi, v, 1, 0)) { /* Python names the row and the point */
+                *bad_op = k;
+                return PYAD_EBRANCH;
+            }
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;
@@ -109,6 +114,10 @@ static int tangent_range(const pyad_tape *t, const double *x, const double *xdot
                 s = block_tangent(t, bi, 1, v, vd);
             if (s)
                 return s;
+            if (block_singular(t, bi, v, 1, 0)) {
+                *bad_op = k;
+                return PYAD_EBRANCH;
+            }
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;

@@ -235,6 +235,15 @@ int pyad_set_custom_callback(pyad_tape *t, pyad_custom_fn fn, void *ctx);
  * has a callback. Returns the first result slot. */
 int pyad_rec_custom(pyad_tape *t, int32_t a, int64_t n_in, int64_t n_out, int32_t rule,
                     const double *values);
+/* A linear-algebra row of the LU family (csrc/linalg_lu.c): op is the code of
+ * solve, inv, det or slogdet; A is the n x n slots from a on (row-major), B
+ * (solve only, else b = 0 and m = 0) the n x m slots from b on. The row's
+ * results come first among its slots (solve: Z, n * m; inv: n * n; det: 1;
+ * slogdet: sign, log|det|), then the values its derivative sweeps keep.
+ * Returns the first slot. A singular matrix gives NaN results and makes the
+ * value sweeps fail with PYAD_EBRANCH naming the row (a failed point in the
+ * batched ones). */
+int pyad_rec_lu(pyad_tape *t, int op, int32_t a, int32_t b, int64_t n, int64_t m);
 
 /* Reading what was recorded: slots (pyad_values) and rows (pyad_op_at). */
 int pyad_values(const pyad_tape *t, const int32_t *slots, int64_t n, double *out);

@@ -25,12 +25,13 @@ from . import ops
 from .array import Array, BoolArray
 from .diagnostics import debug_nans
 from .errors import (BranchError, CustomRuleError, MixedTapeError, PyadError, RetraceWarning,
-                     TapeBusyError, TapeClosedError, TapeFormatError)
+                     SingularMatrixError, TapeBusyError, TapeClosedError, TapeFormatError)
 from .custom import custom_jvp, custom_vjp
 from .functions import *  # noqa: F401,F403  (pyad.sin, pyad.exp, ..., pyad.where)
 from .functions import __all__ as _function_names
 from .scalar import Bool, Scalar
 from .serialize import load, loads
+from . import linalg
 from .check import check_grads
 from .optimize import least_squares, minimize, scipy_objective
 from .tape import Tape
@@ -42,5 +43,5 @@ __version__ = "0.1.0"
 __all__ = ["Tape", "Scalar", "Bool", "Array", "BoolArray", "trace", "grad", "value_and_grad",
            "jvp", "vjp", "hvp", "jacobian", "hessian", "jit", "load", "loads", "debug_nans",
            "minimize", "scipy_objective", "least_squares", "check_grads", "custom_jvp", "custom_vjp",
-           "CustomRuleError", "PyadError", "BranchError", "MixedTapeError", "TapeClosedError",
-           "TapeBusyError", "TapeFormatError", "RetraceWarning", "ops"] + list(_function_names)
+           "CustomRuleError", "PyadError", "BranchError", "SingularMatrixError", "MixedTapeError", "TapeClosedError",
+           "TapeBusyError", "TapeFormatError", "RetraceWarning", "ops", "linalg"] + list(_function_names)

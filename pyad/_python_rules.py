@@ -342,6 +342,7 @@ SPECIAL = frozenset({
     "gather", "reduce_add", "reduce_mul", "reduce_max", "reduce_min", "cumsum", "cumprod",
     "matmul", "matmul_c", "rmatmul_c",  # products: pyad/_python_products.py
     "custom",  # the user's rules: pyad/_custom_rows.py
+    "solve", "inv", "det", "slogdet",  # LU family: pyad/_python_linalg_lu.py
 })
 
 # which table must hold the rule of a row of each kind

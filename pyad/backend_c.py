@@ -453,6 +453,11 @@ class CStore(RowBuffer):
         return out
 
     @recording
+    def lu(self, op, a, b, n, m):
+        """One LU-family row (pyad.h's pyad_rec_lu): its first slot."""
+        return self._rec(lib.pyad_rec_lu, op, a, b, n, m)
+
+    @recording
     def product(self, a, b, m, k, n, flags, w=None):
         """One product row z (m x n) = A @ B (pyad.h's pyad_rec_product): its first slot."""
         return self._rec(lib.pyad_rec_product, a, b, m, k, n, flags,

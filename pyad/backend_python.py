@@ -26,6 +26,7 @@ import numpy as np
 from . import _python_gathers as gathers
 from . import ops
 from . import _python_products as products
+from . import _python_linalg_lu as linalg_lu
 from ._python_rules import COMPARISONS, IEEE, RULES, call
 from .errors import (INTERLEAVED, BranchError, TapeBusyError, TapeClosedError,
                      TapeFormatError, status_error)
@@ -385,6 +386,8 @@ def _row_reached(op, a, b, c, blk, act, pool):
         on_a = not products.const_a(op) and _reaches(act, range(a, a + m * k))
         on_b = not products.const_b(op) and _reaches(act, range(b, b + k * n))
         return on_a or on_b, (0 if on_a else PASSIVE_A) | (0 if on_b else PASSIVE_B)
+    if op in linalg_lu.LU_OPS:
+        return linalg_lu.reaches(act, a, b, op, blk), 0
     if op == gathers.GATHER:
         return _reaches(act, pool[a:a + blk[0]]), 0
     if op == _CUSTOM:  # the b slots from a
@@ -440,7 +443,7 @@ def _widths(n_ops, blocks, op):
     if rows.size and (rows[0] < 0 or rows[-1] >= n_ops or np.any(np.diff(rows) <= 0)):
         raise _bad_tape("the blocks table names rows out of order or out of range")
     # gathers, reductions, scans and products are block rows at any width, the others from 2
-    always = list(gathers.ROW_OPS) + list(products.PRODUCT_OPS)
+    always = list(gathers.ROW_OPS) + list(products.PRODUCT_OPS) + list(linalg_lu.LU_OPS)
     least = np.where(np.isin(op[rows], always), 1, 2)
     if np.any(table[:, 1] < least) or np.any(table[:, 2:] < 0):
         raise _bad_tape("a block row has width < 2 (< 1 for gathers, reductions, scans and "
@@ -477,6 +480,11 @@ def check_arrays(a):
             if not products.row_ok(op, x, y, z, blocks.get(k), s, n_consts):
                 raise _bad_tape(f"row {k} ({name}) has an operand or constant index out of "
                                 f"range, or a bad shape")
+            continue
+        if op in linalg_lu.LU_OPS:
+            if not linalg_lu.row_ok(op, x, y, z, blocks.get(k), s):
+                raise _bad_tape(f"row {k} ({name}) has an operand index out of range, or a "
+                                f"bad shape")
             continue
         if w > 1 and kind not in _BLOCK_KINDS and op not in (_SELECT, _INPUT, _CONST) \
                 and op not in gathers.ROW_OPS:
@@ -972,6 +980,26 @@ class PyStore(RowBuffer):
         return int(self.reduce(op, self._view_slots((m, k), first, (sm, sk)).reshape(m, k))[0])
 
     @_records
+    def lu(self, op, a, b, n, m):
+        """One LU-family row (pyad_rec_lu's checks): its first slot."""
+        self._live()
+        if op not in linalg_lu.LU_OPS or (op != linalg_lu.SOLVE and (m != 0 or b != 0)):
+            raise status_error("PYAD_EINVAL")
+        w = linalg_lu.width(op, n, m)
+        if w < 0:
+            bad = n < 1 or m < 0 or (op == linalg_lu.SOLVE and m < 1)
+            raise status_error("PYAD_EINVAL" if bad else "PYAD_ETOOBIG")
+        self._room(w)
+        n_slots = len(self.val)
+        if not 0 <= a <= n_slots - n * n or (op == linalg_lu.SOLVE and not 0 <= b <= n_slots - n * m):
+            raise status_error("PYAD_EINDEX")
+        r = linalg_lu.Row(op, a, b, n_slots, (w, n, m, 0, 0))
+        B = r.B(self.val) if op == linalg_lu.SOLVE else None
+        values = linalg_lu.record_values(op, r.A(self.val), B, n, m)
+        return self._append_block(op, a, b if op == linalg_lu.SOLVE else 0, 0, (n, m, 0, 0),
+                                  values)
+
+    @_records
     def select_n(self, cond, a, b):
         if a.size < 2:
             first = self._room(a.size, cond, a, b)
@@ -1040,6 +1068,9 @@ class PyStore(RowBuffer):
                 continue
             if op == _CUSTOM:
                 _forward_custom(custom_rows[c], a, s, v, rvd)
+                continue
+            if op in linalg_lu.LU_OPS:
+                linalg_lu.forward(k, op, a, b, s, blocks[k], v, rvd)
                 continue
             if k in blocks:
                 if op == _INPUT or op == _CONST:
@@ -1111,6 +1142,9 @@ class PyStore(RowBuffer):
             mark = marks.get(k, 0)
             if mark & PASSIVE_ROW:
                 continue  # no derivative reaches it: its operands get nothing
+            if op in linalg_lu.LU_OPS:
+                linalg_lu.reverse(op, a, b, s, blocks[k], v, adj, vd, adjd)
+                continue
             if op in products.PRODUCT_OPS:
                 products.reverse(op, a, b, s, blocks[k], v, adj, vd, adjd, consts,
                                  mark & PASSIVE_A, mark & PASSIVE_B)

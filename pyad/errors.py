@@ -1,4 +1,6 @@
 """pyad's exceptions, and the one place where a C status becomes one."""
+import numpy as np
+
 from . import ops
 
 
@@ -31,6 +33,22 @@ class BranchError(PyadError):
     Traceback (most recent call last):
     ...
     pyad.errors.BranchError: replay at x = [-1.] takes another branch: ...
+    """
+
+
+class SingularMatrixError(PyadError, np.linalg.LinAlgError):
+    """Replay reached a point where a recorded np.linalg.solve or inv meets a
+    singular matrix (numpy raises LinAlgError there; so does this).
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> tape = pyad.trace(lambda a: np.sum(np.linalg.inv(a)), np.eye(2))
+    >>> try:
+    ...     tape(np.ones((2, 2)))
+    ... except pyad.SingularMatrixError:
+    ...     print("singular")
+    singular
     """
 
 

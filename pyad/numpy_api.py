@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from . import _linalg_lu
 from . import array as A
 from . import ops
 from .scalar import Scalar, binary, provide_handlers
@@ -720,6 +721,8 @@ FUNCTIONS = {
     np.zeros_like: lambda a, dtype=None, **kw: np.zeros(np.shape(A.slots_of(_active(a))), dtype or float),
     np.ones_like: lambda a, dtype=None, **kw: np.ones(np.shape(A.slots_of(_active(a))), dtype or float),
 }
+
+FUNCTIONS.update(_linalg_lu.FUNCTIONS)
 
 
 def _no(what):

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from . import ops
-from .errors import BranchError
+from .errors import BranchError, SingularMatrixError
 from .recording import as_input, record
 from .store import Sweep
 
@@ -131,6 +131,21 @@ def branch_message(store, k, x):
             f"branch: op {k} ({name}) recorded a Python `if` (or a read of .value) "
             f"whose condition was {expected}; record the tape at this point (pyad.trace "
             "re-records automatically) or use pyad.where for a branch that replays both ways")
+
+
+def singular_error(store, k, x, where=""):
+    """The SingularMatrixError for a failed point whose failing row k is a
+    solve or inv (a singular matrix, reported by the sweeps as a failed guard
+    is), or None when row k is a guard."""
+    try:
+        name = ops.NAME[store.op_at(k)]
+    except Exception:
+        return None
+    if name not in ("solve", "inv"):
+        return None
+    return SingularMatrixError(
+        f"replay at x = {np.array2string(np.asarray(x), threshold=8)}{where}: op {k} "
+        f"(numpy.linalg.{name}) meets a singular matrix, where numpy raises LinAlgError")
 
 
 def rerecord(fn, flat, in_shapes, out_shapes, backend, where, active=None):

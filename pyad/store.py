@@ -203,6 +203,9 @@ class Store(Protocol):
 
     custom_rows: list
     """The CustomRows recorded, by their rule number (the row's c operand)."""
+    def lu(self, op: int, a: int, b: int, n: int, m: int) -> int:
+        """One LU-family row (solve, inv, det, slogdet; csrc/pyad.h pyad_rec_lu) over
+        the n x n slots from a (and the n x m from b); its first slot."""
 
     def output_n(self, slots: np.ndarray) -> None:
         """Mark slots as outputs."""

@@ -554,7 +554,56 @@ SPECIAL_TABLE = {
     "rmatmul_c": Special(lambda z: np.sum((_A @ z) ** 2), [(1.0, 2.0), (-0.5, 0.25)],
                          lambda z: np.sum((_A @ z) ** 2), lambda z: 2.0 * _A.T @ _A @ z,
                          lambda z: 2.0 * _A.T @ _A),
+    # LU family: one row per matrix, LAPACK in the value sweep (tests/test_linalg_lu.py
+    # covers shapes, stacks, singular points and every sweep)
+    "solve": Special(lambda z: _K2 @ np.linalg.solve(z.reshape(2, 2), _B2),
+                     [(2.0, 1.0, -0.5, 3.0), (1.5, 2.0, 3.0, -1.0)],
+                     lambda z: _K2 @ np.linalg.solve(z.reshape(2, 2), _B2),
+                     lambda z: _solve_grad(z), lambda z: _solve_hess(z)),
+    "inv": Special(lambda z: np.sum(_K22 * np.linalg.inv(z.reshape(2, 2))),
+                   [(2.0, 1.0, -0.5, 3.0), (1.5, 2.0, 3.0, -1.0)],
+                   lambda z: np.sum(_K22 * np.linalg.inv(z.reshape(2, 2))),
+                   lambda z: _inv_grad(z), lambda z: _inv_hess(z)),
+    # a singular point: det is 0 and its gradient the (nonzero) cofactors
+    "det": Special(lambda z: np.linalg.det(z.reshape(2, 2)),
+                   [(2.0, 1.0, -0.5, 3.0), (1.0, 2.0, 2.0, 4.0)],
+                   lambda z: z[0] * z[3] - z[1] * z[2],
+                   lambda z: np.array([z[3], -z[2], -z[1], z[0]]),
+                   lambda z: np.array([[0.0, 0, 0, 1], [0, 0, -1, 0], [0, -1, 0, 0], [1, 0, 0, 0]])),
+    "slogdet": Special(lambda z: np.linalg.slogdet(z.reshape(2, 2))[1],
+                       [(2.0, 1.0, -0.5, 3.0), (1.5, 2.0, 3.0, -1.0)],
+                       lambda z: np.log(abs(z[0] * z[3] - z[1] * z[2])),
+                       lambda z: np.linalg.inv(z.reshape(2, 2)).T.ravel(),
+                       lambda z: -np.einsum("li,jk->ijkl", *(np.linalg.inv(z.reshape(2, 2)),) * 2
+                                            ).reshape(4, 4)),
 }
+
+# Constants and closed forms of the LU rows above: f = k^T A^-1 b has
+# d2f[E, F] = k^T W E W F W b + k^T W F W E W b (W = A^-1); sum(K * A^-1) likewise.
+_K2, _B2 = np.array([1.0, -2.0]), np.array([0.5, 1.5])
+_K22 = np.array([[1.0, -2.0], [0.5, 3.0]])
+
+
+def _solve_grad(z):
+    W = np.linalg.inv(z.reshape(2, 2))
+    return -np.outer(W.T @ _K2, W @ _B2).ravel()
+
+
+def _solve_hess(z):
+    W = np.linalg.inv(z.reshape(2, 2))
+    k, x = W.T @ _K2, W @ _B2
+    return (np.einsum("i,jk,l->ijkl", k, W, x) + np.einsum("k,li,j->ijkl", k, W, x)).reshape(4, 4)
+
+
+def _inv_grad(z):
+    W = np.linalg.inv(z.reshape(2, 2))
+    return (-W.T @ _K22 @ W.T).ravel()
+
+
+def _inv_hess(z):
+    W = np.linalg.inv(z.reshape(2, 2))
+    M = W @ _K22.T @ W
+    return (np.einsum("li,jk->ijkl", M, W) + np.einsum("jk,li->ijkl", M, W)).reshape(4, 4)
 
 
 def _others(z):

@@ -177,6 +177,15 @@ for kwargs in [{}, {"axis": 1}, {"ord": 1, "axis": 0}, {"ord": "fro"}, {"ord": n
                {"axis": 0, "keepdims": True}]:
     row(f"norm {kwargs}", [np.linalg.norm], lambda a, kw=kwargs: np.linalg.norm(a, **kw))
 row("norm vector", [np.linalg.norm], lambda a: np.linalg.norm(a[1]))
+# LU-family rows on a well-conditioned square part of the operand (tests/test_linalg_lu.py)
+row("linalg.solve", [np.linalg.solve],
+    lambda a, b: np.linalg.solve(a[:, :3] + 3 * np.eye(3), b), arity=2)
+row("linalg.solve const vector", [np.linalg.solve],
+    lambda a: np.linalg.solve(a[:, 1:] - 3 * np.eye(3), C34[:, 0]))
+row("linalg.inv", [np.linalg.inv], lambda a: np.linalg.inv(a[:, 1:] + 3 * np.eye(3)))
+row("linalg.det", [np.linalg.det], lambda a: np.linalg.det(a[:, :3] - 3 * np.eye(3)))
+row("linalg.slogdet", [np.linalg.slogdet],
+    lambda a: np.stack(np.linalg.slogdet(a[:, :3] - 3 * np.eye(3))))
 row("where active", [np.where], lambda a, b: np.where(a > -0.263, a * b, b), arity=2)
 row("where constant mask", [np.where], lambda a: np.where(MASK, a, 2.0 * a))
 row("concatenate", [np.concatenate], lambda a, b: np.concatenate([a, b], axis=1), arity=2)

@@ -582,7 +582,9 @@ static const char *const KNOWN_SPECIALS[] = {"input", "constant", "select", "gua
                                              /* products: group_products */
                                              "matmul", "matmul_c", "rmatmul_c",
                                              /* the caller's rules: group_custom */
-                                             "custom"};
+                                             "custom",
+                                             /* LU family: test_linalg_lu.c */
+                                             "solve", "inv", "det", "slogdet"};
 
 /* The value a comparison primitive must give (by its name). */
 static int compare_by_name(const char *name, double x, double y, double *want)
@@ -2640,6 +2642,8 @@ static void group_custom(void)
     pyad_tape_free(t);
 }
 
+#include "test_linalg_lu.c"
+
 int main(int argc, char **argv)
 {
     only = argc > 1 ? argv[1] : NULL;
@@ -2649,6 +2653,7 @@ int main(int argc, char **argv)
     run_group("ops", group_ops);
     run_group("specials", group_specials);
     run_group("products", group_products);
+    run_group("linalg lu", group_linalg_lu);
     run_group("composite", group_composite);
     run_group("blocks", group_blocks);
     run_group("ieee", group_ieee);
