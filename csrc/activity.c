@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "gather.h"
+#include "linalg_sym.h"
 #include "product.h"
 
 /* Whether any of the n slots s, s + stride, ... is active. */
@@ -70,6 +71,8 @@ static int block_active(const pyad_tape *t, int64_t i, const uint8_t *act, uint8
         *marks = (uint8_t)((on_a ? 0 : PYAD_PASSIVE_A) | (on_b ? 0 : PYAD_PASSIVE_B));
         return on_a || on_b;
     }
+    if (is_linalg_sym_op(op))
+        return linalg_sym_active(t, i, act, marks);
     if (op == OP_gather)
         return any_listed(act, t->pool + a, bl.w);
     if (rows_op(op)) { /* reductions read m rows of k, scans m * k = w slots */

@@ -7,6 +7,7 @@
 #include "rules.h"
 #include "special_rules.h"
 #include "block.h"
+#include "linalg_sym.h"
 #include "vector_math.h"
 
 /* Operand fetches at point b: slot s of point b is v[s * nb + b]. */
@@ -66,6 +67,8 @@ static void batch_values(const pyad_tape *t, int64_t nb, const double *x, double
                 block_tangent(t, bi, nb, v, vd);
             else
                 block_values(t, bi, nb, v);
+            if (block_is_linalg_sym(t, bi)) /* failed points are marked as guards are */
+                linalg_sym_failed(t, bi, nb, v, bad);
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;

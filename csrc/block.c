@@ -11,6 +11,7 @@
 #include "block.h"
 #include "gather.h"
 #include "lanes.h"
+#include "linalg_sym.h"
 #include "product.h"
 #include "rules.h"
 #include "special_rules.h"
@@ -409,6 +410,10 @@ void block_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v)
         product_values(t, i, lanes, v);
         return;
     }
+    if (block_is_linalg_sym(t, i)) {
+        linalg_sym_values(t, i, lanes, v);
+        return;
+    }
     run_block(t, i, lanes, run_values, v, NULL, NULL, NULL);
 }
 
@@ -420,6 +425,10 @@ void block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, doub
     }
     if (block_is_product(t, i)) {
         product_tangent(t, i, lanes, v, lanes, vd);
+        return;
+    }
+    if (block_is_linalg_sym(t, i)) {
+        linalg_sym_tangent(t, i, lanes, v, lanes, vd);
         return;
     }
     run_block(t, i, lanes, run_tangent, v, vd, NULL, NULL);
@@ -443,6 +452,10 @@ void block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v
         product_reverse(t, i, lanes, v, lanes, adj);
         return;
     }
+    if (block_is_linalg_sym(t, i)) {
+        linalg_sym_reverse(t, i, lanes, v, lanes, adj);
+        return;
+    }
     run_block(t, i, lanes, run_reverse, v, NULL, adj, NULL);
 }
 
@@ -457,6 +470,10 @@ void block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
     }
     if (block_is_product(t, i)) {
         product_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
+        return;
+    }
+    if (block_is_linalg_sym(t, i)) {
+        linalg_sym_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
         return;
     }
     run_block(t, i, lanes, run_second, v, vd, adj, adjd);
@@ -485,6 +502,10 @@ void block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, d
     }
     if (block_is_product(t, i)) {
         product_tangent(t, i, 1, v, p, vd);
+        return;
+    }
+    if (block_is_linalg_sym(t, i)) {
+        linalg_sym_tangent(t, i, 1, v, p, vd);
         return;
     }
     VECTOR_LOCALS;
@@ -569,6 +590,10 @@ void block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double
         product_reverse(t, i, 1, v, q, adj);
         return;
     }
+    if (block_is_linalg_sym(t, i)) {
+        linalg_sym_reverse(t, i, 1, v, q, adj);
+        return;
+    }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {
 #define SPECIAL(name, differentiable)
@@ -637,6 +662,10 @@ void block_second_vector(const pyad_tape *t, int64_t i, int64_t p, const double 
     }
     if (block_is_product(t, i)) {
         product_second(t, i, 1, v, p, vd, 1, adj, p, adjd);
+        return;
+    }
+    if (block_is_linalg_sym(t, i)) {
+        linalg_sym_second(t, i, 1, v, p, vd, 1, adj, p, adjd);
         return;
     }
     VECTOR_LOCALS;

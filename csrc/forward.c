@@ -7,6 +7,7 @@
 #include "rules.h"
 #include "special_rules.h"
 #include "block.h"
+#include "linalg_sym.h"
 
 int forward_range(const pyad_tape *t, const double *x, double *v,
                   int64_t begin, int64_t end, int64_t *bad_op)
@@ -22,6 +23,10 @@ int forward_range(const pyad_tape *t, const double *x, double *v,
                 block_source(t, bi, x, v, 1, NULL, NULL, 1);
             else
                 block_values(t, bi, 1, v);
+            if (linalg_sym_failed_here(t, bi, v)) { /* reported as a failed guard is */
+                *bad_op = k;
+                return PYAD_EBRANCH;
+            }
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;
@@ -105,6 +110,10 @@ static int tangent_range(const pyad_tape *t, const double *x, const double *xdot
                 passive_block(t, bi, v, vd, 1);
             else
                 block_tangent(t, bi, 1, v, vd);
+            if (linalg_sym_failed_here(t, bi, v)) {
+                *bad_op = k;
+                return PYAD_EBRANCH;
+            }
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;

@@ -67,6 +67,7 @@ const char *pyad_strerror(int status)
     case PYAD_ECLOSED: return "tape is closed";
     case PYAD_EBUSY: return "tape is in use by another thread";
     case PYAD_EFORMAT: return "corrupt serialized tape";
+    case PYAD_ELINALG: return "matrix is not positive definite, or singular";
     default: return "unknown status";
     }
 }
@@ -83,6 +84,7 @@ const char *pyad_status_name(int status)
     case PYAD_ECLOSED: return "PYAD_ECLOSED";
     case PYAD_EBUSY: return "PYAD_EBUSY";
     case PYAD_EFORMAT: return "PYAD_EFORMAT";
+    case PYAD_ELINALG: return "PYAD_ELINALG";
     default: return NULL;
     }
 }

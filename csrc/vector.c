@@ -6,6 +6,7 @@
 #include "rules.h"
 #include "special_rules.h"
 #include "block.h"
+#include "linalg_sym.h"
 
 int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *xd,
                         double *v, double *vd, double *y, double *yd, int64_t *bad_op)
@@ -30,6 +31,10 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
                 passive_block(t, bi, v, vd, p);
             else
                 block_tangent_vector(t, bi, p, v, vd);
+            if (linalg_sym_failed_here(t, bi, v)) {
+                *bad_op = k;
+                s = PYAD_EBRANCH;
+            }
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;

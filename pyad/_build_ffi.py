@@ -13,7 +13,8 @@ CSRC_ABS = os.path.join(os.path.dirname(HERE), "csrc")
 CSRC = os.path.relpath(CSRC_ABS)
 SOURCES = ["tape.c", "record.c", "record_linalg.c", "forward.c", "reverse.c", "vector.c",
            "batch.c", "block.c", "block_lanes.c", "reduce_lanes.c", "serialize.c", "gather.c",
-           "product.c", "activity.c"]
+           "product.c", "activity.c",
+           "linalg_sym.c"]
 
 
 def _declarations(header):
@@ -61,7 +62,7 @@ ffibuilder.set_source(
     include_dirs=[CSRC],
     library_dirs=BLAS_LIB_DIRS,
     depends=[os.path.join(CSRC, name) for name in
-             ("pyad.h", "tape.h", "gather.h", "lanes.h", "vector_math.h", "blas.h", "product.h", "record.h", "sweep.h", "block.h", "rules.h", "special_functions.h", "special_rules.h", "ops.def",
+             ("pyad.h", "tape.h", "gather.h", "lanes.h", "vector_math.h", "blas.h", "lapack.h", "linalg_sym.h", "product.h", "record.h", "sweep.h", "block.h", "rules.h", "special_functions.h", "special_rules.h", "ops.def",
               "expand_ops.h")],
     extra_compile_args=["-std=c11", "-O3", "-Wall", "-Wextra"] + VECTOR_FLAGS
     + os.environ.get("PYAD_CFLAGS", "").split(),

@@ -341,6 +341,7 @@ SPECIAL = frozenset({
     # gathers, reductions, scans: their rules are in _python_gathers
     "gather", "reduce_add", "reduce_mul", "reduce_max", "reduce_min", "cumsum", "cumprod",
     "matmul", "matmul_c", "rmatmul_c",  # products: pyad/_python_products.py
+    "cholesky", "solve_triangular",  # pyad/_python_linalg_sym.py
 })
 
 # which table must hold the rule of a row of each kind

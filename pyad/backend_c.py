@@ -358,6 +358,14 @@ class CStore(RowBuffer):
                          ffi.NULL if w is None else _dbl(w))
 
     @recording
+    def linalg_sym(self, name, a, b, n, m, count, flags):
+        """One cholesky / solve_triangular row (pyad.h): its first slot;
+        LinAlgError (nothing recorded) where numpy's / scipy's would raise."""
+        if name == "cholesky":
+            return self._rec(lib.pyad_rec_cholesky, a, n, count)
+        return self._rec(lib.pyad_rec_solve_triangular, a, b, n, m, count, flags)
+
+    @recording
     def output_n(self, slots):
         s = _waiting(lib.pyad_rec_output_n, self._h, _i32(slots), slots.size)
         if s < 0:

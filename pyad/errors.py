@@ -1,4 +1,6 @@
 """pyad's exceptions, and the one place where a C status becomes one."""
+import numpy as np
+
 from . import ops
 
 
@@ -46,6 +48,7 @@ _ERROR_OF_STATUS = {
     "PYAD_ECLOSED": TapeClosedError,
     "PYAD_EBUSY": TapeBusyError,
     "PYAD_EFORMAT": TapeFormatError,
+    "PYAD_ELINALG": np.linalg.LinAlgError,  # as numpy.linalg raises
 }
 
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from . import array as A
-from . import ops
+from . import _linalg_sym, ops
 from .scalar import Scalar, binary, provide_handlers
 
 C = ops.CODE
@@ -115,6 +115,12 @@ ALTERNATIVES = {
     "numpy.nansum": "np.sum(pyad.where(x == x, x, 0.0))",
     "numpy.tensordot": "np.einsum with two operands",
     "numpy.vdot": "np.dot(a.ravel(), b.ravel())",
+    "scipy.linalg.solve_triangular": "pyad.linalg.solve_triangular(a, b, trans=0, lower=False, "
+                                     "unit_diagonal=False)",
+    "scipy.linalg.cho_solve": "pyad.linalg.cho_solve((c, lower), b)",
+    "scipy.linalg.cho_factor": "pyad.linalg.cho_factor(a, lower=False)",
+    "scipy.linalg.cholesky": "np.linalg.cholesky(a) (the lower factor; scipy's default upper "
+                             "factor is np.linalg.cholesky(a, upper=True))",
 }
 
 
@@ -707,6 +713,7 @@ FUNCTIONS = {
     np.ndim: lambda a: np.ndim(A.slots_of(_active(a))),
     np.size: lambda a, axis=None: np.size(A.slots_of(_active(a)), axis),
     np.clip: _clip, np.diff: _diff, np.trace: _trace,
+    np.linalg.cholesky: _linalg_sym.cholesky,
     np.zeros_like: lambda a, dtype=None, **kw: np.zeros(np.shape(A.slots_of(_active(a))), dtype or float),
     np.ones_like: lambda a, dtype=None, **kw: np.ones(np.shape(A.slots_of(_active(a))), dtype or float),
 }

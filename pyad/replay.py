@@ -131,6 +131,28 @@ def branch_message(store, k, x):
             "re-records automatically) or use pyad.where for a branch that replays both ways")
 
 
+# rows whose failure at a point (not positive definite, singular) comes back
+# from a sweep the way a failed guard does, and what numpy calls it
+_LINALG_FAILURE = {"cholesky": "the matrix is not positive definite",
+                   "solve_triangular": "the triangular matrix is singular (a zero on its "
+                                       "diagonal)"}
+
+
+def linalg_failure(store, k, x):
+    """numpy.linalg.LinAlgError naming row k and the point x where row k is a
+    linear-algebra row whose matrix failed there, else None (a guard)."""
+    try:
+        name = ops.NAME[store.op_at(k)]
+    except Exception:
+        return None
+    why = _LINALG_FAILURE.get(name)
+    if why is None:
+        return None
+    return np.linalg.LinAlgError(
+        f"replay at x = {np.array2string(np.asarray(x), threshold=8)}: row {k} ({name}): "
+        f"{why}, so numpy / scipy would raise LinAlgError here")
+
+
 def rerecord(fn, flat, in_shapes, out_shapes, backend, where, active=None):
     """(store, output shapes) of fn recorded afresh at the flat point. Outputs of
     other shapes than out_shapes raise BranchError: results are sized and shaped
