@@ -252,6 +252,19 @@ static double *scratch(int64_t count, int64_t sz)
 static int64_t a_size(const struct lrow *r) { return r->n * r->n; }
 static int64_t z_size(const struct lrow *r) { return r->n * r->m; }
 
+/* Whether matrix j of lane l failed to factor. A failed factorisation is all
+ * NaN, a successful one has zeros above the diagonal, so L[0][1] tells them
+ * apart even where NaN input gave NaN factors (numpy returns those without an
+ * error: LAPACK's pivot test lets NaN through). A 1 x 1 matrix has no upper
+ * part: it fails where its one element is <= 0 (not where it is NaN). */
+static int cholesky_failed(const struct lrow *r, const double *v, int64_t lanes, int64_t l,
+                           int64_t j)
+{
+    if (r->n == 1)
+        return v[(r->a + j) * lanes + l] <= 0.0;
+    return isnan(v[(r->z + j * a_size(r) + 1) * lanes + l]);
+}
+
 /* ---- the sweeps ---- */
 
 void linalg_sym_values(const pyad_tape *t, int64_t i, int64_t lv, double *v)
@@ -288,8 +301,8 @@ int64_t linalg_sym_failed(const pyad_tape *t, int64_t i, int64_t lanes, const do
     for (int64_t l = 0; l < lanes; ++l) {
         int failed = 0;
         for (int64_t j = 0; j < r.count && !failed; ++j) {
-            if (r.op == OP_cholesky) /* a failed factorisation is all NaN; L00 > 0 else */
-                failed = isnan(v[(r.z + j * a_size(&r)) * lanes + l]);
+            if (r.op == OP_cholesky)
+                failed = cholesky_failed(&r, v, lanes, l, j);
             else
                 failed = triangular_singular(&r, v + (r.a + j * a_size(&r)) * lanes, lanes, l);
         }

@@ -28,7 +28,12 @@ def _active_stack(store, x, what):
 
 
 def _values(x):
-    return x.value if A.is_active(x) else np.asarray(x, np.float64)
+    """The numbers of x at the recording point, read without recording a guard
+    (.value would: these reads only decide whether to raise)."""
+    if not A.is_active(x):
+        return np.asarray(x, np.float64)
+    idx = np.asarray(A.slots_of(x))
+    return x._s.values(np.ascontiguousarray(idx.ravel(), dtype=np.int32)).reshape(idx.shape)
 
 
 def _square_stack(shape, what):
@@ -111,7 +116,7 @@ def solve_triangular(a, b, trans=0, lower=False, unit_diagonal=False, overwrite_
     try:
         out = store.linalg_sym("solve_triangular", fa, fb, n, m, count, flags)
     except np.linalg.LinAlgError:
-        raise _singular(a_idx if not A.is_active(a) else a.value, unit_diagonal) from None
+        raise _singular(_values(a)) from None
     idx = np.arange(out, out + count * n * m, dtype=np.int32).reshape(out_shape)
     return A.wrap(store, idx[..., 0] if vector else idx)
 
@@ -124,7 +129,7 @@ def _broadcast(store, x, idx, shape):
     return np.broadcast_to(idx, shape)
 
 
-def _singular(a_values, unit):
+def _singular(a_values):
     diag = np.diagonal(np.asarray(a_values), axis1=-2, axis2=-1)
     zero = np.flatnonzero((diag == 0).any(axis=tuple(range(diag.ndim - 1))))
     where = int(zero[0]) if zero.size else 0

@@ -202,6 +202,26 @@ def _function_of_frame(frame):
             target = None
         if getattr(target, "__code__", None) is code:
             return f"{path}.{code.co_name}"
+    return _wrapped_in_frame(frame)
+
+
+def _wrapped_in_frame(frame):
+    """The public function a decorator's wrapper frame stands for: scipy's
+    batching wrapper (scipy.linalg.solve_triangular in scipy >= 1.15) converts
+    the arguments itself, before the function it wraps runs; the wrapped
+    function is one of the frame's variables."""
+    for value in list(frame.f_locals.values()):
+        if not inspect.isfunction(value):
+            continue
+        parts = getattr(value, "__module__", "").split(".")
+        for n in range(len(parts), 0, -1):
+            path = ".".join(parts[:n])
+            obj = getattr(sys.modules.get(path), value.__name__, None) if _is_public(path) else None
+            try:
+                if obj is not None and obj is not value and inspect.unwrap(obj) is value:
+                    return f"{path}.{value.__name__}"
+            except ValueError:
+                continue
     return None
 
 

@@ -149,7 +149,8 @@ def linalg_failure(store, k, x):
     if why is None:
         return None
     return np.linalg.LinAlgError(
-        f"replay at x = {np.array2string(np.asarray(x), threshold=8)}: row {k} ({name}): "
+        f"replay at x = {np.array2string(np.asarray(x), threshold=8, max_line_width=200)}: "
+        f"row {k} ({name}): "
         f"{why}, so numpy / scipy would raise LinAlgError here")
 
 
