@@ -120,6 +120,18 @@ static void trsm_rm(int left, int lower, int trans, int unit, int64_t rows, int6
     scipy_dtrsm_(&side, &uplo, &ta, &diag, &m, &n, &one, tri, &lt, x, &lx, 1, 1, 1, 1);
 }
 
+/* x (rows x cols) := op(tri) x (left, tri rows x rows) or x op(tri) (right),
+ * tri lower or upper triangular (the other triangle is not read). */
+static void trmm_rm(int left, int lower, int trans, int64_t rows, int64_t cols,
+                    const double *tri, double *x)
+{
+    char side = left ? 'R' : 'L', uplo = lower ? 'U' : 'L', ta = trans ? 'T' : 'N';
+    char diag = 'N';
+    int m = (int)cols, n = (int)rows, lt = (int)(left ? rows : cols), lx = (int)cols;
+    double one = 1.0;
+    scipy_dtrmm_(&side, &uplo, &ta, &diag, &m, &n, &one, tri, &lt, x, &lx, 1, 1, 1, 1);
+}
+
 /* ---- cholesky ---- */
 
 static int cholesky_value(int64_t n, const double *a, double *l)
@@ -170,7 +182,8 @@ static void cholesky_tangent(int64_t n, const double *l, const double *ad, doubl
     trsm_rm(1, 1, 0, 0, n, n, l, w);
     trsm_rm(0, 1, 1, 0, n, n, l, w);
     phi(n, w);
-    gemm_rm(0, 0, n, n, n, 1.0, l, w, 0.0, ld);
+    memcpy(ld, w, (size_t)(n * n) * sizeof *ld);
+    trmm_rm(1, 1, 0, n, n, l, ld);
 }
 
 /* s = L⁻ᵀ Φ(p) L⁻¹ where p already holds the product inside Φ. */
@@ -185,7 +198,8 @@ static void sandwich(int64_t n, const double *l, double *p)
 static void cholesky_s(int64_t n, const double *l, const double *lb, double *s, double *w)
 {
     lower_copy(n, lb, w);
-    gemm_rm(1, 0, n, n, n, 1.0, l, w, 0.0, s);
+    memcpy(s, w, (size_t)(n * n) * sizeof *s);
+    trmm_rm(1, 1, 1, n, n, l, s);
     sandwich(n, l, s);
 }
 
@@ -194,13 +208,18 @@ static void cholesky_s(int64_t n, const double *l, const double *lb, double *s, 
 static void cholesky_sdot(int64_t n, const double *l, const double *ld, const double *wb,
                           const double *lbd, const double *s, double *sd, double *w1, double *w2)
 {
-    lower_copy(n, lbd, w1);
-    gemm_rm(1, 0, n, n, n, 1.0, l, w1, 0.0, sd);
-    gemm_rm(1, 0, n, n, n, 1.0, ld, wb, 1.0, sd);
+    lower_copy(n, lbd, sd);
+    trmm_rm(1, 1, 1, n, n, l, sd);
+    memcpy(w1, wb, (size_t)(n * n) * sizeof *w1);
+    trmm_rm(1, 1, 1, n, n, ld, w1);
+    for (int64_t e = 0; e < n * n; ++e)
+        sd[e] += w1[e];
     sandwich(n, l, sd);
-    gemm_rm(1, 0, n, n, n, 1.0, ld, s, 0.0, w1); /* L⁻ᵀ L̇ᵀ S */
+    memcpy(w1, s, (size_t)(n * n) * sizeof *w1); /* L⁻ᵀ L̇ᵀ S */
+    trmm_rm(1, 1, 1, n, n, ld, w1);
     trsm_rm(1, 1, 1, 0, n, n, l, w1);
-    gemm_rm(0, 0, n, n, n, 1.0, s, ld, 0.0, w2); /* S L̇ L⁻¹ */
+    memcpy(w2, s, (size_t)(n * n) * sizeof *w2); /* S L̇ L⁻¹ */
+    trmm_rm(0, 1, 0, n, n, ld, w2);
     trsm_rm(0, 1, 0, 0, n, n, l, w2);
     for (int64_t e = 0; e < n * n; ++e)
         sd[e] -= w1[e] + w2[e];
@@ -430,13 +449,16 @@ static void cholesky_second(const struct lrow *r, int64_t lv, const double *v, i
     for (int k = 0; k < 9; ++k)
         b[k] = buf + k * big;
     int64_t lanes = lg > lq ? lg : lq;
+    /* one point's values and adjoint under p tangent lanes (the vector sweep):
+     * S is the same for every lane of a matrix, computed at its first */
+    int shared = lv == 1 && lg == 1 && r->count == 1;
     for (int64_t l = 0; l < lanes; ++l)
         for (int64_t j = 0; j < r->count; ++j) {
             int64_t at = r->a + j * na, zt = r->z + j * na;
             const double *pl = lane_read(v, lv, l, zt, na, b[0]);
-            const double *plb = lane_read(adj, lg, l, zt, na, b[1]);
             double *s = b[2], *wb = b[3];
-            cholesky_s(n, pl, plb, s, wb);
+            if (!shared || l == 0)
+                cholesky_s(n, pl, lane_read(adj, lg, l, zt, na, b[1]), s, wb);
             if (l < lg) {
                 memset(b[4], 0, (size_t)na * sizeof *b[4]);
                 add_sym(n, s, b[4]);
