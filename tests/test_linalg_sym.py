@@ -395,3 +395,13 @@ def test_empty_and_stacked_shapes(backend):
         tape.output(np.sum(L) + np.sum(Lt))
     g = tape.gradient()
     assert g[1].shape == (18,) and np.all(np.isfinite(g[1]))
+
+
+def test_wengert_table_names_the_rows_and_their_operands(backend):
+    f = lambda A: np.sum(sl.solve_triangular(np.linalg.cholesky(A), np.ones(2), lower=True,
+                                             trans=1))
+    tape = pyad.trace(f, 2 * np.eye(2), backend=backend)
+    text = str(pyad.teaching.table(tape, mode="reverse"))
+    assert "cholesky(v[-3:1])" in text
+    assert "solve_triangular(v[1:5], v[5:7], lower, trans)" in text
+    assert pyad.teaching.to_dot(tape).count("->") == 7
