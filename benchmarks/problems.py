@@ -1312,6 +1312,146 @@ def build_p9(quick):
             Task("P9", f"{name}, replayed", ref, replay_cells, rtol=1e-10)]
 
 
+# ==========================================================================
+# P10  Gaussian-process negative log-likelihood (n = 200, squared exponential)
+# ==========================================================================
+#
+#   K = s exp(-D / (2 l^2)) + noise I,   D_ij = (x_i - x_j)^2
+#   nll(l, s, noise) = 0.5 yᵀ K⁻¹ y + 0.5 log det K,   via K = L Lᵀ:
+#                    = 0.5 |L⁻¹ y|² + sum(log diag L)
+#
+# The reference gradient is the trace formula, by hand:
+#   d nll / dθ = 0.5 tr(K⁻¹ dK/dθ) − 0.5 αᵀ (dK/dθ) α,   α = K⁻¹ y.
+
+P10_N = 200
+P10_THETA = np.array([1.3, 0.8, 0.1])   # length scale, signal variance, noise variance
+P10_FD_H = 1e-5
+
+
+def p10_data():
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.uniform(0.0, 10.0, P10_N))
+    y = np.sin(x) + 0.1 * rng.standard_normal(P10_N)
+    return (x[:, None] - x[None, :]) ** 2, y
+
+
+def p10_nll(theta, D, y, xp=np, cholesky=np.linalg.cholesky, solve_lower=None):
+    """The NLL in any numpy-like namespace; solve_lower(L, y) = L⁻¹ y."""
+    ell, s, noise = theta[0], theta[1], theta[2]
+    K = s * xp.exp(-D / (2.0 * ell * ell)) + noise * xp.eye(D.shape[0])
+    L = cholesky(K)
+    a = solve_lower(L, y)
+    return 0.5 * xp.sum(a * a) + xp.sum(xp.log(xp.diagonal(L, 0, -1, -2)))  # autograd: these axes
+
+
+def p10_pyad(theta, D, y):
+    return p10_nll(theta, D, y, solve_lower=lambda L, b: pyad.linalg.solve_triangular(
+        L, b, lower=True))
+
+
+def p10_grad_hand(theta, D, y):
+    """The trace formula with one Cholesky factorisation and K⁻¹ from it."""
+    import scipy.linalg
+    ell, s, noise = theta
+    E = np.exp(-D / (2.0 * ell * ell))
+    K = s * E + noise * np.eye(D.shape[0])
+    c = scipy.linalg.cho_factor(K, lower=True)
+    Kinv = scipy.linalg.cho_solve(c, np.eye(D.shape[0]))
+    alpha = Kinv @ y
+    W = Kinv - np.outer(alpha, alpha)          # 0.5 tr(W dK) for each dK (all symmetric)
+    dK = (s * E * D / ell ** 3, E)
+    return np.array([0.5 * np.sum(W * dK[0]), 0.5 * np.sum(W * dK[1]), 0.5 * np.trace(W)])
+
+
+def p10_check_hand_gradient(D, y, g):
+    """Raise unless the hand gradient matches 4th-order central differences (at
+    build, so a wrong reference never marks correct cells WRONG)."""
+    f = lambda t: p10_nll(t, D, y, solve_lower=lambda L, b: np.linalg.solve(L, b))
+    for i in range(3):
+        h = 1e-4
+
+        def at(k):
+            t = P10_THETA.copy()
+            t[i] += k * h
+            return f(t)
+        fd = (8 * (at(1) - at(-1)) - (at(2) - at(-2))) / (12 * h)
+        if abs(fd - g[i]) > 1e-7 * max(1.0, abs(fd)):
+            raise AssertionError(f"P10 hand gradient {i}: {g[i]!r} != central difference {fd!r}")
+
+
+def p10_hessian_fd(D, y):
+    """Central differences of the hand gradient: the Hessian's reference."""
+    cols = []
+    for i in range(3):
+        e = np.zeros(3)
+        e[i] = P10_FD_H
+        cols.append((p10_grad_hand(P10_THETA + e, D, y) - p10_grad_hand(P10_THETA - e, D, y))
+                    / (2 * P10_FD_H))
+    H = np.array(cols)
+    return 0.5 * (H + H.T)
+
+
+def build_p10(quick):
+    D, y = p10_data()
+    theta = P10_THETA.copy()
+    ref = p10_grad_hand(theta, D, y)
+    p10_check_hand_gradient(D, y, ref)
+    H_ref = p10_hessian_fd(D, y)
+    f = lambda t: p10_pyad(t, D, y)
+
+    def traced(backend):
+        g = pyad.grad(f, backend=backend)
+        return lambda: g(theta)
+
+    def replay(backend):
+        t = pyad.trace(f, theta, backend=backend)
+        return lambda: t.gradient(theta)
+
+    def hessian(backend):
+        t = pyad.trace(f, theta, backend=backend)
+        return lambda: t.hessian(theta)
+
+    hand = Cell("numpy (hand)", lambda: (lambda: p10_grad_hand(theta, D, y)))
+    traced_cells = pyad_cells(traced) + [hand]
+    replay_cells = pyad_cells(replay) + [hand]
+    hess_cells = pyad_cells(hessian)
+    if autograd is not None:
+        import autograd.scipy.linalg as asl
+        fa = lambda t: p10_nll(t, D, y, agnp, agnp.linalg.cholesky,
+                               lambda L, b: asl.solve_triangular(L, b, lower=True))
+        traced_cells.append(Cell("autograd", lambda: (lambda g=autograd.grad(fa): g(theta))))
+        hess_cells.append(Cell("autograd", lambda: (lambda h=ag_hessian(fa): h(theta))))
+    if jax is not None:
+        import jax.scipy.linalg as jsl
+        Dj, yj, tj = jnp.asarray(D), jnp.asarray(y), jnp.asarray(theta)
+        fj = lambda t: p10_nll(t, Dj, yj, jnp, jnp.linalg.cholesky,
+                               lambda L, b: jsl.solve_triangular(L, b, lower=True))
+        traced_cells.append(Cell("jax", lambda: (lambda g=jax.grad(fj): jax_ready(g(tj)))))
+        replay_cells.append(Cell("jax.jit", lambda: (
+            lambda g=jax.jit(jax.grad(fj)): jax_ready(g(tj)))))
+        hess_cells.append(Cell("jax.jit", lambda: (
+            lambda h=jax.jit(jax.hessian(fj)): jax_ready(h(tj)))))
+    if torch is not None:
+        Dt, yt, tt = t64(D), t64(y), t64(theta)
+        ft = lambda t: p10_nll(t, Dt, yt, torch, torch.linalg.cholesky,
+                               lambda L, b: torch.linalg.solve_triangular(
+                                   L, b[:, None], upper=False)[:, 0])
+
+        def tg():
+            def run():
+                v = tt.clone().requires_grad_(True)
+                return torch.autograd.grad(ft(v), v)[0]
+            return run
+        traced_cells.append(Cell("torch", tg))
+        hess_cells.append(Cell("torch", lambda: (
+            lambda: torch.autograd.functional.hessian(ft, tt))))
+    name = f"GP NLL n={P10_N}, 3 hyperparameters"
+    return [Task("P10", f"{name}: gradient, traced", ref, traced_cells, rtol=1e-9),
+            Task("P10", f"{name}: gradient, replayed", ref, replay_cells, rtol=1e-9),
+            Task("P10", f"{name}: Hessian, replayed (vs differences of the gradient)", H_ref,
+                 hess_cells, rtol=1e-6)]
+
+
 # --------------------------------------------------------------------------
 
 PROBLEMS = [
@@ -1325,6 +1465,8 @@ PROBLEMS = [
     Problem("P8", "ADBench GMM objective gradient, d=2 k=5 n=1000", build_p8),
     Problem("P9", "MLP loss gradient, X 256x200, tanh hidden layer of 64, w.r.t. (W1, b1, W2, b2)",
             build_p9),
+    Problem("P10", "Gaussian-process NLL via Cholesky, n = 200, gradient and Hessian w.r.t. "
+                   "3 hyperparameters", build_p10),
 ]
 
 CLASSIC_EXAMPLES = [

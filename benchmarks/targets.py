@@ -373,6 +373,39 @@ def issue13_p9(m):
     return out
 
 
+def issue15_p10(m):
+    """Issue 15's P10 targets: gradient replay within 2x of the hand-written numpy
+    trace formula, pyad.grad per call faster than torch and autograd, and the
+    Hessian exact (against central differences of the gradient)."""
+    D, y = problems.p10_data()
+    theta = problems.P10_THETA.copy()
+    f = lambda t: problems.p10_pyad(t, D, y)
+    name = f"GP NLL n={problems.P10_N}, 3 hyperparameters"
+    out = [f"### Issue 15: linear algebra (P10 {name})"]
+    try:
+        tape = pyad.trace(f, theta)
+    except Exception as e:
+        return out + [f"- could not record: {type(e).__name__}: {e}"]
+    replayed, traced = ("P10", f"{name}: gradient, replayed"), ("P10", f"{name}: gradient, traced")
+    rep = m.get(replayed + ("pyad-C",), lambda: (lambda: tape.gradient(theta)))
+    rep_np = m.get(replayed + ("numpy (hand)",),
+                   lambda: (lambda: problems.p10_grad_hand(theta, D, y)))
+    out.append(_ratio_line("gradient replay / numpy trace formula ≤ 2x", rep, rep_np, 2.0,
+                           "pyad-C", "numpy"))
+    per_call = m.get(traced + ("pyad-C",), lambda: (lambda g=pyad.grad(f): g(theta)))
+    for peer in ("torch", "autograd"):
+        peer_t = m.known.get(traced + (peer,))
+        out.append(_peer_line(f"pyad.grad per call / {peer} ≤ 1x", per_call, peer, peer_t))
+    H = tape.hessian(theta)
+    H_fd = problems.p10_hessian_fd(D, y)
+    err = np.max(np.abs(H - H_fd)) / np.max(np.abs(H_fd))
+    out.append(_line("Hessian vs central differences of the gradient (h = "
+                     f"{problems.P10_FD_H:g}) ≤ 1e-6 relative", f"{err:.2g}; symmetric to "
+                     f"{np.max(np.abs(H - H.T)):.1g}", err <= 1e-6))
+    tape.close()
+    return out
+
+
 def _peak_rss():
     """(bytes, source): this process's peak resident set size.
 
@@ -464,6 +497,8 @@ def report(results, selected, quick, budget):
         lines += issue5(m, selected, p3_replay, p2) + [""]
     if any(p in selected for p in ("P2", "P7", "P9")):
         lines += issue13(m, selected, quick)
+    if "P10" in selected:
+        lines += [""] + issue15_p10(m)
     for key, why in m.failed.items():
         lines.append(f"- (could not measure {key}: {why})")
     return lines

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "gather.h"
+#include "linalg_sym.h"
 #include "product.h"
 #include "linalg_lu.h"
 
@@ -73,6 +74,8 @@ static int block_active(const pyad_tape *t, int64_t i, const uint8_t *act, uint8
     }
     if (is_lu_op(op))
         return lu_row_active(t, i, act);
+    if (is_linalg_sym_op(op))
+        return linalg_sym_active(t, i, act, marks);
     if (op == OP_gather)
         return any_listed(act, t->pool + a, bl.w);
     if (op == OP_custom) /* the n_in = b slots from a */

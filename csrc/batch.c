@@ -8,6 +8,7 @@
 #include "special_rules.h"
 #include "block.h"
 #include "linalg_lu.h"
+#include "linalg_sym.h"
 #include "vector_math.h"
 
 /* Operand fetches at point b: slot s of point b is v[s * nb + b]. */
@@ -75,6 +76,8 @@ static int batch_values(const pyad_tape *t, int64_t nb, const double *x, double 
                     if (bad[b] < 0 && lu_singular(t, bi, v, nb, b))
                         bad[b] = k;
                 }
+            if (block_is_linalg_sym(t, bi)) /* failed points are marked as guards are */
+                linalg_sym_failed(t, bi, nb, v, bad);
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
             continue;

@@ -13,6 +13,7 @@
 #include "gather.h"
 #include "lanes.h"
 #include "linalg_lu.h"
+#include "linalg_sym.h"
 #include "product.h"
 #include "rules.h"
 #include "special_rules.h"
@@ -525,6 +526,10 @@ int block_values(const pyad_tape *t, int64_t i, int64_t lanes, double *v)
         product_values(t, i, lanes, v);
         return PYAD_OK;
     }
+    if (block_is_linalg_sym(t, i)) {
+        linalg_sym_values(t, i, lanes, v);
+        return PYAD_OK;
+    }
     if (block_is_lu(t, i)) {
         lu_values(t, i, lanes, v);
         return PYAD_OK;
@@ -543,6 +548,10 @@ int block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, doubl
     }
     if (block_is_product(t, i)) {
         product_tangent(t, i, lanes, v, lanes, vd);
+        return PYAD_OK;
+    }
+    if (block_is_linalg_sym(t, i)) {
+        linalg_sym_tangent(t, i, lanes, v, lanes, vd);
         return PYAD_OK;
     }
     if (block_is_lu(t, i)) {
@@ -573,6 +582,10 @@ int block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
         product_reverse(t, i, lanes, v, lanes, adj);
         return PYAD_OK;
     }
+    if (block_is_linalg_sym(t, i)) {
+        linalg_sym_reverse(t, i, lanes, v, lanes, adj);
+        return PYAD_OK;
+    }
     if (block_is_lu(t, i)) {
         lu_reverse(t, i, lanes, v, lanes, adj);
         return PYAD_OK;
@@ -594,6 +607,10 @@ int block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
     }
     if (block_is_product(t, i)) {
         product_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
+        return PYAD_OK;
+    }
+    if (block_is_linalg_sym(t, i)) {
+        linalg_sym_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
         return PYAD_OK;
     }
     if (block_is_lu(t, i)) {
@@ -645,6 +662,10 @@ int block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, do
     }
     if (block_is_lu(t, i)) {
         lu_tangent(t, i, 1, v, p, vd);
+        return PYAD_OK;
+    }
+    if (block_is_linalg_sym(t, i)) {
+        linalg_sym_tangent(t, i, 1, v, p, vd);
         return PYAD_OK;
     }
     VECTOR_LOCALS;
@@ -736,6 +757,10 @@ int block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double 
         lu_reverse(t, i, 1, v, q, adj);
         return PYAD_OK;
     }
+    if (block_is_linalg_sym(t, i)) {
+        linalg_sym_reverse(t, i, 1, v, q, adj);
+        return PYAD_OK;
+    }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {
 #define SPECIAL(name, differentiable)
@@ -811,6 +836,10 @@ int block_second_vector(const pyad_tape *t, int64_t i, int64_t p, const double *
     }
     if (block_is_lu(t, i)) {
         lu_second(t, i, 1, v, p, vd, 1, adj, p, adjd);
+        return PYAD_OK;
+    }
+    if (block_is_linalg_sym(t, i)) {
+        linalg_sym_second(t, i, 1, v, p, vd, 1, adj, p, adjd);
         return PYAD_OK;
     }
     VECTOR_LOCALS;

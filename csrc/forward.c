@@ -8,6 +8,7 @@
 #include "special_rules.h"
 #include "block.h"
 #include "linalg_lu.h"
+#include "linalg_sym.h"
 
 int forward_range(const pyad_tape *t, const double *x, double *v,
                   int64_t begin, int64_t end, int64_t *bad_op)
@@ -24,7 +25,8 @@ int forward_range(const pyad_tape *t, const double *x, double *v,
                 block_source(t, bi, x, v, 1, NULL, NULL, 1);
             else if ((s = block_values(t, bi, 1, v)))
                 return s;
-            if (block_singular(t, bi, v, 1, 0)) { /* Python names the row and the point */
+            /* a singular or non positive-definite matrix: Python names the row and the point */
+            if (block_singular(t, bi, v, 1, 0) || linalg_sym_failed_here(t, bi, v)) {
                 *bad_op = k;
                 return PYAD_EBRANCH;
             }
@@ -114,7 +116,7 @@ static int tangent_range(const pyad_tape *t, const double *x, const double *xdot
                 s = block_tangent(t, bi, 1, v, vd);
             if (s)
                 return s;
-            if (block_singular(t, bi, v, 1, 0)) {
+            if (block_singular(t, bi, v, 1, 0) || linalg_sym_failed_here(t, bi, v)) {
                 *bad_op = k;
                 return PYAD_EBRANCH;
             }

@@ -50,4 +50,11 @@ void scipy_dgesdd_(const char *jobz, const int *m, const int *n, double *a, cons
                    double *s, double *u, const int *ldu, double *vt, const int *ldvt,
                    double *work, const int *lwork, int *iwork, int *info, size_t jobz_len);
 
+/* Triangular matrix product op(A) B or B op(A) (BLAS level 3): the linear
+ * algebra rows' products with a triangular factor, at half a dgemm's cost. */
+void scipy_dtrmm_(const char *side, const char *uplo, const char *transa, const char *diag,
+                  const int *m, const int *n, const double *alpha, const double *a,
+                  const int *lda, double *b, const int *ldb, size_t side_len,
+                  size_t uplo_len, size_t transa_len, size_t diag_len);
+
 #endif

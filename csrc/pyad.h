@@ -23,7 +23,8 @@ enum pyad_status {
     PYAD_ECLOSED = -6,  /* the tape was freed */
     PYAD_EBUSY = -7,    /* another thread is recording on, or sweeping, this tape */
     PYAD_EFORMAT = -8,  /* a serialized tape is corrupt */
-    PYAD_ECALLBACK = -9 /* a custom row's rule (the caller's callback) failed */
+    PYAD_ECALLBACK = -9, /* a custom row's rule (the caller's callback) failed */
+    PYAD_ELINALG = -10  /* a matrix is not positive definite, or singular (LAPACK) */
 };
 
 enum pyad_kind {
@@ -244,6 +245,23 @@ int pyad_rec_custom(pyad_tape *t, int32_t a, int64_t n_in, int64_t n_out, int32_
  * value sweeps fail with PYAD_EBRANCH naming the row (a failed point in the
  * batched ones). */
 int pyad_rec_lu(pyad_tape *t, int op, int32_t a, int32_t b, int64_t n, int64_t m);
+/* Symmetric and triangular linear algebra (csrc/linalg_sym.c), one row each,
+ * LAPACK / BLAS in every sweep. Operands are `count` stacked row-major matrices
+ * in consecutive slots from a (A, n x n) and b (B, n x m); the result is the
+ * next count * n * m slots. Returns the first result slot, or PYAD_ELINALG
+ * (nothing recorded) where a matrix is not positive definite (cholesky) or a
+ * triangular A has a zero on its diagonal. At replay such a point fails as a
+ * guard does (PYAD_EBRANCH, bad_op / bad[point] = the row).
+ * cholesky: L with A = L Lᵀ from A's lower triangle (numpy.linalg.cholesky).
+ * solve_triangular: X = op(A)⁻¹ B reading one triangle of A (scipy's). */
+enum pyad_triangular_flag {
+    PYAD_TRI_LOWER = 1, /* A is lower triangular (else upper) */
+    PYAD_TRI_TRANS = 2, /* solve Aᵀ X = B */
+    PYAD_TRI_UNIT = 4   /* A's diagonal is taken as 1 and never read */
+};
+int pyad_rec_cholesky(pyad_tape *t, int32_t a, int64_t n, int64_t count);
+int pyad_rec_solve_triangular(pyad_tape *t, int32_t a, int32_t b, int64_t n, int64_t m,
+                              int64_t count, int flags);
 
 /* Reading what was recorded: slots (pyad_values) and rows (pyad_op_at). */
 int pyad_values(const pyad_tape *t, const int32_t *slots, int64_t n, double *out);

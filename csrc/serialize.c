@@ -6,6 +6,7 @@
 
 #include "block.h"
 #include "gather.h"
+#include "linalg_sym.h"
 #include "product.h"
 #include "linalg_lu.h"
 #include "record.h"
@@ -104,6 +105,8 @@ static int row_ok(int op, int32_t a, int32_t b, int32_t c, struct block bl, int6
             return product_row_ok(op, a, b, c, bl, below, n_consts);
         if (is_lu_op(op))
             return lu_row_ok(op, a, b, c, bl, below);
+        if (is_linalg_sym_op(op))
+            return linalg_sym_row_ok(op, a, b, c, bl, below);
         if (op == OP_select)
             return elements_in_range(a, bl.sa, w, below) && elements_in_range(b, bl.sb, w, below)
                    && elements_in_range(c, bl.sc, w, below) && bl.sk == 0;
@@ -157,8 +160,9 @@ int pyad_validate(int64_t n_ops, const uint8_t *op, const int32_t *a, const int3
                                 e[BLK_SK]};
             /* in row order, one per block row (row_ok refuses ops that may not be
              * one); width >= 2 except for the rows that are always block rows */
-            if (bl.row != k || bl.w < (rows_op(op[k]) || is_product_op(op[k]) || is_lu_op(op[k]) ? 1 : 2) || bl.sa < 0
-                || bl.sb < 0 || bl.sc < 0 || bl.sk < 0)
+            int always = rows_op(op[k]) || is_product_op(op[k]) || is_lu_op(op[k])
+                         || is_linalg_sym_op(op[k]);
+            if (bl.row != k || bl.w < (always ? 1 : 2) || bl.sa < 0 || bl.sb < 0 || bl.sc < 0 || bl.sk < 0)
                 return PYAD_EFORMAT;
             ++bi;
         }

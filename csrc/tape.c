@@ -69,6 +69,7 @@ const char *pyad_strerror(int status)
     case PYAD_EBUSY: return "tape is in use by another thread";
     case PYAD_EFORMAT: return "corrupt serialized tape";
     case PYAD_ECALLBACK: return "a custom derivative rule failed";
+    case PYAD_ELINALG: return "matrix is not positive definite, or singular";
     default: return "unknown status";
     }
 }
@@ -86,6 +87,7 @@ const char *pyad_status_name(int status)
     case PYAD_EBUSY: return "PYAD_EBUSY";
     case PYAD_EFORMAT: return "PYAD_EFORMAT";
     case PYAD_ECALLBACK: return "PYAD_ECALLBACK";
+    case PYAD_ELINALG: return "PYAD_ELINALG";
     default: return NULL;
     }
 }

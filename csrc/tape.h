@@ -56,7 +56,9 @@ enum block_field { BLK_ROW, BLK_WIDTH, BLK_SA, BLK_SB, BLK_SC, BLK_SK };
  *   products: z = A @ B, A m x k, B k x n, z row-major. flags bit 0: A's slots
  *   hold A transposed (k x m, row-major), bit 1: likewise B; a constant operand
  *   is row-major, never transposed. An operand on the tape reads exactly the
- *   slots [a, a + m*k) (B: [b, b + k*n)). */
+ *   slots [a, a + m*k) (B: [b, b + k*n)).
+ *
+ * cholesky and solve_triangular, also always block rows: csrc/linalg_sym.c. */
 
 struct pyad_tape {
     int64_t n_ops, cap_ops;

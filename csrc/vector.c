@@ -7,6 +7,7 @@
 #include "special_rules.h"
 #include "block.h"
 #include "linalg_lu.h"
+#include "linalg_sym.h"
 
 int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *xd,
                         double *v, double *vd, double *y, double *yd, int64_t *bad_op)
@@ -31,7 +32,7 @@ int pyad_tangent_vector(pyad_tape *t, int64_t p, const double *x, const double *
                 s = passive_block(t, bi, v, vd, p);
             else
                 s = block_tangent_vector(t, bi, p, v, vd);
-            if (s == PYAD_OK && block_singular(t, bi, v, 1, 0)) {
+            if (s == PYAD_OK && (block_singular(t, bi, v, 1, 0) || linalg_sym_failed_here(t, bi, v))) {
                 *bad_op = k;
                 s = PYAD_EBRANCH;
             }

@@ -36,6 +36,7 @@ from .check import check_grads
 from .optimize import least_squares, minimize, scipy_objective
 from .tape import Tape
 from .cached import jit
+from . import linalg
 from .transforms import grad, hessian, hvp, jacobian, jvp, trace, value_and_grad, vjp
 
 __version__ = "0.1.0"

@@ -343,6 +343,7 @@ SPECIAL = frozenset({
     "matmul", "matmul_c", "rmatmul_c",  # products: pyad/_python_products.py
     "custom",  # the user's rules: pyad/_custom_rows.py
     "solve", "inv", "det", "slogdet",  # LU family: pyad/_python_linalg_lu.py
+    "cholesky", "solve_triangular",  # pyad/_python_linalg_sym.py
 })
 
 # which table must hold the rule of a row of each kind

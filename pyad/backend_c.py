@@ -480,6 +480,13 @@ class CStore(RowBuffer):
         return self._rec(lib.pyad_rec_custom, a, row.n_in, row.n_out, len(rows) - 1,
                          _dbl(values))
 
+    def linalg_sym(self, name, a, b, n, m, count, flags):
+        """One cholesky / solve_triangular row (pyad.h): its first slot;
+        LinAlgError (nothing recorded) where numpy's / scipy's would raise."""
+        if name == "cholesky":
+            return self._rec(lib.pyad_rec_cholesky, a, n, count)
+        return self._rec(lib.pyad_rec_solve_triangular, a, b, n, m, count, flags)
+
     @recording
     def output_n(self, slots):
         s = _waiting(lib.pyad_rec_output_n, self._h, _i32(slots), slots.size)

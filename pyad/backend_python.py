@@ -27,6 +27,7 @@ from . import _python_gathers as gathers
 from . import ops
 from . import _python_products as products
 from . import _python_linalg_lu as linalg_lu
+from . import _python_linalg_sym as linalg_sym
 from ._python_rules import COMPARISONS, IEEE, RULES, call
 from .errors import (INTERLEAVED, BranchError, TapeBusyError, TapeClosedError,
                      TapeFormatError, status_error)
@@ -388,6 +389,8 @@ def _row_reached(op, a, b, c, blk, act, pool):
         return on_a or on_b, (0 if on_a else PASSIVE_A) | (0 if on_b else PASSIVE_B)
     if op in linalg_lu.LU_OPS:
         return linalg_lu.reaches(act, a, b, op, blk), 0
+    if op in linalg_sym.LINALG_OPS:
+        return linalg_sym.reached(op, a, b, blk, act)
     if op == gathers.GATHER:
         return _reaches(act, pool[a:a + blk[0]]), 0
     if op == _CUSTOM:  # the b slots from a
@@ -443,7 +446,8 @@ def _widths(n_ops, blocks, op):
     if rows.size and (rows[0] < 0 or rows[-1] >= n_ops or np.any(np.diff(rows) <= 0)):
         raise _bad_tape("the blocks table names rows out of order or out of range")
     # gathers, reductions, scans and products are block rows at any width, the others from 2
-    always = list(gathers.ROW_OPS) + list(products.PRODUCT_OPS) + list(linalg_lu.LU_OPS)
+    always = (list(gathers.ROW_OPS) + list(products.PRODUCT_OPS) + list(linalg_lu.LU_OPS)
+              + list(linalg_sym.LINALG_OPS))
     least = np.where(np.isin(op[rows], always), 1, 2)
     if np.any(table[:, 1] < least) or np.any(table[:, 2:] < 0):
         raise _bad_tape("a block row has width < 2 (< 1 for gathers, reductions, scans and "
@@ -485,6 +489,11 @@ def check_arrays(a):
             if not linalg_lu.row_ok(op, x, y, z, blocks.get(k), s):
                 raise _bad_tape(f"row {k} ({name}) has an operand index out of range, or a "
                                 f"bad shape")
+            continue
+        if op in linalg_sym.LINALG_OPS:
+            if not linalg_sym.row_ok(op, x, y, z, blocks.get(k), s):
+                raise _bad_tape(f"row {k} ({name}) has an operand index out of range, or a "
+                                "bad shape")
             continue
         if w > 1 and kind not in _BLOCK_KINDS and op not in (_SELECT, _INPUT, _CONST) \
                 and op not in gathers.ROW_OPS:
@@ -1000,6 +1009,30 @@ class PyStore(RowBuffer):
                                   values)
 
     @_records
+    def linalg_sym(self, name, a, b, n, m, count, flags):
+        """One cholesky / solve_triangular row (pyad_rec_cholesky's and
+        pyad_rec_solve_triangular's checks): its first slot; LinAlgError (nothing
+        recorded) where numpy's / scipy's would raise."""
+        self._live()
+        op = linalg_sym.CHOLESKY if name == "cholesky" else linalg_sym.SOLVE_TRIANGULAR
+        if min(n, m, count) < 1 or flags & ~7 or (op == linalg_sym.CHOLESKY and (m != n or flags)):
+            raise status_error("PYAD_EINVAL")
+        if count * n * max(n, m) > _MAX_SLOTS:
+            raise status_error("PYAD_ETOOBIG")
+        self._room(count * n * m)
+        n_slots = len(self.val)
+        if not 0 <= a <= n_slots - count * n * n or (
+                op != linalg_sym.CHOLESKY and not 0 <= b <= n_slots - count * n * m):
+            raise status_error("PYAD_EINDEX")
+        b = b if op != linalg_sym.CHOLESKY else 0
+        blk = (count * n * m, n, m, count, flags)
+        try:
+            values = linalg_sym.values_of(linalg_sym.Row(op, a, b, n_slots, blk), self.val)
+        except linalg_sym.RowFailed:
+            raise status_error("PYAD_ELINALG") from None
+        return self._append_block(op, a, b, 0, blk[1:], values.ravel())
+
+    @_records
     def select_n(self, cond, a, b):
         if a.size < 2:
             first = self._room(a.size, cond, a, b)
@@ -1071,6 +1104,12 @@ class PyStore(RowBuffer):
                 continue
             if op in linalg_lu.LU_OPS:
                 linalg_lu.forward(k, op, a, b, s, blocks[k], v, rvd)
+                continue
+            if op in linalg_sym.LINALG_OPS:
+                try:
+                    linalg_sym.forward(op, a, b, s, blocks[k], v, rvd)
+                except linalg_sym.RowFailed:
+                    raise BranchError(k) from None  # Python names the row and the point
                 continue
             if k in blocks:
                 if op == _INPUT or op == _CONST:
@@ -1151,6 +1190,10 @@ class PyStore(RowBuffer):
                 continue
             if op == _CUSTOM:
                 _reverse_custom(custom_rows[c], a, s, v, adj, vd, adjd)
+                continue
+            if op in linalg_sym.LINALG_OPS:
+                linalg_sym.reverse(op, a, b, s, blocks[k], v, adj, vd, adjd,
+                                   mark & PASSIVE_A, mark & PASSIVE_B)
                 continue
             if k in blocks:
                 if op in gathers.ROW_OPS:

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import diagnostics
 from .errors import BranchError, RetraceWarning
-from .replay import batch_unpack, branch_message, pack_batch, rerecord, singular_error
+from .replay import batch_unpack, branch_message, linalg_failure, pack_batch, rerecord
 from .serialize import dumps, load_store
 from .store import Sweep
 
@@ -454,9 +454,9 @@ def _fix_points(tape, method, X, extra, results, bad, bar):
 def _fix_point(tape, method, X, extra, results, b, op):
     """One point of a batch where a recorded branch flips: swept alone on a fresh
     recording of the traced function (the tape itself keeps its recording)."""
-    singular = singular_error(tape._store, op, X[b], f" (batch point {b})")
-    if singular is not None:
-        raise singular
+    failure = linalg_failure(tape._store, op, X[b], f" (batch point {b})")
+    if failure is not None:
+        raise failure
     if tape._fn is None:
         raise BranchError(branch_message(tape._store, op, X[b]))
     store, _ = rerecord(tape._fn, X[b], tape._in_shapes, tape._out_shapes, tape.backend,

@@ -164,6 +164,7 @@ _ERROR_OF_STATUS = {
     "PYAD_EBUSY": TapeBusyError,
     "PYAD_EFORMAT": TapeFormatError,
     "PYAD_ECALLBACK": CustomRuleError,
+    "PYAD_ELINALG": np.linalg.LinAlgError,  # as numpy.linalg raises
 }
 
 

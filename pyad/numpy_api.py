@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _linalg_lu
 from . import array as A
-from . import ops
+from . import _linalg_sym, ops
 from .scalar import Scalar, binary, provide_handlers
 
 C = ops.CODE
@@ -116,6 +116,12 @@ ALTERNATIVES = {
     "numpy.nansum": "np.sum(pyad.where(x == x, x, 0.0))",
     "numpy.tensordot": "np.einsum with two operands",
     "numpy.vdot": "np.dot(a.ravel(), b.ravel())",
+    "scipy.linalg.solve_triangular": "pyad.linalg.solve_triangular(a, b, trans=0, lower=False, "
+                                     "unit_diagonal=False)",
+    "scipy.linalg.cho_solve": "pyad.linalg.cho_solve((c, lower), b)",
+    "scipy.linalg.cho_factor": "pyad.linalg.cho_factor(a, lower=False)",
+    "scipy.linalg.cholesky": "np.linalg.cholesky(a) (the lower factor; scipy's default upper "
+                             "factor is np.linalg.cholesky(a, upper=True))",
 }
 
 
@@ -197,6 +203,26 @@ def _function_of_frame(frame):
             target = None
         if getattr(target, "__code__", None) is code:
             return f"{path}.{code.co_name}"
+    return _wrapped_in_frame(frame)
+
+
+def _wrapped_in_frame(frame):
+    """The public function a decorator's wrapper frame stands for: scipy's
+    batching wrapper (scipy.linalg.solve_triangular in scipy >= 1.15) converts
+    the arguments itself, before the function it wraps runs; the wrapped
+    function is one of the frame's variables."""
+    for value in list(frame.f_locals.values()):
+        if not inspect.isfunction(value):
+            continue
+        parts = getattr(value, "__module__", "").split(".")
+        for n in range(len(parts), 0, -1):
+            path = ".".join(parts[:n])
+            obj = getattr(sys.modules.get(path), value.__name__, None) if _is_public(path) else None
+            try:
+                if obj is not None and obj is not value and inspect.unwrap(obj) is value:
+                    return f"{path}.{value.__name__}"
+            except ValueError:
+                continue
     return None
 
 
@@ -718,6 +744,7 @@ FUNCTIONS = {
     np.ndim: lambda a: np.ndim(A.slots_of(_active(a))),
     np.size: lambda a, axis=None: np.size(A.slots_of(_active(a)), axis),
     np.clip: _clip, np.diff: _diff, np.trace: _trace,
+    np.linalg.cholesky: _linalg_sym.cholesky,
     np.zeros_like: lambda a, dtype=None, **kw: np.zeros(np.shape(A.slots_of(_active(a))), dtype or float),
     np.ones_like: lambda a, dtype=None, **kw: np.ones(np.shape(A.slots_of(_active(a))), dtype or float),
 }

@@ -133,19 +133,31 @@ def branch_message(store, k, x):
             "re-records automatically) or use pyad.where for a branch that replays both ways")
 
 
-def singular_error(store, k, x, where=""):
-    """The SingularMatrixError for a failed point whose failing row k is a
-    solve or inv (a singular matrix, reported by the sweeps as a failed guard
-    is), or None when row k is a guard."""
+# rows whose failure at a point (a singular matrix, one not positive definite)
+# comes back from a sweep the way a failed guard does, and what numpy calls it
+_LINALG_FAILURE = {"solve": "the matrix is singular",
+                   "inv": "the matrix is singular",
+                   "cholesky": "the matrix is not positive definite",
+                   "solve_triangular": "the triangular matrix is singular (a zero on its "
+                                       "diagonal)"}
+
+
+def linalg_failure(store, k, x, where=""):
+    """The error naming row k and the point x (where: e.g. " (batch point 3)")
+    when row k is a linear-algebra row whose matrix failed there, else None (row
+    k is a guard): SingularMatrixError for solve / inv, numpy.linalg.LinAlgError
+    (its base class) for the others, as numpy / scipy would raise."""
     try:
         name = ops.NAME[store.op_at(k)]
     except Exception:
         return None
-    if name not in ("solve", "inv"):
+    why = _LINALG_FAILURE.get(name)
+    if why is None:
         return None
-    return SingularMatrixError(
-        f"replay at x = {np.array2string(np.asarray(x), threshold=8)}{where}: op {k} "
-        f"(numpy.linalg.{name}) meets a singular matrix, where numpy raises LinAlgError")
+    error = SingularMatrixError if name in ("solve", "inv") else np.linalg.LinAlgError
+    point = np.array2string(np.asarray(x), threshold=8, max_line_width=200)
+    return error(f"replay at x = {point}{where}: row {k} ({name}): {why}, "
+                 "so numpy / scipy would raise LinAlgError here")
 
 
 def rerecord(fn, flat, in_shapes, out_shapes, backend, where, active=None):

@@ -207,6 +207,13 @@ class Store(Protocol):
         """One LU-family row (solve, inv, det, slogdet; csrc/pyad.h pyad_rec_lu) over
         the n x n slots from a (and the n x m from b); its first slot."""
 
+    def linalg_sym(self, name: str, a: int, b: int, n: int, m: int, count: int,
+                   flags: int) -> int:
+        """One "cholesky" (b unused, m = n) or "solve_triangular" row over `count`
+        stacked row-major matrices from slots a (n x n) and b (n x m); its first
+        slot. numpy.linalg.LinAlgError, nothing recorded, where a matrix is not
+        positive definite or a triangular one singular (csrc/pyad.h)."""
+
     def output_n(self, slots: np.ndarray) -> None:
         """Mark slots as outputs."""
 

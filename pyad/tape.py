@@ -705,9 +705,9 @@ class Tape:
             if x is None:
                 raise
             k = e.args[0] if e.args and isinstance(e.args[0], int) else -1
-            singular = replay.singular_error(self._store, k, x)
-            if singular is not None:
-                raise singular from None
+            failure = replay.linalg_failure(self._store, k, x)
+            if failure is not None:
+                raise failure from None
             if self._fn is not None:
                 # Sweep the store recorded here: another thread may re-record too.
                 return self._retrace(x).sweep(method, x, *args)

@@ -29,6 +29,7 @@ Gathers, reductions and scans read a list or an (m, k) layout of slots:
 import numpy as np
 
 from . import _python_gathers as gathers
+from . import _python_linalg_sym as linalg_sym
 from . import ops
 from .store import Sweep
 
@@ -178,6 +179,10 @@ class _Graph:
                                            ((b, 1, kk * n), name == "matmul_c")) if not const]
         if name == "custom":  # the b consecutive slots from a (pyad.custom_jvp / _vjp)
             return [(a, 1, b)]
+        if self.op[k] in linalg_sym.LINALG_OPS:  # stacks of matrices, read in place
+            _, n, m, count, _ = self.strides(k)
+            refs = [(a, 1, count * n * n)]
+            return refs + [(b, 1, count * n * m)] if name == "solve_triangular" else refs
         if name == "select":
             return [(a, sa, w), (b, sb, w), (c, sc, w)]
         if name == "axpy_c":
@@ -245,6 +250,11 @@ class _Graph:
                 return gathers.text(int(self.op[k]), self.slots_text(slots.ravel()), 1, n) \
                     .replace(" over 1 x " + str(n), "")
             return gathers.text(int(self.op[k]), self.slots_text(slots.ravel()), m, n)
+        if name == "solve_triangular":
+            flags = self.strides(k)[4]
+            opts = ["lower" if flags & linalg_sym.LOWER else "upper"]
+            opts += ["trans"] * bool(flags & linalg_sym.TRANS) + ["unit"] * bool(flags & linalg_sym.UNIT)
+            return f"solve_triangular({v[0]}, {v[1]}, {', '.join(opts)})"
         if name == "select":
             return f"where({v[0]}, {v[1]}, {v[2]})"
         if name == "guard_true":

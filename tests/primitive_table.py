@@ -443,6 +443,34 @@ _WITH_CONSTANT = lambda z: pyad.where(z[0] < z[1], z[0] * z[1], 2.0)
 _MUL_HESS = lambda z: np.array([[0.0, 1.0], [1.0, 0.0]])
 
 
+def _LOGDET_CHOL(z):
+    L = np.linalg.cholesky(z[[0, 1, 1, 2]].reshape(2, 2))
+    return 2 * np.sum(np.log(np.diagonal(L)))
+
+
+def _TRI_SUM(z):
+    return np.sum(pyad.linalg.solve_triangular(z[[0, 0, 1, 2]].reshape(2, 2), np.ones(2),
+                                               lower=True))
+
+
+def _tri_grad(z):
+    a, b, c = z
+    return np.array([-1 / a**2 + b / (a**2 * c), -1 / (a * c), -1 / c**2 + b / (a * c**2)])
+
+
+def _tri_hess(z):
+    a, b, c = z
+    return np.array([[2 / a**3 - 2 * b / (a**3 * c), 1 / (a**2 * c), -b / (a**2 * c**2)],
+                     [1 / (a**2 * c), 0.0, 1 / (a * c**2)],
+                     [-b / (a**2 * c**2), 1 / (a * c**2), 2 / c**3 - 2 * b / (a * c**3)]])
+
+
+def _logdet_hess(z):
+    d = z[0] * z[2] - z[1] ** 2
+    g = np.array([z[2], -2 * z[1], z[0]])
+    return np.array([[0.0, 0.0, 1.0], [0.0, -2.0, 0.0], [1.0, 0.0, 0.0]]) / d - np.outer(g, g) / d**2
+
+
 def _by_terms(z):
     """_A @ z through the store's per-term recorder (what products recorded before
     product rows): a mul_c, then one axpy_c per further term."""
@@ -576,6 +604,15 @@ SPECIAL_TABLE = {
                        lambda z: np.linalg.inv(z.reshape(2, 2)).T.ravel(),
                        lambda z: -np.einsum("li,jk->ijkl", *(np.linalg.inv(z.reshape(2, 2)),) * 2
                                             ).reshape(4, 4)),
+    # linear algebra (csrc/linalg_sym.c): log det [[z0, z1], [z1, z2]] through its
+    # Cholesky factor, and the sum of a lower-triangular solve [[z0, .], [z1, z2]] x = 1
+    "cholesky": Special(_LOGDET_CHOL, [(2.0, 0.5, 1.5), (1.0, -0.9, 3.0)],
+                        lambda z: np.log(z[0] * z[2] - z[1] ** 2),
+                        lambda z: np.array([z[2], -2 * z[1], z[0]]) / (z[0] * z[2] - z[1] ** 2),
+                        _logdet_hess),
+    "solve_triangular": Special(_TRI_SUM, [(2.0, 0.5, 1.5), (1.0, -1.0, 3.0)],
+                                lambda z: 1 / z[0] + 1 / z[2] - z[1] / (z[0] * z[2]),
+                                _tri_grad, _tri_hess),
 }
 
 # Constants and closed forms of the LU rows above: f = k^T A^-1 b has
@@ -604,6 +641,7 @@ def _inv_hess(z):
     W = np.linalg.inv(z.reshape(2, 2))
     M = W @ _K22.T @ W
     return (np.einsum("li,jk->ijkl", M, W) + np.einsum("jk,li->ijkl", M, W)).reshape(4, 4)
+
 
 
 def _others(z):

@@ -584,7 +584,9 @@ static const char *const KNOWN_SPECIALS[] = {"input", "constant", "select", "gua
                                              /* the caller's rules: group_custom */
                                              "custom",
                                              /* LU family: test_linalg_lu.c */
-                                             "solve", "inv", "det", "slogdet"};
+                                             "solve", "inv", "det", "slogdet",
+                                             /* group_linalg_sym */
+                                             "cholesky", "solve_triangular"};
 
 /* The value a comparison primitive must give (by its name). */
 static int compare_by_name(const char *name, double x, double y, double *want)
@@ -858,6 +860,65 @@ static void group_ops(void)
 }
 
 /* ---- group: product rows (z = A @ B, one row calling BLAS in every sweep) ---- */
+
+/* cholesky and solve_triangular rows (csrc/linalg_sym.c) over a symmetric /
+ * triangular 2 x 2 matrix gathered from inputs (a, b, c), B = (d, e). */
+static void group_linalg_sym(void)
+{
+    int sin_ = OP("sin");
+    if (sin_ < 0)
+        return;
+    double x[5] = {2.0, 0.3, 1.5, 0.7, -0.4}, again[5] = {1.0, -0.2, 2.0, 0.5, 0.3};
+    int32_t sym[4] = {0, 1, 1, 2}, low[4] = {0, 0, 1, 2};
+    for (int op = 0; op < 2; ++op) {
+        const char *label = op ? "solve_triangular" : "cholesky";
+        pyad_tape *t = new_tape();
+        CHECK_STATUS(pyad_rec_input_n(t, x, 5), 0);
+        int a = pyad_rec_gather(t, op ? low : sym, 4);
+        CHECK_STATUS(a, 5);
+        int z = op ? pyad_rec_solve_triangular(t, a, 3, 2, 1, 1, PYAD_TRI_LOWER)
+                   : pyad_rec_cholesky(t, a, 2, 1);
+        CHECK_STATUS(z, 9);
+        int w = op ? 2 : 4;
+        int32_t zs[4] = {9, 10, 11, 12}, outs[4];
+        int s = pyad_rec1_n(t, sin_, zs, w);
+        for (int i = 0; i < w; ++i)
+            outs[i] = s + i;
+        CHECK_STATUS(pyad_rec_output_n(t, outs, w), 0);
+        double got[4], want[4];
+        CHECK_STATUS(pyad_values(t, zs, w, got), PYAD_OK);
+        if (op) {
+            want[0] = x[3] / x[0];
+            want[1] = (x[4] - x[1] * want[0]) / x[2];
+        } else {
+            want[0] = sqrt(x[0]);
+            want[1] = 0.0;
+            want[2] = x[1] / want[0];
+            want[3] = sqrt(x[2] - want[2] * want[2]);
+        }
+        CHECK_ALL_CLOSE(got, want, w, 1e-15, 1e-15, label);
+        check_sweeps(t, x, 1, label);
+        check_sweeps(t, again, 0, label);
+        pyad_tape_free(t);
+    }
+    /* a matrix that is not positive definite, a singular triangle: refused, the
+     * tape unchanged; bad sizes and flags */
+    double bad[5] = {-1.0, 0.0, 1.0, 1.0, 1.0};
+    pyad_tape *t = new_tape();
+    CHECK_STATUS(pyad_rec_input_n(t, bad, 5), 0);
+    CHECK_STATUS(pyad_rec_gather(t, sym, 4), 5);
+    int64_t ops = pyad_n_ops(t), slots = pyad_n_slots(t), blocks = pyad_n_blocks(t);
+    CHECK_STATUS(pyad_rec_cholesky(t, 5, 2, 1), PYAD_ELINALG);
+    CHECK(pyad_n_ops(t) == ops && pyad_n_slots(t) == slots && pyad_n_blocks(t) == blocks);
+    CHECK_STATUS(pyad_rec_solve_triangular(t, 1, 3, 1, 1, 1, 0), PYAD_ELINALG); /* A = 0 */
+    CHECK_STATUS(pyad_rec_solve_triangular(t, 5, 3, 2, 1, 1, PYAD_TRI_UNIT), 9);
+    CHECK_STATUS(pyad_rec_cholesky(t, 0, 0, 1), PYAD_EINVAL);
+    CHECK_STATUS(pyad_rec_cholesky(t, 0, 2, 0), PYAD_EINVAL);
+    CHECK_STATUS(pyad_rec_solve_triangular(t, 0, 0, 2, 1, 1, 8), PYAD_EINVAL);
+    CHECK_STATUS(pyad_rec_cholesky(t, 1000, 2, 1), PYAD_EINDEX);
+    CHECK_STATUS(pyad_rec_cholesky(NULL, 0, 2, 1), PYAD_ECLOSED);
+    pyad_tape_free(t);
+}
 
 static void group_products(void)
 {
@@ -2654,6 +2715,7 @@ int main(int argc, char **argv)
     run_group("specials", group_specials);
     run_group("products", group_products);
     run_group("linalg lu", group_linalg_lu);
+    run_group("linalg sym", group_linalg_sym);
     run_group("composite", group_composite);
     run_group("blocks", group_blocks);
     run_group("ieee", group_ieee);
