@@ -12,7 +12,8 @@
 # Left out: the Python-backend tests (-k "not python"), the RSS measurements of
 # tests/test_memory.py (ASan's shadow memory and quarantine make RSS
 # meaningless) and tests/test_c_driver.py (tests/c/run.sh has its own
-# sanitizer build). Each test file runs in its own pytest process, so that a
+# sanitizer build). Each test file runs in its own pytest process (two at a
+# time, SANITIZE_JOBS; each with its own report folder), so that a
 # sanitizer abort ends only that file's run; its report is printed after it.
 # Usage: .ci/sanitize.sh [extra pytest arguments]
 #        SANITIZE_FILES='test_hostile*' .ci/sanitize.sh   (only these test files)
@@ -76,19 +77,26 @@ for ext in (_pyad_c, _speedups):
     print("== sanitized extension:", ext.__file__)
 ' "$work/venv"
 
-echo "== C-backend tests under ASan/UBSan"
-failed=()
-out="$work/reports/pytest.out"
-for file in "$work"/src/tests/${SANITIZE_FILES:-test_*.py}; do
+echo "== C-backend tests under ASan/UBSan (${SANITIZE_JOBS:-2} files at a time)"
+# One test file's run, in its own pytest process with its own sanitizer report
+# folder, so that files can run side by side (most of the time is each
+# process's start under ASan). Writes the file's log and, if it failed, a mark.
+run_file() {
+    local file="$1" name reports out rc summary id
     name="$(basename "$file")"
-    [ "$name" = test_c_driver.py ] && continue
-    deselect=()
-    crashed=()
+    reports="$work/reports/$name"
+    out="$work/logs/$name.out"
+    mkdir -p "$reports"
+    export ASAN_OPTIONS="$ASAN_BASE:log_path=$reports/asan"
+    export UBSAN_OPTIONS="$UBSAN_BASE:log_path=$reports/ubsan"
+    local deselect=() crashed=()
+    {
     while :; do
         rc=0
         # --capture=sys: what C writes to stderr (UBSan's reports) is not swallowed
+        # shellcheck disable=SC2086
         "$py" -m pytest -v -p no:cacheprovider --capture=sys --rootdir="$work/src" "$file" \
-            -k "not python and not rss" "${deselect[@]}" "$@" > "$out" 2>&1 || rc=$?
+            -k "not python and not rss" "${deselect[@]}" $SANITIZE_PYTEST_ARGS > "$out" 2>&1 || rc=$?
         summary="$(grep -E '^=+ .*(passed|failed|error|deselected|no tests ran).* in [0-9.]+s' "$out" \
                    | tail -1 | tr -d '=' || true)"
         [ "$rc" != 0 ] && [ -n "$summary" ] || [ "$rc" = 0 ] && break
@@ -99,7 +107,7 @@ for file in "$work"/src/tests/${SANITIZE_FILES:-test_*.py}; do
         crashed+=("$id")
         echo "---- $name: $id ended the process:"
         grep -E "runtime error|ERROR: AddressSanitizer|^SUMMARY" "$out" | head -5 || true
-        for report in "$work"/reports/asan.*; do
+        for report in "$reports"/asan.*; do
             [ -e "$report" ] || continue
             grep -vE "^ +#[0-9]+ 0x[0-9a-f]+ in (_Py|Py|_PyEval|pymain|cfunction|method_vectorcall|_start|__libc)" "$report" | head -25 || true
             rm -f "$report"
@@ -107,20 +115,36 @@ for file in "$work"/src/tests/${SANITIZE_FILES:-test_*.py}; do
         [ -n "$id" ] && [ ${#crashed[@]} -lt 20 ] || break
         deselect+=(--deselect "$id")
     done
-    [ "$rc" = 5 ] && [ ${#crashed[@]} = 0 ] && continue  # nothing selected in this file
+    [ "$rc" = 5 ] && [ ${#crashed[@]} = 0 ] && return 0  # nothing selected in this file
     echo "$name: ${summary:-no summary}${crashed:+, ${#crashed[@]} crashed}"
     if [ "$rc" != 0 ] && [ "$rc" != 5 ] || [ ${#crashed[@]} != 0 ]; then
-        failed+=("$name")
+        touch "$work/logs/$name.failed"
         grep -E "^(FAILED|ERROR) " "$out" | head -20 || true
         grep -E "^E  " "$out" | head -10 || true
     fi
-    for report in "$work"/reports/asan.*; do  # from subprocesses the tests started
+    for report in "$reports"/asan.*; do  # from subprocesses the tests started
         [ -e "$report" ] || continue
         echo "---- sanitizer report from a subprocess of $name:"
         grep -E "ERROR: AddressSanitizer|^SUMMARY|^ +#[0-9]+ 0x[0-9a-f]+ in (pyad|tape|record|forward|reverse|batch|vector|serialize|scalar|rowstore)" \
             "$report" | head -12 || true
         rm -f "$report"
     done
+    } > "$work/logs/$name.report" 2>&1
+}
+export -f run_file
+export work py ASAN_BASE="${ASAN_OPTIONS%:log_path=*}" UBSAN_BASE="${UBSAN_OPTIONS%:log_path=*}"
+export SANITIZE_PYTEST_ARGS="$*"
+mkdir -p "$work/logs"
+files=()
+for file in "$work"/src/tests/${SANITIZE_FILES:-test_*.py}; do
+    [ "$(basename "$file")" = test_c_driver.py ] || files+=("$file")
+done
+printf '%s\0' "${files[@]}" | xargs -0 -n 1 -P "${SANITIZE_JOBS:-2}" bash -c 'run_file "$1"' _
+failed=()
+for file in "${files[@]}"; do  # the reports in file order
+    name="$(basename "$file")"
+    [ -e "$work/logs/$name.report" ] && cat "$work/logs/$name.report"
+    [ -e "$work/logs/$name.failed" ] && failed+=("$name")
 done
 echo "== sanitized run took $((SECONDS - start)) s"
 if [ ${#failed[@]} -gt 0 ]; then
