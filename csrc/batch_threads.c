@@ -15,6 +15,9 @@
  * other work on its core holds the others up by one chunk at most.
  *
  * Nothing outlives the call: no global state, no pool kept between calls. */
+/* posix_memalign: aligned_alloc is C11 only, and the core also builds as C99 */
+#define _POSIX_C_SOURCE 200809L
+
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -208,8 +211,10 @@ int pyad_batch_sweep(pyad_tape *t, int kind, int64_t nb, int64_t chunk, int64_t 
     if (n_threads > job.n_chunks)
         n_threads = job.n_chunks;
     /* aligned as the type says (calloc promises 16 bytes), for UBSan and the cache */
-    batch_worker *workers = aligned_alloc(alignof(batch_worker),
-                                          (size_t)n_threads * sizeof *workers);
+    void *memory = NULL;
+    if (posix_memalign(&memory, alignof(batch_worker), (size_t)n_threads * sizeof(batch_worker)))
+        memory = NULL;
+    batch_worker *workers = memory;
     if (!workers) {
         tape_end_sweep(t);
         return PYAD_ENOMEM;
