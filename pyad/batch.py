@@ -245,20 +245,27 @@ def in_thread_pool(executor, store):
         hasattr(store, "batch_into")
 
 
+def executor_threads(executor):
+    """How many threads a ThreadPoolExecutor runs its tasks on (its size is kept
+    in a private attribute; the usable cores where it is missing)."""
+    n = getattr(executor, "_max_workers", None)
+    return n if isinstance(n, int) and n >= 1 else usable_cores()
+
+
 def run_in_thread_pool(store, method, arrays, executor, bar):
-    """The batch as tasks of a ThreadPoolExecutor: each sweeps whole chunks of the
-    tape itself, one thread per task (the executor's threads are the parallelism),
-    into its rows of the results; the sweeps release the GIL."""
-    nb = arrays[0].shape[0]
-    chunk = chunk_size(store.n_slots, nb)
+    """The batch as tasks of a ThreadPoolExecutor: one task per executor thread
+    (fewer for a small batch, as threads_for picks for threads=), all running the
+    C chunk loop of one batch without the GIL and taking whole chunks from its
+    shared counter; results are written into the returned arrays."""
+    nb, n_slots = arrays[0].shape[0], store.n_slots
+    chunk = chunk_size(n_slots, nb)
     out = result_arrays(method, nb, store.n_inputs, store.n_outputs)
-    spans = executor_spans(nb, store.n_slots)
-    with blas_threads_for(2):
-        futures = [executor.submit(store.batch_into, method, tuple(a[lo:hi] for a in arrays),
-                                   tuple(o[lo:hi] for o in out), chunk, 1)
-                   for lo, hi in spans]
-        for (lo, hi), f in zip(spans, futures):
-            n_bad = f.result()
+    k = threads_for(executor_threads(executor), nb, chunk, n_slots)
+    with blas_threads_for(k):
+        for lo, hi in progress_spans(nb, chunk, k, bar):
+            n_bad = store.batch_into(method, tuple(a[lo:hi] for a in arrays),
+                                     tuple(o[lo:hi] for o in out), chunk, k,
+                                     executor=executor if k > 1 else None)
             if bar is not None:
                 bar.grow(n_bad)
                 bar.update(hi - lo)
