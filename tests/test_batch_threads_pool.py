@@ -9,6 +9,7 @@ a fork's child gets a working pool; many batches grow neither threads nor memory
 Thread tests run in a subprocess with sys.setswitchinterval(1e-6). Small
 batches stay on one thread by design, so the tests shrink the work a thread
 needs (MIN_THREAD_WORK) and the chunks, as test_batch_threads.py does."""
+import os
 import subprocess
 import sys
 import textwrap
@@ -53,8 +54,10 @@ def run_script(body, backend, timeout=240):
         sys.setswitchinterval(1e-6)
         backend = sys.argv[1]
         """) + SPLIT_SMALL + "\n" + textwrap.dedent(body)
+    # OpenBLAS on one thread: its own threads would blur the counts of pyad's
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-c", script, backend], capture_output=True, text=True,
-                       timeout=timeout)
+                       timeout=timeout, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r.stdout
 
@@ -209,10 +212,13 @@ FORK = """
     pid = os.fork()
     if pid == 0:  # the child: the parent's pool threads are not here
         try:
+            alone = len(os.listdir("/proc/self/task"))
             ok = all(np.array_equal(tape.gradient(X, batch=True, threads=k), want)
                      for k in (3, 2, 4))
+            # the child split its batches over threads of its own, not all on one
+            started = len(os.listdir("/proc/self/task")) - alone
             tape.close()
-            os._exit(0 if ok else 3)
+            os._exit(0 if ok and started == (3 if backend == "c" else 0) else 3)
         except BaseException:
             os._exit(4)
     _, status = os.waitpid(pid, 0)
@@ -222,7 +228,7 @@ FORK = """
 """
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_sweeps_split_batches(backend):
     assert run_script(FORK, backend, timeout=120).strip().endswith("ok")
 
@@ -256,3 +262,33 @@ MANY_CALLS = """
 
 def test_many_split_batches_grow_neither_threads_nor_memory(backend):
     assert run_script(MANY_CALLS, backend).strip().startswith("ok")
+
+
+SLOW_WORKER = """
+    @pyad.custom_jvp
+    def slow(x):
+        return x * x
+    main = threading.main_thread()
+
+    def jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        if threading.current_thread() is not main:
+            import time
+            time.sleep(0.02)  # a worker's chunk ends long after the caller's last one
+        return x * x, 2.0 * x * t
+    slow.defjvp(jvp)
+
+    X = np.random.default_rng(0).uniform(1.0, 2.0, size=(400, 3))
+    tape = pyad.trace(lambda x: np.sum(slow(x) * x), X[0], backend=backend)
+    want = tape.gradient(X, batch=True, threads=1)
+    pool = ThreadPoolExecutor(2)
+    hows = [{"threads": 2}, {"threads": 3}] + ([{"executor": pool}] if backend == "c" else [])
+    for how in hows:
+        for _ in range(2):
+            assert np.array_equal(tape.gradient(X, batch=True, **how), want), how
+    print("ok")
+"""
+
+
+def test_a_batch_waits_for_its_slowest_worker(backend):
+    assert run_script(SLOW_WORKER, backend).strip().endswith("ok")
