@@ -347,22 +347,39 @@ int pyad_reverse_batch(pyad_tape *t, int64_t nb, const double *v, const double *
 int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *vd,
                       const double *u, double *adj, double *adjd, double *xbar, double *xbard);
 
-/* A whole batch in one call (csrc/batch_threads.c): the sweep `kind` at nb
- * points, in chunks of `chunk` points, on up to n_threads threads (the caller's
- * among them; none outlives the call). The results are bit for bit those of
- * n_threads = 1: chunk boundaries do not depend on it. Arrays are as above,
+/* A whole batch (csrc/batch_threads.c): the sweep `kind` at nb points, in
+ * chunks of `chunk` points. The results are bit for bit those of one thread:
+ * chunk boundaries do not depend on how many take part. Arrays are as above,
  * full size (nb rows); u has u_rows = nb rows, or 1 row used at every point.
  * VALUES fills y; JVP y, yd (either may be NULL); VJP y (or NULL), xbar; HVP y
- * (or NULL), xbar, xbard. bad and *n_bad as above. */
+ * (or NULL), xbar, xbard. bad and *n_bad as above.
+ *
+ * A pool (made and freed by its owner) holds threads parked between batches and
+ * each worker's work arrays; it runs one batch at a time (else PYAD_EBUSY).
+ * pyad_batch_sweep runs the batch on the caller and up to n_threads - 1 pool
+ * threads. Or: pyad_batch_begin opens it for n_workers participants, each
+ * calls pyad_batch_work once with its own worker number 0 .. n_workers-1 (from
+ * any thread, concurrently), and pyad_batch_end, called when every
+ * pyad_batch_work has returned, gives the status and *n_bad. pyad_pool_free
+ * (never during a batch) joins the threads. */
 enum pyad_batch_kind {
     PYAD_BATCH_VALUES = 0,
     PYAD_BATCH_JVP = 1,
     PYAD_BATCH_VJP = 2,
     PYAD_BATCH_HVP = 3
 };
-int pyad_batch_sweep(pyad_tape *t, int kind, int64_t nb, int64_t chunk, int64_t n_threads,
-                     const double *x, const double *xd, const double *u, int64_t u_rows,
-                     double *y, double *yd, double *xbar, double *xbard, int64_t *bad,
-                     int64_t *n_bad);
+typedef struct pyad_batch_pool pyad_batch_pool;
+int pyad_pool_new(pyad_batch_pool **out);
+void pyad_pool_free(pyad_batch_pool *pool);
+int pyad_batch_sweep(pyad_batch_pool *pool, pyad_tape *t, int kind, int64_t nb, int64_t chunk,
+                     int64_t n_threads, const double *x, const double *xd, const double *u,
+                     int64_t u_rows, double *y, double *yd, double *xbar, double *xbard,
+                     int64_t *bad, int64_t *n_bad);
+int pyad_batch_begin(pyad_batch_pool *pool, pyad_tape *t, int kind, int64_t nb, int64_t chunk,
+                     int64_t n_workers, const double *x, const double *xd, const double *u,
+                     int64_t u_rows, double *y, double *yd, double *xbar, double *xbard,
+                     int64_t *bad);
+int pyad_batch_work(pyad_batch_pool *pool, int64_t worker);
+int pyad_batch_end(pyad_batch_pool *pool, int64_t *n_bad);
 
 #endif

@@ -5,6 +5,7 @@ take numpy arrays and return numpy arrays. Work arrays for sweeps are cached per
 store and used by one sweep at a time; a concurrent sweep gets fresh ones, so
 several threads may replay one tape at once.
 """
+import concurrent.futures
 import threading
 import time
 
@@ -67,8 +68,56 @@ def pyad_custom_callback(ctx, call):
                              _lanes(call.zbard, n_out, lq), _lanes(call.xbard, n_in, lq))
     except BaseException as e:  # noqa: B036 (KeyboardInterrupt too: re-raised after the sweep)
         _callback_error.error = e
+        _keep_for_batches(ctx, e)
         return -1
     return 0
+
+
+# A batch split over threads runs rules on threads other than its caller's (the
+# pool's, which are not Python threads, or an executor's): their exceptions go
+# to the boxes of the batches running on that store (a dict per batch, keyed by
+# the store's rules handle), and the caller raises the first. Two failing batches
+# of one store at once may each raise the other's exception (both of its rules).
+_batch_boxes = {}
+_batch_boxes_lock = threading.Lock()
+
+
+def _keep_for_batches(ctx, error):
+    key = int(ffi.cast("uintptr_t", ctx))
+    with _batch_boxes_lock:
+        for box in _batch_boxes.get(key, ()):
+            box.setdefault("error", error)
+
+
+class _RuleErrors:
+    """A batch's box for its rules' exceptions, open for the `with` block."""
+
+    def __init__(self, handle):
+        self.key = None if handle is None else int(ffi.cast("uintptr_t", handle))
+        self.box = {}
+
+    def __enter__(self):
+        if self.key is not None:
+            with _batch_boxes_lock:
+                _batch_boxes.setdefault(self.key, []).append(self.box)
+        return self
+
+    def __exit__(self, *exc):
+        if self.key is not None:
+            with _batch_boxes_lock:
+                boxes = _batch_boxes[self.key]
+                boxes.remove(self.box)
+                if not boxes:
+                    del _batch_boxes[self.key]
+        return False
+
+    def fail(self, status):
+        """_fail for the batch: the rule's own exception, whichever thread ran it."""
+        if status == _CALLBACK and getattr(_callback_error, "error", None) is None \
+                and "error" in self.box:
+            _callback_error.error = None
+            raise self.box["error"]
+        _fail(status)
 
 
 def _dbl(a):
@@ -217,6 +266,41 @@ class _BatchScratch(threading.local):
 
 _SCRATCH = _BatchScratch()
 
+def _batch_task(pool, worker):
+    """An executor task of a batch: worker `worker`'s share of its chunks."""
+    s = lib.pyad_batch_work(pool, worker)
+    _callback_error.error = None  # a rule's exception reaches the caller by its box
+    return s
+
+
+def _batch_on_executor(pool, h, kind, args, chunk, n_tasks, executor):
+    """(status, n_bad) of a batch run as n_tasks tasks of executor, each taking
+    whole chunks from the shared counter until none is left. Once one task has
+    returned no chunk is left to take, so tasks that have not started yet are
+    cancelled rather than waited for (the executor may be busy with other work);
+    one that cannot be submitted is run here."""
+    nb, *arrays = args
+    s = lib.pyad_batch_begin(pool, h, kind, nb, chunk, n_tasks, *arrays)
+    if s:
+        return s, 0
+    futures = []
+    try:
+        for i in range(n_tasks):
+            try:
+                futures.append(executor.submit(_batch_task, pool, i))
+            except RuntimeError:  # shut down: this thread does that share
+                lib.pyad_batch_work(pool, i)
+        if futures:
+            concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
+    finally:
+        for f in futures:
+            f.cancel()
+        concurrent.futures.wait(futures)  # the tasks still running use the arrays
+        n_bad = ffi.new("int64_t[1]")
+        s = lib.pyad_batch_end(pool, n_bad)
+    return s, n_bad[0]
+
+
 _BATCH_KIND = {Sweep.FORWARD_BATCH: lib.PYAD_BATCH_VALUES, Sweep.JVP_BATCH: lib.PYAD_BATCH_JVP,
                Sweep.VJP_BATCH: lib.PYAD_BATCH_VJP, Sweep.HVP_BATCH: lib.PYAD_BATCH_HVP}
 
@@ -238,6 +322,8 @@ class CStore(RowBuffer):
         self._h = _new_tape()
         self._work = None
         self._work_lock = threading.Lock()
+        self._pools = []  # batch pools no batch is using (_take_pool)
+        self._pools_lock = threading.Lock()
         self._next = 0  # rows are buffered in RowStore (see RowBuffer)
         self._owner = get_ident()  # the thread recording scalar ops (see scalar.claim)
         self.custom_rows = []  # the pyad.custom calls recorded, by their rule number
@@ -286,6 +372,7 @@ class CStore(RowBuffer):
             finally:
                 self._work_lock.release()
         self._work = None
+        self._free_pools()
         self._close_rows()
 
     @property
@@ -851,55 +938,102 @@ class CStore(RowBuffer):
             return y, xbar, xbard, bad
         return self._batch(run)
 
-    def batch_into(self, method, arrays, out, chunk, threads):
+    def batch_into(self, method, arrays, out, chunk, threads, executor=None):
         """The batched sweep `method` (a Sweep) at every row of arrays (the points,
-        then its directions / cotangents), in one C call that splits the rows into
-        chunks of `chunk` points over up to `threads` threads, without the GIL.
+        then its directions / cotangents), split into chunks of `chunk` points,
+        without the GIL: in one C call, on this thread and up to threads - 1 of
+        the store's pool (executor None), or as `threads` tasks of executor (a
+        ThreadPoolExecutor), each running the same chunk loop.
         Writes the results and `bad` into out (batch.result_arrays); returns how
         many points have a failed guard. A cotangent array whose rows are one
         broadcast row (stride 0) is handed over as that one row."""
         h, n_slots, n_in, n_out = self._hold()
         try:
-            nb = arrays[0].shape[0]
-            x = np.ascontiguousarray(arrays[0], dtype=np.float64)
-            _sizes_match(x, nb * n_in)
-            xd = u = ffi.NULL
-            u_rows = 0
-            if method in (Sweep.JVP_BATCH, Sweep.HVP_BATCH):
-                d = np.ascontiguousarray(arrays[1], dtype=np.float64)
-                _sizes_match(d, nb * n_in)
-                xd = _dbl(d)
-            if method in (Sweep.VJP_BATCH, Sweep.HVP_BATCH):
-                c = arrays[-1]
-                u_rows = 1 if nb > 1 and c.strides[0] == 0 else nb
-                c = np.ascontiguousarray(c[:u_rows], dtype=np.float64)
-                _sizes_match(c, u_rows * n_out)
-                u = _dbl(c)
-            for a in out[:-1]:
-                if not (a.flags.c_contiguous and a.dtype == np.float64 and a.shape[0] == nb):
-                    raise ValueError("batch_into: result arrays must be C-contiguous "
-                                     f"float64 with {nb} rows")
-            _sizes_match(out[0], nb * n_out)
-            extra = [ffi.NULL, ffi.NULL, ffi.NULL]  # yd, xbar, xbard
-            if method is Sweep.JVP_BATCH:
-                _sizes_match(out[1], nb * n_out)
-                extra[0] = _dbl(out[1])
-            elif method in (Sweep.VJP_BATCH, Sweep.HVP_BATCH):
-                for j, a in enumerate(out[1:-1]):
-                    _sizes_match(a, nb * n_in)
-                    extra[1 + j] = _dbl(a)
-            bad = out[-1]
-            if not (bad.dtype == np.int64 and bad.shape == (nb,) and bad.flags.c_contiguous):
-                raise ValueError(f"batch_into: bad must be {nb} contiguous int64")
-            n_bad = ffi.new("int64_t[1]")
-            s = lib.pyad_batch_sweep(h, _BATCH_KIND[method], nb, chunk, threads, _dbl(x), xd,
-                                     u, u_rows, _dbl(out[0]), extra[0], extra[1], extra[2],
-                                     ffi.from_buffer("int64_t[]", bad), n_bad)
+            args = self._batch_args(method, arrays, out, n_in, n_out)
+            pool = self._take_pool()
+            try:
+                with _RuleErrors(self._custom_handle) as errors:
+                    if executor is None:
+                        n_bad = ffi.new("int64_t[1]")
+                        s = lib.pyad_batch_sweep(pool, h, _BATCH_KIND[method], args[0], chunk,
+                                                 threads, *args[1:], n_bad)
+                        n_bad = n_bad[0]
+                    else:
+                        s, n_bad = _batch_on_executor(pool, h, _BATCH_KIND[method], args,
+                                                      chunk, threads, executor)
+                    if s:
+                        errors.fail(s)
+            finally:
+                self._give_pool(pool)
         finally:
             lib.pyad_end_sweep(h)
+        return int(n_bad)
+
+    def _batch_args(self, method, arrays, out, n_in, n_out):
+        """(nb, x, xd, u, u_rows, y, yd, xbar, xbard, bad) for the C batch calls,
+        every array checked against the tape's sizes."""
+        nb = arrays[0].shape[0]
+        x = np.ascontiguousarray(arrays[0], dtype=np.float64)
+        _sizes_match(x, nb * n_in)
+        xd = u = ffi.NULL
+        u_rows = 0
+        if method in (Sweep.JVP_BATCH, Sweep.HVP_BATCH):
+            d = np.ascontiguousarray(arrays[1], dtype=np.float64)
+            _sizes_match(d, nb * n_in)
+            xd = _dbl(d)
+        if method in (Sweep.VJP_BATCH, Sweep.HVP_BATCH):
+            c = arrays[-1]
+            u_rows = 1 if nb > 1 and c.strides[0] == 0 else nb
+            c = np.ascontiguousarray(c[:u_rows], dtype=np.float64)
+            _sizes_match(c, u_rows * n_out)
+            u = _dbl(c)
+        for a in out[:-1]:
+            if not (a.flags.c_contiguous and a.dtype == np.float64 and a.shape[0] == nb):
+                raise ValueError("batch_into: result arrays must be C-contiguous "
+                                 f"float64 with {nb} rows")
+        _sizes_match(out[0], nb * n_out)
+        extra = [ffi.NULL, ffi.NULL, ffi.NULL]  # yd, xbar, xbard
+        if method is Sweep.JVP_BATCH:
+            _sizes_match(out[1], nb * n_out)
+            extra[0] = _dbl(out[1])
+        elif method in (Sweep.VJP_BATCH, Sweep.HVP_BATCH):
+            for j, a in enumerate(out[1:-1]):
+                _sizes_match(a, nb * n_in)
+                extra[1 + j] = _dbl(a)
+        bad = out[-1]
+        if not (bad.dtype == np.int64 and bad.shape == (nb,) and bad.flags.c_contiguous):
+            raise ValueError(f"batch_into: bad must be {nb} contiguous int64")
+        # the cdata pointers keep x, d and c alive for the call
+        return (nb, _dbl(x), xd, u, u_rows, _dbl(out[0]), *extra,
+                ffi.from_buffer("int64_t[]", bad))
+
+    # ---- the batch pools (csrc/batch_threads.c): threads and work arrays kept ----
+
+    def _take_pool(self):
+        """A pool no batch is using: the store keeps those it made (a pool runs one
+        batch at a time, so batches running at once on this store get one each)."""
+        with self._pools_lock:
+            if self._pools:
+                return self._pools.pop()
+        out = ffi.new("pyad_batch_pool **")
+        s = lib.pyad_pool_new(out)
         if s:
             _fail(s)
-        return int(n_bad[0])
+        return ffi.gc(out[0], lib.pyad_pool_free)
+
+    def _give_pool(self, pool):
+        with self._pools_lock:
+            if not self.closed:
+                self._pools.append(pool)
+                return
+        ffi.release(pool)  # the store was closed during the batch: its threads end now
+
+    def _free_pools(self):
+        """Join the pools' threads and free their work arrays (close())."""
+        with self._pools_lock:
+            pools, self._pools = self._pools, []
+        for pool in pools:
+            ffi.release(pool)
 
     @recording
     def set_active_inputs(self, active):

@@ -214,25 +214,28 @@ def progress_spans(nb, chunk, threads, bar):
 def sweep_whole(store, method, arrays, threads, bar=None, chunk=None):
     """All points through one C call per span (store.batch_into) that splits them
     over threads (None: the usable cores) in fixed chunks; results are written
-    straight into the arrays returned, which hold no per-chunk copies."""
+    straight into the arrays returned, which hold no per-chunk copies.
+    Returns (the arrays, how many points have a failed guard)."""
     nb, n_slots = arrays[0].shape[0], store.n_slots
     chunk = chunk or chunk_size(n_slots, nb)
     out = result_arrays(method, nb, store.n_inputs, store.n_outputs)
     k = threads_for(threads, nb, chunk, n_slots)
+    total_bad = 0
     with blas_threads_for(k):
         for lo, hi in progress_spans(nb, chunk, k, bar):
             n_bad = store.batch_into(method, tuple(a[lo:hi] for a in arrays),
                                      tuple(o[lo:hi] for o in out), chunk, k)
+            total_bad += n_bad
             if bar is not None:
                 bar.grow(n_bad)  # re-recorded later
                 bar.update(hi - lo)
-    return out
+    return out, total_bad
 
 
 def sweep_local(store, method, arrays, chunk=None, threads=1):
     """A batch on this process: one C call where the store has it, else chunk by chunk."""
     if hasattr(store, "batch_into"):
-        return sweep_whole(store, method, arrays, threads, chunk=chunk)
+        return sweep_whole(store, method, arrays, threads, chunk=chunk)[0]
     return sweep_chunks(store, method, arrays, chunk)
 
 
@@ -245,24 +248,33 @@ def in_thread_pool(executor, store):
         hasattr(store, "batch_into")
 
 
+def executor_threads(executor):
+    """How many threads a ThreadPoolExecutor runs its tasks on (its size is kept
+    in a private attribute; the usable cores where it is missing)."""
+    n = getattr(executor, "_max_workers", None)
+    return n if isinstance(n, int) and n >= 1 else usable_cores()
+
+
 def run_in_thread_pool(store, method, arrays, executor, bar):
-    """The batch as tasks of a ThreadPoolExecutor: each sweeps whole chunks of the
-    tape itself, one thread per task (the executor's threads are the parallelism),
-    into its rows of the results; the sweeps release the GIL."""
-    nb = arrays[0].shape[0]
-    chunk = chunk_size(store.n_slots, nb)
+    """The batch as tasks of a ThreadPoolExecutor: one task per executor thread
+    (fewer for a small batch, as threads_for picks for threads=), all running the
+    C chunk loop of one batch without the GIL and taking whole chunks from its
+    shared counter; results are written into the returned arrays."""
+    nb, n_slots = arrays[0].shape[0], store.n_slots
+    chunk = chunk_size(n_slots, nb)
     out = result_arrays(method, nb, store.n_inputs, store.n_outputs)
-    spans = executor_spans(nb, store.n_slots)
-    with blas_threads_for(2):
-        futures = [executor.submit(store.batch_into, method, tuple(a[lo:hi] for a in arrays),
-                                   tuple(o[lo:hi] for o in out), chunk, 1)
-                   for lo, hi in spans]
-        for (lo, hi), f in zip(spans, futures):
-            n_bad = f.result()
+    k = threads_for(executor_threads(executor), nb, chunk, n_slots)
+    total_bad = 0
+    with blas_threads_for(k):
+        for lo, hi in progress_spans(nb, chunk, k, bar):
+            n_bad = store.batch_into(method, tuple(a[lo:hi] for a in arrays),
+                                     tuple(o[lo:hi] for o in out), chunk, k,
+                                     executor=executor if k > 1 else None)
+            total_bad += n_bad
             if bar is not None:
                 bar.grow(n_bad)
                 bar.update(hi - lo)
-    return out
+    return out, total_bad
 
 
 def run_remote(store, method, arrays, executor, tape_bytes, bar):
@@ -295,6 +307,13 @@ def run(store, method, arrays, threads=None, executor=None, tape_bytes=None, pro
     to one, as its sweeps hold the GIL), never more than the batch's chunks.
     progress=True shows the points done (tqdm if installed, else a line on stderr);
     a Progress instead is advanced and left open (the caller re-records points)."""
+    return run_counted(store, method, arrays, threads, executor, tape_bytes, progress)[0]
+
+
+def run_counted(store, method, arrays, threads=None, executor=None, tape_bytes=None,
+                progress=False):
+    """run, and how many points have a failed guard (None where it was not
+    counted): a batch with none skips the search of `bad` for them."""
     nb = arrays[0].shape[0]
     method = Sweep(method)
     threads = n_threads(threads)
@@ -307,7 +326,7 @@ def run(store, method, arrays, threads=None, executor=None, tape_bytes=None, pro
             if tape_bytes is None:
                 raise ValueError("an executor that is not a ThreadPoolExecutor needs "
                                  "tape_bytes (the tape, saved) to send to its tasks")
-            return run_remote(store, method, arrays, executor, tape_bytes, bar)
+            return run_remote(store, method, arrays, executor, tape_bytes, bar), None
         if hasattr(store, "batch_into"):
             return sweep_whole(store, method, arrays, threads, bar)
         if threads is not None and threads > 1 and nb > 1:
@@ -320,8 +339,9 @@ def run(store, method, arrays, threads=None, executor=None, tape_bytes=None, pro
                                               tuple(a[span[0]:span[1]] for a in arrays),
                                               chunk, progress=bar),
                     spans))
-            return tuple(np.concatenate([p[j] for p in parts]) for j in range(len(parts[0])))
-        return sweep_chunks(store, method, arrays, progress=bar)
+            return tuple(np.concatenate([p[j] for p in parts])
+                         for j in range(len(parts[0]))), None
+        return sweep_chunks(store, method, arrays, progress=bar), None
     finally:
         if bar is not None and own_bar:
             bar.close()
@@ -422,9 +442,11 @@ def replay(tape, method, x, extra, threads, executor, grads=(), packed=False, pr
                   and not in_thread_pool(executor, tape._store) else None)
     bar = progress_bar(progress, X.shape[0], f"pyad {method.value}", unit="pt")
     try:
-        *results, bad = run(tape._store, method, (X,) + tuple(extra), threads, executor,
-                            tape_bytes, bar if bar is not None else False)
-        _fix_points(tape, method, X, extra, results, bad, bar)
+        (*results, bad), n_bad = run_counted(tape._store, method, (X,) + tuple(extra), threads,
+                                             executor, tape_bytes,
+                                             bar if bar is not None else False)
+        if n_bad != 0:
+            _fix_points(tape, method, X, extra, results, bad, bar)
     finally:
         if bar is not None:
             bar.close()

@@ -180,12 +180,13 @@ def test_the_c_call_refuses_bad_arguments():
     bad, n_bad = np.empty(4, np.int64), ffi.new("int64_t[1]")
     p = lambda a: ffi.cast("double *", ffi.from_buffer(a))  # noqa: E731
     ib = ffi.cast("int64_t *", ffi.from_buffer(bad))
+    pool = store._take_pool()
 
     def call(kind=lib.PYAD_BATCH_VJP, nb=4, chunk=2, threads=2, u_rows=4, xp=None, up=None,
-             xbarp=None):
+             xbarp=None, poolp=pool):
         h = store._h
         pick = lambda given, a: p(a) if given is None else given  # noqa: E731
-        return lib.pyad_batch_sweep(h, kind, nb, chunk, threads, pick(xp, x), ffi.NULL,
+        return lib.pyad_batch_sweep(poolp, h, kind, nb, chunk, threads, pick(xp, x), ffi.NULL,
                                     pick(up, u), u_rows, p(y), ffi.NULL, pick(xbarp, xbar),
                                     ffi.NULL, ib, n_bad)
 
@@ -193,14 +194,36 @@ def test_the_c_call_refuses_bad_arguments():
     einval = lib.PYAD_EINVAL
     for args in ({"kind": 4}, {"kind": -1}, {"nb": 0}, {"chunk": 0}, {"threads": 0},
                  {"threads": 1025}, {"u_rows": 3}, {"u_rows": 0}, {"up": ffi.NULL},
-                 {"xp": ffi.NULL}, {"xbarp": ffi.NULL}):
+                 {"xp": ffi.NULL}, {"xbarp": ffi.NULL}, {"poolp": ffi.NULL}):
         assert call(**args) == einval, args
-    assert lib.pyad_batch_sweep(ffi.NULL, 0, 4, 2, 2, p(x), ffi.NULL, ffi.NULL, 0, p(y),
+    assert lib.pyad_batch_sweep(pool, ffi.NULL, 0, 4, 2, 2, p(x), ffi.NULL, ffi.NULL, 0, p(y),
                                 ffi.NULL, ffi.NULL, ffi.NULL, ib, n_bad) == lib.PYAD_ECLOSED
-    assert lib.pyad_batch_sweep(store._h, 0, 4, 2, 2, p(x), ffi.NULL, ffi.NULL, 0, p(y),
+    assert lib.pyad_batch_sweep(pool, store._h, 0, 4, 2, 2, p(x), ffi.NULL, ffi.NULL, 0, p(y),
                                 ffi.NULL, ffi.NULL, ffi.NULL, ib, ffi.NULL) == einval
+    # the step by step form: one batch per pool, worker numbers in range, each once
+    h = store._h
+
+    def begin(n_workers=2):
+        return lib.pyad_batch_begin(pool, h, lib.PYAD_BATCH_VJP, 4, 1, n_workers, p(x),
+                                    ffi.NULL, p(u), 4, p(y), ffi.NULL, p(xbar), ffi.NULL, ib)
+
+    assert lib.pyad_batch_work(pool, 0) == einval  # no batch is open
+    assert lib.pyad_batch_end(pool, n_bad) == einval
+    assert begin(0) == einval and begin(1025) == einval
+    assert begin() == 0
+    assert begin() == lib.PYAD_EBUSY  # the pool runs one batch at a time
+    assert call() == lib.PYAD_EBUSY
+    assert lib.pyad_batch_work(pool, 2) == einval and lib.pyad_batch_work(pool, -1) == einval
+    xbar.fill(np.nan)
+    assert lib.pyad_batch_work(pool, 1) == 0  # one worker may take every chunk
+    assert lib.pyad_batch_work(pool, 0) == 0  # and then finds none left
+    assert lib.pyad_batch_end(pool, ffi.NULL) == einval
+    assert lib.pyad_batch_end(pool, n_bad) == 0 and n_bad[0] == 0
+    np.testing.assert_array_equal(xbar, np.array([tape.gradient(r) for r in x]))
+    assert lib.pyad_batch_end(pool, n_bad) == einval  # closed once
     # the tape is not left held by a refused call: it records again
     assert call(kind=lib.PYAD_BATCH_VALUES) == 0
+    store._give_pool(pool)
 
 
 def test_flipped_branches_in_a_split_batch(backend, split_small):
