@@ -11,8 +11,13 @@ import functools
 import operator
 from typing import Any, Callable
 
-from . import cached, pytree, recording
+import math
+
+import numpy as np
+
+from . import cached, diagnostics, pytree, recording
 from .modes import mode_name
+from .store import Sweep
 from .tape import Tape
 
 
@@ -146,6 +151,34 @@ def _need_scalar(tape, who):
                         f"{what} (use pyad.jacobian or pyad.vjp)")
 
 
+def _one_scalar_output(r):
+    return len(r.out_shapes) == 1 and r.out_shapes[0] == () and r.out_args[0].is_leaf()
+
+
+_ONE = np.ones(1)
+
+
+def _gradient_at_recorded_point(r, single):
+    """(value, gradient) of a Recording with one scalar output, by one reverse
+    sweep over the recorded values: what Tape._value_and_gradient gives, without
+    building a Tape (pyad.grad records and drops one per call, and a Tape's set-up
+    cost as much as the sweep of a small function)."""
+    y, xbar = r.store.sweep(Sweep.VJP, None, _ONE)
+    parts, lo = [], 0
+    for shape in r.in_shapes:
+        n = math.prod(shape)
+        parts.append(float(xbar[lo]) if shape == () else xbar[lo:lo + n].reshape(shape))
+        lo += n
+    parts = pytree.cast_all(parts, r.in_dtypes)
+    args, lo = [], 0
+    for spec in r.in_args:
+        n = spec.num_leaves
+        args.append(parts[lo] if spec.is_leaf() else pytree.unflatten(spec, parts[lo:lo + n]))
+        lo += n
+    value = pytree.cast(float(y[0]), pytree.common(r.in_dtypes))
+    return value, args[0] if single else tuple(args)
+
+
 def _with_aux(result, aux, has_aux):
     return (result, aux) if has_aux else result
 
@@ -211,13 +244,22 @@ def value_and_grad(f: Callable[..., Any], argnums: "int | tuple[int, ...]" = 0,
     @functools.wraps(f)
     def value_and_grad_f(*args, **kwargs):
         nums, single = _argnums_tuple(argnums, len(args))
-        tape, aux = _recording(f, args, nums, backend, kwargs, has_aux)
+        _check_args(args, nums)
+        r = recording.record_tree(f, args, nums, backend, kwargs, has_aux)
+        if _one_scalar_output(r) and not diagnostics.DEBUG_NANS.enabled:
+            try:
+                value, g = _gradient_at_recorded_point(r, single)
+            finally:
+                r.store.close()
+            return _with_aux(value, r.aux, has_aux), g
+        tape = Tape.from_store(r.store, r.in_shapes, r.out_shapes, backend,
+                               in_args=r.in_args, out_args=r.out_args, in_dtypes=r.in_dtypes)
         try:
             _need_scalar(tape, "value_and_grad")
             value, g = tape._value_and_gradient((), unwrap=single)
         finally:
             tape.close()
-        return _with_aux(value, aux, has_aux), g
+        return _with_aux(value, r.aux, has_aux), g
     return _transform(value_and_grad_f, value_and_grad, f=f, argnums=argnums,
                       has_aux=has_aux, backend=backend)
 
