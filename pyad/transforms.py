@@ -52,11 +52,13 @@ def _check_args(args, nums):
                             "real number, an array, or a pytree of them")
 
 
-def _recording(f, args, nums, backend, kwargs=None, has_aux=False, retrace=False):
+def _recording(f, args, nums, backend, kwargs=None, has_aux=False, retrace=False,
+               shrink=False):
     """(Tape of f(*args, **kwargs) with the leaves of args[i], i in nums, as inputs;
-    aux values or None)."""
+    aux values or None). The transforms sweep it and close it at once, so its
+    spare capacity is kept for the next recording unless shrink (pyad.trace)."""
     _check_args(args, nums)
-    r = recording.record_tree(f, args, nums, backend, kwargs, has_aux)
+    r = recording.record_tree(f, args, nums, backend, kwargs, has_aux, shrink)
     fn = recording.leaf_function(f, r.in_args, r.out_args) if retrace else None
     tape = Tape.from_store(r.store, r.in_shapes, r.out_shapes, backend, fn=fn,
                            in_args=r.in_args, out_args=r.out_args, in_dtypes=r.in_dtypes)
@@ -66,7 +68,7 @@ def _recording(f, args, nums, backend, kwargs=None, has_aux=False, retrace=False
 def record(f, args, argnums, backend=None, retrace=False):
     """A Tape of f(*args) whose inputs are the leaves of args[i] for i in argnums
     (keeping f to re-record where a branch flips, with retrace=True)."""
-    return _recording(f, args, tuple(argnums), backend, retrace=retrace)[0]
+    return _recording(f, args, tuple(argnums), backend, retrace=retrace, shrink=True)[0]
 
 
 def trace(f: Callable[..., Any], *args: Any, argnums: "int | tuple[int, ...] | None" = None,
@@ -245,7 +247,7 @@ def value_and_grad(f: Callable[..., Any], argnums: "int | tuple[int, ...]" = 0,
     def value_and_grad_f(*args, **kwargs):
         nums, single = _argnums_tuple(argnums, len(args))
         _check_args(args, nums)
-        r = recording.record_tree(f, args, nums, backend, kwargs, has_aux)
+        r = recording.record_tree(f, args, nums, backend, kwargs, has_aux, shrink=False)
         if _one_scalar_output(r) and not diagnostics.DEBUG_NANS.enabled:
             try:
                 value, g = _gradient_at_recorded_point(r, single)
