@@ -115,7 +115,11 @@ def _sizes_match(a, n, *more):
 _SPARE_COUNT = 2
 _SPARE_BYTES = 8 << 20
 _spare = []
-_spare_lock = threading.Lock()
+# Reentrant: _let_go runs as a garbage-collection finalizer, which may fire in
+# the thread that holds the lock (an allocation inside _Work.take or _new_tape)
+# and would wait for it forever. The lists it guards are only appended to and
+# popped from, so a nested call finds them consistent.
+_spare_lock = threading.RLock()
 
 
 def _new_tape():
