@@ -23,6 +23,20 @@ from .tape import Tape
 
 def _argnums_tuple(argnums, nargs):
     """(argument indices, whether argnums was one int), checked as JAX checks them."""
+    if type(argnums) is int or type(argnums) is tuple:
+        try:
+            return _checked_argnums(argnums, nargs)  # the same answer on every call
+        except TypeError:  # a tuple holding something unhashable: checked below
+            pass
+    return _check_argnums(argnums, nargs)
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_argnums(argnums, nargs):
+    return _check_argnums(argnums, nargs)
+
+
+def _check_argnums(argnums, nargs):
     single = not isinstance(argnums, (tuple, list))
     nums = (argnums,) if single else tuple(argnums)
     if not nums:
