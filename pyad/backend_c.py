@@ -269,10 +269,14 @@ class CStore(RowBuffer):
 
     def _rec(self, fn, *args):
         """A direct record call (inside `recording`): its first slot."""
-        s = _waiting(fn, self._h, *args)
+        h = self._h
+        s = fn(h, *args)
         if s < 0:
-            _fail(s)
-        self._next = lib.pyad_n_slots(self._h)
+            if s == _BUSY:
+                s = _waiting(fn, h, *args)
+            if s < 0:
+                _fail(s)
+        self._next = lib.pyad_n_slots(h)
         return s
 
     # ---- lifetime and size ----

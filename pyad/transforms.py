@@ -23,11 +23,10 @@ from .tape import Tape
 
 def _argnums_tuple(argnums, nargs):
     """(argument indices, whether argnums was one int), checked as JAX checks them."""
-    if type(argnums) is int or type(argnums) is tuple:
-        try:
-            return _checked_argnums(argnums, nargs)  # the same answer on every call
-        except TypeError:  # a tuple holding something unhashable: checked below
-            pass
+    # cached only for exact ints: (0, 1.0) equals (0, 1) as a key, and is refused
+    if type(argnums) is int or (type(argnums) is tuple
+                                and all(type(i) is int for i in argnums)):
+        return _checked_argnums(argnums, nargs)  # the same answer on every call
     return _check_argnums(argnums, nargs)
 
 
