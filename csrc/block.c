@@ -5,9 +5,19 @@
  * gets its own copy with the strides written as constants, so the compiler
  * vectorizes it. Reverse loops run over the elements from last to first and add
  * in the order the equivalent scalar rows would (a stride-0 operand receives
- * the sum of its elements' contributions, bit for bit as per-element rows). */
+ * the sum of its elements' contributions, bit for bit as per-element rows).
+ *
+ * Values: arithmetic is the scalar rows' own, bit for bit. Transcendental
+ * functions (tanh, exp, log, sin, ...) are the exception: a block row computes
+ * them with glibc's vector math where the build has it (array_math.h), within
+ * 4 ulp, as numpy's SIMD loops are, so an array row agrees with numpy and with
+ * the equivalent scalar rows to a few ulp, not bit for bit. Every sweep that
+ * computes a block row's values (recording, replay, tangent, vector tangent)
+ * goes through the same vector call per element, so they agree bit for bit
+ * with one another, which guards rely on. */
 #include <string.h>
 
+#include "array_math.h"
 #include "block.h"
 #include "custom.h"
 #include "gather.h"
@@ -18,10 +28,11 @@
 #include "rules.h"
 #include "special_rules.h"
 
-/* No SIMD libm here (batch.c declares it for scalar rows): a block row must give
- * bit for bit the values of its scalar rows in every sweep, and the one-point
- * sweeps of scalar rows call the scalar libm. The kernels are still compiled
- * for AVX2 as well (4 doubles a step), picked at load time, where batch.c is. */
+/* No SIMD declarations of the libm here (batch.c has them for scalar rows): a
+ * loop the compiler vectorizes with them hands its tail to the scalar libm, so
+ * an element's value would depend on its position. The transcendental values
+ * come from array_math.c instead, the same call for every element. The kernels
+ * are still compiled for AVX2 as well (4 doubles a step), picked at load time. */
 #ifdef PYAD_VECTOR_MATH
 #define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
@@ -156,6 +167,10 @@ static void run_values(const struct run *r)
 {
     RUN_LOCALS;
     double *restrict z = r->z;
+    if (array_math_has(r->op)) {
+        array_math_values(r->op, va, sa, z, n);
+        return;
+    }
     switch (r->op) {
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
@@ -194,12 +209,17 @@ static void run_tangent(const struct run *r)
     RUN_LOCALS;
     double *restrict z = r->z, *restrict zd = r->zd;
     const double *restrict ta = r->ta, *restrict tb = r->tb, *restrict tc = r->tc;
+    /* values by run_values' own call, so a JVP's values are the replay's */
+    const int vector_values = array_math_has(r->op);
+    if (vector_values)
+        array_math_values(r->op, va, sa, z, n);
     switch (r->op) {
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
     case OP_##name:                                                                         \
         UNIT_OR_STRIDED(ONE_A, A1, UP,                                                      \
-                        double x = va[j * sa], xd = ta[j * sa]; double z_ = (value);        \
+                        double x = va[j * sa], xd = ta[j * sa];                             \
+                        double z_ = vector_values ? z[j] : (value);                         \
                         { double z = z_; zd[j] = scaled(d_x, xd); (void)z; } z[j] = z_;)    \
         break;
 #define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
@@ -669,13 +689,14 @@ int block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, do
         return PYAD_OK;
     }
     VECTOR_LOCALS;
-    switch (t->op[bl.row]) {
+    const int op = t->op[bl.row], vector_values = array_math_has(op);
+    switch (op) {
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
     case OP_##name:                                                                         \
         ELEMENTS {                                                                          \
             ELEMENT_SLOTS;                                                                  \
-            double x = v[sA], z = (value);                                                  \
+            double x = v[sA], z = vector_values ? array_math_one(op, x) : (value);          \
             v[zs] = z;                                                                      \
             double dx = (d_x);                                                              \
             double *out = vd + zs * p;                                                      \

@@ -134,10 +134,20 @@ static int block_reads(const pyad_tape *t, struct builder *b, struct block bl)
         reads_strided(b, bb, bl.sb, w, k);
         reads_strided(b, c, bl.sc, w, k);
         return 1;
-    case OP_gather:
-        for (int64_t e = 0; e < w; ++e)
-            reads(b, t->pool[a + e], t->pool[a + e], k);
+    case OP_gather: { /* as reading its slots' whole span: a lazy block inside the
+                       * span that the gather skips is zeroed earlier than needed,
+                       * never later, and a broadcast `Z + b` (one gather of
+                       * rows x cols slots) costs one search, not one per slot */
+        int64_t lo = INT64_MAX, hi = -1;
+        for (int64_t e = 0; e < w; ++e) {
+            int64_t s = t->pool[a + e];
+            lo = s < lo ? s : lo;
+            hi = s > hi ? s : hi;
+        }
+        if (w > 0)
+            reads(b, lo, hi, k);
         return 1;
+    }
     case OP_reduce_add:
     case OP_reduce_mul:
     case OP_reduce_max:

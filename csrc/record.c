@@ -167,15 +167,25 @@ static int view_in_range(const pyad_tape *t, const struct layout *l, const int64
     return PYAD_OK;
 }
 
-/* Writes the view's n slots, row-major, to out (an odometer over the axes). */
+/* Writes the view's n slots, row-major, to out: the last axis in one loop the
+ * compiler vectorizes (a broadcast row `Z + b` reads b's run once per row of Z),
+ * an odometer over the axes before it. */
 static void view_slots(const struct layout *l, const int64_t *strides, int64_t first,
                        int32_t *out)
 {
+    if (l->ndim == 0) { /* one element */
+        if (l->n)
+            out[0] = (int32_t)first;
+        return;
+    }
+    const int last = l->ndim - 1;
+    const int64_t inner = l->dims[last], step = strides[last];
     int64_t pos[PYAD_MAX_VIEW_DIMS] = {0};
     int64_t slot = first;
-    for (int64_t i = 0; i < l->n; ++i) {
-        out[i] = (int32_t)slot;
-        for (int d = l->ndim - 1; d >= 0; --d) {
+    for (int64_t i = 0; i < l->n; i += inner) {
+        for (int64_t j = 0; j < inner; ++j)
+            out[i + j] = (int32_t)(slot + j * step);
+        for (int d = last - 1; d >= 0; --d) {
             slot += strides[d];
             if (++pos[d] < l->dims[d])
                 break;

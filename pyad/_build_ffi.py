@@ -13,7 +13,7 @@ CSRC_ABS = os.path.join(os.path.dirname(HERE), "csrc")
 CSRC = os.path.relpath(CSRC_ABS)
 SOURCES = ["tape.c", "record.c", "record_linalg.c", "forward.c", "reverse.c", "vector.c",
            "batch.c", "block.c", "block_lanes.c", "reduce_lanes.c", "serialize.c", "gather.c",
-           "product.c", "activity.c", "custom.c", "batch_threads.c", "lazy_adjoint.c", "linalg_lu.c", "linalg_sym.c"]
+           "product.c", "activity.c", "custom.c", "batch_threads.c", "lazy_adjoint.c", "linalg_lu.c", "linalg_sym.c", "array_math.c"]
 
 
 def _declarations(header):
@@ -29,9 +29,18 @@ def _vector_math():
     import platform
     if os.environ.get("PYAD_NO_VECTOR_MATH") or platform.machine() not in ("x86_64", "AMD64"):
         return [], []
-    if not ctypes.util.find_library("mvec"):
+    name = ctypes.util.find_library("mvec")
+    if not name:
         return [], []
-    return ["-DPYAD_VECTOR_MATH", "-fno-math-errno", "-fno-trapping-math"], ["mvec"]
+    flags = ["-DPYAD_VECTOR_MATH", "-fno-math-errno", "-fno-trapping-math"]
+    # glibc 2.35 added tanh, log1p, expm1, ... : array rows' values use them
+    # (csrc/array_math.c) where this libmvec has them
+    try:
+        if hasattr(ctypes.CDLL(name), "_ZGVdN4v_tanh"):
+            flags.append("-DPYAD_ARRAY_MATH")
+    except OSError:
+        pass
+    return flags, ["mvec"]
 
 
 VECTOR_FLAGS, VECTOR_LIBS = _vector_math()

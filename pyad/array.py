@@ -7,6 +7,7 @@ for each operand whose slots are not an affine layout (fancy indexing with
 repeats, concatenations, transposes of a row's operand); a matrix product
 records one product row (BLAS in every sweep).
 """
+import functools
 import math
 import numbers
 from typing import Any
@@ -28,7 +29,7 @@ def is_array_operand(x):
 
 
 def is_active(x):
-    return isinstance(x, (Scalar, Array))
+    return isinstance(x, _ACTIVE)
 
 
 def wrap(store, idx, boolean=False):
@@ -107,9 +108,18 @@ def _operand(x, shape):
         return (x._i, (0,) * len(shape))
     if _viewable(x) is not None:
         v = x._v
-        lead = (0,) * (len(shape) - v.ndim)
-        return (x._o, lead + tuple(0 if n == 1 else st >> 2 for n, st in zip(v.shape, v.strides)))
+        return (x._o, _view_strides(v.shape, v.strides, len(shape)))
     return _flat(x._i, shape)
+
+
+@functools.lru_cache(maxsize=1024)
+def _view_strides(dims, byte_strides, ndim):
+    """The strides in slots with which a row of ndim axes reads a view of a ramp
+    (dims, byte_strides: numpy's, of int32 slots): 0 along leading and length-1
+    axes, which broadcast. Cached: a program records the same few layouts on
+    every call (pyad.grad records once per call)."""
+    lead = (0,) * (ndim - len(dims))
+    return lead + tuple([0 if n == 1 else st >> 2 for n, st in zip(dims, byte_strides)])
 
 
 def _shape_of(x):
@@ -251,13 +261,25 @@ def _flat(idx, shape):
 
 
 def _broadcast_shape(a, b):
-    """np.broadcast_shapes(a, b), without its cost where the shapes agree or one
-    side is a single number."""
+    """np.broadcast_shapes(a, b) for two shape tuples, without its cost (it builds
+    arrays to ask numpy): numpy's own error where they do not broadcast."""
     if a == b or not b:
         return a
     if not a:
         return b
-    return np.broadcast_shapes(a, b)
+    return _broadcast_pair(a, b)
+
+
+@functools.lru_cache(maxsize=1024)
+def _broadcast_pair(a, b):
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    out = []
+    for p, q in zip(a, b):
+        if p != q and p != 1 and q != 1:
+            return np.broadcast_shapes(a, b)  # raises numpy's ValueError
+        out.append(q if p == 1 else p)
+    return tuple(out)
 
 
 def elementwise_unary(x, op):
@@ -268,13 +290,21 @@ def elementwise_unary(x, op):
 
 def elementwise_binary(x, y, name):
     """Record x ∘ y elementwise with numpy broadcasting; one of x, y is active."""
-    store = store_of(x, y)
+    x_active, y_active = isinstance(x, _ACTIVE), isinstance(y, _ACTIVE)
+    if x_active and (y_active or _plain_constant(y)):
+        store = x._s            # the common cases, without store_of's walk
+        if y_active and y._s is not store:
+            raise mixed_tapes()
+    elif y_active and _plain_constant(x):
+        store = y._s
+    else:
+        store = store_of(x, y)
+        if not x_active and isinstance(x, (list, tuple)) and store_of(x) is not None:
+            x = wrap(store, to_slots(store, x))
+        if not y_active and isinstance(y, (list, tuple)) and store_of(y) is not None:
+            y = wrap(store, to_slots(store, y))
+        x_active, y_active = is_active(x), is_active(y)
     boolean = name in COMPARISONS
-    if not is_active(x) and isinstance(x, (list, tuple)) and store_of(x) is not None:
-        x = wrap(store, to_slots(store, x))
-    if not is_active(y) and isinstance(y, (list, tuple)) and store_of(y) is not None:
-        y = wrap(store, to_slots(store, y))
-    x_active, y_active = is_active(x), is_active(y)
     if x_active and y_active:
         shape = _broadcast_shape(_shape_of(x), _shape_of(y))
         if 0 in shape:
@@ -361,7 +391,13 @@ def mean(x, axis=None, keepdims=False):
     shape = _shape_of(x)
     axes = _normalize_axes(axis, len(shape))
     k = math.prod(shape[d] for d in axes)
-    return reduce(x, "add", axis, keepdims) / float(k)
+    total = reduce(x, "add", axis, keepdims)
+    if isinstance(total, Scalar):
+        # recorded at once rather than buffered (as `total / k` would be): a
+        # buffered row costs a hand-over of its own at the next array row
+        store = total._s
+        return Scalar(store, store.rec_c(C["div_c"], total._i, float(k)))
+    return total / float(k)
 
 
 def cumulative(x, name, axis=None):
@@ -1288,6 +1324,18 @@ class Array:
     def __array_function__(self, func, types, args, kwargs):
         return UPPER.array_function(func, types, args, kwargs)
 
+
+def _plain_constant(c):
+    """Whether c is a number or a numeric ndarray: a constant no active value can
+    hide in (store_of need not walk it)."""
+    t = type(c)
+    return t in _PLAIN_CONSTANTS or (t is np.ndarray and c.dtype.kind in "fiub")
+
+
+_ACTIVE = (Scalar, Array)
+# constants that hold no active value (no walk through them for one): a float64
+# ndarray is checked as one by as_constant (an object array is not in here)
+_PLAIN_CONSTANTS = frozenset([float, int, np.float64])
 
 install_operators(Array, operator_methods(elementwise_unary, elementwise_binary))
 

@@ -164,7 +164,11 @@ def _sizes_match(a, n, *more):
 _SPARE_COUNT = 2
 _SPARE_BYTES = 8 << 20
 _spare = []
-_spare_lock = threading.Lock()
+# Reentrant: _let_go runs as a garbage-collection finalizer, which may fire in
+# the thread that holds the lock (an allocation inside _Work.take or _new_tape)
+# and would wait for it forever. The lists it guards are only appended to and
+# popped from, so a nested call finds them consistent.
+_spare_lock = threading.RLock()
 
 
 def _new_tape():
@@ -351,10 +355,14 @@ class CStore(RowBuffer):
 
     def _rec(self, fn, *args):
         """A direct record call (inside `recording`): its first slot."""
-        s = _waiting(fn, self._h, *args)
+        h = self._h
+        s = fn(h, *args)
         if s < 0:
-            _fail(s)
-        self._next = lib.pyad_n_slots(self._h)
+            if s == _BUSY:
+                s = _waiting(fn, h, *args)
+            if s < 0:
+                _fail(s)
+        self._next = lib.pyad_n_slots(h)
         return s
 
     # ---- lifetime and size ----

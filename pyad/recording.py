@@ -58,6 +58,10 @@ def _mark_array(store, in_shapes, a):
 
 def mark_output(store, out_shapes, y):
     """Record y (active, constant, or a list of them) as the next output of store."""
+    if type(y) is Scalar and y._s is store:   # the common end of a loss function
+        store.output_n(np.array([y._i], dtype=np.int32))
+        out_shapes.append(())
+        return
     if y is None or isinstance(y, (str, bytes, dict)):
         raise TypeError(f"tape.output takes numbers or arrays, not {type(y).__name__}")
     slots = to_slots(store, y)
@@ -65,10 +69,13 @@ def mark_output(store, out_shapes, y):
     out_shapes.append(slots.shape)
 
 
-def seal(store):
-    """Recording is over: reading .value records no guard, spare capacity goes back."""
+def seal(store, shrink=True):
+    """Recording is over: reading .value records no guard; spare capacity goes back
+    (shrink) unless the store is swept and dropped at once (the transforms): a
+    dropped tape's allocations serve the next recording (backend_c's spare
+    tapes), which a shrunk one would grow again, copying and faulting in pages."""
     store._sealed = True
-    if not store.closed:
+    if shrink and not store.closed:
         store.shrink()
 
 
@@ -126,9 +133,10 @@ class Recording:
         self.aux = aux
 
 
-def record_tree(f, args, argnums, backend, kwargs=None, has_aux=False):
+def record_tree(f, args, argnums, backend, kwargs=None, has_aux=False, shrink=True):
     """A Recording of f(*args, **kwargs) with the leaves of args[i], i in argnums,
-    as inputs (the other arguments and kwargs pass through as constants)."""
+    as inputs (the other arguments and kwargs pass through as constants);
+    shrink=False for a recording swept once and dropped (see seal)."""
     store, in_shapes, out_shapes = new_store(backend), [], []
     in_args, in_dtypes, aux = [], [], None
     try:
@@ -143,7 +151,7 @@ def record_tree(f, args, argnums, backend, kwargs=None, has_aux=False):
         out_args = [mark_output_tree(store, out_shapes, out,
                                      "the differentiated function must return")]
     finally:
-        seal(store)
+        seal(store, shrink)
     if has_aux:
         aux = plain_values(aux, pytree.common(in_dtypes))
     return Recording(store, in_shapes, out_shapes, in_args, out_args, in_dtypes, aux)

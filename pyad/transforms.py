@@ -11,13 +11,31 @@ import functools
 import operator
 from typing import Any, Callable
 
-from . import cached, pytree, recording
+import math
+
+import numpy as np
+
+from . import cached, diagnostics, pytree, recording
 from .modes import mode_name
+from .store import Sweep
 from .tape import Tape
 
 
 def _argnums_tuple(argnums, nargs):
     """(argument indices, whether argnums was one int), checked as JAX checks them."""
+    # cached only for exact ints: (0, 1.0) equals (0, 1) as a key, and is refused
+    if type(argnums) is int or (type(argnums) is tuple
+                                and all(type(i) is int for i in argnums)):
+        return _checked_argnums(argnums, nargs)  # the same answer on every call
+    return _check_argnums(argnums, nargs)
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_argnums(argnums, nargs):
+    return _check_argnums(argnums, nargs)
+
+
+def _check_argnums(argnums, nargs):
     single = not isinstance(argnums, (tuple, list))
     nums = (argnums,) if single else tuple(argnums)
     if not nums:
@@ -47,11 +65,13 @@ def _check_args(args, nums):
                             "real number, an array, or a pytree of them")
 
 
-def _recording(f, args, nums, backend, kwargs=None, has_aux=False, retrace=False):
+def _recording(f, args, nums, backend, kwargs=None, has_aux=False, retrace=False,
+               shrink=False):
     """(Tape of f(*args, **kwargs) with the leaves of args[i], i in nums, as inputs;
-    aux values or None)."""
+    aux values or None). The transforms sweep it and close it at once, so its
+    spare capacity is kept for the next recording unless shrink (pyad.trace)."""
     _check_args(args, nums)
-    r = recording.record_tree(f, args, nums, backend, kwargs, has_aux)
+    r = recording.record_tree(f, args, nums, backend, kwargs, has_aux, shrink)
     fn = recording.leaf_function(f, r.in_args, r.out_args) if retrace else None
     tape = Tape.from_store(r.store, r.in_shapes, r.out_shapes, backend, fn=fn,
                            in_args=r.in_args, out_args=r.out_args, in_dtypes=r.in_dtypes)
@@ -61,7 +81,7 @@ def _recording(f, args, nums, backend, kwargs=None, has_aux=False, retrace=False
 def record(f, args, argnums, backend=None, retrace=False):
     """A Tape of f(*args) whose inputs are the leaves of args[i] for i in argnums
     (keeping f to re-record where a branch flips, with retrace=True)."""
-    return _recording(f, args, tuple(argnums), backend, retrace=retrace)[0]
+    return _recording(f, args, tuple(argnums), backend, retrace=retrace, shrink=True)[0]
 
 
 def trace(f: Callable[..., Any], *args: Any, argnums: "int | tuple[int, ...] | None" = None,
@@ -146,6 +166,34 @@ def _need_scalar(tape, who):
                         f"{what} (use pyad.jacobian or pyad.vjp)")
 
 
+def _one_scalar_output(r):
+    return len(r.out_shapes) == 1 and r.out_shapes[0] == () and r.out_args[0].is_leaf()
+
+
+_ONE = np.ones(1)
+
+
+def _gradient_at_recorded_point(r, single):
+    """(value, gradient) of a Recording with one scalar output, by one reverse
+    sweep over the recorded values: what Tape._value_and_gradient gives, without
+    building a Tape (pyad.grad records and drops one per call, and a Tape's set-up
+    cost as much as the sweep of a small function)."""
+    y, xbar = r.store.sweep(Sweep.VJP, None, _ONE)
+    parts, lo = [], 0
+    for shape in r.in_shapes:
+        n = math.prod(shape)
+        parts.append(float(xbar[lo]) if shape == () else xbar[lo:lo + n].reshape(shape))
+        lo += n
+    parts = pytree.cast_all(parts, r.in_dtypes)
+    args, lo = [], 0
+    for spec in r.in_args:
+        n = spec.num_leaves
+        args.append(parts[lo] if spec.is_leaf() else pytree.unflatten(spec, parts[lo:lo + n]))
+        lo += n
+    value = pytree.cast(float(y[0]), pytree.common(r.in_dtypes))
+    return value, args[0] if single else tuple(args)
+
+
 def _with_aux(result, aux, has_aux):
     return (result, aux) if has_aux else result
 
@@ -211,13 +259,22 @@ def value_and_grad(f: Callable[..., Any], argnums: "int | tuple[int, ...]" = 0,
     @functools.wraps(f)
     def value_and_grad_f(*args, **kwargs):
         nums, single = _argnums_tuple(argnums, len(args))
-        tape, aux = _recording(f, args, nums, backend, kwargs, has_aux)
+        _check_args(args, nums)
+        r = recording.record_tree(f, args, nums, backend, kwargs, has_aux, shrink=False)
+        if _one_scalar_output(r) and not diagnostics.DEBUG_NANS.enabled:
+            try:
+                value, g = _gradient_at_recorded_point(r, single)
+            finally:
+                r.store.close()
+            return _with_aux(value, r.aux, has_aux), g
+        tape = Tape.from_store(r.store, r.in_shapes, r.out_shapes, backend,
+                               in_args=r.in_args, out_args=r.out_args, in_dtypes=r.in_dtypes)
         try:
             _need_scalar(tape, "value_and_grad")
             value, g = tape._value_and_gradient((), unwrap=single)
         finally:
             tape.close()
-        return _with_aux(value, aux, has_aux), g
+        return _with_aux(value, r.aux, has_aux), g
     return _transform(value_and_grad_f, value_and_grad, f=f, argnums=argnums,
                       has_aux=has_aux, backend=backend)
 

@@ -606,9 +606,12 @@ def test_block_inputs_and_constants_survive_save_and_load(backend, load_as, tmp_
     block.save(path)
     for copy in (pyad.load(path, backend=load_as), pickle.loads(pickle.dumps(block))):
         assert copy.n_ops == block.n_ops and block_table(copy) == block_table(block)
+        # the same backend replays bit for bit; the other one computes array
+        # rows' transcendental values with other vector math (a few ulp apart)
+        tol = 0 if copy.backend == backend else 1e-15
         for x in IN_POINTS[:2]:
-            close(copy(x), block(x), "loaded value", rtol=0, atol=0)
-            close(copy.gradient(x), block.gradient(x), "loaded gradient", rtol=0, atol=0)
+            close(copy(x), block(x), "loaded value", rtol=tol, atol=tol)
+            close(copy.gradient(x), block.gradient(x), "loaded gradient", rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("load_as", ["c", "python"])

@@ -111,3 +111,32 @@ def test_a_store_closed_during_a_sweep_keeps_its_work_arrays():
     tape.close()
     assert work not in backend_c._Work._spare
     store._give_work(owned)
+
+
+DROPPED_UNDER_THE_LOCK = """
+import gc, threading, numpy as np, pyad
+from pyad import backend_c
+tape = pyad.trace(lambda x: np.sum(x * x), np.ones(3))
+store = tape._store
+del tape
+def drop():
+    global store
+    with backend_c._spare_lock:
+        store = None   # the finalizer (_let_go) runs here, in the lock's holder
+        gc.collect()
+t = threading.Thread(target=drop, daemon=True)
+t.start()
+t.join(20)
+print("deadlock" if t.is_alive() else "done")
+"""
+
+
+def test_a_tape_collected_while_its_thread_holds_the_spare_lock_does_not_hang():
+    """The garbage collector may run a store's finalizer in the middle of
+    _Work.take or _new_tape (any allocation there), in the thread that holds
+    the spare lock: the finalizer must not wait for it (a pytest run hung so)."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", DROPPED_UNDER_THE_LOCK], capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.strip() == "done", out.stdout + out.stderr
