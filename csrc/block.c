@@ -551,8 +551,7 @@ int block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, doubl
         return PYAD_OK;
     }
     if (block_is_linalg_sym(t, i)) {
-        linalg_sym_tangent(t, i, lanes, v, lanes, vd);
-        return PYAD_OK;
+        return linalg_sym_tangent(t, i, lanes, v, lanes, vd);
     }
     if (block_is_lu(t, i)) {
         lu_tangent(t, i, lanes, v, lanes, vd);
@@ -583,8 +582,7 @@ int block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
         return PYAD_OK;
     }
     if (block_is_linalg_sym(t, i)) {
-        linalg_sym_reverse(t, i, lanes, v, lanes, adj);
-        return PYAD_OK;
+        return linalg_sym_reverse(t, i, lanes, v, lanes, adj);
     }
     if (block_is_lu(t, i)) {
         lu_reverse(t, i, lanes, v, lanes, adj);
@@ -610,8 +608,7 @@ int block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
         return PYAD_OK;
     }
     if (block_is_linalg_sym(t, i)) {
-        linalg_sym_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
-        return PYAD_OK;
+        return linalg_sym_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
     }
     if (block_is_lu(t, i)) {
         lu_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
@@ -665,8 +662,7 @@ int block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, do
         return PYAD_OK;
     }
     if (block_is_linalg_sym(t, i)) {
-        linalg_sym_tangent(t, i, 1, v, p, vd);
-        return PYAD_OK;
+        return linalg_sym_tangent(t, i, 1, v, p, vd);
     }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {
@@ -758,8 +754,7 @@ int block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double 
         return PYAD_OK;
     }
     if (block_is_linalg_sym(t, i)) {
-        linalg_sym_reverse(t, i, 1, v, q, adj);
-        return PYAD_OK;
+        return linalg_sym_reverse(t, i, 1, v, q, adj);
     }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {
@@ -839,8 +834,7 @@ int block_second_vector(const pyad_tape *t, int64_t i, int64_t p, const double *
         return PYAD_OK;
     }
     if (block_is_linalg_sym(t, i)) {
-        linalg_sym_second(t, i, 1, v, p, vd, 1, adj, p, adjd);
-        return PYAD_OK;
+        return linalg_sym_second(t, i, 1, v, p, vd, 1, adj, p, adjd);
     }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {

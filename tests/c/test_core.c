@@ -586,7 +586,9 @@ static const char *const KNOWN_SPECIALS[] = {"input", "constant", "select", "gua
                                              /* LU family: test_linalg_lu.c */
                                              "solve", "inv", "det", "slogdet",
                                              /* group_linalg_sym */
-                                             "cholesky", "solve_triangular"};
+                                             "cholesky", "solve_triangular",
+                                             /* test_linalg_eig.c */
+                                             "eigh"};
 
 /* The value a comparison primitive must give (by its name). */
 static int compare_by_name(const char *name, double x, double y, double *want)
