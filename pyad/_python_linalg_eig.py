@@ -197,3 +197,9 @@ def describe(a, first, blk):
     uplo = "U" if flags & UPPER else "L"
     return (f"v[{first}:{first + width(n, count)}] = {name}(v[{a}:{a + count * n * n}], "
             f"UPLO='{uplo}') ({stack}{n}x{n}: w, V, info)")
+
+
+def call_text(operand, flags):
+    """The call a table shows: eigvalsh(v[0:4], UPLO='U')."""
+    name = "eigvalsh" if flags & VALUES else "eigh"
+    return f"{name}({operand}, UPLO='{'U' if flags & UPPER else 'L'}')"

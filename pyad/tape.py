@@ -885,7 +885,7 @@ class Tape:
                 self.sweeps += 1
                 try:
                     flat = self._store.gradient_flat(a, facts[0])
-                except BranchError:
+                except (BranchError, np.linalg.LinAlgError):
                     self.sweeps -= 1  # the general path below re-records or explains
                 else:
                     if diagnostics.DEBUG_NANS.enabled:
