@@ -78,6 +78,9 @@ def eigh(a: Any, UPLO: str = "L") -> Any:
     ------
     numpy.linalg.LinAlgError
         LAPACK did not converge (as numpy).
+    pyad.RepeatedEigenvalueError
+        From a derivative sweep: a derivative dividing by the gap of repeated
+        eigenvalues (it names the row and the point).
 
     Examples
     --------
@@ -113,6 +116,13 @@ def eigvalsh(a: Any, UPLO: str = "L") -> Any:
     -------
     Array or numpy.ndarray
         The eigenvalues, shape (..., n), ascending.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        LAPACK did not converge (as numpy).
+    pyad.RepeatedEigenvalueError
+        From a derivative sweep: a second derivative at repeated eigenvalues.
 
     Examples
     --------
