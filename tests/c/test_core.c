@@ -2706,6 +2706,7 @@ static void group_custom(void)
 }
 
 #include "test_linalg_lu.c"
+#include "test_linalg_eig.c"
 
 int main(int argc, char **argv)
 {
@@ -2718,6 +2719,7 @@ int main(int argc, char **argv)
     run_group("products", group_products);
     run_group("linalg lu", group_linalg_lu);
     run_group("linalg sym", group_linalg_sym);
+    run_group("linalg eig", group_linalg_eig);
     run_group("composite", group_composite);
     run_group("blocks", group_blocks);
     run_group("ieee", group_ieee);
