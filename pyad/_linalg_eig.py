@@ -59,7 +59,12 @@ def eigh(a: Any, UPLO: str = "L") -> Any:
     At repeated eigenvalues (|w_i - w_j| <= sqrt(eps) * max|w|) first
     derivatives of the eigenvalues alone are given; a derivative that would
     divide by their gap (of the eigenvectors, or any second derivative) raises
-    ``pyad.RepeatedEigenvalueError`` naming the row and the point.
+    ``pyad.RepeatedEigenvalueError`` naming the row and the point. The reverse
+    sweeps test the coefficients: a gradient of a function of w alone (V gets
+    no adjoint) is given there. Forward sweeps (jvp, forward Jacobians) form
+    eigh's eigenvector tangents whether or not they are used, so there they
+    raise unless the tangent leaves the repeated pair alone; use eigvalsh (or
+    reverse mode) for functions of the eigenvalues only.
 
     Parameters
     ----------

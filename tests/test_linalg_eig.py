@@ -330,6 +330,19 @@ def test_derivatives_that_divide_by_a_gap_raise(backend):
                                [tape.gradient(X[0]), tape.gradient(X[2])], rtol=1e-12)
 
 
+def test_forward_mode_through_eigh_forms_the_eigenvector_tangent(backend):
+    """A jvp cannot know that V is unused: eigh's forward sweep raises at repeated
+    eigenvalues where eigvalsh's does not (documented in eigh's docstring)."""
+    c = np.arange(1.0, 4.0)
+    E = _point(9, 3).reshape(3, 3)
+    tape = pyad.trace(lambda a: np.linalg.eigh(a)[0] @ c, _sym0(3), backend=backend)
+    with pytest.raises(pyad.RepeatedEigenvalueError):
+        tape.jvp(ROTATED3, E)
+    w_only = pyad.trace(lambda a: np.linalg.eigvalsh(a) @ c, _sym0(3), backend=backend)
+    np.testing.assert_allclose(w_only.jvp(ROTATED3, E)[1], tape.gradient(ROTATED3).ravel() @
+                               E.ravel(), rtol=1e-12, atol=1e-12)
+
+
 def test_a_tangent_that_leaves_the_pair_alone_is_fine(backend):
     """Where the direction does not touch A (P's rows of the pair vanish), nothing
     is divided by the gap: eigenvector tangents are zero, not an error."""
