@@ -190,6 +190,9 @@ struct work {
 static void *work_new(struct work *k, int64_t n, int for_values)
 {
     int64_t nn = n * n, nd = 10 * nn + n;
+    k->iwork = NULL; /* work_free frees it whatever happens here */
+    if (for_values && 1 + 6 * n + 2 * nn > INT32_MAX) /* beyond LAPACK's int work sizes */
+        return NULL;
     k->n_lwork = for_values ? (int)(1 + 6 * n + 2 * nn) : 0;
     k->n_iwork = for_values ? (int)(3 + 5 * n) : 0;
     double *buf = malloc((size_t)(nd + nn + k->n_lwork) * sizeof *buf);
