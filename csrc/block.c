@@ -571,8 +571,7 @@ int block_tangent(const pyad_tape *t, int64_t i, int64_t lanes, double *v, doubl
         return PYAD_OK;
     }
     if (block_is_linalg_sym(t, i)) {
-        linalg_sym_tangent(t, i, lanes, v, lanes, vd);
-        return PYAD_OK;
+        return linalg_sym_tangent(t, i, lanes, v, lanes, vd);
     }
     if (block_is_lu(t, i)) {
         lu_tangent(t, i, lanes, v, lanes, vd);
@@ -603,8 +602,7 @@ int block_reverse(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
         return PYAD_OK;
     }
     if (block_is_linalg_sym(t, i)) {
-        linalg_sym_reverse(t, i, lanes, v, lanes, adj);
-        return PYAD_OK;
+        return linalg_sym_reverse(t, i, lanes, v, lanes, adj);
     }
     if (block_is_lu(t, i)) {
         lu_reverse(t, i, lanes, v, lanes, adj);
@@ -630,8 +628,7 @@ int block_second(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
         return PYAD_OK;
     }
     if (block_is_linalg_sym(t, i)) {
-        linalg_sym_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
-        return PYAD_OK;
+        return linalg_sym_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
     }
     if (block_is_lu(t, i)) {
         lu_second(t, i, lanes, v, lanes, vd, lanes, adj, lanes, adjd);
@@ -685,8 +682,7 @@ int block_tangent_vector(const pyad_tape *t, int64_t i, int64_t p, double *v, do
         return PYAD_OK;
     }
     if (block_is_linalg_sym(t, i)) {
-        linalg_sym_tangent(t, i, 1, v, p, vd);
-        return PYAD_OK;
+        return linalg_sym_tangent(t, i, 1, v, p, vd);
     }
     VECTOR_LOCALS;
     const int op = t->op[bl.row], vector_values = array_math_has(op);
@@ -779,8 +775,7 @@ int block_reverse_vector(const pyad_tape *t, int64_t i, int64_t q, const double 
         return PYAD_OK;
     }
     if (block_is_linalg_sym(t, i)) {
-        linalg_sym_reverse(t, i, 1, v, q, adj);
-        return PYAD_OK;
+        return linalg_sym_reverse(t, i, 1, v, q, adj);
     }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {
@@ -860,8 +855,7 @@ int block_second_vector(const pyad_tape *t, int64_t i, int64_t p, const double *
         return PYAD_OK;
     }
     if (block_is_linalg_sym(t, i)) {
-        linalg_sym_second(t, i, 1, v, p, vd, 1, adj, p, adjd);
-        return PYAD_OK;
+        return linalg_sym_second(t, i, 1, v, p, vd, 1, adj, p, adjd);
     }
     VECTOR_LOCALS;
     switch (t->op[bl.row]) {

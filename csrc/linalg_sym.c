@@ -288,6 +288,10 @@ static int cholesky_failed(const struct lrow *r, const double *v, int64_t lanes,
 
 void linalg_sym_values(const pyad_tape *t, int64_t i, int64_t lv, double *v)
 {
+    if (is_eig_op(t->op[block_at(t, i).row])) {
+        eig_values(t, i, lv, v);
+        return;
+    }
     struct lrow r = lrow_at(t, i);
     int64_t na = a_size(&r), nz = z_size(&r);
     double *buf = scratch(3, na > nz ? na : nz);
@@ -315,6 +319,8 @@ void linalg_sym_values(const pyad_tape *t, int64_t i, int64_t lv, double *v)
 int64_t linalg_sym_failed(const pyad_tape *t, int64_t i, int64_t lanes, const double *v,
                           int64_t *bad)
 {
+    if (is_eig_op(t->op[block_at(t, i).row]))
+        return eig_failed(t, i, lanes, v, bad);
     struct lrow r = lrow_at(t, i);
     int64_t n_failed = 0;
     for (int64_t l = 0; l < lanes; ++l) {
@@ -339,16 +345,18 @@ static void nan_lanes(double *arr, int64_t lanes, int64_t at, int64_t sz)
     fill_nan(arr + at * lanes, sz * lanes);
 }
 
-void linalg_sym_tangent(const pyad_tape *t, int64_t i, int64_t lv, double *v, int64_t lt,
-                        double *vd)
+int linalg_sym_tangent(const pyad_tape *t, int64_t i, int64_t lv, double *v, int64_t lt,
+                       double *vd)
 {
+    if (is_eig_op(t->op[block_at(t, i).row]))
+        return eig_tangent(t, i, lv, v, lt, vd);
     linalg_sym_values(t, i, lv, v);
     struct lrow r = lrow_at(t, i);
     int64_t n = r.n, m = r.m, na = a_size(&r), nz = z_size(&r);
     double *buf = scratch(6, na > nz ? na : nz);
     if (!buf) {
         nan_lanes(vd, lt, r.z, r.count * nz);
-        return;
+        return PYAD_OK;
     }
     int64_t big = na > nz ? na : nz;
     double *b0 = buf, *b1 = buf + big, *b2 = b1 + big, *b3 = b2 + big, *b4 = b3 + big;
@@ -377,6 +385,7 @@ void linalg_sym_tangent(const pyad_tape *t, int64_t i, int64_t lv, double *v, in
             lane_write(vd, lt, l, zt, nz, b2, 0);
         }
     free(buf);
+    return PYAD_OK;
 }
 
 /* The adjoint and (adjd non-NULL) its tangent of one triangular solve at one
@@ -400,9 +409,11 @@ static void triangular_adjoints(const struct lrow *r, const double *pa, const do
     }
 }
 
-void linalg_sym_reverse(const pyad_tape *t, int64_t i, int64_t lv, const double *v, int64_t lg,
-                        double *adj)
+int linalg_sym_reverse(const pyad_tape *t, int64_t i, int64_t lv, const double *v, int64_t lg,
+                       double *adj)
 {
+    if (is_eig_op(t->op[block_at(t, i).row]))
+        return eig_reverse(t, i, lv, v, lg, adj);
     struct lrow r = lrow_at(t, i);
     int64_t n = r.n, na = a_size(&r), nz = z_size(&r), big = na > nz ? na : nz;
     double *buf = scratch(6, big);
@@ -411,7 +422,7 @@ void linalg_sym_reverse(const pyad_tape *t, int64_t i, int64_t lv, const double 
             nan_lanes(adj, lg, r.a, r.count * na);
         if (r.op != OP_cholesky && !r.zero_b)
             nan_lanes(adj, lg, r.b, r.count * nz);
-        return;
+        return PYAD_OK;
     }
     double *b0 = buf, *b1 = buf + big, *b2 = b1 + big, *b3 = b2 + big, *b4 = b3 + big,
            *b5 = b4 + big;
@@ -438,6 +449,7 @@ void linalg_sym_reverse(const pyad_tape *t, int64_t i, int64_t lv, const double 
                 lane_write(adj, lg, l, at, na, b5, 1);
         }
     free(buf);
+    return PYAD_OK;
 }
 
 static void cholesky_second(const struct lrow *r, int64_t lv, const double *v, int64_t lt,
@@ -526,9 +538,11 @@ static void triangular_second(const struct lrow *r, int64_t lv, const double *v,
         }
 }
 
-void linalg_sym_second(const pyad_tape *t, int64_t i, int64_t lv, const double *v, int64_t lt,
-                       const double *vd, int64_t lg, double *adj, int64_t lq, double *adjd)
+int linalg_sym_second(const pyad_tape *t, int64_t i, int64_t lv, const double *v, int64_t lt,
+                      const double *vd, int64_t lg, double *adj, int64_t lq, double *adjd)
 {
+    if (is_eig_op(t->op[block_at(t, i).row]))
+        return eig_second(t, i, lv, v, lt, vd, lg, adj, lq, adjd);
     struct lrow r = lrow_at(t, i);
     int64_t na = a_size(&r), nz = z_size(&r), big = na > nz ? na : nz;
     double *buf = scratch(10, big);
@@ -541,13 +555,14 @@ void linalg_sym_second(const pyad_tape *t, int64_t i, int64_t lv, const double *
             nan_lanes(adj, lg, r.b, r.count * nz);
             nan_lanes(adjd, lq, r.b, r.count * nz);
         }
-        return;
+        return PYAD_OK;
     }
     if (r.op == OP_cholesky)
         cholesky_second(&r, lv, v, lt, vd, lg, adj, lq, adjd, buf, big);
     else
         triangular_second(&r, lv, v, lt, vd, lg, adj, lq, adjd, buf, big);
     free(buf);
+    return PYAD_OK;
 }
 
 /* ---- activity, validation, recording ---- */
@@ -562,6 +577,8 @@ static int any_active(const uint8_t *act, int64_t start, int64_t n)
 
 int linalg_sym_active(const pyad_tape *t, int64_t i, const uint8_t *act, uint8_t *marks)
 {
+    if (is_eig_op(t->op[block_at(t, i).row]))
+        return eig_active(t, i, act, marks);
     struct lrow r = lrow_at(t, i);
     int on_a = any_active(act, r.a, r.count * a_size(&r));
     int on_b = r.op != OP_cholesky && any_active(act, r.b, r.count * z_size(&r));
@@ -583,6 +600,8 @@ static int sizes_ok(int64_t n, int64_t m, int64_t count)
 
 int linalg_sym_row_ok(int op, int32_t a, int32_t b, int32_t c, struct block bl, int64_t below)
 {
+    if (is_eig_op(op))
+        return eig_row_ok(a, b, c, bl, below);
     int64_t n = bl.sa, m = bl.sb, count = bl.sc, flags = bl.sk;
     if (!sizes_ok(n, m, count) || c != 0 || bl.w != count * n * m)
         return 0;

@@ -1,14 +1,16 @@
 /* Symmetric and triangular linear-algebra rows (csrc/linalg_sym.c): cholesky
  * and solve_triangular, each one row calling LAPACK / BLAS in every sweep.
- * Operand layout and block fields: the table at the top of linalg_sym.c. */
+ * Operand layout and block fields: the table at the top of linalg_sym.c. The
+ * eigh row (csrc/linalg_eig.c) is reached through this dispatch too. */
 #ifndef PYAD_LINALG_SYM_H
 #define PYAD_LINALG_SYM_H
 
 #include "block.h"
+#include "linalg_eig.h"
 
 static inline int is_linalg_sym_op(int op)
 {
-    return op == OP_cholesky || op == OP_solve_triangular;
+    return op == OP_cholesky || op == OP_solve_triangular || is_eig_op(op);
 }
 
 static inline int block_is_linalg_sym(const pyad_tape *t, int64_t i)
@@ -38,13 +40,14 @@ static inline int linalg_sym_failed_here(const pyad_tape *t, int64_t i, const do
 
 /* The sweeps, with product.c's lane conventions: each work array has its own
  * lane count (slot s, lane j at s * lanes + j; a count of 1 is shared by every
- * lane of the others). */
+ * lane of the others). The derivative sweeps return PYAD_OK, or PYAD_ELINALG
+ * (eigh at repeated eigenvalues, linalg_eig.h). */
 void linalg_sym_values(const pyad_tape *t, int64_t i, int64_t lv, double *v);
-void linalg_sym_tangent(const pyad_tape *t, int64_t i, int64_t lv, double *v, int64_t lt,
+int linalg_sym_tangent(const pyad_tape *t, int64_t i, int64_t lv, double *v, int64_t lt,
                         double *vd);
-void linalg_sym_reverse(const pyad_tape *t, int64_t i, int64_t lv, const double *v, int64_t lg,
+int linalg_sym_reverse(const pyad_tape *t, int64_t i, int64_t lv, const double *v, int64_t lg,
                         double *adj);
-void linalg_sym_second(const pyad_tape *t, int64_t i, int64_t lv, const double *v, int64_t lt,
+int linalg_sym_second(const pyad_tape *t, int64_t i, int64_t lv, const double *v, int64_t lt,
                        const double *vd, int64_t lg, double *adj, int64_t lq, double *adjd);
 
 #endif

@@ -262,6 +262,19 @@ enum pyad_triangular_flag {
 int pyad_rec_cholesky(pyad_tape *t, int32_t a, int64_t n, int64_t count);
 int pyad_rec_solve_triangular(pyad_tape *t, int32_t a, int32_t b, int64_t n, int64_t m,
                               int64_t count, int flags);
+/* np.linalg.eigh / eigvalsh (csrc/linalg_eig.c) of `count` stacked row-major
+ * n x n matrices from slot a, one triangle read (numpy's UPLO). The results,
+ * from the returned first slot: the eigenvalues (count * n, ascending per
+ * matrix), the eigenvectors (count * n * n, column k for eigenvalue k; kept
+ * values, not results, under PYAD_EIGH_VALUES), one info slot per matrix.
+ * PYAD_ELINALG (nothing recorded) where LAPACK does not converge; at replay
+ * that point fails as a guard does. Derivative sweeps return PYAD_ELINALG at
+ * repeated eigenvalues where a rule would divide by their gap. */
+enum pyad_eigh_flag {
+    PYAD_EIGH_UPPER = 1, /* read the upper triangle (UPLO='U'; else 'L') */
+    PYAD_EIGH_VALUES = 2 /* eigvalsh: only the eigenvalues are results */
+};
+int pyad_rec_eigh(pyad_tape *t, int32_t a, int64_t n, int64_t count, int flags);
 
 /* Reading what was recorded: slots (pyad_values) and rows (pyad_op_at). */
 int pyad_values(const pyad_tape *t, const int32_t *slots, int64_t n, double *out);

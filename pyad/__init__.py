@@ -24,8 +24,8 @@ from . import _openblas  # before the C core: it links against this OpenBLAS
 from . import ops
 from .array import Array, BoolArray
 from .diagnostics import debug_nans
-from .errors import (BranchError, CustomRuleError, MixedTapeError, PyadError, RetraceWarning,
-                     SingularMatrixError, TapeBusyError, TapeClosedError, TapeFormatError)
+from .errors import (BranchError, CustomRuleError, MixedTapeError, PyadError, RepeatedEigenvalueError,
+                     RetraceWarning, SingularMatrixError, TapeBusyError, TapeClosedError, TapeFormatError)
 from .custom import custom_jvp, custom_vjp
 from .functions import *  # noqa: F401,F403  (pyad.sin, pyad.exp, ..., pyad.where)
 from .functions import __all__ as _function_names
@@ -44,5 +44,5 @@ __version__ = "0.1.0"
 __all__ = ["Tape", "Scalar", "Bool", "Array", "BoolArray", "trace", "grad", "value_and_grad",
            "jvp", "vjp", "hvp", "jacobian", "hessian", "jit", "load", "loads", "debug_nans",
            "minimize", "scipy_objective", "least_squares", "check_grads", "custom_jvp", "custom_vjp",
-           "CustomRuleError", "PyadError", "BranchError", "SingularMatrixError", "MixedTapeError", "TapeClosedError",
+           "CustomRuleError", "PyadError", "BranchError", "SingularMatrixError", "RepeatedEigenvalueError", "MixedTapeError", "TapeClosedError",
            "TapeBusyError", "TapeFormatError", "RetraceWarning", "ops", "linalg"] + list(_function_names)

@@ -17,13 +17,16 @@ With K = L⁻¹ and Φ(X) = the lower triangle of X, diagonal halved:
 solve_triangular (scipy's lower / trans / unit_diagonal): T = the triangle of A
 read (unit diagonal: ones), M = T or Tᵀ, X = M⁻¹ B; Ẋ = M⁻¹ (Ḃ − Ṁ X),
 B̄ = M⁻ᵀ X̄, M̄ = −B̄ Xᵀ, Ā = the read triangle of M̄ (Tᵀ: of M̄ᵀ).
+
+The eigh row is one of these rows too; its rules are in pyad/_python_linalg_eig.py.
 """
 import numpy as np
 
+from . import _python_linalg_eig as eig
 from . import ops
 
 CHOLESKY, SOLVE_TRIANGULAR = ops.CODE["cholesky"], ops.CODE["solve_triangular"]
-LINALG_OPS = frozenset({CHOLESKY, SOLVE_TRIANGULAR})
+LINALG_OPS = frozenset({CHOLESKY, SOLVE_TRIANGULAR, eig.EIGH})
 LOWER, TRANS, UNIT = 1, 2, 4
 _INT32_MAX = 2**31 - 1
 
@@ -114,6 +117,11 @@ def values_of(r, v):
 @np.errstate(all="ignore")
 def forward(op, a, b, first, blk, v, vd):
     """Values (and tangents) of the row's slots; RowFailed at a failing point."""
+    if op == eig.EIGH:
+        try:
+            return eig.forward(a, first, blk, v, vd)
+        except eig.ValueFailed:
+            raise RowFailed from None
     r = Row(op, a, b, first, blk)
     Z = values_of(r, v)
     _put(v, first, Z)
@@ -131,6 +139,8 @@ def forward(op, a, b, first, blk, v, vd):
 @np.errstate(all="ignore")
 def reverse(op, a, b, first, blk, v, adj, vd, adjd, passive_a=False, passive_b=False):
     """Move the row's adjoints (and their tangents, given vd) to its operands."""
+    if op == eig.EIGH:
+        return eig.reverse(a, first, blk, v, adj, vd, adjd)
     r = Row(op, a, b, first, blk)
     Z, G = r.Z(v), r.Z(adj)
     if op == CHOLESKY:
@@ -166,6 +176,8 @@ def reverse(op, a, b, first, blk, v, adj, vd, adjd, passive_a=False, passive_b=F
 
 def row_ok(op, a, b, c, blk, below):
     """The twin of linalg_sym_row_ok."""
+    if op == eig.EIGH:
+        return eig.row_ok(a, b, c, blk, below)
     if blk is None:
         return False
     w, n, m, count, flags = blk
@@ -183,6 +195,8 @@ def row_ok(op, a, b, c, blk, below):
 def reached(op, a, b, blk, act):
     """(whether an active slot feeds the row, passive-operand marks as bits
     PASSIVE_A = 2, PASSIVE_B = 4)."""
+    if op == eig.EIGH:
+        return eig.reached(a, blk, act)
     _, n, m, count, _ = blk
     on_a = any(act[s] for s in range(a, a + count * n * n))
     on_b = op != CHOLESKY and any(act[s] for s in range(b, b + count * n * m))
@@ -191,6 +205,8 @@ def reached(op, a, b, blk, act):
 
 def describe(op, a, b, first, blk):
     """A table line: v[9:18] = cholesky(v[0:9]) (3x3)."""
+    if op == eig.EIGH:
+        return eig.describe(a, first, blk)
     _, n, m, count, flags = blk
     stack = f"{count} x " if count > 1 else ""
     a_text = f"v[{a}:{a + count * n * n}]"

@@ -344,6 +344,7 @@ SPECIAL = frozenset({
     "custom",  # the user's rules: pyad/_custom_rows.py
     "solve", "inv", "det", "slogdet",  # LU family: pyad/_python_linalg_lu.py
     "cholesky", "solve_triangular",  # pyad/_python_linalg_sym.py
+    "eigh",  # pyad/_python_linalg_eig.py
 })
 
 # which table must hold the rule of a row of each kind

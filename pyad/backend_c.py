@@ -580,6 +580,8 @@ class CStore(RowBuffer):
         LinAlgError (nothing recorded) where numpy's / scipy's would raise."""
         if name == "cholesky":
             return self._rec(lib.pyad_rec_cholesky, a, n, count)
+        if name == "eigh":
+            return self._rec(lib.pyad_rec_eigh, a, n, count, flags)
         return self._rec(lib.pyad_rec_solve_triangular, a, b, n, m, count, flags)
 
     @recording

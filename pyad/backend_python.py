@@ -28,6 +28,7 @@ from . import ops
 from . import _python_products as products
 from . import _python_linalg_lu as linalg_lu
 from . import _python_linalg_sym as linalg_sym
+from . import _python_linalg_eig as linalg_eig
 from ._python_rules import COMPARISONS, IEEE, RULES, call
 from .errors import (INTERLEAVED, BranchError, TapeBusyError, TapeClosedError,
                      TapeFormatError, status_error)
@@ -1014,6 +1015,8 @@ class PyStore(RowBuffer):
         pyad_rec_solve_triangular's checks): its first slot; LinAlgError (nothing
         recorded) where numpy's / scipy's would raise."""
         self._live()
+        if name == "eigh":
+            return self._eigh(a, n, count, flags)
         op = linalg_sym.CHOLESKY if name == "cholesky" else linalg_sym.SOLVE_TRIANGULAR
         if min(n, m, count) < 1 or flags & ~7 or (op == linalg_sym.CHOLESKY and (m != n or flags)):
             raise status_error("PYAD_EINVAL")
@@ -1031,6 +1034,23 @@ class PyStore(RowBuffer):
         except linalg_sym.RowFailed:
             raise status_error("PYAD_ELINALG") from None
         return self._append_block(op, a, b, 0, blk[1:], values.ravel())
+
+    def _eigh(self, a, n, count, flags):
+        """One eigh row (pyad_rec_eigh's checks; pyad/_python_linalg_eig.py)."""
+        if min(n, count) < 1 or flags & ~3:
+            raise status_error("PYAD_EINVAL")
+        w = linalg_eig.width(n, count)
+        if n > 46340 or w > _MAX_SLOTS:
+            raise status_error("PYAD_ETOOBIG")
+        self._room(w)
+        if not 0 <= a <= len(self.val) - count * n * n:
+            raise status_error("PYAD_EINDEX")
+        blk = (w, n, n, count, flags)
+        try:
+            values = linalg_eig.values_of(a, len(self.val), blk, self.val)
+        except linalg_eig.ValueFailed:
+            raise status_error("PYAD_ELINALG") from None
+        return self._append_block(linalg_eig.EIGH, a, 0, 0, blk[1:], values)
 
     @_records
     def select_n(self, cond, a, b):

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from . import diagnostics
+from . import _linalg_eig, diagnostics
 from .errors import BranchError, RetraceWarning
 from .replay import batch_unpack, branch_message, linalg_failure, pack_batch, rerecord
 from .serialize import dumps, load_store
@@ -442,9 +442,13 @@ def replay(tape, method, x, extra, threads, executor, grads=(), packed=False, pr
                   and not in_thread_pool(executor, tape._store) else None)
     bar = progress_bar(progress, X.shape[0], f"pyad {method.value}", unit="pt")
     try:
-        (*results, bad), n_bad = run_counted(tape._store, method, (X,) + tuple(extra), threads,
-                                             executor, tape_bytes,
-                                             bar if bar is not None else False)
+        try:
+            (*results, bad), n_bad = run_counted(tape._store, method, (X,) + tuple(extra),
+                                                 threads, executor, tape_bytes,
+                                                 bar if bar is not None else False)
+        except np.linalg.LinAlgError as e:  # eigh at repeated eigenvalues: name the point
+            raise _linalg_eig.sweep_error(tape._store, e, X,
+                                          lambda b: f" (batch point {b})") from None
         if n_bad != 0:
             _fix_points(tape, method, X, extra, results, bad, bar)
     finally:

@@ -52,6 +52,24 @@ class SingularMatrixError(PyadError, np.linalg.LinAlgError):
     """
 
 
+class RepeatedEigenvalueError(PyadError, np.linalg.LinAlgError):
+    """A derivative through np.linalg.eigh / eigvalsh would divide by the gap of
+    (near-)repeated eigenvalues (|w_i - w_j| <= sqrt(eps) * max|w|): eigenvector
+    derivatives and second derivatives are not defined there. First derivatives
+    of the eigenvalues alone are still given. A ``numpy.linalg.LinAlgError``.
+
+    Examples
+    --------
+    >>> import numpy as np, pyad
+    >>> top = lambda a: np.linalg.eigvalsh(a)[-1] ** 2
+    >>> try:
+    ...     pyad.hessian(top)(np.eye(2))
+    ... except pyad.RepeatedEigenvalueError:
+    ...     print("repeated")
+    repeated
+    """
+
+
 class TapeFormatError(PyadError, ValueError):
     """A saved tape is corrupt, truncated, of an unknown version, or uses an op this
     pyad does not know (a ``ValueError``).

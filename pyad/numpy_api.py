@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _linalg_lu
 from . import array as A
-from . import _linalg_sym, ops
+from . import _linalg_eig, _linalg_sym, ops
 from .scalar import Scalar, binary, provide_handlers
 
 C = ops.CODE
@@ -750,6 +750,7 @@ FUNCTIONS = {
 }
 
 FUNCTIONS.update(_linalg_lu.FUNCTIONS)
+FUNCTIONS.update(_linalg_eig.FUNCTIONS)
 
 
 def _no(what):

@@ -139,7 +139,8 @@ _LINALG_FAILURE = {"solve": "the matrix is singular",
                    "inv": "the matrix is singular",
                    "cholesky": "the matrix is not positive definite",
                    "solve_triangular": "the triangular matrix is singular (a zero on its "
-                                       "diagonal)"}
+                                       "diagonal)",
+                   "eigh": "the eigenvalues did not converge (LAPACK's dsyevd)"}
 
 
 def linalg_failure(store, k, x, where=""):

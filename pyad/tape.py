@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import batch, diagnostics, pytree, replay, serialize, teaching
+from . import _linalg_eig, batch, diagnostics, pytree, replay, serialize, teaching
 from .backends import new_store, resolve_backend
 from .errors import BranchError
 from .modes import mode_name
@@ -701,6 +701,8 @@ class Tape:
             if diagnostics.DEBUG_NANS.enabled:
                 diagnostics.check_finite(self, method.value, x, result)
             return result
+        except np.linalg.LinAlgError as e:  # eigh at repeated eigenvalues: name row and point
+            raise _linalg_eig.sweep_error(self._store, e, None if x is None else [x]) from None
         except BranchError as e:
             if x is None:
                 raise
@@ -883,7 +885,7 @@ class Tape:
                 self.sweeps += 1
                 try:
                     flat = self._store.gradient_flat(a, facts[0])
-                except BranchError:
+                except (BranchError, np.linalg.LinAlgError):
                     self.sweeps -= 1  # the general path below re-records or explains
                 else:
                     if diagnostics.DEBUG_NANS.enabled:

@@ -250,6 +250,8 @@ class _Graph:
                 return gathers.text(int(self.op[k]), self.slots_text(slots.ravel()), 1, n) \
                     .replace(" over 1 x " + str(n), "")
             return gathers.text(int(self.op[k]), self.slots_text(slots.ravel()), m, n)
+        if name == "eigh":  # eigvalsh too (a flag)
+            return linalg_sym.eig.call_text(v[0], self.strides(k)[4])
         if name == "solve_triangular":
             flags = self.strides(k)[4]
             opts = ["lower" if flags & linalg_sym.LOWER else "upper"]

@@ -228,6 +228,10 @@ row("trace", [np.trace], np.trace)
 row("cholesky", [np.linalg.cholesky], lambda a: np.linalg.cholesky(a @ a.T + 3.0 * np.eye(3)))
 row("cholesky upper", [np.linalg.cholesky],
     lambda a: np.linalg.cholesky(a.T @ a + 4.0 * np.eye(4), upper=True))
+row("eigvalsh", [np.linalg.eigvalsh],
+    lambda a: np.linalg.eigvalsh(a @ a.T + np.diag([0.0, 3.0, 6.0])))
+row("eigh UPLO U", [np.linalg.eigh], lambda a: (lambda r: r[1] ** 2 * r[0])(
+    np.linalg.eigh(a.T @ a + np.diag([0.0, 3.0, 6.0, 9.0]), UPLO="U")))
 row("trace offset", [np.trace], lambda a: np.trace(a, 1))
 row("var", [np.var], lambda a: np.var(a, axis=1))
 row("var ddof keepdims", [np.var], lambda a: np.var(a, axis=0, ddof=1, keepdims=True))

@@ -586,7 +586,9 @@ static const char *const KNOWN_SPECIALS[] = {"input", "constant", "select", "gua
                                              /* LU family: test_linalg_lu.c */
                                              "solve", "inv", "det", "slogdet",
                                              /* group_linalg_sym */
-                                             "cholesky", "solve_triangular"};
+                                             "cholesky", "solve_triangular",
+                                             /* test_linalg_eig.c */
+                                             "eigh"};
 
 /* The value a comparison primitive must give (by its name). */
 static int compare_by_name(const char *name, double x, double y, double *want)
@@ -2704,6 +2706,7 @@ static void group_custom(void)
 }
 
 #include "test_linalg_lu.c"
+#include "test_linalg_eig.c"
 
 int main(int argc, char **argv)
 {
@@ -2716,6 +2719,7 @@ int main(int argc, char **argv)
     run_group("products", group_products);
     run_group("linalg lu", group_linalg_lu);
     run_group("linalg sym", group_linalg_sym);
+    run_group("linalg eig", group_linalg_eig);
     run_group("composite", group_composite);
     run_group("blocks", group_blocks);
     run_group("ieee", group_ieee);
