@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from . import cached, diagnostics, pytree, recording
+from . import _linalg_eig, cached, diagnostics, pytree, recording
 from .modes import mode_name
 from .store import Sweep
 from .tape import Tape
@@ -178,7 +178,10 @@ def _gradient_at_recorded_point(r, single):
     sweep over the recorded values: what Tape._value_and_gradient gives, without
     building a Tape (pyad.grad records and drops one per call, and a Tape's set-up
     cost as much as the sweep of a small function)."""
-    y, xbar = r.store.sweep(Sweep.VJP, None, _ONE)
+    try:
+        y, xbar = r.store.sweep(Sweep.VJP, None, _ONE)
+    except np.linalg.LinAlgError as e:  # eigh at repeated eigenvalues: name row and point
+        raise _linalg_eig.sweep_error(r.store, e, None) from None
     parts, lo = [], 0
     for shape in r.in_shapes:
         n = math.prod(shape)
