@@ -38,18 +38,51 @@ static void gather_inputs(const pyad_tape *t, const double *adj, double *xbar)
         xbar[j] = adj[t->inputs[j]];
 }
 
+/* Where a reverse sweep stands: the next block entry and the slot shift. */
+struct walk {
+    int64_t bi, block_k, shift;
+};
+
+/* Reverse step of the run ending at row k (lazy_adjoint.h): the whole run a
+ * tile at a time (fused.h), vd and adjd NULL in a first-order sweep. Returns 1
+ * with the walk moved past the run's first row, or 0 where the run could not
+ * be fused (then its rows are swept one by one as usual). */
+static int fused_step(const pyad_tape *t, const struct fused_run *r, const double *v,
+                      const double *vd, double *adj, double *adjd, struct lazy_zeroing *z,
+                      int64_t *zero_k, struct walk *w)
+{
+    if (fused_has_passive(t, r) || fused_reverse(t, r, v, vd, adj, adjd)) {
+        lazy_unfuse(z, r);
+        return 0;
+    }
+    for (int64_t j = 0; j < r->n_blocks; ++j) {
+        lazy_consumed(z, block_row(t, w->bi));
+        w->shift -= block_width(t, w->bi) - 1;
+        w->block_k = block_row(t, --w->bi);
+    }
+    if (*zero_k >= r->k0) /* internal rows read by no row: nothing to zero */
+        *zero_k = lazy_due(z, r->k0);
+    return 1;
+}
+
 static int reverse_range(const pyad_tape *t, const double *v, double *adj,
                          struct lazy_zeroing *z, int64_t zero_k)
 {
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
-    int64_t bi = t->n_blocks - 1, block_k = block_row(t, bi);
-    int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
+    struct walk w = {t->n_blocks - 1, block_row(t, t->n_blocks - 1), t->n_slots - t->n_ops};
+    int64_t ri = z->plan ? z->plan->n_fused - 1 : -1;
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == zero_k) /* lazy blocks that row k is the first to add to */
             zero_k = lazy_due(z, k);
-        if (k == block_k) { /* a block row: one loop over its elements */
+        if (k == w.block_k) { /* a block row: one loop over its elements */
+            const struct fused_run *run = lazy_run_ending_at(z, &ri, k);
+            if (run && fused_step(t, run, v, NULL, adj, NULL, z, &zero_k, &w)) {
+                k = run->k0;
+                continue;
+            }
+            int64_t bi = w.bi;
             if (z->first)
                 block_reverse_first(t, bi, v, adj, z->first);
             else {
@@ -59,11 +92,11 @@ static int reverse_range(const pyad_tape *t, const double *v, double *adj,
             }
             if (z->plan)
                 lazy_consumed(z, k), z->first = 0;
-            shift -= block_width(t, bi) - 1;
-            block_k = block_row(t, --bi);
+            w.shift -= block_width(t, bi) - 1;
+            w.block_k = block_row(t, --w.bi);
             continue;
         }
-        int64_t zs = k + shift;
+        int64_t zs = k + w.shift;
         if (row_passive(t, k))
             continue;
         double g = adj[zs];
@@ -152,12 +185,18 @@ static int reverse_second_range(const pyad_tape *t, const double *v, const doubl
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
-    int64_t bi = t->n_blocks - 1, block_k = block_row(t, bi);
-    int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
+    struct walk w = {t->n_blocks - 1, block_row(t, t->n_blocks - 1), t->n_slots - t->n_ops};
+    int64_t ri = z->plan ? z->plan->n_fused - 1 : -1;
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == zero_k) /* lazy blocks that row k is the first to add to */
             zero_k = lazy_due(z, k);
-        if (k == block_k) { /* a block row: one loop over its elements */
+        if (k == w.block_k) { /* a block row: one loop over its elements */
+            const struct fused_run *run = lazy_run_ending_at(z, &ri, k);
+            if (run && fused_step(t, run, v, vd, adj, adjd, z, &zero_k, &w)) {
+                k = run->k0;
+                continue;
+            }
+            int64_t bi = w.bi;
             if (z->first)
                 block_second_first(t, bi, v, vd, adj, adjd, z->first);
             else {
@@ -167,11 +206,11 @@ static int reverse_second_range(const pyad_tape *t, const double *v, const doubl
             }
             if (z->plan)
                 lazy_consumed(z, k), z->first = 0;
-            shift -= block_width(t, bi) - 1;
-            block_k = block_row(t, --bi);
+            w.shift -= block_width(t, bi) - 1;
+            w.block_k = block_row(t, --w.bi);
             continue;
         }
-        int64_t zs = k + shift;
+        int64_t zs = k + w.shift;
         if (row_passive(t, k))
             continue;
         double g = adj[zs], gd = adjd[zs];
