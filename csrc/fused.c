@@ -6,6 +6,7 @@
 #include "block.h"
 #include "lazy_adjoint.h"
 #include "run.h"
+#include "sweep.h"
 
 /* A run longer than this is split: its scratch (four tiles a member) stays
  * small enough for a useful tile. */
@@ -268,12 +269,20 @@ static int place_values(const struct fused_run *r, int i, struct tile *tl, doubl
     return 1;
 }
 
-int fused_forward(const pyad_tape *t, const struct fused_run *r, double *v, double *vd)
+int64_t fused_scratch_size(const struct fused_run *runs, int64_t n)
+{
+    int64_t most = 0;
+    for (int64_t j = 0; j < n; ++j) {
+        int64_t need = 4 * runs[j].n * tile_width(&runs[j]);
+        most = need > most ? need : most;
+    }
+    return most;
+}
+
+void fused_forward(const pyad_tape *t, const struct fused_run *r, double *v, double *vd,
+                   double *scratch)
 {
     int64_t tw = tile_width(r);
-    double *scratch = malloc((size_t)(4 * r->n * tw) * sizeof *scratch);
-    if (!scratch)
-        return PYAD_ENOMEM;
     struct tile tl;
     memset(&tl, 0, sizeof tl);
     for (tl.e0 = 0; tl.e0 < r->w; tl.e0 += tw) {
@@ -284,7 +293,26 @@ int fused_forward(const pyad_tape *t, const struct fused_run *r, double *v, doub
             run_kernel(vd ? RUN_TANGENT : RUN_VALUES, &k);
         }
     }
-    free(scratch);
+}
+
+int fused_forward_sweep(const pyad_tape *t, const struct fused_run *runs, int64_t n,
+                        const double *x, const double *xd, double *v, double *vd,
+                        double *scratch, int64_t *bad_op)
+{
+    int64_t k = 0;
+    for (int64_t j = 0; j <= n; ++j) {
+        /* the rows up to the next run (or the end), then the run's members */
+        int64_t until = j < n ? runs[j].k0 : t->n_ops;
+        int s = vd ? tangent_range(t, x, xd, v, vd, k, until, bad_op)
+                   : forward_range(t, x, v, k, until, bad_op);
+        if (s || j == n)
+            return s;
+        k = runs[j].k0 + runs[j].n;
+        if (fused_has_passive(t, &runs[j]))
+            k = runs[j].k0; /* stored whole, as the reverse sweeps them one by one */
+        else
+            fused_forward(t, &runs[j], v, vd, scratch);
+    }
     return PYAD_OK;
 }
 
@@ -356,13 +384,10 @@ static void sum_reverse(const struct fused_run *r, const struct tile *tl, double
             gd[j] = gds + 0.0;
 }
 
-int fused_reverse(const pyad_tape *t, const struct fused_run *r, const double *v,
-                  const double *vd, double *adj, double *adjd)
+void fused_reverse(const pyad_tape *t, const struct fused_run *r, const double *v,
+                   const double *vd, double *adj, double *adjd, double *scratch)
 {
     int64_t tw = tile_width(r);
-    double *scratch = malloc((size_t)(4 * r->n * tw) * sizeof *scratch);
-    if (!scratch)
-        return PYAD_ENOMEM;
     const double *tangents = adjd ? vd : NULL;
     /* the sum's adjoint reaches every element of the summed member */
     double gs = r->sum_of >= 0 ? adj[r->sum_slot] : 0.0;
@@ -389,6 +414,4 @@ int fused_reverse(const pyad_tape *t, const struct fused_run *r, const double *v
             run_kernel(adjd ? RUN_SECOND : RUN_REVERSE, &k);
         }
     }
-    free(scratch);
-    return PYAD_OK;
 }

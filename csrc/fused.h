@@ -54,15 +54,26 @@ void fused_free(struct fused_run *runs, int64_t n);
  * the rows one by one instead. */
 int fused_has_passive(const pyad_tape *t, const struct fused_run *r);
 
+/* Doubles of scratch a sweep of any of the n runs needs. */
+int64_t fused_scratch_size(const struct fused_run *runs, int64_t n);
+
 /* The reverse step of the whole run at one point: adds to the adjoints of its
  * external operands and kept rows (vd, adjd NULL: first order; else forward-
  * over-reverse). v, vd hold the values and tangents of the slots before the
- * run and of its kept rows. PYAD_OK or PYAD_ENOMEM (nothing changed). */
-int fused_reverse(const pyad_tape *t, const struct fused_run *r, const double *v,
-                  const double *vd, double *adj, double *adjd);
+ * run and of its kept rows; scratch holds fused_scratch_size doubles. */
+void fused_reverse(const pyad_tape *t, const struct fused_run *r, const double *v,
+                   const double *vd, double *adj, double *adjd, double *scratch);
 
 /* The forward step of the run's members (not the sum): values (and tangents,
- * vd not NULL) of its kept rows only. PYAD_OK or PYAD_ENOMEM. */
-int fused_forward(const pyad_tape *t, const struct fused_run *r, double *v, double *vd);
+ * vd not NULL) of its kept rows only. */
+void fused_forward(const pyad_tape *t, const struct fused_run *r, double *v, double *vd,
+                   double *scratch);
+
+/* A forward sweep (values, or values and tangents where vd is not NULL) that
+ * stores only what the fused reverse sweeps read: the runs (in row order, n of
+ * them) store their kept rows only. Returns as forward_range (sweep.h). */
+int fused_forward_sweep(const pyad_tape *t, const struct fused_run *runs, int64_t n,
+                        const double *x, const double *xd, double *v, double *vd,
+                        double *scratch, int64_t *bad_op);
 
 #endif
