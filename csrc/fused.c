@@ -415,3 +415,25 @@ void fused_reverse(const pyad_tape *t, const struct fused_run *r, const double *
         }
     }
 }
+
+int64_t pyad_fused_runs(pyad_tape *t, int64_t *out, int64_t cap)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (cap < 0 || (cap > 0 && !out))
+        return PYAD_EINVAL;
+    int s = tape_begin_sweep(t);
+    if (s)
+        return s;
+    const struct adjoint_plan *p = adjoint_plan(t);
+    int64_t n = p ? p->n_fused : 0;
+    for (int64_t j = 0; j < n && j < cap; ++j) {
+        const struct fused_run *r = &p->fused[j];
+        int64_t internal = 0;
+        for (int i = 0; i < r->n; ++i)
+            internal += !r->m[i].keep_adj;
+        out[3 * j] = r->k0, out[3 * j + 1] = r->k_last, out[3 * j + 2] = internal;
+    }
+    tape_end_sweep(t);
+    return n;
+}

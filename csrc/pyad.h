@@ -296,6 +296,10 @@ int pyad_gradient(pyad_tape *t, const double *x, double *v, double *adj, double 
 int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd,
                         const double *u, double *adj, double *adjd,
                         double *xbar, double *xbard);
+/* The tape's fused runs (fused.h), for tests and stats: returns how many, and
+ * writes up to cap of them as (first row, last row, rows whose adjoints stay in
+ * tiles) triples into out; or a negative status. */
+int64_t pyad_fused_runs(pyad_tape *t, int64_t *out, int64_t cap);
 /* pyad_forward_tangent and pyad_reverse_second in one call; v, vd are work
  * arrays only (the forward may leave slots no derivative reads unset). */
 int pyad_hvp(pyad_tape *t, const double *x, const double *xd, const double *u, double *v,
