@@ -83,7 +83,7 @@ def test_rosenbrock_is_one_run_with_offset_views_of_one_block(backend, n):
 def test_broadcast_scalars_receive_the_sum_of_every_element(backend, n):
     def f(x):
         c = x[2] * 2.0                    # a scalar row, broadcast into the run
-        return np.sum(pyad.sin(x * x[3]) * c + x[0] + (x * c) ** 2)
+        return np.sum(pyad.sin(x * x[3]) * c + x[0] + (x * c) ** 2 + (x[1] - x * 0.5) ** 2)
 
     x = np.linspace(0.1, 0.9, n)
     tape = check_everywhere(f, x, backend)
@@ -92,8 +92,9 @@ def test_broadcast_scalars_receive_the_sum_of_every_element(backend, n):
     # x[0]'s adjoint: 1 per element, plus its own element's terms
     s = x[3]
     c = 2.0 * x[2]
-    g = np.cos(x * s) * s * c + 2.0 * x * c * c
+    g = np.cos(x * s) * s * c + 2.0 * x * c * c - (x[1] - x * 0.5)
     g[0] += n
+    g[1] += 2.0 * np.sum(x[1] - x * 0.5)
     g[2] += 2.0 * np.sum(np.sin(x * s)) + 2.0 * np.sum(2.0 * x * x * c)
     g[3] += np.sum(np.cos(x * s) * x * c)
     close(tape.gradient(x), g, 1e-11)
