@@ -296,13 +296,13 @@ void fused_forward(const pyad_tape *t, const struct fused_run *r, double *v, dou
 }
 
 int fused_forward_sweep(const pyad_tape *t, const struct fused_run *runs, int64_t n,
-                        const double *x, const double *xd, double *v, double *vd,
-                        double *scratch, int64_t *bad_op)
+                        int64_t end, const double *x, const double *xd, double *v,
+                        double *vd, double *scratch, int64_t *bad_op)
 {
     int64_t k = 0;
     for (int64_t j = 0; j <= n; ++j) {
         /* the rows up to the next run (or the end), then the run's members */
-        int64_t until = j < n ? runs[j].k0 : t->n_ops;
+        int64_t until = j < n ? runs[j].k0 : end;
         int s = vd ? tangent_range(t, x, xd, v, vd, k, until, bad_op)
                    : forward_range(t, x, v, k, until, bad_op);
         if (s || j == n)
@@ -384,8 +384,38 @@ static void sum_reverse(const struct fused_run *r, const struct tile *tl, double
             gd[j] = gds + 0.0;
 }
 
+static void sweep_tiles(const pyad_tape *t, const struct fused_run *r, const double *v,
+                        const double *vd, double *adj, double *adjd, double *scratch,
+                        int compute_kept);
+
 void fused_reverse(const pyad_tape *t, const struct fused_run *r, const double *v,
                    const double *vd, double *adj, double *adjd, double *scratch)
+{
+    sweep_tiles(t, r, v, vd, adj, adjd, scratch, 0);
+}
+
+int fused_one_pass_fits(const pyad_tape *t, const struct fused_run *r)
+{
+    if (r->sum_of < 0 || r->k_last != t->n_ops - 1 || fused_has_passive(t, r))
+        return 0;
+    for (int i = 0; i < r->n; ++i)
+        if (r->m[i].keep_adj)
+            return 0;
+    return 1;
+}
+
+void fused_one_pass(const pyad_tape *t, const struct fused_run *r, double *v, double *vd,
+                    double *adj, double *adjd, double *scratch)
+{
+    sweep_tiles(t, r, v, vd, adj, adjd, scratch, 1);
+}
+
+/* The tiles of run r, last to first: each member's values (and tangents)
+ * recomputed (the kept rows' too with compute_kept, else read), then the
+ * reverse steps of the sum and the members. */
+static void sweep_tiles(const pyad_tape *t, const struct fused_run *r, const double *v,
+                        const double *vd, double *adj, double *adjd, double *scratch,
+                        int compute_kept)
 {
     int64_t tw = tile_width(r);
     const double *tangents = adjd ? vd : NULL;
@@ -400,7 +430,8 @@ void fused_reverse(const pyad_tape *t, const struct fused_run *r, const double *
         tl.n = r->w - e0 < tw ? r->w - e0 : tw;
         for (int i = 0; i < r->n; ++i) {
             /* recomputed: the forward may have stored only the kept rows */
-            if (place_values(r, i, &tl, (double *)v, (double *)tangents, scratch, tw, 1)) {
+            if (place_values(r, i, &tl, (double *)v, (double *)tangents, scratch, tw, 1)
+                || compute_kept) {
                 struct run k = member_run(t, r, i, &tl, v, tangents, NULL, NULL);
                 run_kernel(tangents ? RUN_TANGENT : RUN_VALUES, &k);
             }

@@ -64,16 +64,26 @@ int64_t fused_scratch_size(const struct fused_run *runs, int64_t n);
 void fused_reverse(const pyad_tape *t, const struct fused_run *r, const double *v,
                    const double *vd, double *adj, double *adjd, double *scratch);
 
+/* Whether run r can be swept forward and back in one pass (fused_one_pass):
+ * the tape's last rows, a sum at the end and no row kept, so the sum's adjoint
+ * is known (its output's seed) once the rows before the run are swept. */
+int fused_one_pass_fits(const pyad_tape *t, const struct fused_run *r);
+
+/* fused_reverse for such a run, computing every member's values (and
+ * tangents), the summed one's into v (vd) for the sum row's forward step. */
+void fused_one_pass(const pyad_tape *t, const struct fused_run *r, double *v, double *vd,
+                    double *adj, double *adjd, double *scratch);
+
 /* The forward step of the run's members (not the sum): values (and tangents,
  * vd not NULL) of its kept rows only. */
 void fused_forward(const pyad_tape *t, const struct fused_run *r, double *v, double *vd,
                    double *scratch);
 
 /* A forward sweep (values, or values and tangents where vd is not NULL) that
- * stores only what the fused reverse sweeps read: the runs (in row order, n of
- * them) store their kept rows only. Returns as forward_range (sweep.h). */
+ * stores only what the fused reverse sweeps read, over rows [0, end): the
+ * runs (in row order, n of them, all before end) store their kept rows only. Returns as forward_range (sweep.h). */
 int fused_forward_sweep(const pyad_tape *t, const struct fused_run *runs, int64_t n,
-                        const double *x, const double *xd, double *v, double *vd,
-                        double *scratch, int64_t *bad_op);
+                        int64_t end, const double *x, const double *xd, double *v,
+                        double *vd, double *scratch, int64_t *bad_op);
 
 #endif

@@ -46,6 +46,7 @@ static void gather_inputs(const pyad_tape *t, const double *adj, double *xbar)
 struct walk {
     int64_t bi, block_k, shift;
     double *scratch;
+    const struct fused_run *done; /* swept already (fused_one_pass) */
 };
 
 /* Scratch for the fused runs of the tape's plan; NULL where it has none (or no
@@ -66,11 +67,14 @@ static int fused_step(const pyad_tape *t, const struct fused_run *r, const doubl
                       const double *vd, double *adj, double *adjd, struct lazy_zeroing *z,
                       int64_t *zero_k, struct walk *w)
 {
-    if (!w->scratch || fused_has_passive(t, r)) {
+    if (r == w->done)
+        ;
+    else if (!w->scratch || fused_has_passive(t, r)) {
         lazy_unfuse(z, r);
         return 0;
+    } else {
+        fused_reverse(t, r, v, vd, adj, adjd, w->scratch);
     }
-    fused_reverse(t, r, v, vd, adj, adjd, w->scratch);
     for (int64_t j = 0; j < r->n_blocks; ++j) {
         lazy_consumed(z, block_row(t, w->bi));
         w->shift -= block_width(t, w->bi) - 1;
@@ -82,13 +86,14 @@ static int fused_step(const pyad_tape *t, const struct fused_run *r, const doubl
 }
 
 static int reverse_range(const pyad_tape *t, const double *v, double *adj,
-                         struct lazy_zeroing *z, int64_t zero_k, double *scratch)
+                         struct lazy_zeroing *z, int64_t zero_k, double *scratch,
+                         const struct fused_run *done)
 {
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
     struct walk w = {t->n_blocks - 1, block_row(t, t->n_blocks - 1), t->n_slots - t->n_ops,
-                     scratch};
+                     scratch, done};
     int64_t ri = z->plan ? z->plan->n_fused - 1 : -1;
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == zero_k) /* lazy blocks that row k is the first to add to */
@@ -178,7 +183,7 @@ static int reverse(pyad_tape *t, const double *v, const double *u, double *adj, 
     int64_t zero_k = start_adjoints(t, adj, NULL, give_back, &z);
     double *scratch = fused_scratch(t);
     seed_outputs(t, u, adj);
-    s = reverse_range(t, v ? v : t->val, adj, &z, zero_k, scratch);
+    s = reverse_range(t, v ? v : t->val, adj, &z, zero_k, scratch, NULL);
     free(scratch);
     if (s == PYAD_OK)
         gather_inputs(t, adj, xbar);
@@ -199,13 +204,14 @@ int pyad_reverse_owned(pyad_tape *t, const double *v, const double *u, double *a
 
 static int reverse_second_range(const pyad_tape *t, const double *v, const double *vd,
                                 double *adj, double *adjd, struct lazy_zeroing *z,
-                                int64_t zero_k, double *scratch)
+                                int64_t zero_k, double *scratch,
+                                const struct fused_run *done)
 {
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
     struct walk w = {t->n_blocks - 1, block_row(t, t->n_blocks - 1), t->n_slots - t->n_ops,
-                     scratch};
+                     scratch, done};
     int64_t ri = z->plan ? z->plan->n_fused - 1 : -1;
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == zero_k) /* lazy blocks that row k is the first to add to */
@@ -308,7 +314,7 @@ int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd, const d
     int64_t zero_k = start_adjoints(t, adj, adjd, 0, &z);
     double *scratch = fused_scratch(t);
     seed_outputs(t, u, adj);
-    s = reverse_second_range(t, v, vd, adj, adjd, &z, zero_k, scratch);
+    s = reverse_second_range(t, v, vd, adj, adjd, &z, zero_k, scratch, NULL);
     free(scratch);
     if (s == PYAD_OK) {
         gather_inputs(t, adj, xbar);
@@ -327,9 +333,28 @@ static int forward_reverse(pyad_tape *t, const double *x, const double *xd, cons
 {
     const struct adjoint_plan *p = adjoint_plan(t);
     double *scratch = fused_scratch(t);
-    int s = scratch ? fused_forward_sweep(t, p->fused, p->n_fused, x, xd, v, vd, scratch, bad_op)
-          : vd      ? tangent_range(t, x, xd, v, vd, 0, t->n_ops, bad_op)
-                    : forward_range(t, x, v, 0, t->n_ops, bad_op);
+    /* a run at the end whose sum's adjoint is its output's seed: forward and
+     * reverse in one pass, after the rows before it and the adjoint seeds */
+    const struct fused_run *last = scratch ? &p->fused[p->n_fused - 1] : NULL;
+    const struct fused_run *one = last && fused_one_pass_fits(t, last) ? last : NULL;
+    int64_t end = one ? one->k0 : t->n_ops;
+    int s = scratch ? fused_forward_sweep(t, p->fused, p->n_fused - (one != NULL), end, x, xd,
+                                          v, vd, scratch, bad_op)
+          : vd      ? tangent_range(t, x, xd, v, vd, 0, end, bad_op)
+                    : forward_range(t, x, v, 0, end, bad_op);
+    struct lazy_zeroing z;
+    int64_t zero_k = -1;
+    if (s == PYAD_OK) {
+        zero_k = start_adjoints(t, adj, adjd, 0, &z);
+        seed_outputs(t, u, adj);
+    }
+    if (s == PYAD_OK && one) {
+        if (zero_k >= one->k_last) /* its external operands' adjoints */
+            zero_k = lazy_due(&z, one->k_last);
+        fused_one_pass(t, one, v, vd, adj, adjd, scratch);
+        s = vd ? tangent_range(t, x, xd, v, vd, end + one->n, t->n_ops, bad_op)
+               : forward_range(t, x, v, end + one->n, t->n_ops, bad_op);
+    }
     if (s == PYAD_OK) {
         for (int64_t i = 0; i < t->n_outputs; ++i) {
             if (y)
@@ -337,11 +362,8 @@ static int forward_reverse(pyad_tape *t, const double *x, const double *xd, cons
             if (yd)
                 yd[i] = vd[t->outputs[i]];
         }
-        struct lazy_zeroing z;
-        int64_t zero_k = start_adjoints(t, adj, adjd, 0, &z);
-        seed_outputs(t, u, adj);
-        s = vd ? reverse_second_range(t, v, vd, adj, adjd, &z, zero_k, scratch)
-               : reverse_range(t, v, adj, &z, zero_k, scratch);
+        s = vd ? reverse_second_range(t, v, vd, adj, adjd, &z, zero_k, scratch, one)
+               : reverse_range(t, v, adj, &z, zero_k, scratch, one);
     }
     free(scratch);
     if (s == PYAD_OK) {
