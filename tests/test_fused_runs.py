@@ -46,8 +46,17 @@ def check_everywhere(f, x, backend, v=None, argnums=None):
     tape = pyad.trace(f, x, backend=backend)
     oracle = pyad.trace(f, x, backend="python")
     x2 = x * 0.9 + 0.05  # replayed at another point
-    for point in (x, x2):
-        g = tape.gradient(point)
+    for point in (x, x2, x):
+        # first at each point: the values the one-call sweeps compute on the way
+        # (the work arrays hold the previous point's)
+        if backend == "c":
+            flat = np.ascontiguousarray(point, dtype=float).ravel()
+            y = tape._store.hvp(flat, np.ascontiguousarray(v, dtype=float).ravel(),
+                                np.ones(1))[0]
+            close(y, [oracle(point)])
+        value, g = tape.value_and_gradient(point)
+        close(value, oracle(point))
+        close(g, tape.gradient(point))
         close(g, oracle.gradient(point))
         close(tape.vjp(point, 1.0)[1], g)
         close(tape.gradient(point[None], batch=True)[0], g)
