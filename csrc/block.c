@@ -25,6 +25,7 @@
 #include "linalg_lu.h"
 #include "linalg_sym.h"
 #include "product.h"
+#include "run.h"
 #include "rules.h"
 #include "special_rules.h"
 
@@ -95,22 +96,6 @@ int block_input_adjoints(const pyad_tape *t, const double *adj, double *xbar)
 }
 
 /* ---- single-point and batched sweeps: a run of n elements ---- */
-
-/* One loop of a kernel: result arrays from element 0, operand element j at
- * j * stride; g / gd are the result's adjoints, ga.. the operands'. */
-struct run {
-    int op;
-    int64_t n;
-    double *z, *zd;
-    const double *g, *gd;
-    const double *va, *vb, *vc, *ta, *tb, *tc;
-    double *ga, *gb, *gc, *qa, *qb, *qc; /* adjoints, adjoint tangents */
-    int64_t sa, sb, sc;
-    const double *k; /* the constants, element j's at k[j * sk] */
-    int64_t sk;
-    int disjoint; /* operands a and b read slot runs that do not overlap */
-    int first;    /* FIRST_A / FIRST_B (block.h): that operand's adjoints are written, not added to */
-};
 
 #define UP for (int64_t j = 0; j < n; ++j)
 #define DOWN for (int64_t j = n - 1; j >= 0; --j)
@@ -648,6 +633,17 @@ void block_second_first(const pyad_tape *t, int64_t i, const double *v, const do
                         double *adj, double *adjd, int first)
 {
     run_block(t, i, 1, run_second_first, v, vd, adj, adjd, first);
+}
+
+/* The kernels on a caller's run (run.h): fused.c sweeps tiles of rows with them. */
+void run_kernel(enum run_kernel which, const struct run *r)
+{
+    switch (which) {
+    case RUN_VALUES: run_values(r); break;
+    case RUN_TANGENT: run_tangent(r); break;
+    case RUN_REVERSE: r->first ? run_reverse_first(r) : run_reverse(r); break;
+    case RUN_SECOND: r->first ? run_second_first(r) : run_second(r); break;
+    }
 }
 
 /* ---- vector sweeps: values have one lane, tangents and adjoints p ---- */

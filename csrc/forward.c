@@ -97,15 +97,15 @@ int pyad_forward(pyad_tape *t, const double *x, double *v, double *y, int64_t *b
     return s;
 }
 
-static int tangent_range(const pyad_tape *t, const double *x, const double *xdot,
-                         double *v, double *vd, int64_t *bad_op)
+int tangent_range(const pyad_tape *t, const double *x, const double *xdot, double *v,
+                  double *vd, int64_t begin, int64_t end, int64_t *bad_op)
 {
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
-    int64_t bi = 0, block_k = block_row(t, bi);
-    int64_t shift = 0; /* slot - row (block.h) */
-    for (int64_t k = 0; k < t->n_ops; ++k) {
+    int64_t bi = block_search(t, begin), block_k = block_row(t, bi);
+    int64_t shift = begin < end ? t->first[begin] - begin : 0; /* slot - row (block.h) */
+    for (int64_t k = begin; k < end; ++k) {
         if (k == block_k) { /* a block row: one loop over its elements */
             int s = PYAD_OK;
             if (block_is_source(t, bi))
@@ -214,7 +214,7 @@ int pyad_forward_tangent(pyad_tape *t, const double *x, const double *xd,
     int s = tape_begin_sweep(t);
     if (s)
         return s;
-    s = tangent_range(t, x, xd, v, vd, bad_op);
+    s = tangent_range(t, x, xd, v, vd, 0, t->n_ops, bad_op);
     if (s == PYAD_OK) {
         gather_outputs(t, v, y);
         gather_outputs(t, vd, yd);

@@ -12,9 +12,6 @@
 #include "gather.h"
 #include "product.h"
 
-/* Blocks narrower than this are zeroed up front with their neighbours: one
- * memset over a few cache lines costs less than an entry in the plan. */
-#define LAZY_MIN_WIDTH 512
 /* A consumed block's adjoint pages are given back only from this size on: a
  * work array kept for the next call faults them in again (about 2 us a page
  * here), which pays off only where holding them would cost real memory. */
@@ -32,6 +29,7 @@ static int is_lazy(const pyad_tape *t, int64_t i)
 struct builder {
     struct lazy_block *lazy;
     int64_t n;
+    int64_t as_row; /* >= 0: the reads counted as this row's (a run's last row) */
 };
 
 /* The first lazy block whose slots end after slot lo. */
@@ -53,6 +51,8 @@ static int64_t first_ending_after(const struct builder *b, int64_t lo)
  * call for a block names its last reader. */
 static void reads(struct builder *b, int64_t lo, int64_t hi, int64_t k)
 {
+    if (b->as_row >= 0)
+        k = b->as_row;
     for (int64_t j = first_ending_after(b, lo); j < b->n && b->lazy[j].first <= hi; ++j)
         b->lazy[j].due = k;
 }
@@ -173,12 +173,17 @@ static int block_reads(const pyad_tape *t, struct builder *b, struct block bl)
     }
 }
 
-/* Every row's reads; a row of unknown kind reads every lazy block before it. */
-static void find_last_readers(const pyad_tape *t, struct builder *b)
+/* Every row's reads; a row of unknown kind reads every lazy block before it.
+ * A run's rows read at its last row: the sweep fuses them into that step. */
+static void find_last_readers(const pyad_tape *t, struct builder *b,
+                              const struct adjoint_plan *p)
 {
-    int64_t barrier = -1, bi = 0, block_k = block_row(t, 0);
+    int64_t barrier = -1, bi = 0, block_k = block_row(t, 0), ri = 0;
     for (int64_t k = 0; k < t->n_ops; ++k) {
         int known;
+        while (ri < p->n_fused && p->fused[ri].k_last < k)
+            ++ri;
+        b->as_row = ri < p->n_fused && p->fused[ri].k0 <= k ? p->fused[ri].k_last : -1;
         if (k == block_k) {
             known = block_reads(t, b, block_at(t, bi));
             block_k = block_row(t, ++bi);
@@ -191,8 +196,41 @@ static void find_last_readers(const pyad_tape *t, struct builder *b)
     for (int64_t j = 0; j < b->n; ++j)
         if (barrier > b->lazy[j].row && barrier > b->lazy[j].due)
             b->lazy[j].due = barrier;
+    b->as_row = -1;
     for (int64_t i = 0; i < t->n_outputs; ++i) /* seeded before the sweep */
         reads(b, t->outputs[i], t->outputs[i], t->n_ops);
+}
+
+/* The run holding row k, or NULL. */
+static const struct fused_run *run_of(const struct adjoint_plan *p, int64_t k)
+{
+    int64_t lo = 0, hi = p->n_fused;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (p->fused[mid].k_last < k)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < p->n_fused && p->fused[lo].k0 <= k ? &p->fused[lo] : NULL;
+}
+
+/* Which rows of each run are read after it (or are outputs): those keep
+ * their adjoints, values and tangents in the work arrays; the rest are
+ * internal, never zeroed. The lazy blocks are the run rows' own (every run
+ * row is at least LAZY_MIN_WIDTH wide). */
+static void mark_kept_rows(struct adjoint_plan *p, struct builder *b)
+{
+    for (int64_t r = 0; r < p->n_fused; ++r) {
+        struct fused_run *run = &p->fused[r];
+        for (int i = 0; i < run->n; ++i) {
+            struct fused_member *m = &run->m[i];
+            struct lazy_block *lb = &b->lazy[first_ending_after(b, m->z)];
+            m->keep_adj = lb->due > run->k_last;
+            m->keep_val = m->keep_adj || i == run->sum_of;
+            lb->internal = !m->keep_adj;
+        }
+    }
 }
 
 /* Whether [lo, hi] and block lb share a slot. */
@@ -247,6 +285,7 @@ static int later_due_first(const void *x, const void *y)
 static void free_plan(struct adjoint_plan *p)
 {
     if (p) {
+        fused_free(p->fused, p->n_fused);
         free(p->by_slot), free(p->by_due), free(p->runs);
         free(p);
     }
@@ -271,18 +310,25 @@ static struct adjoint_plan *build_plan(const pyad_tape *t)
         free_plan(p);
         return NULL;
     }
-    struct builder b = {p->by_slot, 0};
+    if (fused_find(t, &p->fused, &p->n_fused)) {
+        free_plan(p);
+        return NULL;
+    }
+    struct builder b = {p->by_slot, 0, -1};
     for (int64_t i = 0; i < t->n_blocks; ++i) {
         if (!is_lazy(t, i))
             continue;
         int64_t row = block_row(t, i);
         /* read by no row: zeroed just before its own step reads it */
         b.lazy[b.n++] = (struct lazy_block){row, t->first[row], block_width(t, i), row, 0, 0, 0,
-                                            t->op[row] == OP_input};
+                                            t->op[row] == OP_input, 0};
     }
-    find_last_readers(t, &b);
+    find_last_readers(t, &b, p);
+    mark_kept_rows(p, &b);
     for (int64_t j = 0; j < n_lazy; ++j) {
-        p->by_slot[j].written = written_first(t, p->by_slot + j);
+        /* a fused step adds to every adjoint; it writes none first */
+        int fused = run_of(p, p->by_slot[j].due) != NULL;
+        p->by_slot[j].written = fused ? 0 : written_first(t, p->by_slot + j);
         p->by_due[j] = (struct due_entry){p->by_slot[j].due, j};
     }
     qsort(p->by_due, (size_t)n_lazy, sizeof *p->by_due, later_due_first);
@@ -347,6 +393,8 @@ int64_t lazy_due(struct lazy_zeroing *z, int64_t k)
     const struct adjoint_plan *p = z->plan;
     for (; z->next < p->n_lazy && p->by_due[z->next].due >= k; ++z->next) {
         const struct lazy_block *lb = p->by_slot + p->by_due[z->next].idx;
+        if (lb->internal)
+            continue;
         if (lb->written && lb->due == k) {
             z->first |= lb->written;
             zero_slots(z, lb->first, lb->lo);
@@ -391,7 +439,7 @@ void lazy_consumed(struct lazy_zeroing *z, int64_t k)
     while (z->release >= 0 && p->by_slot[z->release].row > k)
         --z->release;
     if (z->release < 0 || p->by_slot[z->release].row != k || !z->give_back
-        || p->by_slot[z->release].input)
+        || p->by_slot[z->release].input || p->by_slot[z->release].internal)
         return;
     const struct lazy_block *lb = p->by_slot + z->release;
     int64_t bytes = lb->w * z->lanes * (int64_t)sizeof(double);
@@ -400,4 +448,22 @@ void lazy_consumed(struct lazy_zeroing *z, int64_t k)
     give_back(z->adj + lb->first * z->lanes, bytes);
     if (z->adjd)
         give_back(z->adjd + lb->first * z->lanes, bytes);
+}
+
+const struct fused_run *lazy_run_ending_at(const struct lazy_zeroing *z, int64_t *ri,
+                                           int64_t k)
+{
+    const struct adjoint_plan *p = z->plan;
+    if (!p)
+        return NULL;
+    while (*ri >= 0 && p->fused[*ri].k_last > k)
+        --*ri;
+    return *ri >= 0 && p->fused[*ri].k_last == k ? &p->fused[*ri] : NULL;
+}
+
+void lazy_unfuse(struct lazy_zeroing *z, const struct fused_run *r)
+{
+    for (int i = 0; i < r->n; ++i)
+        if (!r->m[i].keep_adj)
+            zero_slots(z, r->m[i].z, r->m[i].z + r->w);
 }

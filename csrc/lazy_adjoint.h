@@ -17,6 +17,12 @@
 #define PYAD_LAZY_ADJOINT_H
 
 #include "tape.h"
+#include "fused.h"
+
+/* Blocks narrower than this are zeroed up front with their neighbours: one
+ * memset over a few cache lines costs less than an entry in the plan. Runs
+ * (fused.h) are made of blocks at least this wide. */
+#define LAZY_MIN_WIDTH 512
 
 struct lazy_block {
     int64_t row, first, w;
@@ -25,6 +31,8 @@ struct lazy_block {
                     the block first through that operand; only the rest is zeroed */
     int64_t lo, hi;
     int input;   /* an input block: read after the sweep, never given back */
+    int internal; /* a run's row read only inside it: its adjoints live in the run's
+                     scratch (fused.h), the work array's are never touched */
 };
 
 struct due_entry {
@@ -37,6 +45,8 @@ struct adjoint_plan {
     struct due_entry *by_due;   /* the same blocks, latest `due` first */
     int64_t n_runs;
     int64_t *runs; /* eager slot runs: [runs[2r], runs[2r + 1]) */
+    int64_t n_fused;
+    struct fused_run *fused; /* elementwise runs swept a tile at a time, in row order */
 };
 
 /* The tape's plan (computed on first use and kept until the tape is recorded
@@ -67,6 +77,16 @@ int64_t lazy_start(struct lazy_zeroing *z);
  * first (the caller hands it to block_reverse_first / block_second_first and
  * clears it); returns the next row that has some. */
 int64_t lazy_due(struct lazy_zeroing *z, int64_t k);
+
+/* The run (plan->fused) whose last row is k, or NULL; *ri starts at n_fused - 1
+ * and walks down with k (a reverse sweep's rows). */
+const struct fused_run *lazy_run_ending_at(const struct lazy_zeroing *z, int64_t *ri,
+                                           int64_t k);
+
+/* The reverse step of run r in a sweep that could not fuse it (a passive row,
+ * no memory for the scratch): zeroes its internal rows' adjoints, which the
+ * plan left alone, so the rows can be swept one by one. */
+void lazy_unfuse(struct lazy_zeroing *z, const struct fused_run *r);
 
 /* After the reverse step of block row k: gives back the pages of its adjoints
  * if it is a large lazy block and z->give_back (read by no later step). */

@@ -309,6 +309,15 @@ int pyad_gradient(pyad_tape *t, const double *x, double *v, double *adj, double 
 int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd,
                         const double *u, double *adj, double *adjd,
                         double *xbar, double *xbard);
+/* The tape's fused runs (fused.h), for tests and stats: returns how many, and
+ * writes up to cap of them as (first row, last row, rows whose adjoints stay in
+ * tiles) triples into out; or a negative status. */
+int64_t pyad_fused_runs(pyad_tape *t, int64_t *out, int64_t cap);
+/* pyad_forward_tangent and pyad_reverse_second in one call; v, vd are work
+ * arrays only (the forward may leave slots no derivative reads unset). */
+int pyad_hvp(pyad_tape *t, const double *x, const double *xd, const double *u, double *v,
+             double *vd, double *adj, double *adjd, double *y, double *yd, double *xbar,
+             double *xbard, int64_t *bad_op);
 
 
 /* The tape as plain arrays (sizes from pyad_n_ops, pyad_n_slots, pyad_n_consts,

@@ -1,12 +1,15 @@
 /* Reverse sweeps: one adjoint (a vector-Jacobian product), and forward-over-
  * reverse for second order. The registry's rules read x, y (operand values),
  * z (the result) and, in the second-order sweep, xd, yd (tangents). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "rules.h"
 #include "special_rules.h"
 #include "block.h"
 #include "lazy_adjoint.h"
+#include "fused.h"
+#include "sweep.h"
 
 /* Zeroes the adjoints (adjd too, if not NULL) that must be zero before the
  * sweep, all of them or, where the tape has a plan, those it says
@@ -38,18 +41,70 @@ static void gather_inputs(const pyad_tape *t, const double *adj, double *xbar)
         xbar[j] = adj[t->inputs[j]];
 }
 
+/* Where a reverse sweep stands: the next block entry and the slot shift; and
+ * the scratch of its fused runs (NULL: none fused). */
+struct walk {
+    int64_t bi, block_k, shift;
+    double *scratch;
+    const struct fused_run *done; /* swept already (fused_one_pass) */
+};
+
+/* Scratch for the fused runs of the tape's plan; NULL where it has none (or no
+ * memory: the runs are then swept row by row). */
+static double *fused_scratch(const pyad_tape *t)
+{
+    const struct adjoint_plan *p = atomic_load(&((pyad_tape *)t)->adjoint_plan);
+    if (!p || p->n_fused == 0)
+        return NULL;
+    return malloc((size_t)fused_scratch_size(p->fused, p->n_fused) * sizeof(double));
+}
+
+/* Reverse step of the run ending at row k (lazy_adjoint.h): the whole run a
+ * tile at a time (fused.h), vd and adjd NULL in a first-order sweep. Returns 1
+ * with the walk moved past the run's first row, or 0 where the run could not
+ * be fused (then its rows are swept one by one as usual). */
+static int fused_step(const pyad_tape *t, const struct fused_run *r, const double *v,
+                      const double *vd, double *adj, double *adjd, struct lazy_zeroing *z,
+                      int64_t *zero_k, struct walk *w)
+{
+    if (r == w->done)
+        ;
+    else if (!w->scratch || fused_has_passive(t, r)) {
+        lazy_unfuse(z, r);
+        return 0;
+    } else {
+        fused_reverse(t, r, v, vd, adj, adjd, w->scratch);
+    }
+    for (int64_t j = 0; j < r->n_blocks; ++j) {
+        lazy_consumed(z, block_row(t, w->bi));
+        w->shift -= block_width(t, w->bi) - 1;
+        w->block_k = block_row(t, --w->bi);
+    }
+    if (*zero_k >= r->k0) /* internal rows read by no row: nothing to zero */
+        *zero_k = lazy_due(z, r->k0);
+    return 1;
+}
+
 static int reverse_range(const pyad_tape *t, const double *v, double *adj,
-                         struct lazy_zeroing *z, int64_t zero_k)
+                         struct lazy_zeroing *z, int64_t zero_k, double *scratch,
+                         const struct fused_run *done)
 {
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
-    int64_t bi = t->n_blocks - 1, block_k = block_row(t, bi);
-    int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
+    struct walk w = {t->n_blocks - 1, block_row(t, t->n_blocks - 1), t->n_slots - t->n_ops,
+                     scratch, done};
+    int64_t ri = z->plan ? z->plan->n_fused - 1 : -1;
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == zero_k) /* lazy blocks that row k is the first to add to */
             zero_k = lazy_due(z, k);
-        if (k == block_k) { /* a block row: one loop over its elements */
+        if (k == w.block_k) { /* a block row: one loop over its elements */
+            const struct fused_run *run = lazy_run_ending_at(z, &ri, k);
+            if (run && fused_step(t, run, v, NULL, adj, NULL, z, &zero_k, &w)) {
+                k = run->k0;
+                continue;
+            }
+            int64_t bi = w.bi;
             if (z->first)
                 block_reverse_first(t, bi, v, adj, z->first);
             else {
@@ -59,11 +114,11 @@ static int reverse_range(const pyad_tape *t, const double *v, double *adj,
             }
             if (z->plan)
                 lazy_consumed(z, k), z->first = 0;
-            shift -= block_width(t, bi) - 1;
-            block_k = block_row(t, --bi);
+            w.shift -= block_width(t, bi) - 1;
+            w.block_k = block_row(t, --w.bi);
             continue;
         }
-        int64_t zs = k + shift;
+        int64_t zs = k + w.shift;
         if (row_passive(t, k))
             continue;
         double g = adj[zs];
@@ -126,8 +181,10 @@ static int reverse(pyad_tape *t, const double *v, const double *u, double *adj, 
         return s;
     struct lazy_zeroing z;
     int64_t zero_k = start_adjoints(t, adj, NULL, give_back, &z);
+    double *scratch = fused_scratch(t);
     seed_outputs(t, u, adj);
-    s = reverse_range(t, v ? v : t->val, adj, &z, zero_k);
+    s = reverse_range(t, v ? v : t->val, adj, &z, zero_k, scratch, NULL);
+    free(scratch);
     if (s == PYAD_OK)
         gather_inputs(t, adj, xbar);
     tape_end_sweep(t);
@@ -147,17 +204,25 @@ int pyad_reverse_owned(pyad_tape *t, const double *v, const double *u, double *a
 
 static int reverse_second_range(const pyad_tape *t, const double *v, const double *vd,
                                 double *adj, double *adjd, struct lazy_zeroing *z,
-                                int64_t zero_k)
+                                int64_t zero_k, double *scratch,
+                                const struct fused_run *done)
 {
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
-    int64_t bi = t->n_blocks - 1, block_k = block_row(t, bi);
-    int64_t shift = t->n_slots - t->n_ops; /* slot - row (block.h) */
+    struct walk w = {t->n_blocks - 1, block_row(t, t->n_blocks - 1), t->n_slots - t->n_ops,
+                     scratch, done};
+    int64_t ri = z->plan ? z->plan->n_fused - 1 : -1;
     for (int64_t k = t->n_ops - 1; k >= 0; --k) {
         if (k == zero_k) /* lazy blocks that row k is the first to add to */
             zero_k = lazy_due(z, k);
-        if (k == block_k) { /* a block row: one loop over its elements */
+        if (k == w.block_k) { /* a block row: one loop over its elements */
+            const struct fused_run *run = lazy_run_ending_at(z, &ri, k);
+            if (run && fused_step(t, run, v, vd, adj, adjd, z, &zero_k, &w)) {
+                k = run->k0;
+                continue;
+            }
+            int64_t bi = w.bi;
             if (z->first)
                 block_second_first(t, bi, v, vd, adj, adjd, z->first);
             else {
@@ -167,11 +232,11 @@ static int reverse_second_range(const pyad_tape *t, const double *v, const doubl
             }
             if (z->plan)
                 lazy_consumed(z, k), z->first = 0;
-            shift -= block_width(t, bi) - 1;
-            block_k = block_row(t, --bi);
+            w.shift -= block_width(t, bi) - 1;
+            w.block_k = block_row(t, --w.bi);
             continue;
         }
-        int64_t zs = k + shift;
+        int64_t zs = k + w.shift;
         if (row_passive(t, k))
             continue;
         double g = adj[zs], gd = adjd[zs];
@@ -247,13 +312,65 @@ int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd, const d
         return s;
     struct lazy_zeroing z;
     int64_t zero_k = start_adjoints(t, adj, adjd, 0, &z);
+    double *scratch = fused_scratch(t);
     seed_outputs(t, u, adj);
-    s = reverse_second_range(t, v, vd, adj, adjd, &z, zero_k);
+    s = reverse_second_range(t, v, vd, adj, adjd, &z, zero_k, scratch, NULL);
+    free(scratch);
     if (s == PYAD_OK) {
         gather_inputs(t, adj, xbar);
         gather_inputs(t, adjd, xbard);
     }
     tape_end_sweep(t);
+    return s;
+}
+
+/* Forward and reverse in one call, at one point (vd, xd, adjd NULL: the
+ * gradient; else forward-over-reverse): where the tape has fused runs, the
+ * forward stores only what their reverse steps read (fused.h). */
+static int forward_reverse(pyad_tape *t, const double *x, const double *xd, const double *u,
+                           double *v, double *vd, double *adj, double *adjd, double *y,
+                           double *yd, double *xbar, double *xbard, int64_t *bad_op)
+{
+    const struct adjoint_plan *p = adjoint_plan(t);
+    double *scratch = fused_scratch(t);
+    /* a run at the end whose sum's adjoint is its output's seed: forward and
+     * reverse in one pass, after the rows before it and the adjoint seeds */
+    const struct fused_run *last = scratch ? &p->fused[p->n_fused - 1] : NULL;
+    const struct fused_run *one = last && fused_one_pass_fits(t, last) ? last : NULL;
+    int64_t end = one ? one->k0 : t->n_ops;
+    int s = scratch ? fused_forward_sweep(t, p->fused, p->n_fused - (one != NULL), end, x, xd,
+                                          v, vd, scratch, bad_op)
+          : vd      ? tangent_range(t, x, xd, v, vd, 0, end, bad_op)
+                    : forward_range(t, x, v, 0, end, bad_op);
+    struct lazy_zeroing z;
+    int64_t zero_k = -1;
+    if (s == PYAD_OK) {
+        zero_k = start_adjoints(t, adj, adjd, 0, &z);
+        seed_outputs(t, u, adj);
+    }
+    if (s == PYAD_OK && one) {
+        if (zero_k >= one->k_last) /* its external operands' adjoints */
+            zero_k = lazy_due(&z, one->k_last);
+        fused_one_pass(t, one, v, vd, adj, adjd, scratch);
+        s = vd ? tangent_range(t, x, xd, v, vd, end + one->n, t->n_ops, bad_op)
+               : forward_range(t, x, v, end + one->n, t->n_ops, bad_op);
+    }
+    if (s == PYAD_OK) {
+        for (int64_t i = 0; i < t->n_outputs; ++i) {
+            if (y)
+                y[i] = v[t->outputs[i]];
+            if (yd)
+                yd[i] = vd[t->outputs[i]];
+        }
+        s = vd ? reverse_second_range(t, v, vd, adj, adjd, &z, zero_k, scratch, one)
+               : reverse_range(t, v, adj, &z, zero_k, scratch, one);
+    }
+    free(scratch);
+    if (s == PYAD_OK) {
+        gather_inputs(t, adj, xbar);
+        if (xbard)
+            gather_inputs(t, adjd, xbard);
+    }
     return s;
 }
 
@@ -264,9 +381,30 @@ int pyad_gradient(pyad_tape *t, const double *x, double *v, double *adj, double 
         return PYAD_ECLOSED;
     if (t->n_outputs != 1)
         return PYAD_EINVAL;
-    int s = pyad_forward(t, x, v, y, bad_op);
+    if (!v || !adj || !xbar || !bad_op || (t->n_inputs && !x))
+        return PYAD_EINVAL;
+    int s = tape_begin_sweep(t);
     if (s)
         return s;
     const double one = 1.0;
-    return pyad_reverse(t, v, &one, adj, xbar);
+    s = forward_reverse(t, x, NULL, &one, v, NULL, adj, NULL, y, NULL, xbar, NULL, bad_op);
+    tape_end_sweep(t);
+    return s;
+}
+
+int pyad_hvp(pyad_tape *t, const double *x, const double *xd, const double *u, double *v,
+             double *vd, double *adj, double *adjd, double *y, double *yd, double *xbar,
+             double *xbard, int64_t *bad_op)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (!v || !vd || !adj || !adjd || !xbar || !xbard || !bad_op
+        || (t->n_inputs && (!x || !xd)) || (t->n_outputs && !u))
+        return PYAD_EINVAL;
+    int s = tape_begin_sweep(t);
+    if (s)
+        return s;
+    s = forward_reverse(t, x, xd, u, v, vd, adj, adjd, y, yd, xbar, xbard, bad_op);
+    tape_end_sweep(t);
+    return s;
 }

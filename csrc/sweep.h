@@ -10,6 +10,11 @@
 int forward_range(const pyad_tape *t, const double *x, double *v,
                   int64_t begin, int64_t end, int64_t *bad_op);
 
+/* Values and one tangent of ops [begin, end) into v, vd; inputs read x, xdot.
+ * Returns as forward_range does. */
+int tangent_range(const pyad_tape *t, const double *x, const double *xdot, double *v,
+                  double *vd, int64_t begin, int64_t end, int64_t *bad_op);
+
 /* A passive block row (activity.c) in a tangent sweep with p directions: its
  * values, and zero tangents. PYAD_OK or a custom row's failure (block.h). */
 int passive_block(const pyad_tape *t, int64_t i, double *v, double *vd, int64_t p);

@@ -13,8 +13,8 @@ CSRC_ABS = os.path.join(os.path.dirname(HERE), "csrc")
 CSRC = os.path.relpath(CSRC_ABS)
 SOURCES = ["tape.c", "record.c", "record_linalg.c", "forward.c", "reverse.c", "vector.c",
            "batch.c", "block.c", "block_lanes.c", "reduce_lanes.c", "serialize.c", "gather.c",
-           "product.c", "activity.c", "custom.c", "batch_threads.c", "lazy_adjoint.c", "linalg_lu.c", "linalg_sym.c",
-           "linalg_eig.c", "array_math.c"]
+           "product.c", "activity.c", "custom.c", "batch_threads.c", "lazy_adjoint.c", "fused.c",
+           "linalg_lu.c", "linalg_sym.c", "linalg_eig.c", "array_math.c"]
 
 
 def _declarations(header):

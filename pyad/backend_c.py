@@ -799,11 +799,8 @@ class CStore(RowBuffer):
             xbar = np.empty(n_in) if keep_gradient else work.arrays[4][:n_in]
             try:
                 v, vd, adj, adjd = work.ptrs[:4]
-                s = lib.pyad_forward_tangent(h, _dbl(x), _dbl(xd), v, vd, _dbl(y),
-                                             _dbl(yd), bad)
-                if s == 0:
-                    s = lib.pyad_reverse_second(h, v, vd, _dbl(u), adj, adjd,
-                                                _dbl(xbar), _dbl(xbard))
+                s = lib.pyad_hvp(h, _dbl(x), _dbl(xd), _dbl(u), v, vd, adj, adjd, _dbl(y),
+                                 _dbl(yd), _dbl(xbar), _dbl(xbard), bad)
             finally:
                 self._give_work(owned)
         finally:

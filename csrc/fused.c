@@ -1,0 +1,470 @@
+/* Tile-fused sweeps of elementwise runs (fused.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fused.h"
+#include "block.h"
+#include "lazy_adjoint.h"
+#include "run.h"
+#include "sweep.h"
+
+/* A run longer than this is split: its scratch (four tiles a member) stays
+ * small enough for a useful tile. */
+#define MAX_MEMBERS 32
+/* The scratch of one sweep, in bytes: a tile of every internal member's
+ * values, tangents, adjoints and adjoint tangents stays in L2 while the tile's
+ * rows are swept down and up. */
+#define SCRATCH_BYTES ((int64_t)192 << 10)
+#define MIN_TILE 64
+#define MAX_TILE 4096
+
+static int elementwise(int op)
+{
+    int kind = pyad_op_kind(op);
+    return kind == PYAD_KIND_UNARY || kind == PYAD_KIND_BINARY || kind == PYAD_KIND_WITH_CONST;
+}
+
+/* ---- finding the runs ---- */
+
+struct building {
+    struct fused_run run;
+    struct fused_member m[MAX_MEMBERS];
+};
+
+/* Operand (slot, stride) of a w-wide row as the open run sees it; returns 0
+ * when the row cannot join: it reads a member other than whole and aligned,
+ * or a range reaching into the run. */
+static int classify(const struct building *b, int64_t slot, int64_t stride, int64_t w,
+                    struct fused_operand *o)
+{
+    int64_t f = b->run.first, end = f + b->run.n * w;
+    *o = (struct fused_operand){-1, slot, stride};
+    if (stride < 0)
+        return 0;
+    if (slot >= f && slot < end) {
+        if (stride != 1 || (slot - f) % w != 0)
+            return 0;
+        o->member = (int32_t)((slot - f) / w);
+        return 1;
+    }
+    return slot + stride * (w - 1) < f;
+}
+
+/* Whether block i (elementwise, width w) joins b's open run, filling *m. */
+static int joins(const pyad_tape *t, const struct building *b, int64_t i,
+                 struct fused_member *m)
+{
+    struct block bl = block_at(t, i);
+    int op = t->op[bl.row];
+    if (!elementwise(op) || bl.w < LAZY_MIN_WIDTH || b->run.n >= MAX_MEMBERS)
+        return 0;
+    if (b->run.n > 0 && (bl.w != b->run.w || bl.row != b->m[b->run.n - 1].row + 1))
+        return 0;
+    int kind = pyad_op_kind(op);
+    *m = (struct fused_member){bl.row, t->first[bl.row], op, {-1, 0, 0}, {-1, 0, 0}, 0, 0, 0, 0};
+    if (!classify(b, t->arg_a[bl.row], bl.sa, bl.w, &m->a))
+        return 0;
+    if (kind == PYAD_KIND_BINARY && !classify(b, t->arg_b[bl.row], bl.sb, bl.w, &m->b))
+        return 0;
+    if (kind == PYAD_KIND_WITH_CONST) {
+        if (bl.sk < 0)
+            return 0;
+        m->kb = t->arg_b[bl.row], m->sk = bl.sk;
+    }
+    return 1;
+}
+
+/* The member block i sums whole (a reduce_add over all w elements right after
+ * the run), or -1. */
+static int summed_member(const pyad_tape *t, const struct building *b, int64_t i)
+{
+    if (i >= t->n_blocks || b->run.n == 0)
+        return -1;
+    struct block bl = block_at(t, i);
+    int64_t a = t->arg_a[bl.row], f = b->run.first, w = b->run.w;
+    if (t->op[bl.row] != OP_reduce_add || bl.row != b->m[b->run.n - 1].row + 1 || bl.w != 1
+        || t->arg_b[bl.row] != w || bl.sb != 1 || a < f || a >= f + b->run.n * w
+        || (a - f) % w != 0)
+        return -1;
+    return (int)((a - f) / w);
+}
+
+struct found {
+    struct fused_run *runs;
+    int64_t n, cap;
+};
+
+/* Keeps b's run if it saves a pass (two rows or more); returns PYAD_OK or
+ * PYAD_ENOMEM. */
+static int close_run(struct found *f, struct building *b, int64_t bi_next)
+{
+    struct fused_run *r = &b->run;
+    int rows = r->n + (r->sum_of >= 0);
+    if (r->n == 0 || rows < 2)
+        return PYAD_OK;
+    if (f->n == f->cap) {
+        int64_t cap = f->cap ? 2 * f->cap : 8;
+        struct fused_run *more = realloc(f->runs, (size_t)cap * sizeof *more);
+        if (!more)
+            return PYAD_ENOMEM;
+        f->runs = more, f->cap = cap;
+    }
+    r->m = malloc((size_t)r->n * sizeof *r->m);
+    if (!r->m)
+        return PYAD_ENOMEM;
+    memcpy(r->m, b->m, (size_t)r->n * sizeof *r->m);
+    r->n_blocks = bi_next - r->bi0;
+    r->k0 = b->m[0].row;
+    r->k_last = r->sum_of >= 0 ? b->m[r->n - 1].row + 1 : b->m[r->n - 1].row;
+    f->runs[f->n++] = *r;
+    return PYAD_OK;
+}
+
+static void open_run(struct building *b, const pyad_tape *t, int64_t i)
+{
+    b->run = (struct fused_run){0};
+    b->run.bi0 = i;
+    b->run.w = block_width(t, i);
+    b->run.first = t->first[block_row(t, i)];
+    b->run.sum_of = -1;
+}
+
+void fused_free(struct fused_run *runs, int64_t n)
+{
+    for (int64_t j = 0; j < n; ++j)
+        free(runs[j].m);
+    free(runs);
+}
+
+int fused_find(const pyad_tape *t, struct fused_run **out, int64_t *n_out)
+{
+    struct found f = {NULL, 0, 0};
+    struct building *b = malloc(sizeof *b);
+    if (!b)
+        return PYAD_ENOMEM;
+    int s = PYAD_OK;
+    b->run = (struct fused_run){0};
+    for (int64_t i = 0; i < t->n_blocks && s == PYAD_OK; ++i) {
+        struct fused_member m;
+        if (b->run.n > 0 && joins(t, b, i, &m)) {
+            b->m[b->run.n++] = m;
+            continue;
+        }
+        int sum = summed_member(t, b, i);
+        if (sum >= 0) {
+            b->run.sum_of = sum;
+            b->run.sum_slot = t->first[block_row(t, i)];
+            s = close_run(&f, b, i + 1);
+            b->run = (struct fused_run){0};
+            continue;
+        }
+        s = close_run(&f, b, i);
+        open_run(b, t, i);
+        if (joins(t, b, i, &m))
+            b->m[b->run.n++] = m;
+        else
+            b->run = (struct fused_run){0};
+    }
+    if (s == PYAD_OK)
+        s = close_run(&f, b, t->n_blocks);
+    free(b);
+    if (s) {
+        fused_free(f.runs, f.n);
+        return s;
+    }
+    *out = f.runs, *n_out = f.n;
+    return PYAD_OK;
+}
+
+int fused_has_passive(const pyad_tape *t, const struct fused_run *r)
+{
+    for (int64_t k = r->k0; k <= r->k_last; ++k)
+        if (row_passive(t, k))
+            return 1;
+    return 0;
+}
+
+/* ---- sweeping tiles ---- */
+
+/* One tile's arrays per member: values, tangents, adjoints, adjoint tangents
+ * (into the work arrays for kept rows, else into scratch). */
+struct tile {
+    int64_t e0, n;
+    double *val[MAX_MEMBERS], *tan[MAX_MEMBERS], *g[MAX_MEMBERS], *gd[MAX_MEMBERS];
+};
+
+static int64_t tile_width(const struct fused_run *r)
+{
+    int64_t tw = SCRATCH_BYTES / ((int64_t)sizeof(double) * 4 * r->n);
+    tw -= tw % 8;
+    tw = tw < MIN_TILE ? MIN_TILE : tw > MAX_TILE ? MAX_TILE : tw;
+    return tw < r->w ? tw : r->w;
+}
+
+/* Element e0 of an operand in work array base (or the member's tile array). */
+static double *operand(double *base, double *const *member, const struct fused_operand *o,
+                       int64_t e0)
+{
+    if (o->member >= 0)
+        return member[o->member];
+    return base ? base + o->slot + o->stride * e0 : NULL;
+}
+
+static int64_t stride_of(const struct fused_operand *o)
+{
+    return o->member >= 0 ? 1 : o->stride;
+}
+
+/* Whether the adjoint runs of a and b are apart (read only by the kernels'
+ * unit-stride copies). */
+static int apart(const struct fused_operand *a, const struct fused_operand *b, int64_t w)
+{
+    if (a->member >= 0 || b->member >= 0)
+        return a->member != b->member;
+    return a->slot + w <= b->slot || b->slot + w <= a->slot;
+}
+
+/* The kernel's view of member i in tile tl: values and tangents from v, vd
+ * (external operands) and the tile; adjoints likewise from adj, adjd. */
+static struct run member_run(const pyad_tape *t, const struct fused_run *r, int i,
+                             const struct tile *tl, const double *v, const double *vd,
+                             double *adj, double *adjd)
+{
+    const struct fused_member *m = &r->m[i];
+    int binary = pyad_op_kind(m->op) == PYAD_KIND_BINARY;
+    int with_const = pyad_op_kind(m->op) == PYAD_KIND_WITH_CONST;
+    double *vv = (double *)v, *tt = (double *)vd;
+    return (struct run){
+        .op = m->op,
+        .n = tl->n,
+        .z = tl->val[i], .zd = tl->tan[i], .g = tl->g[i], .gd = tl->gd[i],
+        .va = operand(vv, tl->val, &m->a, tl->e0),
+        .vb = binary ? operand(vv, tl->val, &m->b, tl->e0) : NULL,
+        .ta = operand(tt, tl->tan, &m->a, tl->e0),
+        .tb = binary ? operand(tt, tl->tan, &m->b, tl->e0) : NULL,
+        .ga = operand(adj, tl->g, &m->a, tl->e0),
+        .gb = binary ? operand(adj, tl->g, &m->b, tl->e0) : NULL,
+        .qa = operand(adjd, tl->gd, &m->a, tl->e0),
+        .qb = binary ? operand(adjd, tl->gd, &m->b, tl->e0) : NULL,
+        .sa = stride_of(&m->a), .sb = binary ? stride_of(&m->b) : 0,
+        .k = with_const ? t->consts + m->kb + m->sk * tl->e0 : NULL,
+        .sk = m->sk,
+        .disjoint = binary && apart(&m->a, &m->b, r->w),
+    };
+}
+
+/* Points member i's values and tangents at the work arrays (kept rows) or at
+ * its scratch tiles; returns whether they must be computed. */
+static int place_values(const struct fused_run *r, int i, struct tile *tl, double *v,
+                        double *vd, double *scratch, int64_t tw, int keep_in_place)
+{
+    const struct fused_member *m = &r->m[i];
+    if (m->keep_val && keep_in_place) {
+        tl->val[i] = v + m->z + tl->e0;
+        tl->tan[i] = vd ? vd + m->z + tl->e0 : NULL;
+        return 0;
+    }
+    tl->val[i] = scratch + (int64_t)(4 * i) * tw;
+    tl->tan[i] = vd ? scratch + (int64_t)(4 * i + 1) * tw : NULL;
+    return 1;
+}
+
+int64_t fused_scratch_size(const struct fused_run *runs, int64_t n)
+{
+    int64_t most = 0;
+    for (int64_t j = 0; j < n; ++j) {
+        int64_t need = 4 * runs[j].n * tile_width(&runs[j]);
+        most = need > most ? need : most;
+    }
+    return most;
+}
+
+void fused_forward(const pyad_tape *t, const struct fused_run *r, double *v, double *vd,
+                   double *scratch)
+{
+    int64_t tw = tile_width(r);
+    struct tile tl;
+    memset(&tl, 0, sizeof tl);
+    for (tl.e0 = 0; tl.e0 < r->w; tl.e0 += tw) {
+        tl.n = r->w - tl.e0 < tw ? r->w - tl.e0 : tw;
+        for (int i = 0; i < r->n; ++i) {
+            place_values(r, i, &tl, v, vd, scratch, tw, 1);
+            struct run k = member_run(t, r, i, &tl, v, vd, NULL, NULL);
+            run_kernel(vd ? RUN_TANGENT : RUN_VALUES, &k);
+        }
+    }
+}
+
+int fused_forward_sweep(const pyad_tape *t, const struct fused_run *runs, int64_t n,
+                        int64_t end, const double *x, const double *xd, double *v,
+                        double *vd, double *scratch, int64_t *bad_op)
+{
+    int64_t k = 0;
+    for (int64_t j = 0; j <= n; ++j) {
+        /* the rows up to the next run (or the end), then the run's members */
+        int64_t until = j < n ? runs[j].k0 : end;
+        int s = vd ? tangent_range(t, x, xd, v, vd, k, until, bad_op)
+                   : forward_range(t, x, v, k, until, bad_op);
+        if (s || j == n)
+            return s;
+        k = runs[j].k0 + runs[j].n;
+        if (fused_has_passive(t, &runs[j]))
+            k = runs[j].k0; /* stored whole, as the reverse sweeps them one by one */
+        else
+            fused_forward(t, &runs[j], v, vd, scratch);
+    }
+    return PYAD_OK;
+}
+
+/* Who writes each internal member's tile adjoints first in the reverse step
+ * (the members are swept last to first): the sum, when it reads the member
+ * (fills them), or the last member reading it through one operand (stores
+ * them: FIRST_A / FIRST_B in first[j]); a member nobody writes first (read by
+ * no member, or as both operands of one) is zeroed (zero[i]). */
+struct first_writes {
+    int first[MAX_MEMBERS];
+    int zero[MAX_MEMBERS];
+};
+
+static struct first_writes plan_first_writes(const struct fused_run *r)
+{
+    struct first_writes fw;
+    memset(&fw, 0, sizeof fw);
+    for (int i = 0; i < r->n; ++i) {
+        if (r->m[i].keep_adj || i == r->sum_of)
+            continue;
+        int j = r->n - 1;
+        while (j > i && r->m[j].a.member != i && r->m[j].b.member != i)
+            --j;
+        if (j == i || (r->m[j].a.member == i && r->m[j].b.member == i))
+            fw.zero[i] = 1;
+        else
+            fw.first[j] |= r->m[j].a.member == i ? FIRST_A : FIRST_B;
+    }
+    return fw;
+}
+
+/* Points member i's tile adjoints (and tangents) at the work arrays for a kept
+ * row, else at its scratch, zeroed if nothing writes them first. */
+static void place_adjoints(const struct fused_run *r, int i, struct tile *tl, double *adj,
+                           double *adjd, double *scratch, int64_t tw, int zero)
+{
+    const struct fused_member *m = &r->m[i];
+    if (m->keep_adj) {
+        tl->g[i] = adj + m->z + tl->e0;
+        tl->gd[i] = adjd ? adjd + m->z + tl->e0 : NULL;
+        return;
+    }
+    tl->g[i] = scratch + (int64_t)(4 * i + 2) * tw;
+    tl->gd[i] = adjd ? scratch + (int64_t)(4 * i + 3) * tw : NULL;
+    if (zero) {
+        memset(tl->g[i], 0, (size_t)tl->n * sizeof(double));
+        if (adjd)
+            memset(tl->gd[i], 0, (size_t)tl->n * sizeof(double));
+    }
+}
+
+/* The sum's reverse step on the member it reads: its adjoint reaches every
+ * element (stored where the member is internal, added where it is kept). */
+static void sum_reverse(const struct fused_run *r, const struct tile *tl, double gs, double gds)
+{
+    double *g = tl->g[r->sum_of], *gd = tl->gd[r->sum_of];
+    if (r->m[r->sum_of].keep_adj) {
+        for (int64_t j = tl->n - 1; j >= 0; --j)
+            g[j] += gs;
+        if (gd)
+            for (int64_t j = tl->n - 1; j >= 0; --j)
+                gd[j] += gds;
+        return;
+    }
+    for (int64_t j = tl->n - 1; j >= 0; --j)
+        g[j] = gs + 0.0; /* what 0.0 + gs gives, -0.0 included */
+    if (gd)
+        for (int64_t j = tl->n - 1; j >= 0; --j)
+            gd[j] = gds + 0.0;
+}
+
+static void sweep_tiles(const pyad_tape *t, const struct fused_run *r, const double *v,
+                        const double *vd, double *adj, double *adjd, double *scratch,
+                        int compute_kept);
+
+void fused_reverse(const pyad_tape *t, const struct fused_run *r, const double *v,
+                   const double *vd, double *adj, double *adjd, double *scratch)
+{
+    sweep_tiles(t, r, v, vd, adj, adjd, scratch, 0);
+}
+
+int fused_one_pass_fits(const pyad_tape *t, const struct fused_run *r)
+{
+    if (r->sum_of < 0 || r->k_last != t->n_ops - 1 || fused_has_passive(t, r))
+        return 0;
+    for (int i = 0; i < r->n; ++i)
+        if (r->m[i].keep_adj)
+            return 0;
+    return 1;
+}
+
+void fused_one_pass(const pyad_tape *t, const struct fused_run *r, double *v, double *vd,
+                    double *adj, double *adjd, double *scratch)
+{
+    sweep_tiles(t, r, v, vd, adj, adjd, scratch, 1);
+}
+
+/* The tiles of run r, last to first: each member's values (and tangents)
+ * recomputed (the kept rows' too with compute_kept, else read), then the
+ * reverse steps of the sum and the members. */
+static void sweep_tiles(const pyad_tape *t, const struct fused_run *r, const double *v,
+                        const double *vd, double *adj, double *adjd, double *scratch,
+                        int compute_kept)
+{
+    int64_t tw = tile_width(r);
+    const double *tangents = adjd ? vd : NULL;
+    /* the sum's adjoint reaches every element of the summed member */
+    double gs = r->sum_of >= 0 ? adj[r->sum_slot] : 0.0;
+    double gds = r->sum_of >= 0 && adjd ? adjd[r->sum_slot] : 0.0;
+    struct first_writes fw = plan_first_writes(r);
+    struct tile tl;
+    memset(&tl, 0, sizeof tl);
+    for (int64_t e0 = (r->w - 1) / tw * tw; e0 >= 0; e0 -= tw) {
+        tl.e0 = e0;
+        tl.n = r->w - e0 < tw ? r->w - e0 : tw;
+        for (int i = 0; i < r->n; ++i) {
+            /* recomputed: the forward may have stored only the kept rows */
+            if (place_values(r, i, &tl, (double *)v, (double *)tangents, scratch, tw, 1)
+                || compute_kept) {
+                struct run k = member_run(t, r, i, &tl, v, tangents, NULL, NULL);
+                run_kernel(tangents ? RUN_TANGENT : RUN_VALUES, &k);
+            }
+            place_adjoints(r, i, &tl, adj, adjd, scratch, tw, fw.zero[i]);
+        }
+        if (r->sum_of >= 0)
+            sum_reverse(r, &tl, gs, gds);
+        for (int i = r->n - 1; i >= 0; --i) {
+            struct run k = member_run(t, r, i, &tl, v, tangents, adj, adjd);
+            k.first = fw.first[i];
+            run_kernel(adjd ? RUN_SECOND : RUN_REVERSE, &k);
+        }
+    }
+}
+
+int64_t pyad_fused_runs(pyad_tape *t, int64_t *out, int64_t cap)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (cap < 0 || (cap > 0 && !out))
+        return PYAD_EINVAL;
+    int s = tape_begin_sweep(t);
+    if (s)
+        return s;
+    const struct adjoint_plan *p = adjoint_plan(t);
+    int64_t n = p ? p->n_fused : 0;
+    for (int64_t j = 0; j < n && j < cap; ++j) {
+        const struct fused_run *r = &p->fused[j];
+        int64_t internal = 0;
+        for (int i = 0; i < r->n; ++i)
+            internal += !r->m[i].keep_adj;
+        out[3 * j] = r->k0, out[3 * j + 1] = r->k_last, out[3 * j + 2] = internal;
+    }
+    tape_end_sweep(t);
+    return n;
+}
