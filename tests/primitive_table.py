@@ -448,6 +448,24 @@ def _LOGDET_CHOL(z):
     return 2 * np.sum(np.log(np.diagonal(L)))
 
 
+def _LAMBDA_MAX(z):
+    return np.linalg.eigh(z[[0, 1, 1, 2]].reshape(2, 2))[0][1]
+
+
+def _lambda_max_grad(z):
+    d, b = (z[0] - z[2]) / 2, z[1]
+    r = np.hypot(d, b)
+    return np.array([0.5 + d / (2 * r), b / r, 0.5 - d / (2 * r)])
+
+
+def _lambda_max_hess(z):
+    d, b = (z[0] - z[2]) / 2, z[1]
+    r3 = np.hypot(d, b) ** 3
+    return np.array([[b * b / 4, -d * b / 2, -b * b / 4],
+                     [-d * b / 2, d * d, d * b / 2],
+                     [-b * b / 4, d * b / 2, b * b / 4]]) / r3
+
+
 def _TRI_SUM(z):
     return np.sum(pyad.linalg.solve_triangular(z[[0, 0, 1, 2]].reshape(2, 2), np.ones(2),
                                                lower=True))
@@ -613,6 +631,11 @@ SPECIAL_TABLE = {
     "solve_triangular": Special(_TRI_SUM, [(2.0, 0.5, 1.5), (1.0, -1.0, 3.0)],
                                 lambda z: 1 / z[0] + 1 / z[2] - z[1] / (z[0] * z[2]),
                                 _tri_grad, _tri_hess),
+    # linear algebra (csrc/linalg_eig.c): the larger eigenvalue of [[z0, z1], [z1, z2]],
+    # (z0 + z2)/2 + r with r = hypot((z0 - z2)/2, z1)
+    "eigh": Special(_LAMBDA_MAX, [(2.0, 0.5, 1.5), (1.0, -0.9, 3.0)],
+                    lambda z: (z[0] + z[2]) / 2 + np.hypot((z[0] - z[2]) / 2, z[1]),
+                    _lambda_max_grad, _lambda_max_hess),
 }
 
 # Constants and closed forms of the LU rows above: f = k^T A^-1 b has
