@@ -528,10 +528,7 @@ int pyad_rec_eigh(pyad_tape *t, int32_t a, int64_t n, int64_t count, int flags)
         tape_put_block(t, row, w, n, n, count, flags);
         tape_finish_rows(t, row, 1, w);
         if (eig_failed(t, t->n_blocks - 1, 1, t->val, NULL)) {
-            /* numpy raises here: take the row back, as if never recorded */
-            t->n_ops = row;
-            t->n_slots = slot;
-            t->n_blocks--;
+            tape_take_back_block_row(t, row, slot);
             s = PYAD_ELINALG;
         } else {
             s = (int)slot;

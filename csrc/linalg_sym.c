@@ -634,10 +634,7 @@ static int record_row(pyad_tape *t, int op, int32_t a, int32_t b, int64_t n, int
         tape_put_block(t, row, w, n, m, count, flags);
         tape_finish_rows(t, row, 1, w);
         if (linalg_sym_failed(t, t->n_blocks - 1, 1, t->val, NULL)) {
-            /* numpy raises here: take the row back, as if never recorded */
-            t->n_ops = row;
-            t->n_slots = slot;
-            t->n_blocks--;
+            tape_take_back_block_row(t, row, slot);
             s = PYAD_ELINALG;
         } else {
             s = (int)slot;

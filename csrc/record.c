@@ -59,6 +59,15 @@ void tape_finish_rows(pyad_tape *t, int64_t first_row, int64_t n_rows, int64_t n
     t->n_slots += n_slots;
 }
 
+/* A linear-algebra row whose factorisation failed at record time: numpy raises
+ * there, so the row goes as if never recorded (its block with it). */
+void tape_take_back_block_row(pyad_tape *t, int64_t row, int64_t first_slot)
+{
+    t->n_ops = row;
+    t->n_slots = first_slot;
+    t->n_blocks--;
+}
+
 /* n inputs: one block row (element i is input number n_inputs + i) when n >= 2,
  * so a vector of inputs costs one row, not one per element. */
 int pyad_rec_input_n(pyad_tape *t, const double *values, int64_t n)

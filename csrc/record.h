@@ -47,5 +47,6 @@ int64_t affine_stride(const int32_t *x, int64_t n);
 /* Rows [first_row, first_row + n_rows), defining the slots from t->n_slots on
  * (n_slots of them), are written: evaluate them and count them in. */
 void tape_finish_rows(pyad_tape *t, int64_t first_row, int64_t n_rows, int64_t n_slots);
+void tape_take_back_block_row(pyad_tape *t, int64_t row, int64_t first_slot);
 
 #endif
