@@ -79,6 +79,7 @@ typedef struct {
     atomic_int busy;  /* a participant is using this worker's arrays */
     int go;           /* under the pool's lock: the open job waits for this thread */
     int has_thread;
+    int parked;       /* under the pool's lock: the thread has finished starting */
     pthread_cond_t wake;
     pthread_t id;
 } pool_worker;
@@ -235,6 +236,8 @@ static void *serve(void *arg)
     pool_worker *w = arg;
     pyad_batch_pool *p = w->pool;
     pthread_mutex_lock(&p->lock);
+    w->parked = 1;
+    pthread_cond_signal(&p->done);
     for (;;) {
         while (!w->go && !p->quit)
             pthread_cond_wait(&w->wake, &p->lock);
@@ -311,7 +314,7 @@ static int after_fork(pyad_batch_pool *p)
     atomic_store(&p->in_use, 0);
     for (int64_t i = 0; i < MAX_THREADS; ++i)
         if (p->workers[i]) {
-            p->workers[i]->has_thread = p->workers[i]->go = 0;
+            p->workers[i]->has_thread = p->workers[i]->go = p->workers[i]->parked = 0;
             atomic_store(&p->workers[i]->busy, 0);
             if (pthread_cond_init(&p->workers[i]->wake, NULL))
                 return PYAD_ENOMEM;
@@ -487,8 +490,22 @@ static void call_threads(pyad_batch_pool *p, int64_t n)
     pthread_mutex_unlock(&p->lock);
 }
 
+/* Every pool thread has reached its first park (under the lock). */
+static int all_parked(const pyad_batch_pool *p)
+{
+    for (int64_t i = 1; i <= p->n_threads; ++i)
+        if (!p->workers[i]->parked)
+            return 0;
+    return 1;
+}
+
 /* Called once the caller found no chunk left: a thread that has not woken yet
- * (its core busy with other work) is let off rather than waited for. */
+ * (its core busy with other work) is let off rather than waited for. A thread
+ * still starting is waited for, once in its life: while it starts, the C
+ * library and sanitizers hold locks of their own (ASan's allocator, taken in
+ * its thread set-up, is not made fork-safe), and a fork() by the caller right
+ * after the batch would copy them held into the child, whose first malloc
+ * would then never return. */
 static void wait_for_threads(pyad_batch_pool *p)
 {
     pthread_mutex_lock(&p->lock);
@@ -497,7 +514,7 @@ static void wait_for_threads(pyad_batch_pool *p)
             p->workers[i]->go = 0;
             p->n_running--;
         }
-    while (p->n_running > 0)
+    while (p->n_running > 0 || !all_parked(p))
         pthread_cond_wait(&p->done, &p->lock);
     pthread_mutex_unlock(&p->lock);
 }
