@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import pyad
-from pyad import serialize
 
-from helpers import central_diff_grad
+import row_cases
+from row_cases import point as _point
 
 _R = np.random.default_rng(5)
 C3 = _R.normal(size=3)
@@ -36,23 +36,23 @@ def eigh(a, **kw):
     return np.linalg.eigh(a, **kw)
 
 
-# name: (f of a flat vector z, size of z). Every f is nonlinear after the row, so
-# second derivatives exercise the second-order sweeps.
+# name: (f of a flat vector z, size of z, eigh rows f records), checked by
+# row_cases.CaseChecks
 CASES = {
-    "eigvalsh sin": (lambda z: np.sum(np.sin(np.linalg.eigvalsh(sym(z, 3)))), 9),
-    "eigh w @ c": (lambda z: np.exp(eigh(sym(z, 3))[0] @ C3 / 5.0), 9),
-    "V columns squared": (lambda z: np.sum(eigh(sym(z, 3))[1] ** 2 * B3), 9),
+    "eigvalsh sin": (lambda z: np.sum(np.sin(np.linalg.eigvalsh(sym(z, 3)))), 9, 1),
+    "eigh w @ c": (lambda z: np.exp(eigh(sym(z, 3))[0] @ C3 / 5.0), 9, 1),
+    "V columns squared": (lambda z: np.sum(eigh(sym(z, 3))[1] ** 2 * B3), 9, 1),
     "matrix function": (lambda z: np.trace(
-        (lambda w, V: V @ np.diag(np.exp(w / 4.0)) @ V.T @ B3)(*eigh(sym(z, 3)))), 9),
+        (lambda w, V: V @ np.diag(np.exp(w / 4.0)) @ V.T @ B3)(*eigh(sym(z, 3)))), 9, 1),
     "raw V and w": (lambda z: np.sum(np.sin(eigh(sym(z, 4))[1] * W4))
-                    + np.sum(eigh(sym(z, 4))[0] ** 2), 16),
+                    + np.sum(eigh(sym(z, 4))[0] ** 2), 16, 2),
     "UPLO U": (lambda z: np.sum(np.cos(eigh(sym(z, 3), UPLO="U")[1]))
-               + np.sum(np.linalg.eigvalsh(sym(z, 3), UPLO="U") ** 3) / 50.0, 9),
+               + np.sum(np.linalg.eigvalsh(sym(z, 3), UPLO="U") ** 3) / 50.0, 9, 2),
     "stacked": (lambda z: np.sum(np.tanh(eigh(sym_stack(z, 2, 3))[1]))
-                + np.sum(np.linalg.eigvalsh(sym_stack(z, 2, 3)) ** 2), 18),
+                + np.sum(np.linalg.eigvalsh(sym_stack(z, 2, 3)) ** 2), 18, 2),
     "active x constant": (lambda z: np.sum(np.sin(eigh(z[0] * B3 + SPREAD3 + z[1])[1]))
-                          + np.linalg.eigvalsh(z[2] * SPREAD3 + B3)[0] ** 2, 3),
-    "1x1": (lambda z: np.sum(eigh(z.reshape(1, 1) ** 2)[0] ** 3), 1),
+                          + np.linalg.eigvalsh(z[2] * SPREAD3 + B3)[0] ** 2, 3, 2),
+    "1x1": (lambda z: np.sum(eigh(z.reshape(1, 1) ** 2)[0] ** 3), 1, 1),
 }
 
 VECTOR_CASES = {
@@ -61,109 +61,12 @@ VECTOR_CASES = {
 }
 
 
-def _point(size, seed=0):
-    return np.random.default_rng(seed).normal(size=size)
+class TestCases(row_cases.CaseChecks):
+    CASES, VECTOR_CASES, OPS = CASES, VECTOR_CASES, ("eigh",)
+    AGREE = 1e-11  # eigenvector rules divide by eigenvalue gaps
 
 
-def _rows(tape):
-    return tape.stats()["ops"].get("eigh", 0)
-
-
-def _rel(a, b):
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(b)))
-
-
-@pytest.fixture(params=sorted(CASES))
-def case(request):
-    return request.param
-
-
-def test_value_gradient_and_row_count(backend, case):
-    f, size = CASES[case]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    calls = 2 if case in ("raw V and w", "UPLO U", "stacked", "active x constant") else 1
-    assert _rows(tape) == calls, tape.stats()["ops"]
-    for seed in (1, 2):
-        x = _point(size, seed)
-        np.testing.assert_allclose(tape(x), f(x), rtol=1e-12, atol=1e-13)
-        np.testing.assert_allclose(tape.gradient(x), central_diff_grad(f, x), rtol=1e-6,
-                                   atol=1e-7)
-
-
-def test_forward_and_reverse_agree(backend, case):
-    f, size = CASES[case]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    x, v = _point(size, 3), _point(size, 4)
-    _, jv = tape.jvp(x, v)
-    assert _rel(jv, tape.gradient(x) @ v) < 1e-11
-
-
-def test_hvp_matches_differences_of_the_gradient(backend, case):
-    f, size = CASES[case]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    x, v = _point(size, 5), _point(size, 6)
-    h = 1e-6
-    fd = (tape.gradient(x + h * v) - tape.gradient(x - h * v)) / (2 * h)
-    np.testing.assert_allclose(tape.hvp(x, v), fd, rtol=1e-6, atol=1e-6)
-    H = tape.hessian(x)  # the vector second sweep, all directions at once
-    np.testing.assert_allclose(H @ v, tape.hvp(x, v), rtol=1e-10, atol=1e-11)
-    np.testing.assert_allclose(H, H.T, rtol=1e-9, atol=1e-10)
-
-
-def test_batch_equals_a_loop_over_points(backend, case):
-    f, size = CASES[case]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    X = np.stack([_point(size, s) for s in range(10, 15)])
-    V = np.stack([_point(size, s) for s in range(20, 25)])
-    np.testing.assert_allclose(tape(X, batch=True), [tape(x) for x in X], rtol=1e-12)
-    for threads in (1, 2):
-        np.testing.assert_allclose(tape.gradient(X, batch=True, threads=threads),
-                                   [tape.gradient(x) for x in X], rtol=1e-11, atol=1e-12)
-    _, jv = tape.jvp(X, V, batch=True)
-    np.testing.assert_allclose(jv, [tape.jvp(x, v)[1] for x, v in zip(X, V)],
-                               rtol=1e-11, atol=1e-12)
-    np.testing.assert_allclose(tape.hvp(X, V, batch=True, threads=2),
-                               [tape.hvp(x, v) for x, v in zip(X, V)], rtol=1e-10, atol=1e-11)
-
-
-def test_save_load_round_trip(backend, case):
-    f, size = CASES[case]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    for other in ("c", "python"):
-        back = serialize.loads(serialize.dumps(tape), backend=other)
-        assert _rows(back) == _rows(tape)
-        x, v = _point(size, 8), _point(size, 9)
-        np.testing.assert_allclose(back(x), tape(x), rtol=1e-12)
-        np.testing.assert_allclose(back.gradient(x), tape.gradient(x), rtol=1e-11, atol=1e-12)
-        np.testing.assert_allclose(back.hvp(x, v), tape.hvp(x, v), rtol=1e-10, atol=1e-11)
-
-
-def test_backends_agree_on_every_derivative(case):
-    f, size = CASES[case]
-    z, x, v = _point(size), _point(size, 15), _point(size, 16)
-    c, p = (pyad.trace(f, z, backend=b) for b in ("c", "python"))
-    assert _rel(c(x), p(x)) < 1e-13
-    assert _rel(c.gradient(x), p.gradient(x)) < 1e-11
-    assert _rel(c.jvp(x, v)[1], p.jvp(x, v)[1]) < 1e-11
-    assert _rel(c.hvp(x, v), p.hvp(x, v)) < 1e-10
-
-
-@pytest.mark.parametrize("name", sorted(VECTOR_CASES))
-def test_jacobian_modes_agree(backend, name):
-    f, size = VECTOR_CASES[name]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    x = _point(size, 11)
-    Jf, Jr = tape.jacobian(x, mode="forward"), tape.jacobian(x, mode="reverse")
-    assert _rel(Jf, Jr) < 1e-11
-    h = 1e-6
-    fd = np.stack([(f(x + h * e) - f(x - h * e)) / (2 * h) for e in np.eye(size)], axis=-1)
-    np.testing.assert_allclose(Jf, fd, rtol=1e-6, atol=1e-7)
-    X = np.stack([_point(size, s) for s in (12, 13, 14)])
-    for mode in ("forward", "reverse"):
-        np.testing.assert_allclose(tape.jacobian(X, mode=mode, batch=True),
-                                   [tape.jacobian(x, mode=mode) for x in X],
-                                   rtol=1e-11, atol=1e-12)
+pytest_generate_tests = row_cases.generate_tests
 
 
 # ---- values against numpy ----

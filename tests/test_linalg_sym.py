@@ -9,9 +9,9 @@ import pytest
 import scipy.linalg
 
 import pyad
-from pyad import serialize
 
-from helpers import central_diff_grad
+import row_cases
+from row_cases import point as _point
 
 LINALG_OPS = ("cholesky", "solve_triangular")
 _R = np.random.default_rng(11)
@@ -78,106 +78,12 @@ VECTOR_CASES = {
 }
 
 
-def _point(size, seed=0):
-    return np.random.default_rng(seed).normal(size=size)
+class TestCases(row_cases.CaseChecks):
+    CASES, VECTOR_CASES, OPS = CASES, VECTOR_CASES, LINALG_OPS
+    AGREE = 1e-11
 
 
-def _rows(tape):
-    ops = tape.stats()["ops"]
-    return sum(ops.get(name, 0) for name in LINALG_OPS)
-
-
-def _rel(a, b):
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(b)))
-
-
-@pytest.fixture(params=sorted(CASES))
-def case(request):
-    return request.param
-
-
-def test_value_gradient_and_row_count(backend, case):
-    f, size, rows = CASES[case]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    assert _rows(tape) == rows, tape.stats()["ops"]
-    for seed in (1, 2):
-        x = _point(size, seed)
-        np.testing.assert_allclose(tape(x), f(x), rtol=1e-12, atol=1e-13)
-        np.testing.assert_allclose(tape.gradient(x), central_diff_grad(f, x), rtol=1e-6,
-                                   atol=1e-7)
-
-
-def test_forward_and_reverse_agree(backend, case):
-    f, size, _ = CASES[case]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    x, v = _point(size, 3), _point(size, 4)
-    _, jv = tape.jvp(x, v)
-    assert _rel(jv, tape.gradient(x) @ v) < 1e-12
-
-
-def test_hvp_matches_differences_of_the_gradient(backend, case):
-    f, size, _ = CASES[case]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    x, v = _point(size, 5), _point(size, 6)
-    h = 1e-6
-    fd = (tape.gradient(x + h * v) - tape.gradient(x - h * v)) / (2 * h)
-    np.testing.assert_allclose(tape.hvp(x, v), fd, rtol=1e-6, atol=1e-7)
-    H = tape.hessian(x)  # the vector second sweep, all directions at once
-    np.testing.assert_allclose(H @ v, tape.hvp(x, v), rtol=1e-11, atol=1e-12)
-    np.testing.assert_allclose(H, H.T, rtol=1e-10, atol=1e-11)
-
-
-def test_batch_equals_a_loop_over_points(backend, case):
-    f, size, _ = CASES[case]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    X = np.stack([_point(size, s) for s in range(10, 14)])
-    V = np.stack([_point(size, s) for s in range(20, 24)])
-    np.testing.assert_allclose(tape(X, batch=True), [tape(x) for x in X], rtol=1e-12)
-    np.testing.assert_allclose(tape.gradient(X, batch=True), [tape.gradient(x) for x in X],
-                               rtol=1e-11, atol=1e-12)
-    _, jv = tape.jvp(X, V, batch=True)
-    np.testing.assert_allclose(jv, [tape.jvp(x, v)[1] for x, v in zip(X, V)],
-                               rtol=1e-11, atol=1e-12)
-    np.testing.assert_allclose(tape.hvp(X, V, batch=True),
-                               [tape.hvp(x, v) for x, v in zip(X, V)], rtol=1e-11, atol=1e-12)
-
-
-def test_save_load_round_trip(backend, case):
-    f, size, rows = CASES[case]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    for other in ("c", "python"):
-        back = serialize.loads(serialize.dumps(tape), backend=other)
-        assert _rows(back) == rows
-        x, v = _point(size, 8), _point(size, 9)
-        np.testing.assert_allclose(back(x), tape(x), rtol=1e-12)
-        np.testing.assert_allclose(back.gradient(x), tape.gradient(x), rtol=1e-11, atol=1e-12)
-        np.testing.assert_allclose(back.hvp(x, v), tape.hvp(x, v), rtol=1e-11, atol=1e-12)
-
-
-def test_backends_agree_on_every_derivative(case):
-    f, size, _ = CASES[case]
-    z, x, v = _point(size), _point(size, 15), _point(size, 16)
-    c, p = (pyad.trace(f, z, backend=b) for b in ("c", "python"))
-    assert _rel(c.gradient(x), p.gradient(x)) < 1e-11
-    assert _rel(c.hvp(x, v), p.hvp(x, v)) < 1e-11
-
-
-@pytest.mark.parametrize("name", sorted(VECTOR_CASES))
-def test_jacobian_modes_agree(backend, name):
-    f, size = VECTOR_CASES[name]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    x = _point(size, 11)
-    Jf, Jr = tape.jacobian(x, mode="forward"), tape.jacobian(x, mode="reverse")
-    assert _rel(Jf, Jr) < 1e-12
-    h = 1e-6
-    fd = np.stack([(f(x + h * e) - f(x - h * e)) / (2 * h) for e in np.eye(size)], axis=-1)
-    np.testing.assert_allclose(Jf, fd, rtol=1e-6, atol=1e-8)
-    X = np.stack([_point(size, s) for s in (12, 13, 14)])
-    for mode in ("forward", "reverse"):
-        np.testing.assert_allclose(tape.jacobian(X, mode=mode, batch=True),
-                                   [tape.jacobian(x, mode=mode) for x in X],
-                                   rtol=1e-11, atol=1e-12)
+pytest_generate_tests = row_cases.generate_tests
 
 
 # ---- exact formulas ----

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 import pyad
-from pyad import serialize
 
-from helpers import central_diff_grad
+import row_cases
 
 _R = np.random.default_rng(7)
 W34 = _R.normal(size=(3, 4))
@@ -60,108 +59,15 @@ VECTOR_CASES = {
 }
 
 
-def _point(size, seed=0):
-    return np.random.default_rng(seed).normal(size=size)
+class TestCases(row_cases.CaseChecks):
+    CASES, VECTOR_CASES, OPS = CASES, VECTOR_CASES, PRODUCT_OPS
+
+
+pytest_generate_tests = row_cases.generate_tests
 
 
 def _product_rows(tape):
-    ops = tape.stats()["ops"]
-    return sum(ops.get(name, 0) for name in PRODUCT_OPS)
-
-
-def _rel(a, b):
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(b)))
-
-
-@pytest.fixture(params=sorted(CASES))
-def case(request):
-    return request.param
-
-
-def test_value_gradient_and_row_count(backend, case):
-    f, size, rows = CASES[case]
-    z = _point(size)
-    tape = pyad.trace(f, z, backend=backend)
-    assert _product_rows(tape) == rows, tape.stats()["ops"]
-    for seed in (1, 2):
-        x = _point(size, seed)
-        np.testing.assert_allclose(tape(x), f(x), rtol=1e-13, atol=1e-14)
-        np.testing.assert_allclose(tape.gradient(x), central_diff_grad(f, x), rtol=1e-6, atol=1e-8)
-
-
-def test_forward_and_reverse_agree(backend, case):
-    f, size, _ = CASES[case]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    x, v = _point(size, 3), _point(size, 4)
-    _, jv = tape.jvp(x, v)
-    assert _rel(jv, tape.gradient(x) @ v) < 1e-12
-
-
-def test_hvp_matches_differences_of_the_gradient(backend, case):
-    f, size, _ = CASES[case]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    x, v = _point(size, 5), _point(size, 6)
-    h = 1e-6
-    fd = (tape.gradient(x + h * v) - tape.gradient(x - h * v)) / (2 * h)
-    np.testing.assert_allclose(tape.hvp(x, v), fd, rtol=1e-6, atol=1e-7)
-    # the vector second sweep (all directions at once) agrees with one at a time
-    H = tape.hessian(x)
-    np.testing.assert_allclose(H @ v, tape.hvp(x, v), rtol=1e-12, atol=1e-12)
-
-
-def test_batch_equals_a_loop_over_points(backend, case):
-    f, size, _ = CASES[case]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    X = np.stack([_point(size, s) for s in range(10, 15)])
-    V = np.stack([_point(size, s) for s in range(20, 25)])
-    np.testing.assert_allclose(tape(X, batch=True), [tape(x) for x in X], rtol=1e-13)
-    np.testing.assert_allclose(tape.gradient(X, batch=True), [tape.gradient(x) for x in X],
-                               rtol=1e-12, atol=1e-13)
-    _, jv = tape.jvp(X, V, batch=True)
-    np.testing.assert_allclose(jv, [tape.jvp(x, v)[1] for x, v in zip(X, V)],
-                               rtol=1e-12, atol=1e-13)
-    np.testing.assert_allclose(tape.hvp(X, V, batch=True),
-                               [tape.hvp(x, v) for x, v in zip(X, V)], rtol=1e-12, atol=1e-13)
-
-
-def test_save_load_round_trip(backend, case):
-    f, size, rows = CASES[case]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    for other in ("c", "python"):
-        back = serialize.loads(serialize.dumps(tape), backend=other)
-        assert _product_rows(back) == rows
-        x, v = _point(size, 8), _point(size, 9)
-        np.testing.assert_allclose(back(x), tape(x), rtol=1e-13)
-        np.testing.assert_allclose(back.gradient(x), tape.gradient(x), rtol=1e-12, atol=1e-13)
-        np.testing.assert_allclose(back.hvp(x, v), tape.hvp(x, v), rtol=1e-12, atol=1e-13)
-
-
-@pytest.mark.parametrize("name", sorted(VECTOR_CASES))
-def test_jacobian_modes_agree(backend, name):
-    f, size = VECTOR_CASES[name]
-    tape = pyad.trace(f, _point(size), backend=backend)
-    x = _point(size, 11)
-    Jf = tape.jacobian(x, mode="forward")
-    Jr = tape.jacobian(x, mode="reverse")
-    assert _rel(Jf, Jr) < 1e-12
-    h = 1e-6
-    fd = np.stack([(f(x + h * e) - f(x - h * e)) / (2 * h) for e in np.eye(size)], axis=-1)
-    np.testing.assert_allclose(Jf, fd, rtol=1e-6, atol=1e-8)
-    # batched Jacobians (vector sweeps with lanes per point) equal a loop
-    X = np.stack([_point(size, s) for s in (12, 13, 14)])
-    for mode in ("forward", "reverse"):
-        np.testing.assert_allclose(tape.jacobian(X, mode=mode, batch=True),
-                                   [tape.jacobian(x, mode=mode) for x in X],
-                                   rtol=1e-12, atol=1e-13)
-
-
-def test_backends_agree_on_every_derivative(case):
-    f, size, _ = CASES[case]
-    z, x, v = _point(size), _point(size, 15), _point(size, 16)
-    c, p = (pyad.trace(f, z, backend=b) for b in ("c", "python"))
-    assert _rel(c.gradient(x), p.gradient(x)) < 1e-12
-    assert _rel(c.hvp(x, v), p.hvp(x, v)) < 1e-12
+    return TestCases().rows(tape)
 
 
 def test_row_count_does_not_grow_with_the_data(backend):
