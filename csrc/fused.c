@@ -15,7 +15,7 @@
 /* The scratch of one sweep, in bytes: a tile of every internal member's
  * values, tangents, adjoints and adjoint tangents stays in L2 while the tile's
  * rows are swept down and up. */
-#define SCRATCH_BYTES ((int64_t)384 << 10)
+#define SCRATCH_BYTES ((int64_t)192 << 10)
 #define MIN_TILE 64
 #define MAX_TILE 4096
 
@@ -392,6 +392,19 @@ static void sweep_tiles(const pyad_tape *t, const struct fused_run *r, double *v
                         double *adj, double *adjd, const struct fused_io *io, double gs,
                         double gds, double *scratch, int compute_kept);
 
+/* Whether the summed member's tile adjoints keep what sum_reverse stores: in
+ * scratch, and no member adds to them. They are then stored once, a whole
+ * tile's width at the first tile swept, not again at every tile. */
+static int sum_stays(const struct fused_run *r)
+{
+    if (r->sum_of < 0 || r->m[r->sum_of].keep_adj)
+        return 0;
+    for (int i = r->sum_of + 1; i < r->n; ++i)
+        if (r->m[i].a.member == r->sum_of || r->m[i].b.member == r->sum_of)
+            return 0;
+    return 1;
+}
+
 void fused_reverse(const pyad_tape *t, const struct fused_run *r, const double *v,
                    const double *vd, double *adj, double *adjd, double *scratch)
 {
@@ -580,9 +593,11 @@ static void sweep_tiles(const pyad_tape *t, const struct fused_run *r, double *v
     double *tangents = adjd ? vd : NULL;
     const struct fused_io values = {io->v, adjd ? io->vd : NULL, NULL, NULL, io->origin};
     struct first_writes fw = plan_first_writes(r);
+    int sum_once = sum_stays(r);
     struct tile tl;
     memset(&tl, 0, sizeof tl);
     for (int64_t e0 = (r->w - 1) / tw * tw; e0 >= 0; e0 -= tw) {
+        int first_tile = e0 + tw >= r->w;
         tl.e0 = e0;
         tl.n = r->w - e0 < tw ? r->w - e0 : tw;
         for (int i = 0; i < r->n; ++i) {
@@ -593,8 +608,11 @@ static void sweep_tiles(const pyad_tape *t, const struct fused_run *r, double *v
             }
             place_adjoints(r, i, &tl, adj, adjd, scratch, tw, fw.zero[i]);
         }
-        if (r->sum_of >= 0)
-            sum_reverse(r, &tl, gs, gds);
+        if (r->sum_of >= 0 && (first_tile || !sum_once)) {
+            struct tile whole = tl;
+            whole.n = sum_once ? tw : tl.n;
+            sum_reverse(r, &whole, gs, gds);
+        }
         for (int i = r->n - 1; i >= 0; --i) {
             struct run k = member_run(t, r, i, &tl, io);
             k.first = fw.first[i];
