@@ -350,3 +350,22 @@ def test_one_pass_in_float32_and_batches(backend, tail):
     for k in range(3):
         close(H[k], tape.hvp(X[k], V[k]))
         close(H[k], oracle.hvp(X[k], V[k]))
+
+
+def test_hvp_fast_path_agrees_with_the_general_one(backend):
+    def f(x):
+        return np.mean((x[:, 1:] - x[:, :-1] ** 2) ** 2) * 3.0
+
+    x = np.linspace(-1.0, 1.0, 1200).reshape(30, 40)
+    v = np.sin(np.arange(1200)).reshape(30, 40)
+    tape = pyad.trace(f, x, backend=backend)
+    oracle = pyad.trace(f, x, backend="python")
+    hv = tape.hvp(x, v)                           # float64, contiguous: the fast path
+    assert hv.shape == (30, 40) and hv.dtype == np.float64
+    close(hv, oracle.hvp(x, v))
+    close(tape.hvp(x.tolist(), v.tolist()), hv)   # the general path
+    close(tape.hvp(np.asfortranarray(x), v), hv)  # not C-contiguous: general
+    with pytest.raises(ValueError, match="shape"):
+        tape.hvp(x, v.ravel()[:-1])
+    with pytest.raises(ValueError, match="shape"):
+        tape.hvp(x[:, :-1].copy(), v[:, :-1].copy())
