@@ -388,9 +388,14 @@ static void sum_reverse(const struct fused_run *r, const struct tile *tl, double
             gd[j] = gds + 0.0;
 }
 
+/* How sweep_tiles computes the members' values: read the kept rows' (in v,
+ * vd from the forward sweep), compute them all (storing the kept ones), or
+ * compute only those the derivative rules read (needed_members), in scratch. */
+enum tile_values { READ_KEPT, COMPUTE_ALL, COMPUTE_NEEDED };
+
 static void sweep_tiles(const pyad_tape *t, const struct fused_run *r, double *v, double *vd,
                         double *adj, double *adjd, const struct fused_io *io, double gs,
-                        double gds, double *scratch, int compute_kept);
+                        double gds, double *scratch, enum tile_values how);
 
 /* Whether the summed member's tile adjoints keep what sum_reverse stores: in
  * scratch, and no member adds to them. They are then stored once, a whole
@@ -411,7 +416,7 @@ void fused_reverse(const pyad_tape *t, const struct fused_run *r, const double *
     const struct fused_io io = {v, adjd ? vd : NULL, adj, adjd, 0};
     double gs = r->sum_of >= 0 ? adj[r->sum_slot] : 0.0;
     double gds = r->sum_of >= 0 && adjd ? adjd[r->sum_slot] : 0.0;
-    sweep_tiles(t, r, (double *)v, (double *)vd, adj, adjd, &io, gs, gds, scratch, 0);
+    sweep_tiles(t, r, (double *)v, (double *)vd, adj, adjd, &io, gs, gds, scratch, READ_KEPT);
 }
 
 /* ---- one pass: a run whose sum's adjoint is known before its values ---- */
@@ -552,6 +557,14 @@ void fused_tail_seed(const pyad_tape *t, const struct fused_run *r, const double
     *gs = g[0], *gds = gd[0];
 }
 
+int fused_tail_guarded(const pyad_tape *t, const struct fused_run *r)
+{
+    for (int64_t k = r->k_last + 1; k < t->n_ops; ++k)
+        if (t->op[k] == OP_guard_true || t->op[k] == OP_guard_false)
+            return 1;
+    return 0;
+}
+
 int fused_inputs_direct(const pyad_tape *t, const struct fused_run *r)
 {
     int64_t origin = t->first[0];
@@ -575,20 +588,44 @@ int fused_inputs_direct(const pyad_tape *t, const struct fused_run *r)
 }
 
 void fused_one_pass(const pyad_tape *t, const struct fused_run *r, double *v, double *vd,
-                    const struct fused_io *io, double gs, double gds, double *scratch)
+                    const struct fused_io *io, double gs, double gds, int want_sum,
+                    double *scratch)
 {
     /* no row kept (fused_one_pass_fits): io's adjoints only say the order */
-    sweep_tiles(t, r, v, vd, io->adj, io->adjd, io, gs, gds, scratch, 1);
+    sweep_tiles(t, r, v, vd, io->adj, io->adjd, io, gs, gds, scratch,
+                want_sum ? COMPUTE_ALL : COMPUTE_NEEDED);
+}
+
+/* The members whose values (and tangents) a reverse step reads: the operands
+ * of a member whose rules are not affine, and that member itself (its rules
+ * may read its result), and what those are computed from. */
+static void needed_members(const struct fused_run *r, int *need)
+{
+    for (int i = 0; i < r->n; ++i)
+        need[i] = !affine(r->m[i].op);
+    for (int i = r->n - 1; i >= 0; --i) {
+        if (!need[i])
+            continue;
+        if (r->m[i].a.member >= 0)
+            need[r->m[i].a.member] = 1;
+        if (pyad_op_kind(r->m[i].op) == PYAD_KIND_BINARY && r->m[i].b.member >= 0)
+            need[r->m[i].b.member] = 1;
+    }
 }
 
 /* The tiles of run r, last to first: each member's values (and tangents)
- * recomputed (the kept rows' too with compute_kept, else read), then the
+ * recomputed as `how` says (enum tile_values), then the
  * reverse steps of the sum (its adjoint gs, gds) and the members. Kept rows
  * live in v, vd, adj, adjd; external operands are read through io. */
 static void sweep_tiles(const pyad_tape *t, const struct fused_run *r, double *v, double *vd,
                         double *adj, double *adjd, const struct fused_io *io, double gs,
-                        double gds, double *scratch, int compute_kept)
+                        double gds, double *scratch, enum tile_values how)
 {
+    int need[MAX_MEMBERS];
+    for (int i = 0; i < r->n; ++i)
+        need[i] = 1;
+    if (how == COMPUTE_NEEDED)
+        needed_members(r, need);
     int64_t tw = tile_width(r);
     double *tangents = adjd ? vd : NULL;
     const struct fused_io values = {io->v, adjd ? io->vd : NULL, NULL, NULL, io->origin};
@@ -602,7 +639,8 @@ static void sweep_tiles(const pyad_tape *t, const struct fused_run *r, double *v
         tl.n = r->w - e0 < tw ? r->w - e0 : tw;
         for (int i = 0; i < r->n; ++i) {
             /* recomputed: the forward may have stored only the kept rows */
-            if (place_values(r, i, &tl, v, tangents, scratch, tw, 1) || compute_kept) {
+            int placed = place_values(r, i, &tl, v, tangents, scratch, tw, how != COMPUTE_NEEDED);
+            if ((placed || how != READ_KEPT) && need[i]) {
                 struct run k = member_run(t, r, i, &tl, &values);
                 run_kernel(tangents ? RUN_TANGENT : RUN_VALUES, &k);
             }

@@ -95,11 +95,16 @@ void fused_tail_seed(const pyad_tape *t, const struct fused_run *r, const double
  * adjoints. */
 int fused_inputs_direct(const pyad_tape *t, const struct fused_run *r);
 
+/* Whether the tail of such a run holds a guard (which reads the sum's value). */
+int fused_tail_guarded(const pyad_tape *t, const struct fused_run *r);
+
 /* fused_reverse for such a run, from the sum's adjoint gs (and its tangent
- * gds), computing every member's values (and tangents), the summed one's into
- * v (vd) for the sum row's forward step; external operands through io. */
+ * gds); external operands through io. With want_sum, every member's values
+ * (and tangents) are computed, the summed one's into v (vd) for the sum row's
+ * forward step; else only those the derivative rules read, nothing into v. */
 void fused_one_pass(const pyad_tape *t, const struct fused_run *r, double *v, double *vd,
-                    const struct fused_io *io, double gs, double gds, double *scratch);
+                    const struct fused_io *io, double gs, double gds, int want_sum,
+                    double *scratch);
 
 /* The forward step of the run's members (not the sum): values (and tangents,
  * vd not NULL) of its kept rows only. */

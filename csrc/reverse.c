@@ -342,7 +342,11 @@ static int direct_one_pass(pyad_tape *t, const struct fused_run *one, const doub
     double gs, gds;
     fused_tail_seed(t, one, u, &gs, &gds);
     const struct fused_io io = {x, xd, xbar, xbard, t->first[0]};
-    fused_one_pass(t, one, v, vd, &io, gs, gds, scratch);
+    /* the sum's value: for the outputs, or a guard on it */
+    int want_sum = y || yd || fused_tail_guarded(t, one);
+    fused_one_pass(t, one, v, vd, &io, gs, gds, want_sum, scratch);
+    if (!want_sum)
+        return PYAD_OK;
     int64_t after = one->k0 + one->n;
     int s = vd ? tangent_range(t, x, xd, v, vd, after, t->n_ops, bad_op)
                : forward_range(t, x, v, after, t->n_ops, bad_op);
@@ -391,7 +395,7 @@ static int forward_reverse(pyad_tape *t, const double *x, const double *xd, cons
         double gs, gds; /* the sum's adjoint, through its tail from the seeds */
         fused_tail_seed(t, one, u, &gs, &gds);
         const struct fused_io io = {v, vd, adj, adjd, 0};
-        fused_one_pass(t, one, v, vd, &io, gs, gds, scratch);
+        fused_one_pass(t, one, v, vd, &io, gs, gds, 1, scratch);
         s = vd ? tangent_range(t, x, xd, v, vd, end + one->n, t->n_ops, bad_op)
                : forward_range(t, x, v, end + one->n, t->n_ops, bad_op);
     }
