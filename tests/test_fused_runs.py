@@ -13,6 +13,8 @@ widths that leave a partial last tile.
 
 Runs are made of rows at least 512 wide (LAZY_MIN_WIDTH), so arrays here are
 wider."""
+import pickle
+
 import numpy as np
 import pytest
 
@@ -320,9 +322,12 @@ def test_a_guard_on_the_sum_in_the_tail(backend):
     tape = pyad.trace(f, x, backend=backend)
     close(tape.gradient(x), 4.0 * x)
     close(tape.hvp(x, np.ones(800)), np.full(800, 4.0))
-    small = x * 0.1  # the guard flips: re-recorded
-    close(tape.gradient(small), -6.0 * small)
+    small = x * 0.1  # the guard flips: re-recorded, by the HVP (which wants no value) first
     close(tape.hvp(small, np.ones(800)), np.full(800, -6.0))
+    close(tape.gradient(small), -6.0 * small)
+    frozen = pickle.loads(pickle.dumps(pyad.trace(f, x, backend=backend)))
+    with pytest.raises(pyad.BranchError):  # nothing to re-record: the HVP alone raises
+        frozen.hvp(small, np.ones(800))
 
 
 def test_one_pass_values_are_the_replays_bit_for_bit(backend):
