@@ -35,7 +35,7 @@
  * come from array_math.c instead, the same call for every element. The kernels
  * are still compiled for AVX2 as well (4 doubles a step), picked at load time. */
 #ifdef PYAD_VECTOR_MATH
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define VECTOR_CLONES
 #endif

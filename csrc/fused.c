@@ -5,6 +5,7 @@
 #include "fused.h"
 #include "block.h"
 #include "lazy_adjoint.h"
+#include "rules.h"
 #include "run.h"
 #include "sweep.h"
 
@@ -201,13 +202,14 @@ static int64_t tile_width(const struct fused_run *r)
     return tw < r->w ? tw : r->w;
 }
 
-/* Element e0 of an operand in work array base (or the member's tile array). */
-static double *operand(double *base, double *const *member, const struct fused_operand *o,
-                       int64_t e0)
+/* Element e0 of an operand in array base, where slot s is at s - origin (or
+ * in the member's tile array). */
+static double *operand(double *base, int64_t origin, double *const *member,
+                       const struct fused_operand *o, int64_t e0)
 {
     if (o->member >= 0)
         return member[o->member];
-    return base ? base + o->slot + o->stride * e0 : NULL;
+    return base ? base + (o->slot - origin) + o->stride * e0 : NULL;
 }
 
 static int64_t stride_of(const struct fused_operand *o)
@@ -224,28 +226,29 @@ static int apart(const struct fused_operand *a, const struct fused_operand *b, i
     return a->slot + w <= b->slot || b->slot + w <= a->slot;
 }
 
-/* The kernel's view of member i in tile tl: values and tangents from v, vd
- * (external operands) and the tile; adjoints likewise from adj, adjd. */
+/* The kernel's view of member i in tile tl: values and tangents from io
+ * (external operands) and the tile; adjoints likewise (io's adj, adjd NULL:
+ * none, a forward step). */
 static struct run member_run(const pyad_tape *t, const struct fused_run *r, int i,
-                             const struct tile *tl, const double *v, const double *vd,
-                             double *adj, double *adjd)
+                             const struct tile *tl, const struct fused_io *io)
 {
     const struct fused_member *m = &r->m[i];
     int binary = pyad_op_kind(m->op) == PYAD_KIND_BINARY;
     int with_const = pyad_op_kind(m->op) == PYAD_KIND_WITH_CONST;
-    double *vv = (double *)v, *tt = (double *)vd;
+    double *vv = (double *)io->v, *tt = (double *)io->vd, *aa = io->adj, *qq = io->adjd;
+    int64_t o = io->origin;
     return (struct run){
         .op = m->op,
         .n = tl->n,
         .z = tl->val[i], .zd = tl->tan[i], .g = tl->g[i], .gd = tl->gd[i],
-        .va = operand(vv, tl->val, &m->a, tl->e0),
-        .vb = binary ? operand(vv, tl->val, &m->b, tl->e0) : NULL,
-        .ta = operand(tt, tl->tan, &m->a, tl->e0),
-        .tb = binary ? operand(tt, tl->tan, &m->b, tl->e0) : NULL,
-        .ga = operand(adj, tl->g, &m->a, tl->e0),
-        .gb = binary ? operand(adj, tl->g, &m->b, tl->e0) : NULL,
-        .qa = operand(adjd, tl->gd, &m->a, tl->e0),
-        .qb = binary ? operand(adjd, tl->gd, &m->b, tl->e0) : NULL,
+        .va = operand(vv, o, tl->val, &m->a, tl->e0),
+        .vb = binary ? operand(vv, o, tl->val, &m->b, tl->e0) : NULL,
+        .ta = operand(tt, o, tl->tan, &m->a, tl->e0),
+        .tb = binary ? operand(tt, o, tl->tan, &m->b, tl->e0) : NULL,
+        .ga = operand(aa, o, tl->g, &m->a, tl->e0),
+        .gb = binary ? operand(aa, o, tl->g, &m->b, tl->e0) : NULL,
+        .qa = operand(qq, o, tl->gd, &m->a, tl->e0),
+        .qb = binary ? operand(qq, o, tl->gd, &m->b, tl->e0) : NULL,
         .sa = stride_of(&m->a), .sb = binary ? stride_of(&m->b) : 0,
         .k = with_const ? t->consts + m->kb + m->sk * tl->e0 : NULL,
         .sk = m->sk,
@@ -287,9 +290,10 @@ void fused_forward(const pyad_tape *t, const struct fused_run *r, double *v, dou
     memset(&tl, 0, sizeof tl);
     for (tl.e0 = 0; tl.e0 < r->w; tl.e0 += tw) {
         tl.n = r->w - tl.e0 < tw ? r->w - tl.e0 : tw;
+        const struct fused_io io = {v, vd, NULL, NULL, 0};
         for (int i = 0; i < r->n; ++i) {
             place_values(r, i, &tl, v, vd, scratch, tw, 1);
-            struct run k = member_run(t, r, i, &tl, v, vd, NULL, NULL);
+            struct run k = member_run(t, r, i, &tl, &io);
             run_kernel(vd ? RUN_TANGENT : RUN_VALUES, &k);
         }
     }
@@ -384,63 +388,271 @@ static void sum_reverse(const struct fused_run *r, const struct tile *tl, double
             gd[j] = gds + 0.0;
 }
 
-static void sweep_tiles(const pyad_tape *t, const struct fused_run *r, const double *v,
-                        const double *vd, double *adj, double *adjd, double *scratch,
-                        int compute_kept);
+/* How sweep_tiles computes the members' values: read the kept rows' (in v,
+ * vd from the forward sweep), compute them all (storing the kept ones), or
+ * compute only those the derivative rules read (needed_members), in scratch. */
+enum tile_values { READ_KEPT, COMPUTE_ALL, COMPUTE_NEEDED };
 
-void fused_reverse(const pyad_tape *t, const struct fused_run *r, const double *v,
-                   const double *vd, double *adj, double *adjd, double *scratch)
-{
-    sweep_tiles(t, r, v, vd, adj, adjd, scratch, 0);
-}
+static void sweep_tiles(const pyad_tape *t, const struct fused_run *r, double *v, double *vd,
+                        double *adj, double *adjd, const struct fused_io *io, double gs,
+                        double gds, double *scratch, enum tile_values how);
 
-int fused_one_pass_fits(const pyad_tape *t, const struct fused_run *r)
+/* Whether the summed member's tile adjoints keep what sum_reverse stores: in
+ * scratch, and no member adds to them. They are then stored once, a whole
+ * tile's width at the first tile swept, not again at every tile. */
+static int sum_stays(const struct fused_run *r)
 {
-    if (r->sum_of < 0 || r->k_last != t->n_ops - 1 || fused_has_passive(t, r))
+    if (r->sum_of < 0 || r->m[r->sum_of].keep_adj)
         return 0;
-    for (int i = 0; i < r->n; ++i)
-        if (r->m[i].keep_adj)
+    for (int i = r->sum_of + 1; i < r->n; ++i)
+        if (r->m[i].a.member == r->sum_of || r->m[i].b.member == r->sum_of)
             return 0;
     return 1;
 }
 
-void fused_one_pass(const pyad_tape *t, const struct fused_run *r, double *v, double *vd,
-                    double *adj, double *adjd, double *scratch)
+void fused_reverse(const pyad_tape *t, const struct fused_run *r, const double *v,
+                   const double *vd, double *adj, double *adjd, double *scratch)
 {
-    sweep_tiles(t, r, v, vd, adj, adjd, scratch, 1);
+    const struct fused_io io = {v, adjd ? vd : NULL, adj, adjd, 0};
+    double gs = r->sum_of >= 0 ? adj[r->sum_slot] : 0.0;
+    double gds = r->sum_of >= 0 && adjd ? adjd[r->sum_slot] : 0.0;
+    sweep_tiles(t, r, (double *)v, (double *)vd, adj, adjd, &io, gs, gds, scratch, READ_KEPT);
+}
+
+/* ---- one pass: a run whose sum's adjoint is known before its values ---- */
+
+/* A tail longer than this is swept the usual way. */
+#define MAX_TAIL 64
+
+/* Ops whose derivatives are constants (the registry's d_x, d_y read only the
+ * constant y) and whose second derivatives are zero. */
+static int affine(int op)
+{
+    return op == OP_add || op == OP_sub || op == OP_neg || op == OP_add_c || op == OP_sub_c
+        || op == OP_rsub_c || op == OP_mul_c || op == OP_div_c;
+}
+
+/* The first (or with b_operand, second) derivative of an affine op, and its
+ * second derivative, by the registry's rules (consts: the op's constant y). */
+static void affine_rule(int op, double c, int b_operand, double *d, double *dd)
+{
+    const double x = 0.0, y = c, z = 0.0, xd = 0.0, yd = 0.0;
+    (void)x, (void)y, (void)z, (void)xd, (void)yd;
+    *d = *dd = 0.0;
+    switch (op) {
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
+    case OP_##name: *d = (d_x), *dd = (dd_x); break;
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
+    case OP_##name:                                                                         \
+        *d = b_operand ? (d_y) : (d_x), *dd = b_operand ? (dd_y) : (dd_x);                  \
+        break;
+#define WITH_CONST(name, value, d_x, dd_x)                                                  \
+    case OP_##name: *d = (d_x), *dd = (dd_x); break;
+#define COMPARE(name, numpy, operator, cf, rcf, value)
+#define COMPARE_C(name, value)
+#include "expand_ops.h"
+    default:
+        break;
+    }
+}
+
+/* A tail row's operand slots (n of them: 0, 1 or 2); -1 for a row kind the
+ * one-pass sweep does not take. Comparisons and guards pass nothing back. */
+static int tail_operands(const pyad_tape *t, int64_t k, int64_t *s)
+{
+    int op = t->op[k], kind = pyad_op_kind(op);
+    s[0] = t->arg_a[k], s[1] = t->arg_b[k];
+    if (kind == PYAD_KIND_BINARY || kind == PYAD_KIND_COMPARE)
+        return 2;
+    if (kind == PYAD_KIND_UNARY || kind == PYAD_KIND_WITH_CONST
+        || kind == PYAD_KIND_COMPARE_C || op == OP_guard_true || op == OP_guard_false)
+        return 1;
+    return -1;
+}
+
+static int passes_back(const pyad_tape *t, int64_t k)
+{
+    int kind = pyad_op_kind(t->op[k]);
+    return kind == PYAD_KIND_UNARY || kind == PYAD_KIND_BINARY
+        || kind == PYAD_KIND_WITH_CONST;
+}
+
+/* Rows after the run's sum: scalar rows at the next slots (the sum is the
+ * tape's last block), each in tail position k - k_last - 1. */
+static int64_t tail_rows(const pyad_tape *t, const struct fused_run *r)
+{
+    return t->n_ops - 1 - r->k_last;
+}
+
+/* Slot s as a tail position: -1 the sum, 0.. a tail row, -2 neither. */
+static int64_t tail_position(const struct fused_run *r, int64_t n_tail, int64_t s)
+{
+    int64_t p = s - r->sum_slot - 1;
+    return p >= -1 && p < n_tail ? p : -2;
+}
+
+int fused_one_pass_fits(const pyad_tape *t, const struct fused_run *r)
+{
+    int64_t n_tail = tail_rows(t, r);
+    if (r->sum_of < 0 || n_tail > MAX_TAIL || r->bi0 + r->n_blocks != t->n_blocks
+        || fused_has_passive(t, r))
+        return 0;
+    for (int i = 0; i < r->n; ++i)
+        if (r->m[i].keep_adj)
+            return 0;
+    /* which tail rows depend on the sum: those may only be affine in it */
+    int on_sum[MAX_TAIL];
+    for (int64_t j = 0; j < n_tail; ++j) {
+        int64_t k = r->k_last + 1 + j, s[2];
+        int n = tail_operands(t, k, s);
+        if (n < 0 || t->first[k] != r->sum_slot + 1 + j || row_passive(t, k))
+            return 0;
+        on_sum[j] = 0;
+        for (int q = 0; q < n; ++q) {
+            int64_t p = tail_position(r, n_tail, s[q]);
+            on_sum[j] |= p == -1 || (p >= 0 && p < j && on_sum[p]);
+        }
+        if (on_sum[j] && passes_back(t, k) && !affine(t->op[k]))
+            return 0;
+        if (!passes_back(t, k))
+            on_sum[j] = 0;
+    }
+    return 1;
+}
+
+/* Adds the seed u[i] of each output at the sum (g[0]) or a tail row (g[1 + p]). */
+static void seed_tail(const pyad_tape *t, const struct fused_run *r, int64_t n_tail,
+                      const double *u, double *g)
+{
+    for (int64_t i = 0; i < t->n_outputs; ++i) {
+        int64_t p = tail_position(r, n_tail, t->outputs[i]);
+        if (p >= -1)
+            g[1 + p] += u[i];
+    }
+}
+
+void fused_tail_seed(const pyad_tape *t, const struct fused_run *r, const double *u,
+                     double *gs, double *gds)
+{
+    int64_t n_tail = tail_rows(t, r);
+    double g[MAX_TAIL + 1] = {0.0}, gd[MAX_TAIL + 1] = {0.0};
+    seed_tail(t, r, n_tail, u, g);
+    for (int64_t j = n_tail - 1; j >= 0; --j) {
+        int64_t k = r->k_last + 1 + j, s[2];
+        int n = tail_operands(t, k, s);
+        if (!affine(t->op[k]) || (g[1 + j] == 0.0 && gd[1 + j] == 0.0))
+            continue; /* the rest pass nothing to the sum (fused_one_pass_fits) */
+        double c = pyad_op_kind(t->op[k]) == PYAD_KIND_WITH_CONST ? t->consts[s[1]] : 0.0;
+        for (int q = 0; q < n; ++q) {
+            int64_t p = tail_position(r, n_tail, s[q]);
+            if (p < -1)
+                continue;
+            double d, dd;
+            affine_rule(t->op[k], c, q, &d, &dd);
+            g[1 + p] += scaled(d, g[1 + j]);
+            gd[1 + p] += scaled(d, gd[1 + j]) + scaled(dd, g[1 + j]);
+        }
+    }
+    *gs = g[0], *gds = gd[0];
+}
+
+int fused_tail_guarded(const pyad_tape *t, const struct fused_run *r)
+{
+    for (int64_t k = r->k_last + 1; k < t->n_ops; ++k)
+        if (t->op[k] == OP_guard_true || t->op[k] == OP_guard_false)
+            return 1;
+    return 0;
+}
+
+int fused_inputs_direct(const pyad_tape *t, const struct fused_run *r)
+{
+    int64_t origin = t->first[0];
+    for (int64_t k = 0; k < r->k0; ++k)
+        if (t->op[k] != OP_input || t->arg_a[k] != t->first[k] - origin)
+            return 0;
+    if (t->n_inputs != t->first[r->k0] - origin)
+        return 0;
+    int64_t n_tail = tail_rows(t, r);
+    for (int64_t i = 0; i < t->n_outputs; ++i)
+        if (tail_position(r, n_tail, t->outputs[i]) < -1)
+            return 0;
+    for (int64_t j = 0; j < n_tail; ++j) {
+        int64_t s[2];
+        int n = tail_operands(t, r->k_last + 1 + j, s);
+        for (int q = 0; q < n; ++q)
+            if (tail_position(r, n_tail, s[q]) < -1)
+                return 0;
+    }
+    return 1;
+}
+
+void fused_one_pass(const pyad_tape *t, const struct fused_run *r, double *v, double *vd,
+                    const struct fused_io *io, double gs, double gds, int want_sum,
+                    double *scratch)
+{
+    /* no row kept (fused_one_pass_fits): io's adjoints only say the order */
+    sweep_tiles(t, r, v, vd, io->adj, io->adjd, io, gs, gds, scratch,
+                want_sum ? COMPUTE_ALL : COMPUTE_NEEDED);
+}
+
+/* The members whose values (and tangents) a reverse step reads: the operands
+ * of a member whose rules are not affine, and that member itself (its rules
+ * may read its result), and what those are computed from. */
+static void needed_members(const struct fused_run *r, int *need)
+{
+    for (int i = 0; i < r->n; ++i)
+        need[i] = !affine(r->m[i].op);
+    for (int i = r->n - 1; i >= 0; --i) {
+        if (!need[i])
+            continue;
+        if (r->m[i].a.member >= 0)
+            need[r->m[i].a.member] = 1;
+        if (pyad_op_kind(r->m[i].op) == PYAD_KIND_BINARY && r->m[i].b.member >= 0)
+            need[r->m[i].b.member] = 1;
+    }
 }
 
 /* The tiles of run r, last to first: each member's values (and tangents)
- * recomputed (the kept rows' too with compute_kept, else read), then the
- * reverse steps of the sum and the members. */
-static void sweep_tiles(const pyad_tape *t, const struct fused_run *r, const double *v,
-                        const double *vd, double *adj, double *adjd, double *scratch,
-                        int compute_kept)
+ * recomputed as `how` says (enum tile_values), then the
+ * reverse steps of the sum (its adjoint gs, gds) and the members. Kept rows
+ * live in v, vd, adj, adjd; external operands are read through io. */
+static void sweep_tiles(const pyad_tape *t, const struct fused_run *r, double *v, double *vd,
+                        double *adj, double *adjd, const struct fused_io *io, double gs,
+                        double gds, double *scratch, enum tile_values how)
 {
+    int need[MAX_MEMBERS];
+    for (int i = 0; i < r->n; ++i)
+        need[i] = 1;
+    if (how == COMPUTE_NEEDED)
+        needed_members(r, need);
     int64_t tw = tile_width(r);
-    const double *tangents = adjd ? vd : NULL;
-    /* the sum's adjoint reaches every element of the summed member */
-    double gs = r->sum_of >= 0 ? adj[r->sum_slot] : 0.0;
-    double gds = r->sum_of >= 0 && adjd ? adjd[r->sum_slot] : 0.0;
+    double *tangents = adjd ? vd : NULL;
+    const struct fused_io values = {io->v, adjd ? io->vd : NULL, NULL, NULL, io->origin};
     struct first_writes fw = plan_first_writes(r);
+    int sum_once = sum_stays(r);
     struct tile tl;
     memset(&tl, 0, sizeof tl);
     for (int64_t e0 = (r->w - 1) / tw * tw; e0 >= 0; e0 -= tw) {
+        int first_tile = e0 + tw >= r->w;
         tl.e0 = e0;
         tl.n = r->w - e0 < tw ? r->w - e0 : tw;
         for (int i = 0; i < r->n; ++i) {
             /* recomputed: the forward may have stored only the kept rows */
-            if (place_values(r, i, &tl, (double *)v, (double *)tangents, scratch, tw, 1)
-                || compute_kept) {
-                struct run k = member_run(t, r, i, &tl, v, tangents, NULL, NULL);
+            int placed = place_values(r, i, &tl, v, tangents, scratch, tw, how != COMPUTE_NEEDED);
+            if ((placed || how != READ_KEPT) && need[i]) {
+                struct run k = member_run(t, r, i, &tl, &values);
                 run_kernel(tangents ? RUN_TANGENT : RUN_VALUES, &k);
             }
             place_adjoints(r, i, &tl, adj, adjd, scratch, tw, fw.zero[i]);
         }
-        if (r->sum_of >= 0)
-            sum_reverse(r, &tl, gs, gds);
+        if (r->sum_of >= 0 && (first_tile || !sum_once)) {
+            struct tile whole = tl;
+            whole.n = sum_once ? tw : tl.n;
+            sum_reverse(r, &whole, gs, gds);
+        }
         for (int i = r->n - 1; i >= 0; --i) {
-            struct run k = member_run(t, r, i, &tl, v, tangents, adj, adjd);
+            struct run k = member_run(t, r, i, &tl, io);
             k.first = fw.first[i];
             run_kernel(adjd ? RUN_SECOND : RUN_REVERSE, &k);
         }

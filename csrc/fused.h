@@ -64,15 +64,47 @@ int64_t fused_scratch_size(const struct fused_run *runs, int64_t n);
 void fused_reverse(const pyad_tape *t, const struct fused_run *r, const double *v,
                    const double *vd, double *adj, double *adjd, double *scratch);
 
+/* Where the tile sweeps read a run's external operands (values, tangents) and
+ * add their adjoints: the work arrays by slot (origin 0), or, for a run that
+ * reads nothing but the tape's inputs (fused_inputs_direct), the caller's x,
+ * xd and gradient arrays, slot s at index s - origin. */
+struct fused_io {
+    const double *v, *vd;
+    double *adj, *adjd;
+    int64_t origin;
+};
+
 /* Whether run r can be swept forward and back in one pass (fused_one_pass):
- * the tape's last rows, a sum at the end and no row kept, so the sum's adjoint
- * is known (its output's seed) once the rows before the run are swept. */
+ * a sum at the end, no row kept, and after it only a short scalar tail whose
+ * rows are affine in the sum (+, -, * or / by a constant; fused_tail_seed) or
+ * do not depend on it, so the sum's adjoint is known from the outputs' seeds
+ * before any value of the run is. */
 int fused_one_pass_fits(const pyad_tape *t, const struct fused_run *r);
 
-/* fused_reverse for such a run, computing every member's values (and
- * tangents), the summed one's into v (vd) for the sum row's forward step. */
+/* For such a run: the adjoint (*gs) and adjoint tangent (*gds) that the
+ * outputs seeded with u give the sum, passed back through the tail with the
+ * reverse sweeps' own rules, in their order (bit for bit what they leave in
+ * the sum's slot). */
+void fused_tail_seed(const pyad_tape *t, const struct fused_run *r, const double *u,
+                     double *gs, double *gds);
+
+/* Whether such a run can read the caller's inputs in place and add straight
+ * into the gradient arrays (struct fused_io): every row before it is an
+ * input, in slot order, and its tail and the outputs read only the sum and
+ * the tail. Nothing else then needs the work arrays' input slots or
+ * adjoints. */
+int fused_inputs_direct(const pyad_tape *t, const struct fused_run *r);
+
+/* Whether the tail of such a run holds a guard (which reads the sum's value). */
+int fused_tail_guarded(const pyad_tape *t, const struct fused_run *r);
+
+/* fused_reverse for such a run, from the sum's adjoint gs (and its tangent
+ * gds); external operands through io. With want_sum, every member's values
+ * (and tangents) are computed, the summed one's into v (vd) for the sum row's
+ * forward step; else only those the derivative rules read, nothing into v. */
 void fused_one_pass(const pyad_tape *t, const struct fused_run *r, double *v, double *vd,
-                    double *adj, double *adjd, double *scratch);
+                    const struct fused_io *io, double gs, double gds, int want_sum,
+                    double *scratch);
 
 /* The forward step of the run's members (not the sum): values (and tangents,
  * vd not NULL) of its kept rows only. */

@@ -314,7 +314,9 @@ int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd,
  * tiles) triples into out; or a negative status. */
 int64_t pyad_fused_runs(pyad_tape *t, int64_t *out, int64_t cap);
 /* pyad_forward_tangent and pyad_reverse_second in one call; v, vd are work
- * arrays only (the forward may leave slots no derivative reads unset). */
+ * arrays only (the forward may leave slots no derivative reads unset). y and yd
+ * (the outputs and their tangents) may both be NULL: then values no derivative
+ * needs may go uncomputed. */
 int pyad_hvp(pyad_tape *t, const double *x, const double *xd, const double *u, double *v,
              double *vd, double *adj, double *adjd, double *y, double *yd, double *xbar,
              double *xbard, int64_t *bad_op);

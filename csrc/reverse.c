@@ -324,6 +324,41 @@ int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd, const d
     return s;
 }
 
+/* Forward and reverse of a tape that is its inputs, then a run swept in one
+ * pass and its tail (fused_inputs_direct): the run reads x, xd in place and
+ * adds straight into xbar, xbard, so neither the inputs nor their adjoints
+ * pass through the work arrays; only the summed row's values are stored, for
+ * the sum and the tail's values. */
+static int direct_one_pass(pyad_tape *t, const struct fused_run *one, const double *x,
+                           const double *xd, const double *u, double *v, double *vd,
+                           double *y, double *yd, double *xbar, double *xbard,
+                           double *scratch, int64_t *bad_op)
+{
+    if (t->n_inputs > 0) {
+        memset(xbar, 0, (size_t)t->n_inputs * sizeof *xbar);
+        if (xbard)
+            memset(xbard, 0, (size_t)t->n_inputs * sizeof *xbard);
+    }
+    double gs, gds;
+    fused_tail_seed(t, one, u, &gs, &gds);
+    const struct fused_io io = {x, xd, xbar, xbard, t->first[0]};
+    /* the sum's value: for the outputs, or a guard on it */
+    int want_sum = y || yd || fused_tail_guarded(t, one);
+    fused_one_pass(t, one, v, vd, &io, gs, gds, want_sum, scratch);
+    if (!want_sum)
+        return PYAD_OK;
+    int64_t after = one->k0 + one->n;
+    int s = vd ? tangent_range(t, x, xd, v, vd, after, t->n_ops, bad_op)
+               : forward_range(t, x, v, after, t->n_ops, bad_op);
+    for (int64_t i = 0; s == PYAD_OK && i < t->n_outputs; ++i) {
+        if (y)
+            y[i] = v[t->outputs[i]];
+        if (yd)
+            yd[i] = vd[t->outputs[i]];
+    }
+    return s;
+}
+
 /* Forward and reverse in one call, at one point (vd, xd, adjd NULL: the
  * gradient; else forward-over-reverse): where the tape has fused runs, the
  * forward stores only what their reverse steps read (fused.h). */
@@ -333,10 +368,16 @@ static int forward_reverse(pyad_tape *t, const double *x, const double *xd, cons
 {
     const struct adjoint_plan *p = adjoint_plan(t);
     double *scratch = fused_scratch(t);
-    /* a run at the end whose sum's adjoint is its output's seed: forward and
-     * reverse in one pass, after the rows before it and the adjoint seeds */
+    /* a run at the end whose sum's adjoint follows from the outputs' seeds
+     * (fused_one_pass_fits): forward and reverse in one pass, after the rows
+     * before it and the adjoint seeds */
     const struct fused_run *last = scratch ? &p->fused[p->n_fused - 1] : NULL;
     const struct fused_run *one = last && fused_one_pass_fits(t, last) ? last : NULL;
+    if (one && fused_inputs_direct(t, one)) {
+        int s = direct_one_pass(t, one, x, xd, u, v, vd, y, yd, xbar, xbard, scratch, bad_op);
+        free(scratch);
+        return s;
+    }
     int64_t end = one ? one->k0 : t->n_ops;
     int s = scratch ? fused_forward_sweep(t, p->fused, p->n_fused - (one != NULL), end, x, xd,
                                           v, vd, scratch, bad_op)
@@ -351,7 +392,10 @@ static int forward_reverse(pyad_tape *t, const double *x, const double *xd, cons
     if (s == PYAD_OK && one) {
         if (zero_k >= one->k_last) /* its external operands' adjoints */
             zero_k = lazy_due(&z, one->k_last);
-        fused_one_pass(t, one, v, vd, adj, adjd, scratch);
+        double gs, gds; /* the sum's adjoint, through its tail from the seeds */
+        fused_tail_seed(t, one, u, &gs, &gds);
+        const struct fused_io io = {v, vd, adj, adjd, 0};
+        fused_one_pass(t, one, v, vd, &io, gs, gds, 1, scratch);
         s = vd ? tangent_range(t, x, xd, v, vd, end + one->n, t->n_ops, bad_op)
                : forward_range(t, x, v, end + one->n, t->n_ops, bad_op);
     }

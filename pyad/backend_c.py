@@ -785,22 +785,26 @@ class CStore(RowBuffer):
 
     def hvp(self, x, xd, u, keep_gradient=True):
         """(outputs, u^T J, d(u^T J)/dt along xd) at x: for scalar f, H xd. With
-        keep_gradient=False, u^T J is left in a work array (valid until this
-        tape's next sweep): a fresh array the caller drops costs page faults."""
+        keep_gradient=False, only H xd is wanted: u^T J is left in a work array
+        (valid until this tape's next sweep: a fresh array the caller drops costs
+        page faults) and the outputs are None (values only they need may go
+        uncomputed)."""
         h, n_slots, n_in, n_out = self._hold()
         try:
             _sizes_match(x, n_in)
             _sizes_match(xd, n_in)
             _sizes_match(u, n_out)
-            y, yd = np.empty(n_out), np.empty(n_out)
+            y, yd = (np.empty(n_out), np.empty(n_out)) if keep_gradient else (None, None)
             xbard = np.empty(n_in)
             bad = ffi.new("int64_t[1]")
             work, owned = self._take_work(n_slots)
             xbar = np.empty(n_in) if keep_gradient else work.arrays[4][:n_in]
             try:
                 v, vd, adj, adjd = work.ptrs[:4]
-                s = lib.pyad_hvp(h, _dbl(x), _dbl(xd), _dbl(u), v, vd, adj, adjd, _dbl(y),
-                                 _dbl(yd), _dbl(xbar), _dbl(xbard), bad)
+                s = lib.pyad_hvp(h, _dbl(x), _dbl(xd), _dbl(u), v, vd, adj, adjd,
+                                 _dbl(y) if keep_gradient else ffi.NULL,
+                                 _dbl(yd) if keep_gradient else ffi.NULL, _dbl(xbar),
+                                 _dbl(xbard), bad)
             finally:
                 self._give_work(owned)
         finally:

@@ -270,7 +270,8 @@ class Store(Protocol):
 
     def hvp(self, x, xd, u, keep_gradient=True):
         """(outputs, u^T J, the Hessian of u . f times xd). keep_gradient=False: the
-        caller drops u^T J, which may then be a work array of the store."""
+        caller wants only the last: u^T J may then be a work array of the store,
+        and the outputs may be None."""
 
     def jvp_vec(self, x, xd):
         """jvp for the rows of xd at once."""

@@ -21,6 +21,7 @@ from .recording import as_input, mark_input_tree, mark_output_tree, seal
 from .store import SWEEP_KINDS, Sweep
 
 _F64 = np.dtype(np.float64)
+_ONE = np.ones(1)  # the seed of a scalar output (read only)
 
 
 # An enum member and its properties cost ~100 ns a lookup: the gradient fast path
@@ -1148,6 +1149,16 @@ class Tape:
 
     def _hvp(self, x, v, batch=False, threads=None, executor=None, progress=False,
              unwrap=True, v_flat=None):
+        if (not batch and unwrap and v_flat is None and type(x) is np.ndarray
+                and type(v) is np.ndarray):
+            # The fast path, as gradient's: one float64 array each for x and v
+            # (of the input's shape, or flat); the sweep still re-records or explains.
+            facts = self._fast()
+            if (x.dtype == _F64 and v.dtype == _F64 and facts[1] == 1 and x.shape == v.shape
+                    and x.flags.c_contiguous and v.flags.c_contiguous
+                    and (x.shape == facts[2] or (facts[2] is None and x.shape == (facts[0],)))):
+                _, _, hv = self._sweep(Sweep.HVP, x.ravel(), v.ravel(), _ONE, False)
+                return replay.unpack_inputs(hv, facts)
         self._need_scalar_output("hvp")
         point, dtypes = self._start(x, batch)
         if batch:

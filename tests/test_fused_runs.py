@@ -13,6 +13,8 @@ widths that leave a partial last tile.
 
 Runs are made of rows at least 512 wide (LAZY_MIN_WIDTH), so arrays here are
 wider."""
+import pickle
+
 import numpy as np
 import pytest
 
@@ -249,3 +251,126 @@ def test_dirty_work_arrays_and_repeated_sweeps_agree(backend):
         close(tape.gradient(x), g)
         close(tape.hvp(x, v), hv)
         close(tape.vjp(x, 1.0)[1], g)
+
+
+# ---- one pass: a run swept forward and back at once (csrc/fused.c) ----
+# Where the sum's adjoint is known from the outputs' seeds before any value
+# (the run's sum is the output, or feeds a short tail affine in it), the run
+# is swept forward and back in one pass; where every row before it is an
+# input, it reads the inputs in place and adds straight into the gradient.
+
+
+def hvp_by_differences(tape, x, v, h=1e-5):
+    """Central differences of the gradient along v."""
+    return (tape.gradient(x + h * v) - tape.gradient(x - h * v)) / (2.0 * h)
+
+
+def run_body(x):
+    return 100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2
+
+
+TAILS = {
+    "mean": lambda x: np.mean(run_body(x)),
+    "sum times c": lambda x: np.sum(run_body(x)) * 0.25,
+    "sum over c, plus c": lambda x: np.sum(run_body(x)) / 3.0 - 1.5,
+    "minus sum, negated": lambda x: -(2.0 - np.sum(run_body(x))),
+    "the sum used twice": lambda x: (lambda s: s * 0.5 + s - s / 4.0)(np.sum(run_body(x))),
+    "two sums": lambda x: np.sum(pyad.sin(x) * x) + np.sum(run_body(x)) * 2.0,
+    "a tail reading an input": lambda x: np.sum(run_body(x)) * 0.5 + x[3] * x[0],
+    "a tail not affine in the sum": lambda x: pyad.log(np.sum(run_body(x))) * 2.0,
+    "sum and a constant-only tail row": lambda x: np.sum(run_body(x)) * (np.sum(x[:2] * 0.0) + 2.0),
+}
+
+
+@pytest.mark.parametrize("tail", sorted(TAILS))
+@pytest.mark.parametrize("n", (600, 5001))
+def test_a_run_feeding_a_scalar_tail(backend, tail, n):
+    f = TAILS[tail]
+    x = np.linspace(-1.2, 1.0, n)
+    v = np.cos(np.arange(n))
+    tape = check_everywhere(f, x, backend, v=v)
+    close(tape.hvp(x, v), hvp_by_differences(tape, x, v), 1e-6)
+
+
+def test_inputs_given_as_several_arguments_and_scalars(backend):
+    def f(a, b, c):
+        return np.sum((a * c - b) ** 2 + pyad.sin(a) * b) * 0.5
+
+    n = 1500
+    a, b, c = np.linspace(0.1, 2.0, n), np.linspace(-1.0, 1.0, n), 1.75
+    tape = pyad.trace(f, a, b, c, backend=backend)
+    oracle = pyad.trace(f, a, b, c, backend="python")
+    va, vb, vc = np.sin(np.arange(n)), np.cos(np.arange(n)), 0.5
+    for point in ((a, b, c), (a * 0.5, b + 1.0, -2.0)):
+        got, want = tape.gradient(*point), oracle.gradient(*point)
+        for g, w in zip(got, want):
+            close(g, w)
+        got = tape.hvp(point, (va, vb, vc))
+        want = oracle.hvp(point, (va, vb, vc))
+        for g, w in zip(got, want):
+            close(g, w)
+
+
+def test_a_guard_on_the_sum_in_the_tail(backend):
+    def f(x):
+        s = np.sum(x * x - 1.0)
+        if s > 0:
+            return s * 2.0
+        return s * -3.0
+
+    x = np.linspace(0.5, 2.0, 800)
+    tape = pyad.trace(f, x, backend=backend)
+    close(tape.gradient(x), 4.0 * x)
+    close(tape.hvp(x, np.ones(800)), np.full(800, 4.0))
+    small = x * 0.1  # the guard flips: re-recorded, by the HVP (which wants no value) first
+    close(tape.hvp(small, np.ones(800)), np.full(800, -6.0))
+    close(tape.gradient(small), -6.0 * small)
+    frozen = pickle.loads(pickle.dumps(pyad.trace(f, x, backend=backend)))
+    with pytest.raises(pyad.BranchError):  # nothing to re-record: the HVP alone raises
+        frozen.hvp(small, np.ones(800))
+
+
+def test_one_pass_values_are_the_replays_bit_for_bit(backend):
+    x = np.linspace(-1.2, 1.0, 5001)
+    for f in (rosenbrock, TAILS["mean"], TAILS["two sums"]):
+        tape = pyad.trace(f, x, backend=backend)
+        value, _ = tape.value_and_gradient(x * 0.7)
+        assert value == tape(x * 0.7)
+
+
+@pytest.mark.parametrize("tail", ["mean", "two sums"])
+def test_one_pass_in_float32_and_batches(backend, tail):
+    f = TAILS[tail]
+    x = np.linspace(-1.2, 1.0, 1003)
+    tape = pyad.trace(f, x.astype(np.float32), backend=backend)
+    oracle = pyad.trace(f, x, backend="python")
+    v = np.cos(np.arange(1003))
+    hv = tape.hvp(x.astype(np.float32), v.astype(np.float32))
+    assert hv.dtype == np.float32
+    want = oracle.hvp(x.astype(np.float32).astype(float), v.astype(np.float32).astype(float))
+    np.testing.assert_allclose(hv, want, rtol=1e-5, atol=1e-3 * np.max(np.abs(want)))
+    X = np.stack([x, x * 0.5, x + 0.1])
+    V = np.cos(X)
+    H = tape.hvp(X, V, batch=True)
+    for k in range(3):
+        close(H[k], tape.hvp(X[k], V[k]))
+        close(H[k], oracle.hvp(X[k], V[k]))
+
+
+def test_hvp_fast_path_agrees_with_the_general_one(backend):
+    def f(x):
+        return np.mean((x[:, 1:] - x[:, :-1] ** 2) ** 2) * 3.0
+
+    x = np.linspace(-1.0, 1.0, 1200).reshape(30, 40)
+    v = np.sin(np.arange(1200)).reshape(30, 40)
+    tape = pyad.trace(f, x, backend=backend)
+    oracle = pyad.trace(f, x, backend="python")
+    hv = tape.hvp(x, v)                           # float64, contiguous: the fast path
+    assert hv.shape == (30, 40) and hv.dtype == np.float64
+    close(hv, oracle.hvp(x, v))
+    close(tape.hvp(x.tolist(), v.tolist()), hv)   # the general path
+    close(tape.hvp(np.asfortranarray(x), v), hv)  # not C-contiguous: general
+    with pytest.raises(ValueError, match="shape"):
+        tape.hvp(x, v.ravel()[:-1])
+    with pytest.raises(ValueError, match="shape"):
+        tape.hvp(x[:, :-1].copy(), v[:, :-1].copy())
