@@ -10,16 +10,55 @@
 #include "linalg_lu.h"
 #include "linalg_sym.h"
 
-int forward_range(const pyad_tape *t, const double *x, double *v,
-                  int64_t begin, int64_t end, int64_t *bad_op)
+/* Values of scalar rows begin .. end - 1 (no block row among them), row k's at
+ * slot k + shift: nothing per row but the row's own step. */
+static int scalar_forward(const pyad_tape *t, const double *x, double *v, int64_t shift,
+                          int64_t begin, int64_t end, int64_t *bad_op)
 {
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
+    double *vz = v + shift;
+    for (int64_t k = begin; k < end; ++k) {
+        switch (op[k]) {
+#define SPECIAL(name, differentiable)
+#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x) \
+        case OP_##name: { double x = v[A[k]]; vz[k] = (value); break; }
+#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y) \
+        case OP_##name: { double x = v[A[k]], y = v[B[k]]; vz[k] = (value); break; }
+#define WITH_CONST(name, value, d_x, dd_x) \
+        case OP_##name: { double x = v[A[k]], y = consts[B[k]]; vz[k] = (value); break; }
+#define COMPARE(name, numpy, operator, cf, rcf, value) \
+        case OP_##name: { double x = v[A[k]], y = v[B[k]]; vz[k] = (value) ? 1.0 : 0.0; break; }
+#define COMPARE_C(name, value) \
+        case OP_##name: { double x = v[A[k]], y = consts[B[k]]; vz[k] = (value) ? 1.0 : 0.0; break; }
+#include "expand_ops.h"
+        case OP_input: if (x) vz[k] = x[A[k]]; break;
+        case OP_constant: vz[k] = consts[B[k]]; break;
+        case OP_select: vz[k] = select_value(v[A[k]], v[B[k]], v[C[k]]); break;
+        case OP_axpy_c: vz[k] = axpy_value(v[A[k]], consts[C[k]], v[B[k]]); break;
+        case OP_max_n:
+        case OP_min_n: vz[k] = extremum(v, t->pool + C[k], B[k], op[k] == OP_max_n, 1, 0); break;
+        case OP_guard_true:
+        case OP_guard_false:
+            vz[k] = v[A[k]];
+            if (!guard_holds(op[k], vz[k])) {
+                *bad_op = k;
+                return PYAD_EBRANCH;
+            }
+            break;
+        }
+    }
+    return PYAD_OK;
+}
+
+int forward_range(const pyad_tape *t, const double *x, double *v,
+                  int64_t begin, int64_t end, int64_t *bad_op)
+{
     int64_t bi = block_search(t, begin), block_k = block_row(t, bi);
     int64_t shift = begin < end ? t->first[begin] - begin : 0; /* slot - row (block.h) */
     int s;
-    for (int64_t k = begin; k < end; ++k) {
+    for (int64_t k = begin; k < end;) {
         if (k == block_k) { /* a block row: one loop over its elements */
             if (block_is_source(t, bi))
                 block_source(t, bi, x, v, 1, NULL, NULL, 1);
@@ -32,37 +71,13 @@ int forward_range(const pyad_tape *t, const double *x, double *v,
             }
             shift += block_width(t, bi) - 1;
             block_k = block_row(t, ++bi);
+            ++k;
             continue;
         }
-        int64_t zs = k + shift;
-        switch (op[k]) {
-#define SPECIAL(name, differentiable)
-#define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x) \
-        case OP_##name: { double x = v[A[k]]; v[zs] = (value); break; }
-#define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y) \
-        case OP_##name: { double x = v[A[k]], y = v[B[k]]; v[zs] = (value); break; }
-#define WITH_CONST(name, value, d_x, dd_x) \
-        case OP_##name: { double x = v[A[k]], y = consts[B[k]]; v[zs] = (value); break; }
-#define COMPARE(name, numpy, operator, cf, rcf, value) \
-        case OP_##name: { double x = v[A[k]], y = v[B[k]]; v[zs] = (value) ? 1.0 : 0.0; break; }
-#define COMPARE_C(name, value) \
-        case OP_##name: { double x = v[A[k]], y = consts[B[k]]; v[zs] = (value) ? 1.0 : 0.0; break; }
-#include "expand_ops.h"
-        case OP_input: if (x) v[zs] = x[A[k]]; break;
-        case OP_constant: v[zs] = consts[B[k]]; break;
-        case OP_select: v[zs] = select_value(v[A[k]], v[B[k]], v[C[k]]); break;
-        case OP_axpy_c: v[zs] = axpy_value(v[A[k]], consts[C[k]], v[B[k]]); break;
-        case OP_max_n:
-        case OP_min_n: v[zs] = extremum(v, t->pool + C[k], B[k], op[k] == OP_max_n, 1, 0); break;
-        case OP_guard_true:
-        case OP_guard_false:
-            v[zs] = v[A[k]];
-            if (!guard_holds(op[k], v[zs])) {
-                *bad_op = k;
-                return PYAD_EBRANCH;
-            }
-            break;
-        }
+        int64_t stop = block_k > k && block_k < end ? block_k : end;
+        if ((s = scalar_forward(t, x, v, shift, k, stop, bad_op)))
+            return s;
+        k = stop;
     }
     return PYAD_OK;
 }

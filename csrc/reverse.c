@@ -85,57 +85,34 @@ static int fused_step(const pyad_tape *t, const struct fused_run *r, const doubl
     return 1;
 }
 
-static int reverse_range(const pyad_tape *t, const double *v, double *adj,
-                         struct lazy_zeroing *z, int64_t zero_k, double *scratch,
-                         const struct fused_run *done)
+/* Reverse steps of scalar rows hi down to lo (no block row, no lazy block due,
+ * no passive row among them), row k's result at slot k + shift. Nothing per
+ * row but the row's own step: the walk (reverse_walk) finds the rows that need
+ * more. */
+static void scalar_reverse(const pyad_tape *t, const double *v, double *adj, int64_t shift,
+                           int64_t lo, int64_t hi)
 {
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
-    struct walk w = {t->n_blocks - 1, block_row(t, t->n_blocks - 1), t->n_slots - t->n_ops,
-                     scratch, done};
-    int64_t ri = z->plan ? z->plan->n_fused - 1 : -1;
-    for (int64_t k = t->n_ops - 1; k >= 0; --k) {
-        if (k == zero_k) /* lazy blocks that row k is the first to add to */
-            zero_k = lazy_due(z, k);
-        if (k == w.block_k) { /* a block row: one loop over its elements */
-            const struct fused_run *run = lazy_run_ending_at(z, &ri, k);
-            if (run && fused_step(t, run, v, NULL, adj, NULL, z, &zero_k, &w)) {
-                k = run->k0;
-                continue;
-            }
-            int64_t bi = w.bi;
-            if (z->first)
-                block_reverse_first(t, bi, v, adj, z->first);
-            else {
-                int s = block_reverse(t, bi, 1, v, adj);
-                if (s)
-                    return s;
-            }
-            if (z->plan)
-                lazy_consumed(z, k), z->first = 0;
-            w.shift -= block_width(t, bi) - 1;
-            w.block_k = block_row(t, --w.bi);
-            continue;
-        }
-        int64_t zs = k + w.shift;
-        if (row_passive(t, k))
-            continue;
-        double g = adj[zs];
+    const double *vz = v + shift;
+    double *adjz = adj + shift;
+    for (int64_t k = hi; k >= lo; --k) {
+        double g = adjz[k];
         if (g == 0.0)
             continue; /* nothing flows back (see scaled) */
         switch (op[k]) {
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], z = v[zs];                                                   \
+            double x = v[A[k]], z = vz[k];                                                   \
             (void)x; (void)z;                                                               \
             adj[A[k]] += g * (d_x);                                                         \
             break;                                                                          \
         }
 #define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], y = v[B[k]], z = v[zs];                                      \
+            double x = v[A[k]], y = v[B[k]], z = vz[k];                                      \
             (void)x; (void)y; (void)z;                                                      \
             adj[A[k]] += g * (d_x);                                                         \
             adj[B[k]] += g * (d_y);                                                         \
@@ -143,7 +120,7 @@ static int reverse_range(const pyad_tape *t, const double *v, double *adj,
         }
 #define WITH_CONST(name, value, d_x, dd_x)                                                  \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], y = consts[B[k]], z = v[zs];                                 \
+            double x = v[A[k]], y = consts[B[k]], z = vz[k];                                 \
             (void)x; (void)y; (void)z;                                                      \
             adj[A[k]] += g * (d_x);                                                         \
             break;                                                                          \
@@ -160,93 +137,32 @@ static int reverse_range(const pyad_tape *t, const double *v, double *adj,
             break;
         case OP_max_n:
         case OP_min_n:
-            share_among_ties(v, t->pool + C[k], B[k], v[zs], 1, 0, g, adj, 1, 0);
+            share_among_ties(v, t->pool + C[k], B[k], vz[k], 1, 0, g, adj, 1, 0);
             break;
         default: /* inputs, constants, comparisons and guards pass nothing back */
             break;
         }
     }
-    return PYAD_OK;
 }
 
-static int reverse(pyad_tape *t, const double *v, const double *u, double *adj, double *xbar,
-                   int give_back)
-{
-    if (!t)
-        return PYAD_ECLOSED;
-    if (!adj || !xbar || (t->n_outputs && !u))
-        return PYAD_EINVAL;
-    int s = tape_begin_sweep(t);
-    if (s)
-        return s;
-    struct lazy_zeroing z;
-    int64_t zero_k = start_adjoints(t, adj, NULL, give_back, &z);
-    double *scratch = fused_scratch(t);
-    seed_outputs(t, u, adj);
-    s = reverse_range(t, v ? v : t->val, adj, &z, zero_k, scratch, NULL);
-    free(scratch);
-    if (s == PYAD_OK)
-        gather_inputs(t, adj, xbar);
-    tape_end_sweep(t);
-    return s;
-}
-
-int pyad_reverse(pyad_tape *t, const double *v, const double *u, double *adj, double *xbar)
-{
-    return reverse(t, v, u, adj, xbar, 0);
-}
-
-int pyad_reverse_owned(pyad_tape *t, const double *v, const double *u, double *adj,
-                       double *xbar)
-{
-    return reverse(t, v, u, adj, xbar, 1);
-}
-
-static int reverse_second_range(const pyad_tape *t, const double *v, const double *vd,
-                                double *adj, double *adjd, struct lazy_zeroing *z,
-                                int64_t zero_k, double *scratch,
-                                const struct fused_run *done)
+/* scalar_reverse's forward-over-reverse twin: adjd the adjoints' tangents. */
+static void scalar_second(const pyad_tape *t, const double *v, const double *vd, double *adj,
+                          double *adjd, int64_t shift, int64_t lo, int64_t hi)
 {
     const uint8_t *op = t->op;
     const int32_t *A = t->arg_a, *B = t->arg_b, *C = t->arg_c;
     const double *consts = t->consts;
-    struct walk w = {t->n_blocks - 1, block_row(t, t->n_blocks - 1), t->n_slots - t->n_ops,
-                     scratch, done};
-    int64_t ri = z->plan ? z->plan->n_fused - 1 : -1;
-    for (int64_t k = t->n_ops - 1; k >= 0; --k) {
-        if (k == zero_k) /* lazy blocks that row k is the first to add to */
-            zero_k = lazy_due(z, k);
-        if (k == w.block_k) { /* a block row: one loop over its elements */
-            const struct fused_run *run = lazy_run_ending_at(z, &ri, k);
-            if (run && fused_step(t, run, v, vd, adj, adjd, z, &zero_k, &w)) {
-                k = run->k0;
-                continue;
-            }
-            int64_t bi = w.bi;
-            if (z->first)
-                block_second_first(t, bi, v, vd, adj, adjd, z->first);
-            else {
-                int s = block_second(t, bi, 1, v, vd, adj, adjd);
-                if (s)
-                    return s;
-            }
-            if (z->plan)
-                lazy_consumed(z, k), z->first = 0;
-            w.shift -= block_width(t, bi) - 1;
-            w.block_k = block_row(t, --w.bi);
-            continue;
-        }
-        int64_t zs = k + w.shift;
-        if (row_passive(t, k))
-            continue;
-        double g = adj[zs], gd = adjd[zs];
+    const double *vz = v + shift;
+    double *adjz = adj + shift, *adjdz = adjd + shift;
+    for (int64_t k = hi; k >= lo; --k) {
+        double g = adjz[k], gd = adjdz[k];
         if (g == 0.0 && gd == 0.0)
             continue;
         switch (op[k]) {
 #define SPECIAL(name, differentiable)
 #define UNARY(name, numpy, operator, differentiable, value, d_x, dd_x)                      \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], xd = vd[A[k]], z = v[zs];                                    \
+            double x = v[A[k]], xd = vd[A[k]], z = vz[k];                                    \
             (void)x; (void)xd; (void)z;                                                     \
             double p = (d_x);                                                               \
             adj[A[k]] += scaled(p, g);                                                      \
@@ -255,7 +171,7 @@ static int reverse_second_range(const pyad_tape *t, const double *v, const doubl
         }
 #define BINARY(name, numpy, operator, cf, rcf, value, d_x, d_y, dd_x, dd_y)                 \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], y = v[B[k]], xd = vd[A[k]], yd = vd[B[k]], z = v[zs];       \
+            double x = v[A[k]], y = v[B[k]], xd = vd[A[k]], yd = vd[B[k]], z = vz[k];       \
             (void)x; (void)y; (void)xd; (void)yd; (void)z;                                  \
             double p = (d_x), q = (d_y);                                                    \
             adj[A[k]] += scaled(p, g);                                                      \
@@ -266,7 +182,7 @@ static int reverse_second_range(const pyad_tape *t, const double *v, const doubl
         }
 #define WITH_CONST(name, value, d_x, dd_x)                                                  \
         case OP_##name: {                                                                   \
-            double x = v[A[k]], y = consts[B[k]], xd = vd[A[k]], z = v[zs];                  \
+            double x = v[A[k]], y = consts[B[k]], xd = vd[A[k]], z = vz[k];                  \
             (void)x; (void)y; (void)xd; (void)z;                                            \
             double p = (d_x);                                                               \
             adj[A[k]] += scaled(p, g);                                                      \
@@ -290,14 +206,134 @@ static int reverse_second_range(const pyad_tape *t, const double *v, const doubl
             break;
         case OP_max_n:
         case OP_min_n:
-            share_among_ties(v, t->pool + C[k], B[k], v[zs], 1, 0, g, adj, 1, 0);
-            share_among_ties(v, t->pool + C[k], B[k], v[zs], 1, 0, gd, adjd, 1, 0);
+            share_among_ties(v, t->pool + C[k], B[k], vz[k], 1, 0, g, adj, 1, 0);
+            share_among_ties(v, t->pool + C[k], B[k], vz[k], 1, 0, gd, adjd, 1, 0);
             break;
         default:
             break;
         }
     }
+}
+
+/* The first row of the run ending at active row hi (down to lo) that one loop
+ * sweeps: rows at or past n_marked carry no marks, all active; below, the run
+ * stops at a passive row. */
+static int64_t active_run_start(const pyad_tape *t, int64_t lo, int64_t hi)
+{
+    int64_t m = t->n_marked;
+    if (hi >= m)
+        return lo > m ? lo : m;
+    while (hi > lo && !row_passive(t, hi - 1))
+        --hi;
+    return hi;
+}
+
+/* The scalar rows hi down to lo (no special row among them), a run of active
+ * rows at a time, so that no row loop tests activity marks. */
+static void scalar_rows(const pyad_tape *t, const double *v, const double *vd, double *adj,
+                        double *adjd, int64_t shift, int64_t lo, int64_t hi)
+{
+    while (lo <= hi) {
+        if (row_passive(t, hi)) { /* passes nothing back (activity.c) */
+            --hi;
+            continue;
+        }
+        int64_t from = active_run_start(t, lo, hi);
+        if (vd)
+            scalar_second(t, v, vd, adj, adjd, shift, from, hi);
+        else
+            scalar_reverse(t, v, adj, shift, from, hi);
+        hi = from - 1;
+    }
+}
+
+/* The reverse step of block row *k (a fused run's, if one ends there), moving
+ * *k past what it swept; vd and adjd NULL in a first-order sweep. */
+static int block_step(const pyad_tape *t, const double *v, const double *vd, double *adj,
+                      double *adjd, struct lazy_zeroing *z, int64_t *zero_k, int64_t *ri,
+                      struct walk *w, int64_t *k)
+{
+    const struct fused_run *run = lazy_run_ending_at(z, ri, *k);
+    if (run && fused_step(t, run, v, vd, adj, adjd, z, zero_k, w)) {
+        *k = run->k0 - 1;
+        return PYAD_OK;
+    }
+    int64_t bi = w->bi;
+    int s = PYAD_OK;
+    if (z->first && vd)
+        block_second_first(t, bi, v, vd, adj, adjd, z->first);
+    else if (z->first)
+        block_reverse_first(t, bi, v, adj, z->first);
+    else
+        s = vd ? block_second(t, bi, 1, v, vd, adj, adjd) : block_reverse(t, bi, 1, v, adj);
+    if (s)
+        return s;
+    if (z->plan)
+        lazy_consumed(z, *k), z->first = 0;
+    w->shift -= block_width(t, bi) - 1;
+    w->block_k = block_row(t, --w->bi);
+    --*k;
     return PYAD_OK;
+}
+
+/* One reverse sweep, first order (vd, adjd NULL) or forward-over-reverse. The
+ * special rows, where more happens than a scalar row's step, are block rows
+ * (with the fused runs ending at them) and rows with lazy blocks due; the walk
+ * finds the next one and sweeps the scalar rows before it in one tight loop. */
+static int reverse_walk(const pyad_tape *t, const double *v, const double *vd, double *adj,
+                        double *adjd, struct lazy_zeroing *z, int64_t zero_k, double *scratch,
+                        const struct fused_run *done)
+{
+    struct walk w = {t->n_blocks - 1, block_row(t, t->n_blocks - 1), t->n_slots - t->n_ops,
+                     scratch, done};
+    int64_t ri = z->plan ? z->plan->n_fused - 1 : -1;
+    for (int64_t k = t->n_ops - 1; k >= 0;) {
+        if (k == zero_k) /* lazy blocks that row k is the first to add to */
+            zero_k = lazy_due(z, k);
+        if (k == w.block_k) {
+            int s = block_step(t, v, vd, adj, adjd, z, &zero_k, &ri, &w, &k);
+            if (s)
+                return s;
+            continue;
+        }
+        int64_t stop = zero_k < k && zero_k > w.block_k ? zero_k : w.block_k;
+        scalar_rows(t, v, vd, adj, adjd, w.shift, stop + 1, k);
+        k = stop;
+    }
+    return PYAD_OK;
+}
+
+static int reverse(pyad_tape *t, const double *v, const double *u, double *adj, double *xbar,
+                   int give_back)
+{
+    if (!t)
+        return PYAD_ECLOSED;
+    if (!adj || !xbar || (t->n_outputs && !u))
+        return PYAD_EINVAL;
+    int s = tape_begin_sweep(t);
+    if (s)
+        return s;
+    struct lazy_zeroing z;
+    int64_t zero_k = start_adjoints(t, adj, NULL, give_back, &z);
+    double *scratch = fused_scratch(t);
+    seed_outputs(t, u, adj);
+    s = reverse_walk(t, v ? v : t->val, NULL, adj, NULL, &z, zero_k, scratch, NULL);
+    free(scratch);
+    if (s == PYAD_OK)
+        gather_inputs(t, adj, xbar);
+    tape_end_sweep(t);
+    return s;
+}
+
+int pyad_reverse(pyad_tape *t, const double *v, const double *u, double *adj, double *xbar)
+{
+    return reverse(t, v, u, adj, xbar, 0);
+}
+
+int pyad_reverse_owned(pyad_tape *t, const double *v, const double *u, double *adj,
+                       double *xbar)
+{
+    return reverse(t, v, u, adj, xbar, 1);
 }
 
 int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd, const double *u,
@@ -314,7 +350,7 @@ int pyad_reverse_second(pyad_tape *t, const double *v, const double *vd, const d
     int64_t zero_k = start_adjoints(t, adj, adjd, 0, &z);
     double *scratch = fused_scratch(t);
     seed_outputs(t, u, adj);
-    s = reverse_second_range(t, v, vd, adj, adjd, &z, zero_k, scratch, NULL);
+    s = reverse_walk(t, v, vd, adj, adjd, &z, zero_k, scratch, NULL);
     free(scratch);
     if (s == PYAD_OK) {
         gather_inputs(t, adj, xbar);
@@ -406,8 +442,7 @@ static int forward_reverse(pyad_tape *t, const double *x, const double *xd, cons
             if (yd)
                 yd[i] = vd[t->outputs[i]];
         }
-        s = vd ? reverse_second_range(t, v, vd, adj, adjd, &z, zero_k, scratch, one)
-               : reverse_range(t, v, adj, &z, zero_k, scratch, one);
+        s = reverse_walk(t, v, vd, adj, adjd, &z, zero_k, scratch, one);
     }
     free(scratch);
     if (s == PYAD_OK) {

@@ -231,17 +231,18 @@ class _Work:
         """Work arrays for n_slots: a spare set big enough, else a new one."""
         with _spare_lock:
             for i, work in enumerate(cls._spare):
-                if work.arrays[0].size >= n_slots:
+                if work.n_slots >= n_slots:
                     return cls._spare.pop(i)
         return cls(n_slots)
 
     def let_go(self):
         with _spare_lock:
-            if self.arrays[0].size <= self.SPARE_SLOTS and len(self._spare) < self.SPARE_COUNT:
+            if self.n_slots <= self.SPARE_SLOTS and len(self._spare) < self.SPARE_COUNT:
                 self._spare.append(self)
 
     def __init__(self, n_slots):
-        self.arrays = [np.empty(max(n_slots, 1)) for _ in range(5)]
+        self.n_slots = max(n_slots, 1)
+        self.arrays = [np.empty(self.n_slots) for _ in range(5)]
         self.ptrs = [_dbl(a) for a in self.arrays]
         self.y = ffi.new("double[1]")
         self.bad = ffi.new("int64_t[1]")
@@ -656,7 +657,7 @@ class CStore(RowBuffer):
     def _take_work(self, n_slots):
         if self._work_lock.acquire(blocking=False):
             work = self._work
-            if work is None or work.arrays[0].size < n_slots:
+            if work is None or work.n_slots < n_slots:
                 work = self._work = _Work.take(n_slots)
             return work, True
         return _Work(n_slots), False
@@ -684,11 +685,12 @@ class CStore(RowBuffer):
             work = _Work.take(self._next) if owned else _Work(self._next)
             if owned:
                 self._work = work
-        out = np.empty(x.size)
+        n = x.size
+        out = np.empty(n)
         try:
-            s = lib.pyad_gradient_sized(self._h, work.arrays[0].size, x.size, _dbl(x),
-                                        work.ptrs[0], work.ptrs[1], work.y, _dbl(out), work.bad)
-            bad = int(work.bad[0])
+            s = lib.pyad_gradient_sized(self._h, work.n_slots, n, _dbl(x), work.ptrs[0],
+                                        work.ptrs[1], work.y, _dbl(out), work.bad)
+            bad = int(work.bad[0]) if s else -1  # read under the lock: others reuse work
         finally:
             if owned:
                 lock.release()
