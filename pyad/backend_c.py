@@ -277,25 +277,28 @@ def _batch_task(pool, worker):
     return s
 
 
-def _batch_on_executor(pool, h, kind, args, chunk, n_tasks, executor):
-    """(status, n_bad) of a batch run as n_tasks tasks of executor, each taking
-    whole chunks from the shared counter until none is left. Once one task has
-    returned no chunk is left to take, so tasks that have not started yet are
-    cancelled rather than waited for (the executor may be busy with other work);
-    one that cannot be submitted is run here."""
+def _batch_on_executor(pool, h, kind, args, chunk, n_workers, executor):
+    """(status, n_bad) of a batch run by n_workers participants taking whole chunks
+    from the shared counter: the calling thread (worker 0), which would otherwise
+    only wait, and n_workers - 1 tasks of executor. The caller starts at once,
+    with no hand-off: a profile of P6 at 1e5 points showed a batch of tasks
+    alone losing most of a second thread's gain to the submit, the wake of the
+    first task and the wait for the last. Once the caller finds no chunk left,
+    tasks that have not started yet are cancelled rather than waited for (the
+    executor may be busy with other work); one that cannot be submitted is
+    simply not there (the others take its chunks)."""
     nb, *arrays = args
-    s = lib.pyad_batch_begin(pool, h, kind, nb, chunk, n_tasks, *arrays)
+    s = lib.pyad_batch_begin(pool, h, kind, nb, chunk, n_workers, *arrays)
     if s:
         return s, 0
     futures = []
     try:
-        for i in range(n_tasks):
+        for i in range(1, n_workers):
             try:
                 futures.append(executor.submit(_batch_task, pool, i))
-            except RuntimeError:  # shut down: this thread does that share
-                lib.pyad_batch_work(pool, i)
-        if futures:
-            concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
+            except RuntimeError:  # shut down: the caller and the other tasks take its chunks
+                break
+        lib.pyad_batch_work(pool, 0)
     finally:
         for f in futures:
             f.cancel()
@@ -949,8 +952,8 @@ class CStore(RowBuffer):
         """The batched sweep `method` (a Sweep) at every row of arrays (the points,
         then its directions / cotangents), split into chunks of `chunk` points,
         without the GIL: in one C call, on this thread and up to threads - 1 of
-        the store's pool (executor None), or as `threads` tasks of executor (a
-        ThreadPoolExecutor), each running the same chunk loop.
+        the store's pool (executor None), or on this thread and threads - 1 tasks
+        of executor (a ThreadPoolExecutor), each running the same chunk loop.
         Writes the results and `bad` into out (batch.result_arrays); returns how
         many points have a failed guard. A cotangent array whose rows are one
         broadcast row (stride 0) is handed over as that one row."""
