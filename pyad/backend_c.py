@@ -300,9 +300,9 @@ def _batch_on_executor(pool, h, kind, args, chunk, n_workers, executor):
                 break
         lib.pyad_batch_work(pool, 0)
     finally:
-        for f in futures:
-            f.cancel()
-        concurrent.futures.wait(futures)  # the tasks still running use the arrays
+        # a cancelled task never runs; one that started uses the arrays until it returns
+        # (concurrent.futures.wait would also wait for the cancelled ones to be dequeued)
+        concurrent.futures.wait([f for f in futures if not f.cancel()])
         n_bad = ffi.new("int64_t[1]")
         s = lib.pyad_batch_end(pool, n_bad)
     return s, n_bad[0]
