@@ -8,7 +8,11 @@ sit on either side of chunk edges: one point, a chunk less one, one chunk, a
 chunk and one, and several chunks with a short last one. Every kind of batched
 sweep (values, JVP, VJP with per-point cotangents, the gradient's one shared
 cotangent row, HVP) is compared bit for bit with threads=1, and threads=1 with
-single-point sweeps of a function whose roundings are fixed (+ - * only)."""
+single-point sweeps of a function whose roundings are fixed (+ - * only).
+
+The executor tests without a backend parameter are about the C store's path,
+where the calling thread takes chunks beside the executor's tasks; the Python
+backend sends every task the tape's bytes and waits for them all."""
 import subprocess
 import sys
 import textwrap
