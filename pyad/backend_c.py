@@ -312,6 +312,13 @@ _BATCH_KIND = {Sweep.FORWARD_BATCH: lib.PYAD_BATCH_VALUES, Sweep.JVP_BATCH: lib.
                Sweep.VJP_BATCH: lib.PYAD_BATCH_VJP, Sweep.HVP_BATCH: lib.PYAD_BATCH_HVP}
 
 
+# The one cotangent row of a scalar output's gradient and HVP batches, its
+# pointer made once: every point shares it (u_rows = 1).
+_ONE_COTANGENT = (Sweep.VJP_BATCH, Sweep.HVP_BATCH)
+_ONE_ROW = np.ones(1)
+_ONE = _dbl(_ONE_ROW)
+
+
 class CStore(RowBuffer):
     """One C tape. Scalar ops wait in _speedups.c's row buffer (push1/push2/push_c,
     or the operators' C fast path) and are handed to C in one call when anything
@@ -978,6 +985,55 @@ class CStore(RowBuffer):
         finally:
             lib.pyad_end_sweep(h)
         return int(n_bad)
+
+    def batch_common(self, method, x, xd, threads, plan):
+        """The common batch (batch.common_batch) in one C call, with no checks the
+        caller has made: points x and directions xd (None, or rows like x) are
+        C-contiguous float64 rows; VJP and HVP take the one shared cotangent 1.0.
+        plan(method, nb, n_slots, n_inputs, n_outputs, threads) gives (chunk,
+        threads, the result arrays, a context for a split batch), read from the
+        sizes held here. Returns (the result arrays, `bad` last, n_bad), or None
+        before anything ran where the general path (batch_into) must take it: a
+        closed or busy tape, a Python custom rule (its exceptions need the
+        batch's box), sizes that moved since the caller read them."""
+        if self._pending:
+            self._sync()
+        h = self._h
+        sizes = ffi.new("int64_t[3]")
+        if self._custom_handle is not None or \
+                _waiting(lib.pyad_begin_sweep, h, sizes, sizes + 1, sizes + 2):
+            return None
+        try:
+            n_in, n_out, nb = sizes[1], sizes[2], x.shape[0]
+            if x.size != nb * n_in or (method in _ONE_COTANGENT and n_out != 1):
+                return None
+            chunk, k, out, split = plan(method, nb, sizes[0], n_in, n_out, threads)
+            yd = xbar = xbard = ffi.NULL
+            if method is Sweep.JVP_BATCH:
+                yd = _dbl(out[1])
+            elif method is not Sweep.FORWARD_BATCH:
+                xbar = _dbl(out[1])
+                if method is Sweep.HVP_BATCH:
+                    xbard = _dbl(out[2])
+            u, u_rows = (_ONE, 1) if method in _ONE_COTANGENT else (ffi.NULL, 0)
+            n_bad = ffi.new("int64_t[1]")
+            args = (h, _BATCH_KIND[method], nb, chunk, k, _dbl(x),
+                    ffi.NULL if xd is None else _dbl(xd), u, u_rows, _dbl(out[0]), yd, xbar,
+                    xbard, ffi.from_buffer("int64_t[]", out[-1]), n_bad)
+            pool = self._take_pool()
+            try:
+                if split is None:
+                    s = lib.pyad_batch_sweep(pool, *args)
+                else:
+                    with split:
+                        s = lib.pyad_batch_sweep(pool, *args)
+            finally:
+                self._give_pool(pool)
+        finally:
+            lib.pyad_end_sweep(h)
+        if s:
+            _fail(s)
+        return out, n_bad[0]
 
     def _batch_args(self, method, arrays, out, n_in, n_out):
         """(nb, x, xd, u, u_rows, y, yd, xbar, xbard, bad) for the C batch calls,

@@ -474,7 +474,56 @@ def replay(tape, method, x, extra, threads, executor, grads=(), packed=False, pr
             for j, r in enumerate(results)]
 
 
-def _fix_points(tape, method, X, extra, results, bad, bar):
+def common_batch(tape, method, X, V, threads):
+    """The common batch, swept with the fewest Python steps around one C call
+    (a profile of P6 at 1e5 points put the general path's Python at ~10% of a
+    call's CPU, all of it serial to the threads that split the batch): the C
+    backend, points X as one float64 C-contiguous array of shape (nb,) + the
+    tape's one input shape, directions V (None, or like X), no parameters or
+    pytrees, no executor or progress bar, pyad.debug_nans off. Returns the result
+    rows as replay(packed=True) does, or None for anything else, before anything
+    ran: the caller then takes the general path, which raises its errors. The
+    same chunks and threads as the general path (sweep_whole): the same bits."""
+    facts = tape._fast()  # (n_inputs, n_outputs or -1 for parameters / pytrees, one shape)
+    if not (tape.backend == "c" and type(X) is np.ndarray
+            and (facts[1] == 1 or (facts[1] > 0 and method is Sweep.FORWARD_BATCH))
+            and X.dtype is _F64 and X.shape[1:] == facts[2] and X.shape[0]
+            and X.flags.c_contiguous and tape._d_unwrap
+            and (threads is None or (type(threads) is int and threads > 0))
+            and (V is None or (type(V) is np.ndarray and V.dtype is _F64
+                               and V.shape == X.shape and V.flags.c_contiguous))
+            and not diagnostics.DEBUG_NANS.enabled):
+        return None
+    store = tape._store
+    try:
+        done = store.batch_common(method, X, V, threads, _plan)
+    except np.linalg.LinAlgError as e:  # eigh at repeated eigenvalues: name the point
+        raise _linalg_eig.sweep_error(store, e, X, lambda b: f" (batch point {b})") from None
+    if done is None:
+        return None
+    (*results, bad), n_bad = done
+    if n_bad:
+        ones = np.broadcast_to(np.ones((1, 1)), (X.shape[0], 1))
+        extra = {Sweep.FORWARD_BATCH: (), Sweep.JVP_BATCH: (V,), Sweep.VJP_BATCH: (ones,),
+                 Sweep.HVP_BATCH: (V, ones)}[method]
+        # the caller's frame is named by warnings as the general path's is
+        _fix_points(tape, method, X, extra, results, bad, None, stacklevel=4)
+    return results
+
+
+def _plan(method, nb, n_slots, n_inputs, n_outputs, threads):
+    """(chunk, threads, result arrays, BLAS context or None) of a batch, as
+    sweep_whole picks them."""
+    chunk = chunk_size(n_slots, nb)
+    k = threads_for(threads, nb, chunk, n_slots)
+    return chunk, k, result_arrays(method, nb, n_inputs, n_outputs), \
+        (_BLAS_THREADS if k > 1 else None)
+
+
+_F64 = np.dtype(np.float64)
+
+
+def _fix_points(tape, method, X, extra, results, bad, bar, stacklevel=5):
     """Re-record (or report) the points of a batch where a recorded branch flips."""
     flipped = np.flatnonzero(bad >= 0)
     if flipped.size and tape._fn is not None and 2 * flipped.size > X.shape[0]:
@@ -482,7 +531,7 @@ def _fix_points(tape, method, X, extra, results, bad, bar):
             f"{flipped.size} of the {X.shape[0]} points of this batch take another Python "
             "branch than the recorded one, so each is re-recorded and swept alone "
             "(slow). Write the branch with pyad.where, which records both sides, so one "
-            "tape replays at every point"), stacklevel=5)
+            "tape replays at every point"), stacklevel=stacklevel)
     for b in flipped:
         _fix_point(tape, method, X, extra, results, b, int(bad[b]))
         if bar is not None:
