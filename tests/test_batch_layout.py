@@ -24,6 +24,7 @@ import pytest
 
 import pyad
 from pyad import batch
+from pyad.store import Sweep
 
 CHUNK = 40
 SIZES = (1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 5 * CHUNK + 3)
@@ -230,3 +231,192 @@ def test_racing_split_batches_keep_their_rows(backend):
     r = subprocess.run([sys.executable, "-c", RACE, backend], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+# ---- the common batch's one-call path (batch.common_batch) ----
+#
+# A batched gradient, values or HVP of one float64 C-contiguous array on the C
+# backend goes straight to one C call; everything else, and the same call with
+# the shortcut taken away, goes the general way. The two must agree bit for
+# bit, raise the same errors and re-record the same points.
+
+
+@pytest.fixture
+def shortcut(monkeypatch):
+    """Counts the calls the shortcut took; general() runs a call without it."""
+    from pyad import tape as tape_module
+    taken, real = [], tape_module.common_batch
+
+    def spy(*args):
+        rows = real(*args)
+        if rows is not None:
+            taken.append(args[1])
+        return rows
+
+    def general(call, shortcut=lambda *args: None):
+        monkeypatch.setattr(tape_module, "common_batch", shortcut)
+        try:
+            return outcome(call)
+        finally:
+            monkeypatch.setattr(tape_module, "common_batch", spy)
+
+    monkeypatch.setattr(tape_module, "common_batch", spy)
+    # general(call, real): call on the shortcut itself, with no spy's frame in between
+    return taken, general, real
+
+
+def outcome(call):
+    """("ok", the result) or (the exception's type, its message)."""
+    try:
+        return "ok", call()
+    except Exception as e:  # compared, whatever it is
+        return type(e), str(e)
+
+
+def same(a, b):
+    if isinstance(a, tuple):
+        return isinstance(b, tuple) and len(a) == len(b) and all(map(same, a, b))
+    if isinstance(a, np.ndarray):
+        return (isinstance(b, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype
+                and np.array_equal(a, b, equal_nan=True))
+    return a == b
+
+
+def scalar_in(x):
+    return x * x * x - 2.0 * x
+
+
+def matrix_in(a):
+    return np.sum(a[0] * a[1] - a[1] * a[1]) + a[0, 0] * a[1, 1] * a[0, 1]
+
+
+CASES = {  # name: (function, one point, batch of points)
+    "vector input": (polynomial, rows(1)[0], rows(3 * CHUNK + 5)),
+    "scalar input": (scalar_in, 0.5, rows(2 * CHUNK + 1, 1)[:, 0].copy()),
+    "matrix input": (matrix_in, rows(1)[0].reshape(2, 2), rows(CHUNK + 3).reshape(-1, 2, 2)),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_shortcut_gives_the_general_paths_bits(backend, case, chunks_of_40, shortcut):
+    taken, general, _ = shortcut
+    f, x0, X = CASES[case]
+    V = np.random.default_rng(3).uniform(-1, 1, X.shape)
+    tape = pyad.trace(f, x0, backend=backend)
+    calls = {"gradient": lambda **k: tape.gradient(X, batch=True, **k),
+             "values": lambda **k: tape(X, batch=True, **k),
+             "hvp": lambda **k: tape.hvp(X, V, batch=True, **k)}
+    for name, call in calls.items():
+        for how in ({"threads": 1}, {"threads": 2}, {"threads": 3}, {}):
+            del taken[:]
+            got = call(**how)
+            assert len(taken) == (backend == "c"), (name, how, taken)
+            want = general(lambda: call(**how))
+            assert want[0] == "ok" and same(got, want[1]), (case, name, how)
+            assert same(got, call(threads=1)), (case, name, how)
+    two = pyad.trace(two_outputs, rows(1, 3)[0], backend=backend)
+    X3 = rows(2 * CHUNK + 3, 3)
+    del taken[:]
+    got = two(X3, batch=True, threads=2)
+    assert taken == ([Sweep.FORWARD_BATCH] if backend == "c" else [])
+    assert same(got, general(lambda: two(X3, batch=True, threads=2))[1])
+
+
+def test_what_the_shortcut_leaves_to_the_general_path(chunks_of_40, shortcut):
+    """Anything but the common case is not taken: the results say nothing of it."""
+    taken, _, _ = shortcut
+    X = rows(2 * CHUNK + 1)
+    tape = pyad.trace(polynomial, X[0])
+    with ThreadPoolExecutor(2) as pool:
+        for call in (lambda: tape.gradient(np.asfortranarray(X), batch=True),
+                     lambda: tape.gradient(X[:, :], batch=True, executor=pool),
+                     lambda: tape.gradient(X.astype(np.float32), batch=True),
+                     lambda: tape.gradient(X[::2], batch=True),
+                     lambda: tape.gradient(X, batch=True, threads=np.int64(2)),
+                     lambda: tape.hvp(X, np.asfortranarray(X), batch=True)):
+            call()
+    assert taken == []
+    with pyad.debug_nans():
+        tape.gradient(X, batch=True)
+    assert taken == []
+
+
+def bad_calls(tape, X):
+    nb = X.shape[0]
+    return {
+        "too wide": lambda: tape.gradient(np.ones((nb, 5)), batch=True),
+        "no batch axis": lambda: tape.gradient(np.ones(4), batch=True),
+        "flat": lambda: tape.gradient(np.ones(nb), batch=True),
+        "3-d": lambda: tape.gradient(np.ones((nb, 4, 1)), batch=True),
+        "empty": lambda: tape.gradient(np.ones((0, 4)), batch=True),
+        "threads=0": lambda: tape.gradient(X, batch=True, threads=0),
+        "threads=-1": lambda: tape.gradient(X, batch=True, threads=-1),
+        "threads=True": lambda: tape.gradient(X, batch=True, threads=True),
+        "threads=1.5": lambda: tape.gradient(X, batch=True, threads=1.5),
+        "values too wide": lambda: tape(np.ones((nb, 5)), batch=True),
+        "values empty": lambda: tape(np.ones((0, 4)), batch=True, threads=2),
+        "hvp directions too wide": lambda: tape.hvp(X, np.ones((nb, 5)), batch=True),
+        "hvp directions one row short": lambda: tape.hvp(X, X[1:].copy(), batch=True),
+        "hvp threads=0": lambda: tape.hvp(X, X, batch=True, threads=0),
+    }
+
+
+def test_the_shortcut_raises_what_the_general_path_raises(backend, chunks_of_40, shortcut):
+    _, general, _ = shortcut
+    X = rows(2 * CHUNK + 1)
+    tape = pyad.trace(polynomial, X[0], backend=backend)
+    for name, call in bad_calls(tape, X).items():
+        got = outcome(call)
+        assert got[0] != "ok", name
+        assert got == general(call), name
+    two = pyad.trace(two_outputs, rows(1, 3)[0], backend=backend)
+    call = lambda: two.gradient(rows(CHUNK, 3), batch=True)  # noqa: E731
+    assert outcome(call)[0] is ValueError and outcome(call) == general(call)
+    tape.close()
+    for call in (lambda: tape.gradient(X, batch=True, threads=2),
+                 lambda: tape(X, batch=True), lambda: tape.hvp(X, X, batch=True)):
+        got = outcome(call)
+        assert got[0] is pyad.TapeClosedError and got == general(call)
+
+
+def test_flipped_and_nan_points_on_the_shortcut(backend, chunks_of_40, shortcut):
+    """Points whose guard flips (x[0] <= 0) and NaN points (whose comparison fails
+    too) are re-recorded, each in its row, as the general path does; a tape that
+    cannot re-record raises the same BranchError; a batch mostly of flipped points
+    warns from the caller's line."""
+    taken, general, real = shortcut
+    nb = 3 * CHUNK + 1
+    X = np.abs(rows(nb)) + 0.1
+    X[[0, CHUNK, nb - 1], 0] *= -1.0
+    X[[1, 2 * CHUNK], 2] = np.nan
+    X[CHUNK - 1, 0] = np.nan
+    V = rows(nb, seed=4)
+    tape = pyad.trace(branchy, X[5], backend=backend)
+    for name, call in {"gradient": lambda: tape.gradient(X, batch=True, threads=2),
+                       "values": lambda: tape(X, batch=True, threads=3),
+                       "hvp": lambda: tape.hvp(X, V, batch=True, threads=2)}.items():
+        before = tape.retraces
+        got = outcome(call)
+        fast_retraces = tape.retraces - before
+        want = general(call)
+        assert got[0] == "ok" and same(got, want), name
+        assert fast_retraces == tape.retraces - before - fast_retraces == 4, name
+    want_g = np.array([pyad.grad(branchy, backend=backend)(x) for x in X])
+    assert same(tape.gradient(X, batch=True), want_g)
+    assert len(taken) == (4 if backend == "c" else 0)
+
+    fixed = pyad.trace(branchy, X[5], backend=backend, retrace=False)
+    call = lambda: fixed.gradient(X, batch=True, threads=2)  # noqa: E731
+    got = outcome(call)
+    assert got[0] is pyad.BranchError and got == general(call)
+
+    mostly = -np.abs(rows(CHUNK + 1)) - 0.1
+    for call in (lambda: tape.gradient(mostly, batch=True),
+                 lambda: tape(mostly, batch=True), lambda: tape.hvp(mostly, mostly, batch=True)):
+        with pytest.warns(pyad.RetraceWarning) as fast:
+            got = general(call, real)[1]
+        with pytest.warns(pyad.RetraceWarning) as slow:
+            want = general(call)
+        assert same(got, want[1])
+        assert [(str(w.message), w.filename) for w in fast] == \
+            [(str(w.message), w.filename) for w in slow]
