@@ -498,17 +498,23 @@ def common_batch(tape, method, X, V, threads):
     try:
         done = store.batch_common(method, X, V, threads, _plan)
     except np.linalg.LinAlgError as e:  # eigh at repeated eigenvalues: name the point
-        raise _linalg_eig.sweep_error(store, e, X, lambda b: f" (batch point {b})") from None
+        raise _linalg_eig.sweep_error(store, e, _rows(X),
+                                      lambda b: f" (batch point {b})") from None
     if done is None:
         return None
     (*results, bad), n_bad = done
-    if n_bad:
+    if n_bad:  # points are re-recorded from flat rows, as the general path packs them
         ones = np.broadcast_to(np.ones((1, 1)), (X.shape[0], 1))
-        extra = {Sweep.FORWARD_BATCH: (), Sweep.JVP_BATCH: (V,), Sweep.VJP_BATCH: (ones,),
-                 Sweep.HVP_BATCH: (V, ones)}[method]
+        extra = {Sweep.FORWARD_BATCH: (), Sweep.JVP_BATCH: (_rows(V),),
+                 Sweep.VJP_BATCH: (ones,), Sweep.HVP_BATCH: (_rows(V), ones)}[method]
         # the caller's frame is named by warnings as the general path's is
-        _fix_points(tape, method, X, extra, results, bad, None, stacklevel=4)
+        _fix_points(tape, method, _rows(X), extra, results, bad, None, stacklevel=4)
     return results
+
+
+def _rows(a):
+    """A batch of points of any one shape as (nb, size) rows (a view)."""
+    return None if a is None else a.reshape(a.shape[0], -1)
 
 
 def _plan(method, nb, n_slots, n_inputs, n_outputs, threads):

@@ -420,3 +420,35 @@ def test_flipped_and_nan_points_on_the_shortcut(backend, chunks_of_40, shortcut)
         assert same(got, want[1])
         assert [(str(w.message), w.filename) for w in fast] == \
             [(str(w.message), w.filename) for w in slow]
+
+
+def branchy_scalar(x):
+    return x * x if x > 0 else x * x * x
+
+
+def branchy_matrix(a):
+    if a[0, 1] > 0:
+        return np.sum(a * a)
+    return np.sum(a * a * a)
+
+
+@pytest.mark.filterwarnings("ignore::pyad.RetraceWarning")  # 3 of 5 points flip
+@pytest.mark.parametrize("f, X", [
+    (branchy_scalar, np.array([0.5, -0.5, 1.5, np.nan, -2.0])),
+    (branchy_matrix, np.stack([rows(1, seed=s)[0].reshape(2, 2) * (1, -1) for s in range(7)])),
+], ids=["scalar input", "matrix input"])
+def test_flipped_points_of_other_input_shapes_on_the_shortcut(backend, f, X, shortcut):
+    """Flipped points are re-recorded from their flat rows, whatever the input's shape."""
+    taken, general, _ = shortcut
+    x0 = X[0] if X.ndim > 1 else float(X[0])
+    tape = pyad.trace(f, x0, backend=backend)
+    V = np.ones_like(X)
+    for call in (lambda: tape.gradient(X, batch=True), lambda: tape(X, batch=True),
+                 lambda: tape.hvp(X, V, batch=True)):
+        got = outcome(call)
+        assert got[0] == "ok" and same(got, general(call))
+    assert len(taken) == (3 if backend == "c" else 0)
+    fixed = pyad.trace(f, x0, backend=backend, retrace=False)
+    call = lambda: fixed.gradient(X, batch=True)  # noqa: E731
+    got = outcome(call)
+    assert got[0] is pyad.BranchError and got == general(call)
