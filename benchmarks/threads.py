@@ -18,11 +18,18 @@ ThreadPoolExecutor(k) (executor=); and a small batch with threads=None against
 threads=1 (it must not be slower). Each target is printed as the ratio of the
 two cells' medians, with the quartiles and range of the ratios of the same two
 cells within each round (the spread that a shared machine's load puts on it).
+
+--serial prints, instead, what a loaded machine can still measure: the share of
+a split call's CPU time spent on the calling thread outside the C batch call
+(Python before and after it, which every other participant waits for), and the
+CPU time of each participant, from the kernel's per-thread counters (Linux).
+Amdahl's law caps the speedup of k threads at 1 / (s + (1 - s) / k).
 """
 import argparse
 import os
 import statistics
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -101,6 +108,88 @@ def torch_cells(label, X, k, want):
     return [Cell(f"{label} torch set_num_threads({n})", grad(n), len(X)) for n in (1, k)]
 
 
+class _TimedLib:
+    """pyad's cffi lib, with the calling thread's CPU time inside the C batch
+    calls (pyad_batch_sweep, and pyad_batch_work where the caller takes chunks
+    of an executor's batch) added up."""
+
+    CALLS = ("pyad_batch_sweep", "pyad_batch_work")
+
+    def __init__(self, lib):
+        self._lib, self.inside = lib, 0.0
+
+    def __getattr__(self, name):
+        fn = getattr(self._lib, name)
+        if name not in self.CALLS:
+            return fn
+
+        def timed(*args):
+            if threading.current_thread() is not threading.main_thread():
+                return fn(*args)
+            t0 = time.thread_time()
+            try:
+                return fn(*args)
+            finally:
+                self.inside += time.thread_time() - t0
+        return timed
+
+
+def _threads_cpu():
+    """{thread id: ns on a CPU} for this process's threads (Linux schedstat)."""
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                out[int(tid)] = int(f.read().split()[0])
+        except OSError:
+            pass
+    return out
+
+
+def serial_report(label, fn, reps, timed):
+    """One line: per call, the caller's CPU outside and inside C, the other
+    threads' CPU, and the serial share s of all of it."""
+    for _ in range(3):
+        fn()
+    timed.inside = 0.0
+    before, t0 = _threads_cpu(), time.thread_time()
+    for _ in range(reps):
+        fn()
+    caller, after = time.thread_time() - t0, _threads_cpu()
+    me = threading.get_native_id()
+    others = sorted(((after[t] - before.get(t, 0)) / 1e9 for t in after if t != me),
+                    reverse=True)
+    others = [o for o in others if o > 1e-4 * reps]  # BLAS threads idling, the GC
+    outside = caller - timed.inside
+    s = outside / (caller + sum(others))
+    ms = 1e3 / reps
+    print(f"  {label:<40} caller {outside * ms:6.3f} ms outside C + {timed.inside * ms:6.3f} "
+          f"inside; others {', '.join(f'{o * ms:.3f}' for o in others) or '-':<14} "
+          f"serial share {s:.3f} (Amdahl cap at 2 threads {1 / (s + (1 - s) / 2):.2f}x)")
+
+
+def serial_main(k, quick):
+    from pyad import backend_c
+    timed = backend_c.lib = _TimedLib(backend_c.lib)
+    print(f"serial share of a call (CPU time; load average {os.getloadavg()[0]:.2f})")
+    pool = ThreadPoolExecutor(k)
+    for n in (10**5,) if quick else (10**5, 10**6):
+        X = p6_points(n)
+        tape = pyad.trace(p1_vec, X[0])
+        reps = max(10, 3 * 10**7 // n)
+        for name, how in (("threads=1", {"threads": 1}), (f"threads={k}", {"threads": k}),
+                          (f"executor=ThreadPoolExecutor({k})", {"executor": pool})):
+            serial_report(f"P6 {n:.0e} {name}",
+                          lambda h=how: tape.gradient(X, batch=True, **h), reps, timed)
+    R = np.random.default_rng(1).uniform(-1.0, 1.0, size=(1000, 1000))
+    rtape = pyad.trace(rosenbrock, R[0])
+    for name, how in (("threads=1", {"threads": 1}), (f"threads={k}", {"threads": k})):
+        serial_report(f"P2 n=1000 x 1000 {name}",
+                      lambda h=how: rtape.gradient(R, batch=True, **h), 30, timed)
+    pool.shutdown()
+    return 0
+
+
 def ratio(cells, slow, fast):
     return cells[slow].median / cells[fast].median
 
@@ -116,8 +205,12 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="fewer rounds, no 1e6 batch")
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--serial", action="store_true",
+                   help="the serial share of each call's CPU time, not wall-clock ratios")
     args = p.parse_args(argv)
     k = args.threads
+    if args.serial:
+        return serial_main(k, args.quick)
     rounds = args.rounds or (5 if args.quick else 21)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"pyad {pyad.__version__}, torch {torch.__version__ if torch else '(not installed)'}, "

@@ -278,29 +278,32 @@ def _batch_task(pool, worker):
     return s
 
 
-def _batch_on_executor(pool, h, kind, args, chunk, n_tasks, executor):
-    """(status, n_bad) of a batch run as n_tasks tasks of executor, each taking
-    whole chunks from the shared counter until none is left. Once one task has
-    returned no chunk is left to take, so tasks that have not started yet are
-    cancelled rather than waited for (the executor may be busy with other work);
-    one that cannot be submitted is run here."""
+def _batch_on_executor(pool, h, kind, args, chunk, n_workers, executor):
+    """(status, n_bad) of a batch run by n_workers participants taking whole chunks
+    from the shared counter: the calling thread (worker 0), which would otherwise
+    only wait, and n_workers - 1 tasks of executor. The caller starts at once,
+    with no hand-off: a profile of P6 at 1e5 points showed a batch of tasks
+    alone losing most of a second thread's gain to the submit, the wake of the
+    first task and the wait for the last. Once the caller finds no chunk left,
+    tasks that have not started yet are cancelled rather than waited for (the
+    executor may be busy with other work); one that cannot be submitted is
+    simply not there (the others take its chunks)."""
     nb, *arrays = args
-    s = lib.pyad_batch_begin(pool, h, kind, nb, chunk, n_tasks, *arrays)
+    s = lib.pyad_batch_begin(pool, h, kind, nb, chunk, n_workers, *arrays)
     if s:
         return s, 0
     futures = []
     try:
-        for i in range(n_tasks):
+        for i in range(1, n_workers):
             try:
                 futures.append(executor.submit(_batch_task, pool, i))
-            except RuntimeError:  # shut down: this thread does that share
-                lib.pyad_batch_work(pool, i)
-        if futures:
-            concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
+            except RuntimeError:  # shut down: the caller and the other tasks take its chunks
+                break
+        lib.pyad_batch_work(pool, 0)
     finally:
-        for f in futures:
-            f.cancel()
-        concurrent.futures.wait(futures)  # the tasks still running use the arrays
+        # a cancelled task never runs; one that started uses the arrays until it returns
+        # (concurrent.futures.wait would also wait for the cancelled ones to be dequeued)
+        concurrent.futures.wait([f for f in futures if not f.cancel()])
         n_bad = ffi.new("int64_t[1]")
         s = lib.pyad_batch_end(pool, n_bad)
     return s, n_bad[0]
@@ -308,6 +311,13 @@ def _batch_on_executor(pool, h, kind, args, chunk, n_tasks, executor):
 
 _BATCH_KIND = {Sweep.FORWARD_BATCH: lib.PYAD_BATCH_VALUES, Sweep.JVP_BATCH: lib.PYAD_BATCH_JVP,
                Sweep.VJP_BATCH: lib.PYAD_BATCH_VJP, Sweep.HVP_BATCH: lib.PYAD_BATCH_HVP}
+
+
+# The one cotangent row of a scalar output's gradient and HVP batches, its
+# pointer made once: every point shares it (u_rows = 1).
+_ONE_COTANGENT = (Sweep.VJP_BATCH, Sweep.HVP_BATCH)
+_ONE_ROW = np.ones(1)
+_ONE = _dbl(_ONE_ROW)
 
 
 class CStore(RowBuffer):
@@ -955,8 +965,8 @@ class CStore(RowBuffer):
         """The batched sweep `method` (a Sweep) at every row of arrays (the points,
         then its directions / cotangents), split into chunks of `chunk` points,
         without the GIL: in one C call, on this thread and up to threads - 1 of
-        the store's pool (executor None), or as `threads` tasks of executor (a
-        ThreadPoolExecutor), each running the same chunk loop.
+        the store's pool (executor None), or on this thread and threads - 1 tasks
+        of executor (a ThreadPoolExecutor), each running the same chunk loop.
         Writes the results and `bad` into out (batch.result_arrays); returns how
         many points have a failed guard. A cotangent array whose rows are one
         broadcast row (stride 0) is handed over as that one row."""
@@ -981,6 +991,55 @@ class CStore(RowBuffer):
         finally:
             lib.pyad_end_sweep(h)
         return int(n_bad)
+
+    def batch_common(self, method, x, xd, threads, plan):
+        """The common batch (batch.common_batch) in one C call, with no checks the
+        caller has made: points x and directions xd (None, or rows like x) are
+        C-contiguous float64 rows; VJP and HVP take the one shared cotangent 1.0.
+        plan(method, nb, n_slots, n_inputs, n_outputs, threads) gives (chunk,
+        threads, the result arrays, a context for a split batch), read from the
+        sizes held here. Returns (the result arrays, `bad` last, n_bad), or None
+        before anything ran where the general path (batch_into) must take it: a
+        closed or busy tape, a Python custom rule (its exceptions need the
+        batch's box), sizes that moved since the caller read them."""
+        if self._pending:
+            self._sync()
+        h = self._h
+        sizes = ffi.new("int64_t[3]")
+        if self._custom_handle is not None or \
+                _waiting(lib.pyad_begin_sweep, h, sizes, sizes + 1, sizes + 2):
+            return None
+        try:
+            n_in, n_out, nb = sizes[1], sizes[2], x.shape[0]
+            if x.size != nb * n_in or (method in _ONE_COTANGENT and n_out != 1):
+                return None
+            chunk, k, out, split = plan(method, nb, sizes[0], n_in, n_out, threads)
+            yd = xbar = xbard = ffi.NULL
+            if method is Sweep.JVP_BATCH:
+                yd = _dbl(out[1])
+            elif method is not Sweep.FORWARD_BATCH:
+                xbar = _dbl(out[1])
+                if method is Sweep.HVP_BATCH:
+                    xbard = _dbl(out[2])
+            u, u_rows = (_ONE, 1) if method in _ONE_COTANGENT else (ffi.NULL, 0)
+            n_bad = ffi.new("int64_t[1]")
+            args = (h, _BATCH_KIND[method], nb, chunk, k, _dbl(x),
+                    ffi.NULL if xd is None else _dbl(xd), u, u_rows, _dbl(out[0]), yd, xbar,
+                    xbard, ffi.from_buffer("int64_t[]", out[-1]), n_bad)
+            pool = self._take_pool()
+            try:
+                if split is None:
+                    s = lib.pyad_batch_sweep(pool, *args)
+                else:
+                    with split:
+                        s = lib.pyad_batch_sweep(pool, *args)
+            finally:
+                self._give_pool(pool)
+        finally:
+            lib.pyad_end_sweep(h)
+        if s:
+            _fail(s)
+        return out, n_bad[0]
 
     def _batch_args(self, method, arrays, out, n_in, n_out):
         """(nb, x, xd, u, u_rows, y, yd, xbar, xbard, bad) for the C batch calls,

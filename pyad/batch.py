@@ -196,9 +196,19 @@ def executor_spans(nb, n_slots):
 
 
 def result_arrays(method, nb, n_inputs, n_outputs):
-    """Empty result arrays of the batched sweep `method` for nb points, then `bad`."""
-    return tuple(np.empty((nb, n_inputs if j in method.input_sized else n_outputs))
-                 for j in range(method.n_results)) + (np.empty(nb, dtype=np.int64),)
+    """Empty result arrays of the batched sweep `method` for nb points, then `bad`:
+    uninitialised, as the sweep writes every row (each participant the rows of its
+    chunks, in their final place) and a fill here would be a pass over the whole
+    batch on one thread before the split."""
+    widths = _RESULT_WIDTHS.get(method._value_)
+    if widths is None:
+        widths = _RESULT_WIDTHS[method._value_] = tuple(
+            j in method.input_sized for j in range(method.n_results))
+    return tuple([np.empty((nb, n_inputs if by_input else n_outputs)) for by_input in widths]
+                 + [np.empty(nb, dtype=np.int64)])
+
+
+_RESULT_WIDTHS = {}  # a batched sweep's name: per result, whether it is one column per input
 
 
 def progress_spans(nb, chunk, threads, bar):
@@ -211,24 +221,37 @@ def progress_spans(nb, chunk, threads, bar):
     return [(lo, min(nb, lo + step)) for lo in range(0, nb, step)]
 
 
-def sweep_whole(store, method, arrays, threads, bar=None, chunk=None):
+def sweep_whole(store, method, arrays, threads, bar=None, chunk=None, executor=None):
     """All points through one C call per span (store.batch_into) that splits them
-    over threads (None: the usable cores) in fixed chunks; results are written
-    straight into the arrays returned, which hold no per-chunk copies.
-    Returns (the arrays, how many points have a failed guard)."""
+    over threads (None: the usable cores) in fixed chunks, or over this thread and
+    the tasks of executor (a ThreadPoolExecutor of `threads` threads); results are
+    written straight into the arrays returned, which hold no per-chunk copies.
+    Returns (the arrays, how many points have a failed guard).
+
+    Everything here runs on the calling thread while the others wait, so the
+    common case (no progress bar) makes no views and no second pass: a profile
+    of P6 at 1e5 points (1.7 ms of sweep) put the Python around the C call at
+    ~10% of a call, run with the caches cold from the sweep before."""
     nb, n_slots = arrays[0].shape[0], store.n_slots
     chunk = chunk or chunk_size(n_slots, nb)
     out = result_arrays(method, nb, store.n_inputs, store.n_outputs)
     k = threads_for(threads, nb, chunk, n_slots)
+    if k == 1:
+        executor = None
+    if bar is None:
+        if k == 1:
+            return out, store.batch_into(method, arrays, out, chunk, 1)
+        with _BLAS_THREADS:
+            return out, store.batch_into(method, arrays, out, chunk, k, executor=executor)
     total_bad = 0
     with blas_threads_for(k):
         for lo, hi in progress_spans(nb, chunk, k, bar):
             n_bad = store.batch_into(method, tuple(a[lo:hi] for a in arrays),
-                                     tuple(o[lo:hi] for o in out), chunk, k)
+                                     tuple(o[lo:hi] for o in out), chunk, k,
+                                     executor=executor)
             total_bad += n_bad
-            if bar is not None:
-                bar.grow(n_bad)  # re-recorded later
-                bar.update(hi - lo)
+            bar.grow(n_bad)  # re-recorded later
+            bar.update(hi - lo)
     return out, total_bad
 
 
@@ -256,25 +279,13 @@ def executor_threads(executor):
 
 
 def run_in_thread_pool(store, method, arrays, executor, bar):
-    """The batch as tasks of a ThreadPoolExecutor: one task per executor thread
-    (fewer for a small batch, as threads_for picks for threads=), all running the
-    C chunk loop of one batch without the GIL and taking whole chunks from its
-    shared counter; results are written into the returned arrays."""
-    nb, n_slots = arrays[0].shape[0], store.n_slots
-    chunk = chunk_size(n_slots, nb)
-    out = result_arrays(method, nb, store.n_inputs, store.n_outputs)
-    k = threads_for(executor_threads(executor), nb, chunk, n_slots)
-    total_bad = 0
-    with blas_threads_for(k):
-        for lo, hi in progress_spans(nb, chunk, k, bar):
-            n_bad = store.batch_into(method, tuple(a[lo:hi] for a in arrays),
-                                     tuple(o[lo:hi] for o in out), chunk, k,
-                                     executor=executor if k > 1 else None)
-            total_bad += n_bad
-            if bar is not None:
-                bar.grow(n_bad)
-                bar.update(hi - lo)
-    return out, total_bad
+    """The batch split over a ThreadPoolExecutor's threads (fewer for a small
+    batch, as threads_for picks for threads=): the calling thread, which would
+    only wait, takes chunks as one of them and the executor runs the others'
+    tasks, all in the C chunk loop of one batch without the GIL, taking whole
+    chunks from its shared counter; results are written into the returned arrays."""
+    return sweep_whole(store, method, arrays, executor_threads(executor), bar,
+                       executor=executor)
 
 
 def run_remote(store, method, arrays, executor, tape_bytes, bar):
@@ -315,7 +326,8 @@ def run_counted(store, method, arrays, threads=None, executor=None, tape_bytes=N
     """run, and how many points have a failed guard (None where it was not
     counted): a batch with none skips the search of `bad` for them."""
     nb = arrays[0].shape[0]
-    method = Sweep(method)
+    if method.__class__ is not Sweep:
+        method = Sweep(method)
     threads = n_threads(threads)
     own_bar = not isinstance(progress, Progress)
     bar = progress_bar(progress, nb, f"pyad {method.value}", unit="pt") if own_bar else progress
@@ -462,7 +474,62 @@ def replay(tape, method, x, extra, threads, executor, grads=(), packed=False, pr
             for j, r in enumerate(results)]
 
 
-def _fix_points(tape, method, X, extra, results, bad, bar):
+def common_batch(tape, method, X, V, threads):
+    """The common batch, swept with the fewest Python steps around one C call
+    (a profile of P6 at 1e5 points put the general path's Python at ~10% of a
+    call's CPU, all of it serial to the threads that split the batch): the C
+    backend, points X as one float64 C-contiguous array of shape (nb,) + the
+    tape's one input shape, directions V (None, or like X), no parameters or
+    pytrees, no executor or progress bar, pyad.debug_nans off. Returns the result
+    rows as replay(packed=True) does, or None for anything else, before anything
+    ran: the caller then takes the general path, which raises its errors. The
+    same chunks and threads as the general path (sweep_whole): the same bits."""
+    facts = tape._fast()  # (n_inputs, n_outputs or -1 for parameters / pytrees, one shape)
+    if not (tape.backend == "c" and type(X) is np.ndarray
+            and (facts[1] == 1 or (facts[1] > 0 and method is Sweep.FORWARD_BATCH))
+            and X.dtype is _F64 and X.shape[1:] == facts[2] and X.shape[0]
+            and X.flags.c_contiguous and tape._d_unwrap
+            and (threads is None or (type(threads) is int and threads > 0))
+            and (V is None or (type(V) is np.ndarray and V.dtype is _F64
+                               and V.shape == X.shape and V.flags.c_contiguous))
+            and not diagnostics.DEBUG_NANS.enabled):
+        return None
+    store = tape._store
+    try:
+        done = store.batch_common(method, X, V, threads, _plan)
+    except np.linalg.LinAlgError as e:  # eigh at repeated eigenvalues: name the point
+        raise _linalg_eig.sweep_error(store, e, _rows(X),
+                                      lambda b: f" (batch point {b})") from None
+    if done is None:
+        return None
+    (*results, bad), n_bad = done
+    if n_bad:  # points are re-recorded from flat rows, as the general path packs them
+        ones = np.broadcast_to(np.ones((1, 1)), (X.shape[0], 1))
+        extra = {Sweep.FORWARD_BATCH: (), Sweep.JVP_BATCH: (_rows(V),),
+                 Sweep.VJP_BATCH: (ones,), Sweep.HVP_BATCH: (_rows(V), ones)}[method]
+        # the caller's frame is named by warnings as the general path's is
+        _fix_points(tape, method, _rows(X), extra, results, bad, None, stacklevel=4)
+    return results
+
+
+def _rows(a):
+    """A batch of points of any one shape as (nb, size) rows (a view)."""
+    return None if a is None else a.reshape(a.shape[0], -1)
+
+
+def _plan(method, nb, n_slots, n_inputs, n_outputs, threads):
+    """(chunk, threads, result arrays, BLAS context or None) of a batch, as
+    sweep_whole picks them."""
+    chunk = chunk_size(n_slots, nb)
+    k = threads_for(threads, nb, chunk, n_slots)
+    return chunk, k, result_arrays(method, nb, n_inputs, n_outputs), \
+        (_BLAS_THREADS if k > 1 else None)
+
+
+_F64 = np.dtype(np.float64)
+
+
+def _fix_points(tape, method, X, extra, results, bad, bar, stacklevel=5):
     """Re-record (or report) the points of a batch where a recorded branch flips."""
     flipped = np.flatnonzero(bad >= 0)
     if flipped.size and tape._fn is not None and 2 * flipped.size > X.shape[0]:
@@ -470,7 +537,7 @@ def _fix_points(tape, method, X, extra, results, bad, bar):
             f"{flipped.size} of the {X.shape[0]} points of this batch take another Python "
             "branch than the recorded one, so each is re-recorded and swept alone "
             "(slow). Write the branch with pyad.where, which records both sides, so one "
-            "tape replays at every point"), stacklevel=5)
+            "tape replays at every point"), stacklevel=stacklevel)
     for b in flipped:
         _fix_point(tape, method, X, extra, results, b, int(bad[b]))
         if bar is not None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _linalg_eig, batch, diagnostics, pytree, replay, serialize, teaching
 from .backends import new_store, resolve_backend
+from .batch import common_batch
 from .errors import BranchError
 from .modes import mode_name
 from .recording import as_input, mark_input_tree, mark_output_tree, seal
@@ -814,6 +815,10 @@ class Tape:
         array([25.,  1.])
         """
         if batch:
+            if len(x) == 1 and executor is None and not progress and self._out_leaf():
+                rows = common_batch(self, Sweep.FORWARD_BATCH, x[0], None, threads)
+                if rows is not None:
+                    return rows[0].reshape(x[0].shape[:1] + tuple(self._out_shapes[0]))
             X, dtypes = self._batch_points(x, varargs=True)
             y = self._batched(Sweep.FORWARD_BATCH, X, (), threads, executor, packed=True,
                               progress=progress)[0]
@@ -822,6 +827,10 @@ class Tape:
         if flat is None:
             return self._out_result(self._store.values(self._store.output_slots()), dtypes)
         return self._out_result(self._sweep(Sweep.FORWARD, flat), dtypes)
+
+    def _out_leaf(self):
+        """Whether the outputs are one leaf (a batch of values is then its rows)."""
+        return len(self._out_shapes) == 1 and self._spec()[3]
 
     def _need_scalar_output(self, what):
         if self.n_outputs != 1:
@@ -892,6 +901,10 @@ class Tape:
                     if diagnostics.DEBUG_NANS.enabled:
                         diagnostics.check_finite(self, _VJP_NAME, a.ravel(), (flat,))
                     return replay.unpack_inputs(flat, facts)
+        if batch and len(x) == 1 and executor is None and not progress:
+            rows = common_batch(self, Sweep.VJP_BATCH, x[0], None, threads)
+            if rows is not None:
+                return rows[1] if rows[1].shape == x[0].shape else rows[1].reshape(x[0].shape)
         self._need_scalar_output("gradient")
         if batch:
             X, dtypes = self._batch_points(x, varargs=True)
@@ -1160,6 +1173,10 @@ class Tape:
                 _, _, hv = self._sweep(Sweep.HVP, x.ravel(), v.ravel(), _ONE, False)
                 return replay.unpack_inputs(hv, facts)
         self._need_scalar_output("hvp")
+        if batch and unwrap and executor is None and not progress:
+            rows = common_batch(self, Sweep.HVP_BATCH, x, v, threads)
+            if rows is not None:
+                return rows[2] if rows[2].shape == x.shape else rows[2].reshape(x.shape)
         point, dtypes = self._start(x, batch)
         if batch:
             V = self._batch_rows(v, "hvp directions")
