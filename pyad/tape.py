@@ -574,8 +574,9 @@ class Tape:
     def _in_result(self, flat, dtypes, unwrap=True):
         """A flat vector over the differentiated leaves (or rows of them, from a
         batch) in the differentiated arguments' structure; dtypes: of every leaf."""
-        if flat.ndim == 1 and unwrap and self._d_index is None and self._plain_args and not any(
-                d is not None and d is not pytree.WEAK for d in dtypes):
+        if (flat.ndim == 1 and unwrap and self._d_unwrap and self._d_index is None
+                and self._plain_args
+                and not any(d is not None and d is not pytree.WEAK for d in dtypes)):
             return self._inputs(flat)  # the common case, as fast as before pytrees
         unpack = replay.unpack if flat.ndim == 1 else replay.batch_unpack
         shapes = self._d_shapes
@@ -678,9 +679,10 @@ class Tape:
         if self._facts is None:
             self._facts = replay.input_facts(self.n_inputs, self.n_outputs, self._d_shapes)
             # the fast path returns plain leaves: only for a tape whose arguments are
-            # leaves and all differentiated (else facts[1], the one output it needs,
-            # is made to fail)
-            if not self._plain_args or self._d_index is not None:
+            # leaves, all differentiated, and whose derivatives are not asked for as
+            # a tuple (argnums=(0,)) (else facts[1], the one output it needs, is made
+            # to fail)
+            if not self._plain_args or self._d_index is not None or not self._d_unwrap:
                 self._facts = self._facts[:1] + (-1,) + self._facts[2:]
         return self._facts
 

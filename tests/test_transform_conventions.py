@@ -88,6 +88,26 @@ def test_argnums_tuple_gives_tuples_nested_as_jax(backend):
     assert gc == J[1][0]
 
 
+def test_argnums_1_tuple_of_a_one_argument_tape_stays_a_tuple_on_every_sweep(backend):
+    """A tape of one plain array argument takes the fast replay paths; argnums=(0,)
+    still asks for a 1-tuple, as jax.grad(f, argnums=(0,)) gives."""
+    f = lambda a: np.sum(np.sin(a) * a)  # noqa: E731
+    tape = pyad.trace(f, A0, argnums=(0,), backend=backend)
+    plain = pyad.trace(f, A0, backend=backend)
+    X = np.stack([A0, 2 * A0])
+    results = {
+        "gradient": (tape.gradient(A0), plain.gradient(A0)),
+        "hvp": (tape.hvp(A0, A0), plain.hvp(A0, A0)),
+        "vjp": (tape.vjp(A0, 1.0)[1], plain.vjp(A0, 1.0)[1]),
+        "batched gradient": (tape.gradient(X, batch=True), plain.gradient(X, batch=True)),
+        "batched hvp": (tape.hvp(X, X, batch=True), plain.hvp(X, X, batch=True)),
+        "pyad.grad": (pyad.grad(f, argnums=(0,), backend=backend)(A0), plain.gradient(A0)),
+    }
+    for name, (got, want) in results.items():
+        assert type(got) is tuple and len(got) == 1, name
+        np.testing.assert_array_equal(got[0], want, err_msg=name)
+
+
 @pytest.mark.parametrize("bad,exc", [(3, ValueError), ((0, 0), ValueError), ((), ValueError),
                                      (1.0, TypeError), ("0", TypeError)])
 def test_argnums_are_checked_on_every_transform(backend, bad, exc):
