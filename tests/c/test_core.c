@@ -2413,7 +2413,12 @@ static void group_busy(void)
         double d8[4];
         CHECK_STATUS(pyad_tape_export(t, op8, i8, i8, i8, i8, d8, d8, i8, i8, i8, i8), PYAD_EBUSY);
     }
-    /* sweeps are running: more sweeps may start, recording may not */
+    /* sweeps are running: more sweeps may start, recording may not. The first
+     * sweep evaluated the recorded rows (held as by a recorder), so running
+     * sweeps mean a tape with values; while they run, none is written. */
+    atomic_store(&t->users, 0);
+    CHECK_STATUS(pyad_forward(t, x, v, y, &bad), PYAD_OK);
+    CHECK(t->n_valued == t->n_ops);
     atomic_store(&t->users, 2);
     CHECK_STATUS(pyad_forward(t, x, v, y, &bad), PYAD_OK);
     CHECK_STATUS(pyad_rec1(t, sin_, 0), PYAD_EBUSY);
