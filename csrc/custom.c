@@ -113,11 +113,13 @@ int pyad_rec_custom(pyad_tape *t, int32_t a, int64_t n_in, int64_t n_out, int32_
     else
         s = tape_reserve(t, 1, n_out, 1);
     if (s == PYAD_OK) {
+        /* the rows before it first: evaluating a custom row would call its rule */
+        tape_settle(t);
         int64_t row = t->n_ops, slot = t->n_slots;
         tape_put_row(t, row, slot, OP_custom, a, (int32_t)n_in, rule);
         tape_put_block(t, row, n_out, 0, 0, 0, 0);
         memcpy(t->val + slot, values, (size_t)n_out * sizeof *values);
-        t->n_ops = row + 1;
+        t->n_ops = t->n_valued = row + 1;
         t->n_slots = slot + n_out;
         s = (int)slot;
     }

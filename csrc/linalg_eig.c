@@ -527,6 +527,7 @@ int pyad_rec_eigh(pyad_tape *t, int32_t a, int64_t n, int64_t count, int flags)
         tape_put_row(t, row, slot, OP_eigh, a, 0, 0);
         tape_put_block(t, row, w, n, n, count, flags);
         tape_finish_rows(t, row, 1, w);
+        tape_settle(t); /* numpy raises here, so the decomposition runs now */
         if (eig_failed(t, t->n_blocks - 1, 1, t->val, NULL)) {
             tape_take_back_block_row(t, row, slot);
             s = PYAD_ELINALG;

@@ -633,6 +633,7 @@ static int record_row(pyad_tape *t, int op, int32_t a, int32_t b, int64_t n, int
         tape_put_row(t, row, slot, op, a, op == OP_cholesky ? 0 : b, 0);
         tape_put_block(t, row, w, n, m, count, flags);
         tape_finish_rows(t, row, 1, w);
+        tape_settle(t); /* numpy raises here, so the factorisation runs now */
         if (linalg_sym_failed(t, t->n_blocks - 1, 1, t->val, NULL)) {
             tape_take_back_block_row(t, row, slot);
             s = PYAD_ELINALG;

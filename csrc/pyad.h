@@ -276,8 +276,11 @@ enum pyad_eigh_flag {
 };
 int pyad_rec_eigh(pyad_tape *t, int32_t a, int64_t n, int64_t count, int flags);
 
-/* Reading what was recorded: slots (pyad_values) and rows (pyad_op_at). */
-int pyad_values(const pyad_tape *t, const int32_t *slots, int64_t n, double *out);
+/* Reading what was recorded: slots (pyad_values) and rows (pyad_op_at).
+ * Recorded rows get their values at the recorded point when first read: by
+ * pyad_values, or when a sweep begins (pyad_values waits, PYAD_EBUSY, while
+ * another thread records or sweeps a tape whose new rows have none yet). */
+int pyad_values(pyad_tape *t, const int32_t *slots, int64_t n, double *out);
 int pyad_op_at(const pyad_tape *t, int64_t k);
 int pyad_input_slots(const pyad_tape *t, int32_t *out);
 int pyad_output_slots(const pyad_tape *t, int32_t *out);

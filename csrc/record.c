@@ -1,4 +1,5 @@
-/* Recording: append rows to the tape, then evaluate them with the forward sweep. */
+/* Recording: append rows to the tape; their values at the recorded point come
+ * with the forward sweep when something first reads them (tape_settle). */
 #include <string.h>
 
 #include "gather.h"
@@ -49,14 +50,34 @@ int64_t affine_stride(const int32_t *x, int64_t n)
     return step;
 }
 
-/* ---- recording: append rows, then evaluate them with the forward sweep ---- */
+/* ---- recording: append rows; evaluate them when they are read ---- */
 
 void tape_finish_rows(pyad_tape *t, int64_t first_row, int64_t n_rows, int64_t n_slots)
 {
-    int64_t bad = -1;
-    forward_range(t, NULL, t->val, first_row, first_row + n_rows, &bad);
     t->n_ops = first_row + n_rows;
     t->n_slots += n_slots;
+}
+
+/* One pass of the forward sweep over the rows not yet evaluated keeps each
+ * row's operands in cache while they are fresh, and costs nothing to a tape
+ * that is only replayed at other points. A row that fails at the recorded
+ * point (a singular matrix: the sweep stops there) gets the values it got
+ * alone, and the rows after it are evaluated on. */
+void tape_settle(pyad_tape *t)
+{
+    int64_t k = t->n_valued, end = t->n_ops;
+    while (k < end) {
+        int64_t bad = -1;
+        if (forward_range(t, NULL, t->val, k, end, &bad) == PYAD_OK)
+            break;
+        if (bad < k) { /* no row named: each one alone, as if recorded one by one */
+            for (; k < end; ++k)
+                forward_range(t, NULL, t->val, k, k + 1, &bad);
+            break;
+        }
+        k = bad + 1;
+    }
+    t->n_valued = end;
 }
 
 /* A linear-algebra row whose factorisation failed at record time: numpy raises
@@ -64,6 +85,8 @@ void tape_finish_rows(pyad_tape *t, int64_t first_row, int64_t n_rows, int64_t n
 void tape_take_back_block_row(pyad_tape *t, int64_t row, int64_t first_slot)
 {
     t->n_ops = row;
+    if (t->n_valued > row)
+        t->n_valued = row;
     t->n_slots = first_slot;
     t->n_blocks--;
 }
@@ -518,13 +541,16 @@ int pyad_rec_output(pyad_tape *t, int slot)
 
 /* ---- reading ---- */
 
-int pyad_values(const pyad_tape *t, const int32_t *slots, int64_t n, double *out)
+int pyad_values(pyad_tape *t, const int32_t *slots, int64_t n, double *out)
 {
     if (!t)
         return PYAD_ECLOSED;
     if (n < 0 || (n > 0 && (!slots || !out)))
         return PYAD_EINVAL;
-    int s = tape_check_slots(t, slots, n);
+    /* under pyad_begin_sweep they have values already (tape_begin_sweep) */
+    int s = t->n_valued == t->n_ops ? PYAD_OK : tape_settle_idle(t);
+    if (s == PYAD_OK)
+        s = tape_check_slots(t, slots, n);
     if (s)
         return s;
     for (int64_t i = 0; i < n; ++i)

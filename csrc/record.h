@@ -45,8 +45,10 @@ static inline void tape_put_block(pyad_tape *t, int64_t k, int64_t w, int64_t sa
 int64_t affine_stride(const int32_t *x, int64_t n);
 
 /* Rows [first_row, first_row + n_rows), defining the slots from t->n_slots on
- * (n_slots of them), are written: evaluate them and count them in. */
+ * (n_slots of them), are written: count them in (their values wait for tape_settle). */
 void tape_finish_rows(pyad_tape *t, int64_t first_row, int64_t n_rows, int64_t n_slots);
+/* Evaluate the rows [n_valued, n_ops) at the recorded point (t held by the caller). */
+void tape_settle(pyad_tape *t);
 void tape_take_back_block_row(pyad_tape *t, int64_t row, int64_t first_slot);
 
 #endif

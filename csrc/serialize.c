@@ -234,7 +234,7 @@ int pyad_tape_import(pyad_tape **out, int64_t n_ops, const uint8_t *op, const in
         memcpy(t->outputs, outputs, (size_t)n_outputs * sizeof *outputs);
     if (n_blocks)
         memcpy(t->blocks, blocks, (size_t)(n_blocks * BLOCK_FIELDS) * sizeof *blocks);
-    t->n_ops = n_ops;
+    t->n_ops = t->n_valued = n_ops;
     t->n_slots = n_slots;
     t->n_consts = n_consts;
     t->n_pool = n_pool;

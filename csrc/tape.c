@@ -105,12 +105,33 @@ int tape_begin_record(pyad_tape *t)
 
 void tape_end_record(pyad_tape *t) { atomic_store(&t->users, 0); }
 
+/* Evaluates the rows recorded since the last reader, holding t as a recorder
+ * does (the values are written, so no sweep may read them meanwhile).
+ * PYAD_EBUSY while another thread holds t: its caller waits and comes back. */
+int tape_settle_idle(pyad_tape *t)
+{
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&t->users, &idle, -1))
+        return PYAD_EBUSY;
+    tape_settle(t);
+    tape_end_record(t);
+    return PYAD_OK;
+}
+
 int tape_begin_sweep(pyad_tape *t)
 {
     int n = atomic_load(&t->users);
     while (n >= 0) {
-        if (atomic_compare_exchange_weak(&t->users, &n, n + 1))
+        if (!atomic_compare_exchange_weak(&t->users, &n, n + 1))
+            continue;
+        /* held: no recorder can change n_ops or n_valued until the sweep ends */
+        if (t->n_valued == t->n_ops)
             return PYAD_OK;
+        tape_end_sweep(t);
+        int s = tape_settle_idle(t);
+        if (s)
+            return s;
+        n = atomic_load(&t->users);
     }
     return PYAD_EBUSY;
 }
@@ -183,7 +204,7 @@ int pyad_tape_reset(pyad_tape *t)
     int s = tape_begin_record(t);
     if (s)
         return s;
-    t->n_ops = t->n_slots = t->n_blocks = t->n_consts = t->n_pool = 0;
+    t->n_ops = t->n_valued = t->n_slots = t->n_blocks = t->n_consts = t->n_pool = 0;
     t->n_inputs = t->n_outputs = 0;
     free(t->passive); /* activity marks belong to the recording they were made for */
     t->passive = NULL;

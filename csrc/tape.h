@@ -62,6 +62,11 @@ enum block_field { BLK_ROW, BLK_WIDTH, BLK_SA, BLK_SB, BLK_SC, BLK_SK };
 
 struct pyad_tape {
     int64_t n_ops, cap_ops;
+    /* Rows [0, n_valued) hold their values at the recorded point in val. A
+     * recorder appends rows without evaluating them (pyad.trace of a numpy
+     * function then costs no more than its Python); the first reader or sweep
+     * evaluates them all at once (tape_begin_sweep, tape_settle). */
+    int64_t n_valued;
     int64_t n_slots, cap_slots, max_ops; /* max_ops bounds slots (so rows too) */
     int64_t max_bytes; /* allocation budget (a test hook for out-of-memory paths) */
     uint8_t *op;
@@ -116,6 +121,9 @@ static inline int row_passive(const pyad_tape *t, int64_t k)
 /* Concurrency guards: recording is exclusive, sweeps may overlap each other. */
 int tape_begin_record(pyad_tape *t);
 void tape_end_record(pyad_tape *t);
+/* A sweep begins on a settled tape: rows still without values get them first
+ * (tape_settle_idle: t held as by a recorder meanwhile; PYAD_EBUSY if not idle). */
+int tape_settle_idle(pyad_tape *t);
 int tape_begin_sweep(pyad_tape *t);
 void tape_end_sweep(pyad_tape *t);
 

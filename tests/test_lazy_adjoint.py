@@ -221,6 +221,10 @@ PEAK_GROWTH = r"""
             return np.sum(x[1:])
     tape = pyad.trace(f, x)
     h = tape._store._h
+    # recorded values are evaluated when first read: before the measured sweep
+    first, one = np.zeros(1, dtype=np.int32), np.empty(1)
+    assert lib.pyad_values(h, ffi.cast("int32_t *", first.ctypes.data), 1,
+                           ffi.cast("double *", one.ctypes.data)) == 0
     slots = lib.pyad_n_slots(h)
     adj, xbar, u = np.empty(slots), np.empty(n), np.ones(1)
     xbar[:] = 0.0

@@ -141,6 +141,7 @@ def test_rss_is_flat_over_error_paths():
 def _big_tape():
     x = np.linspace(0.0, 1.0, 1_000_000)
     tape = pyad.trace(lambda x: np.sum(pyad.sin(x) * x), x)
+    tape.gradient()   # the recorded values, evaluated when first read, are all resident
     return tape, x
 
 

@@ -2413,7 +2413,12 @@ static void group_busy(void)
         double d8[4];
         CHECK_STATUS(pyad_tape_export(t, op8, i8, i8, i8, i8, d8, d8, i8, i8, i8, i8), PYAD_EBUSY);
     }
-    /* sweeps are running: more sweeps may start, recording may not */
+    /* sweeps are running: more sweeps may start, recording may not. The first
+     * sweep evaluated the recorded rows (held as by a recorder), so running
+     * sweeps mean a tape with values; while they run, none is written. */
+    atomic_store(&t->users, 0);
+    CHECK_STATUS(pyad_forward(t, x, v, y, &bad), PYAD_OK);
+    CHECK(t->n_valued == t->n_ops);
     atomic_store(&t->users, 2);
     CHECK_STATUS(pyad_forward(t, x, v, y, &bad), PYAD_OK);
     CHECK_STATUS(pyad_rec1(t, sin_, 0), PYAD_EBUSY);
@@ -2423,6 +2428,46 @@ static void group_busy(void)
     CHECK(pyad_n_ops(t) == 2 && pyad_n_outputs(t) == 1);
     CHECK_STATUS(pyad_rec1(t, sin_, 0), 2);
     CHECK(atomic_load(&t->users) == 0);
+    pyad_tape_free(t);
+}
+
+/* ---- group: recorded rows get their values when first read ---- */
+
+/* Rows wait for their values until pyad_values or a sweep reads the tape; all
+ * of them are then evaluated in one pass, which goes on past a row that fails
+ * at the recorded point (inv of a singular matrix), as row-by-row evaluation
+ * did. */
+static void group_values_when_read(void)
+{
+    int sin_ = OP("sin"), mul = OP("mul"), inv = OP("inv");
+    pyad_tape *t = new_tape();
+    double a[4] = {1.0, 2.0, 2.0, 4.0}, v[64], y[2], x[4], want;
+    int64_t bad;
+    CHECK_STATUS(pyad_rec_input_n(t, a, 4), 0);
+    int zi = pyad_rec_lu(t, inv, 0, 0, 2, 0); /* singular: its values are inf/nan */
+    CHECK(zi == 4);
+    int zs = pyad_rec1(t, sin_, 1), zm = pyad_rec2(t, mul, zs, 3);
+    CHECK(t->n_valued < t->n_ops); /* nothing evaluated yet */
+    CHECK_STATUS(pyad_values(t, (int32_t[]){(int32_t)zm}, 1, y), PYAD_OK);
+    want = sin(2.0) * 4.0;
+    CHECK(t->n_valued == t->n_ops && y[0] == want);
+    /* a row recorded later waits again; a sweep at another point evaluates it */
+    int zc = pyad_rec1(t, sin_, zm);
+    CHECK_STATUS(pyad_rec_output(t, zc), 0);
+    CHECK(t->n_valued < t->n_ops);
+    memcpy(x, a, sizeof x);
+    x[1] = 0.5;
+    CHECK_STATUS(pyad_forward(t, x, v, y + 1, &bad), PYAD_OK); /* inv of [1 .5; 2 4] */
+    CHECK(t->n_valued == t->n_ops);
+    CHECK_STATUS(pyad_values(t, (int32_t[]){(int32_t)zc}, 1, y), PYAD_OK);
+    CHECK(y[0] == sin(want));
+    /* while another thread holds the tape, an unevaluated row is not read */
+    int zd = pyad_rec1(t, sin_, zc);
+    atomic_store(&t->users, 1);
+    CHECK_STATUS(pyad_values(t, (int32_t[]){(int32_t)zd}, 1, y), PYAD_EBUSY);
+    atomic_store(&t->users, 0);
+    CHECK_STATUS(pyad_values(t, (int32_t[]){(int32_t)zd}, 1, y), PYAD_OK);
+    CHECK(y[0] == sin(sin(want)));
     pyad_tape_free(t);
 }
 
@@ -2732,6 +2777,7 @@ int main(int argc, char **argv)
     run_group("format", group_format);
     run_group("block format", group_block_format);
     run_group("busy", group_busy);
+    run_group("values when read", group_values_when_read);
     run_group("custom", group_custom);
 #ifdef PYAD_TEST_FAULTS
     run_group("alloc faults", group_faults);
