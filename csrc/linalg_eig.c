@@ -522,19 +522,8 @@ int pyad_rec_eigh(pyad_tape *t, int32_t a, int64_t n, int64_t count, int flags)
         return s;
     if (!(s = tape_reserve(t, 1, w, 1)) && !span_ok(a, count * n * n, t->n_slots))
         s = PYAD_EINDEX;
-    if (s == PYAD_OK) {
-        int64_t row = t->n_ops, slot = t->n_slots;
-        tape_put_row(t, row, slot, OP_eigh, a, 0, 0);
-        tape_put_block(t, row, w, n, n, count, flags);
-        tape_finish_rows(t, row, 1, w);
-        tape_settle(t); /* numpy raises here, so the decomposition runs now */
-        if (eig_failed(t, t->n_blocks - 1, 1, t->val, NULL)) {
-            tape_take_back_block_row(t, row, slot);
-            s = PYAD_ELINALG;
-        } else {
-            s = (int)slot;
-        }
-    }
+    if (s == PYAD_OK)
+        s = tape_put_factored_row(t, OP_eigh, a, 0, w, n, n, count, flags, eig_failed);
     tape_end_record(t);
     return s;
 }

@@ -628,19 +628,9 @@ static int record_row(pyad_tape *t, int op, int32_t a, int32_t b, int64_t n, int
         && (!span_ok(a, count * n * n, t->n_slots)
             || (op != OP_cholesky && !span_ok(b, count * n * m, t->n_slots))))
         s = PYAD_EINDEX;
-    if (s == PYAD_OK) {
-        int64_t row = t->n_ops, slot = t->n_slots;
-        tape_put_row(t, row, slot, op, a, op == OP_cholesky ? 0 : b, 0);
-        tape_put_block(t, row, w, n, m, count, flags);
-        tape_finish_rows(t, row, 1, w);
-        tape_settle(t); /* numpy raises here, so the factorisation runs now */
-        if (linalg_sym_failed(t, t->n_blocks - 1, 1, t->val, NULL)) {
-            tape_take_back_block_row(t, row, slot);
-            s = PYAD_ELINALG;
-        } else {
-            s = (int)slot;
-        }
-    }
+    if (s == PYAD_OK)
+        s = tape_put_factored_row(t, op, a, op == OP_cholesky ? 0 : b, w, n, m, count, flags,
+                                  linalg_sym_failed);
     tape_end_record(t);
     return s;
 }

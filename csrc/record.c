@@ -80,15 +80,25 @@ void tape_settle(pyad_tape *t)
     t->n_valued = end;
 }
 
-/* A linear-algebra row whose factorisation failed at record time: numpy raises
- * there, so the row goes as if never recorded (its block with it). */
-void tape_take_back_block_row(pyad_tape *t, int64_t row, int64_t first_slot)
+/* Appends a linear-algebra block row of w slots (space reserved, t held by the
+ * caller) and evaluates it at once: numpy factorises, and raises, right there.
+ * Where failed() finds the factorisation failed the row goes as if never
+ * recorded (its block with it) and PYAD_ELINALG is returned; else its first slot. */
+int tape_put_factored_row(pyad_tape *t, int op, int32_t a, int32_t b, int64_t w, int64_t n,
+                          int64_t m, int64_t count, int flags, factor_failed_fn failed)
 {
-    t->n_ops = row;
-    if (t->n_valued > row)
-        t->n_valued = row;
-    t->n_slots = first_slot;
-    t->n_blocks--;
+    int64_t row = t->n_ops, slot = t->n_slots;
+    tape_put_row(t, row, slot, op, a, b, 0);
+    tape_put_block(t, row, w, n, m, count, flags);
+    tape_finish_rows(t, row, 1, w);
+    tape_settle(t);
+    if (failed(t, t->n_blocks - 1, 1, t->val, NULL)) {
+        t->n_ops = t->n_valued = row;
+        t->n_slots = slot;
+        t->n_blocks--;
+        return PYAD_ELINALG;
+    }
+    return (int)slot;
 }
 
 /* n inputs: one block row (element i is input number n_inputs + i) when n >= 2,

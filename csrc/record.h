@@ -49,6 +49,10 @@ int64_t affine_stride(const int32_t *x, int64_t n);
 void tape_finish_rows(pyad_tape *t, int64_t first_row, int64_t n_rows, int64_t n_slots);
 /* Evaluate the rows [n_valued, n_ops) at the recorded point (t held by the caller). */
 void tape_settle(pyad_tape *t);
-void tape_take_back_block_row(pyad_tape *t, int64_t row, int64_t first_slot);
+/* Whether a linear-algebra block's factorisation failed (eig_failed, linalg_sym_failed). */
+typedef int64_t (*factor_failed_fn)(const pyad_tape *t, int64_t i, int64_t lanes,
+                                    const double *v, int64_t *bad);
+int tape_put_factored_row(pyad_tape *t, int op, int32_t a, int32_t b, int64_t w, int64_t n,
+                          int64_t m, int64_t count, int flags, factor_failed_fn failed);
 
 #endif
