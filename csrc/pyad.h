@@ -97,7 +97,9 @@ int pyad_begin_sweep(pyad_tape *t, int64_t *n_slots, int64_t *n_inputs, int64_t 
 int pyad_end_sweep(pyad_tape *t);
 /* pyad_gradient for a caller whose v and adj hold cap_slots doubles and whose x and
  * xbar hold n_x: PYAD_EINVAL (nothing swept) unless the tape, held for the call,
- * fits them and has one output. The replay fast path: one call. */
+ * fits them and has one output. The replay fast path: one call. x NULL: at the
+ * recorded point (the reverse sweep alone, over the recorded values; v unused, adj
+ * is taken as pyad_reverse_owned takes it), what pyad.grad does once per call. */
 int pyad_gradient_sized(pyad_tape *t, int64_t cap_slots, int64_t n_x, const double *x,
                         double *v, double *adj, double *y, double *xbar, int64_t *bad_op);
 

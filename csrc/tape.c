@@ -161,10 +161,13 @@ int pyad_gradient_sized(pyad_tape *t, int64_t cap_slots, int64_t n_x, const doub
     int s = tape_begin_sweep(t);
     if (s)
         return s;
+    const double one = 1.0;
     if (t->n_slots > cap_slots || t->n_inputs != n_x || t->n_outputs != 1)
         s = PYAD_EINVAL;
-    else
+    else if (x)
         s = pyad_gradient(t, x, v, adj, y, xbar, bad_op);
+    else if (!(s = pyad_reverse_owned(t, NULL, &one, adj, xbar)) && y)
+        *y = t->val[t->outputs[0]];  /* held, so settled: the recorded values are in */
     tape_end_sweep(t);
     return s;
 }

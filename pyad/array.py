@@ -21,6 +21,7 @@ from .scalar import (COMPARISONS, CONSTANT_FORMS, UPPER, Bool, Scalar, _FLOAT_HI
 
 C = ops.CODE
 _INDEX = np.int32
+_F64 = np.dtype(np.float64)
 
 
 def is_array_operand(x):
@@ -106,7 +107,8 @@ def _operand(x, shape):
     slot, strides in slots; 0 along broadcast axes), or a flat index array."""
     if isinstance(x, Scalar):
         return (x._i, (0,) * len(shape))
-    if _viewable(x) is not None:
+    r = x._r
+    if r is not None and not r.filled:  # _viewable, inline: once per recorded row
         v = x._v
         return (x._o, _view_strides(v.shape, v.strides, len(shape)))
     return _flat(x._i, shape)
@@ -209,6 +211,8 @@ def store_of(*xs):
 
 def as_constant(x):
     """A float64 ndarray for a constant operand, with a clear error otherwise."""
+    if type(x) is np.ndarray and x.dtype is _F64:  # the usual constant: as it is
+        return x
     if type(x) is float:
         return np.array(x)
     refuse_masked(x)
@@ -251,7 +255,13 @@ def _fresh(store, first, shape, boolean=False):
     if not shape:
         return (Bool if boolean else Scalar)(store, int(first))
     ramp = _Ramp(first, math.prod(shape))
-    return _lazy(BoolArray if boolean else Array, store, ramp, ramp.base.reshape(shape), first)
+    # _lazy, inline: once per recorded row
+    a = object.__new__(BoolArray if boolean else Array)
+    a._s = store
+    a._v = ramp.base.reshape(shape)
+    a._r = ramp
+    a._o = first
+    return a
 
 
 def _flat(idx, shape):
@@ -283,7 +293,7 @@ def _broadcast_pair(a, b):
 
 
 def elementwise_unary(x, op):
-    shape = x.shape
+    shape = x._v.shape
     first = x._s.rec_view(op, shape, [_operand(x, shape)]) if 0 not in shape else 0
     return _fresh(x._s, first, shape)
 
@@ -357,6 +367,11 @@ _EMPTY_REDUCTION = {"add": 0.0, "mul": 1.0}
 def reduce(x, name, axis=None, keepdims=False):
     """Reduce an active value over axes with a binary op (add, mul, maximum, minimum)."""
     store, shape = x._s, _shape_of(x)
+    if axis is None and _viewable(x) is not None and x._v.flags.c_contiguous \
+            and x._v.size >= 2:
+        # all of a contiguous view (the usual loss's sum): one row over its slots
+        first = store.reduce_view(C[name], x._o, 1, x._v.size, 0, 1)
+        return _fresh(store, first, (1,) * len(shape) if keepdims else ())
     axes = _normalize_axes(axis, len(shape))
     keep = [d for d in range(len(shape)) if d not in axes]
     out_shape = tuple(shape[d] for d in keep)
@@ -389,8 +404,10 @@ def reduce(x, name, axis=None, keepdims=False):
 
 def mean(x, axis=None, keepdims=False):
     shape = _shape_of(x)
-    axes = _normalize_axes(axis, len(shape))
-    k = math.prod(shape[d] for d in axes)
+    if axis is None:
+        k = math.prod(shape)
+    else:
+        k = math.prod(shape[d] for d in _normalize_axes(axis, len(shape)))
     total = reduce(x, "add", axis, keepdims)
     if isinstance(total, Scalar):
         # recorded at once rather than buffered (as `total / k` would be): a

@@ -686,6 +686,19 @@ class CStore(RowBuffer):
         """The gradient of a one-output tape at x (a contiguous float64 vector).
         The lowest-latency replay: one C call, which checks the work arrays against
         the tape it holds; anything unusual goes the general way (_gradient_held)."""
+        return self._gradient_fast(x, n_inputs)
+
+    def recorded_gradient(self, n_inputs):
+        """(value, gradient) of a one-output tape at its recorded point: one C call
+        (the reverse sweep alone), for pyad.grad, which records, sweeps once and
+        drops a tape per call."""
+        y = ffi.new("double[1]")
+        xbar = self._gradient_fast(None, n_inputs, y)
+        if xbar is None:  # anything unusual (e.g. a LinAlgError to name) the general way
+            y, xbar = self.vjp(None, _ONE_ROW)
+        return float(y[0]), xbar
+
+    def _gradient_fast(self, x, n, y=None):
         if self._pending:
             self._sync()
         lock = self._work_lock
@@ -695,11 +708,12 @@ class CStore(RowBuffer):
             work = _Work.take(self._next) if owned else _Work(self._next)
             if owned:
                 self._work = work
-        n = x.size
         out = np.empty(n)
         try:
-            s = lib.pyad_gradient_sized(self._h, work.n_slots, n, _dbl(x), work.ptrs[0],
-                                        work.ptrs[1], work.y, _dbl(out), work.bad)
+            s = lib.pyad_gradient_sized(self._h, work.n_slots, n,
+                                        ffi.NULL if x is None else _dbl(x), work.ptrs[0],
+                                        work.ptrs[1], work.y if y is None else y, _dbl(out),
+                                        work.bad)
             bad = int(work.bad[0]) if s else -1  # read under the lock: others reuse work
         finally:
             if owned:
@@ -710,7 +724,7 @@ class CStore(RowBuffer):
             raise BranchError(bad)
         if s == _CALLBACK:
             _fail(s)
-        return self._gradient_held(x)
+        return self._gradient_held(x) if x is not None else None
 
     def _gradient_held(self, x):
         h, n_slots, n_in, n_out = self._hold()

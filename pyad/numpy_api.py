@@ -233,7 +233,24 @@ def _unsupported_ufunc(ufunc, method):
                                        "(see the numpy coverage table in the README)"))
 
 
+_ARRAY_OPERANDS = (A.Array, np.ndarray, float)
+
+
 def array_ufunc(ufunc, method, inputs, kwargs):
+    if method == "__call__" and not kwargs:
+        # the usual call, straight to its row: an active array with another, a
+        # float64 ndarray or a float (binary_op's other cases: Scalars, lists)
+        x = inputs[0]
+        if len(inputs) == 1:
+            name = UNARY_UFUNCS.get(ufunc)
+            if name is not None and type(x) is A.Array:
+                return A.elementwise_unary(x, C[name])
+        else:
+            name = BINARY_UFUNCS.get(ufunc)
+            y = inputs[1]
+            if name is not None and (type(x) is A.Array or type(y) is A.Array) \
+                    and type(x) in _ARRAY_OPERANDS and type(y) in _ARRAY_OPERANDS:
+                return A.elementwise_binary(x, y, name)
     if kwargs:
         _check_ufunc_kwargs(ufunc, kwargs)
     if (ufunc not in UNARY_UFUNCS and ufunc not in BINARY_UFUNCS and ufunc is not np.matmul
@@ -314,6 +331,8 @@ def _refuse(what, out=None, **kwargs):
     if out is not None:
         raise TypeError(f"numpy.{what}: pyad cannot write into an out= array; use the "
                         "returned value")
+    if all(v is None for v in kwargs.values()):  # the usual call
+        return
     given = sorted(k for k, v in kwargs.items() if v is not None)
     if given:
         raise TypeError(f"numpy.{what}: pyad does not support the arguments {given} on "

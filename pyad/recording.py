@@ -88,6 +88,8 @@ def mark_input_tree(store, in_shapes, x):
     if x is None:  # an empty node inside a pytree; alone, nothing to record
         raise TypeError("tape.input takes a real number, an array or a pytree of them, "
                         "not None")
+    if type(x) is np.ndarray and x.dtype is _F64:  # the usual single float64 array
+        return _mark_array(store, in_shapes, x), pytree.leaf_spec(), [None]
     leaves, spec = pytree.flatten_fast(x)
     # all converted (and so checked) first: a refused leaf records nothing
     converted = [v if type(v) is float or type(v) is int else as_input(v, "tape.input")

@@ -28,7 +28,7 @@ def recording(method):
     """A store method that records: run it as the tape's one recording thread."""
     @functools.wraps(method)
     def run(self, *args):
-        if refuses_recording(self):
+        if self.custom_rows and refuses_recording(self):  # no custom row: not in its rule
             raise CustomRuleError(RECORDING_IN_A_RULE)
         status = self._enter(True)
         if status:

@@ -259,6 +259,9 @@ class Store(Protocol):
     def gradient_flat(self, x: np.ndarray, n_inputs: int) -> np.ndarray:
         """The gradient of a one-output tape at x: the lowest-latency replay."""
 
+    def recorded_gradient(self, n_inputs: int) -> "tuple[float, np.ndarray]":
+        """(value, gradient) of a one-output tape at its recorded point."""
+
     def forward(self, x):
         """Output values at x."""
 

@@ -17,7 +17,6 @@ import numpy as np
 
 from . import _linalg_eig, cached, diagnostics, pytree, recording
 from .modes import mode_name
-from .store import Sweep
 from .tape import Tape
 
 
@@ -170,18 +169,20 @@ def _one_scalar_output(r):
     return len(r.out_shapes) == 1 and r.out_shapes[0] == () and r.out_args[0].is_leaf()
 
 
-_ONE = np.ones(1)
-
-
 def _gradient_at_recorded_point(r, single):
     """(value, gradient) of a Recording with one scalar output, by one reverse
     sweep over the recorded values: what Tape._value_and_gradient gives, without
     building a Tape (pyad.grad records and drops one per call, and a Tape's set-up
     cost as much as the sweep of a small function)."""
+    shapes, dtypes = r.in_shapes, r.in_dtypes
     try:
-        y, xbar = r.store.sweep(Sweep.VJP, None, _ONE)
+        y, xbar = r.store.recorded_gradient(sum(map(math.prod, shapes)))
     except np.linalg.LinAlgError as e:  # eigh at repeated eigenvalues: name row and point
         raise _linalg_eig.sweep_error(r.store, e, None) from None
+    if len(shapes) == 1 and dtypes[0] is None and r.in_args[0].is_leaf():
+        # one float64 argument (the usual loss(w)): the gradient is xbar itself
+        g = float(xbar[0]) if shapes[0] == () else xbar.reshape(shapes[0])
+        return y, g if single else (g,)
     parts, lo = [], 0
     for shape in r.in_shapes:
         n = math.prod(shape)
@@ -193,7 +194,7 @@ def _gradient_at_recorded_point(r, single):
         n = spec.num_leaves
         args.append(parts[lo] if spec.is_leaf() else pytree.unflatten(spec, parts[lo:lo + n]))
         lo += n
-    value = pytree.cast(float(y[0]), pytree.common(r.in_dtypes))
+    value = pytree.cast(y, pytree.common(r.in_dtypes))
     return value, args[0] if single else tuple(args)
 
 
