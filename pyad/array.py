@@ -440,6 +440,9 @@ def matmul(x, y):
     """x @ y with numpy's matmul rules, one or both operands active: one product
     row (BLAS in every sweep) per matrix product; a stack of matrices records one
     row per matrix."""
+    fast = _constant_product(x, y)
+    if fast is not None:
+        return fast
     store = store_of(x, y)
     a_active, b_active = is_active(x), is_active(y)
     a = _structure(x) if a_active else as_constant(x)
@@ -474,6 +477,37 @@ def matmul(x, y):
     if b.ndim == 1:
         out = out[..., 0]
     return wrap(store, out)
+
+
+def _constant_product(x, y):
+    """x @ y where one operand is a float64 ndarray and the other an active Array
+    over consecutive slots (both of 1 or 2 axes, nothing empty): the usual X @ w
+    and h @ W, recorded without matmul's general walk. None for anything else."""
+    if type(y) is Array and type(x) is np.ndarray:
+        act, c, const_flag = y, x, _CONST_A
+    elif type(x) is Array and type(y) is np.ndarray:
+        act, c, const_flag = x, y, _CONST_B
+    else:
+        return None
+    v, r = act._v, act._r
+    if c.dtype is not _F64 or r is None or r.filled or not v.flags.c_contiguous \
+            or not 1 <= c.ndim <= 2 or not 1 <= v.ndim <= 2 or 0 in c.shape or 0 in v.shape:
+        return None
+    if const_flag == _CONST_A:
+        (m, k), (k2, n) = c.shape[-2:] if c.ndim == 2 else (1, c.shape[0]), \
+            v.shape if v.ndim == 2 else (v.shape[0], 1)
+        shape = (m,) * (c.ndim == 2) + (n,) * (v.ndim == 2)
+        sa, sb = 0, act._o
+    else:
+        (m, k), (k2, n) = v.shape if v.ndim == 2 else (1, v.shape[0]), \
+            c.shape if c.ndim == 2 else (c.shape[0], 1)
+        shape = (m,) * (v.ndim == 2) + (n,) * (c.ndim == 2)
+        sa, sb = act._o, 0
+    if k != k2:
+        return None  # matmul's own error
+    store = act._s
+    first = store.product(sa, sb, m, k, n, const_flag, np.ascontiguousarray(c))
+    return _fresh(store, int(first), shape)
 
 
 def _structure(x):
