@@ -306,14 +306,16 @@ def test_the_shortcut_gives_the_general_paths_bits(backend, case, chunks_of_40, 
     calls = {"gradient": lambda **k: tape.gradient(X, batch=True, **k),
              "values": lambda **k: tape(X, batch=True, **k),
              "hvp": lambda **k: tape.hvp(X, V, batch=True, **k)}
-    for name, call in calls.items():
-        for how in ({"threads": 1}, {"threads": 2}, {"threads": 3}, {}):
-            del taken[:]
-            got = call(**how)
-            assert len(taken) == (backend == "c"), (name, how, taken)
-            want = general(lambda: call(**how))
-            assert want[0] == "ok" and same(got, want[1]), (case, name, how)
-            assert same(got, call(threads=1)), (case, name, how)
+    with ThreadPoolExecutor(2) as pool, ThreadPoolExecutor(3) as wide:
+        for name, call in calls.items():
+            for how in ({"threads": 1}, {"threads": 2}, {"threads": 3}, {},
+                        {"executor": pool}, {"executor": wide}, {"executor": pool, "threads": 1}):
+                del taken[:]
+                got = call(**how)
+                assert len(taken) == (backend == "c"), (name, how, taken)
+                want = general(lambda: call(**how))
+                assert want[0] == "ok" and same(got, want[1]), (case, name, how)
+                assert same(got, call(threads=1)), (case, name, how)
     two = pyad.trace(two_outputs, rows(1, 3)[0], backend=backend)
     X3 = rows(2 * CHUNK + 3, 3)
     del taken[:]
@@ -322,14 +324,18 @@ def test_the_shortcut_gives_the_general_paths_bits(backend, case, chunks_of_40, 
     assert same(got, general(lambda: two(X3, batch=True, threads=2))[1])
 
 
+class TracedPool(ThreadPoolExecutor):
+    """A subclass may change what its tasks do: the general path, which checks them."""
+
+
 def test_what_the_shortcut_leaves_to_the_general_path(chunks_of_40, shortcut):
     """Anything but the common case is not taken: the results say nothing of it."""
     taken, _, _ = shortcut
     X = rows(2 * CHUNK + 1)
     tape = pyad.trace(polynomial, X[0])
-    with ThreadPoolExecutor(2) as pool:
+    with TracedPool(2) as pool:
         for call in (lambda: tape.gradient(np.asfortranarray(X), batch=True),
-                     lambda: tape.gradient(X[:, :], batch=True, executor=pool),
+                     lambda: tape.gradient(X, batch=True, executor=pool),
                      lambda: tape.gradient(X.astype(np.float32), batch=True),
                      lambda: tape.gradient(X[::2], batch=True),
                      lambda: tape.gradient(X, batch=True, threads=np.int64(2)),
