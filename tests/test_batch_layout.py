@@ -233,6 +233,73 @@ def test_racing_split_batches_keep_their_rows(backend):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
 
 
+LATE_TASKS = textwrap.dedent("""
+    import random, sys, threading, time
+    from concurrent.futures import ThreadPoolExecutor
+    import numpy as np
+    import pyad
+    from pyad import backend_c, batch
+    sys.setswitchinterval(1e-6)
+    batch.MIN_THREAD_WORK, batch.MIN_CHUNK, batch.CHUNKS_PER_BATCH = 1, 40, 10**6
+
+    # every executor task starts late by up to ~1 ms: some join their batch, some
+    # find it finished, or the pool running another batch, or the tape closed
+    real, returned = backend_c._batch_task, []
+    def late(pool, ticket):
+        time.sleep(random.random() * 1e-3)
+        s = real(pool, ticket)
+        returned.append(s)
+        return s
+    backend_c._batch_task = late
+
+    def f(x):
+        return np.sum(x[1:] * x[:-1] - 3.0 * x[1:] * x[1:]) + x[0] * x[0] * x[0]
+
+    rng = np.random.default_rng(0)
+    batches = [rng.uniform(-1, 1, size=(int(n), 4)) for n in rng.integers(1, 400, 8)]
+    tape = pyad.trace(f, batches[0][0])
+    want = [tape.gradient(X, batch=True, threads=1) for X in batches]
+    pools = [ThreadPoolExecutor(2), ThreadPoolExecutor(3)]
+    errors = []
+
+    def work(i):
+        try:
+            mine = pyad.trace(f, batches[0][0])
+            for r in range(60):
+                j = (i + r) % len(batches)
+                # the pool threads of threads=2 use worker 1: a stale task joining
+                # there would find it busy (a nonzero status)
+                how = [{"executor": pools[0]}, {"executor": pools[1]}, {"threads": 2}][r % 3]
+                for t in (tape, mine):
+                    if not np.array_equal(t.gradient(batches[j], batch=True, **how), want[j]):
+                        errors.append((i, r, j, how))
+                if r % 7 == 6:  # its pools let go of while late tasks still hold them
+                    mine.close()
+                    mine = pyad.trace(f, batches[0][0])
+        except BaseException as e:
+            errors.append(repr(e))
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    for p in pools:
+        p.shutdown(wait=True)
+    if set(returned) - {0}:
+        errors.append(("a task's status", sorted(set(returned))))
+    print("errors", errors, "tasks", len(returned))
+    sys.exit(1 if errors else 0)
+""")
+
+
+def test_late_executor_tasks_never_join_another_batch():
+    """The C backend's executor path: a task that starts after its batch (or runs
+    while the pool serves the next one, or after its tape was closed) does no
+    work there; every batch keeps the rows of threads=1."""
+    r = subprocess.run([sys.executable, "-c", LATE_TASKS], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
 # ---- the common batch's one-call path (batch.common_batch) ----
 #
 # A batched gradient, values or HVP of one float64 C-contiguous array on the C
