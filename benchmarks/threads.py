@@ -110,10 +110,11 @@ def torch_cells(label, X, k, want):
 
 class _TimedLib:
     """pyad's cffi lib, with the calling thread's CPU time inside the C batch
-    calls (pyad_batch_sweep, and pyad_batch_work where the caller takes chunks
-    of an executor's batch) added up."""
+    calls (pyad_batch_sweep, and pyad_batch_work and pyad_batch_finish where
+    the caller takes chunks of an executor's batch and waits for its tasks)
+    added up."""
 
-    CALLS = ("pyad_batch_sweep", "pyad_batch_work")
+    CALLS = ("pyad_batch_sweep", "pyad_batch_work", "pyad_batch_finish")
 
     def __init__(self, lib):
         self._lib, self.inside = lib, 0.0

@@ -389,8 +389,18 @@ int pyad_second_batch(pyad_tape *t, int64_t nb, const double *v, const double *v
  * threads. Or: pyad_batch_begin opens it for n_workers participants, each
  * calls pyad_batch_work once with its own worker number 0 .. n_workers-1 (from
  * any thread, concurrently), and pyad_batch_end, called when every
- * pyad_batch_work has returned, gives the status and *n_bad. pyad_pool_free
- * (never during a batch) joins the threads. */
+ * pyad_batch_work has returned, gives the status and *n_bad.
+ *
+ * An executor's tasks, which may start late or never: after pyad_batch_begin,
+ * pyad_batch_hold(pool, n, &ticket) before submitting n tasks, each of which
+ * calls pyad_batch_join(pool, ticket) exactly once (it takes the next free
+ * worker number 1 .. n_workers-1 and works, or returns at once if the batch
+ * was finished or is full); the caller works as worker 0, then
+ * pyad_batch_finish(pool, n_unrun, n_bad) closes the batch to joiners, waits
+ * for the joined ones, and ends it as pyad_batch_end does; n_unrun is how many
+ * of the n tasks will never call pyad_batch_join (cancelled, never submitted).
+ * pyad_pool_free (never during a batch) joins the threads; the memory is freed
+ * once every held task has returned. */
 enum pyad_batch_kind {
     PYAD_BATCH_VALUES = 0,
     PYAD_BATCH_JVP = 1,
@@ -410,5 +420,8 @@ int pyad_batch_begin(pyad_batch_pool *pool, pyad_tape *t, int kind, int64_t nb, 
                      int64_t *bad);
 int pyad_batch_work(pyad_batch_pool *pool, int64_t worker);
 int pyad_batch_end(pyad_batch_pool *pool, int64_t *n_bad);
+int pyad_batch_hold(pyad_batch_pool *pool, int64_t n_tasks, uint64_t *ticket);
+int pyad_batch_join(pyad_batch_pool *pool, uint64_t ticket);
+int pyad_batch_finish(pyad_batch_pool *pool, int64_t n_unrun, int64_t *n_bad);
 
 #endif

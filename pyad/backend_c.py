@@ -271,41 +271,47 @@ class _BatchScratch(threading.local):
 
 _SCRATCH = _BatchScratch()
 
-def _batch_task(pool, worker):
-    """An executor task of a batch: worker `worker`'s share of its chunks."""
-    s = lib.pyad_batch_work(pool, worker)
+def _batch_task(pool, ticket):
+    """An executor task of a batch: joins it, if it is still open, and takes chunks."""
+    s = lib.pyad_batch_join(pool, ticket)
     _callback_error.error = None  # a rule's exception reaches the caller by its box
     return s
 
 
 def _batch_on_executor(pool, h, kind, args, chunk, n_workers, executor):
-    """(status, n_bad) of a batch run by n_workers participants taking whole chunks
-    from the shared counter: the calling thread (worker 0), which would otherwise
-    only wait, and n_workers - 1 tasks of executor. The caller starts at once,
-    with no hand-off: a profile of P6 at 1e5 points showed a batch of tasks
-    alone losing most of a second thread's gain to the submit, the wake of the
-    first task and the wait for the last. Once the caller finds no chunk left,
-    tasks that have not started yet are cancelled rather than waited for (the
-    executor may be busy with other work); one that cannot be submitted is
-    simply not there (the others take its chunks)."""
+    """(status, n_bad) of a batch run by up to n_workers participants taking whole
+    chunks from the shared counter: the calling thread (worker 0), which would
+    otherwise only wait, and n_workers - 1 tasks of executor, which join it by
+    ticket (csrc/batch_threads.c). The caller starts at once, with no hand-off:
+    a profile of P6 at 1e5 points showed a batch of tasks alone losing most of
+    a second thread's gain to the submit, the wake of the first task and the
+    wait for the last. Once the caller finds no chunk left it waits, in C, only
+    for the tasks that joined to leave the chunk loop, not for their futures
+    (set after the task's thread takes the GIL back); those that have not
+    started are cancelled, and one that starts too late returns at once. One
+    that cannot be submitted is simply not there (the others take its chunks)."""
     nb, *arrays = args
     s = lib.pyad_batch_begin(pool, h, kind, nb, chunk, n_workers, *arrays)
     if s:
         return s, 0
+    n_tasks = n_workers - 1
+    ticket = ffi.new("uint64_t[1]")
+    lib.pyad_batch_hold(pool, n_tasks, ticket)
     futures = []
+    unrun = 0  # tasks known never to call pyad_batch_join
     try:
-        for i in range(1, n_workers):
+        for _ in range(n_tasks):
             try:
-                futures.append(executor.submit(_batch_task, pool, i))
+                futures.append(executor.submit(_batch_task, pool, ticket[0]))
             except RuntimeError:  # shut down: the caller and the other tasks take its chunks
+                unrun = n_tasks - len(futures)
                 break
         lib.pyad_batch_work(pool, 0)
     finally:
-        # a cancelled task never runs; one that started uses the arrays until it returns
-        # (concurrent.futures.wait would also wait for the cancelled ones to be dequeued)
-        concurrent.futures.wait([f for f in futures if not f.cancel()])
+        # a task whose submit raised anything else may yet run: its hold is kept
+        unrun += sum(f.cancel() for f in futures)
         n_bad = ffi.new("int64_t[1]")
-        s = lib.pyad_batch_end(pool, n_bad)
+        s = lib.pyad_batch_finish(pool, unrun, n_bad)
     return s, n_bad[0]
 
 
@@ -1006,10 +1012,12 @@ class CStore(RowBuffer):
             lib.pyad_end_sweep(h)
         return int(n_bad)
 
-    def batch_common(self, method, x, xd, threads, plan):
+    def batch_common(self, method, x, xd, threads, plan, executor=None):
         """The common batch (batch.common_batch) in one C call, with no checks the
         caller has made: points x and directions xd (None, or rows like x) are
-        C-contiguous float64 rows; VJP and HVP take the one shared cotangent 1.0.
+        C-contiguous float64 rows; VJP and HVP take the one shared cotangent 1.0;
+        executor: None (the store's pool threads) or a ThreadPoolExecutor whose
+        tasks join the batch beside this thread (_batch_on_executor).
         plan(method, nb, n_slots, n_inputs, n_outputs, threads) gives (chunk,
         threads, the result arrays, a context for a split batch), read from the
         sizes held here. Returns (the result arrays, `bad` last, n_bad), or None
@@ -1036,24 +1044,32 @@ class CStore(RowBuffer):
                 if method is Sweep.HVP_BATCH:
                     xbard = _dbl(out[2])
             u, u_rows = (_ONE, 1) if method in _ONE_COTANGENT else (ffi.NULL, 0)
-            n_bad = ffi.new("int64_t[1]")
-            args = (h, _BATCH_KIND[method], nb, chunk, k, _dbl(x),
-                    ffi.NULL if xd is None else _dbl(xd), u, u_rows, _dbl(out[0]), yd, xbar,
-                    xbard, ffi.from_buffer("int64_t[]", out[-1]), n_bad)
+            args = (nb, _dbl(x), ffi.NULL if xd is None else _dbl(xd), u, u_rows,
+                    _dbl(out[0]), yd, xbar, xbard, ffi.from_buffer("int64_t[]", out[-1]))
             pool = self._take_pool()
             try:
                 if split is None:
-                    s = lib.pyad_batch_sweep(pool, *args)
+                    n_bad = ffi.new("int64_t[1]")
+                    s = lib.pyad_batch_sweep(pool, h, _BATCH_KIND[method], nb, chunk, k,
+                                             *args[1:], n_bad)
+                    n_bad = n_bad[0]
+                elif executor is None:
+                    n_bad = ffi.new("int64_t[1]")
+                    with split:
+                        s = lib.pyad_batch_sweep(pool, h, _BATCH_KIND[method], nb, chunk, k,
+                                                 *args[1:], n_bad)
+                    n_bad = n_bad[0]
                 else:
                     with split:
-                        s = lib.pyad_batch_sweep(pool, *args)
+                        s, n_bad = _batch_on_executor(pool, h, _BATCH_KIND[method], args,
+                                                      chunk, k, executor)
             finally:
                 self._give_pool(pool)
         finally:
             lib.pyad_end_sweep(h)
         if s:
             _fail(s)
-        return out, n_bad[0]
+        return out, n_bad
 
     def _batch_args(self, method, arrays, out, n_in, n_out):
         """(nb, x, xd, u, u_rows, y, yd, xbar, xbard, bad) for the C batch calls,

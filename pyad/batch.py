@@ -474,13 +474,16 @@ def replay(tape, method, x, extra, threads, executor, grads=(), packed=False, pr
             for j, r in enumerate(results)]
 
 
-def common_batch(tape, method, X, V, threads):
+def common_batch(tape, method, X, V, threads, executor=None):
     """The common batch, swept with the fewest Python steps around one C call
     (a profile of P6 at 1e5 points put the general path's Python at ~10% of a
     call's CPU, all of it serial to the threads that split the batch): the C
     backend, points X as one float64 C-contiguous array of shape (nb,) + the
     tape's one input shape, directions V (None, or like X), no parameters or
-    pytrees, no executor or progress bar, pyad.debug_nans off. Returns the result
+    pytrees, no progress bar, pyad.debug_nans off; executor None or a
+    ThreadPoolExecutor itself (the general path's Python before the C call
+    was ~150 us of a 0.9 ms split P6 batch at 1e5 points, all of it serial;
+    its threads= is then ignored, as there). Returns the result
     rows as replay(packed=True) does, or None for anything else, before anything
     ran: the caller then takes the general path, which raises its errors. The
     same chunks and threads as the general path (sweep_whole): the same bits."""
@@ -490,13 +493,15 @@ def common_batch(tape, method, X, V, threads):
             and X.dtype is _F64 and X.shape[1:] == facts[2] and X.shape[0]
             and X.flags.c_contiguous and tape._d_unwrap
             and (threads is None or (type(threads) is int and threads > 0))
+            and (executor is None or type(executor) is concurrent.futures.ThreadPoolExecutor)
             and (V is None or (type(V) is np.ndarray and V.dtype is _F64
                                and V.shape == X.shape and V.flags.c_contiguous))
             and not diagnostics.DEBUG_NANS.enabled):
         return None
     store = tape._store
     try:
-        done = store.batch_common(method, X, V, threads, _plan)
+        done = store.batch_common(method, X, V, threads if executor is None
+                                  else executor_threads(executor), _plan, executor)
     except np.linalg.LinAlgError as e:  # eigh at repeated eigenvalues: name the point
         raise _linalg_eig.sweep_error(store, e, _rows(X),
                                       lambda b: f" (batch point {b})") from None

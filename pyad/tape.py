@@ -817,8 +817,8 @@ class Tape:
         array([25.,  1.])
         """
         if batch:
-            if len(x) == 1 and executor is None and not progress and self._out_leaf():
-                rows = common_batch(self, Sweep.FORWARD_BATCH, x[0], None, threads)
+            if len(x) == 1 and not progress and self._out_leaf():
+                rows = common_batch(self, Sweep.FORWARD_BATCH, x[0], None, threads, executor)
                 if rows is not None:
                     return rows[0].reshape(x[0].shape[:1] + tuple(self._out_shapes[0]))
             X, dtypes = self._batch_points(x, varargs=True)
@@ -903,8 +903,8 @@ class Tape:
                     if diagnostics.DEBUG_NANS.enabled:
                         diagnostics.check_finite(self, _VJP_NAME, a.ravel(), (flat,))
                     return replay.unpack_inputs(flat, facts)
-        if batch and len(x) == 1 and executor is None and not progress:
-            rows = common_batch(self, Sweep.VJP_BATCH, x[0], None, threads)
+        if batch and len(x) == 1 and not progress:
+            rows = common_batch(self, Sweep.VJP_BATCH, x[0], None, threads, executor)
             if rows is not None:
                 return rows[1] if rows[1].shape == x[0].shape else rows[1].reshape(x[0].shape)
         self._need_scalar_output("gradient")
@@ -1175,8 +1175,8 @@ class Tape:
                 _, _, hv = self._sweep(Sweep.HVP, x.ravel(), v.ravel(), _ONE, False)
                 return replay.unpack_inputs(hv, facts)
         self._need_scalar_output("hvp")
-        if batch and unwrap and executor is None and not progress:
-            rows = common_batch(self, Sweep.HVP_BATCH, x, v, threads)
+        if batch and unwrap and not progress:
+            rows = common_batch(self, Sweep.HVP_BATCH, x, v, threads, executor)
             if rows is not None:
                 return rows[2] if rows[2].shape == x.shape else rows[2].reshape(x.shape)
         point, dtypes = self._start(x, batch)

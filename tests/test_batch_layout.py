@@ -233,6 +233,73 @@ def test_racing_split_batches_keep_their_rows(backend):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
 
 
+LATE_TASKS = textwrap.dedent("""
+    import random, sys, threading, time
+    from concurrent.futures import ThreadPoolExecutor
+    import numpy as np
+    import pyad
+    from pyad import backend_c, batch
+    sys.setswitchinterval(1e-6)
+    batch.MIN_THREAD_WORK, batch.MIN_CHUNK, batch.CHUNKS_PER_BATCH = 1, 40, 10**6
+
+    # every executor task starts late by up to ~1 ms: some join their batch, some
+    # find it finished, or the pool running another batch, or the tape closed
+    real, returned = backend_c._batch_task, []
+    def late(pool, ticket):
+        time.sleep(random.random() * 1e-3)
+        s = real(pool, ticket)
+        returned.append(s)
+        return s
+    backend_c._batch_task = late
+
+    def f(x):
+        return np.sum(x[1:] * x[:-1] - 3.0 * x[1:] * x[1:]) + x[0] * x[0] * x[0]
+
+    rng = np.random.default_rng(0)
+    batches = [rng.uniform(-1, 1, size=(int(n), 4)) for n in rng.integers(1, 400, 8)]
+    tape = pyad.trace(f, batches[0][0])
+    want = [tape.gradient(X, batch=True, threads=1) for X in batches]
+    pools = [ThreadPoolExecutor(2), ThreadPoolExecutor(3)]
+    errors = []
+
+    def work(i):
+        try:
+            mine = pyad.trace(f, batches[0][0])
+            for r in range(60):
+                j = (i + r) % len(batches)
+                # the pool threads of threads=2 use worker 1: a stale task joining
+                # there would find it busy (a nonzero status)
+                how = [{"executor": pools[0]}, {"executor": pools[1]}, {"threads": 2}][r % 3]
+                for t in (tape, mine):
+                    if not np.array_equal(t.gradient(batches[j], batch=True, **how), want[j]):
+                        errors.append((i, r, j, how))
+                if r % 7 == 6:  # its pools let go of while late tasks still hold them
+                    mine.close()
+                    mine = pyad.trace(f, batches[0][0])
+        except BaseException as e:
+            errors.append(repr(e))
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    for p in pools:
+        p.shutdown(wait=True)
+    if set(returned) - {0}:
+        errors.append(("a task's status", sorted(set(returned))))
+    print("errors", errors, "tasks", len(returned))
+    sys.exit(1 if errors else 0)
+""")
+
+
+def test_late_executor_tasks_never_join_another_batch():
+    """The C backend's executor path: a task that starts after its batch (or runs
+    while the pool serves the next one, or after its tape was closed) does no
+    work there; every batch keeps the rows of threads=1."""
+    r = subprocess.run([sys.executable, "-c", LATE_TASKS], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
 # ---- the common batch's one-call path (batch.common_batch) ----
 #
 # A batched gradient, values or HVP of one float64 C-contiguous array on the C
@@ -306,14 +373,16 @@ def test_the_shortcut_gives_the_general_paths_bits(backend, case, chunks_of_40, 
     calls = {"gradient": lambda **k: tape.gradient(X, batch=True, **k),
              "values": lambda **k: tape(X, batch=True, **k),
              "hvp": lambda **k: tape.hvp(X, V, batch=True, **k)}
-    for name, call in calls.items():
-        for how in ({"threads": 1}, {"threads": 2}, {"threads": 3}, {}):
-            del taken[:]
-            got = call(**how)
-            assert len(taken) == (backend == "c"), (name, how, taken)
-            want = general(lambda: call(**how))
-            assert want[0] == "ok" and same(got, want[1]), (case, name, how)
-            assert same(got, call(threads=1)), (case, name, how)
+    with ThreadPoolExecutor(2) as pool, ThreadPoolExecutor(3) as wide:
+        for name, call in calls.items():
+            for how in ({"threads": 1}, {"threads": 2}, {"threads": 3}, {},
+                        {"executor": pool}, {"executor": wide}, {"executor": pool, "threads": 1}):
+                del taken[:]
+                got = call(**how)
+                assert len(taken) == (backend == "c"), (name, how, taken)
+                want = general(lambda: call(**how))
+                assert want[0] == "ok" and same(got, want[1]), (case, name, how)
+                assert same(got, call(threads=1)), (case, name, how)
     two = pyad.trace(two_outputs, rows(1, 3)[0], backend=backend)
     X3 = rows(2 * CHUNK + 3, 3)
     del taken[:]
@@ -322,14 +391,18 @@ def test_the_shortcut_gives_the_general_paths_bits(backend, case, chunks_of_40, 
     assert same(got, general(lambda: two(X3, batch=True, threads=2))[1])
 
 
+class TracedPool(ThreadPoolExecutor):
+    """A subclass may change what its tasks do: the general path, which checks them."""
+
+
 def test_what_the_shortcut_leaves_to_the_general_path(chunks_of_40, shortcut):
     """Anything but the common case is not taken: the results say nothing of it."""
     taken, _, _ = shortcut
     X = rows(2 * CHUNK + 1)
     tape = pyad.trace(polynomial, X[0])
-    with ThreadPoolExecutor(2) as pool:
+    with TracedPool(2) as pool:
         for call in (lambda: tape.gradient(np.asfortranarray(X), batch=True),
-                     lambda: tape.gradient(X[:, :], batch=True, executor=pool),
+                     lambda: tape.gradient(X, batch=True, executor=pool),
                      lambda: tape.gradient(X.astype(np.float32), batch=True),
                      lambda: tape.gradient(X[::2], batch=True),
                      lambda: tape.gradient(X, batch=True, threads=np.int64(2)),

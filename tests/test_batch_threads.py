@@ -226,6 +226,91 @@ def test_the_c_call_refuses_bad_arguments():
     store._give_pool(pool)
 
 
+def test_executor_tasks_join_by_ticket():
+    """The executor's side of the C batch: tasks held for with pyad_batch_hold each
+    join once; a task that joins after its batch was finished (it started late)
+    does nothing, even while the pool runs a later batch; the caller's
+    pyad_batch_finish counts the tasks that will never join; a pool let go of
+    while a held task has not joined yet is freed by that task."""
+    from pyad._pyad_c import ffi, lib
+    tape = pyad.trace(polynomial, np.ones(6))
+    store = tape._store
+    x, y, xbar = points(5), np.empty((5, 1)), np.empty((5, 6))
+    want = np.array([tape.gradient(r) for r in x])
+    bad, n_bad, ticket = np.empty(5, np.int64), ffi.new("int64_t[1]"), ffi.new("uint64_t[1]")
+    p = lambda a: ffi.cast("double *", ffi.from_buffer(a))  # noqa: E731
+    einval = lib.PYAD_EINVAL
+    pool = store._take_pool()
+
+    def begin(n_workers=3):
+        xbar.fill(np.nan)
+        return lib.pyad_batch_begin(pool, store._h, lib.PYAD_BATCH_VJP, 5, 1, n_workers, p(x),
+                                    ffi.NULL, p(np.ones(1)), 1, p(y), ffi.NULL, p(xbar),
+                                    ffi.NULL, ffi.cast("int64_t *", ffi.from_buffer(bad)))
+
+    assert lib.pyad_batch_hold(pool, 1, ticket) == einval  # no batch is open
+    assert begin() == 0
+    assert lib.pyad_batch_hold(pool, -1, ticket) == einval
+    assert lib.pyad_batch_hold(pool, 2, ffi.NULL) == einval
+    assert lib.pyad_batch_hold(pool, 3, ticket) == 0
+    assert lib.pyad_batch_join(pool, ticket[0]) == 0  # worker 1 takes every chunk
+    np.testing.assert_array_equal(xbar, want)
+    assert lib.pyad_batch_join(pool, ticket[0]) == 0  # worker 2 finds none left
+    assert lib.pyad_batch_finish(pool, 2, n_bad) == einval  # only one task is unjoined
+    assert lib.pyad_batch_finish(pool, 1, n_bad) == 0 and n_bad[0] == 0
+    assert lib.pyad_batch_join(pool, ticket[0]) == einval  # every hold has been dropped
+    assert lib.pyad_batch_finish(pool, 0, n_bad) == einval  # finished once
+
+    # a late task: held for, not cancelled, joins only once the batch is finished
+    assert begin() == 0 and lib.pyad_batch_hold(pool, 1, ticket) == 0
+    assert lib.pyad_batch_work(pool, 0) == 0
+    assert lib.pyad_batch_finish(pool, 0, n_bad) == 0
+    np.testing.assert_array_equal(xbar, want)
+    late = ticket[0]
+    assert begin() == 0  # the pool's next batch: the late task must not take part
+    assert lib.pyad_batch_join(pool, late) == 0
+    assert np.isnan(xbar).all()
+    assert lib.pyad_batch_hold(pool, 1, ticket) == 0 and ticket[0] != late
+    assert lib.pyad_batch_join(pool, ticket[0]) == 0
+    assert lib.pyad_batch_work(pool, 0) == 0
+    assert lib.pyad_batch_finish(pool, 0, n_bad) == 0
+    np.testing.assert_array_equal(xbar, want)
+
+    store._give_pool(pool)
+
+
+LET_GO_WHILE_HELD = """
+import numpy as np
+import pyad
+from pyad._pyad_c import ffi, lib
+tape = pyad.trace(lambda x: x[0] * x[1], np.ones(2))
+store = tape._store
+x, y, xbar, bad = np.ones((3, 2)), np.empty((3, 1)), np.empty((3, 2)), np.empty(3, np.int64)
+p = lambda a: ffi.cast("double *", ffi.from_buffer(a))
+n_bad, ticket = ffi.new("int64_t[1]"), ffi.new("uint64_t[1]")
+pool = store._take_pool()
+assert lib.pyad_batch_begin(pool, store._h, lib.PYAD_BATCH_VJP, 3, 1, 2, p(x), ffi.NULL,
+                            p(np.ones(1)), 1, p(y), ffi.NULL, p(xbar), ffi.NULL,
+                            ffi.cast("int64_t *", ffi.from_buffer(bad))) == 0
+assert lib.pyad_batch_hold(pool, 1, ticket) == 0
+assert lib.pyad_batch_work(pool, 0) == 0 and lib.pyad_batch_finish(pool, 0, n_bad) == 0
+raw = ffi.cast("pyad_batch_pool *", pool)  # outlives the owner's handle
+ffi.release(pool)  # the owner lets go (a closed store) before the held task joins
+for _ in range(50):  # reuse what a pool freed too early would have left
+    store._give_pool(store._take_pool())
+assert lib.pyad_batch_join(raw, ticket[0]) == 0
+print("ok")
+"""
+
+
+def test_a_pool_let_go_of_is_freed_by_its_last_held_task():
+    """A task that joins late keeps the pool's memory alive: freed early, its
+    join would lock a freed mutex (a hang, or the sanitized run's report)."""
+    r = subprocess.run([sys.executable, "-c", LET_GO_WHILE_HELD], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout[-2000:] + r.stderr[-2000:]
+
+
 def test_flipped_branches_in_a_split_batch(backend, split_small):
     def kinked(x):
         return x[0] * x[1] if x[0] > 1.35 else x[0] - x[1]
