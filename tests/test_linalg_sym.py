@@ -9,6 +9,7 @@ import pytest
 import scipy.linalg
 
 import pyad
+from pyad.array import _viewable as unfilled_ramp
 
 import row_cases
 from row_cases import point as _point
@@ -213,6 +214,44 @@ def test_gp_likelihood_gradient_is_the_trace_formula(backend):
     np.testing.assert_allclose(pyad.grad(nll, backend=backend)(K),
                                0.5 * (Ki - np.outer(alpha, alpha)), rtol=1e-9,
                                atol=1e-12 * np.max(np.abs(Ki)))
+
+
+_LAYOUTS = {  # how the factor reaches the solve: the cholesky row's slots in place or not
+    "in place": (lambda L: L, True),
+    "transposed": (lambda L: L.T, False),
+    "sub-block": (lambda L: L[1:, 1:], True),
+    "stacked twice": (lambda L: np.stack([L, 2.0 * L]), True),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(_LAYOUTS))
+def test_a_factor_is_read_in_place_only_where_its_slots_run_in_order(backend, layout):
+    """cholesky's result is read by the next row straight from its slots (no
+    gather row, no index array) only where they run row-major; a transpose or a
+    sub-block is gathered first. Values are scipy's, derivatives central
+    differences' along a symmetric direction."""
+    view, lower = _LAYOUTS[layout]
+    A0 = _spd0(5, 7)
+    E = np.random.default_rng(8).normal(size=(5, 5))
+    E = E + E.T
+
+    seen = []
+
+    def f(A, solve=sl.solve_triangular, chol=np.linalg.cholesky):
+        T = view(chol(A))
+        seen.append(T)
+        return np.sum(np.sin(solve(T, np.ones(T.shape[-1]), lower=lower)))
+
+    plain = f(A0, scipy.linalg.solve_triangular)
+    tape = pyad.trace(f, A0, backend=backend)
+    np.testing.assert_allclose(tape(A0), plain, rtol=1e-13)
+    if layout == "in place":  # the index array that would cost more than the row: never built
+        assert "gather" not in tape.stats()["ops"]
+        assert unfilled_ramp(seen[-1]) is not None
+    h = 1e-6
+    fd = (f(A0 + h * E, scipy.linalg.solve_triangular)
+          - f(A0 - h * E, scipy.linalg.solve_triangular)) / (2 * h)
+    np.testing.assert_allclose(np.sum(tape.gradient(A0) * E), fd, rtol=1e-7)
 
 
 def test_triangular_solve_derivatives_are_the_inverse(backend):
