@@ -284,17 +284,23 @@ static void cholesky_rev(int64_t n, const double *l, int64_t ld, double *t, doub
     cholesky_rev(h, l, ld, t, w);
 }
 
-/* out = Ā = sym(S) from L and L̄ (its lower triangle); t: n*n, w: 2*n*n
- * scratch (the recursion's base needs 2 * CHOL_REV_BASE² at most). */
-static void cholesky_adjoint(int64_t n, const double *l, const double *lb, double *out,
-                             double *t, double *w)
+/* Ā = sym(S) from L and L̄ (its lower triangle), added to slot `at`, lane l,
+ * of adj (`lanes` lanes); t: n*n, w: 2*n*n scratch (the recursion's base needs
+ * 2 * CHOL_REV_BASE² at most). */
+static void cholesky_adjoint(int64_t n, const double *l, const double *lb, double *adj,
+                             int64_t lanes, int64_t lane, int64_t at, double *t, double *w)
 {
     memcpy(t, lb, (size_t)(n * n) * sizeof *t);
     cholesky_rev(n, l, n, t, w);
+    int64_t s = lanes > 1 ? lanes : 1;
+    double *out = adj + at * lanes + (lanes > 1 ? lane : 0);
     for (int64_t i = 0; i < n; ++i) {
-        for (int64_t j = 0; j < i; ++j)
-            out[i * n + j] = out[j * n + i] = 0.5 * t[i * n + j];
-        out[i * n + i] = t[i * n + i];
+        for (int64_t j = 0; j < i; ++j) {
+            double half = 0.5 * t[i * n + j];
+            out[(i * n + j) * s] += half;
+            out[(j * n + i) * s] += half;
+        }
+        out[(i * n + i) * s] += t[i * n + i];
     }
 }
 
@@ -527,8 +533,7 @@ int linalg_sym_reverse(const pyad_tape *t, int64_t i, int64_t lv, const double *
             if (r.op == OP_cholesky) {
                 const double *pl = lane_read(v, lv, l, zt, na, b0);
                 const double *plb = lane_read(adj, lg, l, zt, na, b1);
-                cholesky_adjoint(n, pl, plb, b5, b2, b3);
-                lane_write(adj, lg, l, at, na, b5, 1);
+                cholesky_adjoint(n, pl, plb, adj, lg, l, at, b2, b3);
                 continue;
             }
             const double *pa = lane_read(v, lv, l, at, na, b0);
