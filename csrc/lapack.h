@@ -57,4 +57,11 @@ void scipy_dtrmm_(const char *side, const char *uplo, const char *transa, const 
                   const int *lda, double *b, const int *ldb, size_t side_len,
                   size_t uplo_len, size_t transa_len, size_t diag_len);
 
+/* Symmetric times general (dsymm, one triangle of the symmetric factor read):
+ * the recursive Cholesky reverse rule's update. */
+void scipy_dsymm_(const char *side, const char *uplo, const int *m, const int *n,
+                  const double *alpha, const double *a, const int *lda, const double *b,
+                  const int *ldb, const double *beta, double *c, const int *ldc,
+                  size_t side_len, size_t uplo_len);
+
 #endif

@@ -1,5 +1,6 @@
 /* Symmetric and triangular linear-algebra rows in every sweep, computed by
- * LAPACK (dpotrf) and BLAS (dtrsm, dgemm) of the scipy-openblas32 wheel.
+ * LAPACK (dpotrf) and BLAS (dtrsm, dtrmm, dgemm, dsymm) of the scipy-openblas32
+ * wheel.
  *
  *   op                arg_a      arg_b      WIDTH        SA  SB  SC     SK
  *   cholesky          A's slot   0          count*n*n    n   n   count  0
@@ -108,16 +109,24 @@ static void gemm_rm(int ta, int tb, int64_t m, int64_t n, int64_t k, double alph
                       (int)(ta ? m : k), b, (int)(tb ? k : n), beta, c, (int)n);
 }
 
-/* x (rows x cols) := op(tri)⁻¹ x (left, tri rows x rows) or x op(tri)⁻¹ (right,
- * tri cols x cols), tri lower or upper triangular, unit: diagonal taken as 1. */
-static void trsm_rm(int left, int lower, int trans, int unit, int64_t rows, int64_t cols,
-                    const double *tri, double *x)
+/* x (rows x cols, leading dimension lx) := op(tri)⁻¹ x (left, tri rows x rows)
+ * or x op(tri)⁻¹ (right, tri cols x cols), tri (leading dimension lt) lower or
+ * upper triangular, unit: diagonal taken as 1. */
+static void trsm_ld(int left, int lower, int trans, int unit, int64_t rows, int64_t cols,
+                    const double *tri, int64_t lt, double *x, int64_t lx)
 {
     char side = left ? 'R' : 'L', uplo = lower ? 'U' : 'L', ta = trans ? 'T' : 'N';
     char diag = unit ? 'U' : 'N';
-    int m = (int)cols, n = (int)rows, lt = (int)(left ? rows : cols), lx = (int)cols;
+    int m = (int)cols, n = (int)rows, ilt = (int)lt, ilx = (int)lx;
     double one = 1.0;
-    scipy_dtrsm_(&side, &uplo, &ta, &diag, &m, &n, &one, tri, &lt, x, &lx, 1, 1, 1, 1);
+    scipy_dtrsm_(&side, &uplo, &ta, &diag, &m, &n, &one, tri, &ilt, x, &ilx, 1, 1, 1, 1);
+}
+
+/* trsm_ld on whole blocks: each matrix its natural leading dimension. */
+static void trsm_rm(int left, int lower, int trans, int unit, int64_t rows, int64_t cols,
+                    const double *tri, double *x)
+{
+    trsm_ld(left, lower, trans, unit, rows, cols, tri, left ? rows : cols, x, cols);
 }
 
 /* x (rows x cols) := op(tri) x (left, tri rows x rows) or x op(tri) (right),
@@ -201,6 +210,99 @@ static void cholesky_s(int64_t n, const double *l, const double *lb, double *s, 
     memcpy(s, w, (size_t)(n * n) * sizeof *s);
     trmm_rm(1, 1, 1, n, n, l, s);
     sandwich(n, l, s);
+}
+
+/* The first-order reverse rule by recursion on halves, in place of the
+ * formula's three n x n triangular products (3 n³ flops): this costs
+ * about n³, mostly in matrix products, as the blocked algorithms of Murray
+ * (2016) do. With the adjoint in the "lower triangle read" convention T
+ * (Ā = (T + Tᵀ)/2), and L = [L11 0; L21 L22] split after h rows, the forward
+ * L11 = chol(A11), L21 = A21 L11⁻ᵀ, L22 = chol(A22 − L21 L21ᵀ) runs backwards:
+ *   T22 = rev(L22, L̄22)
+ *   T21 = (L̄21 − (T22 + T22ᵀ) L21) L11⁻¹
+ *   T11 = rev(L11, L̄11 − tril(T21ᵀ L21))
+ * Below CHOL_REV_BASE rows the formula itself runs: T = Φ(S + Sᵀ) with the S
+ * of cholesky_s. Only lower triangles are read or meaningful: L is lower, and
+ * the upper part of t (leading dimension ld for both) is scratch. */
+enum { CHOL_REV_BASE = 32 };
+
+/* The formula on one small diagonal block; w: 2 * n * n scratch. */
+static void cholesky_rev_base(int64_t n, const double *l, int64_t ld, double *t, double *w)
+{
+    double *lw = w, *s = w + n * n;
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            lw[i * n + j] = j <= i ? l[i * ld + j] : 0.0;
+            s[i * n + j] = j <= i ? t[i * ld + j] : 0.0;
+        }
+    trmm_rm(1, 1, 1, n, n, lw, s);
+    sandwich(n, lw, s);
+    for (int64_t i = 0; i < n; ++i) {
+        for (int64_t j = 0; j < i; ++j)
+            t[i * ld + j] = s[i * n + j] + s[j * n + i];
+        t[i * ld + i] = s[i * n + i];
+    }
+}
+
+/* t -= (f + fᵀ) b for lower-triangular f (m x m) and b (m x h), all leading
+ * dimension ld: dsymm with f's diagonal doubled for the call (exact). */
+static void sub_symmetrised(int64_t m, int64_t h, double *f, const double *b, double *t,
+                            int64_t ld)
+{
+    for (int64_t i = 0; i < m; ++i)
+        f[i * ld + i] *= 2.0;
+    char side = 'R', uplo = 'U'; /* row-major: t = -b' f + t in column-major terms */
+    int im = (int)h, in = (int)m, ild = (int)ld;
+    double minus = -1.0, one = 1.0;
+    scipy_dsymm_(&side, &uplo, &im, &in, &minus, f, &ild, b, &ild, &one, t, &ild, 1, 1);
+    for (int64_t i = 0; i < m; ++i)
+        f[i * ld + i] *= 0.5;
+}
+
+/* c (h x h) -= aᵀ b for a, b (m x h), leading dimension ld. Only c's lower
+ * triangle is wanted; the whole product is still one dgemm (an eighth more
+ * flops at the top split than a triangle-only product, and plain BLAS). */
+static void sub_atb(int64_t h, int64_t m, const double *a, const double *b, double *c,
+                    int64_t ld)
+{
+    scipy_cblas_dgemm(BLAS_ROW_MAJOR, BLAS_TRANS, BLAS_NO_TRANS, (int)h, (int)h, (int)m, -1.0,
+                      a, (int)ld, b, (int)ld, 1.0, c, (int)ld);
+}
+
+static void cholesky_rev(int64_t n, const double *l, int64_t ld, double *t, double *w)
+{
+    if (n <= CHOL_REV_BASE) {
+        cholesky_rev_base(n, l, ld, t, w);
+        return;
+    }
+    int64_t h = n / 2, m = n - h;
+    const double *l21 = l + h * ld, *l22 = l21 + h;
+    double *t21 = t + h * ld, *t22 = t21 + h;
+    cholesky_rev(m, l22, ld, t22, w);
+    sub_symmetrised(m, h, t22, l21, t21, ld);
+    trsm_ld(0, 1, 0, 0, m, h, l, ld, t21, ld);
+    sub_atb(h, m, t21, l21, t, ld);
+    cholesky_rev(h, l, ld, t, w);
+}
+
+/* Ā = sym(S) from L and L̄ (its lower triangle), added to slot `at`, lane l,
+ * of adj (`lanes` lanes); t: n*n, w: 2*n*n scratch (the recursion's base needs
+ * 2 * CHOL_REV_BASE² at most). */
+static void cholesky_adjoint(int64_t n, const double *l, const double *lb, double *adj,
+                             int64_t lanes, int64_t lane, int64_t at, double *t, double *w)
+{
+    memcpy(t, lb, (size_t)(n * n) * sizeof *t);
+    cholesky_rev(n, l, n, t, w);
+    int64_t s = lanes > 1 ? lanes : 1;
+    double *out = adj + at * lanes + (lanes > 1 ? lane : 0);
+    for (int64_t i = 0; i < n; ++i) {
+        for (int64_t j = 0; j < i; ++j) {
+            double half = 0.5 * t[i * n + j];
+            out[(i * n + j) * s] += half;
+            out[(j * n + i) * s] += half;
+        }
+        out[(i * n + i) * s] += t[i * n + i];
+    }
 }
 
 /* ṡ = L⁻ᵀ Φ(L̇ᵀ L̄ + Lᵀ L̄') L⁻¹ − L⁻ᵀ L̇ᵀ S − S L̇ L⁻¹, given s and wb =
@@ -432,10 +534,7 @@ int linalg_sym_reverse(const pyad_tape *t, int64_t i, int64_t lv, const double *
             if (r.op == OP_cholesky) {
                 const double *pl = lane_read(v, lv, l, zt, na, b0);
                 const double *plb = lane_read(adj, lg, l, zt, na, b1);
-                cholesky_s(n, pl, plb, b2, b3);
-                memset(b4, 0, (size_t)na * sizeof *b4);
-                add_sym(n, b2, b4);
-                lane_write(adj, lg, l, at, na, b4, 1);
+                cholesky_adjoint(n, pl, plb, adj, lg, l, at, b2, b3);
                 continue;
             }
             const double *pa = lane_read(v, lv, l, at, na, b0);

@@ -17,10 +17,28 @@ from . import array as A
 _LOWER, _TRANS, _UNIT = 1, 2, 4
 
 
+def _ramp_run(x):
+    """The first slot of active x where its slots are still an unfilled ramp's
+    (pyad/array.py, _Ramp) consecutive run in row-major order, else None: such
+    an operand is read in place without building (or filling) its index array."""
+    if A._viewable(x) is None:
+        return None
+    v = x._v
+    return x._o if v.size and v.flags.c_contiguous else None
+
+
+def _shape(x):
+    """x's shape, read without filling an active value's index array."""
+    return A._shape_of(x) if A.is_active(x) else np.shape(x)
+
+
 def _active_stack(store, x, what):
     """The slots of x (..., rows, cols), an active array or a constant, as one
     contiguous run: (first slot, its shape). A constant enters as constant slots;
     a layout that is not a row-major run (a transpose, a slice) is gathered."""
+    first = _ramp_run(x) if A.is_active(x) else None
+    if first is not None:
+        return first, x._v.shape
     idx = A.slots_of(x) if A.is_active(x) else A.to_slots(store, np.asarray(x, np.float64))
     idx = np.asarray(idx)
     flat = idx.ravel()
@@ -34,6 +52,11 @@ def _values(x):
     (.value would: these reads only decide whether to raise)."""
     if not A.is_active(x):
         return np.asarray(x, np.float64)
+    first = _ramp_run(x)
+    if first is not None:
+        shape = x._v.shape
+        run = np.arange(first, first + x._v.size, dtype=np.int32)
+        return x._s.values(run).reshape(shape)
     idx = np.asarray(A.slots_of(x))
     return x._s.values(np.ascontiguousarray(idx.ravel(), dtype=np.int32)).reshape(idx.shape)
 
@@ -84,7 +107,7 @@ def cholesky(a: Any, upper: bool = False) -> Any:
     if upper:  # numpy: the upper factor of A is the lower factor of Aᵀ, transposed
         return np.swapaxes(cholesky(np.swapaxes(a, -1, -2)), -1, -2)
     store = a._s
-    shape = np.shape(A.slots_of(a))
+    shape = _shape(a)
     _square_stack(shape, "cholesky")
     n = shape[-1]
     if n == 0 or 0 in shape[:-2]:
@@ -95,7 +118,7 @@ def cholesky(a: Any, upper: bool = False) -> Any:
         out = store.linalg_sym("cholesky", first, 0, n, n, count, 0)
     except np.linalg.LinAlgError:
         raise np.linalg.LinAlgError("Matrix is not positive definite") from None
-    return A.wrap(store, np.arange(out, out + count * n * n, dtype=np.int32).reshape(shape))
+    return A._fresh(store, out, shape)
 
 
 def _trans_flag(trans):
@@ -165,24 +188,23 @@ def solve_triangular(a: Any, b: Any, trans: Any = 0, lower: bool = False,
     flags = _trans_flag(trans) | (_LOWER if lower else 0) | (_UNIT if unit_diagonal else 0)
     if check_finite:
         _check_finite(a, b)
-    a_idx = A.slots_of(a) if A.is_active(a) else np.asarray(a, np.float64)
-    b_idx = A.slots_of(b) if A.is_active(b) else np.asarray(b, np.float64)
-    if a_idx.ndim < 2 or a_idx.shape[-1] != a_idx.shape[-2]:
-        raise ValueError(f"expected square matrix, got a of shape {a_idx.shape}")
-    n = a_idx.shape[-1]
-    vector = b_idx.ndim == 1
-    b_core = b_idx[:, None] if vector else b_idx
-    if b_core.ndim < 2 or b_core.shape[-2] != n:
-        raise ValueError(f"shapes of a {a_idx.shape} and b {b_idx.shape} are incompatible")
-    m = b_core.shape[-1]
-    lead = np.broadcast_shapes(a_idx.shape[:-2], b_core.shape[:-2])
+    a_shape, b_shape = _shape(a), _shape(b)
+    if len(a_shape) < 2 or a_shape[-1] != a_shape[-2]:
+        raise ValueError(f"expected square matrix, got a of shape {a_shape}")
+    n = a_shape[-1]
+    vector = len(b_shape) == 1
+    b_core = b_shape + (1,) if vector else b_shape
+    if len(b_core) < 2 or b_core[-2] != n:
+        raise ValueError(f"shapes of a {a_shape} and b {b_shape} are incompatible")
+    m = b_core[-1]
+    lead = np.broadcast_shapes(a_shape[:-2], b_core[:-2])
     out_shape = lead + (n, m)
     if n == 0 or m == 0 or 0 in lead:
         zeros = A.to_slots(store, np.zeros(out_shape)) if np.prod(out_shape) else \
             np.zeros(out_shape, dtype=np.int32)
         return A.wrap(store, zeros[..., 0] if vector else zeros)
-    a_b = _broadcast(store, a, a_idx, lead + (n, n))
-    b_b = _broadcast(store, b, b_core, lead + (n, m))
+    a_b = _broadcast(store, a, lead + (n, n))
+    b_b = _broadcast(store, b, lead + (n, m), vector)
     fa, _ = _active_stack(store, a_b, "a")
     fb, _ = _active_stack(store, b_b, "b")
     count = int(np.prod(lead, dtype=np.int64))
@@ -190,16 +212,21 @@ def solve_triangular(a: Any, b: Any, trans: Any = 0, lower: bool = False,
         out = store.linalg_sym("solve_triangular", fa, fb, n, m, count, flags)
     except np.linalg.LinAlgError:
         raise _singular(_values(a)) from None
-    idx = np.arange(out, out + count * n * m, dtype=np.int32).reshape(out_shape)
-    return A.wrap(store, idx[..., 0] if vector else idx)
+    return A._fresh(store, out, out_shape[:-1] if vector else out_shape)
 
 
-def _broadcast(store, x, idx, shape):
-    """x broadcast to shape: slots of an active x (a view, recording nothing), or
-    the constant itself."""
+def _broadcast(store, x, shape, vector=False):
+    """x (a vector b read as one column) broadcast to shape: x itself where it
+    has that shape already, else slots of an active x (a view, recording
+    nothing) or the constant."""
+    if vector and not A.is_active(x):
+        x = np.asarray(x, np.float64)[:, None]
+    if _shape(x) == shape and not vector:
+        return x
     if A.is_active(x):
-        return A.wrap(store, np.broadcast_to(idx, shape))
-    return np.broadcast_to(idx, shape)
+        idx = A.slots_of(x)
+        return A.wrap(store, np.broadcast_to(idx[:, None] if vector else idx, shape))
+    return np.broadcast_to(x, shape)
 
 
 def _singular(a_values):

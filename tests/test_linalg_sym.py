@@ -9,6 +9,7 @@ import pytest
 import scipy.linalg
 
 import pyad
+from pyad.array import _viewable as unfilled_ramp
 
 import row_cases
 from row_cases import point as _point
@@ -24,6 +25,20 @@ def spd(z, n):
     """A well-conditioned symmetric positive definite n x n matrix from n*n numbers."""
     M = z.reshape(n, n)
     return M @ M.T + n * np.eye(n)
+
+
+_GP_X = np.sort(_R.uniform(0.0, 6.0, 75))
+_GP_Y = np.cos(_GP_X)
+
+
+def gp_nll(z, n):
+    """A Gaussian-process NLL: a squared-exponential kernel on n points from 3 numbers."""
+    x, y = _GP_X[:n], _GP_Y[:n]
+    K = (z[1] ** 2 + 0.5) * np.exp(-(x[:, None] - x[None, :]) ** 2 / (z[0] ** 2 + 1.0)) \
+        + (z[2] ** 2 + 0.1) * np.eye(n)
+    L = np.linalg.cholesky(K)
+    a = sl.solve_triangular(L, y, lower=True)
+    return 0.5 * a @ a + np.sum(np.log(np.diagonal(L)))
 
 
 def spd_stack(z, k, n):
@@ -69,6 +84,9 @@ CASES = {
     "cho_solve upper": (lambda z: Y4[:3] @ sl.cho_solve(sl.cho_factor(spd(z, 3)), Y4[:3]), 9, 3),
     "gaussian nll": (lambda z: 0.5 * Y4 @ sl.cho_solve((np.linalg.cholesky(spd(z, 4)), True), Y4)
                      + np.sum(np.log(np.diagonal(np.linalg.cholesky(spd(z, 4))))), 16, 4),
+    # n = 75 > the C reverse rule's recursion base (32): its blocked path, with
+    # uneven halves, in every sweep (few inputs, so differences stay cheap)
+    "GP kernel n=75": (lambda z: gp_nll(z, 75), 3, 2),
 }
 
 VECTOR_CASES = {
@@ -147,6 +165,93 @@ def test_cholesky_tangent_is_giles_formula(backend):
     _, Ld = pyad.jvp(np.linalg.cholesky, A0, E, backend=backend)
     np.testing.assert_allclose(Ld, expected, rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(Ld @ L.T + L @ Ld.T, E, rtol=1e-11, atol=1e-12)
+
+
+def _cholesky_adjoint(A, W):
+    """sym(S), S = L⁻ᵀ Φ(Lᵀ tril(W)) L⁻¹: the gradient of sum(W ∘ chol(A)), by
+    scipy's triangular solves (Giles 2008, Murray 2016)."""
+    L = np.linalg.cholesky(A)
+    P = np.tril(L.T @ np.tril(W))
+    P -= 0.5 * np.diag(np.diag(P))
+    S = scipy.linalg.solve_triangular(L, P, trans=1, lower=True)
+    S = scipy.linalg.solve_triangular(L, S.T, trans=1, lower=True).T
+    return 0.5 * (S + S.T)
+
+
+@pytest.mark.parametrize("n", [1, 2, 31, 32, 33, 64, 65, 131])
+def test_cholesky_reverse_is_the_formula_at_every_size(backend, n):
+    """The C rule recurses on halves above 32 rows (the formula below): at sizes
+    on both sides of each split, the gradient of sum(W ∘ chol(A)) (W dense: the
+    upper triangle's adjoint must be ignored) is the formula's, for one matrix,
+    a stack, and a batch of points (lanes)."""
+    rng = np.random.default_rng(n)
+    As = [_spd0(n, seed) for seed in (n, n + 1)]
+    W = rng.normal(size=(n, n))
+    f = lambda A: np.sum(W * np.linalg.cholesky(A))
+    expected = [_cholesky_adjoint(A, W) for A in As]
+    tol = dict(rtol=1e-10, atol=1e-13 * np.max(np.abs(expected)))
+    np.testing.assert_allclose(pyad.grad(f, backend=backend)(As[0]), expected[0], **tol)
+    stacked = pyad.grad(lambda A: np.sum(W * np.linalg.cholesky(A)), backend=backend)(
+        np.stack(As))
+    np.testing.assert_allclose(stacked, np.stack(expected), **tol)
+    tape = pyad.trace(f, As[0], backend=backend)
+    np.testing.assert_allclose(tape.gradient(np.stack(As), batch=True), np.stack(expected),
+                               **tol)
+
+
+def test_gp_likelihood_gradient_is_the_trace_formula(backend):
+    """At n = 75 (the blocked reverse path): ∂ nll / ∂K = 0.5 (K⁻¹ − α αᵀ), α = K⁻¹ y."""
+    x = _GP_X
+    K = np.exp(-(x[:, None] - x[None, :]) ** 2) + 0.1 * np.eye(x.size)
+
+    def nll(K):
+        L = np.linalg.cholesky(K)
+        a = sl.solve_triangular(L, _GP_Y, lower=True)
+        return 0.5 * a @ a + np.sum(np.log(np.diagonal(L)))
+
+    Ki = np.linalg.inv(K)
+    alpha = Ki @ _GP_Y
+    np.testing.assert_allclose(pyad.grad(nll, backend=backend)(K),
+                               0.5 * (Ki - np.outer(alpha, alpha)), rtol=1e-9,
+                               atol=1e-12 * np.max(np.abs(Ki)))
+
+
+_LAYOUTS = {  # how the factor reaches the solve: the cholesky row's slots in place or not
+    "in place": (lambda L: L, True),
+    "transposed": (lambda L: L.T, False),
+    "sub-block": (lambda L: L[1:, 1:], True),
+    "stacked twice": (lambda L: np.stack([L, 2.0 * L]), True),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(_LAYOUTS))
+def test_a_factor_is_read_in_place_only_where_its_slots_run_in_order(backend, layout):
+    """cholesky's result is read by the next row straight from its slots (no
+    gather row, no index array) only where they run row-major; a transpose or a
+    sub-block is gathered first. Values are scipy's, derivatives central
+    differences' along a symmetric direction."""
+    view, lower = _LAYOUTS[layout]
+    A0 = _spd0(5, 7)
+    E = np.random.default_rng(8).normal(size=(5, 5))
+    E = E + E.T
+
+    seen = []
+
+    def f(A, solve=sl.solve_triangular, chol=np.linalg.cholesky):
+        T = view(chol(A))
+        seen.append(T)
+        return np.sum(np.sin(solve(T, np.ones(T.shape[-1]), lower=lower)))
+
+    plain = f(A0, scipy.linalg.solve_triangular)
+    tape = pyad.trace(f, A0, backend=backend)
+    np.testing.assert_allclose(tape(A0), plain, rtol=1e-13)
+    if layout == "in place":  # the index array that would cost more than the row: never built
+        assert "gather" not in tape.stats()["ops"]
+        assert unfilled_ramp(seen[-1]) is not None
+    h = 1e-6
+    fd = (f(A0 + h * E, scipy.linalg.solve_triangular)
+          - f(A0 - h * E, scipy.linalg.solve_triangular)) / (2 * h)
+    np.testing.assert_allclose(np.sum(tape.gradient(A0) * E), fd, rtol=1e-7)
 
 
 def test_triangular_solve_derivatives_are_the_inverse(backend):
