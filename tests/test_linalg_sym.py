@@ -128,16 +128,20 @@ def test_cholesky_gradient_is_symmetrised_as_in_jax(backend):
     np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-8)
 
 
-def test_logdet_and_quadratic_form_against_closed_forms(backend):
-    """f(A) = 0.5 yᵀA⁻¹y + 0.5 log det A via Cholesky: ∇f = 0.5 (A⁻¹ − A⁻¹yyᵀA⁻¹),
-    and the logdet Hessian d²/dA² along E, F is −tr(A⁻¹ E A⁻¹ F)."""
-    A0, y = _spd0(5, 1), np.random.default_rng(2).normal(size=5)
-
+def _gaussian_nll(y):
+    """A ↦ 0.5 yᵀA⁻¹y + 0.5 log det A, through the Cholesky factor of A."""
     def nll(A):
         L = np.linalg.cholesky(A)
         a = sl.solve_triangular(L, y, lower=True)
         return 0.5 * a @ a + np.sum(np.log(np.diagonal(L)))
+    return nll
 
+
+def test_logdet_and_quadratic_form_against_closed_forms(backend):
+    """f(A) = 0.5 yᵀA⁻¹y + 0.5 log det A via Cholesky: ∇f = 0.5 (A⁻¹ − A⁻¹yyᵀA⁻¹),
+    and the logdet Hessian d²/dA² along E, F is −tr(A⁻¹ E A⁻¹ F)."""
+    A0, y = _spd0(5, 1), np.random.default_rng(2).normal(size=5)
+    nll = _gaussian_nll(y)
     Ai = np.linalg.inv(A0)
     alpha = Ai @ y
     np.testing.assert_allclose(nll(A0), 0.5 * y @ alpha + 0.5 * np.linalg.slogdet(A0)[1])
@@ -203,12 +207,7 @@ def test_gp_likelihood_gradient_is_the_trace_formula(backend):
     """At n = 75 (the blocked reverse path): ∂ nll / ∂K = 0.5 (K⁻¹ − α αᵀ), α = K⁻¹ y."""
     x = _GP_X
     K = np.exp(-(x[:, None] - x[None, :]) ** 2) + 0.1 * np.eye(x.size)
-
-    def nll(K):
-        L = np.linalg.cholesky(K)
-        a = sl.solve_triangular(L, _GP_Y, lower=True)
-        return 0.5 * a @ a + np.sum(np.log(np.diagonal(L)))
-
+    nll = _gaussian_nll(_GP_Y)
     Ki = np.linalg.inv(K)
     alpha = Ki @ _GP_Y
     np.testing.assert_allclose(pyad.grad(nll, backend=backend)(K),
