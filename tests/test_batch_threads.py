@@ -366,7 +366,7 @@ RACE = textwrap.dedent("""
     errors = []
     def work(i):
         try:
-            for r in range(6):
+            for r in range(6 if sys.argv[1] == "c" else 2):  # C's pools are what races
                 own = pyad.trace(f, X[i], backend=sys.argv[1])  # recording meanwhile
                 g = tape.gradient(X, batch=True, threads=1 + (i + r) % 4)
                 h = tape.hvp(X, X, batch=True, threads=None)
