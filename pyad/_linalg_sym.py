@@ -17,16 +17,6 @@ from . import array as A
 _LOWER, _TRANS, _UNIT = 1, 2, 4
 
 
-def _ramp_run(x):
-    """The first slot of active x where its slots are still an unfilled ramp's
-    (pyad/array.py, _Ramp) consecutive run in row-major order, else None: such
-    an operand is read in place without building (or filling) its index array."""
-    if A._viewable(x) is None:
-        return None
-    v = x._v
-    return x._o if v.size and v.flags.c_contiguous else None
-
-
 def _shape(x):
     """x's shape, read without filling an active value's index array."""
     return A._shape_of(x) if A.is_active(x) else np.shape(x)
@@ -36,7 +26,7 @@ def _active_stack(store, x, what):
     """The slots of x (..., rows, cols), an active array or a constant, as one
     contiguous run: (first slot, its shape). A constant enters as constant slots;
     a layout that is not a row-major run (a transpose, a slice) is gathered."""
-    first = _ramp_run(x) if A.is_active(x) else None
+    first = A.consecutive_first(x) if A.is_active(x) else None
     if first is not None:
         return first, x._v.shape
     idx = A.slots_of(x) if A.is_active(x) else A.to_slots(store, np.asarray(x, np.float64))
@@ -52,7 +42,7 @@ def _values(x):
     (.value would: these reads only decide whether to raise)."""
     if not A.is_active(x):
         return np.asarray(x, np.float64)
-    first = _ramp_run(x)
+    first = A.consecutive_first(x)
     if first is not None:
         shape = x._v.shape
         run = np.arange(first, first + x._v.size, dtype=np.int32)

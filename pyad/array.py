@@ -102,6 +102,16 @@ def _viewable(x):
     return r if r is not None and not r.filled else None
 
 
+def consecutive_first(x):
+    """The first slot of active x while its slots are still an unfilled ramp's
+    run in row-major order (a row reads it in place, with no index array built
+    or filled), else None."""
+    if _viewable(x) is None:
+        return None
+    v = x._v
+    return x._o if v.size and v.flags.c_contiguous else None
+
+
 def _operand(x, shape):
     """How a row reads the active operand x broadcast to `shape`: a view (first
     slot, strides in slots; 0 along broadcast axes), or a flat index array."""
@@ -367,10 +377,10 @@ _EMPTY_REDUCTION = {"add": 0.0, "mul": 1.0}
 def reduce(x, name, axis=None, keepdims=False):
     """Reduce an active value over axes with a binary op (add, mul, maximum, minimum)."""
     store, shape = x._s, _shape_of(x)
-    if axis is None and _viewable(x) is not None and x._v.flags.c_contiguous \
-            and x._v.size >= 2:
+    first = consecutive_first(x) if axis is None else None
+    if first is not None and x._v.size >= 2:
         # all of a contiguous view (the usual loss's sum): one row over its slots
-        first = store.reduce_view(C[name], x._o, 1, x._v.size, 0, 1)
+        first = store.reduce_view(C[name], first, 1, x._v.size, 0, 1)
         return _fresh(store, first, (1,) * len(shape) if keepdims else ())
     axes = _normalize_axes(axis, len(shape))
     keep = [d for d in range(len(shape)) if d not in axes]
@@ -489,25 +499,25 @@ def _constant_product(x, y):
         act, c, const_flag = x, y, _CONST_B
     else:
         return None
-    v, r = act._v, act._r
-    if c.dtype is not _F64 or r is None or r.filled or not v.flags.c_contiguous \
-            or not 1 <= c.ndim <= 2 or not 1 <= v.ndim <= 2 or 0 in c.shape or 0 in v.shape:
+    v, first = act._v, consecutive_first(act)
+    if c.dtype is not _F64 or first is None or not 1 <= c.ndim <= 2 or not 1 <= v.ndim <= 2 \
+            or 0 in c.shape:
         return None
     if const_flag == _CONST_A:
         (m, k), (k2, n) = c.shape[-2:] if c.ndim == 2 else (1, c.shape[0]), \
             v.shape if v.ndim == 2 else (v.shape[0], 1)
         shape = (m,) * (c.ndim == 2) + (n,) * (v.ndim == 2)
-        sa, sb = 0, act._o
+        sa, sb = 0, first
     else:
         (m, k), (k2, n) = v.shape if v.ndim == 2 else (1, v.shape[0]), \
             c.shape if c.ndim == 2 else (c.shape[0], 1)
         shape = (m,) * (v.ndim == 2) + (n,) * (c.ndim == 2)
-        sa, sb = act._o, 0
+        sa, sb = first, 0
     if k != k2:
         return None  # matmul's own error
     store = act._s
-    first = store.product(sa, sb, m, k, n, const_flag, np.ascontiguousarray(c))
-    return _fresh(store, int(first), shape)
+    out = store.product(sa, sb, m, k, n, const_flag, np.ascontiguousarray(c))
+    return _fresh(store, int(out), shape)
 
 
 def _structure(x):
